@@ -1,0 +1,87 @@
+/* The Lua 5.4 sandbox: one state per run. Only base (without dofile, loadfile and binary
+ * load), table, string, math and utf8; print goes to a callback; require loads modules from
+ * the project's lua/ folder and the runbook's own folder only. A count hook enforces an
+ * instruction budget per entry (re-armed so a script's own pcall cannot swallow it) and the
+ * allocator enforces a memory cap. Every entry is a protected call with a traceback handler;
+ * errors come back as DRB_ESCRIPT (or DRB_ELIMIT for the limits) with the message in err.
+ * The state is not thread-safe: the caller serialises access (drb_lua_lock). */
+#ifndef DRBOOK_LUA_H
+#define DRBOOK_LUA_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include <drbook/action.h>
+#include <drbook/error.h>
+
+typedef struct lua_State lua_State;
+typedef struct drb_lua drb_lua;
+
+typedef struct drb_lua_opts {
+	size_t mem_limit;        /* bytes; 0 = default 64 MiB */
+	long long instr_limit;   /* VM instructions per entry; 0 = default 50 million */
+	const char *lib_dir;     /* the project's lua/ folder, or NULL */
+	const char *runbook_dir; /* the runbook's folder, or NULL */
+	/* Where print() and the log helper go (one line each); NULL = discarded. */
+	void (*print)(void *ud, const char *line);
+	void *print_ud;
+} drb_lua_opts;
+
+int drb_lua_new(drb_lua **out, const drb_lua_opts *opts, drb_err *err);
+void drb_lua_free(drb_lua *L); /* NULL is fine */
+
+/* Serialises access from several threads (a recursive mutex). */
+void drb_lua_lock(drb_lua *L);
+void drb_lua_unlock(drb_lua *L);
+
+/* Sets a global from JSON (params, drill...). Objects become tables, arrays sequences
+ * (1-based), null nil. */
+int drb_lua_set_global(drb_lua *L, const char *name, const json_t *v, drb_err *err);
+/* steps.<id>.result = v (and steps.<id>.status = status when not NULL). */
+int drb_lua_set_step(drb_lua *L, const char *id, const char *status, const json_t *result,
+		     drb_err *err);
+/* The global `result` (NULL clears it). */
+int drb_lua_set_result(drb_lua *L, const json_t *result, drb_err *err);
+
+/* Evaluates an expression ("return (" expr ")") and converts the value to JSON (*out the
+ * caller's; nil becomes json null). chunkname names the place ("region.yaml:12:5"). */
+int drb_lua_eval(drb_lua *L, const char *expr, const char *chunkname, json_t **out,
+		 drb_err *err);
+/* Same, and the value must be a boolean (nil counts as false). */
+int drb_lua_eval_bool(drb_lua *L, const char *expr, const char *chunkname, int *out,
+		      drb_err *err);
+/* Runs a chunk (a lua step's script); its return value, if any, becomes *out (or null). */
+int drb_lua_run(drb_lua *L, const char *script, const char *chunkname, json_t **out,
+		drb_err *err);
+/* Interpolates a with: template: every string holding ${expr} is evaluated; a string that is
+ * exactly one ${expr} keeps the value's type, otherwise values are concatenated as text.
+ * "$${" is a literal "${". Objects and arrays are walked. *out is the caller's. */
+int drb_lua_interpolate(drb_lua *L, const json_t *tmpl, const char *chunkname, json_t **out,
+			drb_err *err);
+
+/* Loads the runbook's modules with require(name) in order. */
+int drb_lua_require(drb_lua *L, const char *module, drb_err *err);
+
+/* Makes actions callable from Lua: "aws.rds.promote_read_replica" becomes the function
+ * aws.rds.promote_read_replica{...}. Calls go through invoke (the engine), which applies
+ * the read-only rule and the audit seam. */
+typedef int (*drb_lua_invoke_fn)(void *ud, const drb_action *a, const json_t *args,
+				 json_t **result, drb_err *err);
+int drb_lua_register_action(drb_lua *L, const drb_action *a, drb_lua_invoke_fn invoke,
+			    void *ud, drb_err *err);
+
+/* Lua values <-> JSON for the engine and tests. Tables with keys 1..n only are arrays,
+ * empty tables are objects; functions, userdata and cycles are refused (DRB_EINVAL). */
+int drb_lua_to_json(lua_State *L, int idx, json_t **out, drb_err *err);
+int drb_lua_push_json(lua_State *L, const json_t *v); /* 0, or DRB_ELIMIT too deep */
+
+/* Custom actions written in Lua: a module calls drbook.action(name, {mode = "ro"|"mut"}, fn)
+ * with fn(args) -> result table. mode() answers like drb_load_opts.action_mode (-1 unknown). */
+int drb_lua_custom_mode(drb_lua *L, const char *name);
+int drb_lua_call_custom(drb_lua *L, const char *name, const json_t *args, json_t **result,
+			drb_err *err);
+
+lua_State *drb_lua_state(drb_lua *L); /* borrowed; for bindings and tests */
+
+#endif

@@ -1,0 +1,192 @@
+/* The runbook model (format v1) and its YAML loader. Loading validates every rule of the
+ * format and reports all problems of a file as FILE:LINE:COL diagnostics before anything runs.
+ * The model is plain data: it never calls Lua (beyond compiling expressions to check syntax)
+ * and never calls providers. See docs/runbook-format.md. */
+#ifndef DRBOOK_RUNBOOK_H
+#define DRBOOK_RUNBOOK_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include <drbook/error.h>
+
+#define DRB_RUNBOOK_MAX_BYTES (1024 * 1024) /* larger files are refused */
+#define DRB_RUNBOOK_MAX_DEPTH 64            /* deeper YAML nesting is refused */
+
+typedef struct drb_pos {
+	int line, col; /* 1-based; 0 when unknown */
+} drb_pos;
+
+/* Diagnostics: every problem found in one file, printed as "path:line:col: message". */
+typedef struct drb_diag {
+	drb_pos pos;
+	char *msg;
+} drb_diag;
+
+typedef struct drb_diags {
+	char *path; /* as given by the user */
+	drb_diag *v;
+	size_t n, cap;
+} drb_diags;
+
+void drb_diags_init(drb_diags *d, const char *path);
+void drb_diags_add(drb_diags *d, drb_pos pos, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void drb_diags_sort(drb_diags *d); /* by line, then column; stable */
+/* Writes each diagnostic as "path:line:col: msg\n" (sorted) to f. */
+void drb_diags_print(const drb_diags *d, void *file /* FILE* */);
+void drb_diags_free(drb_diags *d);
+
+typedef enum drb_param_type {
+	DRB_PT_STRING,
+	DRB_PT_INT,
+	DRB_PT_BOOL,
+	DRB_PT_DURATION, /* value is a number of seconds */
+	DRB_PT_LIST,
+	DRB_PT_MAP
+} drb_param_type;
+
+typedef struct drb_param {
+	char *name;
+	drb_param_type type;
+	json_t *def;       /* typed default (durations as seconds), NULL when none */
+	int required;      /* no default and required: true (or no default at all) */
+	int secret;        /* value redacted in logs and output */
+	json_t *choices;   /* array of allowed values or NULL */
+	char *description; /* or NULL */
+	drb_pos pos;
+} drb_param;
+
+typedef enum drb_on_failure {
+	DRB_ONF_INHERIT = 0, /* step: use the run's policy; run: same as abort */
+	DRB_ONF_ABORT,
+	DRB_ONF_ROLLBACK,
+	DRB_ONF_CONTINUE
+} drb_on_failure;
+
+typedef struct drb_retry {
+	int attempts;      /* total attempts, >= 1 (1 = no retry) */
+	int exponential;   /* backoff: exponential (1) or fixed (0) */
+	double initial_s;  /* first delay */
+	double max_s;      /* cap on any delay */
+} drb_retry;
+
+/* A Lua expression with the place it was written. src NULL when absent. */
+typedef struct drb_expr {
+	char *src;
+	drb_pos pos;
+} drb_expr;
+
+/* An action invocation: used for rollback:, done_when: (map form) and notify entries. */
+typedef struct drb_call_spec {
+	char *action;
+	json_t *with;   /* template: strings may hold ${ } (object, never NULL once loaded) */
+	char *script;   /* lua action only, or NULL */
+	drb_expr assert_;
+	drb_pos pos;
+} drb_call_spec;
+
+typedef struct drb_step {
+	char *id;
+	drb_pos pos;
+	char *action;
+	json_t *with;        /* template object (never NULL once loaded; {} when absent) */
+	drb_pos with_pos;
+	char *script;        /* step-level script: for the lua action */
+	drb_pos script_pos;
+	drb_expr assert_;    /* after the action: must hold */
+	drb_expr when;       /* before: skip the step when false */
+	drb_expr until;      /* polling: repeat the action every `every` until true */
+	drb_expr for_each;   /* an expression yielding a list: fan-out */
+	drb_expr done_when;  /* string form: read-only expression telling resume it took effect */
+	drb_call_spec *done_when_call; /* map form {action, with, assert}, or NULL */
+	double every_s;      /* 0 when unset (default 5s with until) */
+	double timeout_s;    /* 0 when unset */
+	int has_retry;
+	drb_retry retry;
+	drb_on_failure on_failure;
+	drb_call_spec *rollback; /* or NULL */
+	char *as;            /* loop variable name, default "item" */
+	int max_parallel;    /* 0 when unset: all at once up to the engine's cap */
+	int idempotent;      /* default 0 */
+	int read_only;       /* for lua and exec; default 0 */
+	int read_only_set;   /* read_only was written */
+	int critical;        /* default 1 */
+} drb_step;
+
+typedef struct drb_connection {
+	char *name;
+	char *kind;   /* "postgres" or "aws" */
+	json_t *spec; /* the whole mapping as written (minus secrets, which are never inline) */
+	drb_pos pos;
+} drb_connection;
+
+typedef struct drb_notify {
+	char **on;        /* events: "start", "success", "failure", "end" */
+	size_t n_on;
+	drb_call_spec call;
+} drb_notify;
+
+typedef struct drb_runbook {
+	char *path;        /* as given */
+	char *dir;         /* folder of the file: Lua modules may load from here */
+	char sha256[65];   /* of the file's bytes */
+	int version;
+	char *name;
+	char *description; /* or NULL */
+	char *scenario;    /* or NULL */
+	double target_rto_s, target_rpo_s; /* -1 when unset */
+	drb_param *params;
+	size_t n_params;
+	drb_connection *conns;
+	size_t n_conns;
+	char **lua_modules;
+	size_t n_lua_modules;
+	drb_step *preflight;
+	size_t n_preflight;
+	drb_step *steps;
+	size_t n_steps;
+	drb_on_failure on_failure; /* DRB_ONF_ABORT when unset */
+	double deadline_s;         /* 0 when unset */
+	char *lock;                /* run lock key, or NULL: the engine uses the name */
+	drb_notify *notify;
+	size_t n_notify;
+} drb_runbook;
+
+/* How the loader learns which action names exist and whether they mutate: the caller (the
+ * engine's registry) answers. mode(): 0 read-only, 1 mutating, 2 depends on arguments or
+ * read_only:, -1 unknown action. */
+typedef struct drb_load_opts {
+	int (*action_mode)(void *ud, const char *name);
+	void *ud;
+} drb_load_opts;
+
+/* Loads and validates a runbook. Returns 0 and *out (the caller's; drb_runbook_free), or
+ * DRB_EINVAL with every problem in diags (diags must be initialised by the caller; the loader
+ * appends). I/O problems (missing file, too large, binary) are reported as diagnostics at 0:0
+ * too, and return DRB_EINVAL or DRB_ENOTFOUND. opts may be NULL: then action names are not
+ * checked. */
+int drb_runbook_load(drb_runbook **out, const char *path, const drb_load_opts *opts,
+		     drb_diags *diags);
+/* Same from memory; name is used in diagnostics and as path; dir may be NULL. */
+int drb_runbook_load_buffer(drb_runbook **out, const char *name, const char *buf, size_t len,
+			    const drb_load_opts *opts, drb_diags *diags);
+void drb_runbook_free(drb_runbook *rb);
+
+/* Finds a step by id in preflight or steps; NULL when none. Borrowed. */
+const drb_step *drb_runbook_step(const drb_runbook *rb, const char *id);
+
+/* Builds the typed parameter object from defaults and "-p key=value" overrides: values are
+ * converted to the declared type (int, bool true/false/yes/no, duration -> seconds, list as
+ * comma-separated or JSON, map as JSON), unknown keys and missing required values refused.
+ * Returns 0 and *out (the caller's), or DRB_EINVAL naming the parameter. */
+int drb_runbook_bind_params(const drb_runbook *rb, char *const *kv, size_t n_kv, json_t **out,
+			    drb_err *err);
+
+/* Compiles a Lua expression ("return (" src ")") or chunk without running it; used by the
+ * loader, also handy for tests. Returns 0 or DRB_EINVAL with Lua's message in err. */
+int drb_runbook_check_expr(const char *src, drb_err *err);
+int drb_runbook_check_chunk(const char *src, drb_err *err);
+
+#endif
