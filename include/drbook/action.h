@@ -52,7 +52,8 @@ typedef int (*drb_action_fn)(drb_action_ctx *ctx, const json_t *args, json_t **r
 typedef enum drb_action_mode {
 	DRB_ACT_RO = 0,     /* read-only: allowed in preflight and plan */
 	DRB_ACT_MUT = 1,    /* mutating */
-	DRB_ACT_DEPENDS = 2 /* decided by mode_of(args) or the step's read_only: */
+	DRB_ACT_DEPENDS = 2, /* decided at run time by mode_of(args) (http.request) */
+	DRB_ACT_STEP = 3     /* mutating unless the step says read_only: true (lua, exec) */
 } drb_action_mode;
 
 typedef struct drb_action {

@@ -155,8 +155,9 @@ typedef struct drb_runbook {
 } drb_runbook;
 
 /* How the loader learns which action names exist and whether they mutate: the caller (the
- * engine's registry) answers. mode(): 0 read-only, 1 mutating, 2 depends on arguments or
- * read_only:, -1 unknown action. */
+ * engine's registry) answers. action_mode(): 0 read-only, 1 mutating, 2 decided at run time
+ * from the arguments (http.request: GET/HEAD are read-only), 3 mutating unless the step says
+ * read_only: true (lua, exec), -1 unknown action. */
 typedef struct drb_load_opts {
 	int (*action_mode)(void *ud, const char *name);
 	void *ud;

@@ -1,0 +1,12 @@
+/* The engine's built-in actions (docs/runbook-format.md, action catalog): each lives in its
+ * own file of this folder and is listed in the registry (registry.c). */
+#ifndef DRB_ENGINE_BUILTINS_H
+#define DRB_ENGINE_BUILTINS_H
+
+#include <drbook/action.h>
+
+extern const drb_action drb_action_sleep;   /* action_sleep.c */
+extern const drb_action drb_action_exec;    /* action_exec.c */
+extern const drb_action drb_action_http;    /* action_http.c: http.request */
+
+#endif
