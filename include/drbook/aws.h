@@ -1,0 +1,120 @@
+/* drbook AWS provider: public interface. Sectioned by part; each section is owned by the
+ * source file named in its heading. Today it holds the Signature Version 4 signer only
+ * (src/providers/aws/sigv4.c); the HTTP client, credentials and the services come later. */
+#ifndef DRBOOK_AWS_H
+#define DRBOOK_AWS_H
+
+#include <stddef.h>
+
+#include <drbook/error.h>
+
+/* ========================================================================================
+ * Signature Version 4 (src/providers/aws/sigv4.c)
+ *
+ * A pure function from a request description to the headers that authenticate it: no
+ * clock (unless amz_date is NULL), no I/O, no global state, safe from any thread. It follows
+ * the official suite (awslabs/aws-c-auth v4 vectors) and agrees with botocore's SigV4Auth for
+ * every request a correct client sends (see tests/unit/aws and tests/e2e).
+ * ======================================================================================== */
+
+/* Credentials. All borrowed. session_token may be NULL (long-term keys). */
+typedef struct drb_sigv4_creds {
+	const char *access_key;
+	const char *secret_key;
+	const char *session_token;
+} drb_sigv4_creds;
+
+/* One HTTP header. In drb_sigv4_req both strings are borrowed; in drb_sigv4_out they are
+ * owned by the out struct. */
+typedef struct drb_sigv4_header {
+	const char *name;
+	const char *value;
+} drb_sigv4_header;
+
+/* What to sign. All members are borrowed for the duration of the call.
+ *
+ * path is the request target's path exactly as it goes on the wire (already percent-encoded
+ * by the caller, e.g. "/2013-04-01/hostedzone/Z1%2FX"); NULL or "" means "/". It must start
+ * with '/'. For non-S3 services (normalize_path = 1) the signer removes "." and ".."
+ * segments and repeated slashes, then percent-encodes the result once more (AWS's "double
+ * encoding": '%' becomes "%25"). For S3 (normalize_path = 0) the path is used as given; only
+ * bytes that cannot appear on the wire unencoded (outside A-Za-z0-9-_.~/%) are encoded.
+ *
+ * query is the raw query string without '?', as it goes on the wire (NULL or "" for none).
+ * Pairs are split on '&', split on the first '=', percent-decoded and re-encoded with the
+ * RFC 3986 unreserved set. '+' is a literal plus (RFC 3986), not a space: clients must send
+ * spaces as "%20". A malformed escape ("%G1", "%4") is refused (DRB_EINVAL) because the
+ * server's reading of it cannot be predicted.
+ *
+ * headers must include Host. Names are case-insensitive; repeated names are joined with ','
+ * in the order given. Values are trimmed and runs of whitespace (SP, HT, CR, LF: folded
+ * lines too) collapse to one space. These are never signed (proxies may change them):
+ * User-Agent, Expect, Transfer-Encoding, Connection, X-Amzn-Trace-Id. The caller must not
+ * pass Authorization, X-Amz-Date or X-Amz-Security-Token: the signer produces them
+ * (DRB_EINVAL otherwise). A caller-supplied X-Amz-Content-SHA256 is signed and its value is
+ * used as the payload hash (S3's "UNSIGNED-PAYLOAD" / precomputed hashes).
+ *
+ * amz_date is the ISO 8601 basic timestamp "YYYYMMDDTHHMMSSZ"; NULL means now (UTC). */
+typedef struct drb_sigv4_req {
+	const char *method; /* "GET", "POST", ... (upper-cased in the canonical request) */
+	const char *path;
+	const char *query;
+	const drb_sigv4_header *headers;
+	size_t n_headers;
+	const void *body; /* may be NULL when body_len is 0 */
+	size_t body_len;
+	const char *region;   /* "eu-west-1"; Route 53 signs for "us-east-1" */
+	const char *service;  /* signing name: "rds", "ecs", "route53", "sns", "sts", "s3" */
+	const char *amz_date; /* "20150830T123600Z" or NULL */
+	int normalize_path;   /* 1 for every service but S3 (see path above) */
+	int add_content_sha256; /* 1: add and sign X-Amz-Content-SHA256 (S3 habit; 0 otherwise) */
+	int omit_session_token; /* 1: X-Amz-Security-Token is added but not signed (the few
+				   services that want it appended after signing) */
+} drb_sigv4_req;
+
+/* The result. Everything is owned by the struct: release with drb_sigv4_out_free. */
+typedef struct drb_sigv4_out {
+	char *canonical_request; /* for debugging and the test suites; never log it with a token */
+	char *string_to_sign;
+	char signature[65];      /* lowercase hex */
+	const char *authorization; /* header mode: the Authorization value (points into
+				      headers, freed with them); presign: NULL */
+	char *query;             /* presign only: the full query string to send, else NULL */
+	/* Headers the caller must add to the request, in this order: X-Amz-Date,
+	 * X-Amz-Content-SHA256 (when added), X-Amz-Security-Token (when a token is set),
+	 * Authorization. Presigning adds none (the same fields travel in the query). */
+	drb_sigv4_header *headers;
+	size_t n_headers;
+} drb_sigv4_out;
+
+/* Signs r with c in header mode. Fills *out (zeroed first; on error it is left empty).
+ * Errors: DRB_EINVAL (missing host header, method, region, service or credentials; a bad
+ * amz_date; a path not starting with '/'; a malformed query escape; a header name that is
+ * not an HTTP token; a header the signer owns), DRB_ELIMIT (a canonical request over 1 MiB
+ * of headers and query: sign nothing that large), DRB_ENOMEM. The secret and derived keys
+ * are wiped before returning. */
+int drb_sigv4_sign(const drb_sigv4_req *r, const drb_sigv4_creds *c, drb_sigv4_out *out,
+		   drb_err *err);
+
+/* Presigned-URL mode (query authentication), e.g. for RDS IAM auth tokens: the X-Amz-*
+ * parameters go in the query, which out->query returns complete (the caller's query first,
+ * then X-Amz-Algorithm, -Credential, -Date, -SignedHeaders, -Expires, -Security-Token,
+ * -Signature, as aws-c-auth orders them). expires_s is 1..604800. Signed headers are the caller's (Host at least).
+ * The payload hash is of the body unless X-Amz-Content-SHA256 is supplied, as above.
+ * r->add_content_sha256 must be 0. Errors as drb_sigv4_sign. */
+int drb_sigv4_presign(const drb_sigv4_req *r, const drb_sigv4_creds *c, long expires_s,
+		      drb_sigv4_out *out, drb_err *err);
+
+/* Frees what *out owns and zeroes it; out may be NULL. */
+void drb_sigv4_out_free(drb_sigv4_out *out);
+
+/* Derives the signing key kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region),
+ * service), "aws4_request"). date is "YYYYMMDD". Exposed for tests and for callers that
+ * cache the key per day; wipe it with OPENSSL_cleanse when done. DRB_EINVAL on NULL/empty
+ * arguments or a secret over 256 bytes. */
+int drb_sigv4_signing_key(const char *secret_key, const char *date, const char *region,
+			  const char *service, unsigned char out[32], drb_err *err);
+
+/* ======================================================================================== */
+
+#endif
