@@ -1,0 +1,514 @@
+/* drbook's command line: parses arguments, loads runbooks, hands them to the engine and maps
+ * every outcome to the exit codes of docs/cli.md in one place (exit_for). */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+
+#include <drbook/audit.h>
+#include <drbook/engine.h>
+#include <drbook/lua.h>
+#include <drbook/runbook.h>
+
+#include "progress.h"
+
+#define DRB_VERSION "0.1.0"
+#define MAX_LIST 64
+
+static volatile int interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static const char usage_main[] =
+	"usage: drbook COMMAND [ARGS]\n"
+	"\n"
+	"Disaster-recovery runbooks, executed and recorded.\n"
+	"\n"
+	"commands:\n"
+	"  validate RUNBOOK...         check runbooks; print nothing but errors\n"
+	"  plan RUNBOOK [-p k=v]...    run preflight, show what would change, change nothing\n"
+	"  run RUNBOOK [-p k=v]...     execute a runbook\n"
+	"  resume AUDIT                continue an interrupted run from its audit log\n"
+	"  audit verify AUDIT          check an audit log's hash chain and MACs\n"
+	"\n"
+	"Run 'drbook COMMAND --help' for a command's options. Exit codes: 0 success, 1 the run\n"
+	"failed (or a log is tampered), 2 usage or invalid runbook, 3 refused before any change.\n"
+	"See docs/cli.md.\n";
+
+static const char usage_validate[] =
+	"usage: drbook validate RUNBOOK...\n"
+	"\n"
+	"Checks each runbook against format v1 and prints every problem as FILE:LINE:COL: message.\n"
+	"Prints nothing and exits 0 when all are valid; exits 2 otherwise. Nothing is executed.\n";
+
+static const char usage_run[] =
+	"usage: drbook run RUNBOOK [options]\n"
+	"\n"
+	"Executes the runbook: preflight (read-only), then the steps, logging every step, call and\n"
+	"decision to the audit log.\n"
+	"\n"
+	"options:\n"
+	"  -p, --param KEY=VALUE      set a parameter (repeatable)\n"
+	"      --drill                mark the run as a drill (visible to the runbook as `drill`)\n"
+	"      --audit FILE           audit log path (default ./drbook-runs/RUN_ID.jsonl)\n"
+	"      --audit-key-file F     HMAC key for the audit log (or DRBOOK_AUDIT_KEY_FILE)\n"
+	"      --approve STEP         approve the approval step STEP (repeatable)\n"
+	"      --yes                  approve every approval step\n"
+	"      --incident-start TIME  measure RTO from this RFC 3339 time instead of run start\n"
+	"      --runs-dir DIR         where logs and run locks live (default ./drbook-runs)\n"
+	"      --json                 one JSON event per line on stdout\n"
+	"      --quiet                print nothing but errors\n"
+	"  -h, --help                 this text\n"
+	"\n"
+	"Exit codes: 0 succeeded, 1 failed (rolled back where declared), 2 usage or invalid\n"
+	"runbook, 3 refused before any change (preflight, approval, run lock).\n";
+
+static const char usage_plan[] =
+	"usage: drbook plan RUNBOOK [options]\n"
+	"\n"
+	"Runs the preflight checks (read-only actions only) and prints each step that would run\n"
+	"with its interpolated arguments. Calls no mutating action.\n"
+	"\n"
+	"options:\n"
+	"  -p, --param KEY=VALUE      set a parameter (repeatable)\n"
+	"      --drill                plan as a drill\n"
+	"      --audit FILE           audit log path (default ./drbook-runs/RUN_ID.jsonl)\n"
+	"      --audit-key-file F     HMAC key for the audit log (or DRBOOK_AUDIT_KEY_FILE)\n"
+	"      --runs-dir DIR         where logs live (default ./drbook-runs)\n"
+	"      --json                 one JSON event per line on stdout\n"
+	"      --quiet                print nothing but errors\n"
+	"\n"
+	"Exit codes: 0 preflight passed, 2 usage or invalid runbook, 3 preflight refused.\n";
+
+static const char usage_resume[] =
+	"usage: drbook resume AUDIT [options]\n"
+	"\n"
+	"Continues the interrupted run recorded in AUDIT. Completed steps are not run again. A\n"
+	"step that started but did not end is re-run only when it is idempotent, read-only, or its\n"
+	"done_when check says it did not take effect; otherwise resume stops (exit 3) and names\n"
+	"the step. Appends to the same log.\n"
+	"\n"
+	"options:\n"
+	"      --assume-done STEP     the interrupted STEP took effect: record it and go on\n"
+	"      --retry STEP           run the interrupted STEP again\n"
+	"      --approve STEP, --yes  approvals still to be given\n"
+	"      --audit-key-file F     the log's HMAC key (or DRBOOK_AUDIT_KEY_FILE)\n"
+	"      --runs-dir DIR         where run locks live (default ./drbook-runs)\n"
+	"      --json, --quiet        output as for run\n";
+
+static const char usage_audit[] =
+	"usage: drbook audit verify AUDIT [--key-file F]\n"
+	"\n"
+	"Verifies the hash chain (and the HMACs, with a key) of an audit log. Prints the first\n"
+	"bad line. Exit codes: 0 intact, 1 tampered (or wrong key), 2 usage or unreadable file.\n"
+	"A truncated last line is reported as an interrupted write (exit 1 too, with its own\n"
+	"message).\n";
+
+typedef struct cli {
+	char *params[MAX_LIST];
+	size_t n_params;
+	char *approve[MAX_LIST];
+	size_t n_approve;
+	char *assume[MAX_LIST];
+	size_t n_assume;
+	char *retry[MAX_LIST];
+	size_t n_retry;
+	const char *audit, *key_file, *incident, *runs_dir;
+	int drill, yes, json, quiet;
+} cli;
+
+static int push(char **v, size_t *n, char *s, const char *what)
+{
+	if (*n >= MAX_LIST) {
+		fprintf(stderr, "drbook: too many %s options (max %d)\n", what, MAX_LIST);
+		return -1;
+	}
+	v[(*n)++] = s;
+	return 0;
+}
+
+/* Parses options of run/plan/resume; returns the index of the first operand or -1. */
+static int parse(int argc, char **argv, cli *c, const char *usage)
+{
+	enum { O_DRILL = 256, O_AUDIT, O_KEY, O_APPROVE, O_YES, O_JSON, O_QUIET, O_INCIDENT,
+	       O_ASSUME, O_RETRY, O_RUNS };
+	static const struct option opts[] = {
+		{"param", required_argument, NULL, 'p'},
+		{"drill", no_argument, NULL, O_DRILL},
+		{"audit", required_argument, NULL, O_AUDIT},
+		{"audit-key-file", required_argument, NULL, O_KEY},
+		{"key-file", required_argument, NULL, O_KEY},
+		{"approve", required_argument, NULL, O_APPROVE},
+		{"yes", no_argument, NULL, O_YES},
+		{"json", no_argument, NULL, O_JSON},
+		{"quiet", no_argument, NULL, O_QUIET},
+		{"incident-start", required_argument, NULL, O_INCIDENT},
+		{"assume-done", required_argument, NULL, O_ASSUME},
+		{"retry", required_argument, NULL, O_RETRY},
+		{"runs-dir", required_argument, NULL, O_RUNS},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	/* glibc permutes argv, so options may follow the operand: drbook run x.yaml -p a=b */
+	optind = 0;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			if (!strchr(optarg, '=')) {
+				fprintf(stderr, "drbook: -p expects KEY=VALUE, got '%s'\n", optarg);
+				return -1;
+			}
+			if (push(c->params, &c->n_params, optarg, "-p"))
+				return -1;
+			break;
+		case O_DRILL: c->drill = 1; break;
+		case O_AUDIT: c->audit = optarg; break;
+		case O_KEY: c->key_file = optarg; break;
+		case O_APPROVE:
+			if (push(c->approve, &c->n_approve, optarg, "--approve"))
+				return -1;
+			break;
+		case O_YES: c->yes = 1; break;
+		case O_JSON: c->json = 1; break;
+		case O_QUIET: c->quiet = 1; break;
+		case O_INCIDENT: c->incident = optarg; break;
+		case O_ASSUME:
+			if (push(c->assume, &c->n_assume, optarg, "--assume-done"))
+				return -1;
+			break;
+		case O_RETRY:
+			if (push(c->retry, &c->n_retry, optarg, "--retry"))
+				return -1;
+			break;
+		case O_RUNS: c->runs_dir = optarg; break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		default:
+			fprintf(stderr, "drbook: unknown or incomplete option '%s'\n\n%s",
+				argv[optind - 1], usage);
+			return -1;
+		}
+	}
+	return optind;
+}
+
+/* The action_mode callback for the loader: registry, then Lua custom actions. */
+static int action_mode(void *ud, const char *name)
+{
+	int m = drb_engine_action_mode(NULL, name);
+
+	if (m < 0 && ud)
+		m = drb_lua_custom_mode(ud, name);
+	return m;
+}
+
+/* Loads and validates a runbook, with custom actions from its Lua modules. Prints the
+ * problems. Returns 0 or DRB_EINVAL. */
+static int load(const char *path, drb_runbook **out)
+{
+	drb_diags d;
+	drb_runbook *probe = NULL;
+	drb_lua *L = NULL;
+	drb_load_opts lo = {action_mode, NULL};
+	drb_err err = {0};
+	int rc;
+
+	*out = NULL;
+	drb_diags_init(&d, path);
+	/* modules may define actions: look at the module list first, without action checks */
+	if (drb_runbook_load(&probe, path, NULL, &d) == 0 && probe->n_lua_modules) {
+		drb_lua_opts o = {.lib_dir = DRB_LUA_DIR, .runbook_dir = probe->dir};
+
+		if (drb_lua_new(&L, &o, &err) == 0) {
+			for (size_t i = 0; i < probe->n_lua_modules; i++)
+				if (drb_lua_require(L, probe->lua_modules[i], &err)) {
+					drb_pos p = {0, 0};
+
+					drb_diags_add(&d, p, "lua module '%s': %s",
+						      probe->lua_modules[i], err.msg);
+				}
+		}
+		lo.ud = L;
+	}
+	drb_runbook_free(probe);
+	if (d.n == 0) {
+		drb_diags_free(&d);
+		drb_diags_init(&d, path);
+		rc = drb_runbook_load(out, path, &lo, &d);
+	} else {
+		rc = DRB_EINVAL;
+	}
+	if (rc || d.n) {
+		drb_diags_print(&d, stderr);
+		drb_runbook_free(*out);
+		*out = NULL;
+		rc = DRB_EINVAL;
+	}
+	drb_lua_free(L);
+	drb_diags_free(&d);
+	return rc;
+}
+
+static int load_key(const cli *c, unsigned char **key, size_t *len)
+{
+	const char *f = c->key_file ? c->key_file : getenv("DRBOOK_AUDIT_KEY_FILE");
+	drb_err err = {0};
+
+	*key = NULL;
+	*len = 0;
+	if (!f || !*f)
+		return 0;
+	if (drb_audit_key_load(f, key, len, &err)) {
+		fprintf(stderr, "drbook: audit key: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void free_key(unsigned char *key, size_t len)
+{
+	if (key) {
+		OPENSSL_cleanse(key, len);
+		free(key);
+	}
+}
+
+/* The one place where error codes become exit codes. */
+static int exit_for(int code)
+{
+	switch (code) {
+	case 0: return DRB_EXIT_OK;
+	case DRB_EINVAL:
+	case DRB_ENOTFOUND: return DRB_EXIT_USAGE;
+	case DRB_EDENIED: return DRB_EXIT_REFUSED;
+	default: return DRB_EXIT_FAILED;
+	}
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+	int bad = 0;
+
+	if (argc < 2) {
+		fputs(usage_validate, stderr);
+		return DRB_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fputs(usage_validate, stdout);
+		return 0;
+	}
+	for (int i = 1; i < argc; i++) {
+		drb_runbook *rb = NULL;
+
+		if (load(argv[i], &rb))
+			bad = 1;
+		drb_runbook_free(rb);
+	}
+	return bad ? DRB_EXIT_USAGE : DRB_EXIT_OK;
+}
+
+static void fill_opts(drb_engine_opts *o, cli *c, const unsigned char *key, size_t klen)
+{
+	memset(o, 0, sizeof(*o));
+	o->params_kv = c->params;
+	o->n_params_kv = c->n_params;
+	o->drill = c->drill;
+	o->audit_path = c->audit;
+	o->runs_dir = c->runs_dir;
+	o->key = key;
+	o->key_len = klen;
+	o->approve = c->approve;
+	o->n_approve = c->n_approve;
+	o->yes = c->yes;
+	o->incident_start = c->incident;
+	o->assume_done = c->assume;
+	o->n_assume_done = c->n_assume;
+	o->retry_steps = c->retry;
+	o->n_retry_steps = c->n_retry;
+	o->interrupt = &interrupted;
+}
+
+static int cmd_run(int argc, char **argv, drb_run_mode mode)
+{
+	cli c = {0};
+	drb_runbook *rb = NULL;
+	drb_engine_opts o;
+	drb_run_result res;
+	drb_progress *p = NULL;
+	drb_err err = {0};
+	unsigned char *key = NULL;
+	size_t klen = 0;
+	const char *usage = mode == DRB_MODE_PLAN ? usage_plan : usage_run;
+	int first = parse(argc, argv, &c, usage), rc;
+
+	memset(&res, 0, sizeof(res));
+	if (first < 0)
+		return DRB_EXIT_USAGE;
+	if (first >= argc || argc - first != 1) {
+		fprintf(stderr, "drbook: %s needs exactly one RUNBOOK\n\n%s", argv[0], usage);
+		return DRB_EXIT_USAGE;
+	}
+	if (load(argv[first], &rb))
+		return DRB_EXIT_USAGE;
+	if (load_key(&c, &key, &klen)) {
+		rc = DRB_EXIT_USAGE;
+		goto out;
+	}
+	fill_opts(&o, &c, key, klen);
+	o.mode = mode;
+	p = drb_progress_new(c.json, c.quiet, &o.sink);
+	rc = drb_engine_run(rb, &o, &res, &err);
+	if (rc) {
+		drb_progress_free(p);
+		p = NULL;
+		fprintf(stderr, "drbook: %s\n", err.msg);
+		rc = exit_for(rc);
+		goto out;
+	}
+	drb_progress_finish(p, rb, &res);
+	if (res.exit_code && c.quiet && res.error[0])
+		fprintf(stderr, "drbook: %s\n", res.error);
+	rc = res.exit_code;
+out:
+	drb_progress_free(p);
+	drb_run_result_free(&res);
+	drb_runbook_free(rb);
+	free_key(key, klen);
+	return rc;
+}
+
+static int cmd_resume(int argc, char **argv)
+{
+	cli c = {0};
+	drb_engine_opts o;
+	drb_run_result res;
+	drb_progress *p = NULL;
+	drb_err err = {0};
+	unsigned char *key = NULL;
+	size_t klen = 0;
+	int first = parse(argc, argv, &c, usage_resume), rc;
+
+	memset(&res, 0, sizeof(res));
+	if (first < 0)
+		return DRB_EXIT_USAGE;
+	if (first >= argc || argc - first != 1) {
+		fprintf(stderr, "drbook: resume needs exactly one AUDIT log\n\n%s", usage_resume);
+		return DRB_EXIT_USAGE;
+	}
+	if (load_key(&c, &key, &klen))
+		return DRB_EXIT_USAGE;
+	fill_opts(&o, &c, key, klen);
+	p = drb_progress_new(c.json, c.quiet, &o.sink);
+	rc = drb_engine_resume(argv[first], &o, &res, &err);
+	if (rc) {
+		drb_progress_free(p);
+		p = NULL;
+		fprintf(stderr, "drbook: resume: %s\n", err.msg);
+		rc = rc == DRB_EINTEGRITY ? DRB_EXIT_FAILED : exit_for(rc);
+		goto out;
+	}
+	drb_progress_finish(p, NULL, &res);
+	if (res.exit_code && res.error[0] && (c.quiet || c.json))
+		fprintf(stderr, "drbook: %s\n", res.error);
+	rc = res.exit_code;
+out:
+	drb_progress_free(p);
+	drb_run_result_free(&res);
+	free_key(key, klen);
+	return rc;
+}
+
+static int cmd_audit(int argc, char **argv)
+{
+	cli c = {0};
+	drb_verify_result vr;
+	drb_err err = {0};
+	unsigned char *key = NULL;
+	size_t klen = 0;
+	int first, rc;
+
+	if (argc < 2 || (strcmp(argv[1], "verify") && strcmp(argv[1], "-h") &&
+			 strcmp(argv[1], "--help"))) {
+		fputs(usage_audit, stderr);
+		return DRB_EXIT_USAGE;
+	}
+	if (argv[1][0] == '-') {
+		fputs(usage_audit, stdout);
+		return 0;
+	}
+	first = parse(argc - 1, argv + 1, &c, usage_audit);
+	if (first < 0)
+		return DRB_EXIT_USAGE;
+	if (first >= argc - 1 || argc - 1 - first != 1) {
+		fputs(usage_audit, stderr);
+		return DRB_EXIT_USAGE;
+	}
+	if (load_key(&c, &key, &klen))
+		return DRB_EXIT_USAGE;
+	memset(&vr, 0, sizeof(vr));
+	rc = drb_audit_verify(argv[1 + first], key, klen, &vr, &err);
+	free_key(key, klen);
+	if (rc) {
+		fprintf(stderr, "drbook: audit verify: %s\n", err.msg);
+		return DRB_EXIT_USAGE;
+	}
+	if (vr.kind == DRB_VERIFY_OK) {
+		if (!c.quiet)
+			printf("%s: ok, %ld records, chain intact%s\n", argv[1 + first], vr.records,
+			       klen ? ", MACs valid" : "");
+		return 0;
+	}
+	fprintf(stderr, "%s:%ld: %s\n", argv[1 + first], vr.line, vr.msg);
+	return DRB_EXIT_FAILED;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa;
+	int rc;
+
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return DRB_EXIT_USAGE;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		fputs(usage_main, stdout);
+		rc = 0;
+	} else if (!strcmp(argv[1], "--version")) {
+		printf("drbook %s\n", DRB_VERSION);
+		rc = 0;
+	} else if (!strcmp(argv[1], "validate")) {
+		rc = cmd_validate(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "run")) {
+		rc = cmd_run(argc - 1, argv + 1, DRB_MODE_RUN);
+	} else if (!strcmp(argv[1], "plan")) {
+		rc = cmd_run(argc - 1, argv + 1, DRB_MODE_PLAN);
+	} else if (!strcmp(argv[1], "resume")) {
+		rc = cmd_resume(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "audit")) {
+		rc = cmd_audit(argc - 1, argv + 1);
+	} else {
+		fprintf(stderr, "drbook: unknown command '%s'\n\n%s", argv[1], usage_main);
+		rc = DRB_EXIT_USAGE;
+	}
+	curl_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,413 @@
+/* Live progress and the run summary. On a terminal a ticker thread redraws one line per
+ * running step (spinner, elapsed time, attempt) under the lines of finished steps; elsewhere
+ * each event is one plain line; --json prints each event as one JSON object per line. */
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <drbook/util.h>
+
+#include "progress.h"
+
+#define MAX_LIVE 64
+
+typedef struct live {
+	char uid[128];
+	char action[96];
+	double t0;
+	int attempt;
+} live;
+
+struct drb_progress {
+	drb_out_mode mode;
+	pthread_mutex_t mu;
+	pthread_t ticker;
+	int ticker_on, stop, paused;
+	live run[MAX_LIVE];
+	size_t n_run;
+	int drawn;  /* live lines currently on screen */
+	unsigned spin;
+};
+
+static const char *const spinner[] = {"⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"};
+
+/* Called with mu held. */
+static void clear_live(drb_progress *p)
+{
+	if (p->drawn > 0)
+		fprintf(stdout, "\x1b[%dA\x1b[J", p->drawn);
+	p->drawn = 0;
+}
+
+static void draw_live(drb_progress *p)
+{
+	double now = drb_mono_now();
+
+	if (p->paused)
+		return;
+	for (size_t i = 0; i < p->n_run; i++) {
+		char el[32];
+
+		drb_duration_format(floor((now - p->run[i].t0) * 10) / 10, el, sizeof(el));
+		fprintf(stdout, "  \x1b[36m%s\x1b[0m %-28s %-36s %8s", spinner[p->spin % 10],
+			p->run[i].uid, p->run[i].action, el);
+		if (p->run[i].attempt > 1)
+			fprintf(stdout, "  attempt %d", p->run[i].attempt);
+		fputs("\x1b[K\n", stdout);
+	}
+	p->drawn = (int)p->n_run;
+	fflush(stdout);
+}
+
+static void *tick(void *arg)
+{
+	drb_progress *p = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		if (p->stop) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		if (!p->paused && p->n_run) {
+			p->spin++;
+			clear_live(p);
+			draw_live(p);
+		}
+		pthread_mutex_unlock(&p->mu);
+		drb_sleep_s(0.1);
+	}
+}
+
+static live *find_live(drb_progress *p, const char *uid)
+{
+	for (size_t i = 0; i < p->n_run; i++)
+		if (!strcmp(p->run[i].uid, uid))
+			return &p->run[i];
+	return NULL;
+}
+
+static const char *str(const json_t *d, const char *k)
+{
+	const char *s = json_string_value(json_object_get(d, k));
+
+	return s ? s : "";
+}
+
+/* The one-line text of an event, or NULL for events not shown to people. */
+static int event_line(const char *event, const char *step, const json_t *d, char *out,
+		      size_t n, int color)
+{
+	const char *ok = color ? "\x1b[32m✓\x1b[0m" : "ok";
+	const char *bad = color ? "\x1b[31m✗\x1b[0m" : "FAILED";
+	const char *skip = color ? "\x1b[33m-\x1b[0m" : "skipped";
+
+	if (!strcmp(event, "run.start")) {
+		snprintf(out, n, "run %s: %s%s", str(d, "name"), str(d, "mode"),
+			 json_is_true(json_object_get(d, "drill")) ? " (drill)" : "");
+	} else if (!strcmp(event, "step.start")) {
+		if (color)
+			return 0;
+		snprintf(out, n, "start  %s (%s)", step, str(d, "action"));
+	} else if (!strcmp(event, "step.end")) {
+		const char *st = str(d, "status");
+		char dur[32];
+
+		drb_duration_format((double)json_integer_value(json_object_get(d, "duration_ms")) /
+					    1000.0,
+				    dur, sizeof(dur));
+		if (!strcmp(st, "ok"))
+			snprintf(out, n, "%s %-28s %s", ok, step, dur);
+		else if (!strcmp(st, "skipped"))
+			snprintf(out, n, "%s %-28s skipped (%s)", skip, step, str(d, "reason"));
+		else if (!strcmp(st, "assumed_done"))
+			snprintf(out, n, "%s %-28s assumed done", skip, step);
+		else
+			snprintf(out, n, "%s %-28s %s after %lld attempt(s): %s", bad, step, dur,
+				 (long long)json_integer_value(json_object_get(d, "attempts")),
+				 str(d, "error"));
+	} else if (!strcmp(event, "step.retry")) {
+		snprintf(out, n, "  retry  %s attempt %lld failed: %s (next in %.1fs)", step,
+			 (long long)json_integer_value(json_object_get(d, "attempt")),
+			 str(d, "error"), json_number_value(json_object_get(d, "delay_s")));
+	} else if (!strcmp(event, "approval")) {
+		if (!strcmp(str(d, "state"), "asking"))
+			return 0;
+		if (json_is_true(json_object_get(d, "approved")))
+			snprintf(out, n, "  approved %s by %s (%s)", step, str(d, "approver"),
+				 str(d, "how"));
+		else
+			snprintf(out, n, "  NOT approved %s: %s", step, str(d, "reason"));
+	} else if (!strcmp(event, "rollback.begin")) {
+		snprintf(out, n, "rolling back: %s", str(d, "reason"));
+	} else if (!strcmp(event, "rollback.end")) {
+		snprintf(out, n, "  rollback %s: %s%s%s", step, str(d, "status"),
+			 json_object_get(d, "error") ? " " : "", str(d, "error"));
+	} else if (!strcmp(event, "run.resume")) {
+		snprintf(out, n, "resuming run");
+	} else if (!strcmp(event, "resume.refused")) {
+		snprintf(out, n, "resume refused: %s", str(d, "error"));
+	} else if (!strcmp(event, "lua.print")) {
+		snprintf(out, n, "  | %s", str(d, "line"));
+	} else if (!strcmp(event, "notify.failed")) {
+		snprintf(out, n, "  notification %s failed: %s", step, str(d, "error"));
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+static void on_event(void *ud, const char *ts, const char *event, const char *step,
+		     const json_t *data)
+{
+	drb_progress *p = ud;
+	char line[2048];
+
+	pthread_mutex_lock(&p->mu);
+	if (p->mode == DRB_OUT_JSON) {
+		json_t *o = json_pack("{s:s, s:s, s:s?, s:O}", "ts", ts, "event", event, "step",
+				      step, "data", data);
+		char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+		if (s) {
+			fputs(s, stdout);
+			fputc('\n', stdout);
+			fflush(stdout);
+		}
+		free(s);
+		json_decref(o);
+	} else if (p->mode == DRB_OUT_PLAIN) {
+		if (event_line(event, step, data, line, sizeof(line), 0)) {
+			fprintf(stdout, "%.8s %s\n", ts + 11, line);
+			fflush(stdout);
+		}
+	} else if (p->mode == DRB_OUT_LIVE) {
+		live *l;
+
+		clear_live(p);
+		if (!strcmp(event, "step.start") && step && p->n_run < MAX_LIVE &&
+		    !json_object_get(data, "for_each")) {
+			l = &p->run[p->n_run++];
+			snprintf(l->uid, sizeof(l->uid), "%s", step);
+			snprintf(l->action, sizeof(l->action), "%s", str(data, "action"));
+			l->t0 = drb_mono_now();
+			l->attempt = 1;
+		} else if (!strcmp(event, "step.retry") && step && (l = find_live(p, step))) {
+			l->attempt = (int)json_integer_value(json_object_get(data, "attempt")) + 1;
+		} else if (!strcmp(event, "step.end") && step && (l = find_live(p, step))) {
+			*l = p->run[--p->n_run];
+		}
+		if (event_line(event, step, data, line, sizeof(line), 1))
+			fprintf(stdout, "%s\n", line);
+		draw_live(p);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Approval on the terminal: y/yes approves, anything else denies, silence times out. */
+static int on_ask(void *ud, const char *step, const char *message, double timeout_s)
+{
+	drb_progress *p = ud;
+	char buf[64] = "", w[32];
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC), answer = -1;
+	double end = drb_mono_now() + timeout_s;
+	size_t len = 0;
+
+	if (fd < 0)
+		return -1;
+	pthread_mutex_lock(&p->mu);
+	p->paused = 1;
+	clear_live(p);
+	pthread_mutex_unlock(&p->mu);
+	drb_duration_format(timeout_s, w, sizeof(w));
+	dprintf(fd, "\n\x1b[1mAPPROVAL %s\x1b[0m: %s\nType 'yes' to approve (times out in %s): ",
+		step, message, w);
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		double left = end - drb_mono_now();
+		ssize_t n;
+
+		if (left <= 0)
+			break;
+		if (poll(&pfd, 1, left > 1 ? 1000 : (int)(left * 1000) + 1) <= 0)
+			continue;
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n <= 0) {
+			answer = 0;
+			break;
+		}
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (strchr(buf, '\n') || len >= sizeof(buf) - 1) {
+			buf[strcspn(buf, "\r\n")] = '\0';
+			answer = (!strcmp(buf, "y") || !strcmp(buf, "yes")) ? 1 : 0;
+			break;
+		}
+	}
+	if (answer < 0)
+		dprintf(fd, "\n(no answer)\n");
+	close(fd);
+	pthread_mutex_lock(&p->mu);
+	p->paused = 0;
+	pthread_mutex_unlock(&p->mu);
+	return answer;
+}
+
+drb_progress *drb_progress_new(int json, int quiet, drb_sink *sink)
+{
+	drb_progress *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	pthread_mutex_init(&p->mu, NULL);
+	if (json)
+		p->mode = DRB_OUT_JSON;
+	else if (quiet)
+		p->mode = DRB_OUT_QUIET;
+	else if (isatty(STDOUT_FILENO) && getenv("TERM") && strcmp(getenv("TERM"), "dumb"))
+		p->mode = DRB_OUT_LIVE;
+	else
+		p->mode = DRB_OUT_PLAIN;
+	sink->event = on_event;
+	sink->ask = isatty(STDIN_FILENO) ? on_ask : NULL;
+	sink->ud = p;
+	if (p->mode == DRB_OUT_LIVE && pthread_create(&p->ticker, NULL, tick, p) == 0)
+		p->ticker_on = 1;
+	return p;
+}
+
+static void stop_ticker(drb_progress *p)
+{
+	if (!p->ticker_on)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->ticker, NULL);
+	p->ticker_on = 0;
+	pthread_mutex_lock(&p->mu);
+	clear_live(p);
+	p->n_run = 0;
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void fmt_target(char *out, size_t n, const char *what, double v, double target)
+{
+	char a[32], b[32];
+
+	if (v < 0) {
+		if (target >= 0) {
+			drb_duration_format(target, b, sizeof(b));
+			snprintf(out, n, "%s not measured (target %s)", what, b);
+		} else {
+			snprintf(out, n, "%s not measured", what);
+		}
+		return;
+	}
+	drb_duration_format(v, a, sizeof(a));
+	if (target >= 0) {
+		drb_duration_format(target, b, sizeof(b));
+		snprintf(out, n, "%s %s (target %s: %s)", what, a, b, v <= target ? "met" : "MISSED");
+	} else {
+		snprintf(out, n, "%s %s", what, a);
+	}
+}
+
+void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_result *res)
+{
+	size_t i;
+	json_t *s;
+
+	if (!p)
+		return;
+	stop_ticker(p);
+	if (p->mode == DRB_OUT_JSON) {
+		json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:O?, s:O?}", "event", "summary",
+				      "run", res->run_id, "status", res->status, "exit_code",
+				      res->exit_code, "audit", res->audit_path, "steps", res->steps,
+				      "plan", res->plan);
+		char *txt;
+
+		if (res->rto_s >= 0)
+			json_object_set_new(o, "rto_s", json_real(res->rto_s));
+		if (res->rpo_s >= 0)
+			json_object_set_new(o, "rpo_s", json_real(res->rpo_s));
+		if (res->error[0])
+			json_object_set_new(o, "error", json_string(res->error));
+		txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (txt)
+			printf("%s\n", txt);
+		free(txt);
+		json_decref(o);
+	} else if (p->mode != DRB_OUT_QUIET) {
+		char line[256];
+		int color = p->mode == DRB_OUT_LIVE;
+
+		if (res->plan) {
+			printf("\nPlan for %s (nothing was changed):\n", rb->name);
+			json_array_foreach(res->plan, i, s) {
+				char *w = json_dumps(json_object_get(s, "with"),
+						     JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+				printf("  %2zu. %-24s %-34s %s\n", i + 1,
+				       json_string_value(json_object_get(s, "id")),
+				       json_string_value(json_object_get(s, "action")),
+				       json_is_true(json_object_get(s, "mutating")) ? "[changes]"
+										    : "[read-only]");
+				if (json_object_get(s, "for_each"))
+					printf("      for each %s\n",
+					       json_string_value(json_object_get(s, "for_each")));
+				if (json_object_get(s, "when"))
+					printf("      when %s\n",
+					       json_string_value(json_object_get(s, "when")));
+				printf("      with %s\n", w ? w : "{}");
+				if (json_object_get(s, "unresolved"))
+					printf("      (some values depend on earlier steps)\n");
+				free(w);
+			}
+		}
+		printf("\n%s%s%s  %s  run %s  (exit %d)\n",
+		       color ? (res->exit_code ? "\x1b[1;31m" : "\x1b[1;32m") : "",
+		       res->status, color ? "\x1b[0m" : "", rb ? rb->name : "", res->run_id,
+		       res->exit_code);
+		if (res->error[0])
+			printf("  %s\n", res->error);
+		if (json_array_size(res->steps) && !res->plan) {
+			printf("\n  %-30s %-13s %9s %s\n", "step", "status", "duration", "attempts");
+			json_array_foreach(res->steps, i, s) {
+				char d[32];
+
+				drb_duration_format(
+					(double)json_integer_value(json_object_get(s, "duration_ms")) /
+						1000.0,
+					d, sizeof(d));
+				printf("  %-30s %-13s %9s %lld\n",
+				       json_string_value(json_object_get(s, "id")),
+				       json_string_value(json_object_get(s, "status")), d,
+				       (long long)json_integer_value(json_object_get(s, "attempts")));
+			}
+		}
+		if (!res->plan) {
+			fmt_target(line, sizeof(line), "RTO", res->rto_s, res->target_rto_s);
+			printf("\n  %s\n", line);
+			fmt_target(line, sizeof(line), "RPO", res->rpo_s, res->target_rpo_s);
+			printf("  %s\n", line);
+		}
+		printf("  audit log: %s\n", res->audit_path);
+	}
+	fflush(stdout);
+}
+
+void drb_progress_free(drb_progress *p)
+{
+	if (!p)
+		return;
+	stop_ticker(p);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}

@@ -1,0 +1,118 @@
+/* Internal state of one run, shared by the engine's files. Not a public interface. */
+#ifndef DRB_ENGINE_INT_H
+#define DRB_ENGINE_INT_H
+
+#include <pthread.h>
+
+#include <jansson.h>
+
+#include <drbook/audit.h>
+#include <drbook/engine.h>
+#include <drbook/lua.h>
+
+extern const drb_action drb_action_lua;
+extern const drb_action drb_action_approval;
+
+/* A completed step (or for_each child) whose rollback may have to run. */
+typedef struct drb_unit {
+	const drb_step *step;
+	char *uid;     /* "promote" or "scale[2]" */
+	json_t *item;  /* for_each item or NULL */
+	json_t *result;
+} drb_unit;
+
+/* What the log of an interrupted run says about one step uid (resume). */
+typedef struct drb_prior {
+	char *uid;
+	int started, ended;
+	char status[16];
+	json_t *result;
+} drb_prior;
+
+typedef struct drb_run {
+	const drb_runbook *rb;
+	const drb_engine_opts *o;
+	drb_lua *lua;
+	drb_audit *audit;
+	json_t *params;
+	json_t *connections;
+	json_t *secrets;      /* array of secret parameter values, redacted from the log */
+	char run_id[48];
+	double t0;            /* drb_mono_now() at start */
+	int64_t t0_wall;      /* wall ms at start (or of the original start when resuming) */
+	int64_t incident_ms;  /* --incident-start or 0 */
+	double deadline;      /* run deadline (mono) or 0 */
+	volatile int *cancel; /* the caller's interrupt flag, or cancel_own */
+	volatile int cancel_own;
+	int phase_ro;         /* preflight or plan: mutating calls refused */
+	int lua_ro;           /* a read-only Lua entry is running (protected by the Lua lock) */
+	double rpo_s;         /* measured RPO, < 0 unknown */
+	int changed;          /* a mutating action ran: exit 3 is no longer possible */
+
+	pthread_mutex_t mu;   /* protects units, summary, changed, rpo_s */
+	drb_unit *units;
+	size_t n_units, cap_units;
+	json_t *summary;      /* array of step summaries */
+
+	/* resume */
+	drb_prior *prior;
+	size_t n_prior;
+	int resuming;
+} drb_run;
+
+/* Status of a finished step. */
+typedef enum drb_step_status {
+	DRB_ST_OK = 0,
+	DRB_ST_FAILED,
+	DRB_ST_SKIPPED,
+	DRB_ST_ASSUMED,
+	DRB_ST_REFUSED /* approval denied, guard refused: exit 3 if nothing changed yet */
+} drb_step_status;
+
+const char *drb_status_name(drb_step_status st);
+
+/* Writes an event to the audit log, then to the sink. data may be NULL; it is borrowed. */
+int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data, drb_err *err);
+
+/* Runs one top-level step (or for_each fan-out) to its end, logging it. */
+drb_step_status drb_step_execute(drb_run *r, const drb_step *s, drb_err *err);
+
+/* Invokes an action with interpolated arguments (checks read-only rules, builds the ctx). */
+int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *uid,
+	       const json_t *args, double deadline, json_t **result, drb_err *err);
+
+/* Asks for or grants an approval; returns 0 (approved, *result filled), DRB_EDENIED. */
+int drb_approval(drb_run *r, const drb_step *s, const char *uid, const json_t *args,
+		 json_t **result, drb_err *err);
+
+/* Takes the run lock for key; returns 0 and an fd, or DRB_EDENIED when held elsewhere. */
+int drb_lock_take(const char *runs_dir, const char *key, int *fd, drb_err *err);
+void drb_lock_release(int fd);
+
+/* Binds the for_each variable, the item and `result` for expressions (Lua lock held). */
+int drb_bind(drb_run *r, const char *as, const json_t *item, const json_t *result,
+	     drb_err *err);
+
+/* Records a completed unit for rollback. */
+void drb_unit_add(drb_run *r, const drb_step *s, const char *uid, const json_t *item,
+		  const json_t *result);
+
+/* Resume: the prior record for uid, or NULL. */
+drb_prior *drb_prior_find(drb_run *r, const char *uid);
+
+/* Returns a copy of v with secret parameter values replaced by "***". */
+json_t *drb_redact(drb_run *r, const json_t *v);
+
+/* Delay before attempt n+1 (n >= 1) with full jitter. */
+double drb_retry_delay(const drb_retry *p, int n);
+
+/* Run lifecycle, shared by run and resume (run.c). */
+int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, json_t *params,
+		 drb_err *err);
+int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight);
+void drb_run_fini(drb_run *r);
+
+/* Resume: evaluates a step's done_when (string or call form) read-only. */
+int drb_step_done_when(drb_run *r, const drb_step *s, int *done, drb_err *err);
+
+#endif

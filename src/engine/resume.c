@@ -1,0 +1,316 @@
+/* Resume: continue a run that was killed, from its audit log. Completed steps are not run
+ * again (their results are restored); a step that started but did not end is re-run only when
+ * that is known to be safe (idempotent: true, read-only, an approval, or its done_when says it
+ * did not take effect); otherwise resume refuses with exit 3 and names the step that needs
+ * --assume-done or --retry. The resumed run appends to the same log. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <drbook/util.h>
+
+#include "engine_int.h"
+
+drb_prior *drb_prior_find(drb_run *r, const char *uid)
+{
+	for (size_t i = 0; i < r->n_prior; i++)
+		if (!strcmp(r->prior[i].uid, uid))
+			return &r->prior[i];
+	return NULL;
+}
+
+static drb_prior *prior_get(drb_run *r, const char *uid)
+{
+	drb_prior *p = drb_prior_find(r, uid), *v;
+
+	if (p)
+		return p;
+	v = realloc(r->prior, (r->n_prior + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	r->prior = v;
+	p = &r->prior[r->n_prior++];
+	memset(p, 0, sizeof(*p));
+	p->uid = strdup(uid);
+	return p;
+}
+
+static int listed(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], s))
+			return 1;
+	return 0;
+}
+
+/* "scale[3]" -> the step "scale"; "promote" -> "promote". */
+static const drb_step *step_of(const drb_runbook *rb, const char *uid)
+{
+	char id[256];
+
+	snprintf(id, sizeof(id), "%s", uid);
+	id[strcspn(id, "[")] = '\0';
+	return drb_runbook_step(rb, id);
+}
+
+static int refuse(drb_run_result *out, const char *run_id, const char *path, int code,
+		  const char *status, drb_err *err)
+{
+	out->exit_code = code;
+	snprintf(out->status, sizeof(out->status), "%s", status);
+	snprintf(out->run_id, sizeof(out->run_id), "%s", run_id ? run_id : "");
+	snprintf(out->audit_path, sizeof(out->audit_path), "%s", path);
+	snprintf(out->error, sizeof(out->error), "%s", err->msg);
+	out->steps = json_array();
+	return 0;
+}
+
+int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_result *out,
+		      drb_err *err)
+{
+	json_t *records = NULL, *first, *sd, *rec, *decisions = NULL, *blocked = NULL;
+	drb_runbook *rb = NULL;
+	drb_diags diags;
+	drb_run r;
+	drb_engine_opts o2 = *o;
+	const char *rb_path, *sha, *lock_key;
+	int rc, lock_fd = -1, inited = 0, any_step = 0;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	out->rto_s = out->rpo_s = -1;
+	drb_diags_init(&diags, audit_path);
+	if ((rc = drb_audit_read(audit_path, &records, err)))
+		goto out;
+	first = json_array_get(records, 0);
+	sd = json_object_get(first, "data");
+	if (!first || strcmp(json_string_value(json_object_get(first, "event")) ?: "", "run.start")) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: not a drbook run log (no run.start)",
+				 audit_path);
+		goto out;
+	}
+	json_array_foreach(records, i, rec) {
+		const char *ev = json_string_value(json_object_get(rec, "event"));
+
+		if (ev && !strcmp(ev, "run.end")) {
+			drb_err_set(err, DRB_EDENIED,
+				    "run %s already ended (%s): nothing to resume",
+				    json_string_value(json_object_get(first, "run")),
+				    json_string_value(json_object_get(
+					    json_object_get(rec, "data"), "status")) ?: "?");
+			rc = refuse(out, json_string_value(json_object_get(first, "run")),
+				    audit_path, DRB_EXIT_REFUSED, "refused", err);
+			goto out;
+		}
+		if (ev && !strcmp(ev, "rollback.begin")) {
+			drb_err_set(err, DRB_EDENIED,
+				    "run was rolling back when it stopped: check the rollback "
+				    "actions in the log by hand; resume will not guess");
+			rc = refuse(out, json_string_value(json_object_get(first, "run")),
+				    audit_path, DRB_EXIT_REFUSED, "refused", err);
+			goto out;
+		}
+	}
+	if (!strcmp(json_string_value(json_object_get(sd, "mode")) ?: "", "plan")) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s is the log of a plan: nothing to resume",
+				 audit_path);
+		goto out;
+	}
+	rb_path = json_string_value(json_object_get(sd, "runbook_path"));
+	if (!rb_path)
+		rb_path = json_string_value(json_object_get(sd, "runbook"));
+	sha = json_string_value(json_object_get(sd, "runbook_sha256"));
+	if (!rb_path || !sha) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: run.start lacks the runbook", audit_path);
+		goto out;
+	}
+	{
+		drb_load_opts lo = {drb_engine_action_mode, NULL};
+
+		if (drb_runbook_load(&rb, rb_path, &lo, &diags)) {
+			rc = drb_err_set(err, DRB_EINVAL, "runbook %s no longer loads (%zu problems)",
+					 rb_path, diags.n);
+			goto out;
+		}
+	}
+	if (strcmp(rb->sha256, sha)) {
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "runbook %s changed since the run started (sha256 %.12s, now "
+				 "%.12s): restore the original to resume",
+				 rb_path, sha, rb->sha256);
+		goto out;
+	}
+	o2.drill = json_is_true(json_object_get(sd, "drill"));
+	o2.mode = DRB_MODE_RUN;
+	if (json_is_string(json_object_get(sd, "incident_start")))
+		o2.incident_start = json_string_value(json_object_get(sd, "incident_start"));
+	rc = drb_run_init(&r, rb, &o2, json_deep_copy(json_object_get(sd, "params")), err);
+	inited = 1;
+	if (rc)
+		goto out;
+	r.resuming = 1;
+	snprintf(r.run_id, sizeof(r.run_id), "%s", json_string_value(json_object_get(first, "run")));
+	{
+		int64_t ms;
+
+		if (drb_rfc3339_parse(json_string_value(json_object_get(first, "ts")), &ms) == 0)
+			r.t0_wall = ms;
+	}
+	if (rb->deadline_s > 0)
+		r.deadline = r.t0 + rb->deadline_s - (double)(drb_wall_ms() - r.t0_wall) / 1000.0;
+
+	/* what the log says happened */
+	json_array_foreach(records, i, rec) {
+		const char *ev = json_string_value(json_object_get(rec, "event"));
+		const char *uid = json_string_value(json_object_get(rec, "step"));
+		json_t *d = json_object_get(rec, "data");
+		drb_prior *p;
+
+		if (!ev || !uid)
+			continue;
+		if (!strcmp(ev, "step.start") || !strcmp(ev, "step.end")) {
+			const drb_step *s = step_of(rb, uid);
+
+			if (!s) {
+				rc = drb_err_set(err, DRB_EINVAL,
+						 "the log names step '%s' that the runbook lacks", uid);
+				goto out;
+			}
+			if (!(p = prior_get(&r, uid))) {
+				rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
+				goto out;
+			}
+			if (s >= rb->steps && s < rb->steps + rb->n_steps)
+				any_step = 1;
+			if (!strcmp(ev, "step.start")) {
+				p->started = 1;
+				p->ended = 0;
+			} else {
+				p->ended = 1;
+				snprintf(p->status, sizeof(p->status), "%s",
+					 json_string_value(json_object_get(d, "status")) ?: "failed");
+				json_decref(p->result);
+				p->result = json_incref(json_object_get(d, "result"));
+			}
+		}
+	}
+	for (i = 0; i < o->n_assume_done; i++)
+		if (!drb_prior_find(&r, o->assume_done[i])) {
+			rc = drb_err_set(err, DRB_EINVAL,
+					 "--assume-done %s: that step did not start in this run",
+					 o->assume_done[i]);
+			goto out;
+		}
+	for (i = 0; i < o->n_retry_steps; i++)
+		if (!drb_prior_find(&r, o->retry_steps[i])) {
+			rc = drb_err_set(err, DRB_EINVAL,
+					 "--retry %s: that step did not start in this run",
+					 o->retry_steps[i]);
+			goto out;
+		}
+
+	if ((rc = drb_audit_open_append(&r.audit, audit_path, o->key, o->key_len, err)))
+		goto out;
+	lock_key = json_string_value(json_object_get(sd, "lock"));
+	if (drb_lock_take(o->runs_dir ? o->runs_dir : "drbook-runs",
+			  lock_key ? lock_key : rb->name, &lock_fd, err)) {
+		rc = refuse(out, r.run_id, audit_path, DRB_EXIT_REFUSED, "refused", err);
+		goto out;
+	}
+	/* results of finished top-level steps, so done_when checks can see them */
+	for (i = 0; i < r.n_prior; i++) {
+		drb_prior *p = &r.prior[i];
+		const drb_step *s = drb_runbook_step(rb, p->uid);
+
+		if (s && p->ended && strcmp(p->status, "failed")) {
+			drb_lua_lock(r.lua);
+			drb_lua_set_step(r.lua, s->id, p->status, p->result, err);
+			drb_lua_unlock(r.lua);
+		}
+	}
+	decisions = json_object();
+	blocked = json_array();
+	for (i = 0; i < r.n_prior; i++) {
+		drb_prior *p = &r.prior[i];
+		const drb_step *s = step_of(rb, p->uid);
+		const drb_action *a = drb_engine_action(s->action);
+		const char *why;
+		int done = 0;
+
+		if (p->ended && strcmp(p->status, "failed"))
+			continue;
+		if (s->for_each.src && !strchr(p->uid, '['))
+			continue; /* the children decide */
+		if (listed(o->assume_done, o->n_assume_done, p->uid)) {
+			snprintf(p->status, sizeof(p->status), "assumed_done");
+			why = "--assume-done";
+		} else if (listed(o->retry_steps, o->n_retry_steps, p->uid)) {
+			snprintf(p->status, sizeof(p->status), "rerun");
+			why = "--retry";
+		} else if (s->done_when.src || s->done_when_call) {
+			if ((rc = drb_step_done_when(&r, s, &done, err))) {
+				drb_err_prefix(err, "step '%s': ", p->uid);
+				json_array_append_new(blocked, json_pack("{s:s, s:s}", "step", p->uid,
+									 "error", err->msg));
+				continue;
+			}
+			snprintf(p->status, sizeof(p->status), done ? "verified_done" : "rerun");
+			why = done ? "done_when: took effect" : "done_when: did not take effect";
+		} else if (s->idempotent || (a && a->mode == DRB_ACT_RO) ||
+			   (a && a->mode == DRB_ACT_STEP && s->read_only) ||
+			   a == &drb_action_approval) {
+			snprintf(p->status, sizeof(p->status), "rerun");
+			why = s->idempotent ? "idempotent" : "safe to repeat";
+		} else {
+			json_array_append_new(blocked, json_pack("{s:s}", "step", p->uid));
+			continue;
+		}
+		p->ended = 0;
+		json_object_set_new(decisions, p->uid, json_string(why));
+	}
+	if (json_array_size(blocked)) {
+		json_t *b0 = json_array_get(blocked, 0), *d;
+		const char *uid = json_string_value(json_object_get(b0, "step"));
+		const char *e = json_string_value(json_object_get(b0, "error"));
+
+		if (e)
+			drb_err_set(err, DRB_EDENIED, "cannot resume: %s", e);
+		else
+			drb_err_set(err, DRB_EDENIED,
+				    "step '%s' started but did not finish and is not idempotent: "
+				    "check whether it took effect, then resume with --assume-done %s "
+				    "or --retry %s",
+				    uid, uid, uid);
+		d = json_pack("{s:O, s:s}", "blocked", blocked, "error", err->msg);
+		drb_emit(&r, "resume.refused", NULL, d, NULL);
+		json_decref(d);
+		rc = refuse(out, r.run_id, audit_path, DRB_EXIT_REFUSED, "refused", err);
+		goto out;
+	}
+	{
+		char opbuf[64];
+		const char *u = getenv("USER");
+		json_t *d;
+
+		snprintf(opbuf, sizeof(opbuf), "%s", u ? u : "unknown");
+		d = json_pack("{s:O, s:i, s:s}", "decisions", decisions, "pid", (int)getpid(),
+			      "operator", opbuf);
+		rc = drb_emit(&r, "run.resume", NULL, d, err);
+		json_decref(d);
+		if (rc)
+			goto out;
+	}
+	rc = drb_run_body(&r, out, !any_step);
+out:
+	json_decref(records);
+	json_decref(decisions);
+	json_decref(blocked);
+	drb_lock_release(lock_fd);
+	if (inited)
+		drb_run_fini(&r);
+	drb_runbook_free(rb);
+	drb_diags_free(&diags);
+	return rc;
+}
