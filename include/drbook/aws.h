@@ -48,8 +48,11 @@ typedef struct drb_sigv4_header {
  *
  * headers must include Host. Names are case-insensitive; repeated names are joined with ','
  * in the order given. Values are trimmed and runs of whitespace (SP, HT, CR, LF: folded
- * lines too) collapse to one space. These are never signed (proxies may change them):
- * User-Agent, Expect, Transfer-Encoding, Connection, X-Amzn-Trace-Id. The caller must not
+ * lines too) collapse to one space. Hop-by-hop headers and those proxies rewrite are never
+ * signed (botocore's list): Connection, Expect, Keep-Alive, Proxy-Authenticate,
+ * Proxy-Authorization, TE, Trailer, Transfer-Encoding, Upgrade, User-Agent,
+ * X-Amzn-Trace-Id. A line break inside a value is refused unless it is a fold (followed
+ * by SP or HT), so a value cannot smuggle in a header of its own. The caller must not
  * pass Authorization, X-Amz-Date or X-Amz-Security-Token: the signer produces them
  * (DRB_EINVAL otherwise). A caller-supplied X-Amz-Content-SHA256 is signed and its value is
  * used as the payload hash (S3's "UNSIGNED-PAYLOAD" / precomputed hashes).

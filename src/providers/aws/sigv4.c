@@ -21,9 +21,10 @@
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 /* Hop-by-hop or rewritten by proxies and HTTP stacks: signing them breaks requests that
- * pass through one. botocore skips the same, plus Connection (hop-by-hop by definition). */
-static const char *const unsigned_headers[] = {"user-agent", "expect", "transfer-encoding",
-					       "connection", "x-amzn-trace-id"};
+ * pass through one. The same list as botocore's SIGNED_HEADERS_BLACKLIST (1.43). */
+static const char *const unsigned_headers[] = {
+	"connection", "expect",  "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+	"trailer",    "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id"};
 
 typedef struct hdr {
 	char *name;  /* lowercase */
