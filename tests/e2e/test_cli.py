@@ -1,0 +1,94 @@
+"""The command line itself: help texts, validate's output and exit codes, audit verify."""
+import os
+
+from drbtest import EXAMPLES, check, main
+
+
+def test_help_for_every_command(c):
+    for args in (["--help"], ["run", "--help"], ["plan", "--help"], ["validate", "--help"],
+                 ["resume", "--help"], ["audit", "--help"]):
+        r = c.drbook(*args)
+        check(r.code == 0 and "usage: drbook" in r.out, " ".join(args), r)
+
+
+def test_unknown_command_and_option_are_usage_errors(c):
+    r = c.drbook("frobnicate")
+    check(r.code == 2 and "unknown command" in r.err, "unknown command", r)
+    r = c.drbook("run", os.path.join(EXAMPLES, "parallel.yaml"), "--frob")
+    check(r.code == 2, "unknown option", r)
+    r = c.drbook("run")
+    check(r.code == 2, "missing runbook", r)
+
+
+def test_validate_examples_prints_nothing(c):
+    files = sorted(os.path.join(EXAMPLES, f) for f in os.listdir(EXAMPLES) if f.endswith(".yaml"))
+    r = c.drbook("validate", *files)
+    check(r.code == 0 and r.out == "" and r.err == "", "valid examples are silent", r)
+
+
+def test_validate_reports_all_errors_with_positions(c):
+    rb = c.write("bad.yaml", """
+        version: 1
+        name: bad
+        steps:
+          - id: a
+            action: nosuch.action
+          - id: a
+            action: sleep
+            retires: 3
+            with: { duration: "${ 1 + }" }
+    """)
+    r = c.drbook("validate", rb)
+    check(r.code == 2, "invalid -> exit 2", r)
+    lines = [l for l in r.err.splitlines() if l.strip()]
+    check(len(lines) >= 4, f"every error reported: {lines}", r)
+    for l in lines:
+        check(l.startswith(rb + ":"), f"FILE:LINE:COL prefix: {l}")
+    check(any(":5:" in l and "nosuch.action" in l for l in lines), "unknown action at 5", r)
+    check(any("retires" in l for l in lines), "misspelt key", r)
+
+
+def test_run_of_invalid_runbook_executes_nothing(c):
+    rb = c.write("bad.yaml", """
+        version: 1
+        name: bad
+        steps:
+          - id: touch
+            action: exec
+            with: { argv: [touch, ran] }
+          - id: broken
+            action: sleep
+            timeout: forever
+    """)
+    r = c.drbook("run", rb)
+    check(r.code == 2 and not os.path.exists(c.path("ran")), "nothing executed", r)
+
+
+def test_audit_verify_detects_a_flipped_byte(c):
+    r = c.drbook("run", os.path.join(EXAMPLES, "parallel.yaml"), "-p", "each=1ms",
+                 "--audit", "run.jsonl")
+    check(r.code == 0, "run", r)
+    data = bytearray(open(c.path("run.jsonl"), "rb").read())
+    lines = data.split(b"\n")
+    i = len(lines[0]) + 1 + len(lines[1]) + 1 + 20  # a byte inside line 3
+    data[i] ^= 0x01
+    open(c.path("run.jsonl"), "wb").write(data)
+    v = c.drbook("audit", "verify", "run.jsonl")
+    check(v.code == 1, "tampered -> exit 1", v)
+    check(":3:" in v.err or ":4:" in v.err, "names the line", v)
+
+
+def test_audit_verify_truncated_last_line_is_interrupted_write(c):
+    r = c.drbook("run", os.path.join(EXAMPLES, "parallel.yaml"), "-p", "each=1ms",
+                 "--audit", "run.jsonl")
+    check(r.code == 0, "run", r)
+    data = open(c.path("run.jsonl"), "rb").read()
+    open(c.path("run.jsonl"), "wb").write(data[:-40])
+    v = c.drbook("audit", "verify", "run.jsonl")
+    check(v.code == 1, "not ok", v)
+    check("interrupted" in v.err and "tamper" not in v.err.replace("not tampering", ""),
+          "reported as an interrupted write", v)
+
+
+if __name__ == "__main__":
+    main(globals())

@@ -1,0 +1,464 @@
+"""End-to-end tests of the engine through the CLI: the example runbooks, parallel fan-out,
+approvals, plan, retries, polling, timeouts, rollback, failure policies, sandbox limits,
+secrets and the run lock."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from drbtest import EXAMPLES, check, events, main
+
+
+def test_hello_example_succeeds_and_log_verifies(c):
+    r = c.drbook("run", os.path.join(EXAMPLES, "hello.yaml"), "--drill", "--yes",
+                 "--audit", "run.jsonl")
+    check(r.code == 0, "hello.yaml should succeed", r)
+    check("succeeded" in r.out and "audit log:" in r.out, "summary missing", r)
+    log = c.log()
+    check(log[0]["event"] == "run.start" and log[-1]["event"] == "run.end", "log frame")
+    check(log[0]["data"]["drill"] is True, "drill recorded")
+    check(log[-1]["data"]["status"] == "succeeded", "run.end status")
+    check(len(events(log, "step.end")) >= 6 + 5, "a step.end per step and child")
+    v = c.drbook("audit", "verify", "run.jsonl")
+    check(v.code == 0, "audit verify", v)
+
+
+def test_parallel_fanout_runs_concurrently(c):
+    r = c.drbook("run", os.path.join(EXAMPLES, "parallel.yaml"), "--audit", "run.jsonl")
+    check(r.code == 0, "parallel run", r)
+    ends = events(c.log(), "step.end")
+    children = [e for e in ends if e["step"].startswith("fan-out[")]
+    check(len(children) == 8, f"8 children, got {len(children)}")
+    parent = [e for e in ends if e["step"] == "fan-out"][0]
+    dur = parent["data"]["duration_ms"]
+    check(900 <= dur < 2500, f"8 x 1s in parallel should take ~1s, took {dur} ms")
+
+
+def test_approval_without_terminal_is_refused_with_exit_3(c):
+    rb = c.write("a.yaml", """
+        version: 1
+        name: needs-approval
+        steps:
+          - id: gate
+            action: approval
+            with: { message: "go?" }
+          - id: change
+            action: exec
+            with: { argv: [touch, changed] }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 3, "approval with no terminal and no flag -> exit 3", r)
+    check("--approve gate" in r.out + r.err, "message names the flag", r)
+    check(not os.path.exists(c.path("changed")), "nothing after the gate ran")
+    check(c.log()[-1]["data"]["status"] == "refused", "run.end refused")
+    r = c.drbook("run", rb, "--approve", "gate", "--audit", "run2.jsonl")
+    check(r.code == 0 and os.path.exists(c.path("changed")), "--approve gate lets it run", r)
+    appr = [e for e in c.log("run2.jsonl") if e["event"] == "approval"]
+    check(appr and appr[-1]["data"]["approved"] is True, "approval event recorded")
+
+
+def test_plan_calls_no_mutating_action(c):
+    rb = c.write("p.yaml", """
+        version: 1
+        name: plan-me
+        params:
+          target: { type: string, default: blue }
+        preflight:
+          - id: look
+            action: exec
+            read_only: true
+            with: { argv: [sh, -c, "echo looked > looked"] }
+        steps:
+          - id: change
+            action: exec
+            with: { argv: [sh, -c, "echo ${params.target} > changed"] }
+          - id: later
+            action: lua
+            script: return 1
+    """)
+    r = c.drbook("plan", rb, "-p", "target=green", "--audit", "run.jsonl")
+    check(r.code == 0, "plan succeeds", r)
+    check(os.path.exists(c.path("looked")), "preflight ran")
+    check(not os.path.exists(c.path("changed")), "plan must not run the mutating step")
+    check("echo green > changed" in r.out, "plan shows interpolated arguments", r)
+    check(not events(c.log(), "step.start", "change"), "no step.start for steps in plan")
+
+
+def test_preflight_rejects_mutating_lua_call(c):
+    rb = c.write("p.yaml", """
+        version: 1
+        name: sneaky
+        preflight:
+          - id: sneaky
+            action: lua
+            read_only: true
+            script: return exec{argv = {"touch", "mutated"}}
+        steps:
+          - id: s
+            action: sleep
+            with: { duration: 0s }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 3, "preflight failure -> exit 3", r)
+    check(not os.path.exists(c.path("mutated")), "the mutating call was refused")
+    check("mutating" in r.out + r.err, "says why", r)
+
+
+def test_retry_with_backoff_then_success(c):
+    rb = c.write("r.yaml", """
+        version: 1
+        name: flaky
+        steps:
+          - id: flaky
+            action: exec
+            retry: { attempts: 5, backoff: exponential, initial: 100ms, max: 200ms }
+            with: { argv: [sh, -c, "n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; [ $n -ge 3 ]"] }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 0, "succeeds on the third attempt", r)
+    log = c.log()
+    check(len(events(log, "step.retry", "flaky")) == 2, "two retries logged")
+    check(events(log, "step.end", "flaky")[0]["data"]["attempts"] == 3, "attempts == 3")
+    for e in events(log, "step.retry"):
+        check(0 <= e["data"]["delay_s"] <= 0.2, "delay within the cap")
+
+
+def test_retry_gives_up_after_attempts(c):
+    rb = c.write("r.yaml", """
+        version: 1
+        name: broken
+        steps:
+          - id: broken
+            action: exec
+            retry: { attempts: 3, initial: 10ms, max: 10ms }
+            with: { argv: [sh, -c, "echo x >> tries; exit 1"] }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "fails with exit 1", r)
+    with open(c.path("tries")) as f:
+        check(len(f.readlines()) == 3, "exactly 3 attempts")
+
+
+def test_until_polls_every_interval(c):
+    rb = c.write("u.yaml", """
+        version: 1
+        name: poll
+        steps:
+          - id: wait
+            action: exec
+            read_only: true
+            with: { argv: [sh, -c, "echo x >> polls; wc -l < polls"] }
+            until: tonumber(result.stdout) >= 4
+            every: 100ms
+            timeout: 10s
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 0, "until met on the 4th poll", r)
+    with open(c.path("polls")) as f:
+        check(len(f.readlines()) == 4, "polled exactly 4 times")
+
+
+def test_until_not_met_before_timeout_fails(c):
+    rb = c.write("u.yaml", """
+        version: 1
+        name: poll-timeout
+        steps:
+          - id: wait
+            action: sleep
+            with: { duration: 0s }
+            until: false
+            every: 200ms
+            timeout: 1s
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "until not met -> failed", r)
+    check(r.elapsed < 5, "gave up at the timeout")
+    end = events(c.log(), "step.end", "wait")[0]["data"]
+    check("not met" in end["error"], end["error"])
+
+
+def test_step_timeout_stops_a_hung_command(c):
+    rb = c.write("t.yaml", """
+        version: 1
+        name: hung
+        steps:
+          - id: hung
+            action: exec
+            timeout: 1s
+            with: { argv: [sleep, "30"] }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "timeout -> failed", r)
+    check(r.elapsed < 8, f"stopped near the timeout, took {r.elapsed:.1f}s")
+
+
+def test_run_deadline(c):
+    rb = c.write("d.yaml", """
+        version: 1
+        name: deadline
+        deadline: 1s
+        steps:
+          - id: a
+            action: sleep
+            with: { duration: 700ms }
+          - id: b
+            action: sleep
+            with: { duration: 700ms }
+          - id: c
+            action: exec
+            with: { argv: [touch, reached] }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "deadline passed -> failed", r)
+    check(not os.path.exists(c.path("reached")), "no step after the deadline")
+
+
+def test_rollback_runs_compensations_newest_first(c):
+    r = c.drbook("run", os.path.join(EXAMPLES, "rollback.yaml"), "-p",
+                 f"journal={c.path('journal')}", "--audit", "run.jsonl")
+    check(r.code == 1, "failed run with rollback exits 1", r)
+    with open(c.path("journal")) as f:
+        lines = f.read().split()
+    check(lines == ["do-first", "do-second-x", "do-second-y", "do-third", "undo-second-y",
+                    "undo-second-x", "undo-first"], f"journal order: {lines}")
+    log = c.log()
+    check(log[-1]["data"]["status"] == "rolled_back", "status rolled_back")
+    check(len(events(log, "rollback.end")) == 3, "three compensations logged")
+
+
+def test_on_failure_continue_and_critical(c):
+    rb = c.write("c.yaml", """
+        version: 1
+        name: policies
+        steps:
+          - id: optional
+            action: exec
+            critical: false
+            with: { argv: ["false"] }
+          - id: goes-on
+            action: exec
+            on_failure: continue
+            with: { argv: ["false"] }
+          - id: last
+            action: exec
+            with: { argv: [touch, last] }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "a critical failure with continue still ends with exit 1", r)
+    check(os.path.exists(c.path("last")), "continue went on")
+    rb2 = c.write("c2.yaml", """
+        version: 1
+        name: noncritical
+        steps:
+          - id: optional
+            action: exec
+            critical: false
+            with: { argv: ["false"] }
+          - id: last
+            action: exec
+            with: { argv: [touch, last2] }
+    """)
+    r = c.drbook("run", rb2, "--audit", "run2.jsonl")
+    check(r.code == 0 and os.path.exists(c.path("last2")), "non-critical failure: exit 0", r)
+
+
+def test_when_skips(c):
+    rb = c.write("w.yaml", """
+        version: 1
+        name: when
+        params:
+          go: { type: bool, default: false }
+        steps:
+          - id: maybe
+            action: exec
+            when: params.go
+            with: { argv: [touch, maybe] }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 0 and not os.path.exists(c.path("maybe")), "skipped", r)
+    check(events(c.log(), "step.end", "maybe")[0]["data"]["status"] == "skipped", "logged")
+    r = c.drbook("run", rb, "-p", "go=true", "--audit", "run2.jsonl")
+    check(r.code == 0 and os.path.exists(c.path("maybe")), "-p go=true runs it", r)
+
+
+def test_instruction_limit_in_assert(c):
+    rb = c.write("l.yaml", """
+        version: 1
+        name: loop
+        steps:
+          - id: spin
+            action: sleep
+            with: { duration: 0s }
+            assert: (function() while true do end end)()
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "infinite loop in assert fails the step", r)
+    check(r.elapsed < 3, f"ended quickly ({r.elapsed:.2f}s)")
+    err = events(c.log(), "step.end", "spin")[0]["data"]["error"]
+    check("instruction limit" in err, err)
+
+
+def test_memory_limit_in_lua_step(c):
+    rb = c.write("m.yaml", """
+        version: 1
+        name: bomb
+        steps:
+          - id: bomb
+            action: lua
+            script: local s = string.rep("x", 1 << 30); return #s
+          - id: after
+            action: lua
+            on_failure: continue
+            script: return 1
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "memory bomb fails the step, the process survives", r)
+    err = events(c.log(), "step.end", "bomb")[0]["data"]["error"]
+    check("memory" in err, err)
+
+
+def test_sandbox_has_no_io_or_os_execute(c):
+    rb = c.write("s.yaml", """
+        version: 1
+        name: escape
+        steps:
+          - id: io
+            action: lua
+            on_failure: continue
+            script: return io.open("/etc/passwd")
+          - id: osx
+            action: lua
+            on_failure: continue
+            script: return os.execute("touch pwned")
+          - id: req
+            action: lua
+            on_failure: continue
+            script: return require("os")
+          - id: dbg
+            action: lua
+            on_failure: continue
+            script: return debug.getinfo(1)
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "every escape fails", r)
+    check(not os.path.exists(c.path("pwned")), "os.execute did not run")
+    for s in ("io", "osx", "req", "dbg"):
+        check(events(c.log(), "step.end", s)[0]["data"]["status"] == "failed", s)
+
+
+def test_secret_params_never_reach_log_or_output(c):
+    rb = c.write("x.yaml", """
+        version: 1
+        name: secret
+        params:
+          token: { type: string, secret: true }
+        steps:
+          - id: use
+            action: exec
+            with: { argv: [sh, -c, "test -n \\"$1\\"", x, "${params.token}"] }
+    """)
+    secret = "s3cr3t-Value-9f8e7d"
+    r = c.drbook("run", rb, "-p", f"token={secret}", "--audit", "run.jsonl", "--json")
+    check(r.code == 0, "run ok", r)
+    with open(c.path("run.jsonl")) as f:
+        check(secret not in f.read(), "secret in the audit log")
+    check(secret not in r.out and secret not in r.err, "secret in the output")
+
+
+def test_json_output_is_one_event_per_line(c):
+    r = c.drbook("run", os.path.join(EXAMPLES, "parallel.yaml"), "-p", "each=10ms", "--json",
+                 "--audit", "run.jsonl")
+    check(r.code == 0, "run ok", r)
+    lines = [json.loads(l) for l in r.out.splitlines()]
+    check(lines[0]["event"] == "run.start", "first event")
+    check(lines[-1]["event"] == "summary" and lines[-1]["exit_code"] == 0, "summary last")
+
+
+def test_quiet_prints_nothing(c):
+    r = c.drbook("run", os.path.join(EXAMPLES, "parallel.yaml"), "-p", "each=10ms", "--quiet",
+                 "--audit", "run.jsonl")
+    check(r.code == 0 and r.out == "", "quiet", r)
+
+
+def test_run_lock_refuses_a_second_run(c):
+    rb = c.write("slow.yaml", """
+        version: 1
+        name: slow
+        lock: failover-prod
+        steps:
+          - id: hold
+            action: sleep
+            with: { duration: 20s }
+    """)
+    first = c.spawn("run", rb, "--audit", "first.jsonl", "--quiet")
+    try:
+        for _ in range(100):
+            if os.path.exists(c.path("first.jsonl")) and "step.start" in open(c.path("first.jsonl")).read():
+                break
+            time.sleep(0.05)
+        r = c.drbook("run", rb, "--audit", "second.jsonl")
+        check(r.code == 3, "second run while the lock is held -> exit 3", r)
+        check("lock" in r.out + r.err, "says it is the lock", r)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    r = c.drbook("run", c.write("quick.yaml", """
+        version: 1
+        name: slow
+        lock: failover-prod
+        steps:
+          - id: hold
+            action: sleep
+            with: { duration: 0s }
+    """), "--audit", "third.jsonl")
+    check(r.code == 0, "a killed holder leaves no stale lock", r)
+
+
+def test_bad_parameter_is_usage_error(c):
+    r = c.drbook("run", os.path.join(EXAMPLES, "parallel.yaml"), "-p", "nosuch=1")
+    check(r.code == 2 and "nosuch" in r.err, "unknown parameter -> exit 2", r)
+    r = c.drbook("run", os.path.join(EXAMPLES, "parallel.yaml"), "-p", "each=soon")
+    check(r.code == 2 and "each" in r.err, "bad duration -> exit 2", r)
+
+
+def test_http_request_action(c):
+    server = subprocess.Popen(["python3", "-c", """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"healthy": true}'
+        self.send_response(200); self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.timeout = 30
+s.handle_request(); s.handle_request()
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        rb = c.write("h.yaml", f"""
+            version: 1
+            name: http
+            preflight:
+              - id: health
+                action: http.request
+                with: {{ url: "http://127.0.0.1:{port}/health" }}
+                assert: result.status == 200
+            steps:
+              - id: again
+                action: http.request
+                with: {{ method: GET, url: "http://127.0.0.1:{port}/health" }}
+                assert: result.status == 200 and result.body:find("healthy") ~= nil
+        """)
+        r = c.drbook("run", rb, "--audit", "run.jsonl")
+        check(r.code == 0, "http.request GET in preflight and steps", r)
+        check(events(c.log(), "call"), "the HTTP call is logged as a call event")
+    finally:
+        server.kill()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main(globals())

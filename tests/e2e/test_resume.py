@@ -1,0 +1,162 @@
+"""Kill -9 a run and resume it: finished steps are not repeated, an interrupted
+non-idempotent step needs --assume-done or --retry, idempotent ones are re-run, done_when is
+consulted, and the resumed log stays one valid chain."""
+import os
+import signal
+import time
+
+from drbtest import EXAMPLES, check, events, main
+
+CHECKPOINT = os.path.join(EXAMPLES, "checkpoint.yaml")
+
+
+def start_and_kill_in(c, step, runbook=CHECKPOINT, params=(), key=None):
+    args = ["run", runbook, "-p", f"journal={c.path('journal')}", "--audit", "run.jsonl",
+            "--quiet", *params]
+    if key:
+        args += ["--audit-key-file", key]
+    p = c.spawn(*args)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if os.path.exists(c.path("run.jsonl")):
+                recs = c.log()
+                if events(recs, "step.start", step):
+                    time.sleep(0.3)
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"step {step} never started")
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        # the shell of the long step may outlive drbook; it is in its own process group
+        os.system("pkill -f 'long-start' >/dev/null 2>&1")
+
+
+def journal(c):
+    with open(c.path("journal")) as f:
+        return f.read().split()
+
+
+def test_interrupted_non_idempotent_step_needs_a_decision(c):
+    start_and_kill_in(c, "long-change")
+    r = c.drbook("resume", "run.jsonl")
+    check(r.code == 3, "resume refuses", r)
+    check("long-change" in r.out + r.err and "--assume-done" in r.out + r.err,
+          "names the step and the flags", r)
+    r = c.drbook("resume", "run.jsonl", "--assume-done", "long-change")
+    check(r.code == 0, "resume with --assume-done completes", r)
+    j = journal(c)
+    check(j.count("before") == 1, f"completed step not run again: {j}")
+    check(j[-2:] == ["refresh", "after"], f"rest of the run happened: {j}")
+    check("long-end" not in j, "assumed step not re-run")
+    log = c.log()
+    check(log[-1]["event"] == "run.end" and log[-1]["data"]["status"] == "succeeded", "end")
+    check(events(log, "step.end", "long-change")[-1]["data"]["status"] == "assumed_done", "")
+    v = c.drbook("audit", "verify", "run.jsonl")
+    check(v.code == 0, "chain valid after resume", v)
+
+
+def test_retry_flag_reruns_the_step(c):
+    start_and_kill_in(c, "long-change", params=("-p", "hold=1s"))
+    time.sleep(1.2)
+    r = c.drbook("resume", "run.jsonl", "--retry", "long-change")
+    check(r.code == 0, "resume with --retry", r)
+    j = journal(c)
+    check(j.count("long-start") == 2 and j.count("long-end") >= 1, f"re-ran: {j}")
+    check(j.count("before") == 1, "before not re-run")
+
+
+def test_idempotent_step_is_rerun_without_asking(c):
+    rb = c.write("idem.yaml", """
+        version: 1
+        name: idem
+        params:
+          journal: { type: string }
+        steps:
+          - id: once
+            action: exec
+            with: { argv: [sh, -c, "echo once >> \\"$0\\"", "${params.journal}"] }
+          - id: slow-idempotent
+            action: exec
+            idempotent: true
+            with: { argv: [sh, -c, "echo idem >> \\"$0\\"; sleep 30", "${params.journal}"] }
+    """)
+    start_and_kill_in(c, "slow-idempotent", runbook=rb)
+    os.system("pkill -f 'echo idem' >/dev/null 2>&1")
+    # make the re-run quick: the step itself is the same runbook, so patch nothing; kill it
+    p = c.spawn("resume", "run.jsonl", "--quiet")
+    time.sleep(1.5)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    os.system("pkill -f 'echo idem' >/dev/null 2>&1")
+    j = journal(c)
+    check(j.count("once") == 1, f"completed step not repeated: {j}")
+    check(j.count("idem") == 2, f"idempotent step re-run by resume: {j}")
+    check(c.drbook("audit", "verify", "run.jsonl").code == 0, "chain valid")
+
+
+def test_done_when_decides(c):
+    rb = c.write("dw.yaml", """
+        version: 1
+        name: done-when
+        params:
+          journal: { type: string }
+        steps:
+          - id: make-marker
+            action: exec
+            done_when: steps ~= nil
+            with: { argv: [sh, -c, "touch marker; echo made >> \\"$0\\"; sleep 30", "${params.journal}"] }
+          - id: after
+            action: exec
+            with: { argv: [sh, -c, "echo after >> \\"$0\\"", "${params.journal}"] }
+    """)
+    start_and_kill_in(c, "make-marker", runbook=rb)
+    os.system("pkill -f 'touch marker' >/dev/null 2>&1")
+    r = c.drbook("resume", "run.jsonl")
+    check(r.code == 0, "done_when true -> recorded as done, run goes on", r)
+    j = journal(c)
+    check(j.count("made") == 1 and j[-1] == "after", f"{j}")
+    end = events(c.log(), "step.end", "make-marker")[-1]["data"]
+    check(end["status"] == "ok" and end.get("resumed") == "done_when", f"{end}")
+
+
+def test_resume_of_finished_run_is_refused(c):
+    r = c.drbook("run", CHECKPOINT, "-p", f"journal={c.path('journal')}", "-p", "hold=0s",
+                 "--audit", "run.jsonl")
+    check(r.code == 0, "run", r)
+    r = c.drbook("resume", "run.jsonl")
+    check(r.code == 3 and "already ended" in r.out + r.err, "nothing to resume", r)
+    check(journal(c).count("before") == 1, "nothing re-ran")
+
+
+def test_resume_with_hmac_key_keeps_chain_and_macs(c):
+    key = c.path("key")
+    with open(key, "w") as f:
+        f.write("correct horse battery staple\n")
+    start_and_kill_in(c, "long-change", key=key)
+    r = c.drbook("resume", "run.jsonl", "--assume-done", "long-change",
+                 "--audit-key-file", key)
+    check(r.code == 0, "resume with key", r)
+    v = c.drbook("audit", "verify", "run.jsonl", "--key-file", key)
+    check(v.code == 0, "MACs valid across the resume", v)
+    with open(c.path("wrong"), "w") as f:
+        f.write("wrong key\n")
+    v = c.drbook("audit", "verify", "run.jsonl", "--key-file", c.path("wrong"))
+    check(v.code == 1, "wrong key detected", v)
+
+
+def test_resume_refuses_tampered_log(c):
+    start_and_kill_in(c, "long-change")
+    recs = open(c.path("run.jsonl")).read().splitlines()
+    recs[1] = recs[1].replace('"before"', '"befor3"', 1)
+    with open(c.path("run.jsonl"), "w") as f:
+        f.write("\n".join(recs) + "\n")
+    r = c.drbook("resume", "run.jsonl", "--assume-done", "long-change")
+    check(r.code == 1, "tampered log -> refuse", r)
+    check(not os.path.exists(c.path("journal")) or "after" not in journal(c), "nothing ran")
+
+
+if __name__ == "__main__":
+    main(globals())
