@@ -1,0 +1,366 @@
+/* Redaction of audit record data: a deep copy in which secret-looking values are replaced by
+ * "***". Providers redact too; this is the last line of defence before bytes reach the log,
+ * so when a rule is unsure it hides more rather than less. The rules are in docs/audit.md. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <drbook/audit.h>
+#include <drbook/util.h>
+
+#define MASK "***"
+
+/* Deeper structures are replaced whole: it bounds the recursion, and no record we write nests
+ * anywhere near this deep. */
+#define SCRUB_MAX_DEPTH 200
+
+/* Words that make a key secret, matched in the key lowercased with '-', '_' and '.' removed
+ * (so api_key, Api-Key and APIKEY are one rule). */
+static const char *const secret_words[] = {
+	"authorization", "password", "passwd", "secret", "token", "credential",
+	"apikey", "privatekey", "cookie", "signature", NULL,
+};
+
+/* Values of these end at ',', '&' and ';' too (they never contain them: signatures, AWS
+ * credential scopes, tokens), which keeps the rest of an Authorization header or query string
+ * readable. Passwords may contain anything, so theirs end only at whitespace or a quote. */
+static const char *const short_value_words[] = {"token", "signature", "credential", NULL};
+
+typedef struct norm_key {
+	char small[256];
+	char *p; /* small, or malloc'd for long keys */
+	size_t len;
+} norm_key;
+
+static int norm_init(norm_key *k, const char *s, size_t n)
+{
+	k->p = n < sizeof(k->small) ? k->small : malloc(n + 1);
+	if (!k->p)
+		return -1;
+	k->len = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '-' || c == '_' || c == '.')
+			continue;
+		k->p[k->len++] = (char)tolower(c);
+	}
+	k->p[k->len] = '\0';
+	return 0;
+}
+
+static void norm_free(norm_key *k)
+{
+	if (k->p && k->p != k->small)
+		free(k->p);
+	k->p = NULL;
+}
+
+static int ends_with(const norm_key *k, const char *suffix)
+{
+	size_t n = strlen(suffix);
+
+	return k->len >= n && !memcmp(k->p + k->len - n, suffix, n);
+}
+
+static int has_word(const norm_key *k, const char *const *words)
+{
+	for (size_t i = 0; words[i]; i++)
+		if (strstr(k->p, words[i]))
+			return 1;
+	return 0;
+}
+
+/* "session" alone is too broad: session_name (STS RoleSessionName), session_timeout or
+ * sessions are harmless and useful to a reviewer. Only names that end in session, session_id
+ * or session_key hold a session handle (session tokens are caught by "token"). */
+static int is_secret_norm(const norm_key *k)
+{
+	return has_word(k, secret_words) || ends_with(k, "session") ||
+	       ends_with(k, "sessionid") || ends_with(k, "sessionkey");
+}
+
+/* 1 when a key (or an identifier inside a string) names a secret; a failed allocation counts
+ * as secret, so the value is hidden rather than leaked. */
+static int name_is_secret(const char *s, size_t n, int *short_value, int *header)
+{
+	norm_key k;
+	int r;
+
+	if (short_value)
+		*short_value = 0;
+	if (header)
+		*header = 0;
+	if (norm_init(&k, s, n) < 0)
+		return 1;
+	r = is_secret_norm(&k);
+	if (r && short_value)
+		*short_value = has_word(&k, short_value_words);
+	if (r && header)
+		*header = strstr(k.p, "authorization") || strstr(k.p, "cookie");
+	norm_free(&k);
+	return r;
+}
+
+static int is_ident(unsigned char c)
+{
+	return isalnum(c) || c == '_' || c == '-' || c == '.';
+}
+
+static int is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+static int is_quote(unsigned char c)
+{
+	return c == '"' || c == '\'';
+}
+
+/* scheme://user:PASS@host -> scheme://user:***@host. s + i points at "://". The authority is
+ * taken up to the first '?', '#', whitespace or quote, and the password up to the LAST '@'
+ * before that, so passwords with a raw '@' or '/' are still hidden. Returns the index to go on
+ * from, or i when there is nothing to hide (the caller copies normally). */
+static size_t scrub_uri(const char *s, size_t n, size_t i, drb_buf *b, int *rc)
+{
+	size_t start = i + 3, end = start, at = 0, colon = 0;
+	int found_at = 0, found_colon = 0;
+
+	while (end < n && s[end] != '?' && s[end] != '#' && s[end] != '<' && s[end] != '>' &&
+	       !is_space((unsigned char)s[end]) && !is_quote((unsigned char)s[end]))
+		end++;
+	for (size_t j = start; j < end; j++)
+		if (s[j] == '@') {
+			at = j;
+			found_at = 1;
+		}
+	if (!found_at)
+		return i;
+	for (size_t j = start; j < at; j++)
+		if (s[j] == ':') {
+			colon = j;
+			found_colon = 1;
+			break;
+		}
+	if (!found_colon || colon + 1 == at)
+		return i;
+	if (*rc == 0)
+		*rc = drb_buf_append(b, s + i, colon + 1 - i);
+	if (*rc == 0)
+		*rc = drb_buf_puts(b, MASK);
+	return at;
+}
+
+/* Finds the end of a quoted value starting after the opening quote at v (quote q, escaped
+ * quote when esc: the \" of JSON text inside a string). Backslashes escape. */
+static size_t quoted_end(const char *s, size_t n, size_t v, char q, int esc)
+{
+	for (size_t j = v; j < n; j++) {
+		if (esc) {
+			if (s[j] == '\\' && j + 1 < n && s[j + 1] == q)
+				return j;
+			continue;
+		}
+		if (s[j] == '\\') {
+			j++;
+			continue;
+		}
+		if (s[j] == q)
+			return j;
+	}
+	return n;
+}
+
+/* An identifier that names a secret at s[i..j): hides the value that follows it, in the
+ * forms NAME=value, NAME: value, "NAME":"value", NAME='value' and <NAME>value</NAME>.
+ * Returns the index to go on from, or i when nothing follows that looks like a value. */
+static size_t scrub_pair(const char *s, size_t n, size_t i, size_t j, drb_buf *b, int *rc)
+{
+	int short_value = 0, header = 0;
+	size_t k = j, v, e;
+	char sep;
+
+	if (!name_is_secret(s + i, j - i, &short_value, &header))
+		return i;
+	if (i > 0 && s[i - 1] == '<' && j < n && s[j] == '>') {
+		for (e = j + 1; e < n && s[e] != '<'; e++)
+			;
+		if (e == j + 1)
+			return i;
+		if (*rc == 0)
+			*rc = drb_buf_append(b, s + i, j + 1 - i);
+		if (*rc == 0)
+			*rc = drb_buf_puts(b, MASK);
+		return e;
+	}
+	/* the closing quote of a quoted key: "password": or \"password\": */
+	if (k < n && is_quote((unsigned char)s[k]))
+		k++;
+	else if (k + 1 < n && s[k] == '\\' && is_quote((unsigned char)s[k + 1]))
+		k += 2;
+	while (k < n && (s[k] == ' ' || s[k] == '\t'))
+		k++;
+	if (k >= n || (s[k] != '=' && s[k] != ':'))
+		return i;
+	sep = s[k++];
+	if (k < n && (s[k] == '=' || (sep == ':' && s[k] == ':')))
+		return i; /* "token == nil" in an expression, "a::b": not an assignment */
+	while (k < n && (s[k] == ' ' || s[k] == '\t'))
+		k++;
+	v = k;
+	if (v < n && is_quote((unsigned char)s[v])) {
+		e = quoted_end(s, n, v + 1, s[v], 0);
+		v++;
+	} else if (v + 1 < n && s[v] == '\\' && is_quote((unsigned char)s[v + 1])) {
+		e = quoted_end(s, n, v + 2, s[v + 1], 1);
+		v += 2;
+	} else if (header && sep == ':') {
+		/* an HTTP header line: the whole value, whatever scheme it uses */
+		for (e = v; e < n && s[e] != '\r' && s[e] != '\n'; e++)
+			;
+	} else {
+		for (e = v; e < n; e++) {
+			unsigned char c = (unsigned char)s[e];
+
+			if (is_space(c) || is_quote(c) || c == '<' ||
+			    (short_value && (c == ',' || c == '&' || c == ';')))
+				break;
+		}
+	}
+	if (e == v)
+		return i;
+	if (*rc == 0)
+		*rc = drb_buf_append(b, s + i, v - i);
+	if (*rc == 0)
+		*rc = drb_buf_puts(b, MASK);
+	return e;
+}
+
+/* "Bearer <token>" anywhere: a token pasted into a message or a header list. */
+static size_t scrub_bearer(const char *s, size_t n, size_t i, size_t j, drb_buf *b, int *rc)
+{
+	size_t e;
+
+	if (j - i != 6 || strncasecmp(s + i, "bearer", 6) != 0 || j >= n || s[j] != ' ')
+		return i;
+	for (e = j + 1; e < n && !is_space((unsigned char)s[e]) && !is_quote((unsigned char)s[e]) &&
+			s[e] != ',' && s[e] != '<';
+	     e++)
+		;
+	if (e == j + 1)
+		return i;
+	if (*rc == 0)
+		*rc = drb_buf_append(b, s + i, j + 1 - i);
+	if (*rc == 0)
+		*rc = drb_buf_puts(b, MASK);
+	return e;
+}
+
+static json_t *scrub_string(const char *s, size_t n)
+{
+	json_t *out = NULL;
+	drb_buf b;
+	size_t i = 0;
+	int rc = 0;
+
+	/* each redaction turns at least one byte into three */
+	drb_buf_init(&b, n * 3 + 16);
+	while (i < n && rc == 0) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == ':' && i + 2 < n && s[i + 1] == '/' && s[i + 2] == '/') {
+			size_t next = scrub_uri(s, n, i, &b, &rc);
+
+			if (next != i) {
+				i = next;
+				continue;
+			}
+			rc = drb_buf_append(&b, s + i, 3);
+			i += 3;
+			continue;
+		}
+		if (is_ident(c) && (i == 0 || !is_ident((unsigned char)s[i - 1]))) {
+			size_t j = i, next;
+
+			while (j < n && is_ident((unsigned char)s[j]))
+				j++;
+			next = scrub_pair(s, n, i, j, &b, &rc);
+			if (next == i)
+				next = scrub_bearer(s, n, i, j, &b, &rc);
+			if (next != i) {
+				i = next;
+				continue;
+			}
+			rc = drb_buf_append(&b, s + i, j - i);
+			i = j;
+			continue;
+		}
+		rc = drb_buf_append(&b, s + i, 1);
+		i++;
+	}
+	if (rc == 0)
+		out = json_stringn(b.p ? b.p : "", b.len);
+	else if (rc == DRB_ELIMIT)
+		out = json_string(MASK); /* cannot happen given the cap; hide rather than fail */
+	drb_buf_free(&b);
+	return out;
+}
+
+/* Null and booleans say whether a secret was set without revealing it, so they stay. */
+static json_t *mask_value(const json_t *v)
+{
+	if (json_is_null(v) || json_is_boolean(v))
+		return json_deep_copy(v);
+	return json_string(MASK);
+}
+
+static json_t *scrub(const json_t *v, int depth)
+{
+	json_t *out = NULL, *val;
+	const char *key;
+	size_t idx;
+
+	if (depth > SCRUB_MAX_DEPTH)
+		return json_string(MASK);
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		out = json_object();
+		if (!out)
+			return NULL;
+		json_object_foreach((json_t *)v, key, val) {
+			json_t *c = name_is_secret(key, strlen(key), NULL, NULL) ? mask_value(val)
+										 : scrub(val, depth + 1);
+
+			if (!c || json_object_set_new(out, key, c) < 0) {
+				json_decref(out);
+				return NULL;
+			}
+		}
+		return out;
+	case JSON_ARRAY:
+		out = json_array();
+		if (!out)
+			return NULL;
+		json_array_foreach((json_t *)v, idx, val) {
+			json_t *c = scrub(val, depth + 1);
+
+			if (!c || json_array_append_new(out, c) < 0) {
+				json_decref(out);
+				return NULL;
+			}
+		}
+		return out;
+	case JSON_STRING:
+		return scrub_string(json_string_value(v), json_string_length(v));
+	default:
+		return json_deep_copy(v);
+	}
+}
+
+json_t *drb_audit_scrub(const json_t *v)
+{
+	if (!v)
+		return NULL;
+	return scrub(v, 0);
+}
