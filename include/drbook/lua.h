@@ -26,7 +26,13 @@ typedef struct drb_lua_opts {
 	/* Where print() and the log helper go (one line each); NULL = discarded. */
 	void (*print)(void *ud, const char *line);
 	void *print_ud;
+	/* Wall-clock guard per entry, a second line behind the instruction budget; time spent
+	 * inside actions (invoke) does not count. 0 = default 10 s. */
+	double time_limit;
 } drb_lua_opts;
+
+/* Containers nested deeper than this are refused by every conversion (DRB_ELIMIT). */
+#define DRB_LUA_MAX_DEPTH 64
 
 int drb_lua_new(drb_lua **out, const drb_lua_opts *opts, drb_err *err);
 void drb_lua_free(drb_lua *L); /* NULL is fine */
@@ -71,10 +77,16 @@ typedef int (*drb_lua_invoke_fn)(void *ud, const drb_action *a, const json_t *ar
 int drb_lua_register_action(drb_lua *L, const drb_action *a, drb_lua_invoke_fn invoke,
 			    void *ud, drb_err *err);
 
-/* Lua values <-> JSON for the engine and tests. Tables with keys 1..n only are arrays,
- * empty tables are objects; functions, userdata and cycles are refused (DRB_EINVAL). */
+/* Lua values <-> JSON for the engine and tests. Tables with keys 1..n only are arrays
+ * (holes become null when at least half of 1..n is present; sparser tables are refused),
+ * empty tables are objects, string keys objects; mixed keys, functions, userdata, NaN and
+ * infinities, invalid UTF-8 and cycles are refused (DRB_EINVAL), nesting deeper than
+ * DRB_LUA_MAX_DEPTH too (DRB_ELIMIT). to_json never raises a Lua error. */
 int drb_lua_to_json(lua_State *L, int idx, json_t **out, drb_err *err);
-int drb_lua_push_json(lua_State *L, const json_t *v); /* 0, or DRB_ELIMIT too deep */
+/* Pushes exactly one value (0), or nothing (DRB_ELIMIT: too deep). JSON null is nil, so
+ * nulls inside arrays leave holes. May raise a Lua memory error: call it from a C function
+ * running under lua_pcall. */
+int drb_lua_push_json(lua_State *L, const json_t *v);
 
 /* Custom actions written in Lua: a module calls drbook.action(name, {mode = "ro"|"mut"}, fn)
  * with fn(args) -> result table. mode() answers like drb_load_opts.action_mode (-1 unknown). */
@@ -83,5 +95,9 @@ int drb_lua_call_custom(drb_lua *L, const char *name, const json_t *args, json_t
 			drb_err *err);
 
 lua_State *drb_lua_state(drb_lua *L); /* borrowed; for bindings and tests */
+
+/* The full message and stack traceback of the last failed entry ("" when none); borrowed,
+ * valid until the next entry. err->msg holds only the message. */
+const char *drb_lua_last_traceback(drb_lua *L);
 
 #endif

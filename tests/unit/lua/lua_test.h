@@ -1,0 +1,154 @@
+/* Shared fixture for the src/lua tests: a sandbox with its own temporary lib_dir and
+ * runbook_dir (removed again in teardown), print lines captured, and small file helpers. */
+#ifndef DRB_TEST_LUA_TEST_H
+#define DRB_TEST_LUA_TEST_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <drbook/lua.h>
+#include <drbook/util.h>
+
+typedef struct lt_fix {
+	char root[64];       /* mkdtemp folder holding lib/, runbook/ and outside/ */
+	char lib[128], rb[128], outside[128];
+	drb_lua *L;
+	char printed[16][256];
+	int nprinted;
+} lt_fix;
+
+static inline void lt_print(void *ud, const char *line)
+{
+	lt_fix *f = ud;
+
+	if (f->nprinted < 16)
+		snprintf(f->printed[f->nprinted++], sizeof(f->printed[0]), "%s", line);
+}
+
+/* Writes content to dir/rel, creating one level of sub-folder when rel has a '/'. */
+static inline int lt_write(const char *dir, const char *rel, const char *content)
+{
+	char path[512];
+	const char *slash = strchr(rel, '/');
+	FILE *fp = NULL;
+
+	if (slash) {
+		snprintf(path, sizeof(path), "%s/%.*s", dir, (int)(slash - rel), rel);
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+			return -1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	fp = fopen(path, "w");
+	if (!fp)
+		return -1;
+	fputs(content, fp);
+	return fclose(fp) == 0 ? 0 : -1;
+}
+
+static inline void lt_rmtree(const char *path)
+{
+	struct stat st;
+	DIR *d = NULL;
+	struct dirent *e = NULL;
+	char sub[1024];
+
+	if (lstat(path, &st) != 0)
+		return;
+	if (S_ISDIR(st.st_mode)) {
+		d = opendir(path);
+		while (d && (e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+			lt_rmtree(sub);
+		}
+		if (d)
+			closedir(d);
+		rmdir(path);
+	} else {
+		unlink(path);
+	}
+}
+
+/* Creates the folders and a sandbox with the given limits (0 = defaults). */
+static inline int lt_open(lt_fix *f, size_t mem, long long instr, double secs)
+{
+	drb_lua_opts o;
+	drb_err e = {0};
+
+	snprintf(f->root, sizeof(f->root), "/tmp/drb-lua-test-XXXXXX");
+	if (!mkdtemp(f->root))
+		return -1;
+	snprintf(f->lib, sizeof(f->lib), "%s/lib", f->root);
+	snprintf(f->rb, sizeof(f->rb), "%s/runbook", f->root);
+	snprintf(f->outside, sizeof(f->outside), "%s/outside", f->root);
+	if (mkdir(f->lib, 0700) || mkdir(f->rb, 0700) || mkdir(f->outside, 0700))
+		return -1;
+	memset(&o, 0, sizeof(o));
+	o.mem_limit = mem;
+	o.instr_limit = instr;
+	o.time_limit = secs;
+	o.lib_dir = f->lib;
+	o.runbook_dir = f->rb;
+	o.print = lt_print;
+	o.print_ud = f;
+	if (drb_lua_new(&f->L, &o, &e) != 0) {
+		fprintf(stderr, "drb_lua_new: %s\n", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static inline int lt_setup(void **state)
+{
+	lt_fix *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	*state = f;
+	return lt_open(f, 0, 0, 0);
+}
+
+static inline int lt_teardown(void **state)
+{
+	lt_fix *f = *state;
+
+	if (!f)
+		return 0;
+	drb_lua_free(f->L);
+	if (f->root[0])
+		lt_rmtree(f->root);
+	free(f);
+	return 0;
+}
+
+/* Parses JSON text for expectations (aborts the test program on a typo in the test). */
+static inline json_t *lt_json(const char *text)
+{
+	json_error_t je;
+	json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
+
+	if (!j) {
+		fprintf(stderr, "bad test JSON %s: %s\n", text, je.text);
+		abort();
+	}
+	return j;
+}
+
+/* Compact, key-sorted text of v, for comparing in assertions (static buffer). */
+static inline const char *lt_dump(const json_t *v)
+{
+	static char buf[4096];
+	char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+
+	snprintf(buf, sizeof(buf), "%s", s ? s : "(null)");
+	free(s);
+	return buf;
+}
+
+#endif
