@@ -1,0 +1,291 @@
+# The `sandbox` command: up / down / status / inject / env / clean. It owns the launcher's
+# lifecycle (daemonised in its own process group, pid file, log file) and the clean-up that
+# must work even after the launcher or a test crashed.
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from .common import (Paths, SandboxError, check_pg_can_reach, pid_alive, port_in_use,
+                     read_json)
+from .pgnodes import stop_all_recorded
+
+SCENARIOS = ["ecs-task", "primary", "region-outage", "corruption"]
+
+
+def _err(msg):
+    sys.stderr.write("sandbox: %s\n" % msg)
+
+
+def control(paths, req, timeout=120):
+    """One JSON request over the launcher's unix socket; raises SandboxError on refusal."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(str(paths.control))
+        s.sendall((json.dumps(req) + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    except OSError as e:
+        raise SandboxError("launcher not reachable on %s: %s" % (paths.control, e))
+    finally:
+        s.close()
+    try:
+        reply = json.loads(buf)
+    except ValueError:
+        raise SandboxError("launcher sent no answer")
+    if not reply.get("ok"):
+        raise SandboxError(reply.get("error", "refused"))
+    return reply.get("result")
+
+
+def launcher_pid(paths):
+    try:
+        return int(paths.pid.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_our_launcher(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return b"_launch" in f.read()
+    except OSError:
+        return False
+
+
+def is_up(paths):
+    pid = launcher_pid(paths)
+    if not pid or not pid_alive(pid) or not paths.ready.exists():
+        return False
+    try:
+        return control(paths, {"cmd": "ping"}, timeout=10) == "pong"
+    except SandboxError:
+        return False
+
+
+def _group_members(pgid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                out.append(int(d))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _kill_group(pgid, log):
+    """The launcher runs as its own process group (setsid): whatever is left in it goes."""
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        members = _group_members(pgid)
+        if not members:
+            return True
+        log("sending %s to process group %d (%s)" % (sig.name, pgid, members))
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return True
+        end = time.monotonic() + wait
+        while time.monotonic() < end and _group_members(pgid):
+            time.sleep(0.1)
+    return not _group_members(pgid)
+
+
+def teardown(paths, log, graceful=True):
+    """Stop everything a launcher (alive or dead) started; return the problems left."""
+    pid = launcher_pid(paths)
+    if graceful and pid and pid_alive(pid) and paths.control.exists():
+        try:
+            control(paths, {"cmd": "shutdown"}, timeout=10)
+            end = time.monotonic() + 40
+            while time.monotonic() < end and pid_alive(pid):
+                time.sleep(0.1)
+        except SandboxError as e:
+            log("graceful shutdown failed: %s" % e)
+    stop_all_recorded(paths, log)
+    if pid and (_is_our_launcher(pid) or not pid_alive(pid)):
+        _kill_group(pid, log)
+    problems = []
+    if pid and pid_alive(pid) and _is_our_launcher(pid):
+        problems.append("launcher %d still alive" % pid)
+    for name, s in (read_json(paths.servers, {}) or {}).items():
+        pidfile = os.path.join(s.get("datadir", ""), "postmaster.pid")
+        if os.path.exists(pidfile):
+            try:
+                ppid = int(open(pidfile).readline())
+                if pid_alive(ppid):
+                    problems.append("postgres %s (pid %d) still alive" % (name, ppid))
+            except (OSError, ValueError):
+                pass
+    ports = dict(read_json(paths.ports, {}) or {})
+    for name, s in (read_json(paths.servers, {}) or {}).items():
+        ports.setdefault(name, s.get("port"))
+    for name, port in ports.items():
+        if port and port_in_use(port):
+            problems.append("port %s (%s) still in use" % (port, name))
+    for p in (paths.pid, paths.ready, paths.control):
+        try:
+            p.unlink()
+        except OSError:
+            pass
+    return problems
+
+
+def _wipe_for_up(paths):
+    for d in (paths.pg, paths.sock, paths.archive, paths.basebackup):
+        if d.exists():
+            shutil.rmtree(d)
+    for f in (paths.env_sh, paths.env_json, paths.ready, paths.servers, paths.ports,
+              paths.corruption, paths.control):
+        try:
+            f.unlink()
+        except OSError:
+            pass
+    if paths.log.exists():
+        os.replace(paths.log, str(paths.log) + ".1")
+
+
+def status_obj(paths):
+    pid = launcher_pid(paths)
+    obj = {"state": "down", "state_dir": str(paths.root), "launcher_pid": pid,
+           "env_file": str(paths.env_sh), "log": str(paths.log)}
+    if is_up(paths):
+        obj["state"] = "up"
+        obj.update(read_json(paths.ready, {}) or {})
+        obj["ports"] = read_json(paths.ports, {})
+        try:
+            obj.update(control(paths, {"cmd": "status"}, timeout=30))
+        except SandboxError as e:
+            obj["state"], obj["error"] = "unhealthy", str(e)
+    elif pid and pid_alive(pid):
+        obj["state"] = "starting" if not paths.ready.exists() else "unhealthy"
+    return obj
+
+
+def cmd_up(paths, args):
+    paths.root.mkdir(parents=True, exist_ok=True)
+    os.chmod(paths.root, 0o755)     # the postgres user must enter it
+    check_pg_can_reach(paths.root)
+    if is_up(paths):
+        print(json.dumps(status_obj(paths), indent=2, sort_keys=True))
+        return 0
+    if launcher_pid(paths) or (read_json(paths.servers) or read_json(paths.ports)):
+        # a previous launcher died (or is wedged): clear what it left before starting anew
+        problems = teardown(paths, _err)
+        if problems:
+            raise SandboxError("could not clean up the previous sandbox: " +
+                               "; ".join(problems))
+    _wipe_for_up(paths)
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "sandbox")
+    env = dict(os.environ, DRB_SANDBOX_DIR=str(paths.root), PYTHONUNBUFFERED="1")
+    with open(paths.log, "ab") as log:
+        proc = subprocess.Popen([sys.executable, script, "_launch"], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, close_fds=True, cwd=str(paths.root))
+    paths.pid.write_text("%d\n" % proc.pid)
+    timeout = float(os.environ.get("DRB_SANDBOX_UP_TIMEOUT", "90"))
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            break
+        if paths.ready.exists():
+            print(json.dumps(status_obj(paths), indent=2, sort_keys=True))
+            return 0
+        time.sleep(0.2)
+    why = ("launcher exited with %s" % proc.returncode if proc.poll() is not None
+           else "not ready after %.0fs" % timeout)
+    try:
+        tail = paths.log.read_text().splitlines()[-30:]
+    except OSError:
+        tail = []
+    _err("up failed: %s; last lines of %s:\n  %s" % (why, paths.log, "\n  ".join(tail)))
+    problems = teardown(paths, _err)
+    for p in problems:
+        _err(p)
+    return 1
+
+
+def cmd_down(paths, args):
+    problems = teardown(paths, _err)
+    print(json.dumps({"state": "down", "state_dir": str(paths.root),
+                      "problems": problems}, indent=2, sort_keys=True))
+    return 1 if problems else 0
+
+
+def cmd_status(paths, args):
+    obj = status_obj(paths)
+    print(json.dumps(obj, indent=2, sort_keys=True))
+    return 0 if obj["state"] == "up" else 1
+
+
+def cmd_inject(paths, args):
+    if not is_up(paths):
+        raise SandboxError("the sandbox is not up (run: sandbox up)")
+    a = {}
+    if args.service:
+        a["service"] = args.service
+    if args.cluster:
+        a["cluster"] = args.cluster
+    res = control(paths, {"cmd": "inject", "scenario": args.scenario, "args": a})
+    print(json.dumps(res, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_env(paths, args):
+    if not is_up(paths) or not paths.env_sh.exists():
+        raise SandboxError("the sandbox is not up (run: sandbox up)")
+    sys.stdout.write(paths.env_sh.read_text())
+    return 0
+
+
+def cmd_clean(paths, args):
+    problems = teardown(paths, _err)
+    if problems:
+        for p in problems:
+            _err(p)
+        return 1
+    shutil.rmtree(paths.root, ignore_errors=True)
+    return 0
+
+
+def main(argv):
+    if argv[:1] == ["_launch"]:
+        from .launcher import main as launch
+        return launch()
+    ap = argparse.ArgumentParser(prog="sandbox", description="drbook local mini-cloud "
+                                 "(moto + PostgreSQL). State: $DRB_SANDBOX_DIR or "
+                                 "/tmp/drbook-sandbox.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up", help="start everything and wait until ready (idempotent)")
+    sub.add_parser("down", help="stop every process and free every port")
+    sub.add_parser("status", help="print JSON; exit 0 when up, 1 otherwise")
+    inj = sub.add_parser("inject", help="inject a failure scenario")
+    inj.add_argument("scenario", choices=SCENARIOS)
+    inj.add_argument("--service", help="ecs-task: the service (default api)")
+    inj.add_argument("--cluster", help="ecs-task: the cluster (default prod-us)")
+    sub.add_parser("env", help="print the shell export lines")
+    sub.add_parser("clean", help="down, then delete the state dir")
+    args = ap.parse_args(argv)
+    paths = Paths()
+    fn = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "inject": cmd_inject,
+          "env": cmd_env, "clean": cmd_clean}[args.cmd]
+    try:
+        return fn(paths, args)
+    except SandboxError as e:
+        _err(str(e))
+        return 1

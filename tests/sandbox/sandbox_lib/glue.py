@@ -1,0 +1,664 @@
+# Glue between moto's emulated control plane and the real data plane: wraps moto response and
+# backend methods (in the launcher process) so RDS calls act on the real PostgreSQL servers,
+# ECS services converge after a delay, Route 53 changes go PENDING -> INSYNC and health checks
+# reflect injected failures. It also carries out the failure injections.
+import datetime
+import random
+import threading
+import time
+import traceback
+
+from .common import SandboxError, free_port, now_utc, parse_rfc3339, rfc3339, write_json_atomic
+from .pgnodes import Node, register_server, switch_and_archive
+
+US, EU = "us-east-1", "eu-west-1"
+PAIR_ID = "prod-db"          # the Multi-AZ instance in us-east-1 (nodes prod-db-a / prod-db-b)
+REPLICA_ID = "prod-db-eu"    # the cross-region read replica in eu-west-1
+CLUSTERS = {US: "prod-us", EU: "prod-eu"}
+CHECKER_REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-1"]
+
+
+def _param(resp, *names):
+    """moto keeps request parameters under their wire names; accept snake_case too."""
+    params = getattr(resp, "params", None) or {}
+    for n in names:
+        if n in params and params[n] not in (None, ""):
+            return params[n]
+    for n in names:
+        v = resp._get_param(n)
+        if v not in (None, ""):
+            return v
+    return None
+
+
+def _truthy(v):
+    return v is True or str(v).lower() in ("true", "1", "yes")
+
+
+def _pg_time(ts):
+    """recovery_target_time literal: explicit UTC offset, microseconds."""
+    return ts.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+class Glue:
+    def __init__(self, paths, password, log, start_delay=1.5, replace_delay=10.0,
+                 change_delay=1.0):
+        self.paths = paths
+        self.password = password
+        self.log = log
+        self.lock = threading.RLock()       # ECS models + glue state, shared with request threads
+        self.start_delay = start_delay      # new tasks reach RUNNING this long after a change
+        self.replace_delay = replace_delay  # a stopped task is replaced after this long
+        self.change_delay = change_delay    # a Route 53 change stays PENDING this long
+        self.account = "123456789012"
+        self.nodes = {}                     # name -> Node (every server the launcher runs)
+        self.writer = None                  # name of the node behind the writer endpoint
+        self.standby = None                 # name of the sync standby (None while rebuilding)
+        self.replica = None                 # name of the eu-west-1 replica node
+        self.proxy = None
+        self.down_regions = set()
+        self.health_checks = {}             # health check id -> region it watches
+        self.changes = {}                   # Route 53 change id -> monotonic submit time
+        self.snapshot_times = {}            # snapshot id -> datetime it stands for
+        self.base_backup_time = None
+        self.ecs_due = {}                   # (region, cluster, service) -> monotonic due time
+        self.ecs_force = {}                 # same key -> task ARNs a forced deployment replaces
+        self.restores = {}                  # instance id -> node name
+        self.errors = []                    # background failures, shown by `status`
+        self._stop = threading.Event()
+        self._threads = []
+
+    # ------------------------------------------------------------------ installation
+    def install(self):
+        from moto.moto_api import state_manager
+        from moto.rds.models import DBInstance
+        from moto.rds.responses import RDSResponse
+        from moto.route53.responses import Route53
+        from moto.ecs.models import EC2ContainerServiceBackend
+
+        # tasks keep the state the glue gives them (moto would walk them to STOPPED on read)
+        state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**12})
+        self._fix_moto_signature_of_bodyless_requests()
+        DBInstance.address = property(lambda _self: "127.0.0.1")
+
+        def wrap_resp(cls, name, handler):
+            orig = getattr(cls, name)
+
+            def wrapper(resp):
+                return handler(resp, lambda: orig(resp))
+            wrapper.__name__ = name
+            setattr(cls, name, wrapper)
+
+        wrap_resp(RDSResponse, "promote_read_replica", self._rds_promote)
+        wrap_resp(RDSResponse, "reboot_db_instance", self._rds_reboot)
+        wrap_resp(RDSResponse, "restore_db_instance_to_point_in_time", self._rds_restore_pitr)
+        wrap_resp(RDSResponse, "restore_db_instance_from_db_snapshot", self._rds_restore_snap)
+        wrap_resp(RDSResponse, "create_db_snapshot", self._rds_create_snapshot)
+        wrap_resp(Route53, "change_resource_record_sets", self._r53_change)
+        wrap_resp(Route53, "get_change", self._r53_get_change)
+        wrap_resp(Route53, "get_health_check_status", self._r53_health_status)
+
+        glue = self
+        B = EC2ContainerServiceBackend
+        orig_update, orig_stop = B.update_service, B.stop_task
+        orig_list, orig_create = B.list_tasks, B.create_service
+        orig_describe = B.describe_services
+
+        def update_service(backend, props):
+            props = dict(props)
+            key = (backend.region_name, props.get("cluster", "default").split("/")[-1],
+                   props.get("service", "").split("/")[-1])
+            with glue.lock:
+                svc = orig_update(backend, dict(props))
+                if _truthy(props.get("force_new_deployment")):
+                    glue.ecs_force[key] = set(t.task_arn for t in glue._service_tasks(
+                        backend, svc))
+                glue._schedule(key, glue.start_delay, earliest=True)
+                glue._recount(backend, svc)
+                return svc
+
+        def stop_task(backend, cluster_str, task_str, reason):
+            with glue.lock:
+                task = orig_stop(backend, cluster_str, task_str, reason)
+                if task.group.startswith("service:"):
+                    key = (backend.region_name, task.cluster_arn.split("/")[-1],
+                           task.group[len("service:"):])
+                    glue._schedule(key, glue.replace_delay, earliest=False)
+                    svc = glue._find_service(backend, key[1], key[2])
+                    if svc:
+                        glue._recount(backend, svc)
+                return task
+
+        def list_tasks(backend, cluster_str=None, container_instance=None, family=None,
+                       started_by=None, service_name=None, desiredStatus=None):
+            with glue.lock:
+                # the real API lists RUNNING tasks unless asked otherwise, per service
+                tasks = orig_list(backend, cluster_str, container_instance, family, started_by,
+                                  None, desiredStatus or "RUNNING")
+                if service_name:
+                    want = "service:" + service_name.split("/")[-1]
+                    tasks = [t for t in tasks if t.group == want]
+                return tasks
+
+        def create_service(backend, cluster_str, service_name, desired_count, *a, **kw):
+            with glue.lock:
+                svc = orig_create(backend, cluster_str, service_name, desired_count, *a, **kw)
+                glue._schedule((backend.region_name, svc.cluster_name, svc.name),
+                               glue.start_delay, earliest=True)
+                glue._recount(backend, svc)
+                return svc
+
+        def describe_services(backend, *a, **kw):
+            with glue.lock:
+                return orig_describe(backend, *a, **kw)
+
+        B.update_service, B.stop_task, B.list_tasks = update_service, stop_task, list_tasks
+        B.create_service, B.describe_services = create_service, describe_services
+
+        t = threading.Thread(target=self._ecs_loop, name="ecs-scheduler", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    @staticmethod
+    def _fix_moto_signature_of_bodyless_requests():
+        """moto 5 recomputes a SigV4 signature over `body or data`; for REST services such
+        as Route 53 `data` holds the request headers, so every signed GET/DELETE (empty
+        body) fails with SignatureDoesNotMatch. Sign the empty body as the client did."""
+        from botocore.awsrequest import AWSRequest
+        from moto.iam.access_control import IAMRequestBase
+
+        orig = IAMRequestBase._create_aws_request
+
+        def create_aws_request(req):
+            if req._body or req._method not in ("GET", "HEAD", "DELETE"):
+                return orig(req)
+            signed = IAMRequestBase._get_string_between(
+                "SignedHeaders=", ",", req._headers["Authorization"]).split(";")
+            headers = IAMRequestBase._create_headers_for_aws_request(signed, req._headers)
+            request = AWSRequest(method=req._method, url=req._path, data=b"",
+                                 headers=headers)
+            request.context["timestamp"] = headers["X-Amz-Date"]
+            return request
+        IAMRequestBase._create_aws_request = create_aws_request
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(5)
+
+    def _fail(self, what, exc):
+        msg = "%s: %s" % (what, exc)
+        self.errors.append({"at": rfc3339(now_utc()), "error": msg})
+        self.log(msg + "\n" + traceback.format_exc())
+
+    def _spawn(self, name, fn, *args):
+        t = threading.Thread(target=fn, args=args, name=name, daemon=True)
+        t.start()
+
+    # ------------------------------------------------------------------ RDS
+    def _rds_backend(self, region):
+        from moto.rds.models import rds_backends
+        return rds_backends[self.account][region]
+
+    def _rds_error(self, code, msg):
+        from moto.rds.exceptions import RDSClientError
+        return RDSClientError(code, msg)
+
+    def _writer_node(self):
+        return self.nodes.get(self.writer)
+
+    def _rds_promote(self, resp, call):
+        ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
+        if not (resp.region == EU and ident == REPLICA_ID and self.replica):
+            return call()
+        db = self._rds_backend(EU).describe_db_instances(ident)[0]
+        if not db.is_replica:
+            raise self._rds_error("InvalidDBInstanceState",
+                                  "DB Instance %s is not a read replica." % ident)
+        if db.status != "available":
+            raise self._rds_error("InvalidDBInstanceState",
+                                  "DB Instance %s is %s." % (ident, db.status))
+        source = db.source_db_instance_identifier
+        result = call()
+        db.is_replica = True          # still a replica (and reported so) until promoted
+        db.status = "modifying"
+        self._spawn("promote-replica", self._do_promote, db, source)
+        return result
+
+    def _do_promote(self, db, source):
+        node = self.nodes[self.replica]
+        try:
+            time.sleep(0.5)           # a visible "modifying" phase, as on RDS
+            node.promote()
+            db.is_replica = False
+            db.source_db_instance_identifier = None
+            primary = self._rds_backend(US).databases.get(PAIR_ID)
+            if primary is not None and db.db_instance_arn in primary.replicas:
+                primary.replicas.remove(db.db_instance_arn)
+            db.status = "available"
+            self.log("promoted %s (source was %s)" % (node.name, source))
+        except Exception as e:
+            db.status = "failed"
+            self._fail("PromoteReadReplica %s" % db.db_instance_identifier, e)
+
+    def _rds_reboot(self, resp, call):
+        ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
+        force = _truthy(_param(resp, "ForceFailover", "force_failover"))
+        if resp.region == US and ident == PAIR_ID and self.writer:
+            db = self._rds_backend(US).describe_db_instances(ident)[0]
+            if US in self.down_regions:
+                raise self._rds_error("InvalidDBInstanceState",
+                                      "%s: region %s is unavailable" % (ident, US))
+            if db.status != "available":
+                raise self._rds_error("InvalidDBInstanceState",
+                                      "DB Instance %s is %s." % (ident, db.status))
+            if force:
+                sb = self.nodes.get(self.standby) if self.standby else None
+                if sb is None or not sb.running():
+                    raise self._rds_error("InvalidDBInstanceState",
+                                          "%s has no standby ready for a failover" % ident)
+            result = call()
+            db.status = "rebooting"
+            self._spawn("reboot", self._do_reboot, db, force)
+            return result
+        if resp.region in (US, EU) and ident in self.restores:
+            result = call()
+            node = self.nodes[self.restores[ident]]
+            db = self._rds_backend(resp.region).describe_db_instances(ident)[0]
+            db.status = "rebooting"
+            self._spawn("reboot", self._do_simple_reboot, db, node)
+            return result
+        return call()
+
+    def _do_simple_reboot(self, db, node):
+        try:
+            node.stop("fast")
+            node.start()
+            db.status = "available"
+        except Exception as e:
+            db.status = "failed"
+            self._fail("RebootDBInstance %s" % db.db_instance_identifier, e)
+
+    def _do_reboot(self, db, force):
+        old = self.nodes[self.writer]
+        try:
+            if not force:
+                old.stop("fast")
+                old.start()
+                self.proxy.move_to(old.port)        # reboot drops connections too
+                db.status = "available"
+                return
+            new = self.nodes[self.standby]
+            # fast shutdown streams the last WAL to the standby: a planned failover loses
+            # nothing; if the writer already crashed this is a no-op
+            old.stop("fast")
+            new.promote()
+            self.proxy.move_to(new.port)
+            self.writer, self.standby = new.name, None
+            az, saz = db.availability_zone, getattr(db, "_drb_secondary_az", None)
+            if saz:
+                db.availability_zone, db._drb_secondary_az = saz, az
+            db.status = "available"
+            self.log("failover: %s -> %s" % (old.name, new.name))
+        except Exception as e:
+            db.status = "failed"
+            self._fail("RebootDBInstance %s" % db.db_instance_identifier, e)
+            return
+        # Multi-AZ rebuilds a standby in the other AZ after a failover; so do we, so that a
+        # second drill finds a pair again
+        try:
+            old.make_standby(new.port, archive=True)
+            old.start()
+            new.sql("alter system set synchronous_standby_names = '%s'" %
+                    old.name.replace("-", "_"), dbname="postgres")
+            new.reload()
+            self.standby = old.name
+            self.log("standby %s rebuilt from %s" % (old.name, new.name))
+        except Exception as e:
+            self._fail("rebuilding standby %s" % old.name, e)
+
+    def _check_restore_time(self, ts):
+        if ts > now_utc():
+            raise self._rds_error("InvalidRestoreFault", "restore time is in the future")
+        if self.base_backup_time and ts < self.base_backup_time:
+            raise self._rds_error("InvalidRestoreFault",
+                                  "restore time is before the earliest restorable time %s"
+                                  % rfc3339(self.base_backup_time))
+
+    def _rds_restore_pitr(self, resp, call):
+        source = _param(resp, "SourceDBInstanceIdentifier", "source_db_instance_identifier")
+        target = _param(resp, "TargetDBInstanceIdentifier", "target_db_instance_identifier")
+        if not (resp.region == US and source == PAIR_ID):
+            raise self._rds_error("InvalidParameterCombination",
+                                  "the sandbox restores only %s in %s" % (PAIR_ID, US))
+        latest = _truthy(_param(resp, "UseLatestRestorableTime", "use_latest_restorable_time"))
+        rt = _param(resp, "RestoreTime", "restore_time")
+        if latest == bool(rt):
+            raise self._rds_error("InvalidParameterCombination",
+                                  "give exactly one of RestoreTime and UseLatestRestorableTime")
+        ts = None
+        if rt:
+            ts = rt if hasattr(rt, "tzinfo") else parse_rfc3339(str(rt))
+            if ts.tzinfo is None:
+                ts = ts.replace(tzinfo=datetime.timezone.utc)
+            self._check_restore_time(ts)
+        return self._start_restore(resp, call, target, ts)
+
+    def _rds_create_snapshot(self, resp, call):
+        ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
+        snap = _param(resp, "DBSnapshotIdentifier", "db_snapshot_identifier")
+        if not (resp.region == US and ident == PAIR_ID):
+            return call()
+        writer = self._writer_node()
+        if writer is None or not writer.running():
+            raise self._rds_error("InvalidDBInstanceState", "%s is not available" % ident)
+        ts = now_utc()
+        switch_and_archive(writer)   # a commit after ts, archived: the snapshot is restorable
+        result = call()
+        self.snapshot_times[snap] = ts
+        return result
+
+    def _rds_restore_snap(self, resp, call):
+        snap = _param(resp, "DBSnapshotIdentifier", "db_snapshot_identifier")
+        target = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
+        snap_id = str(snap).split(":")[-1]
+        if not (resp.region == US and snap_id in self.snapshot_times):
+            raise self._rds_error("InvalidParameterCombination",
+                                  "the sandbox restores only snapshots of %s in %s" %
+                                  (PAIR_ID, US))
+        return self._start_restore(resp, call, target, self.snapshot_times[snap_id])
+
+    def _start_restore(self, resp, call, target, ts):
+        port = free_port()
+        result = call()
+        db = self._rds_backend(US).databases[target]
+        db.port = port
+        db.status = "creating"
+        db.multi_az = False
+        db.is_replica = False
+        db.replicas = []
+        db.source_db_instance_identifier = None
+        name = "restore-" + target
+        self.restores[target] = name
+        self._spawn("restore-" + target, self._do_restore, db, name, port, ts)
+        return result
+
+    def _do_restore(self, db, name, port, ts):
+        node = Node(self.paths, name, port, self.password)
+        try:
+            writer = self._writer_node()
+            if writer is not None and US not in self.down_regions:
+                try:
+                    switch_and_archive(writer)
+                except Exception as e:   # writer down: restore from what the archive holds
+                    self.log("restore %s: could not flush WAL from the writer: %s" % (name, e))
+            self._build_restored(node, ts)
+            self.nodes[name] = node
+            db.status = "available"
+            self.log("restored %s to %s on port %d" % (db.db_instance_identifier,
+                                                       rfc3339(ts) if ts else "latest", port))
+        except Exception as e:
+            db.status = "failed"
+            self._fail("restore %s" % db.db_instance_identifier, e)
+
+    def _build_restored(self, node, ts):
+        target = _pg_time(ts) if ts else None
+        node.restore_from_base_backup(target)
+        register_server(self.paths, node)
+        try:
+            node.start(timeout=90)
+            self._wait_promoted(node, 90)
+            return
+        except Exception as e:
+            log_text = node.logfile.read_text() if node.logfile.exists() else ""
+            if not target or "before configured recovery target was reached" not in log_text:
+                raise
+            self.log("restore %s: the archive ends before %s; restoring to its end (%s)"
+                     % (node.name, target, e))
+        # Every archived transaction committed before the target: replaying the whole
+        # archive gives exactly the state at the target time.
+        node.stop()
+        node.restore_from_base_backup(None)
+        node.start(timeout=90)
+        self._wait_promoted(node, 90)
+
+    def _wait_promoted(self, node, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                if not node.in_recovery():
+                    return
+            except SandboxError:
+                if not node.running():
+                    raise SandboxError("restored server %s stopped during recovery" %
+                                       node.name)
+            time.sleep(0.2)
+        raise SandboxError("restored server %s still in recovery after %ss" %
+                           (node.name, timeout))
+
+    # ------------------------------------------------------------------ Route 53
+    def _r53_change(self, resp, call):
+        result = call()
+        cid = "/change/C%012X" % random.getrandbits(48)
+        info = result.result["ChangeInfo"]
+        info["Id"], info["Status"] = cid, "PENDING"
+        self.changes[cid] = time.monotonic()
+        return result
+
+    def _r53_get_change(self, resp, call):
+        result = call()
+        info = result.result["ChangeInfo"]
+        cid = info["Id"] if str(info["Id"]).startswith("/change/") else "/change/" + info["Id"]
+        info["Id"] = cid
+        t = self.changes.get(cid)
+        if t is not None and time.monotonic() - t < self.change_delay:
+            info["Status"] = "PENDING"
+        return result
+
+    def region_healthy(self, region):
+        return region not in self.down_regions
+
+    def _r53_health_status(self, resp, call):
+        result = call()
+        hc_id = _param(resp, "HealthCheckId", "health_check_id")
+        hc = resp.backend.get_health_check(hc_id)
+        region = self.health_checks.get(hc_id)
+        healthy = region is None or self.region_healthy(region)
+        if getattr(hc, "inverted", False):
+            healthy = not healthy
+        if getattr(hc, "disabled", False):
+            healthy = True                       # a disabled check is always healthy
+        now = now_utc()
+        obs = []
+        for i, checker in enumerate(CHECKER_REGIONS):
+            status = ("Success: HTTP Status Code 200, OK" if healthy else
+                      "Failure: Connection timed out. The endpoint or the internet connection "
+                      "is down, or requests are being blocked by your firewall.")
+            obs.append({"Region": checker, "IPAddress": "127.0.%d.1" % (i + 10),
+                        "StatusReport": {"Status": status, "CheckedTime": now}})
+        result.result["HealthCheckObservations"] = obs
+        return result
+
+    # ------------------------------------------------------------------ ECS
+    def _ecs_backend(self, region):
+        from moto.ecs.models import ecs_backends
+        return ecs_backends[self.account][region]
+
+    @staticmethod
+    def _find_service(backend, cluster, name):
+        return backend.services.get("%s:%s" % (cluster, name))
+
+    @staticmethod
+    def _service_tasks(backend, svc, status="RUNNING"):
+        tasks = backend.tasks.get(svc.cluster_name, {}).values()
+        return [t for t in tasks if t.group == "service:" + svc.name and
+                (status is None or t.last_status == status)]
+
+    def _schedule(self, key, delay, earliest):
+        due = time.monotonic() + delay
+        cur = self.ecs_due.get(key)
+        if cur is None or (earliest and due < cur):
+            self.ecs_due[key] = due
+
+    def _recount(self, backend, svc):
+        running = len(self._service_tasks(backend, svc))
+        key = (backend.region_name, svc.cluster_name, svc.name)
+        pending = max(0, svc.desired_count - running) if key in self.ecs_due else 0
+        svc.running_count, svc.pending_count = running, pending
+        if svc.deployments:
+            d = svc.deployments[0]
+            d["desiredCount"], d["runningCount"], d["pendingCount"] = (svc.desired_count,
+                                                                     running, pending)
+            done = running == svc.desired_count and key not in self.ecs_due
+            d["rolloutState"] = "COMPLETED" if done else "IN_PROGRESS"
+            d["rolloutStateReason"] = "ECS deployment %s %s." % (
+                d["id"], "completed" if done else "in progress")
+
+    def reconcile_service(self, backend, svc, reason="service scheduler"):
+        """Start or stop tasks until RUNNING == desired (caller holds the lock)."""
+        key = (backend.region_name, svc.cluster_name, svc.name)
+        self.ecs_due.pop(key, None)
+        replace = self.ecs_force.pop(key, set())
+        running = [t for t in self._service_tasks(backend, svc) if t.task_arn not in replace]
+        missing = svc.desired_count - len(running)
+        dep = svc.deployments[0]["id"] if svc.deployments else "ecs-svc/sandbox"
+        if missing > 0 and svc.task_definition:
+            backend.run_task(svc.cluster_name, svc.task_definition, missing, None, dep, [],
+                             "FARGATE", svc.network_configuration or None,
+                             "service:" + svc.name)
+        extra = running[svc.desired_count:] if missing < 0 else []
+        for t in list(extra) + [t for t in self._service_tasks(backend, svc)
+                                if t.task_arn in replace]:
+            # stop directly on the model: these stops are the scheduler's own, not failures
+            t.last_status, t.desired_status = "STOPPED", "STOPPED"
+            t.stopped_reason = "Scaling activity initiated by (deployment %s)" % dep
+        self._recount(backend, svc)
+
+    def reconcile_all_now(self):
+        with self.lock:
+            for region in CLUSTERS:
+                backend = self._ecs_backend(region)
+                for svc in list(backend.services.values()):
+                    self.reconcile_service(backend, svc)
+
+    def _ecs_loop(self):
+        while not self._stop.wait(0.25):
+            try:
+                with self.lock:
+                    now = time.monotonic()
+                    for key, due in list(self.ecs_due.items()):
+                        region, cluster, name = key
+                        if now < due or region in self.down_regions:
+                            continue
+                        backend = self._ecs_backend(region)
+                        svc = self._find_service(backend, cluster, name)
+                        if svc is None:
+                            self.ecs_due.pop(key, None)
+                            continue
+                        self.reconcile_service(backend, svc)
+            except Exception as e:
+                self._fail("ECS scheduler", e)
+
+    # ------------------------------------------------------------------ injections
+    def inject(self, scenario, args):
+        fn = {"ecs-task": self._inject_ecs_task, "primary": self._inject_primary,
+              "region-outage": self._inject_region_outage,
+              "corruption": self._inject_corruption}.get(scenario)
+        if fn is None:
+            raise SandboxError("unknown scenario %r (ecs-task, primary, region-outage, "
+                               "corruption)" % scenario)
+        return fn(args or {})
+
+    def _inject_ecs_task(self, args):
+        service = args.get("service") or "api"
+        cluster = args.get("cluster") or CLUSTERS[US]
+        region = US if cluster == CLUSTERS[US] else EU
+        backend = self._ecs_backend(region)
+        with self.lock:
+            svc = self._find_service(backend, cluster, service)
+            if svc is None:
+                raise SandboxError("no service %s in cluster %s" % (service, cluster))
+            tasks = self._service_tasks(backend, svc)
+            if not tasks:
+                raise SandboxError("service %s has no running task to stop" % service)
+            task = backend.stop_task(cluster, tasks[0].task_arn,
+                                     "Task failed: injected by the drbook sandbox")
+            return {"cluster": cluster, "service": service, "task": task.task_arn,
+                    "running": svc.running_count, "desired": svc.desired_count,
+                    "replaced_after_s": self.replace_delay}
+
+    def _inject_primary(self, args):
+        writer = self._writer_node()
+        if writer is None:
+            raise SandboxError("no writer")
+        writer.stop("immediate")
+        return {"killed": writer.name, "port": writer.port}
+
+    def _inject_region_outage(self, args):
+        region = args.get("region") or US
+        if region != US:
+            raise SandboxError("only the %s outage is modelled" % US)
+        self.down_regions.add(region)
+        stopped = []
+        for name in (self.writer, self.standby):
+            node = self.nodes.get(name) if name else None
+            if node is not None:
+                node.stop("immediate")
+                stopped.append(name)
+        backend = self._ecs_backend(region)
+        with self.lock:
+            n = 0
+            for svc in backend.services.values():
+                for t in self._service_tasks(backend, svc):
+                    t.last_status, t.desired_status = "STOPPED", "STOPPED"
+                    t.stopped_reason = "Region %s unavailable (injected outage)" % region
+                    n += 1
+                self._schedule((region, svc.cluster_name, svc.name), self.replace_delay,
+                               earliest=False)
+                self._recount(backend, svc)
+        return {"region": region, "stopped_servers": stopped, "stopped_tasks": n,
+                "health_checks_failing": [k for k, v in self.health_checks.items()
+                                          if v == region]}
+
+    def _inject_corruption(self, args):
+        writer = self._writer_node()
+        if writer is None or not writer.running():
+            raise SandboxError("the writer is down: nothing to corrupt")
+        before_count = int(writer.value("select count(*) from orders"))
+        time.sleep(0.05)
+        restore_to = now_utc()
+        time.sleep(0.05)          # the corrupting commit is strictly later than restore_to
+        deleted = int(writer.value(
+            "with d as (delete from orders where id %% 3 = 0 returning 1) "
+            "select count(*) from d"))
+        done_at = now_utc()
+        info = {"corrupted_at": rfc3339(done_at), "restore_to": rfc3339(restore_to),
+                "table": "orders", "rows_deleted": deleted, "orders_before": before_count,
+                "orders_after": before_count - deleted, "server": writer.name}
+        write_json_atomic(self.paths.corruption, info)
+        return info
+
+    # ------------------------------------------------------------------ status
+    def status(self):
+        nodes = {}
+        for name, n in sorted(self.nodes.items()):
+            running = n.running()
+            rec = None
+            if running:
+                try:
+                    rec = n.in_recovery()
+                except SandboxError:
+                    rec = None
+            nodes[name] = {"port": n.port, "running": running, "in_recovery": rec}
+        ecs = {}
+        with self.lock:
+            for region in CLUSTERS:
+                backend = self._ecs_backend(region)
+                for svc in backend.services.values():
+                    ecs["%s/%s" % (svc.cluster_name, svc.name)] = {
+                        "desired": svc.desired_count, "running": svc.running_count}
+        return {"writer": self.writer, "standby": self.standby, "replica": self.replica,
+                "writer_endpoint_port": self.proxy.port if self.proxy else None,
+                "writer_endpoint_target": self.proxy.target if self.proxy else None,
+                "nodes": nodes, "regions_down": sorted(self.down_regions),
+                "restores": dict(self.restores), "ecs": ecs, "errors": self.errors[-10:]}

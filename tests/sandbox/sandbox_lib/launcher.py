@@ -1,0 +1,288 @@
+# The sandbox launcher: the one long-lived process `sandbox up` starts. It runs moto in-process
+# (so the glue can wrap it), the writer-endpoint proxy and the PostgreSQL servers, seeds both,
+# turns signature checking on, writes env.sh/env.json and serves the control socket.
+import json
+import os
+import secrets
+import shlex
+import signal
+import socketserver
+import sys
+import threading
+import time
+import traceback
+
+from .common import (SandboxError, Paths, dsn, free_port, now_utc, rfc3339,
+                     write_json_atomic)
+from .pgnodes import (Node, ensure_pg_dirs, stop_all_recorded, take_base_backup,
+                      wait_streaming)
+
+A, B, EU_NODE = "prod-db-a", "prod-db-b", "prod-db-eu"
+
+
+def _log(msg):
+    sys.stdout.write("%s launcher: %s\n" % (rfc3339(now_utc()), msg))
+    sys.stdout.flush()
+
+
+def _moto_server_class():
+    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    class SandboxMotoServer(ThreadedMotoServer):
+        """moto's /moto-api can reset every backend or switch authentication off again:
+        refuse it, so no client can undo what the sandbox set up."""
+
+        def _server_entry(self):
+            app = DomainDispatcherApplication(create_backend_app)
+
+            def guarded(environ, start_response):
+                if environ.get("PATH_INFO", "").startswith("/moto-api"):
+                    start_response("403 Forbidden", [("Content-Type", "text/plain")])
+                    return [b"moto-api is disabled in the drbook sandbox\n"]
+                return app(environ, start_response)
+
+            self._server = make_server(self._ip_address, self._port, guarded, True)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return SandboxMotoServer
+
+
+def setup_pg(paths, password, ports, out):
+    """Primary (AZ a), synchronous standby (AZ b), async replica (eu-west-1, streaming through
+    the writer endpoint so it follows a failover), WAL archive and base backup."""
+    try:
+        ensure_pg_dirs(paths)
+        a = Node(paths, A, ports[A], password)
+        a.initdb()
+        a.write_config(sync_standbys="", archive=True)
+        a.start()
+        a.sql("create database app", dbname="postgres")
+        from .seed import APP_SCHEMA
+        a.sql(APP_SCHEMA)
+        b = Node(paths, B, ports[B], password)
+        b.make_standby(a.port, archive=True)
+        b.start()
+        eu = Node(paths, EU_NODE, ports[EU_NODE], password)
+        eu.clone_from(a.port)
+        eu.write_config(archive=False,
+                        primary_conninfo=eu.replication_conninfo(ports["writer_endpoint"]))
+        (eu.datadir / "standby.signal").touch()
+        from .common import chown_pg
+        chown_pg(eu.datadir / "standby.signal")
+        eu.start()
+        a.sql("alter system set synchronous_standby_names = '%s'" % B.replace("-", "_"),
+              dbname="postgres")
+        a.reload()
+        wait_streaming(a, [B, EU_NODE], timeout=30, sync_name=B)
+        take_base_backup(paths, a, password)
+        out["base_backup_time"] = now_utc()
+        out["nodes"] = {A: a, B: b, EU_NODE: eu}
+    except BaseException as e:  # reported by the main thread
+        out["error"] = e
+        out["trace"] = traceback.format_exc()
+
+
+def _env_vars(paths, ports, password, cloud, snapshot):
+    hc = cloud["health_checks"]
+    return {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:%d" % ports["moto"],
+        "AWS_ACCESS_KEY_ID": cloud["access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": cloud["secret_access_key"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PRIMARY_DB_DSN": dsn(ports["writer_endpoint"], password),
+        "DR_DB_DSN": dsn(ports[EU_NODE], password),
+        "STANDBY_DB_DSN": dsn(ports[B], password),
+        "DRB_SANDBOX_DIR": str(paths.root),
+        "DRB_SANDBOX_ACCOUNT_ID": "123456789012",
+        "DRB_SANDBOX_PG_USER": "postgres",
+        "DRB_SANDBOX_PG_PASSWORD": password,
+        "DRB_SANDBOX_PG_DBNAME": "app",
+        "DRB_SANDBOX_ZONE_ID": cloud["zone_id"],
+        "DRB_SANDBOX_ZONE_NAME": cloud["zone_name"],
+        "DRB_SANDBOX_API_RECORD": cloud["api_record"],
+        "DRB_SANDBOX_API_TARGET_US": cloud["api_targets"]["us-east-1"],
+        "DRB_SANDBOX_API_TARGET_EU": cloud["api_targets"]["eu-west-1"],
+        "DRB_SANDBOX_HEALTH_CHECK_US": hc["us-east-1"],
+        "DRB_SANDBOX_HEALTH_CHECK_EU": hc["eu-west-1"],
+        "DRB_SANDBOX_TOPIC_ARN": cloud["topic_arn"],
+        "DRB_SANDBOX_CLUSTER_US": cloud["clusters"]["us-east-1"],
+        "DRB_SANDBOX_CLUSTER_EU": cloud["clusters"]["eu-west-1"],
+        "DRB_SANDBOX_SERVICES": " ".join(cloud["services"]),
+        "DRB_SANDBOX_DB_PRIMARY": "prod-db",
+        "DRB_SANDBOX_DB_REPLICA": "prod-db-eu",
+        "DRB_SANDBOX_DR_REGION": "eu-west-1",
+        "DRB_SANDBOX_SNAPSHOT": snapshot,
+    }
+
+
+def _write_env(paths, env):
+    text = "# drbook sandbox: source this file (written by the launcher)\n" + "".join(
+        "export %s=%s\n" % (k, shlex.quote(v)) for k, v in sorted(env.items()))
+    tmp = str(paths.env_sh) + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o600)    # holds the AWS secret and the database password
+    os.replace(tmp, paths.env_sh)
+    write_json_atomic(paths.env_json, env, mode=0o600)
+
+
+def _enable_auth_and_check(endpoint, cloud):
+    """Close moto's no-auth window at exactly the number of setup requests it counted, then
+    prove that a signed request passes and a wrongly signed one does not."""
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = ActionAuthenticatorMixin.request_count
+    cfg = Config(retries={"max_attempts": 1})
+    good = boto3.client("sts", region_name="us-east-1", endpoint_url=endpoint, config=cfg,
+                        aws_access_key_id=cloud["access_key_id"],
+                        aws_secret_access_key=cloud["secret_access_key"])
+    arn = good.get_caller_identity()["Arn"]
+    bad = boto3.client("sts", region_name="us-east-1", endpoint_url=endpoint, config=cfg,
+                       aws_access_key_id=cloud["access_key_id"],
+                       aws_secret_access_key=cloud["secret_access_key"][::-1] + "x")
+    try:
+        bad.get_caller_identity()
+    except ClientError as e:
+        code = e.response["Error"]["Code"]
+        if code not in ("SignatureDoesNotMatch", "InvalidClientTokenId"):
+            raise SandboxError("unexpected refusal of a bad signature: %s" % code)
+    else:
+        raise SandboxError("moto accepted a request signed with a wrong secret: "
+                           "signature checking is off")
+    return arn
+
+
+class _ControlHandler(socketserver.StreamRequestHandler):
+    def handle(self):
+        line = self.rfile.readline(65536)
+        try:
+            req = json.loads(line)
+            res = self.server.dispatch(req)
+            reply = {"ok": True, "result": res}
+        except Exception as e:  # every failure goes back to the CLI, which exits non-zero
+            reply = {"ok": False, "error": str(e)}
+            _log("control %s failed: %s" % (line[:200], traceback.format_exc()))
+        self.wfile.write((json.dumps(reply, default=str) + "\n").encode())
+
+
+class _ControlServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def main():
+    paths = Paths()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    t0 = time.monotonic()
+    glue = proxy = server = control = None
+    rc = 0
+    try:
+        import logging
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        password = secrets.token_hex(16)
+        ports = {k: free_port() for k in ("moto", "writer_endpoint", A, B, EU_NODE)}
+        write_json_atomic(paths.ports, ports)
+        _log("ports %s" % json.dumps(ports, sort_keys=True))
+
+        from .proxy import WriterProxy
+        proxy = WriterProxy(ports["writer_endpoint"], ports[A], _log)
+        proxy.start()
+        pg = {}
+        pg_thread = threading.Thread(target=setup_pg, args=(paths, password, ports, pg),
+                                     name="pg-setup", daemon=True)
+        pg_thread.start()
+
+        # a finite count makes moto check signatures once it is used up; it is lowered to the
+        # exact number of setup requests after seeding (see _enable_auth_and_check)
+        os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "1000000"
+        from .glue import Glue
+        glue = Glue(paths, password, _log,
+                    start_delay=float(os.environ.get("DRB_SANDBOX_ECS_START_DELAY", "1.5")),
+                    replace_delay=float(os.environ.get("DRB_SANDBOX_ECS_REPLACE_DELAY", "10")),
+                    change_delay=float(os.environ.get("DRB_SANDBOX_R53_CHANGE_DELAY", "1")))
+        glue.proxy = proxy
+        glue.install()
+        server = _moto_server_class()(ip_address="127.0.0.1", port=ports["moto"],
+                                      verbose=False)
+        server.start()
+        endpoint = "http://127.0.0.1:%d" % ports["moto"]
+        _log("moto listening on %s (%.1fs)" % (endpoint, time.monotonic() - t0))
+
+        from .seed import seed_cloud, seed_snapshot
+        cloud = seed_cloud(endpoint, glue, ports, password)
+        _log("cloud seeded (%.1fs)" % (time.monotonic() - t0))
+        pg_thread.join(120)
+        if pg_thread.is_alive():
+            raise SandboxError("PostgreSQL set-up did not finish in 120 s")
+        if "error" in pg:
+            _log(pg["trace"])
+            raise SandboxError("PostgreSQL set-up failed: %s" % pg["error"])
+        glue.nodes.update(pg["nodes"])
+        glue.writer, glue.standby, glue.replica = A, B, EU_NODE
+        glue.base_backup_time = pg["base_backup_time"]
+        _log("postgres ready (%.1fs)" % (time.monotonic() - t0))
+        snapshot = seed_snapshot(endpoint)
+        arn = _enable_auth_and_check(endpoint, cloud)
+        _log("signature checking on; sandbox identity %s" % arn)
+        env = _env_vars(paths, ports, password, cloud, snapshot)
+        _write_env(paths, env)
+
+        if paths.control.exists():
+            paths.control.unlink()
+        control = _ControlServer(str(paths.control), _ControlHandler)
+        os.chmod(paths.control, 0o600)
+
+        def dispatch(req):
+            cmd = req.get("cmd")
+            if cmd == "ping":
+                return "pong"
+            if cmd == "status":
+                return glue.status()
+            if cmd == "inject":
+                _log("inject %s %s" % (req.get("scenario"), req.get("args")))
+                return glue.inject(req.get("scenario"), req.get("args"))
+            if cmd == "shutdown":
+                stop.set()
+                return "stopping"
+            raise SandboxError("unknown command %r" % cmd)
+        control.dispatch = dispatch
+        threading.Thread(target=control.serve_forever, name="control", daemon=True).start()
+
+        took = time.monotonic() - t0
+        write_json_atomic(paths.ready, {"pid": os.getpid(), "ready_at": rfc3339(now_utc()),
+                                        "took_s": round(took, 2), "endpoint": endpoint})
+        _log("ready in %.1fs" % took)
+        while not stop.wait(1):
+            pass
+        _log("shutting down")
+    except BaseException as e:
+        rc = 1
+        _log("failed: %s\n%s" % (e, traceback.format_exc()))
+    finally:
+        for step, fn in (("control", lambda: control and (control.shutdown(),
+                                                         control.server_close())),
+                         ("glue", lambda: glue and glue.stop()),
+                         ("proxy", lambda: proxy and proxy.stop()),
+                         ("postgres", lambda: stop_all_recorded(paths, _log)),
+                         ("moto", lambda: server and server.stop())):
+            try:
+                fn()
+            except Exception as e:  # keep stopping the rest
+                _log("stopping %s: %s" % (step, e))
+        for p in (paths.ready, paths.control):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+        _log("stopped (rc=%d)" % rc)
+    return rc

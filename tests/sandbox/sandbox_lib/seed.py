@@ -1,0 +1,132 @@
+# Seeds the emulated cloud like the protected platform (Route 53 zone, record and health
+# checks; RDS prod-db + cross-region replica prod-db-eu; ECS clusters and services; SNS topic;
+# IAM user + key) and the application schema in the real primary database.
+import boto3
+from botocore.config import Config
+
+from .glue import CLUSTERS, EU, PAIR_ID, REPLICA_ID, US
+
+ZONE_NAME = "example.internal."
+API_RECORD = "api." + ZONE_NAME
+API_TARGETS = {US: "api-us-east-1." + ZONE_NAME, EU: "api-eu-west-1." + ZONE_NAME}
+SERVICES = ["api", "auth", "training", "content", "payment", "ai-ml"]
+DESIRED = {US: 2, EU: 1}
+IAM_USER = "drbook"
+
+APP_SCHEMA = """
+create table accounts (
+  id serial primary key,
+  email text not null unique,
+  plan text not null default 'free',
+  created_at timestamptz not null default now()
+);
+create table orders (
+  id serial primary key,
+  account_id int not null references accounts(id),
+  amount_cents int not null check (amount_cents >= 0),
+  status text not null default 'paid',
+  created_at timestamptz not null default now()
+);
+insert into accounts (email, plan)
+  select 'user' || g || '@example.internal', case when g % 5 = 0 then 'pro' else 'free' end
+  from generate_series(1, 50) g;
+insert into orders (account_id, amount_cents, created_at)
+  select 1 + (g % 50), 100 * g, now() - make_interval(mins => 300 - g)
+  from generate_series(1, 300) g;
+"""
+
+
+def client(endpoint, service, region, key="setup", secret="setup"):
+    return boto3.client(service, region_name=region, endpoint_url=endpoint,
+                        aws_access_key_id=key, aws_secret_access_key=secret,
+                        config=Config(retries={"max_attempts": 1}))
+
+
+def seed_cloud(endpoint, glue, ports, password):
+    """Runs while signature checking is still off (moto's no-auth setup window)."""
+    out = {}
+    iam = client(endpoint, "iam", US)
+    iam.create_user(UserName=IAM_USER)
+    # least-privilege policies come with the runbooks; the sandbox user may do everything
+    iam.put_user_policy(UserName=IAM_USER, PolicyName="drbook-sandbox",
+                        PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":'
+                                       '"Allow","Action":"*","Resource":"*"}]}')
+    key = iam.create_access_key(UserName=IAM_USER)["AccessKey"]
+    out["access_key_id"], out["secret_access_key"] = key["AccessKeyId"], key["SecretAccessKey"]
+
+    out["topic_arn"] = client(endpoint, "sns", US).create_topic(Name="alerts")["TopicArn"]
+
+    r53 = client(endpoint, "route53", US)
+    zone = r53.create_hosted_zone(Name=ZONE_NAME, CallerReference="drbook-sandbox-zone")
+    zone_id = zone["HostedZone"]["Id"].split("/")[-1]
+    out["zone_id"], out["zone_name"], out["api_record"] = zone_id, ZONE_NAME, API_RECORD
+    out["api_targets"] = dict(API_TARGETS)
+    out["health_checks"] = {}
+    for region, fqdn in API_TARGETS.items():
+        hc = r53.create_health_check(
+            CallerReference="drbook-sandbox-hc-" + region,
+            HealthCheckConfig={"Type": "HTTPS", "FullyQualifiedDomainName": fqdn.rstrip("."),
+                               "Port": 443, "ResourcePath": "/health",
+                               "RequestInterval": 30, "FailureThreshold": 3})
+        hc_id = hc["HealthCheck"]["Id"]
+        glue.health_checks[hc_id] = region
+        out["health_checks"][region] = hc_id
+    changes = [{"Action": "UPSERT", "ResourceRecordSet": {
+        "Name": API_RECORD, "Type": "CNAME", "TTL": 60,
+        "ResourceRecords": [{"Value": API_TARGETS[US]}]}}]
+    for fqdn in API_TARGETS.values():
+        changes.append({"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": fqdn, "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "127.0.0.1"}]}})
+    r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+
+    rds_us = client(endpoint, "rds", US)
+    db = rds_us.create_db_instance(
+        DBInstanceIdentifier=PAIR_ID, Engine="postgres", EngineVersion="15.5",
+        DBInstanceClass="db.t3.micro", AllocatedStorage=20, MultiAZ=True,
+        AvailabilityZone=US + "a", MasterUsername="postgres", MasterUserPassword=password,
+        DBName="app", Port=ports["writer_endpoint"], BackupRetentionPeriod=35,
+        Tags=[{"Key": "drbook:role", "Value": "primary"}])["DBInstance"]
+    pair = glue._rds_backend(US).databases[PAIR_ID]
+    pair._drb_secondary_az = US + "b"
+    rds_eu = client(endpoint, "rds", EU)
+    rds_eu.create_db_instance_read_replica(
+        DBInstanceIdentifier=REPLICA_ID, SourceDBInstanceIdentifier=db["DBInstanceArn"],
+        DBInstanceClass="db.t3.micro", AvailabilityZone=EU + "a", Port=ports[REPLICA_ID],
+        Tags=[{"Key": "drbook:role", "Value": "dr-replica"}])
+    replica = glue._rds_backend(EU).databases[REPLICA_ID]
+    replica.port = ports[REPLICA_ID]      # moto copies the source's port into the replica
+    replica.multi_az = False
+    out["db_instances"] = {PAIR_ID: US, REPLICA_ID: EU}
+
+    for region, cluster in CLUSTERS.items():
+        ecs = client(endpoint, "ecs", region)
+        ec2 = client(endpoint, "ec2", region)
+        # Fargate tasks need awsvpc networking: use the region's default VPC
+        subnets = [s["SubnetId"] for s in ec2.describe_subnets(
+            Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]][:2]
+        sgs = [g["GroupId"] for g in ec2.describe_security_groups(
+            Filters=[{"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]][:1]
+        net = {"awsvpcConfiguration": {"subnets": subnets, "securityGroups": sgs,
+                                       "assignPublicIp": "DISABLED"}}
+        ecs.create_cluster(clusterName=cluster)
+        for svc in SERVICES:
+            td = ecs.register_task_definition(
+                family=svc, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+                cpu="256", memory="512",
+                containerDefinitions=[{"name": svc, "image": "drbook/%s:1" % svc,
+                                       "essential": True, "cpu": 256, "memory": 512,
+                                       "portMappings": [{"containerPort": 8080}]}])
+            ecs.create_service(cluster=cluster, serviceName=svc,
+                               taskDefinition=td["taskDefinition"]["taskDefinitionArn"],
+                               desiredCount=DESIRED[region], launchType="FARGATE",
+                               networkConfiguration=net)
+    glue.reconcile_all_now()     # the platform is already running when the sandbox is "up"
+    out["clusters"] = dict(CLUSTERS)
+    out["services"] = list(SERVICES)
+    return out
+
+
+def seed_snapshot(endpoint):
+    client(endpoint, "rds", US).create_db_snapshot(DBInstanceIdentifier=PAIR_ID,
+                                                   DBSnapshotIdentifier="prod-db-seed")
+    return "prod-db-seed"
