@@ -66,10 +66,10 @@ typedef struct drb_sigv4_req {
 	size_t n_headers;
 	const void *body; /* may be NULL when body_len is 0 */
 	size_t body_len;
-	const char *region;   /* "eu-west-1"; Route 53 signs for "us-east-1" */
-	const char *service;  /* signing name: "rds", "ecs", "route53", "sns", "sts", "s3" */
-	const char *amz_date; /* "20150830T123600Z" or NULL */
-	int normalize_path;   /* 1 for every service but S3 (see path above) */
+	const char *region;	/* "eu-west-1"; Route 53 signs for "us-east-1" */
+	const char *service;	/* signing name: "rds", "ecs", "route53", "sns", "sts", "s3" */
+	const char *amz_date;	/* "20150830T123600Z" or NULL */
+	int normalize_path;	/* 1 for every service but S3 (see path above) */
 	int add_content_sha256; /* 1: add and sign X-Amz-Content-SHA256 (S3 habit; 0 otherwise) */
 	int omit_session_token; /* 1: X-Amz-Security-Token is added but not signed (the few
 				   services that want it appended after signing) */
@@ -79,10 +79,10 @@ typedef struct drb_sigv4_req {
 typedef struct drb_sigv4_out {
 	char *canonical_request; /* for debugging and the test suites; never log it with a token */
 	char *string_to_sign;
-	char signature[65];      /* lowercase hex */
+	char signature[65];	   /* lowercase hex */
 	const char *authorization; /* header mode: the Authorization value (points into
 				      headers, freed with them); presign: NULL */
-	char *query;             /* presign only: the full query string to send, else NULL */
+	char *query;		   /* presign only: the full query string to send, else NULL */
 	/* Headers the caller must add to the request, in this order: X-Amz-Date,
 	 * X-Amz-Content-SHA256 (when added), X-Amz-Security-Token (when a token is set),
 	 * Authorization. Presigning adds none (the same fields travel in the query). */
@@ -102,9 +102,11 @@ int drb_sigv4_sign(const drb_sigv4_req *r, const drb_sigv4_creds *c, drb_sigv4_o
 /* Presigned-URL mode (query authentication), e.g. for RDS IAM auth tokens: the X-Amz-*
  * parameters go in the query, which out->query returns complete (the caller's query first,
  * then X-Amz-Algorithm, -Credential, -Date, -SignedHeaders, -Expires, -Security-Token,
- * -Signature, as aws-c-auth orders them). expires_s is 1..604800. Signed headers are the caller's (Host at least).
- * The payload hash is of the body unless X-Amz-Content-SHA256 is supplied, as above.
- * r->add_content_sha256 must be 0. Errors as drb_sigv4_sign. */
+ * -Signature, as aws-c-auth orders them). expires_s is 1..604800. The signed headers are
+ * the caller's (Host at least). The payload hash is of the body unless the caller supplies
+ * X-Amz-Content-SHA256 (S3 presigned URLs use "UNSIGNED-PAYLOAD"). r->add_content_sha256
+ * must be 0, and the query must not already hold any of those X-Amz-* keys (DRB_EINVAL).
+ * Other errors as drb_sigv4_sign. */
 int drb_sigv4_presign(const drb_sigv4_req *r, const drb_sigv4_creds *c, long expires_s,
 		      drb_sigv4_out *out, drb_err *err);
 

@@ -99,9 +99,9 @@ static json_t *sign_one(json_t *in)
 			"canonical_request", out.canonical_request, "string_to_sign",
 			out.string_to_sign, "headers");
 	for (i = 0; res && i < out.n_headers; i++)
-		json_array_append_new(json_object_get(res, "headers"),
-				      json_pack("[s,s]", out.headers[i].name,
-						out.headers[i].value));
+		json_array_append_new(
+		    json_object_get(res, "headers"),
+		    json_pack("[s,s]", out.headers[i].name, out.headers[i].value));
 out:
 	drb_sigv4_out_free(&out);
 	free(body);

@@ -22,13 +22,21 @@
 
 /* Hop-by-hop or rewritten by proxies and HTTP stacks: signing them breaks requests that
  * pass through one. The same list as botocore's SIGNED_HEADERS_BLACKLIST (1.43). */
-static const char *const unsigned_headers[] = {
-	"connection", "expect",  "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-	"trailer",    "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id"};
+static const char *const unsigned_headers[] = {"connection",
+					       "expect",
+					       "keep-alive",
+					       "proxy-authenticate",
+					       "proxy-authorization",
+					       "te",
+					       "trailer",
+					       "transfer-encoding",
+					       "upgrade",
+					       "user-agent",
+					       "x-amzn-trace-id"};
 
 typedef struct hdr {
-	char *name;  /* lowercase */
-	char *value; /* trimmed, whitespace collapsed */
+	char *name;   /* lowercase */
+	char *value;  /* trimmed, whitespace collapsed */
 	size_t order; /* input position: repeated names keep their order when joined */
 } hdr;
 
@@ -270,10 +278,11 @@ static int parse_query(sigv4_state *s, const char *q, drb_err *err)
 			if (rc == 0 && eq)
 				rc = uri_decode(&v, eq + 1, n - kl - 1);
 			if (rc == DRB_EINVAL) {
-				rc = drb_err_set(err, rc,
-						 "sigv4: malformed percent-escape in query parameter "
-						 "\"%.*s\"",
-						 (int)(kl > 64 ? 64 : kl), q);
+				rc = drb_err_set(
+				    err, rc,
+				    "sigv4: malformed percent-escape in query parameter "
+				    "\"%.*s\"",
+				    (int)(kl > 64 ? 64 : kl), q);
 				goto out;
 			}
 			if (rc == 0)
@@ -390,8 +399,7 @@ static int value_ok(const char *v)
 }
 
 /* Collects the caller's headers; returns the caller's X-Amz-Content-SHA256 through *hash. */
-static int collect_headers(sigv4_state *s, const drb_sigv4_req *r, const char **hash,
-			   drb_err *err)
+static int collect_headers(sigv4_state *s, const drb_sigv4_req *r, const char **hash, drb_err *err)
 {
 	int rc = 0, have_host = 0;
 
@@ -401,8 +409,8 @@ static int collect_headers(sigv4_state *s, const drb_sigv4_req *r, const char **
 		int skip = 0;
 
 		if (!name || !*name || !value) {
-			return drb_err_set(err, DRB_EINVAL, "sigv4: header %zu has no name or value",
-					   i);
+			return drb_err_set(err, DRB_EINVAL,
+					   "sigv4: header %zu has no name or value", i);
 		}
 		for (const char *p = name; *p; p++) {
 			if (!is_tchar((unsigned char)*p))
@@ -451,8 +459,8 @@ static int canonical_headers(drb_buf *cr, sigv4_state *s, char **signed_out)
 			rc = drb_buf_printf(cr, "%s%s:%s", i ? "\n" : "", s->hdrs[i].name,
 					    s->hdrs[i].value);
 			if (rc == 0)
-				rc = drb_buf_printf(&sh, "%s%s", sh.len ? ";" : "",
-						    s->hdrs[i].name);
+				rc =
+				    drb_buf_printf(&sh, "%s%s", sh.len ? ";" : "", s->hdrs[i].name);
 		} else {
 			rc = drb_buf_printf(cr, ",%s", s->hdrs[i].value);
 		}
@@ -489,8 +497,9 @@ int drb_sigv4_signing_key(const char *secret_key, const char *date, const char *
 
 	if (!secret_key || !*secret_key || !date || !*date || !region || !*region || !service ||
 	    !*service) {
-		rc = drb_err_set(err, DRB_EINVAL, "sigv4: signing key needs secret, date, region "
-						  "and service");
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "sigv4: signing key needs secret, date, region "
+				 "and service");
 		goto out;
 	}
 	sl = strlen(secret_key);
@@ -541,10 +550,9 @@ static int append_qparam(drb_buf *b, const char *k, const char *v)
 	return rc;
 }
 
-static const char *const presign_keys[] = {"X-Amz-Algorithm", "X-Amz-Credential",
-					   "X-Amz-Date",      "X-Amz-Expires",
-					   "X-Amz-SignedHeaders", "X-Amz-Security-Token",
-					   "X-Amz-Signature"};
+static const char *const presign_keys[] = {
+    "X-Amz-Algorithm",	   "X-Amz-Credential",	   "X-Amz-Date",     "X-Amz-Expires",
+    "X-Amz-SignedHeaders", "X-Amz-Security-Token", "X-Amz-Signature"};
 
 /* Both modes: expires_s < 0 signs headers, otherwise presigns. */
 static int sign(const drb_sigv4_req *r, const drb_sigv4_creds *c, long expires_s,
@@ -578,6 +586,12 @@ static int sign(const drb_sigv4_req *r, const drb_sigv4_creds *c, long expires_s
 		rc = drb_err_set(err, DRB_EINVAL, "sigv4: '/' in region, service or access key");
 		goto out;
 	}
+	/* Real access key ids are 16-128 characters; the bound keeps the credential buffers
+	 * below from ever truncating. */
+	if (strlen(c->access_key) > 128) {
+		rc = drb_err_set(err, DRB_EINVAL, "sigv4: access key longer than 128 characters");
+		goto out;
+	}
 	if (r->amz_date) {
 		if (!valid_amz_date(r->amz_date)) {
 			rc = drb_err_set(err, DRB_EINVAL,
@@ -590,7 +604,8 @@ static int sign(const drb_sigv4_req *r, const drb_sigv4_creds *c, long expires_s
 		time_t now = (time_t)(drb_wall_ms() / 1000);
 		struct tm tm;
 
-		if (!gmtime_r(&now, &tm) || strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm) != 16) {
+		if (!gmtime_r(&now, &tm) ||
+		    strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm) != 16) {
 			rc = drb_err_set(err, DRB_ERR, "sigv4: cannot format the current time");
 			goto out;
 		}
@@ -603,8 +618,9 @@ static int sign(const drb_sigv4_req *r, const drb_sigv4_creds *c, long expires_s
 	if (c->session_token && *c->session_token)
 		token = c->session_token;
 	if (presign && r->add_content_sha256) {
-		rc = drb_err_set(err, DRB_EINVAL, "sigv4: presigned requests carry no "
-						  "X-Amz-Content-SHA256 header");
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "sigv4: presigned requests carry no "
+				 "X-Amz-Content-SHA256 header");
 		goto out;
 	}
 
@@ -670,8 +686,8 @@ static int sign(const drb_sigv4_req *r, const drb_sigv4_creds *c, long expires_s
 				rc = add_param(&s, "X-Amz-SignedHeaders", 19, signed_headers,
 					       strlen(signed_headers));
 			if (rc == 0 && token && !r->omit_session_token)
-				rc = add_param(&s, "X-Amz-Security-Token", 20, token,
-					       strlen(token));
+				rc =
+				    add_param(&s, "X-Amz-Security-Token", 20, token, strlen(token));
 		}
 		if (rc == 0) {
 			const char *m = r->method;
@@ -754,7 +770,8 @@ static int sign(const drb_sigv4_req *r, const drb_sigv4_creds *c, long expires_s
 		drb_buf a;
 
 		drb_buf_init(&a, SIGV4_MAX);
-		rc = drb_buf_printf(&a, SIGV4_ALGO " Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+		rc = drb_buf_printf(&a,
+				    SIGV4_ALGO " Credential=%s/%s, SignedHeaders=%s, Signature=%s",
 				    c->access_key, scope, signed_headers, out->signature);
 		if (rc == 0)
 			rc = out_add_header(out, "X-Amz-Date", date);

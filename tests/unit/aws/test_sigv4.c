@@ -70,7 +70,8 @@ static void test_signing_key_known_value(void **state)
 					       "20120215", "us-east-1", "iam", k, &err),
 			 0);
 	drb_hex(k, 32, hex);
-	assert_string_equal(hex, "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
+	assert_string_equal(hex,
+			    "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
 }
 
 /* Missing parts and an oversized secret are refused, not signed with garbage. */
@@ -93,21 +94,23 @@ static void test_signing_key_refusals(void **state)
  * path is encoded again, so an escape on the wire becomes %25XX. */
 static void test_path_normalized(void **state)
 {
-	static const struct { const char *in, *want; } cases[] = {
-		{"", "/"},
-		{"/", "/"},
-		{"/a/./b/../c", "/a/c"},
-		{"/a/b/..", "/a"},
-		{"/a/.", "/a"},
-		{"/..", "/"},
-		{"/../../a", "/a"},
-		{"//a//b//", "/a/b/"},
-		{"/a%2Fb", "/a%252Fb"},
-		{"/a b", "/a%20b"},
-		{"/\xc3\xa9", "/%C3%A9"},
-		{"/~user/-._", "/~user/-._"},
-		{"/$x:@=", "/%24x%3A%40%3D"},
-		{"/...", "/..."},
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+	    {"", "/"},
+	    {"/", "/"},
+	    {"/a/./b/../c", "/a/c"},
+	    {"/a/b/..", "/a"},
+	    {"/a/.", "/a"},
+	    {"/..", "/"},
+	    {"/../../a", "/a"},
+	    {"//a//b//", "/a/b/"},
+	    {"/a%2Fb", "/a%252Fb"},
+	    {"/a b", "/a%20b"},
+	    {"/\xc3\xa9", "/%C3%A9"},
+	    {"/~user/-._", "/~user/-._"},
+	    {"/$x:@=", "/%24x%3A%40%3D"},
+	    {"/...", "/..."},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		drb_sigv4_req r = base_req();
@@ -127,11 +130,13 @@ static void test_path_normalized(void **state)
  * cannot go on the wire raw are encoded. */
 static void test_path_s3(void **state)
 {
-	static const struct { const char *in, *want; } cases[] = {
-		{"/bucket/a%2Fb", "/bucket/a%2Fb"},
-		{"/a b", "/a%20b"},
-		{"//a/./../", "//a/./../"},
-		{"/k$", "/k%24"},
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+	    {"/bucket/a%2Fb", "/bucket/a%2Fb"},
+	    {"/a b", "/a%20b"},
+	    {"//a/./../", "//a/./../"},
+	    {"/k$", "/k%24"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		drb_sigv4_req r = base_req();
@@ -152,20 +157,22 @@ static void test_path_s3(void **state)
  * kept, "k" means "k=", '+' is a literal plus, empty segments carry nothing. */
 static void test_query_canonical(void **state)
 {
-	static const struct { const char *in, *want; } cases[] = {
-		{"b=2&a=1", "a=1&b=2"},
-		{"a=2&a=1&a=10", "a=1&a=10&a=2"},
-		{"a", "a="},
-		{"a=&b", "a=&b="},
-		{"a+b=c+d", "a%2Bb=c%2Bd"},
-		{"%e1%88%b4=x", "%E1%88%B4=x"},
-		{"%41=%7e", "A=~"},
-		{"a=b=c", "a=b%3Dc"},
-		{"a=1&&b=2&", "a=1&b=2"},
-		{"k=%00", "k=%00"},
-		{"B=1&a=1&%C3%A9=1", "%C3%A9=1&B=1&a=1"},
-		{"x=a:b/c@d", "x=a%3Ab%2Fc%40d"},
-		{"", ""},
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+	    {"b=2&a=1", "a=1&b=2"},
+	    {"a=2&a=1&a=10", "a=1&a=10&a=2"},
+	    {"a", "a="},
+	    {"a=&b", "a=&b="},
+	    {"a+b=c+d", "a%2Bb=c%2Bd"},
+	    {"%e1%88%b4=x", "%E1%88%B4=x"},
+	    {"%41=%7e", "A=~"},
+	    {"a=b=c", "a=b%3Dc"},
+	    {"a=1&&b=2&", "a=1&b=2"},
+	    {"k=%00", "k=%00"},
+	    {"B=1&a=1&%C3%A9=1", "%C3%A9=1&B=1&a=1"},
+	    {"x=a:b/c@d", "x=a%3Ab%2Fc%40d"},
+	    {"", ""},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		drb_sigv4_req r = base_req();
@@ -210,10 +217,14 @@ static void test_header_refusals(void **state)
 	static const drb_sigv4_header badname2[] = {{"Host", "h"}, {"X:Y", "v"}};
 	static const drb_sigv4_header inject[] = {{"Host", "h"}, {"X-A", "v\r\nX-Evil: 1"}};
 	static const drb_sigv4_header nullval[] = {{"Host", "h"}, {"X-A", NULL}};
-	static const struct { const drb_sigv4_header *h; size_t n; const char *msg; } cases[] = {
-		{no_host, 1, "Host"},        {owned1, 2, "signer"},   {owned2, 2, "signer"},
-		{owned3, 2, "signer"},       {badname1, 2, "token"},  {badname2, 2, "token"},
-		{inject, 2, "fold"},         {nullval, 2, "no name"},
+	static const struct {
+		const drb_sigv4_header *h;
+		size_t n;
+		const char *msg;
+	} cases[] = {
+	    {no_host, 1, "Host"},  {owned1, 2, "signer"},   {owned2, 2, "signer"},
+	    {owned3, 2, "signer"}, {badname1, 2, "token"},  {badname2, 2, "token"},
+	    {inject, 2, "fold"},   {nullval, 2, "no name"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		drb_sigv4_req r = base_req();
@@ -234,10 +245,13 @@ static void test_header_refusals(void **state)
 static void test_header_canonical(void **state)
 {
 	static const drb_sigv4_header h[] = {
-		{"host", "example.amazonaws.com"}, {"X-Fold", " a\r\n  b\n\tc "},
-		{"User-Agent", "drbook/0.1"},      {"Connection", "close"},
-		{"X-Rep", "2"},                    {"x-rep", " 1 "},
-		{"A-First", "\"q   q\""},
+	    {"host", "example.amazonaws.com"},
+	    {"X-Fold", " a\r\n  b\n\tc "},
+	    {"User-Agent", "drbook/0.1"},
+	    {"Connection", "close"},
+	    {"X-Rep", "2"},
+	    {"x-rep", " 1 "},
+	    {"A-First", "\"q   q\""},
 	};
 	drb_sigv4_req r = base_req();
 	drb_sigv4_out o;
@@ -252,31 +266,60 @@ static void test_header_canonical(void **state)
 			       "a-first;host;x-amz-date;x-fold;x-rep\n"));
 	assert_null(strstr(o.canonical_request, "user-agent"));
 	assert_null(strstr(o.canonical_request, "connection"));
-	assert_non_null(strstr(o.authorization, "SignedHeaders=a-first;host;x-amz-date;x-fold;x-rep,"));
+	assert_non_null(
+	    strstr(o.authorization, "SignedHeaders=a-first;host;x-amz-date;x-fold;x-rep,"));
 	drb_sigv4_out_free(&o);
 }
 
 /* Every malformed request field is refused and leaves out empty. */
 static void test_request_refusals(void **state)
 {
-	for (int i = 0; i < 11; i++) {
+	for (int i = 0; i < 12; i++) {
 		drb_sigv4_req r = base_req();
 		drb_sigv4_creds c = creds;
 		drb_sigv4_out o;
 		drb_err err = {0};
 
 		switch (i) {
-		case 0: r.amz_date = "2015-08-30T12:36:00Z"; break;
-		case 1: r.amz_date = "20150830T123600"; break;
-		case 2: r.amz_date = "2015083OT123600Z"; break;
-		case 3: r.region = ""; break;
-		case 4: r.service = NULL; break;
-		case 5: c.access_key = NULL; break;
-		case 6: c.secret_key = ""; break;
-		case 7: r.path = "relative/path"; break;
-		case 8: r.region = "us-east-1/x"; break;
-		case 9: r.method = NULL; break;
-		case 10: r.body = NULL; r.body_len = 5; break;
+		case 0:
+			r.amz_date = "2015-08-30T12:36:00Z";
+			break;
+		case 1:
+			r.amz_date = "20150830T123600";
+			break;
+		case 2:
+			r.amz_date = "2015083OT123600Z";
+			break;
+		case 3:
+			r.region = "";
+			break;
+		case 4:
+			r.service = NULL;
+			break;
+		case 5:
+			c.access_key = NULL;
+			break;
+		case 6:
+			c.secret_key = "";
+			break;
+		case 7:
+			r.path = "relative/path";
+			break;
+		case 8:
+			r.region = "us-east-1/x";
+			break;
+		case 9:
+			r.method = NULL;
+			break;
+		case 11:
+			c.access_key =
+			    "AKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKID"
+			    "AKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDAKIDX";
+			break;
+		case 10:
+			r.body = NULL;
+			r.body_len = 5;
+			break;
 		}
 		assert_int_equal(drb_sigv4_sign(&r, &c, &o, &err), DRB_EINVAL);
 		assert_true(err.msg[0] != '\0');
@@ -353,7 +396,7 @@ static void test_content_sha256(void **state)
 {
 	static const unsigned char body[] = {0, 1, 2, 0, 255};
 	static const drb_sigv4_header unsigned_payload[] = {
-		{"Host", "b.s3.amazonaws.com"}, {"X-Amz-Content-SHA256", "UNSIGNED-PAYLOAD"}};
+	    {"Host", "b.s3.amazonaws.com"}, {"X-Amz-Content-SHA256", "UNSIGNED-PAYLOAD"}};
 	drb_sigv4_req r = base_req();
 	drb_sigv4_out o;
 	drb_err err = {0};
@@ -402,7 +445,8 @@ static void test_presign(void **state)
 	assert_int_equal(drb_sigv4_presign(&r, &creds, 900, &o, &err), DRB_EINVAL);
 	r.add_content_sha256 = 0;
 	assert_int_equal(drb_sigv4_presign(&r, &creds, 900, &o, &err), 0);
-	assert_int_equal(strncmp(o.query, "Action=connect&DBUser=app&X-Amz-Algorithm=AWS4-HMAC-SHA256&", 58), 0);
+	assert_int_equal(
+	    strncmp(o.query, "Action=connect&DBUser=app&X-Amz-Algorithm=AWS4-HMAC-SHA256&", 58), 0);
 	snprintf(tail, sizeof(tail), "&X-Amz-Signature=%s", o.signature);
 	assert_string_equal(o.query + strlen(o.query) - strlen(tail), tail);
 	assert_non_null(strstr(o.query, "&X-Amz-Expires=900&"));
@@ -428,21 +472,21 @@ static void test_out_free(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_signing_key_known_value),
-		cmocka_unit_test(test_signing_key_refusals),
-		cmocka_unit_test(test_path_normalized),
-		cmocka_unit_test(test_path_s3),
-		cmocka_unit_test(test_query_canonical),
-		cmocka_unit_test(test_query_malformed_escape),
-		cmocka_unit_test(test_header_refusals),
-		cmocka_unit_test(test_header_canonical),
-		cmocka_unit_test(test_request_refusals),
-		cmocka_unit_test(test_limit),
-		cmocka_unit_test(test_now),
-		cmocka_unit_test(test_session_token),
-		cmocka_unit_test(test_content_sha256),
-		cmocka_unit_test(test_presign),
-		cmocka_unit_test(test_out_free),
+	    cmocka_unit_test(test_signing_key_known_value),
+	    cmocka_unit_test(test_signing_key_refusals),
+	    cmocka_unit_test(test_path_normalized),
+	    cmocka_unit_test(test_path_s3),
+	    cmocka_unit_test(test_query_canonical),
+	    cmocka_unit_test(test_query_malformed_escape),
+	    cmocka_unit_test(test_header_refusals),
+	    cmocka_unit_test(test_header_canonical),
+	    cmocka_unit_test(test_request_refusals),
+	    cmocka_unit_test(test_limit),
+	    cmocka_unit_test(test_now),
+	    cmocka_unit_test(test_session_token),
+	    cmocka_unit_test(test_content_sha256),
+	    cmocka_unit_test(test_presign),
+	    cmocka_unit_test(test_out_free),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

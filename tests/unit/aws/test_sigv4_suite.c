@@ -121,7 +121,8 @@ static const char *take_header(parsed_req *r, const char *name)
 		if (!strcasecmp(r->hdrs[i].name, name)) {
 			const char *v = r->hdrs[i].value;
 
-			memmove(&r->hdrs[i], &r->hdrs[i + 1], (r->n_hdrs - i - 1) * sizeof(r->hdrs[0]));
+			memmove(&r->hdrs[i], &r->hdrs[i + 1],
+				(r->n_hdrs - i - 1) * sizeof(r->hdrs[0]));
 			r->n_hdrs--;
 			return v;
 		}
@@ -366,8 +367,8 @@ static void test_crt_suite(void **state)
 					for (char *p = pfx; *p; p++)
 						*p = (char)tolower((unsigned char)*p);
 					if (!line_with(sreq, pfx, line, sizeof(line)))
-						fail_msg("%s: added header %s not in the vector", name,
-							 out.headers[h].name);
+						fail_msg("%s: added header %s not in the vector",
+							 name, out.headers[h].name);
 				}
 				assert_string_equal(line + strlen(pfx), out.headers[h].value);
 			}
@@ -386,7 +387,8 @@ static void test_crt_suite(void **state)
 			char *sts = crt_file(list[i], "query-string-to-sign.txt");
 			char *sig = crt_file(list[i], "query-signature.txt");
 			char *sreq = crt_file(list[i], "query-signed-request.txt");
-			json_int_t exp = json_integer_value(json_object_get(ctx, "expiration_in_seconds"));
+			json_int_t exp =
+			    json_integer_value(json_object_get(ctx, "expiration_in_seconds"));
 			char line[4096], got[4096];
 
 			assert_true(exp > 0);
@@ -400,7 +402,8 @@ static void test_crt_suite(void **state)
 			assert_int_equal(out.n_headers, 0);
 			/* the request line the vector sends, with our query */
 			snprintf(line, sizeof(line), "%.*s", (int)strcspn(sreq, "\n"), sreq);
-			snprintf(got, sizeof(got), "%s %s?%s HTTP/1.1", pr.method, pr.path, out.query);
+			snprintf(got, sizeof(got), "%s %s?%s HTTP/1.1", pr.method, pr.path,
+				 out.query);
 			expect_equal(name, "presigned request line", line, got);
 			checked_query++;
 			drb_sigv4_out_free(&out);
@@ -422,8 +425,8 @@ static void test_crt_suite(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_classic_suite),
-		cmocka_unit_test(test_crt_suite),
+	    cmocka_unit_test(test_classic_suite),
+	    cmocka_unit_test(test_crt_suite),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
