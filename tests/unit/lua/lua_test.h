@@ -144,7 +144,8 @@ static inline json_t *lt_json(const char *text)
 static inline const char *lt_dump(const json_t *v)
 {
 	static char buf[4096];
-	char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY |
+			     JSON_REAL_PRECISION(15));
 
 	snprintf(buf, sizeof(buf), "%s", s ? s : "(null)");
 	free(s);
