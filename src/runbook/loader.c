@@ -1,0 +1,1212 @@
+/* Format v1 validation: walks the YAML tree once, reports every rule broken anywhere in the
+ * file (not just the first) at the node that broke it, and builds the model as it goes. The
+ * model is handed out only when the file produced no diagnostic at all. */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runbook_int.h"
+
+typedef struct seen_id {
+	const char *id;
+	drb_pos pos;  /* the step's position, shown as "first defined at" */
+	size_t order; /* preflight first, then steps */
+} seen_id;
+
+typedef struct vctx {
+	drb_diags *d;
+	const drb_load_opts *opts;
+	drb_runbook *rb;
+	seen_id *ids;
+	size_t n_ids;
+} vctx;
+
+static const char *const TOP_KEYS[] = {
+	"version", "name", "description", "scenario", "targets", "params", "connections", "lua",
+	"preflight", "steps", "on_failure", "deadline", "lock", "notify", NULL};
+static const char *const PARAM_KEYS[] = {"type",     "default", "description", "required",
+					 "secret",   "choices", NULL};
+static const char *const PG_KEYS[] = {
+	"kind",  "dsn_env", "dsn_file",     "rds_instance",  "region",  "endpoint_url",
+	"user",  "dbname",  "password_env", "password_file", "sslmode", "connect_timeout",
+	"statement_timeout", NULL};
+static const char *const AWS_KEYS[] = {"kind", "region", "endpoint_url", "profile", NULL};
+/* keys that would hold a secret inline: refused with a pointer to the safe spelling */
+static const char *const SECRET_KEYS[] = {
+	"dsn",           "password",          "passwd",          "secret",
+	"secret_key",    "secret_access_key", "aws_secret_access_key", "access_key_id",
+	"aws_access_key_id", "session_token", "aws_session_token", "token", "connection_string",
+	"url",           NULL};
+static const char *const STEP_KEYS[] = {
+	"id",       "action",   "with",     "script",     "assert",    "when",        "until",
+	"every",    "timeout",  "retry",    "on_failure", "rollback",  "for_each",    "as",
+	"max_parallel", "idempotent", "done_when", "read_only", "critical", "description", NULL};
+static const char *const RETRY_KEYS[] = {"attempts", "backoff", "initial", "max", NULL};
+static const char *const ROLLBACK_KEYS[] = {"action", "with", "script", NULL};
+static const char *const DONE_WHEN_KEYS[] = {"action", "with", "assert", NULL};
+static const char *const NOTIFY_KEYS[] = {"on", "action", "with", NULL};
+static const char *const NOTIFY_EVENTS[] = {"start", "success", "failure", "end", NULL};
+static const char *const PARAM_TYPES[] = {"string", "int", "bool", "duration", "list", "map",
+					  NULL};
+static const char *const LUA_KEYWORDS[] = {
+	"and",   "break", "do",   "else", "elseif", "end",    "false", "for",  "function",
+	"goto",  "if",    "in",   "local", "nil",   "not",    "or",    "repeat", "return",
+	"then",  "true",  "until", "while", NULL};
+static const char *const AS_RESERVED[] = {"params", "steps", "result", "drill", NULL};
+
+static void diag(vctx *v, const ynode *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void diag(vctx *v, const ynode *n, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg = NULL;
+	int len;
+	drb_pos p = {0, 0};
+
+	if (n)
+		p = n->pos;
+	va_start(ap, fmt);
+	len = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		return;
+	msg = malloc((size_t)len + 1);
+	if (!msg) {
+		drb_diags_add(v->d, p, "out of memory");
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, (size_t)len + 1, fmt, ap);
+	va_end(ap);
+	drb_diags_add(v->d, p, "%s", msg);
+	free(msg);
+}
+
+static int in_list(const char *s, const char *const *list)
+{
+	for (size_t i = 0; list[i]; i++)
+		if (!strcmp(s, list[i]))
+			return 1;
+	return 0;
+}
+
+static int is_str(const ynode *n)
+{
+	return n && n->kind == YN_SCALAR && n->vt == YV_STR;
+}
+
+static int is_null(const ynode *n)
+{
+	return n && n->kind == YN_SCALAR && n->vt == YV_NULL;
+}
+
+/* The value of key k in mapping m, or NULL. */
+static const ynode *mget(const ynode *m, const char *k)
+{
+	if (!m || m->kind != YN_MAP)
+		return NULL;
+	for (size_t i = 0; i + 1 < m->n; i += 2)
+		if (!strcmp(m->kids[i]->str, k))
+			return m->kids[i + 1];
+	return NULL;
+}
+
+/* Optional keys: an explicit null (`description:` with nothing after it) means unset. */
+static const ynode *opt(const ynode *m, const char *k)
+{
+	const ynode *n = mget(m, k);
+
+	return is_null(n) ? NULL : n;
+}
+
+static const ynode *key_node(const ynode *m, const char *k)
+{
+	for (size_t i = 0; m && i + 1 < m->n; i += 2)
+		if (!strcmp(m->kids[i]->str, k))
+			return m->kids[i];
+	return NULL;
+}
+
+static const char *suggest(const char *key, const char *const *known)
+{
+	const char *best = NULL;
+	/* 2 edits, or 3 for longer names: 'retires' still finds 'retry' */
+	int cap = strlen(key) >= 7 ? 3 : 2, bd = cap + 1;
+
+	for (size_t i = 0; known[i]; i++) {
+		int dist = drb_edit_distance(key, known[i], cap);
+
+		if (dist < bd) {
+			bd = dist;
+			best = known[i];
+		}
+	}
+	return best;
+}
+
+static void unknown_key(vctx *v, const ynode *k, const char *where, const char *const *known)
+{
+	const char *s = suggest(k->str, known);
+
+	if (s)
+		diag(v, k, "unknown key '%.80s'%s%s (did you mean '%s'?)", k->str, where ? " in " : "",
+		     where ? where : "", s);
+	else
+		diag(v, k, "unknown key '%.80s'%s%s", k->str, where ? " in " : "", where ? where : "");
+}
+
+static void check_keys(vctx *v, const ynode *m, const char *const *known, const char *where)
+{
+	for (size_t i = 0; i + 1 < m->n; i += 2)
+		if (!in_list(m->kids[i]->str, known))
+			unknown_key(v, m->kids[i], where, known);
+}
+
+static int is_ident(const char *s)
+{
+	if (!(isalpha((unsigned char)*s) || *s == '_'))
+		return 0;
+	for (s++; *s; s++)
+		if (!(isalnum((unsigned char)*s) || *s == '_'))
+			return 0;
+	return 1;
+}
+
+static int is_step_id(const char *s)
+{
+	if (!isalnum((unsigned char)*s))
+		return 0;
+	for (s++; *s; s++)
+		if (!(isalnum((unsigned char)*s) || *s == '_' || *s == '-'))
+			return 0;
+	return 1;
+}
+
+static int is_module_name(const char *s)
+{
+	if (!*s || strstr(s, ".."))
+		return 0;
+	for (; *s; s++)
+		if (!(isalnum((unsigned char)*s) || *s == '_' || *s == '.' || *s == '-'))
+			return 0;
+	return 1;
+}
+
+/* A duration: "90s"-style string or a bare non-negative number of seconds. */
+static int dur_value(const ynode *n, double *out)
+{
+	if (!n || n->kind != YN_SCALAR)
+		return -1;
+	switch (n->vt) {
+	case YV_INT:
+		if (n->i < 0)
+			return -1;
+		*out = (double)n->i;
+		return 0;
+	case YV_REAL:
+		if (!(n->r >= 0) || !isfinite(n->r))
+			return -1;
+		*out = n->r;
+		return 0;
+	case YV_STR:
+		return drb_duration_parse(n->str, out) == 0 ? 0 : -1;
+	default:
+		return -1;
+	}
+}
+
+static json_t *seconds_json(double s)
+{
+	if (s == floor(s) && s < 9e15)
+		return json_integer((json_int_t)s);
+	return json_real(s);
+}
+
+static int parse_onf(const ynode *n)
+{
+	if (!is_str(n))
+		return -1;
+	if (!strcmp(n->str, "abort"))
+		return DRB_ONF_ABORT;
+	if (!strcmp(n->str, "rollback"))
+		return DRB_ONF_ROLLBACK;
+	if (!strcmp(n->str, "continue"))
+		return DRB_ONF_CONTINUE;
+	return -1;
+}
+
+static int bool_field(vctx *v, const ynode *m, const char *key, const char *prefix, int *out)
+{
+	const ynode *n = opt(m, key);
+
+	if (!n)
+		return 0;
+	if (n->kind != YN_SCALAR || n->vt != YV_BOOL) {
+		diag(v, n, "%s'%s' must be true or false", prefix, key);
+		return -1;
+	}
+	*out = n->b;
+	return 1;
+}
+
+static void str_field(vctx *v, const ynode *m, const char *key, const char *prefix, char **out)
+{
+	const ynode *n = opt(m, key);
+
+	if (!n)
+		return;
+	if (!is_str(n)) {
+		diag(v, n, "%s'%s' must be a string", prefix, key);
+		return;
+	}
+	free(*out);
+	*out = strdup(n->str);
+}
+
+static int action_mode(vctx *v, const char *name)
+{
+	if (!v->opts || !v->opts->action_mode)
+		return -2; /* not checked */
+	return v->opts->action_mode(v->opts->ud, name);
+}
+
+/* ---- expressions and ${ } ---- */
+
+static void expr_field(vctx *v, const ynode *m, const char *key, const char *prefix, drb_expr *out)
+{
+	const ynode *n = opt(m, key);
+	drb_err e;
+
+	if (!n)
+		return;
+	if (!is_str(n)) {
+		diag(v, n, "%s'%s' must be a string holding a Lua expression", prefix, key);
+		return;
+	}
+	drb_err_clear(&e);
+	if (drb_runbook_check_expr(n->str, &e))
+		diag(v, n, "%s'%s' does not compile: %s", prefix, key, e.msg);
+	out->src = strdup(n->str);
+	out->pos = n->pos;
+}
+
+typedef struct interp_ctx {
+	vctx *v;
+	const ynode *node;
+	const char *prefix, *path;
+} interp_ctx;
+
+static int interp_cb(void *ud, const char *e, size_t n)
+{
+	interp_ctx *c = ud;
+	char *src = strndup(e, n);
+	drb_err err;
+
+	drb_err_clear(&err);
+	if (!src)
+		return 0;
+	if (drb_runbook_check_expr(src, &err))
+		diag(c->v, c->node, "%s'${%.60s}' in %s does not compile: %s", c->prefix, src, c->path,
+		     err.msg);
+	free(src);
+	return 0;
+}
+
+/* Every string under with: (keys excluded) may hold ${ } expressions: all must compile. */
+static void check_interp(vctx *v, const ynode *n, const char *prefix, const char *path)
+{
+	char sub[256];
+
+	if (n->kind == YN_SCALAR) {
+		interp_ctx c = {v, n, prefix, path};
+		int rc;
+
+		if (n->vt != YV_STR)
+			return;
+		rc = drb_interp_scan(n->str, interp_cb, &c);
+		if (rc == 1)
+			diag(v, n, "%sunterminated '${' in %s (write '$${' for a literal '${')", prefix,
+			     path);
+		else if (rc == 2)
+			diag(v, n, "%sempty '${}' in %s", prefix, path);
+		return;
+	}
+	if (n->kind == YN_SEQ) {
+		for (size_t i = 0; i < n->n; i++) {
+			snprintf(sub, sizeof(sub), "%s[%zu]", path, i + 1);
+			check_interp(v, n->kids[i], prefix, sub);
+		}
+		return;
+	}
+	for (size_t i = 0; i + 1 < n->n; i += 2) {
+		snprintf(sub, sizeof(sub), "%s.%.60s", path, n->kids[i]->str);
+		check_interp(v, n->kids[i + 1], prefix, sub);
+	}
+}
+
+/* with: must be a mapping; returns its JSON ({} when absent), NULL after a diagnostic. */
+static json_t *with_field(vctx *v, const ynode *m, const char *prefix, const char *path,
+			  drb_pos *pos)
+{
+	const ynode *n = opt(m, "with");
+
+	if (!n)
+		return json_object();
+	if (pos)
+		*pos = n->pos;
+	if (n->kind != YN_MAP) {
+		diag(v, n, "%s'with' must be a mapping", prefix);
+		return NULL;
+	}
+	check_interp(v, n, prefix, path);
+	return drb_yaml_to_json(n);
+}
+
+static void compile_script(vctx *v, const ynode *n, const char *prefix)
+{
+	drb_err e;
+
+	drb_err_clear(&e);
+	if (drb_runbook_check_chunk(n->str, &e))
+		diag(v, n, "%sscript does not compile: %s", prefix, e.msg);
+}
+
+/* script: is for the lua action, and the lua action needs one (script: or with: {script:}). */
+static void check_script(vctx *v, const ynode *m, const char *action, const char *prefix,
+			 char **out, drb_pos *out_pos)
+{
+	const ynode *s = opt(m, "script");
+	const ynode *w = opt(m, "with");
+	const ynode *ws = w && w->kind == YN_MAP ? opt(w, "script") : NULL;
+	int is_lua = action && !strcmp(action, "lua");
+
+	if (s && !is_str(s)) {
+		diag(v, s, "%s'script' must be a string", prefix);
+		s = NULL;
+	} else if (s && action && !is_lua) {
+		diag(v, s, "%s'script' is only for the lua action", prefix);
+		s = NULL;
+	}
+	if (!is_lua)
+		goto store;
+	if (!s && !ws) {
+		diag(v, m, "%sthe lua action needs a script (script: or with: {script: ...})", prefix);
+		goto store;
+	}
+	if (s && ws) {
+		diag(v, ws, "%sthe script is given twice (script: and with: script:)", prefix);
+		goto store;
+	}
+	if (s)
+		compile_script(v, s, prefix);
+	else if (!is_str(ws))
+		diag(v, ws, "%s'with.script' must be a string", prefix);
+	else if (!strstr(ws->str, "${")) /* interpolated scripts compile only once filled in */
+		compile_script(v, ws, prefix);
+store:
+	if (s && out) {
+		*out = strdup(s->str);
+		if (out_pos)
+			*out_pos = s->pos;
+	}
+}
+
+/* An action invocation: rollback:, done_when: {...}, notify entries. */
+static void parse_call(vctx *v, const ynode *m, const char *const *keys, const char *prefix,
+		       const char *where, const char *with_path, int need_ro, drb_call_spec *out)
+{
+	const ynode *a = mget(m, "action");
+	const char *action = NULL;
+
+	out->pos = m->pos;
+	check_keys(v, m, keys, where);
+	if (!a) {
+		diag(v, m, "%smissing required key 'action'", prefix);
+	} else if (!is_str(a)) {
+		diag(v, a, "%s'action' must be a string", prefix);
+	} else {
+		int mode = action_mode(v, a->str);
+
+		action = a->str;
+		out->action = strdup(a->str);
+		if (mode == -1)
+			diag(v, a, "%sunknown action '%.80s'", prefix, a->str);
+		else if (need_ro && mode != -2 && mode != 0)
+			diag(v, a, "%saction '%.80s' is not read-only", prefix, a->str);
+	}
+	out->with = with_field(v, m, prefix, with_path, NULL);
+	if (in_list("script", keys))
+		check_script(v, m, action, prefix, &out->script, NULL);
+	if (in_list("assert", keys))
+		expr_field(v, m, "assert", prefix, &out->assert_);
+}
+
+/* ---- params and connections ---- */
+
+static const char *type_expect(drb_param_type t)
+{
+	static const char *const e[] = {"a string", "an integer", "true or false",
+					"a duration (like 90s or 15m, or seconds)", "a list",
+					"a mapping"};
+	return e[t];
+}
+
+/* The node as a value of type t (durations in seconds), or NULL when it is not one. */
+static json_t *typed_value(const ynode *n, drb_param_type t)
+{
+	double s;
+
+	switch (t) {
+	case DRB_PT_STRING:
+		return is_str(n) ? json_string(n->str) : NULL;
+	case DRB_PT_INT:
+		return n->kind == YN_SCALAR && n->vt == YV_INT ? json_integer(n->i) : NULL;
+	case DRB_PT_BOOL:
+		return n->kind == YN_SCALAR && n->vt == YV_BOOL ? json_boolean(n->b) : NULL;
+	case DRB_PT_DURATION:
+		return dur_value(n, &s) == 0 ? seconds_json(s) : NULL;
+	case DRB_PT_LIST:
+		return n->kind == YN_SEQ ? drb_yaml_to_json(n) : NULL;
+	case DRB_PT_MAP:
+		return n->kind == YN_MAP ? drb_yaml_to_json(n) : NULL;
+	}
+	return NULL;
+}
+
+static void parse_param(vctx *v, const ynode *k, const ynode *m, drb_param *p)
+{
+	char prefix[160], where[160];
+	const ynode *t, *def, *ch;
+	int type = -1, req = -1;
+
+	p->name = strdup(k->str);
+	p->pos = k->pos;
+	if (!is_ident(k->str))
+		diag(v, k, "invalid parameter name '%.80s': use letters, digits and _, not starting "
+			   "with a digit", k->str);
+	snprintf(where, sizeof(where), "parameter '%.80s'", k->str);
+	snprintf(prefix, sizeof(prefix), "%s: ", where);
+	if (m->kind != YN_MAP) {
+		diag(v, m, "%s must be a mapping with a 'type'", where);
+		return;
+	}
+	check_keys(v, m, PARAM_KEYS, where);
+	t = mget(m, "type");
+	if (!t) {
+		diag(v, m, "%smissing required key 'type'", prefix);
+	} else {
+		for (int i = 0; is_str(t) && PARAM_TYPES[i]; i++)
+			if (!strcmp(t->str, PARAM_TYPES[i]))
+				type = i;
+		if (type < 0)
+			diag(v, t, "%s'type' must be one of string, int, bool, duration, list, map",
+			     prefix);
+	}
+	p->type = type < 0 ? DRB_PT_STRING : (drb_param_type)type;
+	str_field(v, m, "description", prefix, &p->description);
+	bool_field(v, m, "secret", prefix, &p->secret);
+	bool_field(v, m, "required", prefix, &req);
+	def = opt(m, "default");
+	if (def && type >= 0) {
+		p->def = typed_value(def, p->type);
+		if (!p->def)
+			diag(v, def, "%s'default' must be %s", prefix, type_expect(p->type));
+	}
+	/* no default means the caller must give one, unless required: false says "may be
+	 * absent" (the value is then null) */
+	p->required = !def && req != 0;
+	ch = opt(m, "choices");
+	if (!ch)
+		return;
+	if (ch->kind != YN_SEQ || !ch->n) {
+		diag(v, ch, "%s'choices' must be a non-empty list", prefix);
+		return;
+	}
+	if (type < 0)
+		return;
+	p->choices = json_array();
+	for (size_t i = 0; p->choices && i < ch->n; i++) {
+		json_t *c = typed_value(ch->kids[i], p->type);
+
+		if (!c) {
+			diag(v, ch->kids[i], "%seach choice must be %s", prefix, type_expect(p->type));
+			continue;
+		}
+		json_array_append_new(p->choices, c);
+	}
+	if (p->def && p->choices && json_array_size(p->choices) == ch->n) {
+		size_t i;
+		json_t *c;
+		int found = 0;
+
+		json_array_foreach(p->choices, i, c) found |= json_equal(c, p->def);
+		if (!found)
+			diag(v, def, "%sdefault is not one of the choices", prefix);
+	}
+}
+
+static void parse_connection(vctx *v, const ynode *k, const ynode *m, drb_connection *c)
+{
+	static const char *const sslmodes[] = {"disable", "allow", "prefer", "require",
+					       "verify-ca", "verify-full", NULL};
+	char prefix[160], where[160];
+	const ynode *kind;
+	const char *const *keys = NULL;
+	int pg = 0, secrets = 0;
+
+	c->name = strdup(k->str);
+	c->pos = k->pos;
+	if (!is_ident(k->str))
+		diag(v, k, "invalid connection name '%.80s': use letters, digits and _, not "
+			   "starting with a digit", k->str);
+	snprintf(where, sizeof(where), "connection '%.80s'", k->str);
+	snprintf(prefix, sizeof(prefix), "%s: ", where);
+	if (m->kind != YN_MAP) {
+		diag(v, m, "%s must be a mapping with a 'kind'", where);
+		return;
+	}
+	kind = mget(m, "kind");
+	if (!kind) {
+		diag(v, m, "%smissing required key 'kind'", prefix);
+	} else if (is_str(kind) && !strcmp(kind->str, "postgres")) {
+		keys = PG_KEYS;
+		pg = 1;
+	} else if (is_str(kind) && !strcmp(kind->str, "aws")) {
+		keys = AWS_KEYS;
+	} else {
+		diag(v, kind, "%s'kind' must be postgres or aws", prefix);
+	}
+	if (keys)
+		c->kind = strdup(kind->str);
+	for (size_t i = 0; i + 1 < m->n; i += 2) {
+		const ynode *key = m->kids[i], *val = m->kids[i + 1];
+
+		if (in_list(key->str, SECRET_KEYS)) {
+			secrets = 1;
+			if (pg || !keys)
+				diag(v, key, "%ssecrets must come from the environment or a file: use "
+					     "dsn_env or dsn_file", prefix);
+			else
+				diag(v, key, "%ssecrets must come from the environment or a file: use "
+					     "profile or the AWS_* environment variables", prefix);
+			continue;
+		}
+		if (!keys)
+			continue;
+		if (!in_list(key->str, keys)) {
+			unknown_key(v, key, where, keys);
+			continue;
+		}
+		if (!strcmp(key->str, "connect_timeout") || !strcmp(key->str, "statement_timeout")) {
+			double s;
+
+			if (dur_value(val, &s) || s <= 0)
+				diag(v, val, "%s'%s' must be a duration greater than 0", prefix,
+				     key->str);
+		} else if (!strcmp(key->str, "sslmode")) {
+			if (!is_str(val) || !in_list(val->str, sslmodes))
+				diag(v, val, "%s'sslmode' must be one of disable, allow, prefer, "
+					     "require, verify-ca, verify-full", prefix);
+		} else if (strcmp(key->str, "kind") && (!is_str(val) || !*val->str)) {
+			diag(v, val, "%s'%s' must be a non-empty string", prefix, key->str);
+		}
+	}
+	if (pg) {
+		int n = !!mget(m, "dsn_env") + !!mget(m, "dsn_file") + !!mget(m, "rds_instance");
+
+		/* an inline dsn: was refused above, with the advice this would repeat */
+		if (n != 1 && !(n == 0 && secrets))
+			diag(v, m, "%sneeds exactly one of dsn_env, dsn_file or rds_instance", prefix);
+	}
+	c->spec = drb_yaml_to_json(m);
+}
+
+/* ---- steps ---- */
+
+static void parse_retry(vctx *v, const ynode *r, const char *prefix, const char *id_where,
+			drb_step *s)
+{
+	char where[200];
+	const ynode *a, *n;
+	double d;
+
+	s->has_retry = 1;
+	s->retry.attempts = 1;
+	s->retry.exponential = 1;
+	s->retry.initial_s = 1;
+	s->retry.max_s = 60;
+	if (r->kind != YN_MAP) {
+		diag(v, r, "%s'retry' must be a mapping with 'attempts'", prefix);
+		return;
+	}
+	snprintf(where, sizeof(where), "retry of %s", id_where);
+	check_keys(v, r, RETRY_KEYS, where);
+	a = mget(r, "attempts");
+	if (!a)
+		diag(v, r, "%sretry: missing required key 'attempts'", prefix);
+	else if (a->kind != YN_SCALAR || a->vt != YV_INT || a->i < 1 || a->i > 100)
+		diag(v, a, "%s'retry.attempts' must be an integer between 1 and 100", prefix);
+	else
+		s->retry.attempts = (int)a->i;
+	n = opt(r, "backoff");
+	if (n) {
+		if (is_str(n) && !strcmp(n->str, "fixed"))
+			s->retry.exponential = 0;
+		else if (!is_str(n) || strcmp(n->str, "exponential"))
+			diag(v, n, "%s'retry.backoff' must be exponential or fixed", prefix);
+	}
+	n = opt(r, "initial");
+	if (n) {
+		if (dur_value(n, &d) || d <= 0 || d > 3600)
+			diag(v, n, "%s'retry.initial' must be a duration greater than 0 and at most 1h",
+			     prefix);
+		else
+			s->retry.initial_s = d;
+	}
+	n = opt(r, "max");
+	if (n) {
+		if (dur_value(n, &d) || d < s->retry.initial_s || d > 3600)
+			diag(v, n, "%s'retry.max' must be a duration between retry.initial and 1h",
+			     prefix);
+		else
+			s->retry.max_s = d;
+	} else if (s->retry.initial_s > s->retry.max_s) {
+		s->retry.max_s = s->retry.initial_s; /* the default cap never undercuts initial */
+	}
+}
+
+static void parse_step(vctx *v, const ynode *m, size_t idx, int preflight, drb_step *s)
+{
+	char where[160], prefix[170], pfwhere[180];
+	const ynode *id, *a, *n;
+	const char *action = NULL;
+	int mode = -2;
+	double d;
+
+	s->critical = 1;
+	s->pos = m->pos;
+	snprintf(where, sizeof(where), "%sstep #%zu", preflight ? "preflight " : "", idx + 1);
+	if (m->kind != YN_MAP) {
+		diag(v, m, "%s must be a mapping", where);
+		return;
+	}
+	id = mget(m, "id");
+	if (!id) {
+		diag(v, m, "%s: missing required key 'id'", where);
+	} else if (!is_str(id)) {
+		diag(v, id, "%s: 'id' must be a string", where);
+	} else if (!is_step_id(id->str)) {
+		diag(v, id, "%s: invalid id '%.80s': use letters, digits, _ and -, starting with a "
+			    "letter or digit", where, id->str);
+	} else {
+		seen_id *ids = realloc(v->ids, (v->n_ids + 1) * sizeof(*ids));
+
+		snprintf(where, sizeof(where), "step '%.80s'", id->str);
+		s->id = strdup(id->str);
+		if (ids) {
+			v->ids = ids;
+			ids[v->n_ids].id = id->str;
+			ids[v->n_ids].pos = m->pos;
+			ids[v->n_ids].order = v->n_ids;
+			v->n_ids++;
+		}
+	}
+	snprintf(prefix, sizeof(prefix), "%s: ", where);
+	snprintf(pfwhere, sizeof(pfwhere), "%s%s", s->id ? "preflight " : "", where);
+	check_keys(v, m, STEP_KEYS, where);
+
+	a = mget(m, "action");
+	if (!a) {
+		diag(v, m, "%smissing required key 'action'", prefix);
+	} else if (!is_str(a)) {
+		diag(v, a, "%s'action' must be a string", prefix);
+	} else {
+		action = a->str;
+		s->action = strdup(a->str);
+		mode = action_mode(v, a->str);
+		if (mode == -1)
+			diag(v, a, "%sunknown action '%.80s'", prefix, a->str);
+	}
+	s->with = with_field(v, m, prefix, "with", &s->with_pos);
+	check_script(v, m, action, prefix, &s->script, &s->script_pos);
+	expr_field(v, m, "assert", prefix, &s->assert_);
+	expr_field(v, m, "when", prefix, &s->when);
+	expr_field(v, m, "until", prefix, &s->until);
+	expr_field(v, m, "for_each", prefix, &s->for_each);
+
+	n = opt(m, "done_when");
+	if (n && n->kind == YN_MAP) {
+		char dprefix[200], dwhere[200];
+
+		snprintf(dprefix, sizeof(dprefix), "%sdone_when: ", prefix);
+		snprintf(dwhere, sizeof(dwhere), "done_when of %s", where);
+		s->done_when_call = calloc(1, sizeof(*s->done_when_call));
+		if (s->done_when_call)
+			parse_call(v, n, DONE_WHEN_KEYS, dprefix, dwhere, "done_when.with", 1,
+				   s->done_when_call);
+	} else if (n && !is_str(n)) {
+		diag(v, n, "%s'done_when' must be an expression or a mapping {action, with, assert}",
+		     prefix);
+	} else {
+		expr_field(v, m, "done_when", prefix, &s->done_when);
+	}
+
+	n = opt(m, "every");
+	if (n) {
+		if (dur_value(n, &d) || d < 0.1)
+			diag(v, n, "%s'every' must be a duration of at least 100ms", prefix);
+		else
+			s->every_s = d;
+		if (!opt(m, "until"))
+			diag(v, key_node(m, "every"), "%s'every' needs 'until'", prefix);
+	}
+	if (s->until.src && !s->every_s)
+		s->every_s = 5;
+	n = opt(m, "timeout");
+	if (n) {
+		if (dur_value(n, &d) || d <= 0 || d > 86400)
+			diag(v, n, "%s'timeout' must be a duration greater than 0 and at most 24h",
+			     prefix);
+		else
+			s->timeout_s = d;
+	}
+	n = opt(m, "retry");
+	if (n)
+		parse_retry(v, n, prefix, where, s);
+	n = opt(m, "on_failure");
+	if (n) {
+		int onf = parse_onf(n);
+
+		if (onf < 0)
+			diag(v, n, "%s'on_failure' must be abort, rollback or continue", prefix);
+		else
+			s->on_failure = (drb_on_failure)onf;
+	}
+	n = opt(m, "rollback");
+	if (n) {
+		char rprefix[200], rwhere[200];
+
+		snprintf(rprefix, sizeof(rprefix), "%srollback: ", prefix);
+		snprintf(rwhere, sizeof(rwhere), "rollback of %s", where);
+		if (preflight)
+			diag(v, key_node(m, "rollback"), "%s cannot have a rollback", pfwhere);
+		if (n->kind != YN_MAP) {
+			diag(v, n, "%s'rollback' must be a mapping {action, with, script}", prefix);
+		} else {
+			const ynode *nested = key_node(n, "rollback");
+
+			if (nested)
+				diag(v, nested, "%sa rollback cannot have its own rollback", rprefix);
+			s->rollback = calloc(1, sizeof(*s->rollback));
+			if (s->rollback) {
+				static const char *const rb_keys[] = {"action", "with", "script",
+								      "rollback", NULL};
+				parse_call(v, n, nested ? rb_keys : ROLLBACK_KEYS, rprefix, rwhere,
+					   "rollback.with", 0, s->rollback);
+			}
+		}
+	}
+	n = opt(m, "as");
+	if (n) {
+		if (!is_str(n) || !is_ident(n->str) || in_list(n->str, AS_RESERVED) ||
+		    in_list(n->str, LUA_KEYWORDS))
+			diag(v, n, "%s'as' must be a Lua name other than params, steps, result, drill "
+				   "or a keyword", prefix);
+		else
+			s->as = strdup(n->str);
+		if (!opt(m, "for_each"))
+			diag(v, key_node(m, "as"), "%s'as' needs 'for_each'", prefix);
+	}
+	if (!s->as)
+		s->as = strdup("item");
+	n = opt(m, "max_parallel");
+	if (n) {
+		if (n->kind != YN_SCALAR || n->vt != YV_INT || n->i < 1 || n->i > 64)
+			diag(v, n, "%s'max_parallel' must be an integer between 1 and 64", prefix);
+		else
+			s->max_parallel = (int)n->i;
+		if (!opt(m, "for_each"))
+			diag(v, key_node(m, "max_parallel"), "%s'max_parallel' needs 'for_each'", prefix);
+	}
+	bool_field(v, m, "idempotent", prefix, &s->idempotent);
+	s->read_only_set = bool_field(v, m, "read_only", prefix, &s->read_only) == 1;
+	bool_field(v, m, "critical", prefix, &s->critical);
+	{
+		char *desc = NULL;
+
+		str_field(v, m, "description", prefix, &desc);
+		free(desc); /* validated only: the model has no field for it */
+	}
+
+	if (preflight && action && mode != -1) {
+		if (!strcmp(action, "approval"))
+			diag(v, a, "%s cannot ask for approval", pfwhere);
+		else if (mode == 1)
+			diag(v, a, "%s uses mutating action '%.80s'", pfwhere, action);
+		else if (mode == 3 && !(s->read_only_set && s->read_only))
+			diag(v, a, "%s uses action '%.80s' without read_only: true", pfwhere, action);
+	}
+}
+
+static int id_cmp(const void *pa, const void *pb)
+{
+	const seen_id *a = pa, *b = pb;
+	int c = strcmp(a->id, b->id);
+
+	if (c)
+		return c;
+	return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* Sorted, so thousands of steps cost n log n; each duplicate names the first definition. */
+static void check_unique_ids(vctx *v)
+{
+	size_t first = 0;
+
+	if (v->n_ids < 2)
+		return;
+	qsort(v->ids, v->n_ids, sizeof(*v->ids), id_cmp);
+	for (size_t i = 1; i < v->n_ids; i++) {
+		if (strcmp(v->ids[i].id, v->ids[first].id)) {
+			first = i;
+			continue;
+		}
+		drb_diags_add(v->d, v->ids[i].pos, "duplicate step id '%.80s' (first defined at %d:%d)",
+			      v->ids[i].id, v->ids[first].pos.line, v->ids[first].pos.col);
+	}
+}
+
+static void parse_steps(vctx *v, const ynode *root, const char *key, int preflight, drb_step **out,
+			size_t *n_out)
+{
+	const ynode *l = mget(root, key);
+
+	if (!l) {
+		if (!preflight)
+			diag(v, root, "missing required key 'steps'");
+		return;
+	}
+	if (l->kind != YN_SEQ || (!preflight && !l->n)) {
+		if (preflight && is_null(l))
+			return;
+		diag(v, l, preflight ? "'preflight' must be a list of steps"
+				     : "'steps' must be a list of at least one step");
+		return;
+	}
+	if (!l->n)
+		return;
+	*out = calloc(l->n, sizeof(**out));
+	if (!*out) {
+		diag(v, l, "out of memory");
+		return;
+	}
+	*n_out = l->n;
+	for (size_t i = 0; i < l->n; i++)
+		parse_step(v, l->kids[i], i, preflight, &(*out)[i]);
+}
+
+static void parse_notify(vctx *v, const ynode *l, drb_runbook *rb)
+{
+	if (l->kind != YN_SEQ) {
+		diag(v, l, "'notify' must be a list of {on, action, with}");
+		return;
+	}
+	if (!l->n)
+		return;
+	rb->notify = calloc(l->n, sizeof(*rb->notify));
+	if (!rb->notify)
+		return;
+	rb->n_notify = l->n;
+	for (size_t i = 0; i < l->n; i++) {
+		const ynode *m = l->kids[i], *on;
+		drb_notify *nt = &rb->notify[i];
+		char where[64], prefix[80];
+
+		snprintf(where, sizeof(where), "notify entry #%zu", i + 1);
+		snprintf(prefix, sizeof(prefix), "%s: ", where);
+		if (m->kind != YN_MAP) {
+			diag(v, m, "%s must be a mapping {on, action, with}", where);
+			continue;
+		}
+		parse_call(v, m, NOTIFY_KEYS, prefix, where, "with", 0, &nt->call);
+		on = mget(m, "on");
+		if (!on) {
+			diag(v, m, "%smissing required key 'on'", prefix);
+			continue;
+		}
+		if (on->kind != YN_SEQ || !on->n) {
+			diag(v, on, "%s'on' must be a list of start, success, failure, end", prefix);
+			continue;
+		}
+		nt->on = calloc(on->n, sizeof(char *));
+		for (size_t j = 0; nt->on && j < on->n; j++) {
+			if (!is_str(on->kids[j]) || !in_list(on->kids[j]->str, NOTIFY_EVENTS)) {
+				diag(v, on->kids[j], "%s'on' must be a list of start, success, failure, end",
+				     prefix);
+				continue;
+			}
+			nt->on[nt->n_on++] = strdup(on->kids[j]->str);
+		}
+	}
+}
+
+static void parse_top(vctx *v, const ynode *root)
+{
+	drb_runbook *rb = v->rb;
+	const ynode *n;
+	double d;
+
+	check_keys(v, root, TOP_KEYS, NULL);
+	n = mget(root, "version");
+	if (!n)
+		diag(v, root, "missing required key 'version'");
+	else if (n->kind != YN_SCALAR || n->vt != YV_INT || n->i != 1)
+		diag(v, n, "'version' must be 1");
+	else
+		rb->version = 1;
+	n = mget(root, "name");
+	if (!n)
+		diag(v, root, "missing required key 'name'");
+	else if (!is_str(n) || !*n->str)
+		diag(v, n, "'name' must be a non-empty string");
+	else
+		rb->name = strdup(n->str);
+	str_field(v, root, "description", "", &rb->description);
+	str_field(v, root, "scenario", "", &rb->scenario);
+
+	n = opt(root, "targets");
+	if (n && n->kind != YN_MAP) {
+		diag(v, n, "'targets' must be a mapping {rto, rpo}");
+	} else if (n) {
+		const ynode *t;
+
+		check_keys(v, n, (const char *const[]){"rto", "rpo", NULL}, "targets");
+		if ((t = opt(n, "rto")) && dur_value(t, &d) == 0)
+			rb->target_rto_s = d;
+		else if (t)
+			diag(v, t, "'targets.rto' must be a duration (like 90s, 15m or 1h)");
+		if ((t = opt(n, "rpo")) && dur_value(t, &d) == 0)
+			rb->target_rpo_s = d;
+		else if (t)
+			diag(v, t, "'targets.rpo' must be a duration (like 90s, 15m or 1h)");
+	}
+
+	n = opt(root, "params");
+	if (n && n->kind != YN_MAP) {
+		diag(v, n, "'params' must be a mapping of name to {type, default, ...}");
+	} else if (n && n->n) {
+		rb->params = calloc(n->n / 2, sizeof(*rb->params));
+		if (rb->params) {
+			rb->n_params = n->n / 2;
+			for (size_t i = 0; i < rb->n_params; i++)
+				parse_param(v, n->kids[2 * i], n->kids[2 * i + 1], &rb->params[i]);
+		}
+	}
+
+	n = opt(root, "connections");
+	if (n && n->kind != YN_MAP) {
+		diag(v, n, "'connections' must be a mapping of name to {kind, ...}");
+	} else if (n && n->n) {
+		rb->conns = calloc(n->n / 2, sizeof(*rb->conns));
+		if (rb->conns) {
+			rb->n_conns = n->n / 2;
+			for (size_t i = 0; i < rb->n_conns; i++)
+				parse_connection(v, n->kids[2 * i], n->kids[2 * i + 1], &rb->conns[i]);
+		}
+	}
+
+	n = opt(root, "lua");
+	if (n && n->kind != YN_SEQ) {
+		diag(v, n, "'lua' must be a list of module names");
+	} else if (n && n->n) {
+		rb->lua_modules = calloc(n->n, sizeof(char *));
+		for (size_t i = 0; rb->lua_modules && i < n->n; i++) {
+			const ynode *mod = n->kids[i];
+
+			if (!is_str(mod) || !is_module_name(mod->str)) {
+				diag(v, mod, "lua module '%.80s' is not a valid name (letters, digits, _ . "
+					     "and -; no slashes or '..')",
+				     mod->kind == YN_SCALAR ? mod->str : "?");
+				continue;
+			}
+			rb->lua_modules[rb->n_lua_modules++] = strdup(mod->str);
+		}
+	}
+
+	parse_steps(v, root, "preflight", 1, &rb->preflight, &rb->n_preflight);
+	parse_steps(v, root, "steps", 0, &rb->steps, &rb->n_steps);
+	check_unique_ids(v);
+
+	rb->on_failure = DRB_ONF_ABORT;
+	n = opt(root, "on_failure");
+	if (n) {
+		int onf = parse_onf(n);
+
+		if (onf < 0)
+			diag(v, n, "'on_failure' must be abort, rollback or continue");
+		else
+			rb->on_failure = (drb_on_failure)onf;
+	}
+	n = opt(root, "deadline");
+	if (n) {
+		if (dur_value(n, &d) || d <= 0)
+			diag(v, n, "'deadline' must be a duration greater than 0");
+		else
+			rb->deadline_s = d;
+	}
+	n = opt(root, "lock");
+	if (n && (!is_str(n) || !*n->str))
+		diag(v, n, "'lock' must be a non-empty string");
+	else if (n)
+		rb->lock = strdup(n->str);
+	n = opt(root, "notify");
+	if (n)
+		parse_notify(v, n, rb);
+}
+
+/* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF) and no NUL. */
+static int is_text(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned c = s[i];
+		size_t len;
+		unsigned cp, min;
+
+		if (c == 0)
+			return 0;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if ((c & 0xE0) == 0xC0)
+			len = 2, cp = c & 0x1F, min = 0x80;
+		else if ((c & 0xF0) == 0xE0)
+			len = 3, cp = c & 0x0F, min = 0x800;
+		else if ((c & 0xF8) == 0xF0)
+			len = 4, cp = c & 0x07, min = 0x10000;
+		else
+			return 0;
+		if (i + len > n)
+			return 0;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+static int load_buffer(drb_runbook **out, const char *name, const char *buf, size_t len,
+		       const drb_load_opts *opts, drb_diags *diags)
+{
+	vctx v;
+	ynode *root = NULL;
+	drb_runbook *rb = NULL;
+	size_t before = diags->n;
+	int rc = 0;
+
+	*out = NULL;
+	memset(&v, 0, sizeof(v));
+	if (len > DRB_RUNBOOK_MAX_BYTES) {
+		drb_diags_add(diags, (drb_pos){0, 0}, "runbook larger than 1 MiB");
+		rc = DRB_EINVAL;
+		goto out;
+	}
+	if (!is_text((const unsigned char *)buf, len)) {
+		drb_diags_add(diags, (drb_pos){0, 0}, "not a text file (NUL byte or invalid UTF-8)");
+		rc = DRB_EINVAL;
+		goto out;
+	}
+	rb = calloc(1, sizeof(*rb));
+	if (!rb) {
+		rc = DRB_ENOMEM;
+		goto out;
+	}
+	rb->path = drb_strdup(name);
+	rb->target_rto_s = rb->target_rpo_s = -1;
+	drb_sha256_hex(buf, len, rb->sha256);
+	if (drb_yaml_parse(buf, len, &root, diags)) {
+		rc = DRB_EINVAL;
+		goto out;
+	}
+	if (!root || is_null(root)) {
+		drb_diags_add(diags, (drb_pos){0, 0}, "empty runbook");
+		rc = DRB_EINVAL;
+		goto out;
+	}
+	if (root->kind != YN_MAP) {
+		drb_diags_add(diags, root->pos,
+			      "the top level must be a mapping (version, name, steps, ...)");
+		rc = DRB_EINVAL;
+		goto out;
+	}
+	v.d = diags;
+	v.opts = opts;
+	v.rb = rb;
+	parse_top(&v, root);
+	if (diags->n > before)
+		rc = DRB_EINVAL;
+out:
+	free(v.ids);
+	drb_yaml_free(root);
+	drb_diags_sort(diags);
+	if (rc)
+		drb_runbook_free(rb);
+	else
+		*out = rb;
+	return rc;
+}
+
+int drb_runbook_load_buffer(drb_runbook **out, const char *name, const char *buf, size_t len,
+			    const drb_load_opts *opts, drb_diags *diags)
+{
+	return load_buffer(out, name, buf, len, opts, diags);
+}
+
+int drb_runbook_load(drb_runbook **out, const char *path, const drb_load_opts *opts,
+		     drb_diags *diags)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	drb_err err;
+	int rc;
+
+	*out = NULL;
+	drb_err_clear(&err);
+	rc = drb_file_read(path, DRB_RUNBOOK_MAX_BYTES, &buf, &len, &err);
+	if (rc == DRB_ELIMIT) {
+		drb_diags_add(diags, (drb_pos){0, 0}, "runbook larger than 1 MiB");
+		rc = DRB_EINVAL;
+		goto out;
+	}
+	if (rc) {
+		/* the message is "PATH: reason": the path is already in front of the diagnostic */
+		const char *why = err.msg;
+		size_t pl = strlen(path);
+
+		if (!strncmp(why, path, pl) && !strncmp(why + pl, ": ", 2))
+			why += pl + 2;
+		drb_diags_add(diags, (drb_pos){0, 0}, "cannot open: %s", why);
+		rc = rc == DRB_ENOTFOUND ? DRB_ENOTFOUND : DRB_EINVAL;
+		goto out;
+	}
+	rc = load_buffer(out, path, buf, len, opts, diags);
+	if (rc == 0) {
+		const char *slash = strrchr(path, '/');
+
+		(*out)->dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path))
+				    : strdup(".");
+	}
+out:
+	free(buf);
+	return rc;
+}

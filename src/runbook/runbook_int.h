@@ -1,0 +1,56 @@
+/* Private to the runbook module: the positioned YAML tree the loader validates (yaml_tree.c)
+ * and the ${ } scanner shared by the loader and the tests. Nothing outside src/runbook
+ * includes this. */
+#ifndef DRB_RUNBOOK_INT_H
+#define DRB_RUNBOOK_INT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include <drbook/runbook.h>
+#include <drbook/util.h>
+
+#define DRB_YAML_MAX_NODES 100000 /* after alias expansion: stops alias bombs early */
+
+typedef enum yn_kind { YN_SCALAR, YN_SEQ, YN_MAP } yn_kind;
+
+/* Resolved type of a scalar (YAML 1.2 core schema, restricted as docs/runbook-format.md). */
+typedef enum yn_vtype { YV_STR, YV_INT, YV_REAL, YV_BOOL, YV_NULL } yn_vtype;
+
+typedef struct ynode {
+	yn_kind kind;
+	drb_pos pos;
+	/* scalars */
+	char *str; /* NUL-terminated bytes as libyaml gave them */
+	size_t len;
+	yn_vtype vt;
+	long long i;
+	double r;
+	int b;
+	/* sequences: kids[i]; mappings: kids[2k] key, kids[2k+1] value */
+	struct ynode **kids;
+	size_t n, cap;
+	size_t count; /* nodes in this subtree, itself included */
+	int height;   /* 1 for a scalar */
+} ynode;
+
+/* Parses buf (already checked to be UTF-8 text without NUL) into *out. Every YAML problem is
+ * added to d. Returns 0 with *out (NULL for an empty document), or DRB_EINVAL when the
+ * problems are such that the tree cannot be trusted (syntax error, limits); non-fatal ones
+ * (duplicate keys, merge keys, tags) return 0 with the tree and diagnostics added. */
+int drb_yaml_parse(const char *buf, size_t len, ynode **out, drb_diags *d);
+void drb_yaml_free(ynode *n);
+/* Converts a node to JSON (the caller's); NULL on out of memory or a string jansson
+ * refuses. */
+json_t *drb_yaml_to_json(const ynode *n);
+
+/* Scans a with: string for ${ } expressions. For each expression calls cb(ud, expr, len)
+ * (cb returns 0 to go on). Returns 0, or 1 for an unterminated "${", 2 for an empty "${}",
+ * or what cb returned. "$${" is a literal "${" and is skipped. */
+int drb_interp_scan(const char *s, int (*cb)(void *ud, const char *e, size_t n), void *ud);
+
+/* Levenshtein distance, capped: returns cap + 1 as soon as it is exceeded. */
+int drb_edit_distance(const char *a, const char *b, int cap);
+
+#endif

@@ -1,0 +1,61 @@
+/* The action catalog of DESIGN.md as a fixed table for the runbook tests: the loader asks the
+ * engine's registry in real use; here the names and modes come straight from the catalog
+ * (0 read-only, 1 mutating, 2 decided at run time, 3 mutating unless read_only: true). */
+#ifndef DRB_TEST_RUNBOOK_ACTIONS_H
+#define DRB_TEST_RUNBOOK_ACTIONS_H
+
+#include <string.h>
+
+#include <drbook/runbook.h>
+
+static const struct {
+	const char *name;
+	int mode;
+} test_actions[] = {
+	{"lua", 3},
+	{"sleep", 0},
+	{"approval", 1},
+	{"exec", 3},
+	{"http.request", 2},
+	{"notify", 1},
+	{"aws.sts.get_caller_identity", 0},
+	{"aws.rds.describe_db_instance", 0},
+	{"aws.rds.promote_read_replica", 1},
+	{"aws.rds.reboot_db_instance", 1},
+	{"aws.rds.failover_db_cluster", 1},
+	{"aws.rds.describe_db_snapshots", 0},
+	{"aws.rds.restore_db_instance_to_point_in_time", 1},
+	{"aws.rds.restore_db_instance_from_snapshot", 1},
+	{"aws.route53.get_record", 0},
+	{"aws.route53.upsert_record", 1},
+	{"aws.route53.get_health_check_status", 0},
+	{"aws.route53.update_health_check", 1},
+	{"aws.ecs.describe_service", 0},
+	{"aws.ecs.update_service", 1},
+	{"aws.ecs.list_tasks", 0},
+	{"aws.ecs.stop_task", 1},
+	{"aws.sns.publish", 1},
+	{"aws.cloudwatch.put_metric_data", 1},
+	{"pg.query", 0},
+	{"pg.exec", 1},
+	{"pg.status", 0},
+	{"pg.replication_lag", 0},
+	{"pg.promote", 1},
+	{"pg.fence", 1},
+	{"pg.sentinel_write", 1},
+	{"pg.sentinel_check", 0},
+	{"pg.validate", 0},
+};
+
+static int test_action_mode(void *ud, const char *name)
+{
+	(void)ud;
+	for (size_t i = 0; i < sizeof(test_actions) / sizeof(test_actions[0]); i++)
+		if (!strcmp(test_actions[i].name, name))
+			return test_actions[i].mode;
+	return -1;
+}
+
+static const drb_load_opts test_opts = {test_action_mode, NULL};
+
+#endif
