@@ -228,9 +228,10 @@ static int check_mac(scan_state *st, long no, const char *line, size_t len, int 
 		st->mac_mode = has_mac;
 	if (has_mac != st->mac_mode)
 		return verdict(st->res, DRB_VERIFY_TAMPERED, no,
-			       "line %ld %s a mac but line 1 %s: the line was changed after it was "
+			       "line %ld %s but line 1 %s: the line was changed after it was "
 			       "written",
-			       no, has_mac ? "has" : "has no", has_mac ? "has none" : "has one");
+			       no, has_mac ? "has a mac" : "has no mac",
+			       has_mac ? "has none" : "has one");
 	if (!st->key)
 		return 0;
 	if (!has_mac)

@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -280,6 +282,53 @@ static void test_line_max(void **state)
 	free(big);
 }
 
+/* A write cut short by the OS (here RLIMIT_FSIZE: the kernel writes up to the limit and
+ * returns a short count) is reported as DRB_EIO and undone, so the file still ends on a whole
+ * line; once space is back the chain goes on and verifies. */
+static void test_short_write_undone(void **state)
+{
+	fixture *f = *state;
+	drb_audit *a = NULL;
+	drb_err err = {0};
+	drb_verify_result res;
+	struct rlimit old, lim;
+	void (*old_sig)(int);
+	size_t before, after;
+	char *all, pad[2000];
+	json_t *d;
+	int rc;
+
+	memset(pad, 'p', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	d = json_pack("{s:s}", "pad", pad);
+	assert_int_equal(drb_audit_create(&a, f->path, "r", NULL, 0, &err), 0);
+	assert_int_equal(drb_audit_append(a, "run.start", NULL, NULL, &err), 0);
+	all = slurp(f->path, &before);
+	free(all);
+
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = before + 500;
+	old_sig = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	rc = drb_audit_append(a, "call", "s", d, &err);
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, old_sig);
+	assert_int_equal(rc, DRB_EIO);
+	assert_non_null(strstr(err.msg, "short write"));
+	all = slurp(f->path, &after);
+	free(all);
+	assert_int_equal(after, before);
+	assert_int_equal(drb_audit_seq(a), 1);
+
+	assert_int_equal(drb_audit_append(a, "call", "s", d, &err), 0);
+	drb_audit_close(a);
+	assert_int_equal(drb_audit_verify(f->path, NULL, 0, &res, &err), 0);
+	assert_int_equal(res.kind, DRB_VERIFY_OK);
+	assert_int_equal(res.records, 2);
+	json_decref(d);
+}
+
 /* Secrets in data never reach the file's bytes, whatever their nesting. */
 static void test_secrets_never_in_file(void **state)
 {
@@ -536,6 +585,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_single_writer, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_append_invalid, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_line_max, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_short_write_undone, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_secrets_never_in_file, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_appends, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_open_append_continues, fx_setup, fx_teardown),

@@ -1,0 +1,209 @@
+/* Tests for src/audit/scrub.c: every redaction rule of docs/audit.md, the keys it must leave
+ * alone, and that the input is never modified. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <drbook/audit.h>
+
+/* Scrubs one string value and returns the result (static buffer, for asserts). */
+static const char *scrub_str(const char *in)
+{
+	static char out[4096];
+	json_t *v = json_string(in), *s;
+
+	assert_non_null(v);
+	s = drb_audit_scrub(v);
+	assert_non_null(s);
+	assert_true(json_is_string(s));
+	snprintf(out, sizeof(out), "%s", json_string_value(s));
+	json_decref(s);
+	json_decref(v);
+	return out;
+}
+
+/* The value of key in {key: value} after scrubbing, as compact JSON text. */
+static const char *scrub_key(const char *key, json_t *value)
+{
+	static char out[1024];
+	json_t *o = json_object(), *s;
+	char *txt;
+
+	json_object_set_new(o, key, value);
+	s = drb_audit_scrub(o);
+	assert_non_null(s);
+	txt = json_dumps(json_object_get(s, key), JSON_ENCODE_ANY | JSON_COMPACT);
+	snprintf(out, sizeof(out), "%s", txt);
+	free(txt);
+	json_decref(s);
+	json_decref(o);
+	return out;
+}
+
+/* Each secret word, in any case and separator style, hides the key's value. */
+static void test_secret_keys(void **state)
+{
+	static const char *const keys[] = {
+		"authorization", "Authorization", "Proxy-Authorization", "password", "DB_PASSWORD",
+		"passwd", "secret", "client_secret", "SecretAccessKey", "token", "SessionToken",
+		"access_token", "credential", "Credentials", "api_key", "ApiKey", "API-KEY",
+		"apikey", "private_key", "PrivateKey", "x-amz-security-token",
+		"X-Amz-Security-Token", "cookie", "Set-Cookie", "session", "session_id",
+		"SessionId", "user_session", "session-key", "signature", "X-Amz-Signature",
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		assert_string_equal(scrub_key(keys[i], json_string("s3cr3t")), "\"***\"");
+	/* whatever the value's type: numbers, objects and arrays are hidden whole */
+	assert_string_equal(scrub_key("password", json_integer(1234)), "\"***\"");
+	assert_string_equal(scrub_key("Credentials", json_pack("{s:s}", "AccessKeyId", "AKIA")),
+			    "\"***\"");
+	assert_string_equal(scrub_key("tokens", json_pack("[s]", "t")), "\"***\"");
+	/* null and booleans say whether a secret is set without revealing it */
+	assert_string_equal(scrub_key("password", json_null()), "null");
+	assert_string_equal(scrub_key("token_valid", json_true()), "true");
+}
+
+/* Keys that merely mention a session, and ordinary keys, are kept. */
+static void test_harmless_keys(void **state)
+{
+	static const char *const keys[] = {
+		"session_name", "RoleSessionName", "session_timeout", "SessionDuration",
+		"sessions", "session_count", "user", "host", "status", "dsn_env",
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		assert_string_equal(scrub_key(keys[i], json_string("drill")), "\"drill\"");
+}
+
+/* Nested objects and arrays are walked; order and other values are preserved; the input is
+ * not touched. */
+static void test_deep_copy(void **state)
+{
+	json_t *in = json_pack("{s:i, s:[{s:s, s:s}], s:{s:{s:s}}, s:f, s:b}", "z", 1, "items",
+			       "user", "app", "password", "pw", "a", "b", "token", "t", "r", 0.5,
+			       "ok", 1);
+	json_t *out = drb_audit_scrub(in);
+	char *txt = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char *orig = json_dumps(in, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+	assert_string_equal(txt, "{\"z\":1,\"items\":[{\"user\":\"app\",\"password\":\"***\"}],"
+				 "\"a\":{\"b\":{\"token\":\"***\"}},\"r\":0.5,\"ok\":true}");
+	assert_non_null(strstr(orig, "\"pw\""));
+	assert_null(drb_audit_scrub(NULL));
+	free(txt);
+	free(orig);
+	json_decref(out);
+	json_decref(in);
+}
+
+/* Passwords in URIs: user kept, password hidden, wherever the URI sits in the string. */
+static void test_uri_passwords(void **state)
+{
+	assert_string_equal(scrub_str("postgres://app:s3cr3t@db:5432/x"),
+			    "postgres://app:***@db:5432/x");
+	assert_string_equal(scrub_str("connect to postgresql://u:pw@h/db failed: timeout"),
+			    "connect to postgresql://u:***@h/db failed: timeout");
+	/* a raw '@' or '/' in the password: everything up to the last '@' is hidden */
+	assert_string_equal(scrub_str("postgres://u:p@ss/w@h/db"), "postgres://u:***@h/db");
+	/* no password, or an '@' only in the query: nothing to hide */
+	assert_string_equal(scrub_str("postgres://app@db/x"), "postgres://app@db/x");
+	assert_string_equal(scrub_str("https://h:443/p?mail=a@b.c"), "https://h:443/p?mail=a@b.c");
+	assert_string_equal(scrub_str("https://example.com/a:b@c"), "https://example.com/a:***@c");
+	assert_string_equal(scrub_str("\"redis://:pw@cache:6379\""), "\"redis://:***@cache:6379\"");
+}
+
+/* libpq key=value DSNs (and any NAME=value, NAME: value with a secret NAME). */
+static void test_dsn_passwords(void **state)
+{
+	assert_string_equal(scrub_str("host=db user=app password=hunter2 dbname=x"),
+			    "host=db user=app password=*** dbname=x");
+	assert_string_equal(scrub_str("host=db password = 'p w\\'x' dbname=x"),
+			    "host=db password = '***' dbname=x");
+	assert_string_equal(scrub_str("PASSWORD=a,b&c;d sslmode=require"),
+			    "PASSWORD=*** sslmode=require");
+	assert_string_equal(scrub_str("sslpassword=x host=h"), "sslpassword=*** host=h");
+	assert_string_equal(scrub_str("postgresql://h/db?password=x&sslmode=require"),
+			    "postgresql://h/db?password=***");
+	assert_string_equal(scrub_str("secret: abc"), "secret: ***");
+	/* prose and expressions are not assignments */
+	assert_string_equal(scrub_str("FATAL: password authentication failed for user \"app\""),
+			    "FATAL: password authentication failed for user \"app\"");
+	assert_string_equal(scrub_str("result.token == nil"), "result.token == nil");
+	assert_string_equal(scrub_str("password="), "password=");
+}
+
+/* AWS SigV4: Signature and the whole Credential (key id included), in headers and queries;
+ * session tokens in queries. */
+static void test_aws_signatures(void **state)
+{
+	assert_string_equal(
+		scrub_str("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/us-east-1/rds/"
+			  "aws4_request, SignedHeaders=host;x-amz-date, Signature=5d672d79c15b"),
+		"AWS4-HMAC-SHA256 Credential=***, SignedHeaders=host;x-amz-date, Signature=***");
+	assert_string_equal(
+		scrub_str("https://h/?Action=X&X-Amz-Credential=AKID%2F2026&X-Amz-Signature=abc&"
+			  "X-Amz-Security-Token=tok&Version=1"),
+		"https://h/?Action=X&X-Amz-Credential=***&X-Amz-Signature=***&"
+		"X-Amz-Security-Token=***&Version=1");
+}
+
+/* Header lines hide their whole value; Bearer tokens are hidden anywhere. */
+static void test_headers_and_bearer(void **state)
+{
+	assert_string_equal(scrub_str("GET / HTTP/1.1\r\nAuthorization: Basic dXNlcjpwYXNz\r\n"
+				      "Cookie: a=1; b=2\r\nHost: x\r\n"),
+			    "GET / HTTP/1.1\r\nAuthorization: ***\r\nCookie: ***\r\nHost: x\r\n");
+	assert_string_equal(scrub_str("sent Bearer eyJhbGciOi.x.y to the hook"),
+			    "sent Bearer *** to the hook");
+}
+
+/* JSON and XML carried inside a string (response bodies). */
+static void test_embedded_json_and_xml(void **state)
+{
+	assert_string_equal(scrub_str("{\"user\":\"u\",\"password\":\"p\\\"w\",\"n\":1}"),
+			    "{\"user\":\"u\",\"password\":\"***\",\"n\":1}");
+	assert_string_equal(scrub_str("{\\\"token\\\":\\\"abc\\\"}"), "{\\\"token\\\":\\\"***\\\"}");
+	assert_string_equal(
+		scrub_str("<Credentials><AccessKeyId>AKIA1</AccessKeyId><SecretAccessKey>wJal"
+			  "</SecretAccessKey><SessionToken>FQo</SessionToken></Credentials>"),
+		"<Credentials><AccessKeyId>AKIA1</AccessKeyId><SecretAccessKey>***"
+		"</SecretAccessKey><SessionToken>***</SessionToken></Credentials>");
+}
+
+/* Ordinary text is byte for byte unchanged, including UTF-8 and NUL bytes. */
+static void test_plain_text_unchanged(void **state)
+{
+	static const char *const keep[] = {
+		"promote prod-db-eu in eu-west-1", "RoleSessionName=drill-2026", "token expired",
+		"https://rds.eu-west-1.amazonaws.com/?Action=DescribeDBInstances", "caf\xc3\xa9",
+		"", "a=b c:d", "arn:aws:rds:eu-west-1:123456789012:db:prod-db-eu",
+	};
+	json_t *nul = json_stringn("a\0password=x", 12), *s;
+
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		assert_string_equal(scrub_str(keep[i]), keep[i]);
+	s = drb_audit_scrub(nul);
+	assert_int_equal(json_string_length(s), 14);
+	assert_memory_equal(json_string_value(s), "a\0password=***", 14);
+	json_decref(s);
+	json_decref(nul);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_secret_keys),
+		cmocka_unit_test(test_harmless_keys),
+		cmocka_unit_test(test_deep_copy),
+		cmocka_unit_test(test_uri_passwords),
+		cmocka_unit_test(test_dsn_passwords),
+		cmocka_unit_test(test_aws_signatures),
+		cmocka_unit_test(test_headers_and_bearer),
+		cmocka_unit_test(test_embedded_json_and_xml),
+		cmocka_unit_test(test_plain_text_unchanged),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
