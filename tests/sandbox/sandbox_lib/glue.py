@@ -79,6 +79,7 @@ class Glue:
         # tasks keep the state the glue gives them (moto would walk them to STOPPED on read)
         state_manager.set_transition("ecs::task", {"progression": "manual", "times": 10**12})
         self._fix_moto_signature_of_bodyless_requests()
+        self._fix_moto_auth_error_shapes()
         DBInstance.address = property(lambda _self: "127.0.0.1")
 
         def wrap_resp(cls, name, handler):
@@ -180,6 +181,45 @@ class Glue:
             request.context["timestamp"] = headers["X-Amz-Date"]
             return request
         IAMRequestBase._create_aws_request = create_aws_request
+
+    @staticmethod
+    def _fix_moto_auth_error_shapes():
+        """moto answers every authentication failure in the Query-XML shape. Real AWS answers
+        JSON services (ECS) with {"__type": "InvalidSignatureException", ...} and Route 53
+        with <ErrorResponse><Error>...; clients parse those, so the sandbox does too."""
+        from moto.core.exceptions import JsonRESTError, _RESTError
+        from moto.core.responses import BaseResponse
+        from moto.route53.responses import Route53
+        from werkzeug.exceptions import HTTPException
+        from xml.sax.saxutils import escape
+
+        json_codes = {"SignatureDoesNotMatch": "InvalidSignatureException",
+                      "InvalidClientTokenId": "UnrecognizedClientException",
+                      "AccessDenied": "AccessDeniedException"}
+        orig = BaseResponse._authenticate_and_authorize_normal_action
+
+        def auth(resp, resource="*"):
+            try:
+                return orig(resp, resource)
+            except HTTPException as e:
+                etype, msg = getattr(e, "error_type", None), getattr(e, "message", "")
+                if not etype:
+                    raise
+                if resp.headers.get("X-Amz-Target"):
+                    err = JsonRESTError(json_codes.get(etype, etype), msg)
+                    err.code = 400
+                    raise err from e
+                if isinstance(resp, Route53):
+                    err = _RESTError(etype, msg)
+                    err.code = e.code
+                    err.description = (
+                        '<?xml version="1.0"?>\n<ErrorResponse xmlns="https://route53.'
+                        'amazonaws.com/doc/2013-04-01/"><Error><Type>Sender</Type><Code>%s'
+                        '</Code><Message>%s</Message></Error><RequestId>sandbox</RequestId>'
+                        '</ErrorResponse>' % (escape(etype), escape(msg)))
+                    raise err from e
+                raise
+        BaseResponse._authenticate_and_authorize_normal_action = auth
 
     def stop(self):
         self._stop.set()
