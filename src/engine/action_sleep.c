@@ -1,0 +1,65 @@
+/* The built-in `sleep` action: waits a duration in short slices so that a cancelled run or
+ * the step's deadline ends the wait promptly instead of after the full duration. */
+#include <drbook/action.h>
+#include <drbook/util.h>
+
+#include "builtins.h"
+
+/* Short enough that cancelling feels immediate, long enough not to spin. */
+#define SLICE_S 0.05
+
+static int sleep_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	static const char *const known[] = {"duration", NULL};
+	double duration = -1, end, now;
+	int rc;
+
+	*result = NULL;
+	rc = drb_args_known(args, known, err);
+	if (rc == 0)
+		rc = drb_arg_duration_opt(args, "duration", &duration, err);
+	if (rc != 0)
+		goto out;
+	if (duration < 0) {
+		rc = drb_err_set(err, DRB_EINVAL, "argument 'duration' is required");
+		goto out;
+	}
+	now = drb_mono_now();
+	end = now + duration;
+	for (;;) {
+		double until = end;
+
+		if (ctx->cancel && *ctx->cancel) {
+			rc = drb_err_set(err, DRB_EINTERRUPTED, "sleep: cancelled");
+			goto out;
+		}
+		if (ctx->deadline > 0 && ctx->deadline < end) {
+			if (now >= ctx->deadline) {
+				rc = drb_err_set(err, DRB_ETIMEOUT,
+						 "sleep: the step's deadline passed before the "
+						 "duration ended");
+				goto out;
+			}
+			until = ctx->deadline;
+		}
+		if (now >= end)
+			break;
+		drb_sleep_s(until - now < SLICE_S ? until - now : SLICE_S);
+		now = drb_mono_now();
+	}
+	*result = json_object();
+	if (!*result)
+		rc = drb_err_set(err, DRB_ENOMEM, "sleep: out of memory");
+out:
+	return rc;
+}
+
+static const char *const sleep_positional[] = {"duration", NULL};
+
+const drb_action drb_action_sleep = {
+    .name = "sleep",
+    .mode = DRB_ACT_RO,
+    .mode_of = NULL,
+    .positional = sleep_positional,
+    .fn = sleep_fn,
+};
