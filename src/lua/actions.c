@@ -265,6 +265,7 @@ static int db_json_encode(lua_State *L)
 
 	luaL_checkany(L, 1);
 	lua_settop(L, 1);
+	box = drb_luai_own(L, free); /* before s exists: creating it may raise */
 	if (drb_lua_to_json(L, 1, &j, &e) != 0)
 		return luaL_error(L, "drbook.json_encode: %s", e.msg);
 	s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
@@ -276,8 +277,7 @@ static int db_json_encode(lua_State *L)
 		free(s);
 		return luaL_error(L, "drbook.json_encode: text longer than %d bytes", JSON_TEXT_MAX);
 	}
-	box = drb_luai_own(L, free); /* may raise: s would leak only on that memory error */
-	box->p = s;
+	box->p = s; /* if pushing raises a memory error, the box's __gc frees s */
 	lua_pushlstring(L, s, n);
 	box->p = NULL;
 	free(s);

@@ -88,6 +88,9 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
 
 void drb_luai_enter(drb_lua *D)
 {
+	/* Entries lock on their own too (the mutex is recursive): a caller that forgot
+	 * drb_lua_lock still cannot corrupt the state. */
+	pthread_mutex_lock(&D->mu);
 	if (D->depth++ > 0)
 		return;
 	D->instr_count = 0;
@@ -102,6 +105,7 @@ void drb_luai_enter(drb_lua *D)
 void drb_luai_leave(drb_lua *D)
 {
 	D->depth--;
+	pthread_mutex_unlock(&D->mu);
 }
 
 /* ---- the protected call ---- */
@@ -412,33 +416,32 @@ static int sb_module_name_ok(const char *s, size_t n)
 }
 
 /* Looks for the module in dir; 1 and the chunk pushed when found, 0 when the file does not
- * exist; raises on anything else. The file buffer is freed before anything can raise. */
-static int sb_search(lua_State *L, const char *dir, const char *name, char *path, size_t pathn)
+ * exist; raises on anything else. chunk gets "@" + the path. The file buffer is freed before
+ * anything can raise (luaL_loadbufferx reports errors, it does not raise them). */
+static int sb_search(lua_State *L, const char *dir, const char *name, char *chunk, size_t chunkn)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	drb_err e = {0};
 	int n, status;
 
-	n = snprintf(path, pathn, "%s/", dir);
-	if (n < 0 || (size_t)n >= pathn)
+	n = snprintf(chunk, chunkn, "@%s/", dir);
+	if (n < 0 || (size_t)n >= chunkn)
 		return luaL_error(L, "module '%s': folder name too long", name);
-	for (const char *p = name; *p && (size_t)n + 5 < pathn; p++)
-		path[n++] = *p == '.' ? '/' : *p;
-	if ((size_t)n + 5 >= pathn)
+	for (const char *p = name; *p && (size_t)n + 5 < chunkn; p++)
+		chunk[n++] = *p == '.' ? '/' : *p;
+	if ((size_t)n + 5 >= chunkn)
 		return luaL_error(L, "module '%s': path too long", name);
-	memcpy(path + n, ".lua", 5);
-	status = drb_file_read(path, MODULE_MAX, &buf, &len, &e);
+	memcpy(chunk + n, ".lua", 5);
+	status = drb_file_read(chunk + 1, MODULE_MAX, &buf, &len, &e);
 	if (status == DRB_ENOTFOUND)
 		return 0;
 	if (status != 0)
 		return luaL_error(L, "module '%s': %s", name, e.msg);
-	lua_pushfstring(L, "@%s", path); /* may raise: buf is leaked only by a memory error */
-	status = luaL_loadbufferx(L, buf, len, lua_tostring(L, -1), "t");
+	status = luaL_loadbufferx(L, buf, len, chunk, "t");
 	free(buf);
 	if (status != LUA_OK)
 		return lua_error(L);
-	lua_remove(L, -2);
 	return 1;
 }
 
@@ -480,7 +483,7 @@ static int sb_require(lua_State *L)
 			continue;
 		found = sb_search(L, dirs[i], name, path, sizeof(path));
 		if (!found)
-			snprintf(tried[i], sizeof(tried[i]), "\n\tno file '%s'", path);
+			snprintf(tried[i], sizeof(tried[i]), "\n\tno file '%s'", path + 1);
 	}
 	if (!found)
 		return luaL_error(L, "module '%s' not found:%s%s", name, tried[0], tried[1]);
@@ -488,7 +491,7 @@ static int sb_require(lua_State *L)
 	lua_pushlightuserdata(L, (void *)&loading_key);
 	lua_setfield(L, 2, name);
 	lua_pushvalue(L, 1);
-	lua_pushstring(L, path);
+	lua_pushstring(L, path + 1);
 	status = lua_pcall(L, 2, 1, 0);
 	if (status != LUA_OK) {
 		lua_pushnil(L);

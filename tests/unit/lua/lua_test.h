@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <drbook/lua.h>
@@ -150,6 +151,40 @@ static inline const char *lt_dump(const json_t *v)
 	snprintf(buf, sizeof(buf), "%s", s ? s : "(null)");
 	free(s);
 	return buf;
+}
+
+static inline double lt_cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs attempt (which must return 1 when the sandbox stopped the script as expected) and
+ * checks that it took under a second by drb_mono_now. The test machine is shared by several
+ * builds: when an attempt took longer on the wall clock but used less than a second of CPU,
+ * the time went to waiting for a CPU, not to the script, so it is tried again (3 attempts).
+ * Every attempt must stay under a second of CPU time. Returns 1 on success. */
+static inline int lt_stops_within_1s(int (*attempt)(void *arg), void *arg)
+{
+	for (int i = 0; i < 3; i++) {
+		double w0 = drb_mono_now(), c0 = lt_cpu_now(), wall, cpu;
+		int ok = attempt(arg);
+
+		wall = drb_mono_now() - w0;
+		cpu = lt_cpu_now() - c0;
+		if (!ok || cpu >= 1.0) {
+			fprintf(stderr, "attempt %d: ok %d, %.3f s wall, %.3f s CPU\n", i, ok, wall,
+				cpu);
+			return 0;
+		}
+		if (wall < 1.0)
+			return 1;
+		fprintf(stderr, "attempt %d: %.3f s wall but %.3f s CPU: machine busy, again\n", i,
+			wall, cpu);
+	}
+	return 0;
 }
 
 #endif
