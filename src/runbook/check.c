@@ -73,7 +73,8 @@ void drb_diags_sort(drb_diags *d)
 			size_t i = lo, j = mid, k = lo;
 
 			while (i < mid && j < hi)
-				tmp[k++] = pos_before(d->v[j].pos, d->v[i].pos) ? d->v[j++] : d->v[i++];
+				tmp[k++] =
+				    pos_before(d->v[j].pos, d->v[i].pos) ? d->v[j++] : d->v[i++];
 			while (i < mid)
 				tmp[k++] = d->v[i++];
 			while (j < hi)

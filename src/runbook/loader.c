@@ -25,39 +25,59 @@ typedef struct vctx {
 } vctx;
 
 static const char *const TOP_KEYS[] = {
-	"version", "name", "description", "scenario", "targets", "params", "connections", "lua",
-	"preflight", "steps", "on_failure", "deadline", "lock", "notify", NULL};
-static const char *const PARAM_KEYS[] = {"type",     "default", "description", "required",
-					 "secret",   "choices", NULL};
-static const char *const PG_KEYS[] = {
-	"kind",  "dsn_env", "dsn_file",     "rds_instance",  "region",  "endpoint_url",
-	"user",  "dbname",  "password_env", "password_file", "sslmode", "connect_timeout",
-	"statement_timeout", NULL};
+    "version",	 "name",  "description", "scenario", "targets", "params", "connections", "lua",
+    "preflight", "steps", "on_failure",	 "deadline", "lock",	"notify", NULL};
+static const char *const PARAM_KEYS[] = {"type",   "default", "description", "required",
+					 "secret", "choices", NULL};
+static const char *const PG_KEYS[] = {"kind",
+				      "dsn_env",
+				      "dsn_file",
+				      "rds_instance",
+				      "region",
+				      "endpoint_url",
+				      "user",
+				      "dbname",
+				      "password_env",
+				      "password_file",
+				      "sslmode",
+				      "connect_timeout",
+				      "statement_timeout",
+				      NULL};
 static const char *const AWS_KEYS[] = {"kind", "region", "endpoint_url", "profile", NULL};
 /* keys that would hold a secret inline: refused with a pointer to the safe spelling */
-static const char *const SECRET_KEYS[] = {
-	"dsn",           "password",          "passwd",          "secret",
-	"secret_key",    "secret_access_key", "aws_secret_access_key", "access_key_id",
-	"aws_access_key_id", "session_token", "aws_session_token", "token", "connection_string",
-	"url",           NULL};
+static const char *const SECRET_KEYS[] = {"dsn",
+					  "password",
+					  "passwd",
+					  "secret",
+					  "secret_key",
+					  "secret_access_key",
+					  "aws_secret_access_key",
+					  "access_key_id",
+					  "aws_access_key_id",
+					  "session_token",
+					  "aws_session_token",
+					  "token",
+					  "connection_string",
+					  "url",
+					  NULL};
 static const char *const STEP_KEYS[] = {
-	"id",       "action",   "with",     "script",     "assert",    "when",        "until",
-	"every",    "timeout",  "retry",    "on_failure", "rollback",  "for_each",    "as",
-	"max_parallel", "idempotent", "done_when", "read_only", "critical", "description", NULL};
+    "id",	    "action",	  "with",      "script",     "assert",	 "when",	"until",
+    "every",	    "timeout",	  "retry",     "on_failure", "rollback", "for_each",	"as",
+    "max_parallel", "idempotent", "done_when", "read_only",  "critical", "description", NULL};
 static const char *const RETRY_KEYS[] = {"attempts", "backoff", "initial", "max", NULL};
 static const char *const ROLLBACK_KEYS[] = {"action", "with", "script", NULL};
 static const char *const DONE_WHEN_KEYS[] = {"action", "with", "assert", NULL};
 static const char *const NOTIFY_KEYS[] = {"on", "action", "with", NULL};
 static const char *const NOTIFY_EVENTS[] = {"start", "success", "failure", "end", NULL};
-static const char *const PARAM_TYPES[] = {"string", "int", "bool", "duration", "list", "map",
-					  NULL};
+static const char *const PARAM_TYPES[] = {"string", "int", "bool", "duration", "list", "map", NULL};
 static const char *const LUA_KEYWORDS[] = {
-	"and",   "break", "do",   "else", "elseif", "end",    "false", "for",  "function",
-	"goto",  "if",    "in",   "local", "nil",   "not",    "or",    "repeat", "return",
-	"then",  "true",  "until", "while", NULL};
+    "and",	"break",  "do",	  "else", "elseif", "end",   "false", "for",
+    "function", "goto",	  "if",	  "in",	  "local",  "nil",   "not",   "or",
+    "repeat",	"return", "then", "true", "until",  "while", NULL};
 static const char *const AS_RESERVED[] = {"params", "steps", "result", "drill", NULL};
 
-static void diag(vctx *v, const ynode *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void diag(vctx *v, const ynode *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void diag(vctx *v, const ynode *n, const char *fmt, ...)
 {
@@ -152,10 +172,11 @@ static void unknown_key(vctx *v, const ynode *k, const char *where, const char *
 	const char *s = suggest(k->str, known);
 
 	if (s)
-		diag(v, k, "unknown key '%.80s'%s%s (did you mean '%s'?)", k->str, where ? " in " : "",
-		     where ? where : "", s);
+		diag(v, k, "unknown key '%.80s'%s%s (did you mean '%s'?)", k->str,
+		     where ? " in " : "", where ? where : "", s);
 	else
-		diag(v, k, "unknown key '%.80s'%s%s", k->str, where ? " in " : "", where ? where : "");
+		diag(v, k, "unknown key '%.80s'%s%s", k->str, where ? " in " : "",
+		     where ? where : "");
 }
 
 static void check_keys(vctx *v, const ynode *m, const char *const *known, const char *where)
@@ -309,8 +330,8 @@ static int interp_cb(void *ud, const char *e, size_t n)
 	if (!src)
 		return 0;
 	if (drb_runbook_check_expr(src, &err))
-		diag(c->v, c->node, "%s'${%.60s}' in %s does not compile: %s", c->prefix, src, c->path,
-		     err.msg);
+		diag(c->v, c->node, "%s'${%.60s}' in %s does not compile: %s", c->prefix, src,
+		     c->path, err.msg);
 	free(src);
 	return 0;
 }
@@ -328,8 +349,8 @@ static void check_interp(vctx *v, const ynode *n, const char *prefix, const char
 			return;
 		rc = drb_interp_scan(n->str, interp_cb, &c);
 		if (rc == 1)
-			diag(v, n, "%sunterminated '${' in %s (write '$${' for a literal '${')", prefix,
-			     path);
+			diag(v, n, "%sunterminated '${' in %s (write '$${' for a literal '${')",
+			     prefix, path);
 		else if (rc == 2)
 			diag(v, n, "%sempty '${}' in %s", prefix, path);
 		return;
@@ -393,7 +414,8 @@ static void check_script(vctx *v, const ynode *m, const char *action, const char
 	if (!is_lua)
 		goto store;
 	if (!s && !ws) {
-		diag(v, m, "%sthe lua action needs a script (script: or with: {script: ...})", prefix);
+		diag(v, m, "%sthe lua action needs a script (script: or with: {script: ...})",
+		     prefix);
 		goto store;
 	}
 	if (s && ws) {
@@ -448,9 +470,9 @@ static void parse_call(vctx *v, const ynode *m, const char *const *keys, const c
 
 static const char *type_expect(drb_param_type t)
 {
-	static const char *const e[] = {"a string", "an integer", "true or false",
-					"a duration (like 90s or 15m, or seconds)", "a list",
-					"a mapping"};
+	static const char *const e[] = {"a string",	 "an integer",
+					"true or false", "a duration (like 90s or 15m, or seconds)",
+					"a list",	 "a mapping"};
 	return e[t];
 }
 
@@ -485,8 +507,10 @@ static void parse_param(vctx *v, const ynode *k, const ynode *m, drb_param *p)
 	p->name = strdup(k->str);
 	p->pos = k->pos;
 	if (!is_ident(k->str))
-		diag(v, k, "invalid parameter name '%.80s': use letters, digits and _, not starting "
-			   "with a digit", k->str);
+		diag(v, k,
+		     "invalid parameter name '%.80s': use letters, digits and _, not starting "
+		     "with a digit",
+		     k->str);
 	snprintf(where, sizeof(where), "parameter '%.80s'", k->str);
 	snprintf(prefix, sizeof(prefix), "%s: ", where);
 	if (m->kind != YN_MAP) {
@@ -532,7 +556,8 @@ static void parse_param(vctx *v, const ynode *k, const ynode *m, drb_param *p)
 		json_t *c = typed_value(ch->kids[i], p->type);
 
 		if (!c) {
-			diag(v, ch->kids[i], "%seach choice must be %s", prefix, type_expect(p->type));
+			diag(v, ch->kids[i], "%seach choice must be %s", prefix,
+			     type_expect(p->type));
 			continue;
 		}
 		json_array_append_new(p->choices, c);
@@ -550,7 +575,7 @@ static void parse_param(vctx *v, const ynode *k, const ynode *m, drb_param *p)
 
 static void parse_connection(vctx *v, const ynode *k, const ynode *m, drb_connection *c)
 {
-	static const char *const sslmodes[] = {"disable", "allow", "prefer", "require",
+	static const char *const sslmodes[] = {"disable",   "allow",	   "prefer", "require",
 					       "verify-ca", "verify-full", NULL};
 	char prefix[160], where[160];
 	const ynode *kind;
@@ -560,8 +585,10 @@ static void parse_connection(vctx *v, const ynode *k, const ynode *m, drb_connec
 	c->name = strdup(k->str);
 	c->pos = k->pos;
 	if (!is_ident(k->str))
-		diag(v, k, "invalid connection name '%.80s': use letters, digits and _, not "
-			   "starting with a digit", k->str);
+		diag(v, k,
+		     "invalid connection name '%.80s': use letters, digits and _, not "
+		     "starting with a digit",
+		     k->str);
 	snprintf(where, sizeof(where), "connection '%.80s'", k->str);
 	snprintf(prefix, sizeof(prefix), "%s: ", where);
 	if (m->kind != YN_MAP) {
@@ -587,11 +614,15 @@ static void parse_connection(vctx *v, const ynode *k, const ynode *m, drb_connec
 		if (in_list(key->str, SECRET_KEYS)) {
 			secrets = 1;
 			if (pg || !keys)
-				diag(v, key, "%ssecrets must come from the environment or a file: use "
-					     "dsn_env or dsn_file", prefix);
+				diag(v, key,
+				     "%ssecrets must come from the environment or a file: use "
+				     "dsn_env or dsn_file",
+				     prefix);
 			else
-				diag(v, key, "%ssecrets must come from the environment or a file: use "
-					     "profile or the AWS_* environment variables", prefix);
+				diag(v, key,
+				     "%ssecrets must come from the environment or a file: use "
+				     "profile or the AWS_* environment variables",
+				     prefix);
 			continue;
 		}
 		if (!keys)
@@ -600,7 +631,8 @@ static void parse_connection(vctx *v, const ynode *k, const ynode *m, drb_connec
 			unknown_key(v, key, where, keys);
 			continue;
 		}
-		if (!strcmp(key->str, "connect_timeout") || !strcmp(key->str, "statement_timeout")) {
+		if (!strcmp(key->str, "connect_timeout") ||
+		    !strcmp(key->str, "statement_timeout")) {
 			double s;
 
 			if (dur_value(val, &s) || s <= 0)
@@ -608,8 +640,10 @@ static void parse_connection(vctx *v, const ynode *k, const ynode *m, drb_connec
 				     key->str);
 		} else if (!strcmp(key->str, "sslmode")) {
 			if (!is_str(val) || !in_list(val->str, sslmodes))
-				diag(v, val, "%s'sslmode' must be one of disable, allow, prefer, "
-					     "require, verify-ca, verify-full", prefix);
+				diag(v, val,
+				     "%s'sslmode' must be one of disable, allow, prefer, "
+				     "require, verify-ca, verify-full",
+				     prefix);
 		} else if (strcmp(key->str, "kind") && (!is_str(val) || !*val->str)) {
 			diag(v, val, "%s'%s' must be a non-empty string", prefix, key->str);
 		}
@@ -619,7 +653,8 @@ static void parse_connection(vctx *v, const ynode *k, const ynode *m, drb_connec
 
 		/* an inline dsn: was refused above, with the advice this would repeat */
 		if (n != 1 && !(n == 0 && secrets))
-			diag(v, m, "%sneeds exactly one of dsn_env, dsn_file or rds_instance", prefix);
+			diag(v, m, "%sneeds exactly one of dsn_env, dsn_file or rds_instance",
+			     prefix);
 	}
 	c->spec = drb_yaml_to_json(m);
 }
@@ -661,7 +696,8 @@ static void parse_retry(vctx *v, const ynode *r, const char *prefix, const char 
 	n = opt(r, "initial");
 	if (n) {
 		if (dur_value(n, &d) || d <= 0 || d > 3600)
-			diag(v, n, "%s'retry.initial' must be a duration greater than 0 and at most 1h",
+			diag(v, n,
+			     "%s'retry.initial' must be a duration greater than 0 and at most 1h",
 			     prefix);
 		else
 			s->retry.initial_s = d;
@@ -699,8 +735,10 @@ static void parse_step(vctx *v, const ynode *m, size_t idx, int preflight, drb_s
 	} else if (!is_str(id)) {
 		diag(v, id, "%s: 'id' must be a string", where);
 	} else if (!is_step_id(id->str)) {
-		diag(v, id, "%s: invalid id '%.80s': use letters, digits, _ and -, starting with a "
-			    "letter or digit", where, id->str);
+		diag(v, id,
+		     "%s: invalid id '%.80s': use letters, digits, _ and -, starting with a "
+		     "letter or digit",
+		     where, id->str);
 	} else {
 		seen_id *ids = realloc(v->ids, (v->n_ids + 1) * sizeof(*ids));
 
@@ -748,7 +786,8 @@ static void parse_step(vctx *v, const ynode *m, size_t idx, int preflight, drb_s
 			parse_call(v, n, DONE_WHEN_KEYS, dprefix, dwhere, "done_when.with", 1,
 				   s->done_when_call);
 	} else if (n && !is_str(n)) {
-		diag(v, n, "%s'done_when' must be an expression or a mapping {action, with, assert}",
+		diag(v, n,
+		     "%s'done_when' must be an expression or a mapping {action, with, assert}",
 		     prefix);
 	} else {
 		expr_field(v, m, "done_when", prefix, &s->done_when);
@@ -799,7 +838,8 @@ static void parse_step(vctx *v, const ynode *m, size_t idx, int preflight, drb_s
 			const ynode *nested = key_node(n, "rollback");
 
 			if (nested)
-				diag(v, nested, "%sa rollback cannot have its own rollback", rprefix);
+				diag(v, nested, "%sa rollback cannot have its own rollback",
+				     rprefix);
 			s->rollback = calloc(1, sizeof(*s->rollback));
 			if (s->rollback) {
 				static const char *const rb_keys[] = {"action", "with", "script",
@@ -813,8 +853,10 @@ static void parse_step(vctx *v, const ynode *m, size_t idx, int preflight, drb_s
 	if (n) {
 		if (!is_str(n) || !is_ident(n->str) || in_list(n->str, AS_RESERVED) ||
 		    in_list(n->str, LUA_KEYWORDS))
-			diag(v, n, "%s'as' must be a Lua name other than params, steps, result, drill "
-				   "or a keyword", prefix);
+			diag(v, n,
+			     "%s'as' must be a Lua name other than params, steps, result, drill "
+			     "or a keyword",
+			     prefix);
 		else
 			s->as = strdup(n->str);
 		if (!opt(m, "for_each"))
@@ -829,7 +871,8 @@ static void parse_step(vctx *v, const ynode *m, size_t idx, int preflight, drb_s
 		else
 			s->max_parallel = (int)n->i;
 		if (!opt(m, "for_each"))
-			diag(v, key_node(m, "max_parallel"), "%s'max_parallel' needs 'for_each'", prefix);
+			diag(v, key_node(m, "max_parallel"), "%s'max_parallel' needs 'for_each'",
+			     prefix);
 	}
 	bool_field(v, m, "idempotent", prefix, &s->idempotent);
 	s->read_only_set = bool_field(v, m, "read_only", prefix, &s->read_only) == 1;
@@ -847,7 +890,8 @@ static void parse_step(vctx *v, const ynode *m, size_t idx, int preflight, drb_s
 		else if (mode == 1)
 			diag(v, a, "%s uses mutating action '%.80s'", pfwhere, action);
 		else if (mode == 3 && !(s->read_only_set && s->read_only))
-			diag(v, a, "%s uses action '%.80s' without read_only: true", pfwhere, action);
+			diag(v, a, "%s uses action '%.80s' without read_only: true", pfwhere,
+			     action);
 	}
 }
 
@@ -874,8 +918,9 @@ static void check_unique_ids(vctx *v)
 			first = i;
 			continue;
 		}
-		drb_diags_add(v->d, v->ids[i].pos, "duplicate step id '%.80s' (first defined at %d:%d)",
-			      v->ids[i].id, v->ids[first].pos.line, v->ids[first].pos.col);
+		drb_diags_add(v->d, v->ids[i].pos,
+			      "duplicate step id '%.80s' (first defined at %d:%d)", v->ids[i].id,
+			      v->ids[first].pos.line, v->ids[first].pos.col);
 	}
 }
 
@@ -892,8 +937,9 @@ static void parse_steps(vctx *v, const ynode *root, const char *key, int preflig
 	if (l->kind != YN_SEQ || (!preflight && !l->n)) {
 		if (preflight && is_null(l))
 			return;
-		diag(v, l, preflight ? "'preflight' must be a list of steps"
-				     : "'steps' must be a list of at least one step");
+		diag(v, l,
+		     preflight ? "'preflight' must be a list of steps"
+			       : "'steps' must be a list of at least one step");
 		return;
 	}
 	if (!l->n)
@@ -938,13 +984,15 @@ static void parse_notify(vctx *v, const ynode *l, drb_runbook *rb)
 			continue;
 		}
 		if (on->kind != YN_SEQ || !on->n) {
-			diag(v, on, "%s'on' must be a list of start, success, failure, end", prefix);
+			diag(v, on, "%s'on' must be a list of start, success, failure, end",
+			     prefix);
 			continue;
 		}
 		nt->on = calloc(on->n, sizeof(char *));
 		for (size_t j = 0; nt->on && j < on->n; j++) {
 			if (!is_str(on->kids[j]) || !in_list(on->kids[j]->str, NOTIFY_EVENTS)) {
-				diag(v, on->kids[j], "%s'on' must be a list of start, success, failure, end",
+				diag(v, on->kids[j],
+				     "%s'on' must be a list of start, success, failure, end",
 				     prefix);
 				continue;
 			}
@@ -1014,7 +1062,8 @@ static void parse_top(vctx *v, const ynode *root)
 		if (rb->conns) {
 			rb->n_conns = n->n / 2;
 			for (size_t i = 0; i < rb->n_conns; i++)
-				parse_connection(v, n->kids[2 * i], n->kids[2 * i + 1], &rb->conns[i]);
+				parse_connection(v, n->kids[2 * i], n->kids[2 * i + 1],
+						 &rb->conns[i]);
 		}
 	}
 
@@ -1027,8 +1076,9 @@ static void parse_top(vctx *v, const ynode *root)
 			const ynode *mod = n->kids[i];
 
 			if (!is_str(mod) || !is_module_name(mod->str)) {
-				diag(v, mod, "lua module '%.80s' is not a valid name (letters, digits, _ . "
-					     "and -; no slashes or '..')",
+				diag(v, mod,
+				     "lua module '%.80s' is not a valid name (letters, digits, _ . "
+				     "and -; no slashes or '..')",
 				     mod->kind == YN_SCALAR ? mod->str : "?");
 				continue;
 			}
@@ -1122,7 +1172,8 @@ static int load_buffer(drb_runbook **out, const char *name, const char *buf, siz
 		goto out;
 	}
 	if (!is_text((const unsigned char *)buf, len)) {
-		drb_diags_add(diags, (drb_pos){0, 0}, "not a text file (NUL byte or invalid UTF-8)");
+		drb_diags_add(diags, (drb_pos){0, 0},
+			      "not a text file (NUL byte or invalid UTF-8)");
 		rc = DRB_EINVAL;
 		goto out;
 	}
@@ -1203,8 +1254,8 @@ int drb_runbook_load(drb_runbook **out, const char *path, const drb_load_opts *o
 	if (rc == 0) {
 		const char *slash = strrchr(path, '/');
 
-		(*out)->dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path))
-				    : strdup(".");
+		(*out)->dir =
+		    slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
 	}
 out:
 	free(buf);

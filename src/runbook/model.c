@@ -129,7 +129,8 @@ static int convert(const drb_param *p, const char *val, json_t **out, drb_err *e
 	case DRB_PT_STRING:
 		*out = json_string(val);
 		if (!*out)
-			return drb_err_set(err, DRB_EINVAL, "parameter '%s' must be UTF-8 text", p->name);
+			return drb_err_set(err, DRB_EINVAL, "parameter '%s' must be UTF-8 text",
+					   p->name);
 		return 0;
 	case DRB_PT_INT: {
 		long long v;
@@ -137,7 +138,8 @@ static int convert(const drb_param *p, const char *val, json_t **out, drb_err *e
 		errno = 0;
 		v = strtoll(val, &end, 10);
 		if (!*val || *end || errno)
-			return drb_err_set(err, DRB_EINVAL, "parameter '%s' must be an integer, got '%.80s'",
+			return drb_err_set(err, DRB_EINVAL,
+					   "parameter '%s' must be an integer, got '%.80s'",
 					   p->name, val);
 		*out = json_integer(v);
 		return 0;
@@ -148,9 +150,11 @@ static int convert(const drb_param *p, const char *val, json_t **out, drb_err *e
 		else if (!strcmp(val, "false") || !strcmp(val, "no") || !strcmp(val, "0"))
 			*out = json_false();
 		else
-			return drb_err_set(err, DRB_EINVAL,
-					   "parameter '%s' must be true, false, yes, no, 1 or 0, got "
-					   "'%.80s'", p->name, val);
+			return drb_err_set(
+			    err, DRB_EINVAL,
+			    "parameter '%s' must be true, false, yes, no, 1 or 0, got "
+			    "'%.80s'",
+			    p->name, val);
 		return 0;
 	case DRB_PT_DURATION:
 		if (drb_duration_parse(val, &d)) {
@@ -159,7 +163,8 @@ static int convert(const drb_param *p, const char *val, json_t **out, drb_err *e
 			if (!*val || *end || errno || !(d >= 0) || !isfinite(d))
 				return drb_err_set(err, DRB_EINVAL,
 						   "parameter '%s' must be a duration (like 90s or "
-						   "15m, or seconds), got '%.80s'", p->name, val);
+						   "15m, or seconds), got '%.80s'",
+						   p->name, val);
 		}
 		*out = d == floor(d) && d < 9e15 ? json_integer((json_int_t)d) : json_real(d);
 		return 0;
@@ -171,7 +176,8 @@ static int convert(const drb_param *p, const char *val, json_t **out, drb_err *e
 				*out = NULL;
 				return drb_err_set(err, DRB_EINVAL,
 						   "parameter '%s' must be a JSON array or a "
-						   "comma-separated list", p->name);
+						   "comma-separated list",
+						   p->name);
 			}
 			return 0;
 		}
@@ -209,8 +215,8 @@ int drb_runbook_bind_params(const drb_runbook *rb, char *const *kv, size_t n_kv,
 		size_t nl;
 
 		if (!eq || eq == kv[i]) {
-			rc = drb_err_set(err, DRB_EINVAL, "invalid parameter '%.80s': use -p NAME=VALUE",
-					 kv[i]);
+			rc = drb_err_set(err, DRB_EINVAL,
+					 "invalid parameter '%.80s': use -p NAME=VALUE", kv[i]);
 			goto out;
 		}
 		nl = (size_t)(eq - kv[i]);
@@ -238,9 +244,10 @@ int drb_runbook_bind_params(const drb_runbook *rb, char *const *kv, size_t n_kv,
 				char *list = json_dumps(p->choices, JSON_COMPACT | JSON_ENCODE_ANY);
 
 				json_decref(val);
-				rc = drb_err_set(err, DRB_EINVAL,
-						 "parameter '%s' must be one of %.400s, got '%.80s'",
-						 p->name, list ? list : "the choices", eq + 1);
+				rc =
+				    drb_err_set(err, DRB_EINVAL,
+						"parameter '%s' must be one of %.400s, got '%.80s'",
+						p->name, list ? list : "the choices", eq + 1);
 				free(list);
 				goto out;
 			}
@@ -255,8 +262,8 @@ int drb_runbook_bind_params(const drb_runbook *rb, char *const *kv, size_t n_kv,
 			v = p->def;
 		if (!v && p->required) {
 			rc = drb_err_set(err, DRB_EINVAL,
-					 "missing required parameter '%s' (pass -p %s=VALUE)", p->name,
-					 p->name);
+					 "missing required parameter '%s' (pass -p %s=VALUE)",
+					 p->name, p->name);
 			goto out;
 		}
 		json_object_set_new(obj, p->name, v ? json_deep_copy(v) : json_null());

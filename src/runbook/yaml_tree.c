@@ -14,7 +14,7 @@
 
 typedef struct frame {
 	ynode *node;
-	char *anchor;   /* registered when the container closes: no alias may enter itself */
+	char *anchor;	/* registered when the container closes: no alias may enter itself */
 	int drop_value; /* the key just read was refused: drop the value that follows */
 } frame;
 
@@ -314,9 +314,10 @@ static int attach(builder *b, ynode *n)
 		}
 		if (n->vt != YV_STR || !strcmp(n->str, "<<")) {
 			if (n->vt == YV_STR) {
-				drb_diags_add(b->d, n->pos,
-					      "YAML merge keys '<<' are not supported: write the keys "
-					      "out");
+				drb_diags_add(
+				    b->d, n->pos,
+				    "YAML merge keys '<<' are not supported: write the keys "
+				    "out");
 				f->drop_value = 1;
 				bury(b, n);
 				return 0;
@@ -525,8 +526,9 @@ int drb_yaml_parse(const char *buf, size_t len, ynode **out, drb_diags *d)
 		case YAML_DOCUMENT_START_EVENT:
 			if (++docs > 1) {
 				/* the first document is complete: still validate it */
-				drb_diags_add(d, mark_pos(ev.start_mark),
-					      "more than one YAML document: a runbook is one document");
+				drb_diags_add(
+				    d, mark_pos(ev.start_mark),
+				    "more than one YAML document: a runbook is one document");
 				done = 1;
 			}
 			break;

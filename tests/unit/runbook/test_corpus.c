@@ -101,7 +101,8 @@ static void test_invalid_corpus(void **state)
 		int rc;
 
 		snprintf(path, sizeof(path), "%s/invalid/%s", CORPUS, l.v[i]);
-		snprintf(expect_path, sizeof(expect_path), "%.*s.expect", (int)strlen(path) - 5, path);
+		snprintf(expect_path, sizeof(expect_path), "%.*s.expect", (int)strlen(path) - 5,
+			 path);
 		if (drb_file_read(expect_path, 1 << 20, &want, NULL, &e)) {
 			fprintf(stderr, "%s: no expect file: %s\n", l.v[i], e.msg);
 			failures++;
@@ -111,12 +112,12 @@ static void test_invalid_corpus(void **state)
 		rc = drb_runbook_load(&rb, path, &test_opts, &d);
 		got = render(&d);
 		if (rc != DRB_EINVAL || rb) {
-			fprintf(stderr, "%s: load returned %d (model %p), want DRB_EINVAL\n", l.v[i], rc,
-				(void *)rb);
+			fprintf(stderr, "%s: load returned %d (model %p), want DRB_EINVAL\n",
+				l.v[i], rc, (void *)rb);
 			failures++;
 		} else if (strcmp(got, want)) {
-			fprintf(stderr, "%s: diagnostics differ\n--- want\n%s--- got\n%s---\n", l.v[i],
-				want, got);
+			fprintf(stderr, "%s: diagnostics differ\n--- want\n%s--- got\n%s---\n",
+				l.v[i], want, got);
 			failures++;
 		}
 		drb_runbook_free(rb);
@@ -262,11 +263,11 @@ static void test_binary_bad_utf8(void **state)
 {
 	tmpdir *t = *state;
 	static const char *const bad[] = {
-		"name: caf\xe9\n",          /* Latin-1 */
-		"name: \xc0\xaf\n",         /* overlong '/' */
-		"name: \xed\xa0\x80\n",     /* a surrogate */
-		"name: \xf4\x90\x80\x80\n", /* past U+10FFFF */
-		"name: \xe2\x82\n",         /* truncated sequence */
+	    "name: caf\xe9\n",		/* Latin-1 */
+	    "name: \xc0\xaf\n",		/* overlong '/' */
+	    "name: \xed\xa0\x80\n",	/* a surrogate */
+	    "name: \xf4\x90\x80\x80\n", /* past U+10FFFF */
+	    "name: \xe2\x82\n",		/* truncated sequence */
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -278,7 +279,8 @@ static void test_binary_bad_utf8(void **state)
 	}
 	/* valid multi-byte text is fine */
 	{
-		const char *ok = "version: 1\nname: \"café ☃ 𝄞\"\nsteps: [{id: a, action: sleep}]\n";
+		const char *ok =
+		    "version: 1\nname: \"café ☃ 𝄞\"\nsteps: [{id: a, action: sleep}]\n";
 		char path[512];
 		drb_runbook *rb = NULL;
 		drb_diags d;
@@ -356,7 +358,8 @@ static void test_alias_bomb_fast(void **state)
 			 DRB_EINVAL);
 	assert_true(drb_mono_now() - t0 < 2.0);
 	assert_int_equal(d.n, 1);
-	assert_string_equal(d.v[0].msg, "too many YAML nodes after alias expansion (billion laughs?)");
+	assert_string_equal(d.v[0].msg,
+			    "too many YAML nodes after alias expansion (billion laughs?)");
 	drb_diags_free(&d);
 	drb_buf_free(&b);
 }
@@ -364,14 +367,14 @@ static void test_alias_bomb_fast(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_invalid_corpus),
-		cmocka_unit_test(test_expect_files_paired),
-		cmocka_unit_test(test_valid_corpus),
-		cmocka_unit_test_setup_teardown(test_binary_nul, tmp_setup, tmp_teardown),
-		cmocka_unit_test_setup_teardown(test_binary_bad_utf8, tmp_setup, tmp_teardown),
-		cmocka_unit_test_setup_teardown(test_too_large, tmp_setup, tmp_teardown),
-		cmocka_unit_test_setup_teardown(test_missing_file, tmp_setup, tmp_teardown),
-		cmocka_unit_test(test_alias_bomb_fast),
+	    cmocka_unit_test(test_invalid_corpus),
+	    cmocka_unit_test(test_expect_files_paired),
+	    cmocka_unit_test(test_valid_corpus),
+	    cmocka_unit_test_setup_teardown(test_binary_nul, tmp_setup, tmp_teardown),
+	    cmocka_unit_test_setup_teardown(test_binary_bad_utf8, tmp_setup, tmp_teardown),
+	    cmocka_unit_test_setup_teardown(test_too_large, tmp_setup, tmp_teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_file, tmp_setup, tmp_teardown),
+	    cmocka_unit_test(test_alias_bomb_fast),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -65,7 +65,8 @@ static drb_runbook *load_ok(fixture *f, const char *path)
 
 static drb_runbook *load_text_ok(fixture *f, const char *text)
 {
-	int rc = drb_runbook_load_buffer(&f->rb, "test.yaml", text, strlen(text), &test_opts, &f->d);
+	int rc =
+	    drb_runbook_load_buffer(&f->rb, "test.yaml", text, strlen(text), &test_opts, &f->d);
 
 	if (rc || f->d.n)
 		print_diags(&f->d);
@@ -160,7 +161,7 @@ static void test_design_example(void **state)
 	assert_non_null(s->rollback);
 	assert_string_equal(s->rollback->action, "aws.ecs.update_service");
 	assert_json(s->rollback->with, "{\"cluster\":\"prod-eu\",\"service\":\"${svc}\","
-					"\"desired_count\":1,\"region\":\"${params.dr_region}\"}");
+				       "\"desired_count\":1,\"region\":\"${params.dr_region}\"}");
 
 	s = drb_runbook_step(rb, "wait-promoted");
 	assert_string_equal(s->until.src,
@@ -269,14 +270,14 @@ static void test_every_field(void **state)
 static void test_scalar_typing(void **state)
 {
 	fixture *f = *state;
-	const drb_runbook *rb = load_text_ok(
-		f, "version: 1\nname: t\nsteps: [{id: a, action: sleep}]\nparams:\n"
-		   "  m:\n    type: map\n    default:\n"
-		   "      q: \"1\"\n      i: 1\n      n: -7\n      r: 1.5\n      e: 1e3\n"
-		   "      t: true\n      T: True\n      U: TRUE\n      F: False\n"
-		   "      z: ~\n      nl: null\n      empty:\n      qt: 'true'\n"
-		   "      hex: 0x10\n      word: yes\n      big: 99999999999999999999\n"
-		   "      tagged: !!str 12\n      inf: .inf\n");
+	const drb_runbook *rb =
+	    load_text_ok(f, "version: 1\nname: t\nsteps: [{id: a, action: sleep}]\nparams:\n"
+			    "  m:\n    type: map\n    default:\n"
+			    "      q: \"1\"\n      i: 1\n      n: -7\n      r: 1.5\n      e: 1e3\n"
+			    "      t: true\n      T: True\n      U: TRUE\n      F: False\n"
+			    "      z: ~\n      nl: null\n      empty:\n      qt: 'true'\n"
+			    "      hex: 0x10\n      word: yes\n      big: 99999999999999999999\n"
+			    "      tagged: !!str 12\n      inf: .inf\n");
 
 	assert_json(rb->params[0].def,
 		    "{\"q\":\"1\",\"i\":1,\"n\":-7,\"r\":1.5,\"e\":1000.0,\"t\":true,\"T\":true,"
@@ -293,16 +294,16 @@ static void test_anchors(void **state)
 {
 	fixture *f = *state;
 	const drb_runbook *rb = load_text_ok(
-		f, "version: 1\nname: t\n"
-		   "params:\n  a: {type: list, default: &l [x, y]}\n  b: {type: list, default: *l}\n"
-		   "  c: {type: list, default: &l [z]}\n  d: {type: list, default: *l}\n"
-		   "steps:\n  - &s {id: one, action: sleep, with: {duration: 1s}}\n"
-		   "  - {id: two, action: sleep, with: *s}\n");
+	    f, "version: 1\nname: t\n"
+	       "params:\n  a: {type: list, default: &l [x, y]}\n  b: {type: list, default: *l}\n"
+	       "  c: {type: list, default: &l [z]}\n  d: {type: list, default: *l}\n"
+	       "steps:\n  - &s {id: one, action: sleep, with: {duration: 1s}}\n"
+	       "  - {id: two, action: sleep, with: *s}\n");
 
 	assert_json(rb->params[1].def, "[\"x\",\"y\"]");
 	assert_json(rb->params[3].def, "[\"z\"]");
 	assert_json(rb->steps[1].with, "{\"id\":\"one\",\"action\":\"sleep\","
-					"\"with\":{\"duration\":\"1s\"}}");
+				       "\"with\":{\"duration\":\"1s\"}}");
 }
 
 /* Nesting of exactly the maximum depth is fine; one more level is refused. */
@@ -312,15 +313,17 @@ static void test_depth_limit(void **state)
 	char buf[512];
 	int n = DRB_RUNBOOK_MAX_DEPTH - 3; /* root, params, p are three levels */
 
-	snprintf(buf, sizeof(buf), "version: 1\nname: t\nsteps: [{id: a, action: sleep}]\n"
-				   "params:\n  p:\n    type: list\n    default: %.*s%.*s\n",
-		 n, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
-		 n, "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+	snprintf(buf, sizeof(buf),
+		 "version: 1\nname: t\nsteps: [{id: a, action: sleep}]\n"
+		 "params:\n  p:\n    type: list\n    default: %.*s%.*s\n",
+		 n, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", n,
+		 "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
 	load_text_ok(f, buf);
 	drb_runbook_free(f->rb);
 	f->rb = NULL;
-	snprintf(buf, sizeof(buf), "version: 1\nname: t\nsteps: [{id: a, action: sleep}]\n"
-				   "params:\n  p:\n    type: list\n    default: %.*s%.*s\n",
+	snprintf(buf, sizeof(buf),
+		 "version: 1\nname: t\nsteps: [{id: a, action: sleep}]\n"
+		 "params:\n  p:\n    type: list\n    default: %.*s%.*s\n",
 		 n + 1, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
 		 n + 1, "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
 	assert_int_equal(drb_runbook_load_buffer(&f->rb, "t", buf, strlen(buf), &test_opts, &f->d),
@@ -336,16 +339,16 @@ static void test_all_errors_in_one_run(void **state)
 {
 	fixture *f = *state;
 	static const char *const want[] = {
-		"parameter 'desired': 'default' must be an integer",
-		"unknown key 'retires' in step 'promote' (did you mean 'retry'?)",
-		"step 'scale': 'max_parallel' must be an integer between 1 and 64",
-		"duplicate step id 'promote' (first defined at 7:5)",
-		"step 'promote': unterminated '${' in with.duration (write '$${' for a literal '${')",
+	    "parameter 'desired': 'default' must be an integer",
+	    "unknown key 'retires' in step 'promote' (did you mean 'retry'?)",
+	    "step 'scale': 'max_parallel' must be an integer between 1 and 64",
+	    "duplicate step id 'promote' (first defined at 7:5)",
+	    "step 'promote': unterminated '${' in with.duration (write '$${' for a literal '${')",
 	};
 
-	assert_int_equal(drb_runbook_load(&f->rb, CORPUS "/invalid/five-errors.yaml", &test_opts,
-					  &f->d),
-			 DRB_EINVAL);
+	assert_int_equal(
+	    drb_runbook_load(&f->rb, CORPUS "/invalid/five-errors.yaml", &test_opts, &f->d),
+	    DRB_EINVAL);
 	assert_null(f->rb);
 	assert_int_equal(f->d.n, 5);
 	for (size_t i = 0; i < 5; i++) {
@@ -366,8 +369,9 @@ static void test_no_opts_skips_action_names(void **state)
 	assert_string_equal(f->rb->steps[0].action, "made.up");
 	drb_runbook_free(f->rb);
 	f->rb = NULL;
-	assert_int_equal(drb_runbook_load_buffer(&f->rb, "t", text, strlen(text), &test_opts, &f->d),
-			 DRB_EINVAL);
+	assert_int_equal(
+	    drb_runbook_load_buffer(&f->rb, "t", text, strlen(text), &test_opts, &f->d),
+	    DRB_EINVAL);
 	assert_int_equal(f->d.n, 2);
 }
 
@@ -388,22 +392,22 @@ static void test_interp_scan(void **state)
 		int rc;
 		const char *exprs;
 	} cases[] = {
-		{"plain", 0, ""},
-		{"${a}", 0, "<a>"},
-		{"x ${ a.b } y ${c}", 0, "<a.b><c>"},
-		{"${ {1,{2}} }", 0, "<{1,{2}}>"},
-		{"${'}'}", 0, "<'}'>"},
-		{"${\"a\\\"}\"}", 0, "<\"a\\\"}\">"},
-		{"${[[}]]}", 0, "<[[}]]>"},
-		{"${[==[ ]] } ]==]}", 0, "<[==[ ]] } ]==]>"},
-		{"${t[1]}", 0, "<t[1]>"},
-		{"$${not} ${yes}", 0, "<yes>"},
-		{"$$${x}", 0, ""}, /* "$" then the literal "$${" */
-		{"${a", 1, ""},
-		{"${'}", 1, ""},
-		{"${}", 2, ""},
-		{"a ${  } b", 2, ""},
-		{"$ {a} {b}", 0, ""},
+	    {"plain", 0, ""},
+	    {"${a}", 0, "<a>"},
+	    {"x ${ a.b } y ${c}", 0, "<a.b><c>"},
+	    {"${ {1,{2}} }", 0, "<{1,{2}}>"},
+	    {"${'}'}", 0, "<'}'>"},
+	    {"${\"a\\\"}\"}", 0, "<\"a\\\"}\">"},
+	    {"${[[}]]}", 0, "<[[}]]>"},
+	    {"${[==[ ]] } ]==]}", 0, "<[==[ ]] } ]==]>"},
+	    {"${t[1]}", 0, "<t[1]>"},
+	    {"$${not} ${yes}", 0, "<yes>"},
+	    {"$$${x}", 0, ""}, /* "$" then the literal "$${" */
+	    {"${a", 1, ""},
+	    {"${'}", 1, ""},
+	    {"${}", 2, ""},
+	    {"a ${  } b", 2, ""},
+	    {"$ {a} {b}", 0, ""},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -477,15 +481,15 @@ static void test_diags_print(void **state)
 /* ---- drb_runbook_bind_params ---- */
 
 static const char *PARAMS_RB =
-	"version: 1\nname: p\nsteps: [{id: a, action: sleep}]\nparams:\n"
-	"  region: {type: string, default: eu-west-1, choices: [eu-west-1, ap-southeast-1]}\n"
-	"  desired: {type: int, default: 2}\n"
-	"  force: {type: bool, default: false}\n"
-	"  lag: {type: duration, default: 60s}\n"
-	"  services: {type: list, default: [api]}\n"
-	"  tags: {type: map, default: {}}\n"
-	"  token: {type: string, secret: true}\n"
-	"  note: {type: string, required: false}\n";
+    "version: 1\nname: p\nsteps: [{id: a, action: sleep}]\nparams:\n"
+    "  region: {type: string, default: eu-west-1, choices: [eu-west-1, ap-southeast-1]}\n"
+    "  desired: {type: int, default: 2}\n"
+    "  force: {type: bool, default: false}\n"
+    "  lag: {type: duration, default: 60s}\n"
+    "  services: {type: list, default: [api]}\n"
+    "  tags: {type: map, default: {}}\n"
+    "  token: {type: string, secret: true}\n"
+    "  note: {type: string, required: false}\n";
 
 static int bind(fixture *f, char *const *kv, size_t n, json_t **out, drb_err *e)
 {
@@ -499,8 +503,13 @@ static int bind(fixture *f, char *const *kv, size_t n, json_t **out, drb_err *e)
 static void test_bind_params_types(void **state)
 {
 	fixture *f = *state;
-	char *kv[] = {"token=s3cr3t",   "desired=4",         "force=yes", "lag=1m30s",
-		      "services=api, auth ,ai-ml", "tags={\"team\":\"sre\"}", "region=ap-southeast-1"};
+	char *kv[] = {"token=s3cr3t",
+		      "desired=4",
+		      "force=yes",
+		      "lag=1m30s",
+		      "services=api, auth ,ai-ml",
+		      "tags={\"team\":\"sre\"}",
+		      "region=ap-southeast-1"};
 	json_t *out = NULL;
 	drb_err e;
 
@@ -511,8 +520,8 @@ static void test_bind_params_types(void **state)
 	json_decref(out);
 
 	{
-		char *kv2[] = {"token=x", "lag=2.5", "services=[\"a\",1]", "force=0", "desired=-3",
-			       "desired=5"};
+		char *kv2[] = {"token=x", "lag=2.5",	"services=[\"a\",1]",
+			       "force=0", "desired=-3", "desired=5"};
 
 		assert_int_equal(bind(f, kv2, 6, &out, &e), 0);
 		assert_json(json_object_get(out, "lag"), "2.5");
@@ -540,22 +549,22 @@ static void test_bind_params_errors(void **state)
 		const char *kv;
 		const char *msg;
 	} bad[] = {
-		{"regoin=x", "unknown parameter 'regoin'"},
-		{"desired=2x", "parameter 'desired' must be an integer, got '2x'"},
-		{"desired=", "parameter 'desired' must be an integer, got ''"},
-		{"desired=99999999999999999999", "parameter 'desired' must be an integer, got "
-						 "'99999999999999999999'"},
-		{"force=maybe", "parameter 'force' must be true, false, yes, no, 1 or 0, got 'maybe'"},
-		{"lag=-5s", "parameter 'lag' must be a duration (like 90s or 15m, or seconds), got "
-			    "'-5s'"},
-		{"lag=soon", "parameter 'lag' must be a duration (like 90s or 15m, or seconds), got "
-			     "'soon'"},
-		{"services=[1,", "parameter 'services' must be a JSON array or a comma-separated list"},
-		{"tags=[1]", "parameter 'tags' must be a JSON object"},
-		{"region=us-east-1", "parameter 'region' must be one of [\"eu-west-1\","
-				     "\"ap-southeast-1\"], got 'us-east-1'"},
-		{"noequals", "invalid parameter 'noequals': use -p NAME=VALUE"},
-		{"=x", "invalid parameter '=x': use -p NAME=VALUE"},
+	    {"regoin=x", "unknown parameter 'regoin'"},
+	    {"desired=2x", "parameter 'desired' must be an integer, got '2x'"},
+	    {"desired=", "parameter 'desired' must be an integer, got ''"},
+	    {"desired=99999999999999999999", "parameter 'desired' must be an integer, got "
+					     "'99999999999999999999'"},
+	    {"force=maybe", "parameter 'force' must be true, false, yes, no, 1 or 0, got 'maybe'"},
+	    {"lag=-5s", "parameter 'lag' must be a duration (like 90s or 15m, or seconds), got "
+			"'-5s'"},
+	    {"lag=soon", "parameter 'lag' must be a duration (like 90s or 15m, or seconds), got "
+			 "'soon'"},
+	    {"services=[1,", "parameter 'services' must be a JSON array or a comma-separated list"},
+	    {"tags=[1]", "parameter 'tags' must be a JSON object"},
+	    {"region=us-east-1", "parameter 'region' must be one of [\"eu-west-1\","
+				 "\"ap-southeast-1\"], got 'us-east-1'"},
+	    {"noequals", "invalid parameter 'noequals': use -p NAME=VALUE"},
+	    {"=x", "invalid parameter '=x': use -p NAME=VALUE"},
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -573,7 +582,8 @@ static void test_bind_params_errors(void **state)
 
 		assert_int_equal(bind(f, NULL, 0, &out, &e), DRB_EINVAL);
 		assert_null(out);
-		assert_string_equal(e.msg, "missing required parameter 'token' (pass -p token=VALUE)");
+		assert_string_equal(e.msg,
+				    "missing required parameter 'token' (pass -p token=VALUE)");
 	}
 }
 
@@ -598,9 +608,9 @@ static void test_truncated_inputs(void **state)
 	size_t len = 0;
 	drb_err e;
 
-	assert_int_equal(drb_file_read(CORPUS "/valid/every-field.yaml", DRB_RUNBOOK_MAX_BYTES, &buf,
-				       &len, &e),
-			 0);
+	assert_int_equal(
+	    drb_file_read(CORPUS "/valid/every-field.yaml", DRB_RUNBOOK_MAX_BYTES, &buf, &len, &e),
+	    0);
 	for (size_t n = 0; n <= len; n += 3) {
 		drb_runbook *rb = NULL;
 		drb_diags d;
@@ -619,21 +629,21 @@ static void test_truncated_inputs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_design_example, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_every_field, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_scalar_typing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_anchors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_depth_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_all_errors_in_one_run, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_opts_skips_action_names, setup, teardown),
-		cmocka_unit_test(test_interp_scan),
-		cmocka_unit_test(test_check_expr_and_chunk),
-		cmocka_unit_test(test_edit_distance),
-		cmocka_unit_test(test_diags_print),
-		cmocka_unit_test_setup_teardown(test_bind_params_types, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bind_params_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bind_params_empty, setup, teardown),
-		cmocka_unit_test(test_truncated_inputs),
+	    cmocka_unit_test_setup_teardown(test_design_example, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_every_field, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scalar_typing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_anchors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_depth_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_all_errors_in_one_run, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_opts_skips_action_names, setup, teardown),
+	    cmocka_unit_test(test_interp_scan),
+	    cmocka_unit_test(test_check_expr_and_chunk),
+	    cmocka_unit_test(test_edit_distance),
+	    cmocka_unit_test(test_diags_print),
+	    cmocka_unit_test_setup_teardown(test_bind_params_types, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bind_params_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bind_params_empty, setup, teardown),
+	    cmocka_unit_test(test_truncated_inputs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
