@@ -243,12 +243,16 @@ static int load(const char *path, drb_runbook **out)
 		lo.ud = L;
 	}
 	drb_runbook_free(probe);
-	if (d.n == 0) {
-		drb_diags_free(&d);
+	{
+		/* the real pass, with action names checked; module problems are kept */
+		drb_diags mods = d;
+
 		drb_diags_init(&d, path);
 		rc = drb_runbook_load(out, path, &lo, &d);
-	} else {
-		rc = DRB_EINVAL;
+		for (size_t i = 0; i < mods.n && i < 64; i++)
+			if (mods.v[i].pos.line == 0 && strstr(mods.v[i].msg, "lua module"))
+				drb_diags_add(&d, mods.v[i].pos, "%s", mods.v[i].msg);
+		drb_diags_free(&mods);
 	}
 	if (rc || d.n) {
 		drb_diags_print(&d, stderr);

@@ -46,14 +46,7 @@ int drb_approval(drb_run *r, const drb_step *s, const char *uid, const json_t *a
 		if (answer == 1)
 			how = "terminal";
 	}
-	{
-		const char *u = getenv("SUDO_USER");
-
-		if (!u || !*u)
-			u = getenv("USER");
-		snprintf(who, sizeof(who), "%s", u && *u ? u : "operator");
-		approver = who;
-	}
+	approver = drb_operator(who, sizeof(who));
 	drb_rfc3339_ms(drb_wall_ms(), ts);
 	if (how) {
 		d = json_pack("{s:s, s:b, s:s, s:s, s:s}", "message", msg, "approved", 1, "approver",

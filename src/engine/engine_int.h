@@ -106,6 +106,9 @@ json_t *drb_redact(drb_run *r, const json_t *v);
 /* Delay before attempt n+1 (n >= 1) with full jitter. */
 double drb_retry_delay(const drb_retry *p, int n);
 
+/* Who runs drbook: SUDO_USER, else the login name of the uid. */
+const char *drb_operator(char *buf, size_t n);
+
 /* Run lifecycle, shared by run and resume (run.c). */
 int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, json_t *params,
 		 drb_err *err);

@@ -82,6 +82,19 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 	memset(out, 0, sizeof(*out));
 	out->rto_s = out->rpo_s = -1;
 	drb_diags_init(&diags, audit_path);
+	{
+		/* nothing is trusted before the chain is: a tampered log is refused */
+		drb_verify_result vr;
+
+		memset(&vr, 0, sizeof(vr));
+		if ((rc = drb_audit_verify(audit_path, o->key, o->key_len, &vr, err)))
+			goto out;
+		if (vr.kind != DRB_VERIFY_OK && vr.kind != DRB_VERIFY_TRUNCATED) {
+			rc = drb_err_set(err, DRB_EINTEGRITY, "%s:%ld: %s: refusing to resume",
+					 audit_path, vr.line, vr.msg);
+			goto out;
+		}
+	}
 	if ((rc = drb_audit_read(audit_path, &records, err)))
 		goto out;
 	first = json_array_get(records, 0);
@@ -290,13 +303,11 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 		goto out;
 	}
 	{
-		char opbuf[64];
-		const char *u = getenv("USER");
+		char opbuf[256];
 		json_t *d;
 
-		snprintf(opbuf, sizeof(opbuf), "%s", u ? u : "unknown");
 		d = json_pack("{s:O, s:i, s:s}", "decisions", decisions, "pid", (int)getpid(),
-			      "operator", opbuf);
+			      "operator", drb_operator(opbuf, sizeof(opbuf)));
 		rc = drb_emit(&r, "run.resume", NULL, d, err);
 		json_decref(d);
 		if (rc)

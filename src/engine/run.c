@@ -417,7 +417,7 @@ static void print_to_log(void *ud, const char *line)
 	json_decref(d);
 }
 
-static const char *operator_name(char *buf, size_t n)
+const char *drb_operator(char *buf, size_t n)
 {
 	struct passwd pw, *res = NULL;
 	char tmp[1024];
@@ -470,7 +470,8 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o,
 	lo.print_ud = r;
 	if ((rc = drb_lua_new(&r->lua, &lo, err)))
 		return rc;
-	if ((rc = drb_lua_set_global(r->lua, "params", params, err)) ||
+	if ((rc = drb_lua_set_global(r->lua, "steps", json_object(), err)) ||
+	    (rc = drb_lua_set_global(r->lua, "params", params, err)) ||
 	    (rc = drb_lua_set_global(r->lua, "drill", drill, err)))
 		return rc;
 	for (size_t i = 0; drb_engine_action_at(i); i++) {
@@ -721,7 +722,7 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 			  "runbook", rb->path, "runbook_sha256", rb->sha256, "name", rb->name,
 			  "scenario", rb->scenario, "params", r.params, "mode",
 			  o->mode == DRB_MODE_PLAN ? "plan" : "run", "drill", o->drill,
-			  "operator", operator_name(opbuf, sizeof(opbuf)), "host", host, "pid",
+			  "operator", drb_operator(opbuf, sizeof(opbuf)), "host", host, "pid",
 			  (int)getpid(), "version", DRB_VERSION, "lock", lock_key, "targets",
 			  targets);
 	if (o->incident_start)

@@ -167,7 +167,7 @@ def test_until_not_met_before_timeout_fails(c):
           - id: wait
             action: sleep
             with: { duration: 0s }
-            until: false
+            until: 1 == 2
             every: 200ms
             timeout: 1s
     """)

@@ -97,29 +97,49 @@ def test_idempotent_step_is_rerun_without_asking(c):
     check(c.drbook("audit", "verify", "run.jsonl").code == 0, "chain valid")
 
 
-def test_done_when_decides(c):
-    rb = c.write("dw.yaml", """
+DONE_WHEN = """
         version: 1
         name: done-when
         params:
           journal: { type: string }
+          took_effect: { type: bool }
+          hold: { type: string, default: "30" }
         steps:
           - id: make-marker
             action: exec
-            done_when: steps ~= nil
-            with: { argv: [sh, -c, "touch marker; echo made >> \\"$0\\"; sleep 30", "${params.journal}"] }
+            done_when: params.took_effect and steps ~= nil
+            with: { argv: [sh, -c, "echo made >> \\"$0\\"; sleep \\"$1\\"", "${params.journal}", "${params.hold}"] }
           - id: after
             action: exec
             with: { argv: [sh, -c, "echo after >> \\"$0\\"", "${params.journal}"] }
-    """)
-    start_and_kill_in(c, "make-marker", runbook=rb)
-    os.system("pkill -f 'touch marker' >/dev/null 2>&1")
+    """
+
+
+def test_done_when_true_records_the_step_as_done(c):
+    rb = c.write("dw.yaml", DONE_WHEN)
+    start_and_kill_in(c, "make-marker", runbook=rb, params=("-p", "took_effect=true"))
+    os.system("pkill -f 'echo made' >/dev/null 2>&1")
     r = c.drbook("resume", "run.jsonl")
     check(r.code == 0, "done_when true -> recorded as done, run goes on", r)
     j = journal(c)
     check(j.count("made") == 1 and j[-1] == "after", f"{j}")
     end = events(c.log(), "step.end", "make-marker")[-1]["data"]
     check(end["status"] == "ok" and end.get("resumed") == "done_when", f"{end}")
+
+
+def test_done_when_false_reruns_the_step(c):
+    rb = c.write("dw.yaml", DONE_WHEN)
+    start_and_kill_in(c, "make-marker", runbook=rb, params=("-p", "took_effect=false"))
+    os.system("pkill -f 'echo made' >/dev/null 2>&1")
+    # the re-run holds for 30 s like the original: seeing it start is enough
+    p = c.spawn("resume", "run.jsonl", "--quiet")
+    time.sleep(1.5)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    os.system("pkill -f 'echo made' >/dev/null 2>&1")
+    check(journal(c).count("made") == 2, f"re-run because done_when was false: {journal(c)}")
+    resume = events(c.log(), "run.resume")[0]["data"]["decisions"]
+    check(resume == {"make-marker": "done_when: did not take effect"}, f"{resume}")
 
 
 def test_resume_of_finished_run_is_refused(c):
