@@ -37,7 +37,8 @@ typedef struct drb_lua_opts {
 int drb_lua_new(drb_lua **out, const drb_lua_opts *opts, drb_err *err);
 void drb_lua_free(drb_lua *L); /* NULL is fine */
 
-/* Serialises access from several threads (a recursive mutex). */
+/* Serialises access from several threads (a recursive mutex). Every entry below also takes
+ * it for its own duration; hold it yourself to keep several entries together. */
 void drb_lua_lock(drb_lua *L);
 void drb_lua_unlock(drb_lua *L);
 
@@ -54,19 +55,26 @@ int drb_lua_set_result(drb_lua *L, const json_t *result, drb_err *err);
  * caller's; nil becomes json null). chunkname names the place ("region.yaml:12:5"). */
 int drb_lua_eval(drb_lua *L, const char *expr, const char *chunkname, json_t **out,
 		 drb_err *err);
-/* Same, and the value must be a boolean (nil counts as false). */
+/* Same, and the value must be a boolean (nil counts as false; any other type is
+ * DRB_ESCRIPT "must be a boolean"). */
 int drb_lua_eval_bool(drb_lua *L, const char *expr, const char *chunkname, int *out,
 		      drb_err *err);
 /* Runs a chunk (a lua step's script); its return value, if any, becomes *out (or null). */
 int drb_lua_run(drb_lua *L, const char *script, const char *chunkname, json_t **out,
 		drb_err *err);
 /* Interpolates a with: template: every string holding ${expr} is evaluated; a string that is
- * exactly one ${expr} keeps the value's type, otherwise values are concatenated as text.
- * "$${" is a literal "${". Objects and arrays are walked. *out is the caller's. */
+ * exactly one ${expr} keeps the value's type, otherwise values are concatenated as text
+ * (integers as such, floats with %.14g, booleans as true/false; nil or a table inside text is
+ * DRB_ESCRIPT naming the expression). "$${" is a literal "${". Inside ${...} braces nest and
+ * '...'/"..." literals are skipped. Objects (values only, not keys) and arrays are walked;
+ * an unterminated or empty ${} is DRB_EINVAL. The template is one entry (one budget).
+ * *out is the caller's. */
 int drb_lua_interpolate(drb_lua *L, const json_t *tmpl, const char *chunkname, json_t **out,
 			drb_err *err);
 
-/* Loads the runbook's modules with require(name) in order. */
+/* Loads the runbook's modules with require(name) in order. Names are [A-Za-z0-9_.]+ (dots
+ * are folders), looked up as <lib_dir>/<name>.lua then <runbook_dir>/<name>.lua (text only,
+ * at most 1 MiB), cached; io, os, debug, package and coroutine are refused. */
 int drb_lua_require(drb_lua *L, const char *module, drb_err *err);
 
 /* Makes actions callable from Lua: "aws.rds.promote_read_replica" becomes the function
@@ -74,6 +82,13 @@ int drb_lua_require(drb_lua *L, const char *module, drb_err *err);
  * the read-only rule and the audit seam. */
 typedef int (*drb_lua_invoke_fn)(void *ud, const drb_action *a, const json_t *args,
 				 json_t **result, drb_err *err);
+/* Arguments: one table -> that object; otherwise a->positional names them (a name ending in
+ * "..." collects the rest into a list); no arguments -> {}. invoke runs with the Lua lock
+ * held; its *result (may stay NULL = nil) is taken and freed here. An error from invoke
+ * becomes the Lua error "a->name: message" (a script can pcall it); when it ends the entry
+ * uncaught, the entry returns invoke's code (e.g. DRB_ETRANSIENT) rather than DRB_ESCRIPT.
+ * Time spent in invoke does not count against the wall-clock guard. a and ud are borrowed
+ * and must outlive the state. */
 int drb_lua_register_action(drb_lua *L, const drb_action *a, drb_lua_invoke_fn invoke,
 			    void *ud, drb_err *err);
 
@@ -91,6 +106,9 @@ int drb_lua_push_json(lua_State *L, const json_t *v);
 /* Custom actions written in Lua: a module calls drbook.action(name, {mode = "ro"|"mut"}, fn)
  * with fn(args) -> result table. mode() answers like drb_load_opts.action_mode (-1 unknown). */
 int drb_lua_custom_mode(drb_lua *L, const char *name);
+/* Calls the custom action with args converted to a table; *result is the caller's (null when
+ * fn returns nil). DRB_ENOTFOUND when no such action is registered. The mode is not checked
+ * here: the engine applies the read-only rule. */
 int drb_lua_call_custom(drb_lua *L, const char *name, const json_t *args, json_t **result,
 			drb_err *err);
 

@@ -47,27 +47,24 @@ static int act_args(lua_State *L, int n, const drb_action *a, json_t **out, drb_
 {
 	json_t *o = NULL, *v = NULL, *list = NULL;
 	int rc = 0, i = 1;
+	int named_only = !a->positional || !a->positional[0];
 
 	*out = NULL;
 	if (n == 1 && lua_type(L, 1) == LUA_TTABLE) {
 		rc = drb_lua_to_json(L, 1, &o, err);
-		if (rc)
+		if (rc || json_is_object(o))
 			goto out;
-		if (json_is_object(o))
-			goto done;
+		/* a list is a first positional argument (exec{"ls", "-l"} is argv) */
 		json_decref(o);
 		o = NULL;
-		/* a list is a first positional argument (exec{"ls", "-l"} is argv) */
-		if (!a->positional || !a->positional[0]) {
-			rc = drb_err_set(err, DRB_EINVAL, "expects a table of named arguments");
-			goto out;
-		}
+	}
+	if (n > 0 && named_only) {
+		rc = drb_err_set(err, DRB_EINVAL, "expects one table of named arguments");
+		goto out;
 	}
 	o = json_object();
-	if (!o)
-		goto nomem;
-	if (n > 0 && (!a->positional || !a->positional[0])) {
-		rc = drb_err_set(err, DRB_EINVAL, "expects one table of named arguments");
+	if (!o) {
+		rc = DRB_ENOMEM;
 		goto out;
 	}
 	for (int k = 0; i <= n && a->positional[k]; k++) {
@@ -76,21 +73,25 @@ static int act_args(lua_State *L, int n, const drb_action *a, json_t **out, drb_
 
 		if (len > 3 && strcmp(name + len - 3, "...") == 0) {
 			list = json_array();
-			if (!list)
-				goto nomem;
+			if (!list) {
+				rc = DRB_ENOMEM;
+				goto out;
+			}
 			for (; i <= n; i++) {
 				rc = drb_lua_to_json(L, i, &v, err);
 				if (rc) {
 					drb_err_prefix(err, "argument %d: ", i);
 					goto out;
 				}
-				if (json_array_append_new(list, v) != 0)
-					goto nomem;
+				if (json_array_append_new(list, v) != 0) {
+					rc = DRB_ENOMEM;
+					goto out;
+				}
 			}
-			rc = json_object_setn_new(o, name, len - 3, list);
-			list = NULL;
+			rc = json_object_setn_new(o, name, len - 3, list) ? DRB_ENOMEM : 0;
+			list = NULL; /* taken, even on failure */
 			if (rc)
-				goto nomem;
+				goto out;
 			break;
 		}
 		rc = drb_lua_to_json(L, i, &v, err);
@@ -99,22 +100,22 @@ static int act_args(lua_State *L, int n, const drb_action *a, json_t **out, drb_
 			goto out;
 		}
 		if (json_is_null(v))
-			json_decref(v);
+			json_decref(v); /* nil: the argument is absent */
 		else if (json_object_set_new(o, name, v) != 0)
-			goto nomem;
+			rc = DRB_ENOMEM;
+		if (rc)
+			goto out;
 		i++;
 	}
-	if (i <= n) {
+	if (i <= n)
 		rc = drb_err_set(err, DRB_EINVAL, "too many arguments (%d)", n);
-		goto out;
-	}
-done:
-	*out = o;
-	o = NULL;
-	goto out;
-nomem:
-	rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
 out:
+	if (rc == DRB_ENOMEM)
+		drb_err_set(err, rc, "out of memory");
+	if (rc == 0) {
+		*out = o;
+		o = NULL;
+	}
 	json_decref(list);
 	json_decref(o);
 	return rc;
@@ -135,7 +136,7 @@ static int act_call(lua_State *L)
 	box = drb_luai_own(L, drb_luai_json_free);
 	rc = act_args(L, n, up->a, &args, &e);
 	if (rc)
-		goto fail;
+		goto out;
 	box->p = args;
 	t0 = drb_mono_now();
 	rc = up->invoke(up->ud, up->a, args, &result, &e);
@@ -145,21 +146,19 @@ static int act_call(lua_State *L)
 	json_decref(args);
 	if (rc) {
 		json_decref(result);
-		if (!e.code)
-			e.code = rc;
-		goto fail;
+		goto out;
 	}
 	box->p = result; /* if pushing raises a memory error, the box's __gc frees it */
 	rc = drb_lua_push_json(L, result);
 	box->p = NULL;
 	json_decref(result);
 	if (rc)
-		return luaL_error(L, "%s: result nested deeper than %d levels", up->a->name,
-				  DRB_LUA_MAX_DEPTH);
-	return 1;
-fail:
+		drb_err_set(&e, rc, "result nested deeper than %d levels", DRB_LUA_MAX_DEPTH);
+out:
+	if (rc == 0)
+		return 1;
 	/* Nothing is owned any more; remember the code so the entry can report it. */
-	D->act_code = e.code ? e.code : DRB_ERR;
+	D->act_code = e.code ? e.code : rc;
 	snprintf(D->act_msg, sizeof(D->act_msg), "%s: %s", up->a->name, e.msg);
 	lua_pushstring(L, D->act_msg);
 	return lua_error(L);
@@ -210,13 +209,17 @@ int drb_lua_register_action(drb_lua *D, const drb_action *a, drb_lua_invoke_fn i
 			    void *ud, drb_err *err)
 {
 	struct reg_job j = {a, invoke, ud};
-	int rc;
+	int rc = 0;
 
-	if (!a || !a->name || !name_ok(a->name) || !invoke)
-		return drb_err_set(err, DRB_EINVAL, "register action: invalid name or function");
+	if (!a || !a->name || !name_ok(a->name) || !invoke) {
+		rc = drb_err_set(err, DRB_EINVAL, "register action '%s': invalid name or no invoke",
+				 a && a->name ? a->name : "(null)");
+		goto out;
+	}
 	drb_luai_enter(D);
 	rc = drb_luai_protect(D, act_register, &j, a->name, err);
 	drb_luai_leave(D);
+out:
 	return rc;
 }
 

@@ -115,6 +115,12 @@ out:
 	return rc;
 }
 
+static int ip_too_long(drb_err *err, int rc, const char *chunk)
+{
+	return drb_err_set(err, rc, "%s: interpolated string longer than %d bytes", chunk,
+			   STRING_MAX);
+}
+
 static int ip_string(drb_lua *D, const char *s, size_t len, const char *chunk, json_t **out,
 		     drb_err *err)
 {
@@ -126,11 +132,10 @@ static int ip_string(drb_lua *D, const char *s, size_t len, const char *chunk, j
 	drb_buf_init(&b, STRING_MAX);
 	/* exactly one ${expr} and nothing else: the value keeps its type */
 	if (len >= 3 && s[0] == '$' && s[1] == '{' && (end = ip_close(s, len, 0)) == (long)len - 1) {
-		if (ip_blank(s + 2, len - 3)) {
+		if (ip_blank(s + 2, len - 3))
 			rc = drb_err_set(err, DRB_EINVAL, "%s: empty expression '${}'", chunk);
-			goto out;
-		}
-		rc = ip_whole(D, s + 2, len - 3, chunk, out, err);
+		else
+			rc = ip_whole(D, s + 2, len - 3, chunk, out, err);
 		goto out;
 	}
 	while (i < len) {
@@ -138,12 +143,18 @@ static int ip_string(drb_lua *D, const char *s, size_t len, const char *chunk, j
 			rc = drb_buf_append(&b, s + lit, i - lit);
 			if (rc == 0)
 				rc = drb_buf_puts(&b, "${");
+			if (rc) {
+				rc = ip_too_long(err, rc, chunk);
+				goto out;
+			}
 			i += 3;
 			lit = i;
 		} else if (s[i] == '$' && i + 1 < len && s[i + 1] == '{') {
 			rc = drb_buf_append(&b, s + lit, i - lit);
-			if (rc)
-				goto toolong;
+			if (rc) {
+				rc = ip_too_long(err, rc, chunk);
+				goto out;
+			}
 			end = ip_close(s, len, i);
 			if (end < 0) {
 				rc = drb_err_set(err, DRB_EINVAL, "%s: unterminated '${' in '%.200s'",
@@ -163,20 +174,16 @@ static int ip_string(drb_lua *D, const char *s, size_t len, const char *chunk, j
 		} else {
 			i++;
 		}
-		if (rc)
-			goto toolong;
 	}
 	rc = drb_buf_append(&b, s + lit, len - lit);
-	if (rc)
-		goto toolong;
+	if (rc) {
+		rc = ip_too_long(err, rc, chunk);
+		goto out;
+	}
 	*out = json_stringn(b.p ? b.p : "", b.len);
 	if (!*out)
 		rc = drb_err_set(err, DRB_EINVAL, "%s: interpolated string is not valid UTF-8 "
 				 "('%.200s')", chunk, s);
-	goto out;
-toolong:
-	rc = drb_err_set(err, rc, "%s: interpolated string longer than %d bytes", chunk,
-			 STRING_MAX);
 out:
 	drb_buf_free(&b);
 	return rc;
@@ -191,32 +198,39 @@ static int ip_value(drb_lua *D, const json_t *t, const char *chunk, json_t **out
 	int rc = 0;
 
 	*out = NULL;
-	if (depth > DRB_LUA_MAX_DEPTH)
-		return drb_err_set(err, DRB_ELIMIT, "%s: template nested deeper than %d levels",
-				   chunk, DRB_LUA_MAX_DEPTH);
+	if (depth > DRB_LUA_MAX_DEPTH) {
+		rc = drb_err_set(err, DRB_ELIMIT, "%s: template nested deeper than %d levels",
+				 chunk, DRB_LUA_MAX_DEPTH);
+		goto out;
+	}
 	switch (json_typeof(t)) {
 	case JSON_OBJECT:
 		r = json_object();
-		if (!r)
-			goto nomem;
+		if (!r) {
+			rc = DRB_ENOMEM;
+			goto out;
+		}
 		json_object_keylen_foreach((json_t *)t, k, kn, item) {
 			rc = ip_value(D, item, chunk, &v, err, depth + 1);
+			/* setn_new takes v even when it fails */
+			if (rc == 0 && json_object_setn_new(r, k, kn, v) != 0)
+				rc = DRB_ENOMEM;
 			if (rc)
 				goto out;
-			if (json_object_setn_new(r, k, kn, v) != 0)
-				goto nomem;
 		}
 		break;
 	case JSON_ARRAY:
 		r = json_array();
-		if (!r)
-			goto nomem;
+		if (!r) {
+			rc = DRB_ENOMEM;
+			goto out;
+		}
 		json_array_foreach(t, i, item) {
 			rc = ip_value(D, item, chunk, &v, err, depth + 1);
+			if (rc == 0 && json_array_append_new(r, v) != 0)
+				rc = DRB_ENOMEM;
 			if (rc)
 				goto out;
-			if (json_array_append_new(r, v) != 0)
-				goto nomem;
 		}
 		break;
 	case JSON_STRING:
@@ -225,17 +239,16 @@ static int ip_value(drb_lua *D, const json_t *t, const char *chunk, json_t **out
 	default:
 		r = json_deep_copy(t);
 		if (!r)
-			goto nomem;
+			rc = DRB_ENOMEM;
 		break;
 	}
 	if (rc == 0) {
 		*out = r;
 		r = NULL;
 	}
-	goto out;
-nomem:
-	rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
 out:
+	if (rc == DRB_ENOMEM)
+		drb_err_set(err, rc, "out of memory");
 	json_decref(r);
 	return rc;
 }
@@ -243,17 +256,18 @@ out:
 int drb_lua_interpolate(drb_lua *D, const json_t *tmpl, const char *chunkname, json_t **out,
 			drb_err *err)
 {
-	int rc;
+	int rc = 0;
 
 	*out = NULL;
 	if (!chunkname || !*chunkname)
 		chunkname = "with";
 	if (!tmpl) {
 		*out = json_null();
-		return 0;
+		goto out;
 	}
 	drb_luai_enter(D);
 	rc = ip_value(D, tmpl, chunkname, out, err, 0);
 	drb_luai_leave(D);
+out:
 	return rc;
 }

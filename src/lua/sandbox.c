@@ -193,11 +193,17 @@ out:
 
 int drb_luai_protect(drb_lua *D, lua_CFunction fn, void *ud, const char *where, drb_err *err)
 {
-	if (!lua_checkstack(D->L, 4))
-		return drb_err_set(err, DRB_ELIMIT, "%s: Lua stack overflow", where);
+	int rc = 0;
+
+	if (!lua_checkstack(D->L, 4)) {
+		rc = drb_err_set(err, DRB_ELIMIT, "%s: Lua stack overflow", where);
+		goto out;
+	}
 	lua_pushcfunction(D->L, fn);
 	lua_pushlightuserdata(D->L, ud);
-	return drb_luai_pcall(D, 1, 0, where, err);
+	rc = drb_luai_pcall(D, 1, 0, where, err);
+out:
+	return rc;
 }
 
 /* ---- compiling and running text ---- */
@@ -226,14 +232,20 @@ int drb_luai_eval_push(drb_lua *D, const char *code, size_t len, const char *chu
 
 	/* "=" makes Lua print the name as given: "region.yaml:12:5:1: ..." */
 	snprintf(name, sizeof(name), "=%s", chunkname && *chunkname ? chunkname : "lua");
+	int rc = 0;
+
 	c.code = code;
 	c.len = len;
 	c.name = name;
-	if (!lua_checkstack(D->L, 4))
-		return drb_err_set(err, DRB_ELIMIT, "%s: Lua stack overflow", name + 1);
+	if (!lua_checkstack(D->L, 4)) {
+		rc = drb_err_set(err, DRB_ELIMIT, "%s: Lua stack overflow", name + 1);
+		goto out;
+	}
 	lua_pushcfunction(D->L, sb_run_chunk);
 	lua_pushlightuserdata(D->L, &c);
-	return drb_luai_pcall(D, 1, 1, name + 1, err);
+	rc = drb_luai_pcall(D, 1, 1, name + 1, err);
+out:
+	return rc;
 }
 
 int drb_luai_expr_push(drb_lua *D, const char *expr, size_t len, const char *chunkname,
