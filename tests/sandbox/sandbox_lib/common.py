@@ -4,6 +4,7 @@
 import datetime
 import json
 import os
+import re
 import pwd
 import shutil
 import socket
@@ -169,7 +170,9 @@ def run(argv, env=None, timeout=120, check=True, input_text=None):
     except subprocess.TimeoutExpired as e:
         raise SandboxError("%s: timed out after %ss" % (" ".join(argv[:6]), timeout)) from e
     if check and p.returncode != 0:
-        raise SandboxError("%s: exit %d: %s" % (" ".join(argv[:8]), p.returncode,
+        # conninfo strings carry the password: keep it out of logs and error messages
+        cmd = re.sub(r"password=\S+", "password=***", " ".join(argv[:8]))
+        raise SandboxError("%s: exit %d: %s" % (cmd, p.returncode,
                                                (p.stderr or p.stdout).strip()[-2000:]))
     return p
 

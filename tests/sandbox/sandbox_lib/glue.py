@@ -669,7 +669,7 @@ class Glue:
         restore_to = now_utc()
         time.sleep(0.05)          # the corrupting commit is strictly later than restore_to
         deleted = int(writer.value(
-            "with d as (delete from orders where id %% 3 = 0 returning 1) "
+            "with d as (delete from orders where id % 3 = 0 returning 1) "
             "select count(*) from d"))
         done_at = now_utc()
         info = {"corrupted_at": rfc3339(done_at), "restore_to": rfc3339(restore_to),
