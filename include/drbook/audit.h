@@ -40,8 +40,8 @@ int drb_audit_open_append(drb_audit **out, const char *path, const unsigned char
 /* Appends one record. event is e.g. "step.start"; step may be NULL (written as null); data
  * may be NULL (written as {}), must otherwise be an object, and is borrowed: the log writes a
  * scrubbed copy (drb_audit_scrub). The line is written with one write(2) and fsync'd before
- * this returns. Thread-safe; seq, ts and prev are taken under the handle's mutex, so lines are
- * in seq order and ts never goes backwards within a process. DRB_EINVAL for a missing event,
+ * this returns. Thread-safe: seq, ts and prev are taken under the handle's mutex, so the
+ * lines of parallel steps get consecutive seqs and one chain. DRB_EINVAL for a missing event,
  * non-object data or strings that are not UTF-8; DRB_ELIMIT when the line would exceed
  * DRB_AUDIT_LINE_MAX (nothing written); DRB_EIO when the write or fsync fails. A failed or short
  * write is cut back off the file; if that is impossible, or fsync failed, the handle refuses
@@ -60,23 +60,23 @@ void drb_audit_close(drb_audit *a);
 /* Outcome of a verification. */
 typedef enum drb_verify_kind {
 	DRB_VERIFY_OK = 0,
-	DRB_VERIFY_TAMPERED,   /* a line was changed, deleted, inserted or reordered, or a line
-				* after good ones is not a record (garbage, bad JSON) */
-	DRB_VERIFY_BAD_MAC,    /* line 1's MAC does not match: wrong key (or a forged log); a
-				* MAC failing after line 1 verified is TAMPERED */
-	DRB_VERIFY_NO_MAC,     /* a key was given but the log carries no MACs (without a key, a
-				* log with MACs is verified by its chain and reported OK) */
-	DRB_VERIFY_TRUNCATED,  /* only the last line is incomplete (a prefix of the next record,
-				* no newline): an interrupted write, not tampering */
-	DRB_VERIFY_MALFORMED   /* not a drbook audit log: empty, or line 1 is not a record (bad
-				* JSON, fields missing, extra or out of order, wrong types) */
+	DRB_VERIFY_TAMPERED,  /* a line was changed, deleted, inserted or reordered, or a line
+			       * after good ones is not a record (garbage, bad JSON) */
+	DRB_VERIFY_BAD_MAC,   /* line 1's MAC does not match: wrong key (or a forged log); a
+			       * MAC failing after line 1 verified is TAMPERED */
+	DRB_VERIFY_NO_MAC,    /* a key was given but the log carries no MACs (without a key, a
+			       * log with MACs is verified by its chain and reported OK) */
+	DRB_VERIFY_TRUNCATED, /* only the last line is incomplete (a prefix of the next record,
+			       * no newline): an interrupted write, not tampering */
+	DRB_VERIFY_MALFORMED  /* not a drbook audit log: empty, or line 1 is not a record (bad
+			       * JSON, fields missing, extra or out of order, wrong types) */
 } drb_verify_kind;
 
 typedef struct drb_verify_result {
 	drb_verify_kind kind;
-	long line;      /* 1-based number of the first bad line; 0 when ok */
-	long records;   /* number of good records read */
-	char msg[512];  /* what is wrong with that line, for humans */
+	long line;     /* 1-based number of the first bad line; 0 when ok */
+	long records;  /* number of good records read */
+	char msg[512]; /* what is wrong with that line, for humans */
 } drb_verify_result;
 
 /* Verifies the whole file. Returns 0 when the file could be read (the verdict is in res), or

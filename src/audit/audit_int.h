@@ -10,13 +10,13 @@
 /* The state at the end of the last good record. run is malloc'd (free it), NULL when no record
  * verified. */
 typedef struct drb_audit_tail {
-	long seq;          /* seq of the last good record, 0 when none */
-	char prev[65];     /* SHA-256 hex of the last good line's bytes */
-	char *run;         /* run id of the log */
-	int has_mac;       /* the records carry a mac field */
-	int missing_nl;    /* the last good line is complete but has no trailing newline */
-	off_t good_end;    /* file offset just after the last good line (and its newline) */
-	off_t size;        /* file size seen by the scan */
+	long seq;	/* seq of the last good record, 0 when none */
+	char prev[65];	/* SHA-256 hex of the last good line's bytes */
+	char *run;	/* run id of the log */
+	int has_mac;	/* the records carry a mac field */
+	int missing_nl; /* the last good line is complete but has no trailing newline */
+	off_t good_end; /* file offset just after the last good line (and its newline) */
+	off_t size;	/* file size seen by the scan */
 } drb_audit_tail;
 
 /* Verifies the log open on fd (read with pread from offset 0, so the file position does not

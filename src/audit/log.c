@@ -25,7 +25,7 @@ struct drb_audit {
 	pthread_mutex_t mu;
 	int fd;
 	char *path;
-	char *run;      /* the run id */
+	char *run;	/* the run id */
 	char *run_json; /* the run id as a JSON string, ready to paste into lines */
 	unsigned char *key;
 	size_t key_len;
@@ -237,8 +237,8 @@ static int repair(drb_audit *a, const drb_verify_result *res, const drb_audit_ta
 		long long cut = (long long)(tail->size - tail->good_end);
 
 		if (ftruncate(a->fd, tail->good_end) != 0) {
-			rc = drb_err_set(err, DRB_EIO, "%s: truncate: %s", a->path,
-					 strerror(errno));
+			rc =
+			    drb_err_set(err, DRB_EIO, "%s: truncate: %s", a->path, strerror(errno));
 			goto out;
 		}
 		a->size = tail->good_end;
@@ -377,8 +377,8 @@ int drb_audit_append(drb_audit *a, const char *event, const char *step, const js
 	event_s = json_quote(event);
 	step_s = step ? json_quote(step) : drb_strdup("null");
 	if (!clean || !event_s || !step_s) {
-		rc = drb_err_set(err, !event_s || !step_s ? DRB_EINVAL : DRB_ENOMEM,
-				 "audit %s: %s", event,
+		rc = drb_err_set(err, !event_s || !step_s ? DRB_EINVAL : DRB_ENOMEM, "audit %s: %s",
+				 event,
 				 !clean ? "out of memory" : "event or step is not valid UTF-8");
 		goto out;
 	}
@@ -402,8 +402,9 @@ int drb_audit_append(drb_audit *a, const char *event, const char *step, const js
 		goto out;
 	}
 	drb_rfc3339_ms(drb_wall_ms(), ts);
-	rc = drb_buf_printf(&line, DRB_AUDIT_LINE_START "%ld,\"ts\":\"%s\",\"run\":%s,"
-				   "\"event\":%s,\"step\":%s,\"data\":",
+	rc = drb_buf_printf(&line,
+			    DRB_AUDIT_LINE_START "%ld,\"ts\":\"%s\",\"run\":%s,"
+						 "\"event\":%s,\"step\":%s,\"data\":",
 			    a->seq + 1, ts, a->run_json, event_s, step_s);
 	if (!rc)
 		rc = drb_buf_puts(&line, data_s);

@@ -18,8 +18,8 @@
 /* Words that make a key secret, matched in the key lowercased with '-', '_' and '.' removed
  * (so api_key, Api-Key and APIKEY are one rule). */
 static const char *const secret_words[] = {
-	"authorization", "password", "passwd", "secret", "token", "credential",
-	"apikey", "privatekey", "cookie", "signature", NULL,
+    "authorization", "password",   "passwd", "secret",	  "token", "credential",
+    "apikey",	     "privatekey", "cookie", "signature", NULL,
 };
 
 /* Values of these end at ',', '&' and ';' too (they never contain them: signatures, AWS
@@ -77,8 +77,8 @@ static int has_word(const norm_key *k, const char *const *words)
  * or session_key hold a session handle (session tokens are caught by "token"). */
 static int is_secret_norm(const norm_key *k)
 {
-	return has_word(k, secret_words) || ends_with(k, "session") ||
-	       ends_with(k, "sessionid") || ends_with(k, "sessionkey");
+	return has_word(k, secret_words) || ends_with(k, "session") || ends_with(k, "sessionid") ||
+	       ends_with(k, "sessionkey");
 }
 
 /* 1 when a key (or an identifier inside a string) names a secret; a failed allocation counts
@@ -329,8 +329,9 @@ static json_t *scrub(const json_t *v, int depth)
 		if (!out)
 			return NULL;
 		json_object_foreach((json_t *)v, key, val) {
-			json_t *c = name_is_secret(key, strlen(key), NULL, NULL) ? mask_value(val)
-										 : scrub(val, depth + 1);
+			json_t *c = name_is_secret(key, strlen(key), NULL, NULL)
+					? mask_value(val)
+					: scrub(val, depth + 1);
 
 			if (!c || json_object_set_new(out, key, c) < 0) {
 				json_decref(out);

@@ -29,9 +29,9 @@ typedef struct line_reader {
 	char *chunk;
 	size_t clen, cpos;
 	int eof;
-	drb_buf line;      /* the current line, without its newline */
-	off_t line_start;  /* file offset of the current line */
-	int has_nl;        /* the current line ended with '\n' */
+	drb_buf line;	  /* the current line, without its newline */
+	off_t line_start; /* file offset of the current line */
+	int has_nl;	  /* the current line ended with '\n' */
 } line_reader;
 
 static int reader_init(line_reader *r, int fd)
@@ -74,7 +74,8 @@ static int reader_next(line_reader *r, const char *path, drb_err *err)
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0)
-				return drb_err_set(err, DRB_EIO, "%s: read: %s", path, strerror(errno));
+				return drb_err_set(err, DRB_EIO, "%s: read: %s", path,
+						   strerror(errno));
 			if (n == 0) {
 				r->eof = 1;
 				continue;
@@ -103,15 +104,15 @@ static int reader_next(line_reader *r, const char *path, drb_err *err)
 typedef struct scan_state {
 	const unsigned char *key;
 	size_t key_len;
-	long expect;      /* seq the next line must have */
-	char prev[65];    /* hash of the previous line; 64 zeros before line 1 */
-	char *run;        /* line 1's run id */
-	int mac_mode;     /* -1 unknown, 0 the log has no macs, 1 it has */
+	long expect;   /* seq the next line must have */
+	char prev[65]; /* hash of the previous line; 64 zeros before line 1 */
+	char *run;     /* line 1's run id */
+	int mac_mode;  /* -1 unknown, 0 the log has no macs, 1 it has */
 	drb_verify_result *res;
 } scan_state;
 
 static int verdict(drb_verify_result *res, drb_verify_kind kind, long line, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int verdict(drb_verify_result *res, drb_verify_kind kind, long line, const char *fmt, ...)
 {
@@ -161,8 +162,8 @@ static int is_record_prefix(const char *line, size_t len, long seq)
 	return len > 0 && !memcmp(line, start, cmp);
 }
 
-static const char *const field_names[] = {"seq", "ts", "run", "event", "step", "data", "prev",
-					  "mac"};
+static const char *const field_names[] = {"seq",  "ts",	  "run",  "event",
+					  "step", "data", "prev", "mac"};
 
 /* The fields, their order and their types. Jansson (>= 2.8) keeps the insertion order of
  * object keys when parsing, so iterating the parsed object sees them in file order
@@ -210,9 +211,10 @@ static int check_fields(scan_state *st, long no, json_t *o, const char *line, si
 	else if (*has_mac && !is_hex64(json_object_get(o, "mac")))
 		why = "mac is not 64 lowercase hex digits";
 	/* the MAC covers the bytes before ,"mac": so the field must be spelled exactly so */
-	else if (*has_mac && (len < MAC_TAIL_LEN ||
-			      memcmp(line + len - MAC_TAIL_LEN, MAC_SUFFIX, sizeof(MAC_SUFFIX) - 1) ||
-			      memcmp(line + len - 2, "\"}", 2)))
+	else if (*has_mac &&
+		 (len < MAC_TAIL_LEN ||
+		  memcmp(line + len - MAC_TAIL_LEN, MAC_SUFFIX, sizeof(MAC_SUFFIX) - 1) ||
+		  memcmp(line + len - 2, "\"}", 2)))
 		why = "the mac field is not at the end of the line in the form ,\"mac\":\"...\"}";
 	if (why)
 		return not_a_record(st, no, why);
@@ -265,10 +267,11 @@ static int check_line(scan_state *st, long no, const char *line, size_t len, int
 	o = json_loadb(line, len, JSON_FLAGS, &jerr);
 	if (!o || !json_is_object(o)) {
 		if (!has_nl && is_record_prefix(line, len, st->expect)) {
-			bad = verdict(st->res, DRB_VERIFY_TRUNCATED, no,
-				      "line %ld is incomplete (%zu bytes, no newline): the write was "
-				      "interrupted (crash or kill), not tampering",
-				      no, len);
+			bad =
+			    verdict(st->res, DRB_VERIFY_TRUNCATED, no,
+				    "line %ld is incomplete (%zu bytes, no newline): the write was "
+				    "interrupted (crash or kill), not tampering",
+				    no, len);
 			goto out;
 		}
 		snprintf(why, sizeof(why), "%s",
@@ -282,10 +285,11 @@ static int check_line(scan_state *st, long no, const char *line, size_t len, int
 	seq = json_integer_value(json_object_get(o, "seq"));
 	if (seq != st->expect) {
 		if (no == 1)
-			bad = verdict(st->res, DRB_VERIFY_TAMPERED, no,
-				      "line 1: seq is %lld, expected 1 (lines were removed from the "
-				      "beginning of the log)",
-				      seq);
+			bad =
+			    verdict(st->res, DRB_VERIFY_TAMPERED, no,
+				    "line 1: seq is %lld, expected 1 (lines were removed from the "
+				    "beginning of the log)",
+				    seq);
 		else
 			bad = verdict(st->res, DRB_VERIFY_TAMPERED, no,
 				      "line %ld: seq is %lld, expected %ld (a line was deleted, "
@@ -310,14 +314,16 @@ static int check_line(scan_state *st, long no, const char *line, size_t len, int
 	prev = json_string_value(json_object_get(o, "prev"));
 	if (strcmp(prev, st->prev) != 0) {
 		if (no == 1)
-			bad = verdict(st->res, DRB_VERIFY_TAMPERED, no,
-				      "line 1: prev is not 64 zeros: this is not the first line of a "
-				      "log (lines were removed from the beginning)");
+			bad =
+			    verdict(st->res, DRB_VERIFY_TAMPERED, no,
+				    "line 1: prev is not 64 zeros: this is not the first line of a "
+				    "log (lines were removed from the beginning)");
 		else
-			bad = verdict(st->res, DRB_VERIFY_TAMPERED, no,
-				      "line %ld: prev does not match the hash of line %ld (line %ld "
-				      "changed, or a line was deleted, inserted or reordered)",
-				      no, no - 1, no - 1);
+			bad =
+			    verdict(st->res, DRB_VERIFY_TAMPERED, no,
+				    "line %ld: prev does not match the hash of line %ld (line %ld "
+				    "changed, or a line was deleted, inserted or reordered)",
+				    no, no - 1, no - 1);
 		goto out;
 	}
 	bad = check_mac(st, no, line, len, has_mac);
@@ -479,8 +485,9 @@ int drb_audit_read(const char *path, json_t **out, drb_err *err)
 		if (rc == 0)
 			break;
 		if (rc == DRB_ELIMIT) {
-			rc = drb_err_set(err, DRB_EINTEGRITY, "%s: line %ld is longer than %u bytes",
-					 path, no, DRB_AUDIT_LINE_MAX);
+			rc =
+			    drb_err_set(err, DRB_EINTEGRITY, "%s: line %ld is longer than %u bytes",
+					path, no, DRB_AUDIT_LINE_MAX);
 			goto out;
 		}
 		if (rc < 0)
@@ -490,8 +497,9 @@ int drb_audit_read(const char *path, json_t **out, drb_err *err)
 			break; /* an interrupted last write: the record never happened */
 		if (!o || !json_is_object(o)) {
 			json_decref(o);
-			rc = drb_err_set(err, DRB_EINTEGRITY, "%s: line %ld is not a JSON object%s%s",
-					 path, no, o ? "" : ": ", o ? "" : jerr.text);
+			rc = drb_err_set(err, DRB_EINTEGRITY,
+					 "%s: line %ld is not a JSON object%s%s", path, no,
+					 o ? "" : ": ", o ? "" : jerr.text);
 			goto out;
 		}
 		if (json_array_append_new(arr, o) < 0) {

@@ -169,8 +169,8 @@ static __attribute__((unused)) int make_log(const char *path, const char *key, i
 	rc = drb_audit_create(&a, path, "run-20261125-abc", (const unsigned char *)key,
 			      key ? strlen(key) : 0, &err);
 	for (int i = 1; rc == 0 && i <= n; i++) {
-		json_t *d = json_pack("{s:i, s:s, s:[i,i]}", "i", i, "note", "all good", "list", i,
-				      i * 2);
+		json_t *d =
+		    json_pack("{s:i, s:s, s:[i,i]}", "i", i, "note", "all good", "list", i, i * 2);
 		const char *ev = i == 1 ? "run.start" : i == n ? "run.end" : "step.end";
 
 		rc = drb_audit_append(a, ev, i == 1 || i == n ? NULL : "promote", d, &err);

@@ -45,9 +45,8 @@ static void test_chain_verifies(void **state)
 
 	snprintf(path2, sizeof(path2), "%s/keyed.jsonl", f->dir);
 	assert_int_equal(make_log(path2, KEY, 6), 0);
-	assert_int_equal(drb_audit_verify(path2, (const unsigned char *)KEY, strlen(KEY), &res,
-					  &err),
-			 0);
+	assert_int_equal(
+	    drb_audit_verify(path2, (const unsigned char *)KEY, strlen(KEY), &res, &err), 0);
 	assert_int_equal(res.kind, DRB_VERIFY_OK);
 	assert_int_equal(res.records, 6);
 	assert_non_null(strstr(res.msg, "MACs verified"));
@@ -64,8 +63,9 @@ static void test_chain_verifies(void **state)
 		assert_int_equal(json_integer_value(json_object_get(r, "seq")), (json_int_t)i + 1);
 		assert_string_equal(json_string_value(json_object_get(r, "run")),
 				    "run-20261125-abc");
-		assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "data"), "i")),
-				 (json_int_t)i + 1);
+		assert_int_equal(
+		    json_integer_value(json_object_get(json_object_get(r, "data"), "i")),
+		    (json_int_t)i + 1);
 	}
 	assert_string_equal(json_string_value(json_object_get(json_array_get(recs, 0), "event")),
 			    "run.start");
@@ -88,17 +88,17 @@ static void test_exact_line_format(void **state)
 	lines l;
 	const char *key, *ts;
 	json_t *v;
-	static const char *const order[] = {"seq", "ts", "run", "event", "step", "data", "prev",
-					    "mac"};
+	static const char *const order[] = {"seq",  "ts",   "run",  "event",
+					    "step", "data", "prev", "mac"};
 	unsigned char md[32];
 	unsigned int mdlen = 32;
 	char mac[65], sha[65], expect[1024], *signed_part = NULL;
 	size_t i = 0;
 	int64_t ms;
 
-	assert_int_equal(drb_audit_create(&a, f->path, "run-1", (const unsigned char *)KEY,
-					  strlen(KEY), &err),
-			 0);
+	assert_int_equal(
+	    drb_audit_create(&a, f->path, "run-1", (const unsigned char *)KEY, strlen(KEY), &err),
+	    0);
 	assert_string_equal(drb_audit_run_id(a), "run-1");
 	assert_string_equal(drb_audit_path(a), f->path);
 	assert_int_equal(drb_audit_seq(a), 0);
@@ -337,14 +337,14 @@ static void test_secrets_never_in_file(void **state)
 	drb_err err = {0};
 	char *all;
 	json_t *d = json_pack(
-		"{s:{s:s, s:s}, s:s, s:s, s:[{s:s}], s:s, s:s}", "headers", "Authorization",
-		"AWS4-HMAC-SHA256 Credential=AKIDLEAKME/20261125/us-east-1/rds/aws4_request, "
-		"SignedHeaders=host, Signature=deadbeefLEAK",
-		"X-Amz-Security-Token", "FQoGtokenLEAK", "dsn",
-		"host=db user=app password=hunter2LEAK dbname=x", "url",
-		"postgresql://app:pgpassLEAK@10.0.0.5:5432/prod", "items", "password", "itemLEAK",
-		"body", "<Credentials><SecretAccessKey>xmlLEAK</SecretAccessKey></Credentials>",
-		"client_secret", "csLEAK");
+	    "{s:{s:s, s:s}, s:s, s:s, s:[{s:s}], s:s, s:s}", "headers", "Authorization",
+	    "AWS4-HMAC-SHA256 Credential=AKIDLEAKME/20261125/us-east-1/rds/aws4_request, "
+	    "SignedHeaders=host, Signature=deadbeefLEAK",
+	    "X-Amz-Security-Token", "FQoGtokenLEAK", "dsn",
+	    "host=db user=app password=hunter2LEAK dbname=x", "url",
+	    "postgresql://app:pgpassLEAK@10.0.0.5:5432/prod", "items", "password", "itemLEAK",
+	    "body", "<Credentials><SecretAccessKey>xmlLEAK</SecretAccessKey></Credentials>",
+	    "client_secret", "csLEAK");
 
 	assert_int_equal(drb_audit_create(&a, f->path, "r", NULL, 0, &err), 0);
 	assert_int_equal(drb_audit_append(a, "call", "promote", d, &err), 0);
@@ -395,9 +395,9 @@ static void test_concurrent_appends(void **state)
 	int next[8] = {0};
 	size_t i;
 
-	assert_int_equal(drb_audit_create(&a, f->path, "run-par", (const unsigned char *)KEY,
-					  strlen(KEY), &err),
-			 0);
+	assert_int_equal(
+	    drb_audit_create(&a, f->path, "run-par", (const unsigned char *)KEY, strlen(KEY), &err),
+	    0);
 	for (int t = 0; t < 8; t++) {
 		w[t] = (worker){a, t, 0};
 		assert_int_equal(pthread_create(&th[t], NULL, work, &w[t]), 0);
@@ -408,9 +408,8 @@ static void test_concurrent_appends(void **state)
 	}
 	assert_int_equal(drb_audit_seq(a), 800);
 	drb_audit_close(a);
-	assert_int_equal(drb_audit_verify(f->path, (const unsigned char *)KEY, strlen(KEY), &res,
-					  &err),
-			 0);
+	assert_int_equal(
+	    drb_audit_verify(f->path, (const unsigned char *)KEY, strlen(KEY), &res, &err), 0);
 	assert_int_equal(res.kind, DRB_VERIFY_OK);
 	assert_int_equal(res.records, 800);
 	assert_int_equal(drb_audit_read(f->path, &recs, &err), 0);
@@ -435,18 +434,16 @@ static void test_open_append_continues(void **state)
 	drb_verify_result res;
 
 	assert_int_equal(make_log(f->path, KEY, 3), 0);
-	assert_int_equal(drb_audit_open_append(&a, f->path, (const unsigned char *)KEY, strlen(KEY),
-					       &err),
-			 0);
+	assert_int_equal(
+	    drb_audit_open_append(&a, f->path, (const unsigned char *)KEY, strlen(KEY), &err), 0);
 	assert_string_equal(drb_audit_run_id(a), "run-20261125-abc");
 	assert_int_equal(drb_audit_seq(a), 3);
 	assert_int_equal(drb_audit_append(a, "step.start", "verify", NULL, &err), 0);
 	assert_int_equal(drb_audit_append(a, "run.end", NULL, NULL, &err), 0);
 	assert_int_equal(drb_audit_seq(a), 5);
 	drb_audit_close(a);
-	assert_int_equal(drb_audit_verify(f->path, (const unsigned char *)KEY, strlen(KEY), &res,
-					  &err),
-			 0);
+	assert_int_equal(
+	    drb_audit_verify(f->path, (const unsigned char *)KEY, strlen(KEY), &res, &err), 0);
 	assert_int_equal(res.kind, DRB_VERIFY_OK);
 	assert_int_equal(res.records, 5);
 }
@@ -463,17 +460,17 @@ static void test_open_append_key_mismatch(void **state)
 	assert_int_equal(make_log(f->path, KEY, 3), 0);
 	assert_int_equal(drb_audit_open_append(&a, f->path, NULL, 0, &err), DRB_EINVAL);
 	assert_non_null(strstr(err.msg, "key"));
-	assert_int_equal(drb_audit_open_append(&a, f->path, (const unsigned char *)"wrong", 5,
-					       &err),
-			 DRB_EINTEGRITY);
+	assert_int_equal(
+	    drb_audit_open_append(&a, f->path, (const unsigned char *)"wrong", 5, &err),
+	    DRB_EINTEGRITY);
 	assert_non_null(strstr(err.msg, "wrong key"));
 	assert_null(a);
 
 	snprintf(plain, sizeof(plain), "%s/plain.jsonl", f->dir);
 	assert_int_equal(make_log(plain, NULL, 2), 0);
-	assert_int_equal(drb_audit_open_append(&a, plain, (const unsigned char *)KEY, strlen(KEY),
-					       &err),
-			 DRB_EINTEGRITY);
+	assert_int_equal(
+	    drb_audit_open_append(&a, plain, (const unsigned char *)KEY, strlen(KEY), &err),
+	    DRB_EINTEGRITY);
 	assert_non_null(strstr(err.msg, "no MACs"));
 	assert_int_equal(drb_audit_open_append(&a, "/nonexistent/x.jsonl", NULL, 0, &err),
 			 DRB_ENOTFOUND);
@@ -578,22 +575,21 @@ static void test_key_load(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_chain_verifies, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_exact_line_format, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_no_key_no_mac, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_modes_and_no_overwrite, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_single_writer, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_append_invalid, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_line_max, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_short_write_undone, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_secrets_never_in_file, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_appends, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_open_append_continues, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_open_append_key_mismatch, fx_setup,
-						fx_teardown),
-		cmocka_unit_test_setup_teardown(test_open_append_missing_newline, fx_setup,
-						fx_teardown),
-		cmocka_unit_test_setup_teardown(test_key_load, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_verifies, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_exact_line_format, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_no_key_no_mac, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_modes_and_no_overwrite, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_single_writer, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_append_invalid, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_line_max, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_short_write_undone, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_secrets_never_in_file, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_appends, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_open_append_continues, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_open_append_key_mismatch, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_open_append_missing_newline, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_key_load, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,12 +48,37 @@ static const char *scrub_key(const char *key, json_t *value)
 static void test_secret_keys(void **state)
 {
 	static const char *const keys[] = {
-		"authorization", "Authorization", "Proxy-Authorization", "password", "DB_PASSWORD",
-		"passwd", "secret", "client_secret", "SecretAccessKey", "token", "SessionToken",
-		"access_token", "credential", "Credentials", "api_key", "ApiKey", "API-KEY",
-		"apikey", "private_key", "PrivateKey", "x-amz-security-token",
-		"X-Amz-Security-Token", "cookie", "Set-Cookie", "session", "session_id",
-		"SessionId", "user_session", "session-key", "signature", "X-Amz-Signature",
+	    "authorization",
+	    "Authorization",
+	    "Proxy-Authorization",
+	    "password",
+	    "DB_PASSWORD",
+	    "passwd",
+	    "secret",
+	    "client_secret",
+	    "SecretAccessKey",
+	    "token",
+	    "SessionToken",
+	    "access_token",
+	    "credential",
+	    "Credentials",
+	    "api_key",
+	    "ApiKey",
+	    "API-KEY",
+	    "apikey",
+	    "private_key",
+	    "PrivateKey",
+	    "x-amz-security-token",
+	    "X-Amz-Security-Token",
+	    "cookie",
+	    "Set-Cookie",
+	    "session",
+	    "session_id",
+	    "SessionId",
+	    "user_session",
+	    "session-key",
+	    "signature",
+	    "X-Amz-Signature",
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		assert_string_equal(scrub_key(keys[i], json_string("s3cr3t")), "\"***\"");
@@ -71,8 +96,16 @@ static void test_secret_keys(void **state)
 static void test_harmless_keys(void **state)
 {
 	static const char *const keys[] = {
-		"session_name", "RoleSessionName", "session_timeout", "SessionDuration",
-		"sessions", "session_count", "user", "host", "status", "dsn_env",
+	    "session_name",
+	    "RoleSessionName",
+	    "session_timeout",
+	    "SessionDuration",
+	    "sessions",
+	    "session_count",
+	    "user",
+	    "host",
+	    "status",
+	    "dsn_env",
 	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		assert_string_equal(scrub_key(keys[i], json_string("drill")), "\"drill\"");
@@ -82,9 +115,9 @@ static void test_harmless_keys(void **state)
  * not touched. */
 static void test_deep_copy(void **state)
 {
-	json_t *in = json_pack("{s:i, s:[{s:s, s:s}], s:{s:{s:s}}, s:f, s:b}", "z", 1, "items",
-			       "user", "app", "password", "pw", "a", "b", "token", "t", "r", 0.5,
-			       "ok", 1);
+	json_t *in =
+	    json_pack("{s:i, s:[{s:s, s:s}], s:{s:{s:s}}, s:f, s:b}", "z", 1, "items", "user",
+		      "app", "password", "pw", "a", "b", "token", "t", "r", 0.5, "ok", 1);
 	json_t *out = drb_audit_scrub(in);
 	char *txt = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	char *orig = json_dumps(in, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -140,14 +173,14 @@ static void test_dsn_passwords(void **state)
 static void test_aws_signatures(void **state)
 {
 	assert_string_equal(
-		scrub_str("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/us-east-1/rds/"
-			  "aws4_request, SignedHeaders=host;x-amz-date, Signature=5d672d79c15b"),
-		"AWS4-HMAC-SHA256 Credential=***, SignedHeaders=host;x-amz-date, Signature=***");
+	    scrub_str("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261125/us-east-1/rds/"
+		      "aws4_request, SignedHeaders=host;x-amz-date, Signature=5d672d79c15b"),
+	    "AWS4-HMAC-SHA256 Credential=***, SignedHeaders=host;x-amz-date, Signature=***");
 	assert_string_equal(
-		scrub_str("https://h/?Action=X&X-Amz-Credential=AKID%2F2026&X-Amz-Signature=abc&"
-			  "X-Amz-Security-Token=tok&Version=1"),
-		"https://h/?Action=X&X-Amz-Credential=***&X-Amz-Signature=***&"
-		"X-Amz-Security-Token=***&Version=1");
+	    scrub_str("https://h/?Action=X&X-Amz-Credential=AKID%2F2026&X-Amz-Signature=abc&"
+		      "X-Amz-Security-Token=tok&Version=1"),
+	    "https://h/?Action=X&X-Amz-Credential=***&X-Amz-Signature=***&"
+	    "X-Amz-Security-Token=***&Version=1");
 }
 
 /* Header lines hide their whole value; Bearer tokens are hidden anywhere. */
@@ -165,21 +198,27 @@ static void test_embedded_json_and_xml(void **state)
 {
 	assert_string_equal(scrub_str("{\"user\":\"u\",\"password\":\"p\\\"w\",\"n\":1}"),
 			    "{\"user\":\"u\",\"password\":\"***\",\"n\":1}");
-	assert_string_equal(scrub_str("{\\\"token\\\":\\\"abc\\\"}"), "{\\\"token\\\":\\\"***\\\"}");
+	assert_string_equal(scrub_str("{\\\"token\\\":\\\"abc\\\"}"),
+			    "{\\\"token\\\":\\\"***\\\"}");
 	assert_string_equal(
-		scrub_str("<Credentials><AccessKeyId>AKIA1</AccessKeyId><SecretAccessKey>wJal"
-			  "</SecretAccessKey><SessionToken>FQo</SessionToken></Credentials>"),
-		"<Credentials><AccessKeyId>AKIA1</AccessKeyId><SecretAccessKey>***"
-		"</SecretAccessKey><SessionToken>***</SessionToken></Credentials>");
+	    scrub_str("<Credentials><AccessKeyId>AKIA1</AccessKeyId><SecretAccessKey>wJal"
+		      "</SecretAccessKey><SessionToken>FQo</SessionToken></Credentials>"),
+	    "<Credentials><AccessKeyId>AKIA1</AccessKeyId><SecretAccessKey>***"
+	    "</SecretAccessKey><SessionToken>***</SessionToken></Credentials>");
 }
 
 /* Ordinary text is byte for byte unchanged, including UTF-8 and NUL bytes. */
 static void test_plain_text_unchanged(void **state)
 {
 	static const char *const keep[] = {
-		"promote prod-db-eu in eu-west-1", "RoleSessionName=drill-2026", "token expired",
-		"https://rds.eu-west-1.amazonaws.com/?Action=DescribeDBInstances", "caf\xc3\xa9",
-		"", "a=b c:d", "arn:aws:rds:eu-west-1:123456789012:db:prod-db-eu",
+	    "promote prod-db-eu in eu-west-1",
+	    "RoleSessionName=drill-2026",
+	    "token expired",
+	    "https://rds.eu-west-1.amazonaws.com/?Action=DescribeDBInstances",
+	    "caf\xc3\xa9",
+	    "",
+	    "a=b c:d",
+	    "arn:aws:rds:eu-west-1:123456789012:db:prod-db-eu",
 	};
 	json_t *nul = json_stringn("a\0password=x", 12), *s;
 
@@ -195,15 +234,15 @@ static void test_plain_text_unchanged(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_secret_keys),
-		cmocka_unit_test(test_harmless_keys),
-		cmocka_unit_test(test_deep_copy),
-		cmocka_unit_test(test_uri_passwords),
-		cmocka_unit_test(test_dsn_passwords),
-		cmocka_unit_test(test_aws_signatures),
-		cmocka_unit_test(test_headers_and_bearer),
-		cmocka_unit_test(test_embedded_json_and_xml),
-		cmocka_unit_test(test_plain_text_unchanged),
+	    cmocka_unit_test(test_secret_keys),
+	    cmocka_unit_test(test_harmless_keys),
+	    cmocka_unit_test(test_deep_copy),
+	    cmocka_unit_test(test_uri_passwords),
+	    cmocka_unit_test(test_dsn_passwords),
+	    cmocka_unit_test(test_aws_signatures),
+	    cmocka_unit_test(test_headers_and_bearer),
+	    cmocka_unit_test(test_embedded_json_and_xml),
+	    cmocka_unit_test(test_plain_text_unchanged),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

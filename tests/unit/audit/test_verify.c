@@ -21,9 +21,9 @@ static void verify(const char *path, const char *key, drb_verify_result *res)
 {
 	drb_err err = {0};
 
-	assert_int_equal(drb_audit_verify(path, (const unsigned char *)key, key ? strlen(key) : 0,
-					  res, &err),
-			 0);
+	assert_int_equal(
+	    drb_audit_verify(path, (const unsigned char *)key, key ? strlen(key) : 0, res, &err),
+	    0);
 }
 
 static void hexs(const unsigned char *in, size_t n, char *out)
@@ -83,9 +83,11 @@ static void test_builder_agrees(void **state)
 	builder b;
 
 	b_open(&b, f->path);
-	b_line(&b, "\"seq\":1," TS ",\"run\":\"r\",\"event\":\"run.start\",\"step\":null,\"data\":{}",
+	b_line(&b,
+	       "\"seq\":1," TS ",\"run\":\"r\",\"event\":\"run.start\",\"step\":null,\"data\":{}",
 	       KEY);
-	b_line(&b, "\"seq\":2," TS ",\"run\":\"r\",\"event\":\"run.end\",\"step\":\"s\",\"data\":{}",
+	b_line(&b,
+	       "\"seq\":2," TS ",\"run\":\"r\",\"event\":\"run.end\",\"step\":\"s\",\"data\":{}",
 	       KEY);
 	b_close(&b);
 	verify(f->path, KEY, &res);
@@ -267,7 +269,8 @@ static void test_foreign_run(void **state)
 	builder b;
 
 	b_open(&b, f->path);
-	b_line(&b, "\"seq\":1," TS ",\"run\":\"r1\",\"event\":\"run.start\",\"step\":null,\"data\":{}",
+	b_line(&b,
+	       "\"seq\":1," TS ",\"run\":\"r1\",\"event\":\"run.start\",\"step\":null,\"data\":{}",
 	       NULL);
 	b_line(&b, "\"seq\":2," TS ",\"run\":\"r2\",\"event\":\"call\",\"step\":null,\"data\":{}",
 	       NULL);
@@ -307,7 +310,8 @@ static void test_mac_stripped(void **state)
 	builder b;
 
 	b_open(&b, f->path);
-	b_line(&b, "\"seq\":1," TS ",\"run\":\"r\",\"event\":\"run.start\",\"step\":null,\"data\":{}",
+	b_line(&b,
+	       "\"seq\":1," TS ",\"run\":\"r\",\"event\":\"run.start\",\"step\":null,\"data\":{}",
 	       KEY);
 	b_line(&b, "\"seq\":2," TS ",\"run\":\"r\",\"event\":\"call\",\"step\":null,\"data\":{}",
 	       NULL);
@@ -429,9 +433,8 @@ static void test_open_append_repairs(void **state)
 	assert_int_equal(json_array_size(recs), 4);
 	json_decref(recs);
 
-	assert_int_equal(drb_audit_open_append(&a, f->path, (const unsigned char *)KEY, strlen(KEY),
-					       &err),
-			 0);
+	assert_int_equal(
+	    drb_audit_open_append(&a, f->path, (const unsigned char *)KEY, strlen(KEY), &err), 0);
 	assert_int_equal(drb_audit_seq(a), 5); /* 4 good records + audit.repaired */
 	assert_string_equal(drb_audit_run_id(a), "run-20261125-abc");
 	assert_int_equal(drb_audit_append(a, "run.end", NULL, NULL, &err), 0);
@@ -528,7 +531,8 @@ static void test_malformed(void **state)
 
 	/* wrong types: data an array, ts not a time, duplicate key */
 	b_open(&b, f->path);
-	b_line(&b, "\"seq\":1," TS ",\"run\":\"r\",\"event\":\"run.start\",\"step\":null,\"data\":[]",
+	b_line(&b,
+	       "\"seq\":1," TS ",\"run\":\"r\",\"event\":\"run.start\",\"step\":null,\"data\":[]",
 	       NULL);
 	b_close(&b);
 	verify(f->path, NULL, &res);
@@ -598,28 +602,26 @@ static void test_read_refuses_damage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_builder_agrees, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_flipped_byte_no_key, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_flipped_byte_with_key, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_flipped_byte_breaks_json, fx_setup,
-						fx_teardown),
-		cmocka_unit_test_setup_teardown(test_flipped_seq, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_deleted_line, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_deleted_first_line, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_inserted_line, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_swapped_lines, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_foreign_run, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_wrong_key_and_no_mac, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_mac_stripped, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_truncated_last_line, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_garbage_tail_is_tampering, fx_setup,
-						fx_teardown),
-		cmocka_unit_test_setup_teardown(test_open_append_repairs, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_open_append_refuses_tampered, fx_setup,
-						fx_teardown),
-		cmocka_unit_test_setup_teardown(test_malformed, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_overlong_line, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_read_refuses_damage, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_builder_agrees, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_flipped_byte_no_key, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_flipped_byte_with_key, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_flipped_byte_breaks_json, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_flipped_seq, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_deleted_line, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_deleted_first_line, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_inserted_line, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_swapped_lines, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_run, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_wrong_key_and_no_mac, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_mac_stripped, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_truncated_last_line, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_garbage_tail_is_tampering, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_open_append_repairs, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_open_append_refuses_tampered, fx_setup,
+					    fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_overlong_line, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_read_refuses_damage, fx_setup, fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
