@@ -230,8 +230,9 @@ int drb_luai_eval_push(drb_lua *D, const char *code, size_t len, const char *chu
 	char name[256];
 	struct sb_chunk c;
 
-	/* "=" makes Lua print the name as given: "region.yaml:12:5:1: ..." */
-	snprintf(name, sizeof(name), "=%s", chunkname && *chunkname ? chunkname : "lua");
+	/* "@" makes Lua print the name as given ("region.yaml:12:5:1: ..."), and when it is
+	 * longer than LUA_IDSIZE keep its tail, where the line and column are. */
+	snprintf(name, sizeof(name), "@%s", chunkname && *chunkname ? chunkname : "lua");
 	int rc = 0;
 
 	c.code = code;

@@ -338,6 +338,11 @@ static void test_chunkname(void **state)
 	assert_non_null(strstr(e.msg, "attempt to index"));
 	assert_null(strstr(e.msg, "stack traceback")); /* only in the traceback accessor */
 	assert_non_null(strstr(drb_lua_last_traceback(f->L), "stack traceback"));
+	/* a long name keeps its tail: the line and column */
+	assert_int_equal(drb_lua_run(f->L, "error('boom')",
+				     "/very/long/path/to/the/runbooks/folder/of/this/team/"
+				     "region-failover.yaml:90:7 (script)", &out, &e), DRB_ESCRIPT);
+	assert_non_null(strstr(e.msg, "region-failover.yaml:90:7 (script):1: boom"));
 	assert_int_equal(drb_lua_eval(f->L, "1 +", "rb.yaml:3:4", &out, &e), DRB_ESCRIPT);
 	assert_non_null(strstr(e.msg, "rb.yaml:3:4"));
 	assert_int_equal(drb_lua_eval_bool(f->L, "error({})", "rb.yaml:9:9", &b, &e),
