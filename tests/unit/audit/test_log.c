@@ -335,6 +335,7 @@ static void test_secrets_never_in_file(void **state)
 	fixture *f = *state;
 	drb_audit *a = NULL;
 	drb_err err = {0};
+	drb_verify_result res;
 	char *all;
 	json_t *d = json_pack(
 	    "{s:{s:s, s:s}, s:s, s:s, s:[{s:s}], s:s, s:s}", "headers", "Authorization",
@@ -348,7 +349,13 @@ static void test_secrets_never_in_file(void **state)
 
 	assert_int_equal(drb_audit_create(&a, f->path, "r", NULL, 0, &err), 0);
 	assert_int_equal(drb_audit_append(a, "call", "promote", d, &err), 0);
+	/* a NUL inside a string is escaped (\u0000) and the line still verifies */
+	json_object_set_new(d, "nul", json_stringn("a\0b", 3));
+	assert_int_equal(drb_audit_append(a, "call", "promote", d, &err), 0);
 	drb_audit_close(a);
+	assert_int_equal(drb_audit_verify(f->path, NULL, 0, &res, &err), 0);
+	assert_int_equal(res.kind, DRB_VERIFY_OK);
+	assert_int_equal(res.records, 2);
 	all = slurp(f->path, NULL);
 	assert_non_null(all);
 	assert_null(strstr(all, "LEAK"));
