@@ -188,8 +188,8 @@ static int act_register(lua_State *L)
 			lua_pushvalue(L, -2);
 			lua_rawset(L, -5);
 		} else if (!lua_istable(L, -1)) {
-			return luaL_error(L, "cannot register action '%s': '%s' is a %s", j->a->name,
-					  lua_tostring(L, -2), luaL_typename(L, -1));
+			return luaL_error(L, "cannot register action '%s': '%s' is a %s",
+					  j->a->name, lua_tostring(L, -2), luaL_typename(L, -1));
 		}
 		lua_remove(L, -2); /* the key */
 		lua_remove(L, -2); /* the parent */
@@ -205,8 +205,8 @@ static int act_register(lua_State *L)
 	return 0;
 }
 
-int drb_lua_register_action(drb_lua *D, const drb_action *a, drb_lua_invoke_fn invoke,
-			    void *ud, drb_err *err)
+int drb_lua_register_action(drb_lua *D, const drb_action *a, drb_lua_invoke_fn invoke, void *ud,
+			    drb_err *err)
 {
 	struct reg_job j = {a, invoke, ud};
 	int rc = 0;
@@ -278,7 +278,8 @@ static int db_json_encode(lua_State *L)
 	n = strlen(s);
 	if (n > JSON_TEXT_MAX) {
 		free(s);
-		return luaL_error(L, "drbook.json_encode: text longer than %d bytes", JSON_TEXT_MAX);
+		return luaL_error(L, "drbook.json_encode: text longer than %d bytes",
+				  JSON_TEXT_MAX);
 	}
 	box->p = s; /* if pushing raises a memory error, the box's __gc frees s */
 	lua_pushlstring(L, s, n);
@@ -297,7 +298,8 @@ static int db_json_decode(lua_State *L)
 	int rc;
 
 	if (n > JSON_TEXT_MAX)
-		return luaL_error(L, "drbook.json_decode: text longer than %d bytes", JSON_TEXT_MAX);
+		return luaL_error(L, "drbook.json_decode: text longer than %d bytes",
+				  JSON_TEXT_MAX);
 	box = drb_luai_own(L, drb_luai_json_free);
 	j = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 	if (!j)

@@ -45,7 +45,8 @@ static int tj_scan(lua_State *L, int idx, lua_Integer *max, size_t *nint, size_t
 			lua_pop(L, 2);
 			return drb_err_set(err, DRB_EINVAL,
 					   "a table key of type %s cannot be converted to JSON"
-					   "%s", tn, kt == LUA_TNUMBER ? " (only 1..n)" : "");
+					   "%s",
+					   tn, kt == LUA_TNUMBER ? " (only 1..n)" : "");
 		}
 		lua_pop(L, 1);
 	}
@@ -121,7 +122,8 @@ static int tj_table(lua_State *L, int idx, json_t **out, drb_err *err, struct tj
 
 	for (int i = 0; i < path->n; i++)
 		if (path->t[i] == me)
-			return drb_err_set(err, DRB_EINVAL, "a table that contains itself (a cycle) "
+			return drb_err_set(err, DRB_EINVAL,
+					   "a table that contains itself (a cycle) "
 					   "cannot be converted to JSON");
 	if (path->n >= DRB_LUA_MAX_DEPTH)
 		return drb_err_set(err, DRB_ELIMIT, "tables nested deeper than %d levels",
@@ -132,12 +134,15 @@ static int tj_table(lua_State *L, int idx, json_t **out, drb_err *err, struct tj
 	if (rc)
 		return rc;
 	if (nint && nstr)
-		return drb_err_set(err, DRB_EINVAL, "a table with both integer and string keys "
+		return drb_err_set(err, DRB_EINVAL,
+				   "a table with both integer and string keys "
 				   "cannot be converted to JSON");
 	/* Holes (from JSON nulls) are fine, a huge index with a few values is not. */
 	if (nint && (size_t)max > 2 * nint)
-		return drb_err_set(err, DRB_EINVAL, "a sparse array (largest index %lld, %zu "
-				   "values) cannot be converted to JSON", (long long)max, nint);
+		return drb_err_set(err, DRB_EINVAL,
+				   "a sparse array (largest index %lld, %zu "
+				   "values) cannot be converted to JSON",
+				   (long long)max, nint);
 	path->t[path->n++] = me;
 	rc = nint ? tj_array(L, idx, max, out, err, path) : tj_object(L, idx, out, err, path);
 	path->n--;
@@ -175,7 +180,8 @@ static int tj_value(lua_State *L, int idx, json_t **out, drb_err *err, struct tj
 		s = lua_tolstring(L, idx, &n);
 		v = json_stringn(s, n);
 		if (!v)
-			return drb_err_set(err, DRB_EINVAL, "a string that is not valid UTF-8 cannot "
+			return drb_err_set(err, DRB_EINVAL,
+					   "a string that is not valid UTF-8 cannot "
 					   "be converted to JSON");
 		break;
 	case LUA_TTABLE:
@@ -214,7 +220,8 @@ static int pj_value(lua_State *L, const json_t *v, int depth)
 			return DRB_ELIMIT;
 		luaL_checkstack(L, 3, "JSON value nested too deeply");
 		lua_createtable(L, 0, (int)json_object_size(v));
-		json_object_keylen_foreach((json_t *)v, k, kn, item) {
+		json_object_keylen_foreach((json_t *)v, k, kn, item)
+		{
 			if (json_is_null(item))
 				continue; /* nil: no key at all */
 			lua_pushlstring(L, k, kn);
@@ -231,7 +238,8 @@ static int pj_value(lua_State *L, const json_t *v, int depth)
 			return DRB_ELIMIT;
 		luaL_checkstack(L, 3, "JSON value nested too deeply");
 		lua_createtable(L, (int)json_array_size(v), 0);
-		json_array_foreach(v, i, item) {
+		json_array_foreach(v, i, item)
+		{
 			if (json_is_null(item))
 				continue; /* a hole */
 			rc = pj_value(L, item, depth + 1);

@@ -23,8 +23,8 @@ struct drb_lua {
 	/* instruction budget and wall-clock guard, per entry */
 	long long instr_limit, instr_count;
 	double time_limit, deadline;
-	int limit;   /* DRB_LUAI_LIMIT_*: set by the hook, makes every later hook call raise */
-	int depth;   /* nesting of entries: only the outermost resets the budget */
+	int limit; /* DRB_LUAI_LIMIT_*: set by the hook, makes every later hook call raise */
+	int depth; /* nesting of entries: only the outermost resets the budget */
 	/* the last action error raised into Lua, so its code survives the trip through Lua */
 	int act_code;
 	char act_msg[1024];

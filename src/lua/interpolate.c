@@ -74,14 +74,14 @@ static int ip_text(drb_lua *D, const char *expr, size_t n, const char *chunk, dr
 		rc = drb_buf_puts(b, lua_toboolean(L, -1) ? "true" : "false");
 		break;
 	case LUA_TNIL:
-		rc = drb_err_set(err, DRB_ESCRIPT, "%s: expression '%.*s' is nil in a string", chunk,
-				 (int)(n > 200 ? 200 : n), expr);
+		rc = drb_err_set(err, DRB_ESCRIPT, "%s: expression '%.*s' is nil in a string",
+				 chunk, (int)(n > 200 ? 200 : n), expr);
 		goto out;
 	default:
 		rc = drb_err_set(err, DRB_ESCRIPT,
 				 "%s: expression '%.*s' is a %s in a string (only a whole-value "
-				 "${...} keeps a table)", chunk, (int)(n > 200 ? 200 : n), expr,
-				 luaL_typename(L, -1));
+				 "${...} keeps a table)",
+				 chunk, (int)(n > 200 ? 200 : n), expr, luaL_typename(L, -1));
 		goto out;
 	}
 	if (rc)
@@ -131,7 +131,8 @@ static int ip_string(drb_lua *D, const char *s, size_t len, const char *chunk, j
 
 	drb_buf_init(&b, STRING_MAX);
 	/* exactly one ${expr} and nothing else: the value keeps its type */
-	if (len >= 3 && s[0] == '$' && s[1] == '{' && (end = ip_close(s, len, 0)) == (long)len - 1) {
+	if (len >= 3 && s[0] == '$' && s[1] == '{' &&
+	    (end = ip_close(s, len, 0)) == (long)len - 1) {
 		if (ip_blank(s + 2, len - 3))
 			rc = drb_err_set(err, DRB_EINVAL, "%s: empty expression '${}'", chunk);
 		else
@@ -157,13 +158,15 @@ static int ip_string(drb_lua *D, const char *s, size_t len, const char *chunk, j
 			}
 			end = ip_close(s, len, i);
 			if (end < 0) {
-				rc = drb_err_set(err, DRB_EINVAL, "%s: unterminated '${' in '%.200s'",
-						 chunk, s);
+				rc = drb_err_set(err, DRB_EINVAL,
+						 "%s: unterminated '${' in '%.200s'", chunk, s);
 				goto out;
 			}
 			if (ip_blank(s + i + 2, (size_t)end - i - 2)) {
-				rc = drb_err_set(err, DRB_EINVAL, "%s: empty expression '${}' in "
-						 "'%.200s'", chunk, s);
+				rc = drb_err_set(err, DRB_EINVAL,
+						 "%s: empty expression '${}' in "
+						 "'%.200s'",
+						 chunk, s);
 				goto out;
 			}
 			rc = ip_text(D, s + i + 2, (size_t)end - i - 2, chunk, &b, err);
@@ -182,8 +185,10 @@ static int ip_string(drb_lua *D, const char *s, size_t len, const char *chunk, j
 	}
 	*out = json_stringn(b.p ? b.p : "", b.len);
 	if (!*out)
-		rc = drb_err_set(err, DRB_EINVAL, "%s: interpolated string is not valid UTF-8 "
-				 "('%.200s')", chunk, s);
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "%s: interpolated string is not valid UTF-8 "
+				 "('%.200s')",
+				 chunk, s);
 out:
 	drb_buf_free(&b);
 	return rc;
@@ -210,7 +215,8 @@ static int ip_value(drb_lua *D, const json_t *t, const char *chunk, json_t **out
 			rc = DRB_ENOMEM;
 			goto out;
 		}
-		json_object_keylen_foreach((json_t *)t, k, kn, item) {
+		json_object_keylen_foreach((json_t *)t, k, kn, item)
+		{
 			rc = ip_value(D, item, chunk, &v, err, depth + 1);
 			/* setn_new takes v even when it fails */
 			if (rc == 0 && json_object_setn_new(r, k, kn, v) != 0)
@@ -225,7 +231,8 @@ static int ip_value(drb_lua *D, const json_t *t, const char *chunk, json_t **out
 			rc = DRB_ENOMEM;
 			goto out;
 		}
-		json_array_foreach(t, i, item) {
+		json_array_foreach(t, i, item)
+		{
 			rc = ip_value(D, item, chunk, &v, err, depth + 1);
 			if (rc == 0 && json_array_append_new(r, v) != 0)
 				rc = DRB_ENOMEM;

@@ -21,7 +21,7 @@
 #define DEFAULT_TIME_LIMIT 10.0
 #define HOOK_EVERY 1000
 #define MODULE_MAX (1024 * 1024) /* a module file larger than this is refused */
-#define PRINT_MAX (64 * 1024)    /* longer print lines are cut: they go to a log */
+#define PRINT_MAX (64 * 1024)	 /* longer print lines are cut: they go to a log */
 #define NAME_MAX_LEN 128
 
 /* Static addresses as registry keys (Redis style): nothing a script can name. */
@@ -119,7 +119,8 @@ static int sb_msgh(lua_State *L)
 		if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
 			msg = lua_tostring(L, -1);
 		else
-			msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+			msg =
+			    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
 	}
 	luaL_traceback(L, L, msg, 1);
 	return 1;
@@ -142,7 +143,8 @@ static int sb_classify(drb_lua *D, int status, const char *where, drb_err *err)
 	size_t n;
 
 	if (!full)
-		full = status == LUA_ERRMEM ? "not enough memory" : "(error object is not a string)";
+		full =
+		    status == LUA_ERRMEM ? "not enough memory" : "(error object is not a string)";
 	snprintf(D->trace, sizeof(D->trace), "%s", full);
 	/* err gets the message without the traceback: that is what a human reads first. */
 	cut = strstr(full, "\nstack traceback:");
@@ -150,8 +152,9 @@ static int sb_classify(drb_lua *D, int status, const char *where, drb_err *err)
 	if (!where || !*where)
 		where = "lua";
 	if (D->limit == DRB_LUAI_LIMIT_INSTR)
-		return drb_err_set(err, DRB_ELIMIT, "%s: instruction limit exceeded (%lld instructions)",
-				   where, D->instr_limit);
+		return drb_err_set(err, DRB_ELIMIT,
+				   "%s: instruction limit exceeded (%lld instructions)", where,
+				   D->instr_limit);
 	if (D->limit == DRB_LUAI_LIMIT_TIME)
 		return drb_err_set(err, DRB_ELIMIT, "%s: time limit exceeded (%g s)", where,
 				   D->time_limit);
@@ -356,7 +359,8 @@ static int sb_time_field(lua_State *L, const char *k, int dflt)
 	v = lua_tointegerx(L, -1, &isnum);
 	if (!isnum) {
 		if (!lua_isnil(L, -1) || dflt < 0)
-			return luaL_error(L, "field '%s' missing or not an integer in date table", k);
+			return luaL_error(L, "field '%s' missing or not an integer in date table",
+					  k);
 		v = dflt;
 	}
 	lua_pop(L, 1);
@@ -461,8 +465,8 @@ static int sb_search(lua_State *L, const char *dir, const char *name, char *chun
 static int sb_require(lua_State *L)
 {
 	drb_lua *D = drb_luai_ctx(L);
-	static const char *const refused[] = {"io", "os", "debug", "package", "coroutine",
-					      "ffi", "jit", NULL};
+	static const char *const refused[] = {"io",	   "os",  "debug", "package",
+					      "coroutine", "ffi", "jit",   NULL};
 	static const char *const builtin[] = {"string", "table", "math", "utf8", "_G", NULL};
 	size_t n = 0;
 	const char *name = luaL_checklstring(L, 1, &n);
@@ -475,8 +479,10 @@ static int sb_require(lua_State *L)
 		if (strcmp(name, refused[i]) == 0)
 			return luaL_error(L, "module '%s' is not available in the sandbox", name);
 	if (!sb_module_name_ok(name, n))
-		return luaL_error(L, "module name '%s' is not allowed (letters, digits, '_' and "
-				     "'.' only)", name);
+		return luaL_error(L,
+				  "module name '%s' is not allowed (letters, digits, '_' and "
+				  "'.' only)",
+				  name);
 	for (int i = 0; builtin[i]; i++) {
 		if (strcmp(name, builtin[i]) == 0) {
 			lua_getglobal(L, strcmp(name, "_G") == 0 ? "_G" : name);
@@ -524,10 +530,10 @@ static int sb_require(lua_State *L)
 
 static int sb_setup(lua_State *L)
 {
-	static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base}, {LUA_TABLIBNAME, luaopen_table},
-					{LUA_STRLIBNAME, luaopen_string},
-					{LUA_MATHLIBNAME, luaopen_math},
-					{LUA_UTF8LIBNAME, luaopen_utf8}, {NULL, NULL}};
+	static const luaL_Reg libs[] = {
+	    {LUA_GNAME, luaopen_base},	      {LUA_TABLIBNAME, luaopen_table},
+	    {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
+	    {LUA_UTF8LIBNAME, luaopen_utf8},  {NULL, NULL}};
 	static const char *const removed[] = {"dofile", "loadfile", NULL};
 
 	for (const luaL_Reg *l = libs; l->name; l++) {
@@ -758,8 +764,7 @@ int drb_lua_set_result(drb_lua *D, const json_t *result, drb_err *err)
 
 /* ---- entries ---- */
 
-int drb_lua_eval(drb_lua *D, const char *expr, const char *chunkname, json_t **out,
-		 drb_err *err)
+int drb_lua_eval(drb_lua *D, const char *expr, const char *chunkname, json_t **out, drb_err *err)
 {
 	lua_State *L = D->L;
 	int base = lua_gettop(L), rc;
@@ -777,8 +782,7 @@ int drb_lua_eval(drb_lua *D, const char *expr, const char *chunkname, json_t **o
 	return rc;
 }
 
-int drb_lua_eval_bool(drb_lua *D, const char *expr, const char *chunkname, int *out,
-		      drb_err *err)
+int drb_lua_eval_bool(drb_lua *D, const char *expr, const char *chunkname, int *out, drb_err *err)
 {
 	lua_State *L = D->L;
 	int base = lua_gettop(L), rc;
@@ -800,8 +804,7 @@ out:
 	return rc;
 }
 
-int drb_lua_run(drb_lua *D, const char *script, const char *chunkname, json_t **out,
-		drb_err *err)
+int drb_lua_run(drb_lua *D, const char *script, const char *chunkname, json_t **out, drb_err *err)
 {
 	lua_State *L = D->L;
 	int base = lua_gettop(L), rc;

@@ -16,7 +16,7 @@
 #include <drbook/util.h>
 
 typedef struct lt_fix {
-	char root[64];       /* mkdtemp folder holding lib/, runbook/ and outside/ */
+	char root[64]; /* mkdtemp folder holding lib/, runbook/ and outside/ */
 	char lib[128], rb[128], outside[128];
 	drb_lua *L;
 	char printed[16][256];
@@ -146,7 +146,7 @@ static inline const char *lt_dump(const json_t *v)
 {
 	static char buf[4096];
 	char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY |
-			     JSON_REAL_PRECISION(15));
+				    JSON_REAL_PRECISION(15));
 
 	snprintf(buf, sizeof(buf), "%s", s ? s : "(null)");
 	free(s);

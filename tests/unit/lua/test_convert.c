@@ -36,20 +36,20 @@ static void test_round_trip(void **state)
 {
 	lt_fix *f = *state;
 	static const char *const same[] = {
-		"{\"a\":1,\"b\":[1,2,3],\"c\":{\"d\":\"e\"}}",
-		"[1,2.5,\"x\",true,false]",
-		"9007199254740993",
-		"-9223372036854775808",
-		"60.0",
-		"0.1",
-		"\"h\\u00e9llo \\u2603\"",
-		"[[[]]]", /* an empty array comes back as {} only at the innermost level */
-		"{\"list\":[{\"id\":1},{\"id\":2}]}",
-		"[1,null,3]", /* a hole in the middle */
+	    "{\"a\":1,\"b\":[1,2,3],\"c\":{\"d\":\"e\"}}",
+	    "[1,2.5,\"x\",true,false]",
+	    "9007199254740993",
+	    "-9223372036854775808",
+	    "60.0",
+	    "0.1",
+	    "\"h\\u00e9llo \\u2603\"",
+	    "[[[]]]", /* an empty array comes back as {} only at the innermost level */
+	    "{\"list\":[{\"id\":1},{\"id\":2}]}",
+	    "[1,null,3]", /* a hole in the middle */
 	};
 	static const char *const want[] = {
-		NULL, NULL, NULL, NULL, "60.0", NULL, "\"h\xc3\xa9llo \xe2\x98\x83\"", "[[{}]]", NULL,
-		NULL,
+	    NULL,     NULL, NULL, NULL, "60.0", NULL, "\"h\xc3\xa9llo \xe2\x98\x83\"",
+	    "[[{}]]", NULL, NULL,
 	};
 
 	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
@@ -72,10 +72,13 @@ static void test_lua_types(void **state)
 	int b = 0;
 
 	assert_int_equal(drb_lua_set_global(f->L, "p", v, &e), 0);
-	assert_int_equal(drb_lua_eval_bool(f->L, "math.type(p.i) == 'integer' and "
-					   "math.type(p.r) == 'float' and p.s == 'x' and p.t == true "
-					   "and p.l[1] == 10 and #p.l == 2 and p.n == nil", "t", &b,
-					   &e), 0);
+	assert_int_equal(
+	    drb_lua_eval_bool(f->L,
+			      "math.type(p.i) == 'integer' and "
+			      "math.type(p.r) == 'float' and p.s == 'x' and p.t == true "
+			      "and p.l[1] == 10 and #p.l == 2 and p.n == nil",
+			      "t", &b, &e),
+	    0);
 	assert_int_equal(b, 1);
 	json_decref(v);
 }
@@ -87,16 +90,16 @@ static void test_to_json_refusals(void **state)
 	static const struct {
 		const char *expr, *why;
 	} bad[] = {
-		{"print", "a function value"},
-		{"0/0", "NaN"},
-		{"math.huge", "infinite"},
-		{"{1, 2, a = 3}", "both integer and string keys"},
-		{"{[1] = 1, [100] = 2}", "sparse array"},
-		{"{[1.5] = 1}", "key of type number"},
-		{"{[true] = 1}", "key of type boolean"},
-		{"'\\xff\\xfe'", "not valid UTF-8"},
-		{"{a = {b = print}}", "key 'a': key 'b': a function value"},
-		{"(function() local t = {} t.self = t return t end)()", "cycle"},
+	    {"print", "a function value"},
+	    {"0/0", "NaN"},
+	    {"math.huge", "infinite"},
+	    {"{1, 2, a = 3}", "both integer and string keys"},
+	    {"{[1] = 1, [100] = 2}", "sparse array"},
+	    {"{[1.5] = 1}", "key of type number"},
+	    {"{[true] = 1}", "key of type boolean"},
+	    {"'\\xff\\xfe'", "not valid UTF-8"},
+	    {"{a = {b = print}}", "key 'a': key 'b': a function value"},
+	    {"(function() local t = {} t.self = t return t end)()", "cycle"},
 	};
 	drb_err e = {0};
 	json_t *out = NULL;
@@ -129,12 +132,18 @@ static void test_depth_limits(void **state)
 	assert_int_equal(drb_lua_set_global(f->L, "deep", deep, &e), DRB_ELIMIT);
 	assert_non_null(strstr(e.msg, "nesting deeper than 64"));
 	assert_int_equal(lua_gettop(S), top);
-	assert_int_equal(drb_lua_eval(f->L, "(function() local t = {} for i = 1, 70 do "
-				      "t = {t} end return t end)()", "conv", &out, &e), DRB_ELIMIT);
+	assert_int_equal(drb_lua_eval(f->L,
+				      "(function() local t = {} for i = 1, 70 do "
+				      "t = {t} end return t end)()",
+				      "conv", &out, &e),
+			 DRB_ELIMIT);
 	assert_non_null(strstr(e.msg, "deeper than 64"));
 	/* 64 levels are still fine */
-	assert_int_equal(drb_lua_eval(f->L, "(function() local t = {} for i = 1, 63 do "
-				      "t = {t} end return t end)()", "conv", &out, &e), 0);
+	assert_int_equal(drb_lua_eval(f->L,
+				      "(function() local t = {} for i = 1, 63 do "
+				      "t = {t} end return t end)()",
+				      "conv", &out, &e),
+			 0);
 	json_decref(out);
 	assert_int_equal(lua_gettop(S), top);
 	json_decref(deep);
@@ -167,18 +176,20 @@ static void test_json_functions(void **state)
 	drb_err e = {0};
 	json_t *out = NULL;
 
-	assert_int_equal(drb_lua_run(f->L,
-				     "local s = drbook.json_encode({b = 1, a = {1, 2, 3}, c = 1.5})\n"
-				     "local t = drbook.json_decode('{\"x\": [1, 2, {\"y\": null}], "
-				     "\"big\": 9007199254740993}')\n"
-				     "local ok1, e1 = pcall(drbook.json_decode, '{\"x\": ')\n"
-				     "local ok2, e2 = pcall(drbook.json_encode, {f = print})\n"
-				     "local ok3 = pcall(drbook.json_decode, string.rep('[', 100) .. "
-				     "string.rep(']', 100))\n"
-				     "return {s, t.x[3].y == nil, math.type(t.big), t.big, ok1, "
-				     "e1:match('json_decode') ~= nil, ok2, e2:match('function') ~= nil,"
-				     " ok3, drbook.json_encode(nil), drbook.json_decode('3')}",
-				     "t", &out, &e), 0);
+	assert_int_equal(
+	    drb_lua_run(f->L,
+			"local s = drbook.json_encode({b = 1, a = {1, 2, 3}, c = 1.5})\n"
+			"local t = drbook.json_decode('{\"x\": [1, 2, {\"y\": null}], "
+			"\"big\": 9007199254740993}')\n"
+			"local ok1, e1 = pcall(drbook.json_decode, '{\"x\": ')\n"
+			"local ok2, e2 = pcall(drbook.json_encode, {f = print})\n"
+			"local ok3 = pcall(drbook.json_decode, string.rep('[', 100) .. "
+			"string.rep(']', 100))\n"
+			"return {s, t.x[3].y == nil, math.type(t.big), t.big, ok1, "
+			"e1:match('json_decode') ~= nil, ok2, e2:match('function') ~= nil,"
+			" ok3, drbook.json_encode(nil), drbook.json_decode('3')}",
+			"t", &out, &e),
+	    0);
 	assert_string_equal(lt_dump(out), "[\"{\\\"a\\\":[1,2,3],\\\"b\\\":1,\\\"c\\\":1.5}\",true,"
 					  "\"integer\",9007199254740993,false,true,false,true,"
 					  "false,\"null\",3]");
@@ -188,12 +199,12 @@ static void test_json_functions(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_round_trip, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_lua_types, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_to_json_refusals, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_depth_limits, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_to_json_direct, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_json_functions, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_round_trip, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_lua_types, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_to_json_refusals, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_depth_limits, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_to_json_direct, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_json_functions, lt_setup, lt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -109,10 +109,11 @@ static void test_walk(void **state)
 {
 	lt_fix *f = *state;
 
-	assert_string_equal(interp(f, "{\"id\":\"${params.replica}\",\"n\":5,\"t\":true,\"z\":null,"
-				      "\"l\":[\"${1}\",{\"b\":\"x${2}\"}],\"svc\":\"${params.services[2]}\"}"),
-			    "{\"id\":\"prod-db-eu\",\"l\":[1,{\"b\":\"x2\"}],\"n\":5,"
-			    "\"svc\":\"auth\",\"t\":true,\"z\":null}");
+	assert_string_equal(
+	    interp(f, "{\"id\":\"${params.replica}\",\"n\":5,\"t\":true,\"z\":null,"
+		      "\"l\":[\"${1}\",{\"b\":\"x${2}\"}],\"svc\":\"${params.services[2]}\"}"),
+	    "{\"id\":\"prod-db-eu\",\"l\":[1,{\"b\":\"x2\"}],\"n\":5,"
+	    "\"svc\":\"auth\",\"t\":true,\"z\":null}");
 }
 
 /* Errors name the expression and the place. */
@@ -165,12 +166,12 @@ static void test_limit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_whole_value_types, setup_params, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_concatenation, setup_params, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_escape, setup_params, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_walk, setup_params, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_errors, setup_params, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_limit, setup_params, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_whole_value_types, setup_params, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_concatenation, setup_params, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_escape, setup_params, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_walk, setup_params, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_errors, setup_params, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_limit, setup_params, lt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

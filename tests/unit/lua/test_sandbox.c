@@ -68,12 +68,18 @@ static void test_refusals(void **state)
 {
 	lt_fix *f = *state;
 	static const char *const bad[] = {
-		"io.open('/etc/passwd')",      "os.execute('true')",
-		"os.exit(1)",                  "os.getenv('HOME')",
-		"loadfile('/etc/passwd')",     "dofile('/etc/passwd')",
-		"string.dump(print)",          "package.loadlib('libc.so.6', 'system')",
-		"debug.getregistry()",         "debug.sethook()",
-		"collectgarbage('stop')",      "os.remove('/tmp/x')",
+	    "io.open('/etc/passwd')",
+	    "os.execute('true')",
+	    "os.exit(1)",
+	    "os.getenv('HOME')",
+	    "loadfile('/etc/passwd')",
+	    "dofile('/etc/passwd')",
+	    "string.dump(print)",
+	    "package.loadlib('libc.so.6', 'system')",
+	    "debug.getregistry()",
+	    "debug.sethook()",
+	    "collectgarbage('stop')",
+	    "os.remove('/tmp/x')",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -145,7 +151,8 @@ static void test_require_modules(void **state)
 
 	assert_int_equal(lt_write(f->lib, "drbook/util.lua",
 				  "loads = (loads or 0) + 1\n"
-				  "return { twice = function(x) return 2 * x end }\n"), 0);
+				  "return { twice = function(x) return 2 * x end }\n"),
+			 0);
 	assert_int_equal(lt_write(f->rb, "local_mod.lua", "return 'runbook ' .. ..."), 0);
 	assert_int_equal(lt_write(f->rb, "broken.lua", "local x = \n\n = 1\n"), 0);
 	assert_int_equal(lt_write(f->rb, "cyc_a.lua", "return require 'cyc_b'"), 0);
@@ -193,11 +200,11 @@ static void test_instruction_limit(void **state)
 {
 	lt_fix *f = *state;
 	static const char *const loops[] = {
-		"while true do end",
-		"pcall(function() while true do end end) while true do end",
-		"while true do pcall(function() while true do end end) end",
-		"local ok = pcall(function() while true do end end) return 'escaped'",
-		"while true do xpcall(function() while true do end end, function() return 1 end) end",
+	    "while true do end",
+	    "pcall(function() while true do end end) while true do end",
+	    "while true do pcall(function() while true do end end) end",
+	    "local ok = pcall(function() while true do end end) return 'escaped'",
+	    "while true do xpcall(function() while true do end end, function() return 1 end) end",
 	};
 	struct loop_case c = {f, "(function() while true do end end)()", 1};
 	drb_err e = {0};
@@ -212,8 +219,8 @@ static void test_instruction_limit(void **state)
 		assert_true(lt_stops_within_1s(loop_attempt, &c));
 	}
 	/* an endless tail call costs more per instruction: only the outcome is checked */
-	assert_non_null(strstr(fails(f, "local function t() return t() end return t()",
-				     DRB_ELIMIT), "instruction limit exceeded"));
+	assert_non_null(strstr(fails(f, "local function t() return t() end return t()", DRB_ELIMIT),
+			       "instruction limit exceeded"));
 	assert_int_equal(drb_lua_eval(f->L, "1 + 1", "x", &out, &e), 0);
 	assert_string_equal(lt_dump(out), "2");
 	json_decref(out);
@@ -249,8 +256,8 @@ static void test_budget_per_entry(void **state)
 	lt_fix *f = *state;
 
 	for (int i = 0; i < 10; i++)
-		assert_string_equal(runs(f, "local n = 0 for i = 1, 30000 do n = n + 1 end return n"),
-				    "30000");
+		assert_string_equal(
+		    runs(f, "local n = 0 for i = 1, 30000 do n = n + 1 end return n"), "30000");
 	assert_non_null(strstr(fails(f, "for i = 1, 1e9 do end", DRB_ELIMIT), "instruction"));
 }
 
@@ -274,8 +281,9 @@ static void test_memory_limit(void **state)
 			       "memory limit of 64 MiB exceeded"));
 	assert_string_equal(runs(f, "return #string.rep('x', 1000)"), "1000");
 	/* caught and raised again: still the cap */
-	assert_non_null(strstr(fails(f, "local ok, e = pcall(string.rep, 'x', 1e9) error(e)",
-				     DRB_ELIMIT), "memory limit"));
+	assert_non_null(
+	    strstr(fails(f, "local ok, e = pcall(string.rep, 'x', 1e9) error(e)", DRB_ELIMIT),
+		   "memory limit"));
 }
 
 /* Growth in small steps against a small cap; afterwards the memory is given back. */
@@ -283,9 +291,11 @@ static void test_memory_growth(void **state)
 {
 	lt_fix *f = *state;
 
-	assert_non_null(strstr(fails(f, "local t = {} for i = 1, 1e7 do "
-					"t[i] = 'value number ' .. i end",
-				     DRB_ELIMIT), "memory limit of 4 MiB exceeded"));
+	assert_non_null(strstr(fails(f,
+				     "local t = {} for i = 1, 1e7 do "
+				     "t[i] = 'value number ' .. i end",
+				     DRB_ELIMIT),
+			       "memory limit of 4 MiB exceeded"));
 	assert_string_equal(runs(f, "collectgarbage() return collectgarbage('count') < 1024"),
 			    "true");
 	assert_string_equal(runs(f, "return ('ok'):upper()"), "\"OK\"");
@@ -313,12 +323,11 @@ static void test_recursion(void **state)
 	json_t *out = NULL;
 	int rc;
 
-	rc = drb_lua_run(f->L, "local function r() return 1 + r() end return r()", "rec", &out,
-			 &e);
+	rc = drb_lua_run(f->L, "local function r() return 1 + r() end return r()", "rec", &out, &e);
 	assert_true(rc == DRB_ESCRIPT || rc == DRB_ELIMIT);
 	assert_non_null(strstr(e.msg, "rec"));
-	rc = drb_lua_run(f->L, "local function r() pcall(r) end r() return 'done'", "rec", &out,
-			 &e);
+	rc =
+	    drb_lua_run(f->L, "local function r() pcall(r) end r() return 'done'", "rec", &out, &e);
 	assert_true(rc == 0 || rc == DRB_ESCRIPT || rc == DRB_ELIMIT);
 	json_decref(out);
 	assert_string_equal(runs(f, "return 'alive'"), "\"alive\"");
@@ -341,12 +350,13 @@ static void test_chunkname(void **state)
 	/* a long name keeps its tail: the line and column */
 	assert_int_equal(drb_lua_run(f->L, "error('boom')",
 				     "/very/long/path/to/the/runbooks/folder/of/this/team/"
-				     "region-failover.yaml:90:7 (script)", &out, &e), DRB_ESCRIPT);
+				     "region-failover.yaml:90:7 (script)",
+				     &out, &e),
+			 DRB_ESCRIPT);
 	assert_non_null(strstr(e.msg, "region-failover.yaml:90:7 (script):1: boom"));
 	assert_int_equal(drb_lua_eval(f->L, "1 +", "rb.yaml:3:4", &out, &e), DRB_ESCRIPT);
 	assert_non_null(strstr(e.msg, "rb.yaml:3:4"));
-	assert_int_equal(drb_lua_eval_bool(f->L, "error({})", "rb.yaml:9:9", &b, &e),
-			 DRB_ESCRIPT);
+	assert_int_equal(drb_lua_eval_bool(f->L, "error({})", "rb.yaml:9:9", &b, &e), DRB_ESCRIPT);
 	assert_non_null(strstr(e.msg, "error object is a table value"));
 }
 
@@ -368,11 +378,12 @@ static void test_os_utc(void **state)
 
 	setenv("TZ", "America/New_York", 1);
 	tzset();
-	assert_string_equal(runs(f, "return {os.date('%H:%M', 0), os.date('!%H', 0), "
-				    "os.date('*t', 0).hour, os.time{year=1970, month=1, day=1, "
-				    "hour=0}, os.time{year=2026, month=11, day=25, hour=16, min=39, "
-				    "sec=6}, type(os.clock()), os.difftime(10, 4), "
-				    "math.type(os.time())}"),
+	assert_string_equal(runs(f,
+				 "return {os.date('%H:%M', 0), os.date('!%H', 0), "
+				 "os.date('*t', 0).hour, os.time{year=1970, month=1, day=1, "
+				 "hour=0}, os.time{year=2026, month=11, day=25, hour=16, min=39, "
+				 "sec=6}, type(os.clock()), os.difftime(10, 4), "
+				 "math.type(os.time())}"),
 			    "[\"00:00\",\"00\",0,0,1795624746,\"number\",6.0,\"integer\"]");
 	unsetenv("TZ");
 	tzset();
@@ -393,16 +404,22 @@ static void test_globals_and_bool(void **state)
 	assert_int_equal(drb_lua_set_step(f->L, "promote", "ok", r, &e), 0);
 	assert_int_equal(drb_lua_set_step(f->L, "lag", NULL, lag, &e), 0);
 	assert_int_equal(drb_lua_set_result(f->L, lag, &e), 0);
-	assert_int_equal(drb_lua_eval_bool(f->L, "steps.promote.result.status == 'available' and "
-					   "steps.promote.result.replica_source == nil and "
-					   "steps.promote.status == 'ok' and steps.lag.status == nil",
-					   "t", &b, &e), 0);
+	assert_int_equal(
+	    drb_lua_eval_bool(f->L,
+			      "steps.promote.result.status == 'available' and "
+			      "steps.promote.result.replica_source == nil and "
+			      "steps.promote.status == 'ok' and steps.lag.status == nil",
+			      "t", &b, &e),
+	    0);
 	assert_int_equal(b, 1);
-	assert_int_equal(drb_lua_eval_bool(f->L, "result.replay_lag_s <= params.max_lag", "t", &b,
-					   &e), 0);
+	assert_int_equal(
+	    drb_lua_eval_bool(f->L, "result.replay_lag_s <= params.max_lag", "t", &b, &e), 0);
 	assert_int_equal(b, 1);
-	assert_int_equal(drb_lua_eval_bool(f->L, "math.type(params.max_lag) == 'float' and "
-					   "math.type(params.desired) == 'integer'", "t", &b, &e), 0);
+	assert_int_equal(drb_lua_eval_bool(f->L,
+					   "math.type(params.max_lag) == 'float' and "
+					   "math.type(params.desired) == 'integer'",
+					   "t", &b, &e),
+			 0);
 	assert_int_equal(b, 1);
 	assert_int_equal(drb_lua_eval_bool(f->L, "nil", "t", &b, &e), 0);
 	assert_int_equal(b, 0);
@@ -434,8 +451,8 @@ static int fake_invoke(void *ud, const drb_action *a, const json_t *args, json_t
 	snprintf(fe->last_args, sizeof(fe->last_args), "%s", lt_dump(args));
 	if (id && strcmp(id, "fail") == 0)
 		return drb_err_set(err, DRB_ETRANSIENT, "Throttling: Rate exceeded");
-	*result = json_pack("{s:s, s:s, s:O}", "action", a->name, "status", "available", "args",
-			    args);
+	*result =
+	    json_pack("{s:s, s:s, s:O}", "action", a->name, "status", "available", "args", args);
 	return 0;
 }
 
@@ -479,8 +496,9 @@ static void test_action_positional(void **state)
 
 	register_all(f, &fe);
 	runs(f, "return pg.query('dr_db', 'select $1, $2', 7, 'x')");
-	assert_string_equal(fe.last_args,
-			    "{\"args\":[7,\"x\"],\"connection\":\"dr_db\",\"sql\":\"select $1, $2\"}");
+	assert_string_equal(
+	    fe.last_args,
+	    "{\"args\":[7,\"x\"],\"connection\":\"dr_db\",\"sql\":\"select $1, $2\"}");
 	runs(f, "return pg.query('dr_db', 'select 1')");
 	assert_string_equal(fe.last_args, "{\"connection\":\"dr_db\",\"sql\":\"select 1\"}");
 	runs(f, "return pg.query{connection = 'c', sql = 's'}");
@@ -508,12 +526,16 @@ static void test_action_error(void **state)
 	assert_string_equal(runs(f, "local ok, e = pcall(aws.rds.describe_db_instance, "
 				    "{id = 'fail'}) return {ok, e}"),
 			    "[false,\"aws.rds.describe_db_instance: Throttling: Rate exceeded\"]");
-	assert_int_equal(drb_lua_run(f->L, "aws.rds.describe_db_instance{id = 'fail'}", "s", &out,
-				     &e), DRB_ETRANSIENT);
+	assert_int_equal(
+	    drb_lua_run(f->L, "aws.rds.describe_db_instance{id = 'fail'}", "s", &out, &e),
+	    DRB_ETRANSIENT);
 	assert_string_equal(e.msg, "aws.rds.describe_db_instance: Throttling: Rate exceeded");
 	/* caught and replaced by another error: a plain script error */
-	assert_int_equal(drb_lua_run(f->L, "pcall(aws.rds.describe_db_instance, {id = 'fail'}) "
-				     "error('mine')", "s", &out, &e), DRB_ESCRIPT);
+	assert_int_equal(drb_lua_run(f->L,
+				     "pcall(aws.rds.describe_db_instance, {id = 'fail'}) "
+				     "error('mine')",
+				     "s", &out, &e),
+			 DRB_ESCRIPT);
 }
 
 /* Registering below something that is not a table fails cleanly. */
@@ -527,8 +549,7 @@ static void test_action_register_conflict(void **state)
 
 	assert_int_equal(drb_lua_register_action(f->L, &bad, fake_invoke, &fe, &e), DRB_ESCRIPT);
 	assert_non_null(strstr(e.msg, "'print' is a function"));
-	assert_int_equal(drb_lua_register_action(f->L, &badname, fake_invoke, &fe, &e),
-			 DRB_EINVAL);
+	assert_int_equal(drb_lua_register_action(f->L, &badname, fake_invoke, &fe, &e), DRB_EINVAL);
 }
 
 /* Custom actions: a module in runbook_dir registers them with drbook.action. */
@@ -539,17 +560,18 @@ static void test_custom_actions(void **state)
 	json_t *args = lt_json("{\"n\":21,\"name\":\"orders\"}");
 	json_t *res = NULL;
 
-	assert_int_equal(lt_write(f->rb, "checks.lua",
-				  "drbook.action('check_rows', {mode = 'ro'}, function(args)\n"
-				  "  return {n = args.n * 2, name = args.name}\n"
-				  "end)\n"
-				  "drbook.action('fix_rows', {mode = 'mut'}, function(args)\n"
-				  "  error('cannot fix ' .. args.name)\n"
-				  "end)\n"
-				  "drbook.action('spin', {mode = 'ro'}, function() while true do end end)\n"),
-			 0);
-	assert_int_equal(lt_write(f->rb, "badmode.lua",
-				  "drbook.action('x', {mode = 'rw'}, function() end)"), 0);
+	assert_int_equal(
+	    lt_write(f->rb, "checks.lua",
+		     "drbook.action('check_rows', {mode = 'ro'}, function(args)\n"
+		     "  return {n = args.n * 2, name = args.name}\n"
+		     "end)\n"
+		     "drbook.action('fix_rows', {mode = 'mut'}, function(args)\n"
+		     "  error('cannot fix ' .. args.name)\n"
+		     "end)\n"
+		     "drbook.action('spin', {mode = 'ro'}, function() while true do end end)\n"),
+	    0);
+	assert_int_equal(
+	    lt_write(f->rb, "badmode.lua", "drbook.action('x', {mode = 'rw'}, function() end)"), 0);
 	assert_int_equal(drb_lua_require(f->L, "checks", &e), 0);
 	assert_int_equal(drb_lua_custom_mode(f->L, "check_rows"), 0);
 	assert_int_equal(drb_lua_custom_mode(f->L, "fix_rows"), 1);
@@ -564,8 +586,9 @@ static void test_custom_actions(void **state)
 	assert_int_equal(drb_lua_call_custom(f->L, "nope", args, &res, &e), DRB_ENOTFOUND);
 	assert_int_equal(drb_lua_require(f->L, "badmode", &e), DRB_ESCRIPT);
 	assert_non_null(strstr(e.msg, "mode must be"));
-	assert_non_null(strstr(fails(f, "drbook.action('check_rows', {mode = 'ro'}, print)",
-				     DRB_ESCRIPT), "already registered"));
+	assert_non_null(
+	    strstr(fails(f, "drbook.action('check_rows', {mode = 'ro'}, print)", DRB_ESCRIPT),
+		   "already registered"));
 	json_decref(args);
 }
 
@@ -585,29 +608,28 @@ static void test_lock(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_globals_trimmed, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_refusals, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_load_text_only, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_require_refusals, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_require_modules, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_instruction_limit, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_budget_per_entry, setup_budget, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_time_limit, setup_clock, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_memory_limit, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_memory_growth, setup_small, lt_teardown),
-		cmocka_unit_test(test_memory_cap_at_setup),
-		cmocka_unit_test_setup_teardown(test_recursion, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_chunkname, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_print, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_os_utc, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_globals_and_bool, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_action_table_args, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_action_positional, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_action_error, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_action_register_conflict, lt_setup,
-						lt_teardown),
-		cmocka_unit_test_setup_teardown(test_custom_actions, lt_setup, lt_teardown),
-		cmocka_unit_test_setup_teardown(test_lock, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_globals_trimmed, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_refusals, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_load_text_only, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_require_refusals, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_require_modules, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_instruction_limit, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_budget_per_entry, setup_budget, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_time_limit, setup_clock, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_memory_limit, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_memory_growth, setup_small, lt_teardown),
+	    cmocka_unit_test(test_memory_cap_at_setup),
+	    cmocka_unit_test_setup_teardown(test_recursion, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_chunkname, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_print, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_os_utc, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_globals_and_bool, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_action_table_args, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_action_positional, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_action_error, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_action_register_conflict, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_custom_actions, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_lock, lt_setup, lt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
