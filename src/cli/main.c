@@ -470,8 +470,7 @@ static int cmd_audit(int argc, char **argv)
 	}
 	if (vr.kind == DRB_VERIFY_OK) {
 		if (!c.quiet)
-			printf("%s: ok, %ld records, chain intact%s\n", argv[1 + first], vr.records,
-			       klen ? ", MACs valid" : "");
+			printf("%s: ok: %s\n", argv[1 + first], vr.msg);
 		return 0;
 	}
 	fprintf(stderr, "%s:%ld: %s\n", argv[1 + first], vr.line, vr.msg);

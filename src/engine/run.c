@@ -470,8 +470,15 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o,
 	lo.print_ud = r;
 	if ((rc = drb_lua_new(&r->lua, &lo, err)))
 		return rc;
-	if ((rc = drb_lua_set_global(r->lua, "steps", json_object(), err)) ||
-	    (rc = drb_lua_set_global(r->lua, "params", params, err)) ||
+	{
+		json_t *steps = json_object();
+
+		rc = drb_lua_set_global(r->lua, "steps", steps, err);
+		json_decref(steps);
+		if (rc)
+			return rc;
+	}
+	if ((rc = drb_lua_set_global(r->lua, "params", params, err)) ||
 	    (rc = drb_lua_set_global(r->lua, "drill", drill, err)))
 		return rc;
 	for (size_t i = 0; drb_engine_action_at(i); i++) {
