@@ -33,6 +33,7 @@ typedef struct builder {
 	size_t n_grave, grave_cap;
 	ynode *root;
 	size_t total; /* nodes created, copies included */
+	int aliased;  /* an alias was expanded: names the likely cause when the cap is hit */
 	int fatal;
 } builder;
 
@@ -86,6 +87,22 @@ static void bury(builder *b, ynode *n)
 {
 	if (push_ptr((void **)&b->grave, &b->n_grave, &b->grave_cap, sizeof(ynode *), &n))
 		drb_yaml_free(n); /* out of memory: nothing can alias it any more anyway */
+}
+
+/* The node cap, checked before anything is created or copied: returns -1 (fatal) when
+ * adding n more nodes would pass it. */
+static int over_cap(builder *b, size_t n, yaml_mark_t m)
+{
+	if (b->total + n <= DRB_YAML_MAX_NODES)
+		return 0;
+	if (b->aliased || n > 1)
+		drb_diags_add(b->d, mark_pos(m),
+			      "too many YAML nodes after alias expansion (billion laughs?)");
+	else
+		drb_diags_add(b->d, mark_pos(m), "too many YAML nodes (more than %d)",
+			      DRB_YAML_MAX_NODES);
+	b->fatal = 1;
+	return -1;
 }
 
 static ynode *node_new(builder *b, yn_kind kind, drb_pos pos)
@@ -365,6 +382,8 @@ static int on_alias(builder *b, const yaml_event_t *ev)
 			src = b->anchors[i].node;
 	if (!src) {
 		drb_diags_add(b->d, mark_pos(ev->start_mark), "undefined alias '*%.80s'", name);
+		if (over_cap(b, 1, ev->start_mark))
+			return 0;
 		n = node_new(b, YN_SCALAR, mark_pos(ev->start_mark));
 		if (!n)
 			return DRB_ENOMEM;
@@ -376,12 +395,8 @@ static int on_alias(builder *b, const yaml_event_t *ev)
 		}
 		return attach(b, n);
 	}
-	if (b->total + src->count > DRB_YAML_MAX_NODES) {
-		drb_diags_add(b->d, mark_pos(ev->start_mark),
-			      "too many YAML nodes after alias expansion (billion laughs?)");
-		b->fatal = 1;
+	if (over_cap(b, src->count, ev->start_mark))
 		return 0;
-	}
 	if (b->depth + (size_t)src->height > DRB_RUNBOOK_MAX_DEPTH) {
 		drb_diags_add(b->d, mark_pos(ev->start_mark), "nesting deeper than %d levels",
 			      DRB_RUNBOOK_MAX_DEPTH);
@@ -392,6 +407,7 @@ static int on_alias(builder *b, const yaml_event_t *ev)
 	if (!n)
 		return DRB_ENOMEM;
 	b->total += src->count;
+	b->aliased = 1;
 	n->pos = mark_pos(ev->start_mark);
 	return attach(b, n);
 }
@@ -399,8 +415,11 @@ static int on_alias(builder *b, const yaml_event_t *ev)
 static int on_scalar(builder *b, const yaml_event_t *ev)
 {
 	int force_str = 0;
-	ynode *n = node_new(b, YN_SCALAR, mark_pos(ev->start_mark));
+	ynode *n = NULL;
 
+	if (over_cap(b, 1, ev->start_mark))
+		return 0;
+	n = node_new(b, YN_SCALAR, mark_pos(ev->start_mark));
 	if (!n)
 		return DRB_ENOMEM;
 	check_tag(b, ev->data.scalar.tag, ev->start_mark, &force_str);
@@ -443,12 +462,8 @@ static int on_start(builder *b, const yaml_event_t *ev, yn_kind kind)
 		b->fatal = 1;
 		return 0;
 	}
-	if (b->total + 1 > DRB_YAML_MAX_NODES) {
-		drb_diags_add(b->d, mark_pos(ev->start_mark),
-			      "too many YAML nodes after alias expansion (billion laughs?)");
-		b->fatal = 1;
+	if (over_cap(b, 1, ev->start_mark))
 		return 0;
-	}
 	check_tag(b, tag, ev->start_mark, &force_str);
 	f.node = node_new(b, kind, mark_pos(ev->start_mark));
 	if (!f.node)

@@ -364,6 +364,30 @@ static void test_alias_bomb_fast(void **state)
 	drb_buf_free(&b);
 }
 
+/* The node cap holds without aliases too: a flat list of 150000 numbers is refused. */
+static void test_node_cap_plain(void **state)
+{
+	drb_buf b;
+	drb_runbook *rb = NULL;
+	drb_diags d;
+
+	drb_buf_init(&b, DRB_RUNBOOK_MAX_BYTES);
+	drb_buf_puts(&b, "version: 1\nname: t\nsteps: [{id: a, action: sleep}]\nparams:\n"
+			 "  p: {type: list, default: [1");
+	for (int i = 1; i < 150000; i++)
+		assert_int_equal(drb_buf_puts(&b, ",1"), 0);
+	drb_buf_puts(&b, "]}\n");
+	drb_diags_init(&d, "flat");
+	assert_int_equal(drb_runbook_load_buffer(&rb, "flat", b.p, b.len, &test_opts, &d),
+			 DRB_EINVAL);
+	assert_null(rb);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.v[0].msg, "too many YAML nodes (more than 100000)");
+	assert_int_equal(d.v[0].pos.line, 5);
+	drb_diags_free(&d);
+	drb_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -375,6 +399,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_too_large, tmp_setup, tmp_teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_file, tmp_setup, tmp_teardown),
 	    cmocka_unit_test(test_alias_bomb_fast),
+	    cmocka_unit_test(test_node_cap_plain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
