@@ -10,7 +10,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
 
 from botocore.exceptions import ClientError  # noqa: E402
-from sandbox_lib.common import dsn, parse_rfc3339  # noqa: E402
+from sandbox_lib.common import dsn, parse_rfc3339, port_in_use  # noqa: E402
 from sandbox_lib.testkit import run_test, wait_for, wait_instance  # noqa: E402
 
 
@@ -148,6 +148,10 @@ def check_restores(sb, c):
     except ClientError as e:
         code = e.response["Error"]["Code"]
     c.eq(code, "InvalidRestoreFault", "a restore time before the base backup is refused")
+
+    rds.delete_db_instance(DBInstanceIdentifier="prod-db-pitr", SkipFinalSnapshot=True)
+    c.ok(wait_for(lambda: not port_in_use(port), 20), "deleting the restored instance stops "
+         "its server")
 
     rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier="prod-db-snap",
                                              DBSnapshotIdentifier=sb.vars["DRB_SANDBOX_SNAPSHOT"])

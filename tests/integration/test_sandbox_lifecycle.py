@@ -10,7 +10,8 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
 
 from botocore.exceptions import ClientError  # noqa: E402
-from sandbox_lib.testkit import run_test, wait_for, wait_instance  # noqa: E402
+from sandbox_lib.testkit import (dead_and_free, run_test, wait_for,  # noqa: E402
+                                 wait_instance)
 
 AUTH_ERRORS = ("SignatureDoesNotMatch", "InvalidClientTokenId")
 # JSON-protocol services (ECS) name the same refusals as real AWS does
@@ -148,6 +149,18 @@ def body(sb, c):
     prim = sb.client("rds").describe_db_instances(DBInstanceIdentifier="prod-db")
     c.eq(prim["DBInstances"][0].get("ReadReplicaDBInstanceIdentifiers"), [],
          "prod-db no longer lists the promoted replica")
+
+    # --- down stops everything; afterwards the CLI says so
+    pids, ports = sb.recorded_pids_and_ports()
+    c.ok(len(pids) == 4 and len(ports) >= 5, "pid files name the launcher and 3 postmasters")
+    p = sb.down()
+    c.eq(p.returncode, 0, "down exits 0")
+    alive, busy = dead_and_free(pids, ports)
+    c.ok(not alive and not busy, "no process alive (%s), no port in use (%s)" % (alive, busy))
+    rc, st = sb.status()
+    c.eq((rc, st["state"]), (1, "down"), "status after down: exit 1, state down")
+    c.ok(sb.run("inject", "primary").returncode != 0, "inject on a stopped sandbox fails")
+    c.eq(sb.down().returncode, 0, "down again is a no-op")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ class Glue:
         wrap_resp(RDSResponse, "restore_db_instance_to_point_in_time", self._rds_restore_pitr)
         wrap_resp(RDSResponse, "restore_db_instance_from_db_snapshot", self._rds_restore_snap)
         wrap_resp(RDSResponse, "create_db_snapshot", self._rds_create_snapshot)
+        wrap_resp(RDSResponse, "delete_db_instance", self._rds_delete)
         wrap_resp(Route53, "change_resource_record_sets", self._r53_change)
         wrap_resp(Route53, "get_change", self._r53_get_change)
         wrap_resp(Route53, "get_health_check_status", self._r53_health_status)
@@ -356,6 +357,20 @@ class Glue:
             self.log("standby %s rebuilt from %s" % (old.name, new.name))
         except Exception as e:
             self._fail("rebuilding standby %s" % old.name, e)
+
+    def _rds_delete(self, resp, call):
+        """Deleting a restored instance stops and removes its server; the platform's own
+        instances are refused, their servers are the sandbox itself."""
+        ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
+        if ident in (PAIR_ID, REPLICA_ID):
+            raise self._rds_error("InvalidParameterCombination",
+                                  "the sandbox does not delete %s (use sandbox down)" % ident)
+        result = call()
+        name = self.restores.pop(ident, None)
+        node = self.nodes.pop(name, None) if name else None
+        if node is not None:
+            self._spawn("delete-" + ident, node.stop, "fast")
+        return result
 
     def _check_restore_time(self, ts):
         if ts > now_utc():

@@ -185,6 +185,7 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     t0 = time.monotonic()
     glue = proxy = server = control = None
+    serving = False     # control.shutdown() would wait forever for a loop never started
     rc = 0
     try:
         import logging
@@ -257,6 +258,7 @@ def main():
             raise SandboxError("unknown command %r" % cmd)
         control.dispatch = dispatch
         threading.Thread(target=control.serve_forever, name="control", daemon=True).start()
+        serving = True
 
         took = time.monotonic() - t0
         write_json_atomic(paths.ready, {"pid": os.getpid(), "ready_at": rfc3339(now_utc()),
@@ -269,7 +271,7 @@ def main():
         rc = 1
         _log("failed: %s\n%s" % (e, traceback.format_exc()))
     finally:
-        for step, fn in (("control", lambda: control and (control.shutdown(),
+        for step, fn in (("control", lambda: control and (serving and control.shutdown(),
                                                          control.server_close())),
                          ("glue", lambda: glue and glue.stop()),
                          ("proxy", lambda: proxy and proxy.stop()),

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from .common import (DB_SUPERUSER, SandboxError, as_pg_user, chown_pg, chown_pg_tree, dsn,
+from .common import (DB_SUPERUSER, as_pg_user, chown_pg, chown_pg_tree, dsn,
                      ensure_dir, pg_tool, psql, psql_value, read_json, run, wait_until,
                      write_json_atomic)
 
