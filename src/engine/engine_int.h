@@ -103,8 +103,22 @@ drb_prior *drb_prior_find(drb_run *r, const char *uid);
 /* Returns a copy of v with secret parameter values replaced by "***". */
 json_t *drb_redact(drb_run *r, const json_t *v);
 
-/* Delay before attempt n+1 (n >= 1) with full jitter. */
-double drb_retry_delay(const drb_retry *p, int n);
+/* Delay before attempt n+1 (n >= 1): exponential with full jitter (unit_random in [0,1)
+ * scales min(max, initial * 2^(n-1))), or fixed at initial. */
+double drb_retry_delay(const drb_retry *p, int n, double unit_random);
+
+/* What resume does with a step (or for_each child) that started but did not end. */
+typedef enum drb_resume_decision {
+	DRB_RESUME_ASSUME_DONE,   /* --assume-done: record it, do not run it */
+	DRB_RESUME_RERUN,         /* --retry, idempotent, read-only, approval */
+	DRB_RESUME_CHECK,         /* evaluate done_when first */
+	DRB_RESUME_BLOCKED        /* cannot tell: the operator must decide */
+} drb_resume_decision;
+
+/* Pure decision from the step, its action (NULL if custom) and the operator's flags. why gets
+ * a static reason string. */
+drb_resume_decision drb_resume_decide(const drb_step *s, const drb_action *a, int assume_done,
+				      int retry, const char **why);
 
 /* Who runs drbook: SUDO_USER, else the login name of the uid. */
 const char *drb_operator(char *buf, size_t n);

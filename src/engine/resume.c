@@ -45,6 +45,37 @@ static int listed(char *const *v, size_t n, const char *s)
 	return 0;
 }
 
+drb_resume_decision drb_resume_decide(const drb_step *s, const drb_action *a, int assume_done,
+				      int retry, const char **why)
+{
+	if (assume_done) {
+		*why = "--assume-done";
+		return DRB_RESUME_ASSUME_DONE;
+	}
+	if (retry) {
+		*why = "--retry";
+		return DRB_RESUME_RERUN;
+	}
+	if (s->done_when.src || s->done_when_call) {
+		*why = "done_when";
+		return DRB_RESUME_CHECK;
+	}
+	if (s->idempotent) {
+		*why = "idempotent";
+		return DRB_RESUME_RERUN;
+	}
+	if (a && (a->mode == DRB_ACT_RO || (a->mode == DRB_ACT_STEP && s->read_only))) {
+		*why = "read-only: safe to repeat";
+		return DRB_RESUME_RERUN;
+	}
+	if (a == &drb_action_approval) {
+		*why = "approval: asked again";
+		return DRB_RESUME_RERUN;
+	}
+	*why = "not idempotent";
+	return DRB_RESUME_BLOCKED;
+}
+
 /* "scale[3]" -> the step "scale"; "promote" -> "promote". */
 static const drb_step *step_of(const drb_runbook *rb, const char *uid)
 {
@@ -256,27 +287,25 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 			continue;
 		if (s->for_each.src && !strchr(p->uid, '['))
 			continue; /* the children decide */
-		if (listed(o->assume_done, o->n_assume_done, p->uid)) {
+		switch (drb_resume_decide(s, a, listed(o->assume_done, o->n_assume_done, p->uid),
+					  listed(o->retry_steps, o->n_retry_steps, p->uid), &why)) {
+		case DRB_RESUME_ASSUME_DONE:
 			snprintf(p->status, sizeof(p->status), "assumed_done");
-			why = "--assume-done";
-		} else if (listed(o->retry_steps, o->n_retry_steps, p->uid)) {
+			break;
+		case DRB_RESUME_RERUN:
 			snprintf(p->status, sizeof(p->status), "rerun");
-			why = "--retry";
-		} else if (s->done_when.src || s->done_when_call) {
+			break;
+		case DRB_RESUME_CHECK:
 			if ((rc = drb_step_done_when(&r, s, &done, err))) {
-				drb_err_prefix(err, "step '%s': ", p->uid);
+				drb_err_prefix(err, "step '%s': done_when: ", p->uid);
 				json_array_append_new(blocked, json_pack("{s:s, s:s}", "step", p->uid,
 									 "error", err->msg));
 				continue;
 			}
 			snprintf(p->status, sizeof(p->status), done ? "verified_done" : "rerun");
 			why = done ? "done_when: took effect" : "done_when: did not take effect";
-		} else if (s->idempotent || (a && a->mode == DRB_ACT_RO) ||
-			   (a && a->mode == DRB_ACT_STEP && s->read_only) ||
-			   a == &drb_action_approval) {
-			snprintf(p->status, sizeof(p->status), "rerun");
-			why = s->idempotent ? "idempotent" : "safe to repeat";
-		} else {
+			break;
+		case DRB_RESUME_BLOCKED:
 			json_array_append_new(blocked, json_pack("{s:s}", "step", p->uid));
 			continue;
 		}

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
+#include <drbook/http.h>
 #include <drbook/util.h>
 
 #include "engine_int.h"
@@ -26,20 +26,13 @@ const char *drb_status_name(drb_step_status st)
 	return "failed";
 }
 
-double drb_retry_delay(const drb_retry *p, int n)
+double drb_retry_delay(const drb_retry *p, int n, double unit_random)
 {
-	double ceiling = p->initial_s, u;
-	uint32_t rnd = 0;
-
-	if (p->exponential)
-		ceiling = p->initial_s * pow(2.0, n - 1);
-	if (ceiling > p->max_s)
-		ceiling = p->max_s;
-	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-		rnd = (uint32_t)(drb_mono_now() * 1e6);
-	u = (double)rnd / 4294967296.0;
-	/* full jitter for exponential backoff; fixed waits exactly initial */
-	return p->exponential ? ceiling * u : ceiling;
+	/* full jitter for exponential backoff (the HTTP client's arithmetic); fixed waits
+	 * exactly initial */
+	if (!p->exponential)
+		return p->initial_s < p->max_s ? p->initial_s : p->max_s;
+	return drb_backoff_delay(p->initial_s, p->max_s, n - 1, unit_random);
 }
 
 /* Sleeps up to s seconds, waking early for cancel or deadline. Returns 0 or the reason. */
@@ -357,7 +350,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 		if (!step_retryable(rc) || attempts >= policy->attempts)
 			goto failed;
 		{
-			double delay = drb_retry_delay(policy, attempts);
+			double delay = drb_retry_delay(policy, attempts, drb_http_random_unit());
 			json_t *d = json_pack("{s:i, s:s, s:f}", "attempt", attempts, "error",
 					      err->msg, "delay_s", delay);
 			drb_err e2 = {0};
