@@ -159,6 +159,10 @@ void drb_duration_format(double seconds, char *out, size_t n)
 
 	if (ms < 0)
 		ms = 0;
+	if (ms == 0) {
+		snprintf(out, n, "0s");
+		return;
+	}
 	if (ms < 1000) {
 		snprintf(out, n, "%lldms", ms);
 		return;
