@@ -1,11 +1,14 @@
 /* drbook AWS provider: public interface. Sectioned by part; each section is owned by the
- * source file named in its heading. Today it holds the Signature Version 4 signer only
- * (src/providers/aws/sigv4.c); the HTTP client, credentials and the services come later. */
+ * source file named in its heading: the Signature Version 4 signer (sigv4.c), credentials
+ * and configuration (creds.c), error mapping (errors.c) and the actions. */
 #ifndef DRBOOK_AWS_H
 #define DRBOOK_AWS_H
 
 #include <stddef.h>
 
+#include <jansson.h>
+
+#include <drbook/action.h>
 #include <drbook/error.h>
 
 /* ========================================================================================
@@ -121,5 +124,119 @@ int drb_sigv4_signing_key(const char *secret_key, const char *date, const char *
 			  const char *service, unsigned char out[32], drb_err *err);
 
 /* ======================================================================================== */
+
+/* ========================================================================================
+ * Credentials and configuration (src/providers/aws/creds.c)
+ *
+ * The way AWS users expect: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN;
+ * AWS_PROFILE (default "default") read from the shared credentials file
+ * (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials) and the config file
+ * (AWS_CONFIG_FILE, default ~/.aws/config, where sections are "[profile NAME]" except
+ * "[default]"); AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>; per-connection region,
+ * endpoint_url and profile. Secrets are wiped (OPENSSL_cleanse) when freed and never appear
+ * in a message.
+ * ======================================================================================== */
+
+/* A parsed INI file (the botocore dialect: "[section]", "key = value" or "key=value", full
+ * line comments starting with '#' or ';', keys case-insensitive (stored lower-case),
+ * section names case-sensitive, indented lines continue the previous key and are ignored
+ * (nested "s3 =" blocks), the last duplicate wins). Owned by the caller. */
+typedef struct drb_aws_ini drb_aws_ini;
+
+/* Parses text (len bytes, need not be NUL-terminated). A line that is neither a section,
+ * a key, a comment nor blank is DRB_EINVAL naming its line number (never its content: it
+ * may be a secret). */
+int drb_aws_ini_parse(const char *text, size_t len, drb_aws_ini **out, drb_err *err);
+/* Reads and parses path (at most 1 MiB). A missing file is not an error: *out is an empty
+ * INI. Unreadable or too large: DRB_EIO / DRB_ELIMIT with the path. */
+int drb_aws_ini_load(const char *path, drb_aws_ini **out, drb_err *err);
+/* The value of key in section, borrowed from ini, or NULL. */
+const char *drb_aws_ini_get(const drb_aws_ini *ini, const char *section, const char *key);
+/* Wipes every value and frees; NULL is fine. */
+void drb_aws_ini_free(drb_aws_ini *ini);
+
+/* Credentials, owned (release with drb_aws_creds_clear). source says where they came from
+ * ("environment", "profile prod in /root/.aws/credentials"), for messages. */
+typedef struct drb_aws_creds {
+	char *access_key;
+	char *secret_key;
+	char *session_token; /* NULL for long-term keys */
+	char source[300];
+} drb_aws_creds;
+
+/* Loads credentials. profile NULL or "": the environment keys when both are set, else the
+ * profile AWS_PROFILE (or "default"). A named profile (a connection's `profile:`) skips
+ * the environment keys, as the AWS CLI's --profile does. The credentials file is read
+ * first, then the config file's section of the same profile. DRB_EDENIED when none are
+ * found (the message names the places looked at), DRB_EINVAL for a half-set pair. */
+int drb_aws_creds_load(const char *profile, drb_aws_creds *out, drb_err *err);
+/* Wipes and frees what c owns; c may be NULL. */
+void drb_aws_creds_clear(drb_aws_creds *c);
+
+/* Where one call goes. */
+typedef struct drb_aws_endpoint {
+	char region[64];   /* the call's region, also the signing region */
+	char url[512];	   /* base URL without a trailing slash: "https://rds.eu-west-1.amazonaws.com" */
+	char host[300];	   /* the Host header: the URL's host[:port] */
+	char profile[128]; /* the connection's profile or "" (default chain) */
+	int custom;	   /* 1 when an endpoint_url / AWS_ENDPOINT_URL* was used */
+} drb_aws_endpoint;
+
+/* Resolves region and endpoint for one service.
+ *   connection  the connection spec object (kind aws: region, endpoint_url, profile) or NULL
+ *   region_arg  the action's `region` argument or NULL
+ *   host_prefix the service's endpoint prefix: "rds", "ecs", "monitoring", "route53"...
+ *   env_id      the AWS_ENDPOINT_URL_<env_id> suffix: "RDS", "ROUTE_53", "CLOUDWATCH"...
+ *   global      1 for Route 53: one endpoint (https://route53.amazonaws.com), the region
+ *               is always us-east-1 whatever the argument says
+ * Region: region_arg, the connection's, AWS_REGION, AWS_DEFAULT_REGION, the profile's
+ * `region` in the config file, "us-east-1". Endpoint: the connection's endpoint_url,
+ * AWS_ENDPOINT_URL_<env_id>, AWS_ENDPOINT_URL, the profile's `endpoint_url`, then
+ * https://<host_prefix>.<region>.amazonaws.com. DRB_EINVAL for a region that is not
+ * [a-z0-9-], an endpoint that is not http(s)://host[:port][/], or a bad connection spec. */
+int drb_aws_resolve(const json_t *connection, const char *region_arg, const char *host_prefix,
+		    const char *env_id, int global, drb_aws_endpoint *out, drb_err *err);
+
+/* ========================================================================================
+ * AWS errors (src/providers/aws/errors.c)
+ *
+ * Every protocol's error answer reduced to code, message and request id, and the code
+ * mapped to the drb_code callers branch on.
+ * ======================================================================================== */
+
+typedef struct drb_aws_error {
+	char code[128];	      /* "InvalidDBInstanceState"; "HTTP503" when the body said nothing */
+	char message[512];
+	char request_id[128]; /* "" when unknown */
+} drb_aws_error;
+
+/* Reads an error answer: Query/REST-XML (<ErrorResponse><Error><Code>, EC2's
+ * <Response><Errors><Error>) or JSON 1.1 ({"__type": "ns#Code", "message": ...} and the
+ * x-amzn-errortype header). request_id_hdr (x-amzn-requestid / x-amz-request-id) may be
+ * NULL. Always fills *out (falls back to "HTTP<status>"); returns 0. */
+int drb_aws_error_parse(long status, const char *body, size_t len, const char *request_id_hdr,
+			const char *errortype_hdr, drb_aws_error *out);
+/* 1 for the throttling codes the client retries: Throttling, ThrottlingException,
+ * PriorRequestNotComplete, RequestLimitExceeded, TooManyRequestsException,
+ * RequestThrottled, RequestThrottledException, SlowDown. */
+int drb_aws_is_throttle(const char *code);
+/* The drb_code for an error answer: throttling and 5xx DRB_ETRANSIENT; AccessDenied,
+ * AccessDeniedException, UnauthorizedOperation, SignatureDoesNotMatch,
+ * InvalidClientTokenId, ExpiredToken, ExpiredTokenException, UnrecognizedClientException,
+ * IncompleteSignature, MissingAuthenticationToken, InvalidSignatureException, AuthFailure
+ * and a bare 401/403 DRB_EDENIED; codes containing "NotFound" or starting "NoSuch"
+ * DRB_ENOTFOUND; any other DRB_ERR. */
+int drb_aws_error_code(const char *code, long status);
+
+/* ========================================================================================
+ * Actions (src/providers/aws/actions.c and one file per service)
+ *
+ * The aws.* actions of DESIGN.md's catalog v1 plus aws.route53.get_change (ro), for the
+ * engine's registry. Every request goes through ctx->seam; the call record's request is a
+ * redacted description {method, url, params | target + body | body} without any header.
+ * ======================================================================================== */
+
+/* NULL-terminated. */
+extern const drb_action *const drb_aws_actions[];
 
 #endif

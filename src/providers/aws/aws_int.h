@@ -1,0 +1,110 @@
+/* Private to src/providers/aws: the service descriptions, the one signed call through the
+ * seam (client.c) and the XML helpers (xml.c) that the per-service action files share.
+ * Nothing here is visible to the engine; it sees only drb_aws_actions. */
+#ifndef DRB_AWS_INT_H
+#define DRB_AWS_INT_H
+
+#include <jansson.h>
+#include <libxml/tree.h>
+
+#include <drbook/action.h>
+#include <drbook/aws.h>
+#include <drbook/util.h>
+
+enum { AWS_QUERY = 0, AWS_JSON = 1, AWS_RESTXML = 2 };
+
+/* One AWS service as drbook speaks to it. */
+typedef struct aws_svc {
+	const char *name;	   /* "rds": call records and messages */
+	const char *signing;	   /* SigV4 signing name ("monitoring" for CloudWatch) */
+	const char *host_prefix;   /* endpoint host prefix */
+	const char *env_id;	   /* AWS_ENDPOINT_URL_<env_id> */
+	int proto;		   /* AWS_QUERY, AWS_JSON, AWS_RESTXML */
+	int global;		   /* Route 53: one endpoint, signed for us-east-1 */
+	const char *api_version;   /* Query protocol Version= */
+	const char *target_prefix; /* JSON protocol X-Amz-Target prefix */
+} aws_svc;
+
+extern const aws_svc drb_awsi_rds, drb_awsi_route53, drb_awsi_ecs, drb_awsi_sns, drb_awsi_sts,
+	drb_awsi_cloudwatch;
+
+/* What one request says. All borrowed. */
+typedef struct aws_req {
+	const char *operation; /* "DescribeDBInstances" */
+	/* Query: the parameters besides Action and Version, an object of strings (numbers
+	 * and booleans are converted), in insertion order. */
+	const json_t *params;
+	/* JSON 1.1: the body object. */
+	const json_t *json;
+	/* REST-XML: method, the path as it goes on the wire (already percent-encoded), the
+	 * raw query or NULL, and the XML body or NULL. */
+	const char *method;
+	const char *path;
+	const char *query;
+	const char *body;
+} aws_req;
+
+/* A successful answer. Owned: release with drb_awsi_resp_free. */
+typedef struct aws_resp {
+	json_t *raw;  /* the seam's response object {status, body, request_id, ...} */
+	long status;
+	xmlDoc *doc;  /* XML protocols: the parsed body (NULL for an empty body) */
+	json_t *json; /* JSON protocol: the parsed body */
+} aws_resp;
+
+void drb_awsi_resp_free(aws_resp *r);
+
+/* The start of every action: refuses unknown arguments (known must list the action's own;
+ * region and connection are added here), refuses a mutating action in a read-only context,
+ * looks the connection up in ctx->connections and resolves region and endpoint. */
+int drb_awsi_begin(drb_action_ctx *ctx, const json_t *args, const char *const *known,
+		   const aws_svc *svc, const char *action, int mutating, drb_aws_endpoint *ep,
+		   drb_err *err);
+
+/* Sends one request through ctx->seam (signing and drb_http_perform_retry happen inside the
+ * seam's perform) and reads the answer. A 2xx answer fills *out. An AWS error becomes
+ * "SERVICE Operation: Code: message (request id X)" with the code of drb_aws_error_code;
+ * a 2xx body that does not parse is DRB_EINVAL. */
+int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
+		  const aws_req *rq, aws_resp *out, drb_err *err);
+
+/* RFC 3986 percent-encoding of every byte outside A-Za-z0-9-_.~ (also for path segments). */
+int drb_awsi_urlencode(drb_buf *b, const char *s);
+/* application/x-www-form-urlencoded for Query bodies: the same, but a space is '+', as
+ * botocore sends it (AWS reads both; moto re-encodes the form this way before it checks
+ * the signature, so '%20' would not verify there). */
+int drb_awsi_formencode(drb_buf *b, const char *s);
+/* XML text escaping (&, <, >, ", '). */
+int drb_awsi_xml_escape(drb_buf *b, const char *s);
+
+/* Sleeps s seconds in slices; DRB_EINTERRUPTED when ctx->cancel is set, DRB_ETIMEOUT when
+ * the deadline passes first. */
+int drb_awsi_sleep(drb_action_ctx *ctx, double s, const char *what, drb_err *err);
+
+/* ---- XML (xml.c) ---------------------------------------------------------------------- */
+
+/* Parses an answer with libxml2: no network (XML_PARSE_NONET), no entity substitution, no
+ * DTD loading, no messages on stderr. DRB_EINVAL with libxml2's message when malformed. */
+int drb_awsx_parse(const char *body, size_t len, xmlDoc **out, drb_err *err);
+/* The first element, n itself or a descendant in document order, whose local name is name
+ * (namespaces ignored). NULL when none. */
+xmlNode *drb_awsx_find(xmlNode *n, const char *name);
+/* Walks child elements along "A/B/C" from n. NULL when a step is missing. */
+xmlNode *drb_awsx_child(xmlNode *n, const char *path);
+/* The next sibling element with the same local name as n. */
+xmlNode *drb_awsx_next(xmlNode *n);
+/* Copies the text of drb_awsx_child(n, path) ("" path = n) into out; 0, or -1 when the
+ * element is missing (out = ""). Text longer than n is truncated. */
+int drb_awsx_text(xmlNode *n, const char *path, char *out, size_t size);
+/* JSON values of drb_awsx_child(n, path): a string, an integer, a boolean ("true"), or null
+ * when the element is missing (or, for integers, not a number). NULL only out of memory. */
+json_t *drb_awsx_str(xmlNode *n, const char *path);
+json_t *drb_awsx_int(xmlNode *n, const char *path);
+json_t *drb_awsx_bool(xmlNode *n, const char *path);
+/* A JSON array of the text of every child element of drb_awsx_child(n, path). */
+json_t *drb_awsx_list(xmlNode *n, const char *path);
+
+/* Sets key to v (stealing it) and remembers an allocation failure in *bad. */
+void drb_awsi_set(json_t *o, const char *key, json_t *v, int *bad);
+
+#endif

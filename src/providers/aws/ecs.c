@@ -1,0 +1,334 @@
+/* The aws.ecs.* actions (JSON 1.1, AmazonEC2ContainerServiceV20141113): describe and update a
+ * service, list its tasks, stop a task. ECS reports a missing service as a "failure" in a 200
+ * answer, not as an error: that is turned into DRB_ENOTFOUND here. */
+#include <string.h>
+
+#include "aws_int.h"
+
+#define MAX_PAGES 50
+
+static int nomem(const char *action, drb_err *err)
+{
+	return drb_err_set(err, DRB_ENOMEM, "%s: out of memory", action);
+}
+
+static json_t *num_or_null(const json_t *v)
+{
+	return json_is_integer(v) ? json_integer(json_integer_value(v)) : json_null();
+}
+
+static json_t *str_or_null(const json_t *v)
+{
+	return json_is_string(v) ? json_string(json_string_value(v)) : json_null();
+}
+
+/* The services[0] of a DescribeServices/UpdateService answer, or a clear error. */
+static int first_service(const char *A, const char *op, const json_t *answer, const char *cluster,
+			 const char *service, const json_t **out, drb_err *err)
+{
+	const json_t *svc = json_array_get(json_object_get(answer, "services"), 0);
+	const json_t *f = json_array_get(json_object_get(answer, "failures"), 0);
+
+	if (!svc)
+		svc = json_object_get(answer, "service");
+	if (json_is_object(svc)) {
+		*out = svc;
+		return 0;
+	}
+	if (f) {
+		const char *reason = json_string_value(json_object_get(f, "reason"));
+
+		return drb_err_set(err,
+				   reason && !strcmp(reason, "MISSING") ? DRB_ENOTFOUND : DRB_ERR,
+				   "ecs %s: service %s in cluster %s: %s", op, service, cluster,
+				   reason ? reason : "failed");
+	}
+	return drb_err_set(err, DRB_EINVAL, "%s: no service in the answer", A);
+}
+
+static json_t *service_json(const json_t *s)
+{
+	json_t *o = json_object();
+	const json_t *deps = json_object_get(s, "deployments"), *d, *primary = NULL;
+	size_t i;
+	int bad = 0;
+
+	if (!o)
+		return NULL;
+	json_array_foreach(deps, i, d)
+	{
+		const char *st = json_string_value(json_object_get(d, "status"));
+
+		if (st && !strcmp(st, "PRIMARY"))
+			primary = d;
+	}
+	drb_awsi_set(o, "status", str_or_null(json_object_get(s, "status")), &bad);
+	drb_awsi_set(o, "desired", num_or_null(json_object_get(s, "desiredCount")), &bad);
+	drb_awsi_set(o, "running", num_or_null(json_object_get(s, "runningCount")), &bad);
+	drb_awsi_set(o, "pending", num_or_null(json_object_get(s, "pendingCount")), &bad);
+	/* The primary deployment's rollout: COMPLETED once the service is steady. */
+	drb_awsi_set(o, "rollout_state", str_or_null(json_object_get(primary, "rolloutState")),
+		     &bad);
+	drb_awsi_set(o, "deployments", json_integer((json_int_t)json_array_size(deps)), &bad);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int describe_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	static const char *const known[] = {"cluster", "service", NULL};
+	const char *A = "aws.ecs.describe_service", *cluster = NULL, *service = NULL;
+	drb_aws_endpoint ep;
+	aws_req rq = {.operation = "DescribeServices"};
+	aws_resp resp = {0};
+	json_t *body = NULL;
+	const json_t *svc;
+	int rc;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_ecs, A, 0, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "cluster", &cluster, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "service", &service, err);
+	if (rc != 0)
+		goto out;
+	body = json_pack("{s:s, s:[s]}", "cluster", cluster, "services", service);
+	if (!body) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	rq.json = body;
+	rc = drb_awsi_call(ctx, &drb_awsi_ecs, &ep, &rq, &resp, err);
+	if (rc == 0)
+		rc = first_service(A, rq.operation, resp.json, cluster, service, &svc, err);
+	if (rc != 0)
+		goto out;
+	*result = service_json(svc);
+	if (!*result)
+		rc = nomem(A, err);
+out:
+	json_decref(body);
+	drb_awsi_resp_free(&resp);
+	return rc;
+}
+
+static int update_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	static const char *const known[] = {"cluster", "service", "desired_count",
+					    "force_new_deployment", NULL};
+	const char *A = "aws.ecs.update_service", *cluster = NULL, *service = NULL;
+	drb_aws_endpoint ep;
+	aws_req rq = {.operation = "UpdateService"};
+	aws_resp resp = {0};
+	json_t *body = NULL, *o = NULL;
+	const json_t *svc;
+	long long desired = -1;
+	int rc, force = -1, bad = 0;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_ecs, A, 1, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "cluster", &cluster, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "service", &service, err);
+	if (rc == 0)
+		rc = drb_arg_int_opt(args, "desired_count", &desired, err);
+	if (rc == 0)
+		rc = drb_arg_bool_opt(args, "force_new_deployment", &force, err);
+	if (rc != 0)
+		goto out;
+	if (desired < 0 && force < 0) {
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "%s: give 'desired_count' or 'force_new_deployment' (or both)", A);
+		goto out;
+	}
+	if (desired > 100000) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: 'desired_count' %lld is out of range", A,
+				 desired);
+		goto out;
+	}
+	body = json_pack("{s:s, s:s}", "cluster", cluster, "service", service);
+	if (!body) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	if (desired >= 0)
+		drb_awsi_set(body, "desiredCount", json_integer(desired), &bad);
+	if (force >= 0)
+		drb_awsi_set(body, "forceNewDeployment", json_boolean(force), &bad);
+	if (bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	rq.json = body;
+	rc = drb_awsi_call(ctx, &drb_awsi_ecs, &ep, &rq, &resp, err);
+	if (rc == 0)
+		rc = first_service(A, rq.operation, resp.json, cluster, service, &svc, err);
+	if (rc != 0)
+		goto out;
+	o = json_object();
+	if (!o) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	drb_awsi_set(o, "desired", num_or_null(json_object_get(svc, "desiredCount")), &bad);
+	drb_awsi_set(o, "running", num_or_null(json_object_get(svc, "runningCount")), &bad);
+	if (bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	*result = o;
+	o = NULL;
+out:
+	json_decref(o);
+	json_decref(body);
+	drb_awsi_resp_free(&resp);
+	return rc;
+}
+
+static int list_tasks_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	static const char *const known[] = {"cluster", "service", "desired_status", NULL};
+	const char *A = "aws.ecs.list_tasks", *cluster = NULL, *service = NULL, *dstatus = NULL;
+	drb_aws_endpoint ep;
+	json_t *tasks = NULL, *o = NULL, *next = NULL;
+	int rc, page, bad = 0;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_ecs, A, 0, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "cluster", &cluster, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "service", &service, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "desired_status", &dstatus, err);
+	if (rc != 0)
+		goto out;
+	tasks = json_array();
+	if (!tasks) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	for (page = 0; page < MAX_PAGES; page++) {
+		aws_req rq = {.operation = "ListTasks"};
+		aws_resp resp;
+		json_t *body = json_pack("{s:s}", "cluster", cluster);
+		const json_t *arns, *tok;
+
+		if (body && service)
+			drb_awsi_set(body, "serviceName", json_string(service), &bad);
+		if (body && dstatus)
+			drb_awsi_set(body, "desiredStatus", json_string(dstatus), &bad);
+		if (body && next)
+			drb_awsi_set(body, "nextToken", json_incref(next), &bad);
+		if (!body || bad) {
+			json_decref(body);
+			rc = nomem(A, err);
+			goto out;
+		}
+		rq.json = body;
+		rc = drb_awsi_call(ctx, &drb_awsi_ecs, &ep, &rq, &resp, err);
+		json_decref(body);
+		if (rc != 0)
+			goto out;
+		arns = json_object_get(resp.json, "taskArns");
+		if (json_is_array(arns) && json_array_extend(tasks, (json_t *)arns) != 0)
+			bad = 1;
+		tok = json_object_get(resp.json, "nextToken");
+		json_decref(next);
+		next = json_is_string(tok) && json_string_length(tok) ? json_deep_copy(tok) : NULL;
+		drb_awsi_resp_free(&resp);
+		if (bad) {
+			rc = nomem(A, err);
+			goto out;
+		}
+		if (!next)
+			break;
+	}
+	if (page == MAX_PAGES) {
+		rc = drb_err_set(err, DRB_ELIMIT, "%s: more than %d pages of tasks", A, MAX_PAGES);
+		goto out;
+	}
+	o = json_object();
+	if (!o || json_object_set(o, "tasks", tasks) != 0) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	*result = o;
+	o = NULL;
+out:
+	json_decref(o);
+	json_decref(next);
+	json_decref(tasks);
+	return rc;
+}
+
+static int stop_task_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	static const char *const known[] = {"cluster", "task", "reason", NULL};
+	const char *A = "aws.ecs.stop_task", *cluster = NULL, *task = NULL;
+	const char *reason = "stopped by drbook";
+	drb_aws_endpoint ep;
+	aws_req rq = {.operation = "StopTask"};
+	aws_resp resp = {0};
+	json_t *body = NULL, *o = NULL;
+	const json_t *t;
+	int rc, bad = 0;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_ecs, A, 1, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "cluster", &cluster, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "task", &task, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "reason", &reason, err);
+	if (rc != 0)
+		goto out;
+	body = json_pack("{s:s, s:s, s:s}", "cluster", cluster, "task", task, "reason", reason);
+	if (!body) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	rq.json = body;
+	rc = drb_awsi_call(ctx, &drb_awsi_ecs, &ep, &rq, &resp, err);
+	if (rc != 0)
+		goto out;
+	t = json_object_get(resp.json, "task");
+	if (!json_is_object(t)) {
+		rc = drb_err_set(err, DRB_EINVAL, "ecs StopTask: no task in the answer");
+		goto out;
+	}
+	o = json_object();
+	if (!o) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	drb_awsi_set(o, "task", str_or_null(json_object_get(t, "taskArn")), &bad);
+	drb_awsi_set(o, "last_status", str_or_null(json_object_get(t, "lastStatus")), &bad);
+	drb_awsi_set(o, "desired_status", str_or_null(json_object_get(t, "desiredStatus")), &bad);
+	if (bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	*result = o;
+	o = NULL;
+out:
+	json_decref(o);
+	json_decref(body);
+	drb_awsi_resp_free(&resp);
+	return rc;
+}
+
+const drb_action drb_aws_ecs_describe_service = {
+	.name = "aws.ecs.describe_service", .mode = DRB_ACT_RO, .fn = describe_fn};
+const drb_action drb_aws_ecs_update_service = {
+	.name = "aws.ecs.update_service", .mode = DRB_ACT_MUT, .fn = update_fn};
+const drb_action drb_aws_ecs_list_tasks = {
+	.name = "aws.ecs.list_tasks", .mode = DRB_ACT_RO, .fn = list_tasks_fn};
+const drb_action drb_aws_ecs_stop_task = {
+	.name = "aws.ecs.stop_task", .mode = DRB_ACT_MUT, .fn = stop_task_fn};

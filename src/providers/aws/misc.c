@@ -1,0 +1,200 @@
+/* The small Query-protocol actions: aws.sts.get_caller_identity (who are we, which account:
+ * the first preflight of every runbook), aws.sns.publish and aws.cloudwatch.put_metric_data. */
+#include <math.h>
+#include <string.h>
+
+#include "aws_int.h"
+
+#define MAX_DIMENSIONS 30
+
+static int nomem(const char *action, drb_err *err)
+{
+	return drb_err_set(err, DRB_ENOMEM, "%s: out of memory", action);
+}
+
+static int caller_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	const char *A = "aws.sts.get_caller_identity";
+	drb_aws_endpoint ep;
+	aws_req rq = {.operation = "GetCallerIdentity"};
+	aws_resp resp = {0};
+	json_t *o = NULL;
+	xmlNode *r;
+	int rc, bad = 0;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, NULL, &drb_awsi_sts, A, 0, &ep, err);
+	if (rc == 0)
+		rc = drb_awsi_call(ctx, &drb_awsi_sts, &ep, &rq, &resp, err);
+	if (rc != 0)
+		goto out;
+	r = drb_awsx_find(xmlDocGetRootElement(resp.doc), "GetCallerIdentityResult");
+	if (!r) {
+		rc = drb_err_set(err, DRB_EINVAL, "sts GetCallerIdentity: no result in the answer");
+		goto out;
+	}
+	o = json_object();
+	if (!o) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	drb_awsi_set(o, "account", drb_awsx_str(r, "Account"), &bad);
+	drb_awsi_set(o, "arn", drb_awsx_str(r, "Arn"), &bad);
+	drb_awsi_set(o, "user_id", drb_awsx_str(r, "UserId"), &bad);
+	if (bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	*result = o;
+	o = NULL;
+out:
+	json_decref(o);
+	drb_awsi_resp_free(&resp);
+	return rc;
+}
+
+static int publish_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	static const char *const known[] = {"topic_arn", "subject", "message", NULL};
+	const char *A = "aws.sns.publish", *topic = NULL, *subject = NULL, *message = NULL;
+	drb_aws_endpoint ep;
+	aws_req rq = {.operation = "Publish"};
+	aws_resp resp = {0};
+	json_t *p = NULL, *o = NULL;
+	int rc, bad = 0;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_sns, A, 1, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "topic_arn", &topic, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "subject", &subject, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "message", &message, err);
+	if (rc != 0)
+		goto out;
+	/* SNS refuses subjects over 100 characters or with line breaks: say so before the
+	 * call rather than after. */
+	if (subject && (strlen(subject) > 100 || strpbrk(subject, "\r\n"))) {
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "%s: 'subject' must be one line of at most 100 characters", A);
+		goto out;
+	}
+	p = json_pack("{s:s, s:s}", "TopicArn", topic, "Message", message);
+	if (p && subject)
+		drb_awsi_set(p, "Subject", json_string(subject), &bad);
+	if (!p || bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	rq.params = p;
+	rc = drb_awsi_call(ctx, &drb_awsi_sns, &ep, &rq, &resp, err);
+	if (rc != 0)
+		goto out;
+	o = json_object();
+	if (!o) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	drb_awsi_set(o, "message_id",
+		     drb_awsx_str(drb_awsx_find(xmlDocGetRootElement(resp.doc), "MessageId"), NULL),
+		     &bad);
+	if (bad || json_is_null(json_object_get(o, "message_id"))) {
+		rc = bad ? nomem(A, err)
+			 : drb_err_set(err, DRB_EINVAL, "sns Publish: no MessageId in the answer");
+		goto out;
+	}
+	*result = o;
+	o = NULL;
+out:
+	json_decref(o);
+	json_decref(p);
+	drb_awsi_resp_free(&resp);
+	return rc;
+}
+
+static int put_metric_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	static const char *const known[] = {"namespace", "name", "value", "unit", "dimensions",
+					    NULL};
+	const char *A = "aws.cloudwatch.put_metric_data", *ns = NULL, *name = NULL, *unit = NULL;
+	const json_t *value = json_object_get(args, "value"), *dims, *v;
+	drb_aws_endpoint ep;
+	aws_req rq = {.operation = "PutMetricData"};
+	aws_resp resp = {0};
+	json_t *p = NULL;
+	const char *k;
+	int rc, bad = 0, i = 0;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_cloudwatch, A, 1, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "namespace", &ns, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "name", &name, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "unit", &unit, err);
+	if (rc != 0)
+		goto out;
+	if (!json_is_number(value) || !isfinite(json_number_value(value))) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: argument 'value' must be a number", A);
+		goto out;
+	}
+	dims = json_object_get(args, "dimensions");
+	if (dims && !json_is_null(dims) &&
+	    (!json_is_object(dims) || json_object_size(dims) > MAX_DIMENSIONS)) {
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "%s: argument 'dimensions' must be a map of at most %d "
+				 "name: value pairs",
+				 A, MAX_DIMENSIONS);
+		goto out;
+	}
+	p = json_pack("{s:s, s:s, s:f}", "Namespace", ns, "MetricData.member.1.MetricName", name,
+		      "MetricData.member.1.Value", json_number_value(value));
+	if (p && unit)
+		drb_awsi_set(p, "MetricData.member.1.Unit", json_string(unit), &bad);
+	if (!p || bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	json_object_foreach((json_t *)dims, k, v)
+	{
+		char key[96];
+
+		if (!json_is_string(v) && !json_is_number(v)) {
+			rc = drb_err_set(err, DRB_EINVAL,
+					 "%s: dimension '%.60s' must be a string or number", A, k);
+			goto out;
+		}
+		i++;
+		snprintf(key, sizeof(key), "MetricData.member.1.Dimensions.member.%d.Name", i);
+		drb_awsi_set(p, key, json_string(k), &bad);
+		snprintf(key, sizeof(key), "MetricData.member.1.Dimensions.member.%d.Value", i);
+		if (json_is_string(v))
+			drb_awsi_set(p, key, json_string(json_string_value(v)), &bad);
+		else
+			drb_awsi_set(p, key, json_deep_copy(v), &bad);
+	}
+	if (bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	rq.params = p;
+	rc = drb_awsi_call(ctx, &drb_awsi_cloudwatch, &ep, &rq, &resp, err);
+	if (rc != 0)
+		goto out;
+	*result = json_object();
+	if (!*result)
+		rc = nomem(A, err);
+out:
+	json_decref(p);
+	drb_awsi_resp_free(&resp);
+	return rc;
+}
+
+const drb_action drb_aws_sts_get_caller_identity = {
+	.name = "aws.sts.get_caller_identity", .mode = DRB_ACT_RO, .fn = caller_fn};
+const drb_action drb_aws_sns_publish = {
+	.name = "aws.sns.publish", .mode = DRB_ACT_MUT, .fn = publish_fn};
+const drb_action drb_aws_cloudwatch_put_metric_data = {
+	.name = "aws.cloudwatch.put_metric_data", .mode = DRB_ACT_MUT, .fn = put_metric_fn};

@@ -1,0 +1,566 @@
+/* The aws.route53.* actions (REST-XML API 2013-04-01, one global endpoint signed for
+ * us-east-1): read and upsert a record (optionally waiting for INSYNC), read a change, read
+ * and update a health check. Identifiers go into URL paths, so each is checked against the
+ * characters AWS uses before it is placed there. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <drbook/util.h>
+
+#include "aws_int.h"
+
+#define API "/2013-04-01"
+#define XMLNS "https://route53.amazonaws.com/doc/2013-04-01/"
+#define DEFAULT_WAIT_S 600.0 /* when the step gives no deadline */
+#define MAX_VALUES 100
+
+static int nomem(const char *action, drb_err *err)
+{
+	return drb_err_set(err, DRB_ENOMEM, "%s: out of memory", action);
+}
+
+/* "Z123", "/hostedzone/Z123", "/change/C1" -> the bare id, checked: ids are letters, digits
+ * and '-' (health checks are UUIDs). */
+static int bare_id(const char *action, const char *arg, const char *in, const char *prefix,
+		   char *out, size_t n, drb_err *err)
+{
+	size_t pl = strlen(prefix), len;
+
+	if (!strncmp(in, prefix, pl))
+		in += pl;
+	len = strlen(in);
+	if (len == 0 || len >= n)
+		goto bad;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)in[i]) && in[i] != '-')
+			goto bad;
+	memcpy(out, in, len + 1);
+	return 0;
+bad:
+	return drb_err_set(err, DRB_EINVAL, "%s: argument '%s' is not a Route 53 id", action, arg);
+}
+
+/* Route 53 names: lower-case, trailing dot, "\ooo" escapes decoded ("\052" is '*'). */
+static void norm_name(const char *in, char *out, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; in[i] && k + 2 < n; i++) {
+		char c = in[i];
+
+		if (c == '\\' && isdigit((unsigned char)in[i + 1]) &&
+		    isdigit((unsigned char)in[i + 2]) && isdigit((unsigned char)in[i + 3])) {
+			c = (char)((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 + (in[i + 3] - '0'));
+			i += 3;
+		}
+		out[k++] = (char)tolower((unsigned char)c);
+	}
+	if (k == 0 || out[k - 1] != '.')
+		out[k++] = '.';
+	out[k] = '\0';
+}
+
+static int type_ok(const char *t)
+{
+	size_t n = strlen(t);
+
+	if (n == 0 || n > 10)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isupper((unsigned char)t[i]) && !isdigit((unsigned char)t[i]))
+			return 0;
+	return 1;
+}
+
+static json_t *record_json(xmlNode *r)
+{
+	json_t *o = json_object();
+	xmlNode *alias = drb_awsx_child(r, "AliasTarget");
+	int bad = 0;
+
+	if (!o)
+		return NULL;
+	drb_awsi_set(o, "name", drb_awsx_str(r, "Name"), &bad);
+	drb_awsi_set(o, "type", drb_awsx_str(r, "Type"), &bad);
+	drb_awsi_set(o, "ttl", drb_awsx_int(r, "TTL"), &bad);
+	if (alias) {
+		json_t *v = json_array();
+
+		if (v && json_array_append_new(v, drb_awsx_str(alias, "DNSName")) != 0)
+			bad = 1;
+		drb_awsi_set(o, "values", v, &bad);
+		drb_awsi_set(o, "alias", json_true(), &bad);
+	} else {
+		json_t *v = json_array();
+		xmlNode *rr;
+
+		for (rr = drb_awsx_child(r, "ResourceRecords/ResourceRecord"); rr && v && !bad;
+		     rr = drb_awsx_next(rr))
+			if (json_array_append_new(v, drb_awsx_str(rr, "Value")) != 0)
+				bad = 1;
+		drb_awsi_set(o, "values", v, &bad);
+	}
+	drb_awsi_set(o, "set_identifier", drb_awsx_str(r, "SetIdentifier"), &bad);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int get_record_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	static const char *const known[] = {"zone_id", "name", "type", NULL};
+	const char *A = "aws.route53.get_record", *zone_arg = NULL, *name = NULL, *type = NULL;
+	char zone[64], want[512], got[512], gtype[16];
+	drb_aws_endpoint ep;
+	drb_buf path, query;
+	aws_req rq = {.operation = "ListResourceRecordSets", .method = "GET"};
+	aws_resp resp = {0};
+	xmlNode *r;
+	int rc;
+
+	*result = NULL;
+	drb_buf_init(&path, 1024);
+	drb_buf_init(&query, 2048);
+	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_route53, A, 0, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "zone_id", &zone_arg, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "name", &name, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "type", &type, err);
+	if (rc == 0)
+		rc = bare_id(A, "zone_id", zone_arg, "/hostedzone/", zone, sizeof(zone), err);
+	if (rc != 0)
+		goto out;
+	if (!type_ok(type) || !*name || strlen(name) > 400) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: 'type' must be a record type such as A or "
+						  "CNAME and 'name' a DNS name",
+				 A);
+		goto out;
+	}
+	rc = drb_buf_printf(&path, API "/hostedzone/%s/rrset", zone);
+	if (rc == 0)
+		rc = drb_buf_puts(&query, "maxitems=1&name=");
+	if (rc == 0)
+		rc = drb_awsi_urlencode(&query, name);
+	if (rc == 0)
+		rc = drb_buf_printf(&query, "&type=%s", type);
+	if (rc != 0) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	rq.path = path.p;
+	rq.query = query.p;
+	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
+	if (rc != 0)
+		goto out;
+	r = drb_awsx_find(xmlDocGetRootElement(resp.doc), "ResourceRecordSet");
+	norm_name(name, want, sizeof(want));
+	got[0] = gtype[0] = '\0';
+	if (r) {
+		char raw[512];
+
+		drb_awsx_text(r, "Name", raw, sizeof(raw));
+		norm_name(raw, got, sizeof(got));
+		drb_awsx_text(r, "Type", gtype, sizeof(gtype));
+	}
+	/* The API lists from (name, type) onwards: the first answer may be the next record. */
+	if (!r || strcmp(want, got) != 0 || strcmp(type, gtype) != 0) {
+		rc = drb_err_set(err, DRB_ENOTFOUND, "%s: no %s record named %s in zone %s", A,
+				 type, want, zone);
+		goto out;
+	}
+	*result = record_json(r);
+	if (!*result)
+		rc = nomem(A, err);
+out:
+	drb_awsi_resp_free(&resp);
+	drb_buf_free(&path);
+	drb_buf_free(&query);
+	return rc;
+}
+
+static json_t *change_json(xmlNode *ci)
+{
+	json_t *o = json_object();
+	char id[128];
+	const char *p = id;
+	int bad = 0;
+
+	if (!o)
+		return NULL;
+	drb_awsx_text(ci, "Id", id, sizeof(id));
+	if (!strncmp(p, "/change/", 8))
+		p += 8;
+	drb_awsi_set(o, "change_id", json_string(p), &bad);
+	drb_awsi_set(o, "status", drb_awsx_str(ci, "Status"), &bad);
+	drb_awsi_set(o, "submitted_at", drb_awsx_str(ci, "SubmittedAt"), &bad);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* GetChange for a bare id; *out gets {change_id, status, submitted_at}. */
+static int get_change(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const char *A,
+		      const char *id, json_t **out, drb_err *err)
+{
+	char path[128];
+	aws_req rq = {.operation = "GetChange", .method = "GET", .path = path};
+	aws_resp resp;
+	xmlNode *ci;
+	int rc;
+
+	snprintf(path, sizeof(path), API "/change/%s", id);
+	rc = drb_awsi_call(ctx, &drb_awsi_route53, ep, &rq, &resp, err);
+	if (rc != 0)
+		return rc;
+	ci = drb_awsx_find(xmlDocGetRootElement(resp.doc), "ChangeInfo");
+	if (!ci)
+		rc = drb_err_set(err, DRB_EINVAL, "route53 GetChange: no ChangeInfo in the answer");
+	else if (!(*out = change_json(ci)))
+		rc = nomem(A, err);
+	drb_awsi_resp_free(&resp);
+	return rc;
+}
+
+static int status_is(const json_t *change, const char *want)
+{
+	const char *s = json_string_value(json_object_get(change, "status"));
+
+	return s && !strcmp(s, want);
+}
+
+static int get_change_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	static const char *const known[] = {"id", NULL};
+	const char *A = "aws.route53.get_change", *arg = NULL;
+	drb_aws_endpoint ep;
+	char id[64];
+	int rc;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_route53, A, 0, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "id", &arg, err);
+	if (rc == 0)
+		rc = bare_id(A, "id", arg, "/change/", id, sizeof(id), err);
+	if (rc == 0)
+		rc = get_change(ctx, &ep, A, id, result, err);
+	return rc;
+}
+
+/* The values argument: a list of strings (a single string is one value). */
+static int values_arg(const char *A, const json_t *args, const json_t **list, drb_err *err)
+{
+	const json_t *v = json_object_get(args, "values"), *x;
+	size_t i;
+
+	if (json_is_string(v)) {
+		*list = v;
+		return 0;
+	}
+	if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > MAX_VALUES)
+		return drb_err_set(err, DRB_EINVAL,
+				   "%s: argument 'values' must be a list of 1..%d strings", A,
+				   MAX_VALUES);
+	json_array_foreach(v, i, x)
+	{
+		if (!json_is_string(x) || !json_string_length(x))
+			return drb_err_set(err, DRB_EINVAL,
+					   "%s: argument 'values' item %zu must be a non-empty string",
+					   A, i + 1);
+	}
+	*list = v;
+	return 0;
+}
+
+static int upsert_body(drb_buf *b, const char *name, const char *type, long long ttl,
+		       const json_t *values, const char *comment)
+{
+	int rc;
+
+	rc = drb_buf_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+			     "<ChangeResourceRecordSetsRequest xmlns=\"" XMLNS "\">"
+			     "<ChangeBatch><Comment>");
+	if (rc == 0)
+		rc = drb_awsi_xml_escape(b, comment);
+	if (rc == 0)
+		rc = drb_buf_puts(b, "</Comment><Changes><Change><Action>UPSERT</Action>"
+				     "<ResourceRecordSet><Name>");
+	if (rc == 0)
+		rc = drb_awsi_xml_escape(b, name);
+	if (rc == 0)
+		rc = drb_buf_printf(b, "</Name><Type>%s</Type><TTL>%lld</TTL><ResourceRecords>",
+				    type, ttl);
+	if (json_is_string(values)) {
+		if (rc == 0)
+			rc = drb_buf_puts(b, "<ResourceRecord><Value>");
+		if (rc == 0)
+			rc = drb_awsi_xml_escape(b, json_string_value(values));
+		if (rc == 0)
+			rc = drb_buf_puts(b, "</Value></ResourceRecord>");
+	} else {
+		size_t i;
+		const json_t *v;
+
+		json_array_foreach(values, i, v)
+		{
+			if (rc == 0)
+				rc = drb_buf_puts(b, "<ResourceRecord><Value>");
+			if (rc == 0)
+				rc = drb_awsi_xml_escape(b, json_string_value(v));
+			if (rc == 0)
+				rc = drb_buf_puts(b, "</Value></ResourceRecord>");
+		}
+	}
+	if (rc == 0)
+		rc = drb_buf_puts(b, "</ResourceRecords></ResourceRecordSet></Change></Changes>"
+				     "</ChangeBatch></ChangeResourceRecordSetsRequest>");
+	return rc;
+}
+
+static int upsert_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	static const char *const known[] = {"zone_id", "name", "type",	  "ttl",
+					    "values",  "wait", "comment", NULL};
+	const char *A = "aws.route53.upsert_record", *zone_arg = NULL, *name = NULL, *type = NULL;
+	const char *comment = "drbook";
+	const json_t *values = NULL;
+	char zone[64], path[128], id[64];
+	drb_aws_endpoint ep;
+	drb_buf body;
+	aws_req rq = {.operation = "ChangeResourceRecordSets", .method = "POST", .path = path};
+	aws_resp resp = {0};
+	json_t *o = NULL;
+	xmlNode *ci;
+	long long ttl = 300;
+	int rc, wait = 0;
+	double delay = 1.0, give_up;
+
+	*result = NULL;
+	drb_buf_init(&body, (size_t)256 << 10);
+	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_route53, A, 1, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "zone_id", &zone_arg, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "name", &name, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "type", &type, err);
+	if (rc == 0)
+		rc = drb_arg_int_opt(args, "ttl", &ttl, err);
+	if (rc == 0)
+		rc = drb_arg_bool_opt(args, "wait", &wait, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "comment", &comment, err);
+	if (rc == 0)
+		rc = values_arg(A, args, &values, err);
+	if (rc == 0)
+		rc = bare_id(A, "zone_id", zone_arg, "/hostedzone/", zone, sizeof(zone), err);
+	if (rc != 0)
+		goto out;
+	if (!type_ok(type) || !*name || strlen(name) > 400) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: 'type' must be a record type such as A or "
+						  "CNAME and 'name' a DNS name",
+				 A);
+		goto out;
+	}
+	if (ttl < 0 || ttl > 2147483647) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: 'ttl' must be 0..2147483647 seconds", A);
+		goto out;
+	}
+	if (upsert_body(&body, name, type, ttl, values, comment) != 0) {
+		rc = drb_err_set(err, DRB_ELIMIT, "%s: the change is too large", A);
+		goto out;
+	}
+	snprintf(path, sizeof(path), API "/hostedzone/%s/rrset/", zone);
+	rq.body = body.p;
+	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
+	if (rc != 0)
+		goto out;
+	ci = drb_awsx_find(xmlDocGetRootElement(resp.doc), "ChangeInfo");
+	if (!ci) {
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "route53 ChangeResourceRecordSets: no ChangeInfo in the answer");
+		goto out;
+	}
+	o = change_json(ci);
+	if (!o) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	/* Route 53 applies a change to all its servers within about a minute; waiting turns
+	 * "submitted" into "answered everywhere", bounded by the step's deadline. */
+	give_up = drb_mono_now() + DEFAULT_WAIT_S;
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(o, "change_id")));
+	while (wait && !status_is(o, "INSYNC")) {
+		json_t *next = NULL;
+
+		if (ctx->deadline <= 0 && drb_mono_now() >= give_up) {
+			rc = drb_err_set(err, DRB_ETIMEOUT, "%s: change %s not INSYNC after %.0f s",
+					 A, id, DEFAULT_WAIT_S);
+			goto out;
+		}
+		rc = drb_awsi_sleep(ctx, delay, A, err);
+		if (rc == DRB_ETIMEOUT)
+			drb_err_set(err, rc, "%s: change %s still %s when the step's deadline passed",
+				    A, id, json_string_value(json_object_get(o, "status")));
+		if (rc == 0)
+			rc = get_change(ctx, &ep, A, id, &next, err);
+		if (rc != 0)
+			goto out;
+		json_decref(o);
+		o = next;
+		delay = delay * 2 > 5 ? 5 : delay * 2;
+	}
+	*result = o;
+	o = NULL;
+out:
+	json_decref(o);
+	drb_awsi_resp_free(&resp);
+	drb_buf_free(&body);
+	return rc;
+}
+
+static int hc_status_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	static const char *const known[] = {"id", NULL};
+	const char *A = "aws.route53.get_health_check_status", *arg = NULL;
+	char id[80], path[160];
+	drb_aws_endpoint ep;
+	aws_req rq = {.operation = "GetHealthCheckStatus", .method = "GET", .path = path};
+	aws_resp resp = {0};
+	json_t *o = NULL;
+	xmlNode *obs;
+	long long reporting = 0, failing = 0;
+	int rc, bad = 0;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_route53, A, 0, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "id", &arg, err);
+	if (rc == 0)
+		rc = bare_id(A, "id", arg, "/healthcheck/", id, sizeof(id), err);
+	if (rc != 0)
+		goto out;
+	snprintf(path, sizeof(path), API "/healthcheck/%s/status", id);
+	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
+	if (rc != 0)
+		goto out;
+	obs = drb_awsx_find(xmlDocGetRootElement(resp.doc), "HealthCheckObservation");
+	for (; obs; obs = drb_awsx_next(obs)) {
+		char st[256];
+
+		reporting++;
+		drb_awsx_text(obs, "StatusReport/Status", st, sizeof(st));
+		if (strncasecmp(st, "Success", 7) != 0)
+			failing++;
+	}
+	o = json_object();
+	if (!o) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	/* Route 53 itself calls an endpoint healthy when more than 18% of its checkers
+	 * report it healthy; no observation at all is not healthy. */
+	drb_awsi_set(o, "healthy",
+		     json_boolean(reporting > 0 &&
+				  (double)(reporting - failing) / (double)reporting > 0.18),
+		     &bad);
+	drb_awsi_set(o, "reporting", json_integer(reporting), &bad);
+	drb_awsi_set(o, "failing", json_integer(failing), &bad);
+	if (bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	*result = o;
+	o = NULL;
+out:
+	json_decref(o);
+	drb_awsi_resp_free(&resp);
+	return rc;
+}
+
+static int hc_update_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	static const char *const known[] = {"id", "disabled", "inverted", NULL};
+	const char *A = "aws.route53.update_health_check", *arg = NULL;
+	char id[80], path[160], body[512];
+	drb_aws_endpoint ep;
+	aws_req rq = {.operation = "UpdateHealthCheck",
+		      .method = "POST",
+		      .path = path,
+		      .body = body};
+	aws_resp resp = {0};
+	json_t *o = NULL;
+	xmlNode *hc;
+	int rc, bad = 0, disabled = -1, inverted = -1;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_route53, A, 1, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "id", &arg, err);
+	if (rc == 0)
+		rc = drb_arg_bool_opt(args, "disabled", &disabled, err);
+	if (rc == 0)
+		rc = drb_arg_bool_opt(args, "inverted", &inverted, err);
+	if (rc == 0)
+		rc = bare_id(A, "id", arg, "/healthcheck/", id, sizeof(id), err);
+	if (rc != 0)
+		goto out;
+	if (disabled < 0 && inverted < 0) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: give 'disabled' or 'inverted' (or both)", A);
+		goto out;
+	}
+	snprintf(path, sizeof(path), API "/healthcheck/%s", id);
+	/* The schema is a sequence: Inverted comes before Disabled. */
+	snprintf(body, sizeof(body),
+		 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		 "<UpdateHealthCheckRequest xmlns=\"" XMLNS "\">%s%s%s%s%s%s"
+		 "</UpdateHealthCheckRequest>",
+		 inverted >= 0 ? "<Inverted>" : "",
+		 inverted >= 0 ? (inverted ? "true" : "false") : "",
+		 inverted >= 0 ? "</Inverted>" : "", disabled >= 0 ? "<Disabled>" : "",
+		 disabled >= 0 ? (disabled ? "true" : "false") : "",
+		 disabled >= 0 ? "</Disabled>" : "");
+	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
+	if (rc != 0)
+		goto out;
+	hc = drb_awsx_find(xmlDocGetRootElement(resp.doc), "HealthCheck");
+	o = json_object();
+	if (!o) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	drb_awsi_set(o, "id", hc ? drb_awsx_str(hc, "Id") : json_string(id), &bad);
+	if (hc) {
+		drb_awsi_set(o, "disabled", drb_awsx_bool(hc, "HealthCheckConfig/Disabled"), &bad);
+		drb_awsi_set(o, "inverted", drb_awsx_bool(hc, "HealthCheckConfig/Inverted"), &bad);
+	}
+	if (bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	*result = o;
+	o = NULL;
+out:
+	json_decref(o);
+	drb_awsi_resp_free(&resp);
+	return rc;
+}
+
+const drb_action drb_aws_route53_get_record = {
+	.name = "aws.route53.get_record", .mode = DRB_ACT_RO, .fn = get_record_fn};
+const drb_action drb_aws_route53_upsert_record = {
+	.name = "aws.route53.upsert_record", .mode = DRB_ACT_MUT, .fn = upsert_fn};
+const drb_action drb_aws_route53_get_change = {
+	.name = "aws.route53.get_change", .mode = DRB_ACT_RO, .fn = get_change_fn};
+const drb_action drb_aws_route53_get_health_check_status = {
+	.name = "aws.route53.get_health_check_status", .mode = DRB_ACT_RO, .fn = hc_status_fn};
+const drb_action drb_aws_route53_update_health_check = {
+	.name = "aws.route53.update_health_check", .mode = DRB_ACT_MUT, .fn = hc_update_fn};
