@@ -299,18 +299,25 @@ static int action_mode(vctx *v, const char *name)
 static void expr_field(vctx *v, const ynode *m, const char *key, const char *prefix, drb_expr *out)
 {
 	const ynode *n = opt(m, key);
+	const char *src;
 	drb_err e;
 
 	if (!n)
 		return;
-	if (!is_str(n)) {
+	/* `when: false` or `until: true` are expressions too: a plain boolean or number is
+	 * taken as the Lua literal it spells */
+	if (is_str(n) || (n->kind == YN_SCALAR && (n->vt == YV_INT || n->vt == YV_REAL))) {
+		src = n->str;
+	} else if (n->kind == YN_SCALAR && n->vt == YV_BOOL) {
+		src = n->b ? "true" : "false";
+	} else {
 		diag(v, n, "%s'%s' must be a string holding a Lua expression", prefix, key);
 		return;
 	}
 	drb_err_clear(&e);
-	if (drb_runbook_check_expr(n->str, &e))
+	if (drb_runbook_check_expr(src, &e))
 		diag(v, n, "%s'%s' does not compile: %s", prefix, key, e.msg);
-	out->src = strdup(n->str);
+	out->src = strdup(src);
 	out->pos = n->pos;
 }
 

@@ -167,7 +167,7 @@ def test_until_not_met_before_timeout_fails(c):
           - id: wait
             action: sleep
             with: { duration: 0s }
-            until: 1 == 2
+            until: false
             every: 200ms
             timeout: 1s
     """)
