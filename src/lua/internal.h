@@ -12,7 +12,7 @@
 
 #include <drbook/lua.h>
 
-enum { DRB_LUAI_LIMIT_NONE, DRB_LUAI_LIMIT_INSTR, DRB_LUAI_LIMIT_TIME, DRB_LUAI_LIMIT_CLOSING };
+enum { DRB_LUAI_LIMIT_NONE, DRB_LUAI_LIMIT_INSTR, DRB_LUAI_LIMIT_TIME };
 
 struct drb_lua {
 	lua_State *L;

@@ -332,6 +332,25 @@ static int sb_collectgarbage(lua_State *L)
 	return lua_gettop(L);
 }
 
+/* setmetatable without __gc: Lua runs finalizers with hooks switched off, so a finalizer
+ * would escape the instruction budget and the wall-clock guard (an endless loop in __gc
+ * hangs the run). Lua 5.4 only marks an object for finalization when its metatable has
+ * __gc at the time of setmetatable, so checking here is enough. */
+static int sb_setmetatable(lua_State *L)
+{
+	if (lua_type(L, 2) == LUA_TTABLE) {
+		lua_pushliteral(L, "__gc");
+		if (lua_rawget(L, 2) != LUA_TNIL)
+			return luaL_error(L, "setmetatable: __gc metamethods are not available in "
+					     "the sandbox");
+		lua_pop(L, 1);
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+	return lua_gettop(L);
+}
+
 /* os.date in UTC only: the "!" prefix is forced, runbooks must not depend on the host's
  * time zone. */
 static int sb_os_date(lua_State *L)
@@ -551,6 +570,9 @@ static int sb_setup(lua_State *L)
 	lua_getglobal(L, "load");
 	lua_pushcclosure(L, sb_load, 1);
 	lua_setglobal(L, "load");
+	lua_getglobal(L, "setmetatable");
+	lua_pushcclosure(L, sb_setmetatable, 1);
+	lua_setglobal(L, "setmetatable");
 	lua_getglobal(L, "collectgarbage");
 	lua_pushcclosure(L, sb_collectgarbage, 1);
 	lua_setglobal(L, "collectgarbage");
@@ -644,13 +666,8 @@ void drb_lua_free(drb_lua *D)
 {
 	if (!D)
 		return;
-	if (D->L) {
-		/* Finalizers written in Lua run during lua_close: make each of them fail on its
-		 * first instruction so none can hang or do work at that point. */
-		D->limit = DRB_LUAI_LIMIT_CLOSING;
-		lua_sethook(D->L, sb_hook, LUA_MASKCOUNT, 1);
-		lua_close(D->L);
-	}
+	if (D->L)
+		lua_close(D->L); /* no Lua finalizers can exist: see sb_setmetatable */
 	pthread_mutex_destroy(&D->mu);
 	free(D->lib_dir);
 	free(D->runbook_dir);

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -605,6 +606,61 @@ static void test_lock(void **state)
 	drb_lua_free(NULL);
 }
 
+struct counter_job {
+	drb_lua *L;
+	int failures;
+};
+
+static void *count_up(void *arg)
+{
+	struct counter_job *j = arg;
+
+	for (int i = 0; i < 200; i++) {
+		drb_err e = {0};
+		json_t *out = NULL;
+
+		if (drb_lua_run(j->L, "counter = (counter or 0) + 1", "thread", &out, &e) != 0)
+			j->failures++;
+		json_decref(out);
+	}
+	return NULL;
+}
+
+/* Entries from two threads are serialised by the sandbox's own lock. */
+static void test_threads(void **state)
+{
+	lt_fix *f = *state;
+	struct counter_job j = {f->L, 0};
+	pthread_t t1, t2;
+
+	assert_int_equal(pthread_create(&t1, NULL, count_up, &j), 0);
+	assert_int_equal(pthread_create(&t2, NULL, count_up, &j), 0);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	assert_int_equal(j.failures, 0);
+	assert_string_equal(runs(f, "return counter"), "400");
+}
+
+/* Finalizers run with hooks off (no budget): a script cannot create one. Were it possible,
+ * collectgarbage() would hang here and the test would time out. */
+static void test_no_finalizers(void **state)
+{
+	lt_fix *f = *state;
+
+	assert_non_null(strstr(fails(f,
+				     "keep = setmetatable({}, {__gc = function() while true do "
+				     "end end}) keep = nil collectgarbage()",
+				     DRB_ESCRIPT),
+			       "__gc metamethods are not available"));
+	/* added later, __gc has no effect in Lua 5.4 */
+	assert_string_equal(
+	    runs(f, "local mt = {} local t = setmetatable({}, mt) "
+		    "mt.__gc = function() while true do end end t = nil "
+		    "collectgarbage() collectgarbage() return getmetatable(setmetatable("
+		    "{}, {__index = {}})) ~= nil"),
+	    "true");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -630,6 +686,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_action_register_conflict, lt_setup, lt_teardown),
 	    cmocka_unit_test_setup_teardown(test_custom_actions, lt_setup, lt_teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_threads, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_no_finalizers, lt_setup, lt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
