@@ -4,7 +4,10 @@
  * instruction budget per entry (re-armed so a script's own pcall cannot swallow it) and the
  * allocator enforces a memory cap. Every entry is a protected call with a traceback handler;
  * errors come back as DRB_ESCRIPT (or DRB_ELIMIT for the limits) with the message in err.
- * The state is not thread-safe: the caller serialises access (drb_lua_lock). */
+ * setmetatable refuses __gc (Lua runs finalizers with hooks off, outside the budget).
+ * Known gap: one call to a C library function (a pathological string.find pattern) is not
+ * interrupted by the hook. Entries take the state's recursive lock themselves; callers
+ * that need several entries to stay together hold drb_lua_lock. */
 #ifndef DRBOOK_LUA_H
 #define DRBOOK_LUA_H
 
