@@ -146,6 +146,15 @@ def act(E, action, args, extra=(), timeout=60):
     return out
 
 
+def lua(E, script):
+    argv = [TOOL, "-c", json.dumps(E.conns), "--lua", script]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=60)
+    if r.returncode not in (0, 1):
+        raise RuntimeError("tool exited %d: %s %s" % (r.returncode, r.stdout, r.stderr))
+    return json.loads(r.stdout)
+
+
 def ok(out):
     return out.get("ok") is True
 
@@ -203,6 +212,17 @@ def run_tests(E, primary_dir):
     check("query: SQL errors carry the SQLSTATE", not ok(r) and "42P01" in r["error"]
           and r["code"] == "invalid", r)
 
+    # --- from Lua, as a lua step calls them (positional arguments) ---
+    r = lua(E, 'local r = pg.query("primary", "select $1::int as x, $2::text as y", 5, "five")'
+               ' return r.rows[1]')
+    check("lua: pg.query(conn, sql, ...) with positional arguments",
+          ok(r) and r["result"] == {"x": 5, "y": "five"}
+          and r["calls"][0]["request"]["args"] == 2, r)
+    r = lua(E, 'return pg.exec("primary", "insert into t_ro values ($1), ($2)", 1, 2)'
+               '.rows_affected')
+    check("lua: pg.exec positional", ok(r) and r["result"] == 2, r)
+    act(E, "pg.exec", {"connection": "primary", "sql": "delete from t_ro"})
+
     # --- pg.exec ---
     r = act(E, "pg.exec", {"connection": "primary",
                            "sql": "insert into t_ro select generate_series(1, $1::int)",
@@ -226,8 +246,8 @@ def run_tests(E, primary_dir):
     check("connections: an unset dsn_env names the variable",
           not ok(r) and "DRBT_UNSET" in r["error"] and r["code"] == "invalid", r)
     r = act(E, "pg.status", {"connection": "nope"})
-    check("connections: unknown connection", not ok(r) and r["code"] == "not_found" or
-          (not ok(r) and "nope" in r["error"]), r)
+    check("connections: unknown connection", not ok(r) and r["code"] == "not_found"
+          and "'nope'" in r["error"], r)
     r = act(E, "pg.status", {"connection": "rds"})
     check("connections: rds_instance without a resolver is a clear error",
           not ok(r) and "rds_instance" in r["error"], r)

@@ -7,6 +7,9 @@
  *
  *   pg_action_tool [-c CONNECTIONS_JSON] [--deadline S] [--read-only]
  *                  [--resolve INSTANCE=HOST:PORT]... ACTION [ARGS_JSON]
+ *   pg_action_tool [-c ...] --lua SCRIPT
+ * With --lua, the pg actions are functions in a drbook Lua sandbox (as in a `lua` step:
+ * pg.query("db", "select $1::int as x", 5)) and the script's return value is the result.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,9 @@
 
 #include <drbook/pg.h>
 #include <drbook/util.h>
+#ifdef DRB_TOOL_LUA
+#include <drbook/lua.h>
+#endif
 
 typedef struct tool_seam {
 	drb_seam seam;
@@ -58,6 +64,28 @@ static int tool_resolver(void *ud, drb_action_ctx *ctx, const char *instance,
 	return drb_err_set(err, DRB_ENOTFOUND, "DBInstanceNotFound: %s", instance);
 }
 
+#ifdef DRB_TOOL_LUA
+/* As the engine does for a lua step: the action runs with the step's context. */
+static int lua_invoke(void *ud, const drb_action *a, const json_t *args, json_t **result,
+		      drb_err *err)
+{
+	return a->fn(ud, args, result, err);
+}
+
+static int run_lua(drb_action_ctx *ctx, const char *script, json_t **result, drb_err *err)
+{
+	drb_lua *L = NULL;
+	int rc = drb_lua_new(&L, &(drb_lua_opts){0}, err);
+
+	for (size_t k = 0; rc == 0 && drb_pg_actions[k]; k++)
+		rc = drb_lua_register_action(L, drb_pg_actions[k], lua_invoke, ctx, err);
+	if (rc == 0)
+		rc = drb_lua_run(L, script, "--lua", result, err);
+	drb_lua_free(L);
+	return rc;
+}
+#endif
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: pg_action_tool [-c CONNECTIONS_JSON] [--deadline S] [--read-only]"
@@ -67,7 +95,7 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-	const char *conns_text = "{}", *action = NULL, *args_text = "{}";
+	const char *conns_text = "{}", *action = NULL, *args_text = "{}", *lua = NULL;
 	char *resolves[16];
 	double deadline_s = 0;
 	int read_only = 0, i, rc, status = 1;
@@ -84,6 +112,8 @@ int main(int argc, char **argv)
 			conns_text = argv[++i];
 		else if (!strcmp(argv[i], "--deadline") && i + 1 < argc)
 			deadline_s = strtod(argv[++i], NULL);
+		else if (!strcmp(argv[i], "--lua") && i + 1 < argc)
+			lua = argv[++i];
 		else if (!strcmp(argv[i], "--read-only"))
 			read_only = 1;
 		else if (!strcmp(argv[i], "--resolve") && i + 1 < argc && n_resolve < 16)
@@ -91,9 +121,10 @@ int main(int argc, char **argv)
 		else
 			return usage();
 	}
-	if (i >= argc)
+	if (i >= argc && !lua)
 		return usage();
-	action = argv[i++];
+	if (!lua)
+		action = argv[i++];
 	if (i < argc)
 		args_text = argv[i++];
 	if (i < argc)
@@ -101,10 +132,16 @@ int main(int argc, char **argv)
 	resolve_map = resolves;
 	if (n_resolve)
 		drb_pg_set_endpoint_resolver(tool_resolver, NULL);
-	for (size_t k = 0; drb_pg_actions[k]; k++)
+	for (size_t k = 0; action && drb_pg_actions[k]; k++)
 		if (!strcmp(drb_pg_actions[k]->name, action))
 			a = drb_pg_actions[k];
-	if (!a) {
+#ifndef DRB_TOOL_LUA
+	if (lua) {
+		fprintf(stderr, "pg_action_tool: built without the Lua module\n");
+		return 2;
+	}
+#endif
+	if (!a && !lua) {
 		fprintf(stderr, "pg_action_tool: unknown action %s\n", action);
 		return 2;
 	}
@@ -123,7 +160,12 @@ int main(int argc, char **argv)
 	ctx.connections = conns;
 	ctx.read_only = read_only;
 	ctx.deadline = deadline_s > 0 ? drb_mono_now() + deadline_s : 0;
-	rc = a->fn(&ctx, args, &result, &err);
+#ifdef DRB_TOOL_LUA
+	if (lua)
+		rc = run_lua(&ctx, lua, &result, &err);
+	else
+#endif
+		rc = a->fn(&ctx, args, &result, &err);
 	if (rc == 0) {
 		out = json_pack("{s:b, s:O, s:O}", "ok", 1, "result", result, "calls", ts.calls);
 		status = 0;
