@@ -1,0 +1,403 @@
+/* Tests of src/providers/aws/creds.c: the INI dialect of ~/.aws files, the credential chain
+ * and the resolution of region and endpoint, each rule and each refusal. The environment is
+ * reset before every case so the machine's own AWS settings cannot leak in. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <drbook/aws.h>
+
+static char g_dir[256];
+
+static void write_file(const char *name, const char *text)
+{
+	char p[512];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", g_dir, name);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void clear_aws_env(void)
+{
+	static const char *const vars[] = {
+		"AWS_ACCESS_KEY_ID",	   "AWS_SECRET_ACCESS_KEY",	  "AWS_SESSION_TOKEN",
+		"AWS_PROFILE",		   "AWS_REGION",		  "AWS_DEFAULT_REGION",
+		"AWS_ENDPOINT_URL",	   "AWS_ENDPOINT_URL_RDS",	  "AWS_ENDPOINT_URL_ROUTE_53",
+		"AWS_CONFIG_FILE",	   "AWS_SHARED_CREDENTIALS_FILE", NULL};
+
+	for (int i = 0; vars[i]; i++)
+		unsetenv(vars[i]);
+}
+
+static int setup(void **state)
+{
+	char p[512];
+
+	(void)state;
+	snprintf(g_dir, sizeof(g_dir), "/tmp/drb-creds-XXXXXX");
+	if (!mkdtemp(g_dir))
+		return -1;
+	clear_aws_env();
+	/* HOME points at an empty folder: ~/.aws does not exist unless a case writes it. */
+	setenv("HOME", g_dir, 1);
+	snprintf(p, sizeof(p), "%s/credentials", g_dir);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", p, 1);
+	snprintf(p, sizeof(p), "%s/config", g_dir);
+	setenv("AWS_CONFIG_FILE", p, 1);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char p[512];
+
+	(void)state;
+	snprintf(p, sizeof(p), "%s/credentials", g_dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/config", g_dir);
+	unlink(p);
+	rmdir(g_dir);
+	clear_aws_env();
+	return 0;
+}
+
+/* Sections, both key=value spacings, comments, CRLF, case-insensitive keys, last wins. */
+static void test_ini_basics(void **state)
+{
+	const char *t = "# comment\n; another\n[default]\naws_access_key_id=AK1\r\n"
+			"  \nAWS_Secret_Access_Key = s e c r e t  \n[profile x]\nregion =eu-west-1\n"
+			"region = eu-west-2\nempty =\n";
+	drb_aws_ini *ini = NULL;
+	drb_err e = {0};
+
+	(void)state;
+	assert_int_equal(drb_aws_ini_parse(t, strlen(t), &ini, &e), 0);
+	assert_string_equal(drb_aws_ini_get(ini, "default", "aws_access_key_id"), "AK1");
+	assert_string_equal(drb_aws_ini_get(ini, "default", "aws_secret_access_key"),
+			    "s e c r e t");
+	assert_string_equal(drb_aws_ini_get(ini, "profile x", "region"), "eu-west-2");
+	assert_string_equal(drb_aws_ini_get(ini, "profile x", "empty"), "");
+	assert_null(drb_aws_ini_get(ini, "Profile x", "region")); /* sections keep case */
+	assert_null(drb_aws_ini_get(ini, "default", "region"));
+	drb_aws_ini_free(ini);
+	drb_aws_ini_free(NULL);
+}
+
+/* Indented lines continue a nested block ("s3 =") and are not settings of their own. */
+static void test_ini_nested_block(void **state)
+{
+	const char *t = "[profile p]\ns3 =\n  max_concurrent_requests = 20\n\tregion = bad\n"
+			"region = good\n";
+	drb_aws_ini *ini = NULL;
+	drb_err e = {0};
+
+	(void)state;
+	assert_int_equal(drb_aws_ini_parse(t, strlen(t), &ini, &e), 0);
+	assert_string_equal(drb_aws_ini_get(ini, "profile p", "region"), "good");
+	assert_null(drb_aws_ini_get(ini, "profile p", "max_concurrent_requests"));
+	drb_aws_ini_free(ini);
+}
+
+/* Malformed lines are refused with their number and never their content (a secret). */
+static void test_ini_refusals(void **state)
+{
+	static const struct {
+		const char *text, *msg;
+	} bad[] = {
+		{"aws_secret_access_key = TOPSECRET\n", "line 1: setting before any [section]"},
+		{"[default\nx=1\n", "line 1: section without ']'"},
+		{"[default]\nTOPSECRET\n", "line 2: expected 'key = value'"},
+		{"[default]\n= TOPSECRET\n", "line 2: empty key"},
+		{"  indented = TOPSECRET\n", "line 1: indented line outside a setting"},
+		{"[a] TOPSECRET\n", "line 1: text after ']'"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		drb_aws_ini *ini = NULL;
+		drb_err e = {0};
+
+		assert_int_equal(drb_aws_ini_parse(bad[i].text, strlen(bad[i].text), &ini, &e),
+				 DRB_EINVAL);
+		assert_null(ini);
+		assert_string_equal(e.msg, bad[i].msg);
+		assert_null(strstr(e.msg, "TOPSECRET"));
+	}
+	{
+		drb_aws_ini *ini = NULL;
+		drb_err e = {0};
+
+		assert_int_equal(drb_aws_ini_parse("[a]\nk=v\0x\n", 10, &ini, &e), DRB_EINVAL);
+		assert_non_null(strstr(e.msg, "NUL"));
+	}
+}
+
+/* A missing file is an empty configuration, not an error. */
+static void test_ini_missing_file(void **state)
+{
+	drb_aws_ini *ini = NULL;
+	drb_err e = {0};
+	char p[512];
+
+	(void)state;
+	snprintf(p, sizeof(p), "%s/does-not-exist", g_dir);
+	assert_int_equal(drb_aws_ini_load(p, &ini, &e), 0);
+	assert_non_null(ini);
+	assert_null(drb_aws_ini_get(ini, "default", "region"));
+	drb_aws_ini_free(ini);
+}
+
+/* A malformed file is reported with its path. */
+static void test_ini_load_error_names_path(void **state)
+{
+	drb_aws_ini *ini = NULL;
+	drb_err e = {0};
+	char p[512];
+
+	(void)state;
+	write_file("config", "oops\n");
+	snprintf(p, sizeof(p), "%s/config", g_dir);
+	assert_int_equal(drb_aws_ini_load(p, &ini, &e), DRB_EINVAL);
+	assert_non_null(strstr(e.msg, p));
+	assert_non_null(strstr(e.msg, "line 1"));
+}
+
+/* The environment keys come first, with the session token. */
+static void test_creds_env(void **state)
+{
+	drb_aws_creds c;
+	drb_err e = {0};
+
+	(void)state;
+	write_file("credentials", "[default]\naws_access_key_id=FILE\naws_secret_access_key=F\n");
+	setenv("AWS_ACCESS_KEY_ID", "AKENV", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "SKENV", 1);
+	setenv("AWS_SESSION_TOKEN", "TOKEN", 1);
+	assert_int_equal(drb_aws_creds_load(NULL, &c, &e), 0);
+	assert_string_equal(c.access_key, "AKENV");
+	assert_string_equal(c.secret_key, "SKENV");
+	assert_string_equal(c.session_token, "TOKEN");
+	assert_string_equal(c.source, "environment");
+	drb_aws_creds_clear(&c);
+	assert_null(c.access_key);
+	assert_null(c.secret_key);
+	drb_aws_creds_clear(NULL);
+}
+
+/* Half a pair in the environment is a configuration error, not a silent fallback. */
+static void test_creds_env_half(void **state)
+{
+	drb_aws_creds c;
+	drb_err e = {0};
+
+	(void)state;
+	setenv("AWS_SECRET_ACCESS_KEY", "SKENV", 1);
+	assert_int_equal(drb_aws_creds_load(NULL, &c, &e), DRB_EINVAL);
+	assert_non_null(strstr(e.msg, "AWS_ACCESS_KEY_ID"));
+	assert_null(strstr(e.msg, "SKENV"));
+}
+
+/* AWS_PROFILE picks a section of the credentials file; default otherwise. */
+static void test_creds_profiles(void **state)
+{
+	drb_aws_creds c;
+	drb_err e = {0};
+
+	(void)state;
+	write_file("credentials", "[default]\naws_access_key_id = AKDEF\naws_secret_access_key = "
+				  "SKDEF\n\n[drill]\naws_access_key_id = AKDRILL\n"
+				  "aws_secret_access_key = SKDRILL\naws_session_token = TOK\n");
+	assert_int_equal(drb_aws_creds_load(NULL, &c, &e), 0);
+	assert_string_equal(c.access_key, "AKDEF");
+	assert_null(c.session_token);
+	assert_non_null(strstr(c.source, "profile default"));
+	drb_aws_creds_clear(&c);
+	setenv("AWS_PROFILE", "drill", 1);
+	assert_int_equal(drb_aws_creds_load(NULL, &c, &e), 0);
+	assert_string_equal(c.access_key, "AKDRILL");
+	assert_string_equal(c.session_token, "TOK");
+	drb_aws_creds_clear(&c);
+}
+
+/* A named profile (a connection's) wins over the environment keys, as --profile does. */
+static void test_creds_named_profile_skips_env(void **state)
+{
+	drb_aws_creds c;
+	drb_err e = {0};
+
+	(void)state;
+	setenv("AWS_ACCESS_KEY_ID", "AKENV", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "SKENV", 1);
+	write_file("config", "[profile ops]\naws_access_key_id=AKCFG\naws_secret_access_key=SKCFG\n");
+	assert_int_equal(drb_aws_creds_load("ops", &c, &e), 0);
+	assert_string_equal(c.access_key, "AKCFG");
+	assert_non_null(strstr(c.source, "config"));
+	drb_aws_creds_clear(&c);
+}
+
+/* Nothing anywhere: denied, naming where it looked. */
+static void test_creds_none(void **state)
+{
+	drb_aws_creds c;
+	drb_err e = {0};
+
+	(void)state;
+	assert_int_equal(drb_aws_creds_load(NULL, &c, &e), DRB_EDENIED);
+	assert_non_null(strstr(e.msg, "none found"));
+	assert_non_null(strstr(e.msg, "credentials"));
+	assert_null(c.access_key);
+}
+
+/* A profile with only half its pair is refused without printing the half it has. */
+static void test_creds_profile_half(void **state)
+{
+	drb_aws_creds c;
+	drb_err e = {0};
+
+	(void)state;
+	write_file("credentials", "[default]\naws_secret_access_key = HALFSECRET\n");
+	assert_int_equal(drb_aws_creds_load(NULL, &c, &e), DRB_EINVAL);
+	assert_null(strstr(e.msg, "HALFSECRET"));
+	assert_non_null(strstr(e.msg, "only one"));
+}
+
+/* Region order: argument, connection, AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1. */
+static void test_resolve_region_order(void **state)
+{
+	drb_aws_endpoint ep;
+	drb_err e = {0};
+	json_t *conn = json_pack("{s:s, s:s}", "kind", "aws", "region", "eu-central-1");
+
+	(void)state;
+	assert_int_equal(drb_aws_resolve(NULL, NULL, "rds", "RDS", 0, &ep, &e), 0);
+	assert_string_equal(ep.region, "us-east-1");
+	assert_string_equal(ep.url, "https://rds.us-east-1.amazonaws.com");
+	assert_string_equal(ep.host, "rds.us-east-1.amazonaws.com");
+	assert_int_equal(ep.custom, 0);
+	write_file("config", "[default]\nregion = ap-southeast-1\n[profile p]\nregion = sa-east-1\n");
+	assert_int_equal(drb_aws_resolve(NULL, NULL, "rds", "RDS", 0, &ep, &e), 0);
+	assert_string_equal(ep.region, "ap-southeast-1");
+	setenv("AWS_PROFILE", "p", 1);
+	assert_int_equal(drb_aws_resolve(NULL, NULL, "rds", "RDS", 0, &ep, &e), 0);
+	assert_string_equal(ep.region, "sa-east-1");
+	setenv("AWS_DEFAULT_REGION", "us-west-1", 1);
+	assert_int_equal(drb_aws_resolve(NULL, NULL, "rds", "RDS", 0, &ep, &e), 0);
+	assert_string_equal(ep.region, "us-west-1");
+	setenv("AWS_REGION", "us-west-2", 1);
+	assert_int_equal(drb_aws_resolve(NULL, NULL, "rds", "RDS", 0, &ep, &e), 0);
+	assert_string_equal(ep.region, "us-west-2");
+	assert_int_equal(drb_aws_resolve(conn, NULL, "rds", "RDS", 0, &ep, &e), 0);
+	assert_string_equal(ep.region, "eu-central-1");
+	assert_int_equal(drb_aws_resolve(conn, "eu-west-1", "rds", "RDS", 0, &ep, &e), 0);
+	assert_string_equal(ep.region, "eu-west-1");
+	assert_string_equal(ep.url, "https://rds.eu-west-1.amazonaws.com");
+	json_decref(conn);
+}
+
+/* Endpoint order: connection, AWS_ENDPOINT_URL_<SVC>, AWS_ENDPOINT_URL, profile. */
+static void test_resolve_endpoint_order(void **state)
+{
+	drb_aws_endpoint ep;
+	drb_err e = {0};
+	json_t *conn = json_pack("{s:s}", "endpoint_url", "http://127.0.0.1:4001/");
+
+	(void)state;
+	write_file("config", "[default]\nendpoint_url = http://127.0.0.1:4004\n");
+	assert_int_equal(drb_aws_resolve(NULL, "eu-west-1", "rds", "RDS", 0, &ep, &e), 0);
+	assert_string_equal(ep.url, "http://127.0.0.1:4004");
+	setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4003", 1);
+	assert_int_equal(drb_aws_resolve(NULL, "eu-west-1", "rds", "RDS", 0, &ep, &e), 0);
+	assert_string_equal(ep.url, "http://127.0.0.1:4003");
+	setenv("AWS_ENDPOINT_URL_RDS", "http://LOCALHOST:4002", 1);
+	assert_int_equal(drb_aws_resolve(NULL, "eu-west-1", "rds", "RDS", 0, &ep, &e), 0);
+	assert_string_equal(ep.url, "http://LOCALHOST:4002");
+	assert_string_equal(ep.host, "localhost:4002");
+	/* Another service is not affected by the RDS override. */
+	assert_int_equal(drb_aws_resolve(NULL, "eu-west-1", "ecs", "ECS", 0, &ep, &e), 0);
+	assert_string_equal(ep.url, "http://127.0.0.1:4003");
+	assert_int_equal(drb_aws_resolve(conn, "eu-west-1", "rds", "RDS", 0, &ep, &e), 0);
+	assert_string_equal(ep.url, "http://127.0.0.1:4001");
+	assert_string_equal(ep.host, "127.0.0.1:4001");
+	assert_int_equal(ep.custom, 1);
+	json_decref(conn);
+}
+
+/* Route 53 is global: one host, and always us-east-1 whatever region is asked for. */
+static void test_resolve_global(void **state)
+{
+	drb_aws_endpoint ep;
+	drb_err e = {0};
+
+	(void)state;
+	assert_int_equal(drb_aws_resolve(NULL, "eu-west-1", "route53", "ROUTE_53", 1, &ep, &e), 0);
+	assert_string_equal(ep.region, "us-east-1");
+	assert_string_equal(ep.url, "https://route53.amazonaws.com");
+}
+
+/* Values that would change the host or what is signed are refused. */
+static void test_resolve_refusals(void **state)
+{
+	static const char *const regions[] = {"eu-west-1.evil.com", "EU-WEST-1", "eu west",
+					      "-eu", "eu-west-1/", NULL};
+	static const char *const urls[] = {"ftp://x", "http://h/path", "http://u:p@h",
+					   "http://h?x=1", "http://", "h:80", NULL};
+	drb_aws_endpoint ep;
+	drb_err e = {0};
+
+	(void)state;
+	for (int i = 0; regions[i]; i++)
+		assert_int_equal(drb_aws_resolve(NULL, regions[i], "rds", "RDS", 0, &ep, &e),
+				 DRB_EINVAL);
+	for (int i = 0; urls[i]; i++) {
+		json_t *c = json_pack("{s:s}", "endpoint_url", urls[i]);
+
+		assert_int_equal(drb_aws_resolve(c, NULL, "rds", "RDS", 0, &ep, &e), DRB_EINVAL);
+		json_decref(c);
+	}
+	{
+		json_t *c = json_pack("{s:s}", "kind", "postgres");
+
+		assert_int_equal(drb_aws_resolve(c, NULL, "rds", "RDS", 0, &ep, &e), DRB_EINVAL);
+		assert_non_null(strstr(e.msg, "postgres"));
+		json_decref(c);
+	}
+	{
+		json_t *c = json_pack("{s:i}", "region", 3);
+
+		assert_int_equal(drb_aws_resolve(c, NULL, "rds", "RDS", 0, &ep, &e), DRB_EINVAL);
+		json_decref(c);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ini_basics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ini_nested_block, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ini_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ini_missing_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ini_load_error_names_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_creds_env, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_creds_env_half, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_creds_profiles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_creds_named_profile_skips_env, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_creds_none, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_creds_profile_half, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_region_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_endpoint_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_global, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolve_refusals, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
