@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""The least-privilege IAM policies of docs/iam/ against moto's IAM enforcement.
+
+For each scenario policy: the policy's action set must be exactly what the scenario's drbook
+actions need (no more, no less); a fresh moto user gets that policy and nothing else; every
+drbook action of the scenario then succeeds through aws_action_tool, and an action outside
+the policy fails with AccessDenied, reported clearly, after exactly one request.
+
+What moto 5 enforces (checked in moto/iam/access_control.py): signatures, and the Action
+element of identity policies; every request is evaluated against Resource "*" and without
+condition values, and the action prefix is the SigV4 signing name (CloudWatch signs as
+"monitoring"). So the policy attached here is the documented one with each Resource widened
+to "*", Conditions dropped and "cloudwatch:X" also granted as "monitoring:X": the same action
+set, which is what moto can check. Resource scoping is for real AWS.
+Prints "N passed, M failed".
+"""
+import json
+import os
+import sys
+import tempfile
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_aws_moto as tm  # noqa: E402  (the moto launcher and harness)
+
+# The IAM actions each drbook AWS action calls.
+IAM_OF = {
+    "aws.sts.get_caller_identity": [],  # needs no permission
+    "aws.rds.describe_db_instance": ["rds:DescribeDBInstances"],
+    "aws.rds.promote_read_replica": ["rds:PromoteReadReplica"],
+    "aws.rds.reboot_db_instance": ["rds:RebootDBInstance"],
+    "aws.rds.failover_db_cluster": ["rds:FailoverDBCluster"],
+    "aws.rds.describe_db_snapshots": ["rds:DescribeDBSnapshots"],
+    "aws.rds.restore_db_instance_to_point_in_time": ["rds:RestoreDBInstanceToPointInTime"],
+    "aws.rds.restore_db_instance_from_snapshot": ["rds:RestoreDBInstanceFromDBSnapshot"],
+    "aws.route53.get_record": ["route53:ListResourceRecordSets"],
+    "aws.route53.upsert_record": ["route53:ChangeResourceRecordSets", "route53:GetChange"],
+    "aws.route53.get_change": ["route53:GetChange"],
+    "aws.route53.get_health_check_status": ["route53:GetHealthCheckStatus"],
+    "aws.route53.update_health_check": ["route53:UpdateHealthCheck"],
+    "aws.ecs.describe_service": ["ecs:DescribeServices"],
+    "aws.ecs.update_service": ["ecs:UpdateService"],
+    "aws.ecs.list_tasks": ["ecs:ListTasks"],
+    "aws.ecs.stop_task": ["ecs:StopTask"],
+    "aws.sns.publish": ["sns:Publish"],
+    "aws.cloudwatch.put_metric_data": ["cloudwatch:PutMetricData"],
+}
+
+NOTIFY = ["aws.sns.publish", "aws.cloudwatch.put_metric_data", "aws.sts.get_caller_identity"]
+
+# The actions each scenario's runbook uses (DESIGN.md's four scenarios).
+SCENARIOS = {
+    "ecs-task-failure": ["aws.ecs.describe_service", "aws.ecs.list_tasks", "aws.ecs.stop_task",
+                         "aws.ecs.update_service"] + NOTIFY,
+    "rds-multi-az-failover": ["aws.rds.describe_db_instance", "aws.rds.reboot_db_instance",
+                              "aws.rds.failover_db_cluster"] + NOTIFY,
+    "region-failover": ["aws.rds.describe_db_instance", "aws.rds.promote_read_replica",
+                        "aws.ecs.describe_service", "aws.ecs.update_service",
+                        "aws.route53.get_health_check_status",
+                        "aws.route53.update_health_check", "aws.route53.get_record",
+                        "aws.route53.upsert_record", "aws.route53.get_change"] + NOTIFY,
+    "db-corruption-restore": ["aws.rds.describe_db_instance", "aws.rds.describe_db_snapshots",
+                              "aws.rds.restore_db_instance_to_point_in_time",
+                              "aws.rds.restore_db_instance_from_snapshot",
+                              "aws.route53.get_record", "aws.route53.upsert_record",
+                              "aws.route53.get_change"] + NOTIFY,
+}
+
+# One call outside each policy, and the IAM action moto must name when refusing it.
+OUTSIDE = {
+    "ecs-task-failure": ("aws.rds.promote_read_replica", {"id": "prod-db-eu"},
+                         "rds:PromoteReadReplica"),
+    "rds-multi-az-failover": ("aws.route53.upsert_record", None,
+                              "route53:ChangeResourceRecordSets"),
+    "region-failover": ("aws.rds.reboot_db_instance", {"id": "prod-db", "force_failover": True},
+                        "rds:RebootDBInstance"),
+    "db-corruption-restore": ("aws.ecs.update_service",
+                              {"cluster": "prod-eu", "service": "api", "desired_count": 0},
+                              "ecs:UpdateService"),
+}
+
+
+def policy_path(name):
+    return os.path.join(tm.SRC, "docs", "iam", name + ".json")
+
+
+def policy_actions(doc):
+    acts = set()
+    for st in doc["Statement"]:
+        a = st["Action"]
+        acts.update([a] if isinstance(a, str) else a)
+    return acts
+
+
+def moto_form(doc):
+    """The documented policy as moto can evaluate it (see the module comment)."""
+    out = {"Version": doc["Version"], "Statement": []}
+    for st in doc["Statement"]:
+        acts = [st["Action"]] if isinstance(st["Action"], str) else list(st["Action"])
+        acts += ["monitoring:" + a.split(":", 1)[1] for a in acts if a.startswith("cloudwatch:")]
+        out["Statement"].append({"Effect": st["Effect"], "Action": acts, "Resource": "*"})
+    return out
+
+
+def args_for(action, s, n):
+    zone = s["zone"]
+    return {
+        "aws.sts.get_caller_identity": {},
+        "aws.rds.describe_db_instance": {"id": "prod-db"},
+        "aws.rds.promote_read_replica": {"id": "prod-db-eu"},
+        "aws.rds.reboot_db_instance": {"id": "prod-db", "force_failover": True},
+        "aws.rds.failover_db_cluster": {"cluster": "aurora", "target": "aurora-2"},
+        "aws.rds.describe_db_snapshots": {"id": "prod-db"},
+        "aws.rds.restore_db_instance_to_point_in_time":
+            {"source": "prod-db", "target": f"restore-pitr-{n}", "latest": True},
+        "aws.rds.restore_db_instance_from_snapshot":
+            {"snapshot": "snap-1", "target": f"restore-snap-{n}"},
+        "aws.route53.get_record": {"zone_id": zone, "name": "api.example.com", "type": "CNAME"},
+        "aws.route53.upsert_record": {"zone_id": zone, "name": "api.example.com",
+                                      "type": "CNAME", "ttl": 60, "wait": True,
+                                      "values": [f"api-{n}.example.com"]},
+        "aws.route53.get_change": None,  # filled from the upsert's change id
+        "aws.route53.get_health_check_status": {"id": s["hc"]},
+        "aws.route53.update_health_check": {"id": s["hc"], "disabled": False},
+        "aws.ecs.describe_service": {"cluster": "prod-eu", "service": "api"},
+        "aws.ecs.update_service": {"cluster": "prod-eu", "service": "api",
+                                   "force_new_deployment": True},
+        "aws.ecs.list_tasks": {"cluster": "prod-eu", "service": "api"},
+        "aws.ecs.stop_task": {"cluster": "prod-eu", "task": s["task"], "reason": "drill"},
+        "aws.sns.publish": {"topic_arn": s["topic"], "subject": "drill", "message": n},
+        "aws.cloudwatch.put_metric_data": {"namespace": "drbook", "name": "rto_s", "value": 1},
+    }[action]
+
+
+def main():
+    tool = tm.find_tool()
+    suite = tm.Suite()
+    tmp_obj = tempfile.TemporaryDirectory(prefix="drbook-iam-")
+    tmp = tmp_obj.name
+    moto = None
+    try:
+        for name, actions in SCENARIOS.items():
+            def shape(name=name, actions=actions):
+                with open(policy_path(name)) as f:
+                    doc = json.load(f)
+                assert doc["Version"] == "2012-10-17"
+                need = {a for act in actions for a in IAM_OF[act]}
+                have = policy_actions(doc)
+                assert have == need, f"{name}: extra {have - need}, missing {need - have}"
+                for st in doc["Statement"]:
+                    assert st["Effect"] == "Allow" and "*" not in "".join(
+                        [st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+            suite.case(f"{name}.json grants exactly the scenario's actions", shape)
+        moto = tm.Moto(tmp)
+        s = tm.seed(moto.url)
+        iam = tm.boto("iam", moto.url, s["ak"], s["sk"])
+        users = {}
+        for name in SCENARIOS:
+            u = f"dr-{name}"
+            iam.create_user(UserName=u)
+            key = iam.create_access_key(UserName=u)["AccessKey"]
+            with open(policy_path(name)) as f:
+                iam.put_user_policy(UserName=u, PolicyName=name,
+                                    PolicyDocument=json.dumps(moto_form(json.load(f))))
+            users[name] = key
+        moto.set_auth_after(0)
+        for name, actions in SCENARIOS.items():
+            key = users[name]
+            env = tm.Env(tool, tmp, moto.url, key["AccessKeyId"], key["SecretAccessKey"])
+
+            def allowed(name=name, actions=actions, env=env):
+                change = None
+                for act in actions:
+                    a = args_for(act, s, name)
+                    if act == "aws.route53.get_change":
+                        assert change, "upsert_record must run first"
+                        a = {"id": change}
+                    r = env.ok(act, a)
+                    if act == "aws.route53.upsert_record":
+                        change = r.json["change_id"]
+                    if act == "aws.sts.get_caller_identity":
+                        assert r.json["arn"].endswith(f":user/dr-{name}"), r.json
+            suite.case(f"{name}: the scenario's actions pass with only its policy", allowed)
+
+            def outside(name=name, env=env):
+                act, a, iam_action = OUTSIDE[name]
+                if a is None:
+                    a = args_for(act, s, name)
+                before = len(moto.requests())
+                r = env.run(act, a)
+                assert r.code == 1, r
+                assert "denied" in r.err and "AccessDenied" in r.err, r.err
+                assert f"is not authorized to perform: {iam_action}" in r.err, r.err
+                assert len(moto.requests()) - before == 1, "a denial must not be retried"
+            suite.case(f"{name}: an action outside the policy is AccessDenied", outside)
+    except Exception:
+        suite.failed += 1
+        print(f"FAIL setup\n{traceback.format_exc()}", flush=True)
+    finally:
+        if moto:
+            moto.stop()
+        tmp_obj.cleanup()
+    return suite.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
