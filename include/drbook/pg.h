@@ -30,8 +30,8 @@ typedef int (*drb_pg_endpoint_fn)(void *ud, drb_action_ctx *ctx, const char *ins
  * read without a lock. Without a resolver, rds_instance connections fail with DRB_EINVAL. */
 void drb_pg_set_endpoint_resolver(drb_pg_endpoint_fn fn, void *ud);
 
-#define DRB_PG_CONNECT_TIMEOUT_S 5.0     /* connect_timeout when the spec has none */
-#define DRB_PG_STATEMENT_TIMEOUT_S 30.0  /* statement_timeout when the spec has none */
+#define DRB_PG_CONNECT_TIMEOUT_S 5.0	/* connect_timeout when the spec has none */
+#define DRB_PG_STATEMENT_TIMEOUT_S 30.0 /* statement_timeout when the spec has none */
 
 /* libpq parameters for one named connection, and the secrets to keep out of every message. */
 typedef struct drb_pg_conninfo drb_pg_conninfo;

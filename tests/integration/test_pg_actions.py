@@ -208,6 +208,12 @@ def run_tests(E, primary_dir):
             extra=["--deadline", "1.5"])
     check("query: the step deadline caps statement_timeout",
           not ok(r) and r["code"] == "timeout" and time.monotonic() - t0 < 4, r)
+    r = act(E, "pg.query", {"connection": "primary", "sql": "select generate_series(1, 10001) as n"})
+    check("query: more than 10000 rows is refused (limit), not loaded",
+          not ok(r) and r["code"] == "limit" and "LIMIT" in r["error"], r)
+    r = act(E, "pg.query", {"connection": "primary", "sql": "select 1", "args": list(range(101))})
+    check("query: more than 100 arguments is refused (limit)",
+          not ok(r) and r["code"] == "limit", r)
     r = act(E, "pg.query", {"connection": "primary", "sql": "select * from no_such_table"})
     check("query: SQL errors carry the SQLSTATE", not ok(r) and "42P01" in r["error"]
           and r["code"] == "invalid", r)

@@ -32,10 +32,10 @@ static int tool_call(drb_seam *s, const drb_call *c, drb_perform_fn perform, voi
 	tool_seam *t = s->ud;
 	int rc = perform(arg, response, err);
 
-	json_array_append_new(t->calls,
-			      json_pack("{s:s, s:s, s:O?, s:O?, s:s?}", "service", c->service,
-					"operation", c->operation, "request", c->request, "response",
-					rc ? NULL : *response, "error", rc ? err->msg : NULL));
+	json_array_append_new(t->calls, json_pack("{s:s, s:s, s:O?, s:O?, s:s?}", "service",
+						  c->service, "operation", c->operation, "request",
+						  c->request, "response", rc ? NULL : *response,
+						  "error", rc ? err->msg : NULL));
 	return rc;
 }
 
@@ -43,8 +43,8 @@ static int tool_call(drb_seam *s, const drb_call *c, drb_perform_fn perform, voi
 static char *const *resolve_map;
 static int n_resolve;
 
-static int tool_resolver(void *ud, drb_action_ctx *ctx, const char *instance,
-			 const char *region, char **host, int *port, drb_err *err)
+static int tool_resolver(void *ud, drb_action_ctx *ctx, const char *instance, const char *region,
+			 char **host, int *port, drb_err *err)
 {
 	(void)ud;
 	(void)ctx;

@@ -60,8 +60,8 @@ static int run(drb_action_ctx *ctx, const char *action, const char *conn, drb_pg
 	if (rc) {
 		if (unreachable_ok && (rc == DRB_ETRANSIENT || rc == DRB_ETIMEOUT)) {
 			/* the endpoint lookup failed the way an outage fails: that is an answer */
-			*resp = json_pack("{s:i, s:b, s:{s:s}}", "status", 0, "reachable", 0, "error",
-					  "message", err->msg);
+			*resp = json_pack("{s:i, s:b, s:{s:s}}", "status", 0, "reachable", 0,
+					  "error", "message", err->msg);
 			rc = *resp ? 0 : nomem(err);
 			drb_err_clear(err);
 		}
@@ -76,8 +76,8 @@ static int run(drb_action_ctx *ctx, const char *action, const char *conn, drb_pg
 		nargs += stmts[i].params ? json_array_size(stmts[i].params) : 0;
 	}
 	/* parameter values are data (they may be personal): only their number is logged */
-	req = json_pack("{s:s, s:O, s:I}", "connection", conn, "sql", sql, "args",
-			(json_int_t)nargs);
+	req =
+	    json_pack("{s:s, s:O, s:I}", "connection", conn, "sql", sql, "args", (json_int_t)nargs);
 	if (!req)
 		goto oom;
 	call.request = req;
@@ -108,8 +108,9 @@ static int common_args(drb_action_ctx *ctx, const drb_action *a, const json_t *a
 	if (rc == 0)
 		rc = drb_arg_string(args, "connection", conn, err);
 	if (rc == 0 && ctx->read_only && a->mode == DRB_ACT_MUT)
-		rc = drb_err_set(err, DRB_EDENIED, "%s changes the database: refused in preflight "
-						   "and plan",
+		rc = drb_err_set(err, DRB_EDENIED,
+				 "%s changes the database: refused in preflight "
+				 "and plan",
 				 a->name);
 	return rc;
 }
@@ -133,8 +134,8 @@ static int sql_args(const json_t *args, const char **sql, const json_t **params,
 static const char *const sql_known[] = {"connection", "sql", "args", NULL};
 static const char *const sql_positional[] = {"connection", "sql", "args...", NULL};
 
-static int sql_action(drb_action_ctx *ctx, const drb_action *a, const json_t *args,
-		      json_t **result, drb_err *err)
+static int sql_action(drb_action_ctx *ctx, const drb_action *a, const json_t *args, json_t **result,
+		      drb_err *err)
 {
 	const char *conn = NULL, *sql = NULL;
 	const json_t *params = NULL, *one;
@@ -187,14 +188,10 @@ static int exec_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb
 	return sql_action(ctx, &act_exec, args, result, err);
 }
 
-static const drb_action act_query = {.name = "pg.query",
-				     .mode = DRB_ACT_RO,
-				     .positional = sql_positional,
-				     .fn = query_fn};
-static const drb_action act_exec = {.name = "pg.exec",
-				    .mode = DRB_ACT_MUT,
-				    .positional = sql_positional,
-				    .fn = exec_fn};
+static const drb_action act_query = {
+    .name = "pg.query", .mode = DRB_ACT_RO, .positional = sql_positional, .fn = query_fn};
+static const drb_action act_exec = {
+    .name = "pg.exec", .mode = DRB_ACT_MUT, .positional = sql_positional, .fn = exec_fn};
 
 /* ---- pg.status ---- */
 
@@ -205,17 +202,17 @@ static const char *const conn_positional[] = {"connection", NULL};
  * pg_walfile_name() is refused) the one its WAL receiver streams, else the one of the last
  * restartpoint. */
 static const char status_sql[] =
-	"SELECT pg_is_in_recovery() AS in_recovery,"
-	" (CASE WHEN pg_is_in_recovery()"
-	"   THEN coalesce(pg_last_wal_replay_lsn(), pg_last_wal_receive_lsn())"
-	"   ELSE pg_current_wal_lsn() END)::text AS lsn,"
-	" CASE WHEN pg_is_in_recovery()"
-	"   THEN coalesce((SELECT received_tli::bigint FROM pg_stat_wal_receiver),"
-	"                 (SELECT timeline_id::bigint FROM pg_control_checkpoint()))"
-	"   ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint"
-	" END AS timeline,"
-	" current_setting('server_version') AS server_version,"
-	" current_setting('server_version_num')::int AS server_version_num";
+    "SELECT pg_is_in_recovery() AS in_recovery,"
+    " (CASE WHEN pg_is_in_recovery()"
+    "   THEN coalesce(pg_last_wal_replay_lsn(), pg_last_wal_receive_lsn())"
+    "   ELSE pg_current_wal_lsn() END)::text AS lsn,"
+    " CASE WHEN pg_is_in_recovery()"
+    "   THEN coalesce((SELECT received_tli::bigint FROM pg_stat_wal_receiver),"
+    "                 (SELECT timeline_id::bigint FROM pg_control_checkpoint()))"
+    "   ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint"
+    " END AS timeline,"
+    " current_setting('server_version') AS server_version,"
+    " current_setting('server_version_num')::int AS server_version_num";
 
 static int status_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
@@ -236,7 +233,8 @@ static int status_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, d
 		goto out;
 	row = row0(resp, 0);
 	if (!json_is_object(row)) {
-		rc = drb_err_set(err, DRB_EINVAL, "connection '%s': pg.status returned no row", conn);
+		rc = drb_err_set(err, DRB_EINVAL, "connection '%s': pg.status returned no row",
+				 conn);
 		goto out;
 	}
 	*result = json_deep_copy(row);
@@ -250,24 +248,24 @@ out:
 /* ---- pg.replication_lag ---- */
 
 static const char lag_sql[] =
-	"SELECT pg_is_in_recovery() AS in_recovery,"
-	" pg_last_wal_receive_lsn()::text AS receive_lsn,"
-	" pg_last_wal_replay_lsn()::text AS replay_lsn,"
-	" pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint"
-	"   AS lag_bytes,"
-	" pg_last_xact_replay_timestamp() AS last_replay_at,"
-	" extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8"
-	"   AS since_replay_s,"
-	" CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS replay_paused,"
-	" (SELECT status FROM pg_stat_wal_receiver) AS receiver_status,"
-	" (SELECT coalesce(json_agg(json_build_object("
-	"     'application_name', application_name, 'client_addr', client_addr::text,"
-	"     'state', state, 'sync_state', sync_state, 'sent_lsn', sent_lsn::text,"
-	"     'flush_lsn', flush_lsn::text, 'replay_lsn', replay_lsn::text,"
-	"     'lag_bytes', pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery()"
-	"         THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, replay_lsn)::bigint,"
-	"     'replay_lag_s', extract(epoch FROM replay_lag)::float8)"
-	"   ORDER BY application_name), '[]'::json) FROM pg_stat_replication) AS replicas";
+    "SELECT pg_is_in_recovery() AS in_recovery,"
+    " pg_last_wal_receive_lsn()::text AS receive_lsn,"
+    " pg_last_wal_replay_lsn()::text AS replay_lsn,"
+    " pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint"
+    "   AS lag_bytes,"
+    " pg_last_xact_replay_timestamp() AS last_replay_at,"
+    " extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8"
+    "   AS since_replay_s,"
+    " CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS replay_paused,"
+    " (SELECT status FROM pg_stat_wal_receiver) AS receiver_status,"
+    " (SELECT coalesce(json_agg(json_build_object("
+    "     'application_name', application_name, 'client_addr', client_addr::text,"
+    "     'state', state, 'sync_state', sync_state, 'sent_lsn', sent_lsn::text,"
+    "     'flush_lsn', flush_lsn::text, 'replay_lsn', replay_lsn::text,"
+    "     'lag_bytes', pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery()"
+    "         THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, replay_lsn)::bigint,"
+    "     'replay_lag_s', extract(epoch FROM replay_lag)::float8)"
+    "   ORDER BY application_name), '[]'::json) FROM pg_stat_replication) AS replicas";
 
 /* On a standby: 0 when everything received is replayed (caught up: an idle primary writes
  * no transactions, so the age of the last one says nothing), otherwise the age of the last
@@ -293,15 +291,18 @@ static int primary_lag(json_t *r, json_t *replicas)
 	size_t i;
 	int bad = 0;
 
-	json_array_foreach(replicas, i, rep) {
-		json_t *b = json_object_get(rep, "lag_bytes"), *s = json_object_get(rep, "replay_lag_s");
+	json_array_foreach(replicas, i, rep)
+	{
+		json_t *b = json_object_get(rep, "lag_bytes"),
+		       *s = json_object_get(rep, "replay_lag_s");
 
 		if (json_is_null(s) && json_is_integer(b) && json_integer_value(b) <= 0) {
 			bad |= json_object_set_new(rep, "replay_lag_s", json_integer(0));
 			s = json_object_get(rep, "replay_lag_s");
 		}
 		if (json_is_integer(b) &&
-		    (json_is_null(worst_bytes) || json_integer_value(b) > json_integer_value(worst_bytes))) {
+		    (json_is_null(worst_bytes) ||
+		     json_integer_value(b) > json_integer_value(worst_bytes))) {
 			json_decref(worst_bytes);
 			worst_bytes = json_incref(b);
 		}
@@ -340,9 +341,10 @@ static int lag_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_
 	}
 	replicas = json_object_get(row, "replicas");
 	if (json_is_true(json_object_get(row, "in_recovery"))) {
-		r = json_pack("{s:b, s:s, s:O, s:O, s:O, s:o, s:O, s:O, s:O, s:O}", "in_recovery", 1,
-			      "role", "replica", "receive_lsn", json_object_get(row, "receive_lsn"),
-			      "replay_lsn", json_object_get(row, "replay_lsn"), "lag_bytes",
+		r = json_pack("{s:b, s:s, s:O, s:O, s:O, s:o, s:O, s:O, s:O, s:O}", "in_recovery",
+			      1, "role", "replica", "receive_lsn",
+			      json_object_get(row, "receive_lsn"), "replay_lsn",
+			      json_object_get(row, "replay_lsn"), "lag_bytes",
 			      json_object_get(row, "lag_bytes"), "replay_lag_s", standby_lag(row),
 			      "last_replay_at", json_object_get(row, "last_replay_at"),
 			      "replay_paused", json_object_get(row, "replay_paused"),
@@ -397,9 +399,9 @@ static int promote_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, 
 	if (rc == 0)
 		rc = drb_arg_duration_opt(args, "timeout", &secs, err);
 	/* wait: true/false, or how long to wait (a duration) */
-	if (rc == 0 && (json_is_boolean(w) || (json_is_string(w) &&
-						(!strcmp(json_string_value(w), "true") ||
-						 !strcmp(json_string_value(w), "false")))))
+	if (rc == 0 &&
+	    (json_is_boolean(w) || (json_is_string(w) && (!strcmp(json_string_value(w), "true") ||
+							  !strcmp(json_string_value(w), "false")))))
 		rc = drb_arg_bool_opt(args, "wait", &wait, err);
 	else if (rc == 0 && w && !json_is_null(w))
 		rc = drb_arg_duration_opt(args, "wait", &secs, err);
@@ -469,14 +471,14 @@ static int fence_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, dr
 	const char *conn = NULL;
 	json_t *resp = NULL, *r = NULL;
 	drb_pgi_stmt st[3] = {
-		{"ALTER SYSTEM SET default_transaction_read_only = on", NULL, 0},
-		{"SELECT pg_reload_conf()", NULL, 0},
-		/* the aggregate's filter only sees rows that passed WHERE: never our own backend,
-		 * never a WAL sender */
-		{"SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS terminated"
-		 " FROM pg_stat_activity"
-		 " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
-		 NULL, 0},
+	    {"ALTER SYSTEM SET default_transaction_read_only = on", NULL, 0},
+	    {"SELECT pg_reload_conf()", NULL, 0},
+	    /* the aggregate's filter only sees rows that passed WHERE: never our own backend,
+	     * never a WAL sender */
+	    {"SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS terminated"
+	     " FROM pg_stat_activity"
+	     " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+	     NULL, 0},
 	};
 	int rc;
 
@@ -517,8 +519,7 @@ out:
 static const char *const sw_known[] = {"connection", "note", NULL};
 static const char *const sw_positional[] = {"connection", "note", NULL};
 
-static int sentinel_write_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
-			     drb_err *err)
+static int sentinel_write_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
 	const char *conn = NULL, *note = NULL;
 	unsigned char raw[16];
@@ -534,8 +535,9 @@ static int sentinel_write_fn(drb_action_ctx *ctx, const json_t *args, json_t **r
 	if (rc == 0)
 		rc = drb_arg_string_opt(args, "note", &note, err);
 	if (rc == 0 && ctx->read_only)
-		rc = drb_err_set(err, DRB_EDENIED, "pg.sentinel_write changes the database: refused "
-						   "in preflight and plan");
+		rc = drb_err_set(err, DRB_EDENIED,
+				 "pg.sentinel_write changes the database: refused "
+				 "in preflight and plan");
 	if (rc)
 		goto out;
 	/* the id is made here, not in perform, so that it is in the logged request */
@@ -581,8 +583,7 @@ out:
 static const char *const sc_known[] = {"connection", "id", NULL};
 static const char *const sc_positional[] = {"connection", "id", NULL};
 
-static int sentinel_check_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
-			     drb_err *err)
+static int sentinel_check_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
 	const char *conn = NULL, *id = NULL, *state;
 	json_t *params = NULL, *resp = NULL, *row, *r = NULL;
@@ -647,14 +648,16 @@ static int check_args(const json_t *checks, drb_err *err)
 		return drb_err_set(err, DRB_EINVAL, "argument 'checks' must be a non-empty list");
 	if (json_array_size(checks) > MAX_CHECKS)
 		return drb_err_set(err, DRB_ELIMIT, "more than %d checks", MAX_CHECKS);
-	json_array_foreach(checks, i, c) {
+	json_array_foreach(checks, i, c)
+	{
 		const char *name = NULL, *sql = NULL;
 		const json_t *params = NULL, *expect = json_object_get(c, "expect");
 		int rc;
 
 		if (!json_is_object(c))
-			return drb_err_set(err, DRB_EINVAL, "check %zu must be a table {name, sql, "
-							    "expect}",
+			return drb_err_set(err, DRB_EINVAL,
+					   "check %zu must be a table {name, sql, "
+					   "expect}",
 					   i + 1);
 		rc = drb_args_known(c, check_known, err);
 		if (rc == 0)
@@ -662,7 +665,8 @@ static int check_args(const json_t *checks, drb_err *err)
 		if (rc == 0)
 			rc = sql_args(c, &sql, &params, err);
 		if (rc == 0 && !expect)
-			rc = drb_err_set(err, DRB_EINVAL, "'expect' is required (null expects NULL)");
+			rc = drb_err_set(err, DRB_EINVAL,
+					 "'expect' is required (null expects NULL)");
 		/* an invalid expectation is the runbook's bug: say so before running anything */
 		if (rc == 0 && drb_pg_expect_match(expect, json_null(), &e2) < 0)
 			rc = drb_err_set(err, DRB_EINVAL, "%s", e2.msg);
@@ -696,7 +700,8 @@ static int validate_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
 	results = json_array();
 	if (!st || !failures || !results)
 		goto oom;
-	json_array_foreach(checks, i, c) {
+	json_array_foreach(checks, i, c)
+	{
 		const json_t *p = json_object_get(c, "args");
 
 		st[i] = (drb_pgi_stmt){json_string_value(json_object_get(c, "sql")),
@@ -706,7 +711,8 @@ static int validate_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
 	rc = run(ctx, "pg.validate", conn, st, n, 0, 0, &resp, err);
 	if (rc)
 		goto out;
-	json_array_foreach(checks, i, c) {
+	json_array_foreach(checks, i, c)
+	{
 		const json_t *one = results_at(resp, i), *e = json_object_get(one, "error");
 		const json_t *expect = json_object_get(c, "expect");
 		json_t *row = row0(resp, i), *got = NULL, *why = NULL;
@@ -715,11 +721,12 @@ static int validate_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
 		int ok = 0;
 
 		if (!one) {
-			rc = drb_err_set(err, DRB_EINVAL, "connection '%s': no answer for check %zu",
-					 conn, i + 1);
+			rc = drb_err_set(err, DRB_EINVAL,
+					 "connection '%s': no answer for check %zu", conn, i + 1);
 			goto out;
 		}
-		json_object_foreach(row, k, v) {
+		json_object_foreach(row, k, v)
+		{
 			got = v; /* the first column */
 			break;
 		}
@@ -743,10 +750,9 @@ static int validate_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
 							     "got", got)))
 			goto oom;
 		if (!ok && json_array_append_new(
-				   failures, json_pack("{s:O, s:O, s:O, s:o?}", "name",
-						       json_object_get(c, "name"), "expected",
-						       expect, "got", got ? got : json_null(),
-						       "error", why)))
+			       failures, json_pack("{s:O, s:O, s:O, s:o?}", "name",
+						   json_object_get(c, "name"), "expected", expect,
+						   "got", got ? got : json_null(), "error", why)))
 			goto oom;
 	}
 	r = json_pack("{s:b, s:O, s:O}", "passed", json_array_size(failures) == 0, "failures",
@@ -767,22 +773,14 @@ out:
 
 /* ---- the table ---- */
 
-static const drb_action act_status = {.name = "pg.status",
-				      .mode = DRB_ACT_RO,
-				      .positional = conn_positional,
-				      .fn = status_fn};
-static const drb_action act_lag = {.name = "pg.replication_lag",
-				   .mode = DRB_ACT_RO,
-				   .positional = conn_positional,
-				   .fn = lag_fn};
-static const drb_action act_promote = {.name = "pg.promote",
-				       .mode = DRB_ACT_MUT,
-				       .positional = promote_positional,
-				       .fn = promote_fn};
-static const drb_action act_fence = {.name = "pg.fence",
-				     .mode = DRB_ACT_MUT,
-				     .positional = conn_positional,
-				     .fn = fence_fn};
+static const drb_action act_status = {
+    .name = "pg.status", .mode = DRB_ACT_RO, .positional = conn_positional, .fn = status_fn};
+static const drb_action act_lag = {
+    .name = "pg.replication_lag", .mode = DRB_ACT_RO, .positional = conn_positional, .fn = lag_fn};
+static const drb_action act_promote = {
+    .name = "pg.promote", .mode = DRB_ACT_MUT, .positional = promote_positional, .fn = promote_fn};
+static const drb_action act_fence = {
+    .name = "pg.fence", .mode = DRB_ACT_MUT, .positional = conn_positional, .fn = fence_fn};
 static const drb_action act_sentinel_write = {.name = "pg.sentinel_write",
 					      .mode = DRB_ACT_MUT,
 					      .positional = sw_positional,
@@ -791,12 +789,10 @@ static const drb_action act_sentinel_check = {.name = "pg.sentinel_check",
 					      .mode = DRB_ACT_RO,
 					      .positional = sc_positional,
 					      .fn = sentinel_check_fn};
-static const drb_action act_validate = {.name = "pg.validate",
-					.mode = DRB_ACT_RO,
-					.positional = val_positional,
-					.fn = validate_fn};
+static const drb_action act_validate = {
+    .name = "pg.validate", .mode = DRB_ACT_RO, .positional = val_positional, .fn = validate_fn};
 
 const drb_action *const drb_pg_actions[] = {
-	&act_query, &act_exec,		 &act_status,	      &act_lag,	     &act_promote,
-	&act_fence, &act_sentinel_write, &act_sentinel_check, &act_validate, NULL,
+    &act_query, &act_exec,	     &act_status,	  &act_lag,	 &act_promote,
+    &act_fence, &act_sentinel_write, &act_sentinel_check, &act_validate, NULL,
 };

@@ -21,8 +21,8 @@ struct drb_pg_conninfo {
 	const char *keys[MAX_PARAMS + 1];
 	const char *vals[MAX_PARAMS + 1]; /* each malloc'd */
 	size_t n;
-	int expand;                      /* vals[0] is a DSN to expand */
-	PQconninfoOption *dsn_opts;      /* the DSN parsed, to answer get() and merge options */
+	int expand;		    /* vals[0] is a DSN to expand */
+	PQconninfoOption *dsn_opts; /* the DSN parsed, to answer get() and merge options */
 	char *secrets[MAX_SECRETS];
 	size_t n_secrets;
 	char desc[512];
@@ -187,8 +187,8 @@ static int read_secret(const char *name, const json_t *spec, const char *env_key
 	if (rc)
 		return drb_err_prefix(err, "connection '%s': ", name);
 	if (env && file)
-		return drb_err_set(err, DRB_EINVAL, "connection '%s': give %s or %s, not both", name,
-				   env_key, file_key);
+		return drb_err_set(err, DRB_EINVAL, "connection '%s': give %s or %s, not both",
+				   name, env_key, file_key);
 	if (env) {
 		const char *v = getenv(env);
 
@@ -255,8 +255,8 @@ void drb_pgi_endpoint_free(drb_pgi_endpoint *ep)
 	ep->port = 0;
 }
 
-int drb_pgi_resolve(drb_action_ctx *ctx, const char *name, const json_t *spec,
-		    drb_pgi_endpoint *ep, drb_err *err)
+int drb_pgi_resolve(drb_action_ctx *ctx, const char *name, const json_t *spec, drb_pgi_endpoint *ep,
+		    drb_err *err)
 {
 	const char *inst = NULL, *region = NULL;
 	drb_pg_endpoint_fn fn = resolver_fn;
@@ -272,10 +272,11 @@ int drb_pgi_resolve(drb_action_ctx *ctx, const char *name, const json_t *spec,
 	if (!inst)
 		return 0;
 	if (!fn)
-		return drb_err_set(err, DRB_EINVAL,
-				   "connection '%s': rds_instance needs the AWS provider's endpoint "
-				   "lookup, which is not configured in this build",
-				   name);
+		return drb_err_set(
+		    err, DRB_EINVAL,
+		    "connection '%s': rds_instance needs the AWS provider's endpoint "
+		    "lookup, which is not configured in this build",
+		    name);
 	rc = fn(resolver_ud, ctx, inst, region, &ep->host, &ep->port, err);
 	if (rc == 0 && (!ep->host || !*ep->host || ep->port <= 0 || ep->port > 65535))
 		rc = drb_err_set(err, DRB_EINVAL,
@@ -349,8 +350,7 @@ static void describe(drb_pg_conninfo *ci, const char *name)
 }
 
 int drb_pgi_build(drb_pg_conninfo **out, const char *name, const json_t *spec,
-		  const drb_pgi_endpoint *ep, double deadline, double min_statement_s,
-		  drb_err *err)
+		  const drb_pgi_endpoint *ep, double deadline, double min_statement_s, drb_err *err)
 {
 	static const char *const plain[] = {"user", "dbname", "sslmode", NULL};
 	drb_pg_conninfo *ci = NULL;

@@ -20,8 +20,8 @@ typedef struct drb_pgi_endpoint {
 } drb_pgi_endpoint;
 
 /* Asks the resolver for rds_instance connections; no-op (host NULL) for the others. */
-int drb_pgi_resolve(drb_action_ctx *ctx, const char *name, const json_t *spec,
-		    drb_pgi_endpoint *ep, drb_err *err);
+int drb_pgi_resolve(drb_action_ctx *ctx, const char *name, const json_t *spec, drb_pgi_endpoint *ep,
+		    drb_err *err);
 void drb_pgi_endpoint_free(drb_pgi_endpoint *ep);
 
 /* Builds the parameters from a checked spec and a resolved endpoint; reads the DSN and the
@@ -44,17 +44,17 @@ typedef struct drb_pgi_stmt {
 
 /* Everything perform needs; the action fills it, perform runs it. */
 typedef struct drb_pgi_job {
-	const char *action;       /* "pg.query", for messages */
+	const char *action; /* "pg.query", for messages */
 	const char *conn_name;
-	const json_t *spec;       /* borrowed from the context */
-	drb_pgi_endpoint ep;      /* owned */
+	const json_t *spec;  /* borrowed from the context */
+	drb_pgi_endpoint ep; /* owned */
 	double deadline;
 	double min_statement_s;
 	volatile int *cancel;
 	const drb_pgi_stmt *stmts;
 	size_t n_stmts;
-	int unreachable_ok;       /* pg.fence: a failed connection is an answer, not an error */
-	drb_pg_conninfo *ci;      /* set by perform, kept for redacting later messages */
+	int unreachable_ok;  /* pg.fence: a failed connection is an answer, not an error */
+	drb_pg_conninfo *ci; /* set by perform, kept for redacting later messages */
 } drb_pgi_job;
 
 /* The drb_perform_fn of every pg action. The response:

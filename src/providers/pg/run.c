@@ -12,8 +12,8 @@
 
 #include "pg_int.h"
 
-#define MAX_ROWS 10000                /* a result bigger than this is a runbook bug */
-#define MAX_RESULT_BYTES (16u << 20)  /* total text of the values of one result */
+#define MAX_ROWS 10000		     /* a result bigger than this is a runbook bug */
+#define MAX_RESULT_BYTES (16u << 20) /* total text of the values of one result */
 #define MAX_PARAMS 100
 
 void drb_pgi_clean_message(const drb_pg_conninfo *ci, const char *in, char *out, size_t n)
@@ -132,7 +132,8 @@ static int run_stmt(drb_pgi_job *j, PGconn *conn, const drb_pgi_stmt *st, json_t
 	if (st->flags & DRB_PGI_READ_ONLY) {
 		res = PQexec(conn, "BEGIN READ ONLY");
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			o = json_pack("{s:o}", "error", sql_error(j->ci, res, PQerrorMessage(conn)));
+			o = json_pack("{s:o}", "error",
+				      sql_error(j->ci, res, PQerrorMessage(conn)));
 			goto done;
 		}
 		in_tx = 1;
@@ -184,10 +185,11 @@ static int run_stmt(drb_pgi_job *j, PGconn *conn, const drb_pgi_stmt *st, json_t
 	if (o && in_tx && !json_object_get(o, "error") &&
 	    PQtransactionStatus(conn) != PQTRANS_INTRANS) {
 		/* a COMMIT or ROLLBACK as the statement: the read-only guarantee is gone */
-		json_object_set_new(o, "error",
-				    json_pack("{s:s}", "message",
-					      "the statement ended the READ ONLY transaction: "
-					      "COMMIT, ROLLBACK and the like are not allowed here"));
+		json_object_set_new(
+		    o, "error",
+		    json_pack("{s:s}", "message",
+			      "the statement ended the READ ONLY transaction: "
+			      "COMMIT, ROLLBACK and the like are not allowed here"));
 	}
 done:
 	if (!o)
@@ -219,7 +221,7 @@ static int connect_code(PGconn *conn, const char *msg)
 	if (PQconnectionNeedsPassword(conn) || strstr(msg, "authentication failed") ||
 	    strstr(msg, "no pg_hba.conf entry") || strstr(msg, "does not exist"))
 		return strstr(msg, "database") && strstr(msg, "does not exist") ? DRB_ENOTFOUND
-										   : DRB_EDENIED;
+										: DRB_EDENIED;
 	if (strstr(msg, "timeout expired"))
 		return DRB_ETIMEOUT;
 	return DRB_ETRANSIENT;
@@ -231,8 +233,7 @@ static int first_true(const json_t *one)
 	const char *k;
 	json_t *v;
 
-	json_object_foreach((json_t *)row, k, v)
-		return json_is_true(v);
+	json_object_foreach((json_t *)row, k, v) return json_is_true(v);
 	return 0;
 }
 
@@ -265,8 +266,8 @@ int drb_pgi_perform(void *arg, json_t **response, drb_err *err)
 	if (PQstatus(conn) != CONNECTION_OK) {
 		drb_pgi_clean_message(j->ci, PQerrorMessage(conn), msg, sizeof(msg));
 		if (j->unreachable_ok) {
-			resp = json_pack("{s:i, s:b, s:{s:s}}", "status", 0, "reachable", 0, "error",
-					 "message", msg);
+			resp = json_pack("{s:i, s:b, s:{s:s}}", "status", 0, "reachable", 0,
+					 "error", "message", msg);
 			if (!resp)
 				goto nomem;
 			goto done;
@@ -295,7 +296,8 @@ int drb_pgi_perform(void *arg, json_t **response, drb_err *err)
 			goto nomem;
 		if (json_object_get(one, "error") && !(st->flags & DRB_PGI_KEEP_GOING)) {
 			stop = json_deep_copy(json_object_get(one, "error"));
-			if (!stop || json_object_set_new(stop, "statement", json_integer((json_int_t)i)))
+			if (!stop ||
+			    json_object_set_new(stop, "statement", json_integer((json_int_t)i)))
 				goto nomem;
 			break;
 		}

@@ -135,10 +135,16 @@ json_t *drb_pg_value(unsigned int type_oid, const char *text, size_t len)
 	switch (type_oid) {
 	case OID_INT2:
 	case OID_INT4:
-	case OID_INT8: v = as_integer(text, &ok); break;
+	case OID_INT8:
+		v = as_integer(text, &ok);
+		break;
 	case OID_FLOAT4:
-	case OID_FLOAT8: v = as_real(text, &ok); break;
-	case OID_NUMERIC: v = numeric_value(text, &ok); break;
+	case OID_FLOAT8:
+		v = as_real(text, &ok);
+		break;
+	case OID_NUMERIC:
+		v = numeric_value(text, &ok);
+		break;
 	case OID_BOOL:
 		if (!strcmp(text, "t") || !strcmp(text, "f")) {
 			v = json_boolean(text[0] == 't');
@@ -153,9 +159,14 @@ json_t *drb_pg_value(unsigned int type_oid, const char *text, size_t len)
 		ok = v != NULL;
 		break;
 	}
-	case OID_TIMESTAMPTZ: v = timestamp_value(text, 1, &ok); break;
-	case OID_TIMESTAMP: v = timestamp_value(text, 0, &ok); break;
-	default: break;
+	case OID_TIMESTAMPTZ:
+		v = timestamp_value(text, 1, &ok);
+		break;
+	case OID_TIMESTAMP:
+		v = timestamp_value(text, 0, &ok);
+		break;
+	default:
+		break;
 	}
 	if (ok)
 		return v;
@@ -188,8 +199,11 @@ char *drb_pgi_param_text(const json_t *v, int *oom)
 
 	*oom = 0;
 	switch (json_typeof(v)) {
-	case JSON_NULL: return NULL;
-	case JSON_STRING: s = strdup(json_string_value(v)); break;
+	case JSON_NULL:
+		return NULL;
+	case JSON_STRING:
+		s = strdup(json_string_value(v));
+		break;
 	case JSON_INTEGER:
 		snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		s = strdup(buf);
@@ -198,9 +212,15 @@ char *drb_pgi_param_text(const json_t *v, int *oom)
 		snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
 		s = strdup(buf);
 		break;
-	case JSON_TRUE: s = strdup("true"); break;
-	case JSON_FALSE: s = strdup("false"); break;
-	default: s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY); break;
+	case JSON_TRUE:
+		s = strdup("true");
+		break;
+	case JSON_FALSE:
+		s = strdup("false");
+		break;
+	default:
+		s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		break;
 	}
 	if (!s)
 		*oom = 1;
@@ -257,14 +277,17 @@ int drb_pg_expect_match(const json_t *expect, const json_t *got, drb_err *err)
 
 	switch (json_typeof(expect)) {
 	case JSON_OBJECT: {
-		const json_t *mn = json_object_get(expect, "min"), *mx = json_object_get(expect, "max");
+		const json_t *mn = json_object_get(expect, "min"),
+			     *mx = json_object_get(expect, "max");
 		const char *key;
 		const json_t *v;
 
-		json_object_foreach((json_t *)expect, key, v) {
+		json_object_foreach((json_t *)expect, key, v)
+		{
 			if (strcmp(key, "min") && strcmp(key, "max"))
 				return drb_err_set(err, DRB_EINVAL,
-						   "expect: unknown key '%s' (use min and max)", key);
+						   "expect: unknown key '%s' (use min and max)",
+						   key);
 			if (!json_is_number(v))
 				return drb_err_set(err, DRB_EINVAL, "expect: %s must be a number",
 						   key);
@@ -297,8 +320,10 @@ int drb_pg_expect_match(const json_t *expect, const json_t *got, drb_err *err)
 			return bool_of_string(json_string_value(expect), &b) &&
 			       b == json_is_true(got);
 		return 0;
-	case JSON_NULL: return json_is_null(got);
-	case JSON_ARRAY: break;
+	case JSON_NULL:
+		return json_is_null(got);
+	case JSON_ARRAY:
+		break;
 	}
 	return drb_err_set(err, DRB_EINVAL,
 			   "expect must be a number, string, boolean, null or {min=, max=}");

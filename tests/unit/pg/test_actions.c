@@ -23,9 +23,9 @@
 typedef struct fixture {
 	drb_seam seam;
 	int calls;
-	int live;            /* call perform instead of answering */
-	json_t *answer;      /* the replayed response */
-	json_t *request;     /* the last call's request */
+	int live;	 /* call perform instead of answering */
+	json_t *answer;	 /* the replayed response */
+	json_t *request; /* the last call's request */
 	char operation[64];
 	json_t *conns;
 	drb_action_ctx ctx;
@@ -102,8 +102,7 @@ static void answer(fixture *f, const char *json)
 }
 
 /* Runs name with the JSON args; returns the code, *result the result or NULL. */
-static int call(fixture *f, const char *name, const char *args_json, json_t **result,
-		drb_err *err)
+static int call(fixture *f, const char *name, const char *args_json, json_t **result, drb_err *err)
 {
 	json_error_t je;
 	json_t *args = json_loads(args_json, 0, &je);
@@ -139,16 +138,20 @@ static void assert_json(const json_t *v, const char *want)
  * to {connection, sql, args = {a, b}}. */
 static void test_table(void **state)
 {
-	static const struct { const char *name; drb_action_mode mode; const char *pos; } want[] = {
-		{"pg.query", DRB_ACT_RO, "connection,sql,args..."},
-		{"pg.exec", DRB_ACT_MUT, "connection,sql,args..."},
-		{"pg.status", DRB_ACT_RO, "connection"},
-		{"pg.replication_lag", DRB_ACT_RO, "connection"},
-		{"pg.promote", DRB_ACT_MUT, "connection,wait"},
-		{"pg.fence", DRB_ACT_MUT, "connection"},
-		{"pg.sentinel_write", DRB_ACT_MUT, "connection,note"},
-		{"pg.sentinel_check", DRB_ACT_RO, "connection,id"},
-		{"pg.validate", DRB_ACT_RO, "connection,checks"},
+	static const struct {
+		const char *name;
+		drb_action_mode mode;
+		const char *pos;
+	} want[] = {
+	    {"pg.query", DRB_ACT_RO, "connection,sql,args..."},
+	    {"pg.exec", DRB_ACT_MUT, "connection,sql,args..."},
+	    {"pg.status", DRB_ACT_RO, "connection"},
+	    {"pg.replication_lag", DRB_ACT_RO, "connection"},
+	    {"pg.promote", DRB_ACT_MUT, "connection,wait"},
+	    {"pg.fence", DRB_ACT_MUT, "connection"},
+	    {"pg.sentinel_write", DRB_ACT_MUT, "connection,note"},
+	    {"pg.sentinel_check", DRB_ACT_RO, "connection,id"},
+	    {"pg.validate", DRB_ACT_RO, "connection,checks"},
 	};
 	size_t n = 0;
 
@@ -179,13 +182,15 @@ static void test_query_replayed(void **state)
 
 	answer(f, "{\"status\":0,\"reachable\":true,\"results\":[{\"command_tag\":\"SELECT 2\","
 		  "\"rows_affected\":2,\"rows\":[{\"x\":5},{\"x\":null}],\"took_ms\":1}]}");
-	assert_int_equal(call(f, "pg.query", "{\"connection\":\"db\",\"sql\":\"select $1::int as x\","
-					     "\"args\":[\"private-value\"]}",
+	assert_int_equal(call(f, "pg.query",
+			      "{\"connection\":\"db\",\"sql\":\"select $1::int as x\","
+			      "\"args\":[\"private-value\"]}",
 			      &r, &err),
 			 0);
 	assert_json(r, "{\"rows\":[{\"x\":5},{\"x\":null}],\"row_count\":2,"
 		       "\"command_tag\":\"SELECT 2\"}");
-	assert_json(f->request, "{\"connection\":\"db\",\"sql\":\"select $1::int as x\",\"args\":1}");
+	assert_json(f->request,
+		    "{\"connection\":\"db\",\"sql\":\"select $1::int as x\",\"args\":1}");
 	assert_string_equal(f->operation, "query");
 	json_decref(r);
 }
@@ -197,12 +202,14 @@ static void test_sql_error_replayed(void **state)
 	json_t *r;
 	drb_err err;
 
-	answer(f, "{\"status\":1,\"reachable\":true,\"results\":[{\"error\":{\"sqlstate\":\"25006\","
-		  "\"message\":\"cannot execute INSERT in a read-only transaction\"},\"took_ms\":0}],"
-		  "\"error\":{\"sqlstate\":\"25006\",\"message\":\"cannot execute INSERT in a "
-		  "read-only transaction\",\"statement\":0}}");
-	assert_int_equal(call(f, "pg.query", "{\"connection\":\"db\",\"sql\":\"insert into t values (1)\"}",
-			      &r, &err),
+	answer(f,
+	       "{\"status\":1,\"reachable\":true,\"results\":[{\"error\":{\"sqlstate\":\"25006\","
+	       "\"message\":\"cannot execute INSERT in a read-only transaction\"},\"took_ms\":0}],"
+	       "\"error\":{\"sqlstate\":\"25006\",\"message\":\"cannot execute INSERT in a "
+	       "read-only transaction\",\"statement\":0}}");
+	assert_int_equal(call(f, "pg.query",
+			      "{\"connection\":\"db\",\"sql\":\"insert into t values (1)\"}", &r,
+			      &err),
 			 DRB_EDENIED);
 	assert_string_equal(err.msg, "connection 'db': cannot execute INSERT in a read-only "
 				     "transaction (SQLSTATE 25006)");
@@ -213,10 +220,10 @@ static void test_sql_error_replayed(void **state)
 static void test_exec_and_read_only(void **state)
 {
 	static const char *const mut[][2] = {
-		{"pg.exec", "{\"connection\":\"db\",\"sql\":\"delete from t\"}"},
-		{"pg.promote", "{\"connection\":\"db\"}"},
-		{"pg.fence", "{\"connection\":\"db\"}"},
-		{"pg.sentinel_write", "{\"connection\":\"db\"}"},
+	    {"pg.exec", "{\"connection\":\"db\",\"sql\":\"delete from t\"}"},
+	    {"pg.promote", "{\"connection\":\"db\"}"},
+	    {"pg.fence", "{\"connection\":\"db\"}"},
+	    {"pg.sentinel_write", "{\"connection\":\"db\"}"},
 	};
 	fixture *f = *state;
 	json_t *r;
@@ -241,26 +248,29 @@ static void test_exec_and_read_only(void **state)
 static void test_bad_arguments(void **state)
 {
 	static const char *const bad[][3] = {
-		{"pg.query", "{\"connection\":\"db\",\"sql\":\"select 1\",\"arg\":[1]}", "unknown"},
-		{"pg.query", "{\"connection\":\"db\"}", "'sql'"},
-		{"pg.query", "{\"sql\":\"select 1\"}", "'connection'"},
-		{"pg.query", "{\"connection\":\"db\",\"sql\":\"select 1\",\"args\":5}", "list"},
-		{"pg.query", "{\"connection\":\"db\",\"sql\":\"\"}", "empty"},
-		{"pg.status", "{\"connection\":7}", "string"},
-		{"pg.promote", "{\"connection\":\"db\",\"wait\":\"soon\"}", "duration"},
-		{"pg.promote", "{\"connection\":\"db\",\"timeout\":0}", "greater than 0"},
-		{"pg.sentinel_check", "{\"connection\":\"db\"}", "'id'"},
-		{"pg.validate", "{\"connection\":\"db\",\"checks\":[]}", "non-empty"},
-		{"pg.validate", "{\"connection\":\"db\",\"checks\":[{\"name\":\"a\",\"sql\":\"select 1\"}]}",
-		 "'expect' is required"},
-		{"pg.validate", "{\"connection\":\"db\",\"checks\":[{\"name\":\"a\",\"sql\":\"select 1\","
-				"\"expect\":{\"min\":3,\"max\":1}}]}",
-		 "check 1 'a': expect: min is greater"},
-		{"pg.validate", "{\"connection\":\"db\",\"checks\":[{\"sql\":\"select 1\",\"expect\":1}]}",
-		 "'name'"},
-		{"pg.validate", "{\"connection\":\"db\",\"checks\":[{\"name\":\"a\",\"sql\":\"select 1\","
-				"\"expect\":1,\"expected\":2}]}",
-		 "unknown argument 'expected'"},
+	    {"pg.query", "{\"connection\":\"db\",\"sql\":\"select 1\",\"arg\":[1]}", "unknown"},
+	    {"pg.query", "{\"connection\":\"db\"}", "'sql'"},
+	    {"pg.query", "{\"sql\":\"select 1\"}", "'connection'"},
+	    {"pg.query", "{\"connection\":\"db\",\"sql\":\"select 1\",\"args\":5}", "list"},
+	    {"pg.query", "{\"connection\":\"db\",\"sql\":\"\"}", "empty"},
+	    {"pg.status", "{\"connection\":7}", "string"},
+	    {"pg.promote", "{\"connection\":\"db\",\"wait\":\"soon\"}", "duration"},
+	    {"pg.promote", "{\"connection\":\"db\",\"timeout\":0}", "greater than 0"},
+	    {"pg.sentinel_check", "{\"connection\":\"db\"}", "'id'"},
+	    {"pg.validate", "{\"connection\":\"db\",\"checks\":[]}", "non-empty"},
+	    {"pg.validate",
+	     "{\"connection\":\"db\",\"checks\":[{\"name\":\"a\",\"sql\":\"select 1\"}]}",
+	     "'expect' is required"},
+	    {"pg.validate",
+	     "{\"connection\":\"db\",\"checks\":[{\"name\":\"a\",\"sql\":\"select 1\","
+	     "\"expect\":{\"min\":3,\"max\":1}}]}",
+	     "check 1 'a': expect: min is greater"},
+	    {"pg.validate",
+	     "{\"connection\":\"db\",\"checks\":[{\"sql\":\"select 1\",\"expect\":1}]}", "'name'"},
+	    {"pg.validate",
+	     "{\"connection\":\"db\",\"checks\":[{\"name\":\"a\",\"sql\":\"select 1\","
+	     "\"expect\":1,\"expected\":2}]}",
+	     "unknown argument 'expected'"},
 	};
 	fixture *f = *state;
 	json_t *r;
@@ -271,8 +281,8 @@ static void test_bad_arguments(void **state)
 		int rc = call(f, bad[i][0], bad[i][1], &r, &err);
 
 		if (rc != DRB_EINVAL || !strstr(err.msg, bad[i][2]))
-			fail_msg("%s %s: rc %d, message '%s', wanted '%s'", bad[i][0], bad[i][1], rc,
-				 err.msg, bad[i][2]);
+			fail_msg("%s %s: rc %d, message '%s', wanted '%s'", bad[i][0], bad[i][1],
+				 rc, err.msg, bad[i][2]);
 	}
 	assert_int_equal(f->calls, 0);
 	assert_int_equal(call(f, "pg.status", "{\"connection\":\"other\"}", &r, &err),
@@ -306,10 +316,11 @@ static void test_lag_standby(void **state)
 	assert_json(json_object_get(r, "replay_paused"), "true");
 	json_decref(r);
 
-	answer(f, "{\"status\":0,\"results\":[{\"rows\":[{\"in_recovery\":true,\"receive_lsn\":null,"
-		  "\"replay_lsn\":\"0/3000060\",\"lag_bytes\":null,\"last_replay_at\":null,"
-		  "\"since_replay_s\":null,\"replay_paused\":false,\"receiver_status\":null,"
-		  "\"replicas\":[]}]}]}");
+	answer(f,
+	       "{\"status\":0,\"results\":[{\"rows\":[{\"in_recovery\":true,\"receive_lsn\":null,"
+	       "\"replay_lsn\":\"0/3000060\",\"lag_bytes\":null,\"last_replay_at\":null,"
+	       "\"since_replay_s\":null,\"replay_paused\":false,\"receiver_status\":null,"
+	       "\"replicas\":[]}]}]}");
 	assert_int_equal(call(f, "pg.replication_lag", "{\"connection\":\"db\"}", &r, &err), 0);
 	assert_json(json_object_get(r, "replay_lag_s"), "null");
 	json_decref(r);
@@ -323,26 +334,40 @@ static void test_lag_primary(void **state)
 	json_t *r;
 	drb_err err;
 
-	answer(f, "{\"status\":0,\"results\":[{\"rows\":[{\"in_recovery\":false,\"receive_lsn\":null,"
-		  "\"replay_lsn\":null,\"lag_bytes\":null,\"last_replay_at\":null,\"since_replay_s\":null,"
-		  "\"replay_paused\":null,\"receiver_status\":null,\"replicas\":["
-		  "{\"application_name\":\"a\",\"state\":\"streaming\",\"lag_bytes\":0,\"replay_lag_s\":null},"
-		  "{\"application_name\":\"b\",\"state\":\"streaming\",\"lag_bytes\":4096,\"replay_lag_s\":2.5}"
-		  "]}]}]}");
+	answer(f,
+	       "{\"status\":0,\"results\":[{\"rows\":[{\"in_recovery\":false,\"receive_lsn\":null,"
+	       "\"replay_lsn\":null,\"lag_bytes\":null,\"last_replay_at\":null,\"since_replay_s\":"
+	       "null,"
+	       "\"replay_paused\":null,\"receiver_status\":null,\"replicas\":["
+	       "{\"application_name\":\"a\",\"state\":\"streaming\",\"lag_bytes\":0,\"replay_lag_"
+	       "s\":null},"
+	       "{\"application_name\":\"b\",\"state\":\"streaming\",\"lag_bytes\":4096,\"replay_"
+	       "lag_s\":2.5}"
+	       "]}]}]}");
 	assert_int_equal(call(f, "pg.replication_lag", "{\"connection\":\"db\"}", &r, &err), 0);
 	assert_json(json_object_get(r, "role"), "\"primary\"");
 	assert_json(json_object_get(r, "lag_bytes"), "4096");
 	assert_json(json_object_get(r, "replay_lag_s"), "2.5");
-	assert_json(json_object_get(json_array_get(json_object_get(r, "replicas"), 0), "replay_lag_s"),
-		    "0");
+	assert_json(
+	    json_object_get(json_array_get(json_object_get(r, "replicas"), 0), "replay_lag_s"),
+	    "0");
 	/* the recorded response itself was not edited */
-	assert_json(json_object_get(json_array_get(json_object_get(json_array_get(json_object_get(
-							  json_array_get(json_object_get(f->answer, "results"), 0),
-							  "rows"), 0), "replicas"), 0), "replay_lag_s"),
-		    "null");
+	assert_json(
+	    json_object_get(
+		json_array_get(
+		    json_object_get(
+			json_array_get(
+			    json_object_get(
+				json_array_get(json_object_get(f->answer, "results"), 0), "rows"),
+			    0),
+			"replicas"),
+		    0),
+		"replay_lag_s"),
+	    "null");
 	json_decref(r);
 
-	answer(f, "{\"status\":0,\"results\":[{\"rows\":[{\"in_recovery\":false,\"replicas\":[]}]}]}");
+	answer(f,
+	       "{\"status\":0,\"results\":[{\"rows\":[{\"in_recovery\":false,\"replicas\":[]}]}]}");
 	assert_int_equal(call(f, "pg.replication_lag", "{\"connection\":\"db\"}", &r, &err), 0);
 	assert_json(json_object_get(r, "lag_bytes"), "null");
 	assert_json(json_object_get(r, "replay_lag_s"), "null");
@@ -358,24 +383,29 @@ static void test_promote(void **state)
 	drb_err err;
 
 	answer(f, "{\"status\":0,\"results\":[{\"rows\":[{\"in_recovery\":true}]},"
-		  "{\"rows\":[{\"promoted\":true}],\"took_ms\":812},{\"rows\":[{\"in_recovery\":false}]}]}");
-	assert_int_equal(call(f, "pg.promote", "{\"connection\":\"db\",\"wait\":\"30s\"}", &r, &err), 0);
+		  "{\"rows\":[{\"promoted\":true}],\"took_ms\":812},{\"rows\":[{\"in_recovery\":"
+		  "false}]}]}");
+	assert_int_equal(
+	    call(f, "pg.promote", "{\"connection\":\"db\",\"wait\":\"30s\"}", &r, &err), 0);
 	assert_json(r, "{\"promoted\":true,\"already_primary\":false,\"in_recovery\":false,"
 		       "\"waited\":true,\"took_ms\":812}");
-	assert_json(f->request, "{\"connection\":\"db\",\"sql\":[\"SELECT pg_is_in_recovery() AS "
-				"in_recovery\",\"SELECT pg_promote($1::boolean, $2::integer) AS promoted\","
-				"\"SELECT pg_is_in_recovery() AS in_recovery\"],\"args\":2}");
+	assert_json(f->request,
+		    "{\"connection\":\"db\",\"sql\":[\"SELECT pg_is_in_recovery() AS "
+		    "in_recovery\",\"SELECT pg_promote($1::boolean, $2::integer) AS promoted\","
+		    "\"SELECT pg_is_in_recovery() AS in_recovery\"],\"args\":2}");
 	json_decref(r);
 
-	answer(f, "{\"status\":0,\"results\":[{\"rows\":[{\"in_recovery\":false}]},{\"skipped\":true},"
-		  "{\"rows\":[{\"in_recovery\":false}]}]}");
+	answer(f,
+	       "{\"status\":0,\"results\":[{\"rows\":[{\"in_recovery\":false}]},{\"skipped\":true},"
+	       "{\"rows\":[{\"in_recovery\":false}]}]}");
 	assert_int_equal(call(f, "pg.promote", "{\"connection\":\"db\"}", &r, &err), 0);
 	assert_json(r, "{\"promoted\":false,\"already_primary\":true,\"in_recovery\":false,"
 		       "\"took_ms\":0}");
 	json_decref(r);
 
 	answer(f, "{\"status\":0,\"results\":[{\"rows\":[{\"in_recovery\":true}]},"
-		  "{\"rows\":[{\"promoted\":false}],\"took_ms\":5000},{\"rows\":[{\"in_recovery\":true}]}]}");
+		  "{\"rows\":[{\"promoted\":false}],\"took_ms\":5000},{\"rows\":[{\"in_recovery\":"
+		  "true}]}]}");
 	assert_int_equal(call(f, "pg.promote", "{\"connection\":\"db\",\"wait\":5}", &r, &err),
 			 DRB_ETIMEOUT);
 	assert_non_null(strstr(err.msg, "still in recovery after 5 s"));
@@ -389,21 +419,24 @@ static void test_fence(void **state)
 	json_t *r;
 	drb_err err;
 
-	answer(f, "{\"status\":0,\"reachable\":false,\"error\":{\"message\":\"connection refused\"}}");
+	answer(f,
+	       "{\"status\":0,\"reachable\":false,\"error\":{\"message\":\"connection refused\"}}");
 	assert_int_equal(call(f, "pg.fence", "{\"connection\":\"db\"}", &r, &err), 0);
 	assert_json(r, "{\"fenced\":false,\"reachable\":false,\"error\":\"connection refused\"}");
 	json_decref(r);
 
 	answer(f, "{\"status\":0,\"reachable\":true,\"results\":[{\"command_tag\":\"ALTER SYSTEM\","
-		  "\"rows\":[]},{\"rows\":[{\"pg_reload_conf\":true}]},{\"rows\":[{\"terminated\":3}]}]}");
+		  "\"rows\":[]},{\"rows\":[{\"pg_reload_conf\":true}]},{\"rows\":[{\"terminated\":"
+		  "3}]}]}");
 	assert_int_equal(call(f, "pg.fence", "{\"connection\":\"db\"}", &r, &err), 0);
 	assert_json(r, "{\"fenced\":true,\"reachable\":true,\"terminated\":3}");
 	json_decref(r);
 
-	answer(f, "{\"status\":1,\"reachable\":true,\"results\":[{\"error\":{\"sqlstate\":\"42501\","
-		  "\"message\":\"must be superuser to execute ALTER SYSTEM command\"}}],"
-		  "\"error\":{\"sqlstate\":\"42501\",\"message\":\"must be superuser to execute "
-		  "ALTER SYSTEM command\",\"statement\":0}}");
+	answer(f,
+	       "{\"status\":1,\"reachable\":true,\"results\":[{\"error\":{\"sqlstate\":\"42501\","
+	       "\"message\":\"must be superuser to execute ALTER SYSTEM command\"}}],"
+	       "\"error\":{\"sqlstate\":\"42501\",\"message\":\"must be superuser to execute "
+	       "ALTER SYSTEM command\",\"statement\":0}}");
 	assert_int_equal(call(f, "pg.fence", "{\"connection\":\"db\"}", &r, &err), DRB_EDENIED);
 	assert_non_null(strstr(err.msg, "superuser"));
 }
@@ -416,11 +449,13 @@ static void test_sentinel(void **state)
 	json_t *r;
 	drb_err err;
 
-	answer(f, "{\"status\":0,\"results\":[{\"rows\":[]},{\"rows\":[]},{\"rows\":[{\"id\":\"abc\","
-		  "\"written_at\":\"2026-01-01T00:00:00.000Z\"}]},{\"rows\":[{\"lsn\":\"0/30001A0\"}]}]}");
-	assert_int_equal(call(f, "pg.sentinel_write", "{\"connection\":\"db\",\"note\":\"drill\"}",
-			      &r, &err),
-			 0);
+	answer(f,
+	       "{\"status\":0,\"results\":[{\"rows\":[]},{\"rows\":[]},{\"rows\":[{\"id\":\"abc\","
+	       "\"written_at\":\"2026-01-01T00:00:00.000Z\"}]},{\"rows\":[{\"lsn\":\"0/"
+	       "30001A0\"}]}]}");
+	assert_int_equal(
+	    call(f, "pg.sentinel_write", "{\"connection\":\"db\",\"note\":\"drill\"}", &r, &err),
+	    0);
 	assert_json(r, "{\"id\":\"abc\",\"written_at\":\"2026-01-01T00:00:00.000Z\","
 		       "\"lsn\":\"0/30001A0\"}");
 	assert_json(json_object_get(f->request, "args"), "2");
@@ -429,18 +464,17 @@ static void test_sentinel(void **state)
 	answer(f, "{\"status\":1,\"results\":[{\"error\":{\"sqlstate\":\"42P01\",\"message\":"
 		  "\"relation \\\"drbook.sentinel\\\" does not exist\"}}],\"error\":{\"sqlstate\":"
 		  "\"42P01\",\"message\":\"relation does not exist\",\"statement\":0}}");
-	assert_int_equal(call(f, "pg.sentinel_check", "{\"connection\":\"db\",\"id\":\"abc\"}", &r,
-			      &err),
-			 0);
+	assert_int_equal(
+	    call(f, "pg.sentinel_check", "{\"connection\":\"db\",\"id\":\"abc\"}", &r, &err), 0);
 	assert_json(r, "{\"present\":false,\"id\":\"abc\"}");
 	json_decref(r);
 
 	answer(f, "{\"status\":0,\"results\":[{\"rows\":[{\"id\":\"abc\",\"written_at\":"
 		  "\"2026-01-01T00:00:00.000Z\"}]}]}");
-	assert_int_equal(call(f, "pg.sentinel_check", "{\"connection\":\"db\",\"id\":\"abc\"}", &r,
-			      &err),
-			 0);
-	assert_json(r, "{\"present\":true,\"id\":\"abc\",\"written_at\":\"2026-01-01T00:00:00.000Z\"}");
+	assert_int_equal(
+	    call(f, "pg.sentinel_check", "{\"connection\":\"db\",\"id\":\"abc\"}", &r, &err), 0);
+	assert_json(
+	    r, "{\"present\":true,\"id\":\"abc\",\"written_at\":\"2026-01-01T00:00:00.000Z\"}");
 	json_decref(r);
 }
 
@@ -466,7 +500,7 @@ static void test_validate_all_failures(void **state)
 			      "{\"name\":\"empty\",\"sql\":\"select 1 where false\",\"expect\":1},"
 			      "{\"name\":\"flag\",\"sql\":\"select 't'\",\"expect\":true}]}",
 			      &r, &err),
-		 0);
+			 0);
 	assert_json(json_object_get(r, "passed"), "false");
 	assert_json(json_object_get(r, "failures"),
 		    "[{\"name\":\"two\",\"expected\":3,\"got\":2,\"error\":null},"
@@ -494,8 +528,9 @@ static void test_malformed_response(void **state)
 	assert_int_not_equal(call(f, "pg.status", "{\"connection\":\"db\"}", &r, &err), 0);
 	assert_int_not_equal(call(f, "pg.promote", "{\"connection\":\"db\"}", &r, &err), 0);
 	assert_int_not_equal(call(f, "pg.replication_lag", "{\"connection\":\"db\"}", &r, &err), 0);
-	assert_int_not_equal(call(f, "pg.validate", "{\"connection\":\"db\",\"checks\":[{\"name\":"
-						    "\"a\",\"sql\":\"select 1\",\"expect\":1}]}",
+	assert_int_not_equal(call(f, "pg.validate",
+				  "{\"connection\":\"db\",\"checks\":[{\"name\":"
+				  "\"a\",\"sql\":\"select 1\",\"expect\":1}]}",
 				  &r, &err),
 			     0);
 }
@@ -549,19 +584,19 @@ static void test_live_unreachable(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_table, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_query_replayed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sql_error_replayed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_exec_and_read_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lag_standby, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lag_primary, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_promote, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fence, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sentinel, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_validate_all_failures, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_malformed_response, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_live_unreachable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_table, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_query_replayed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sql_error_replayed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_exec_and_read_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lag_standby, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lag_primary, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_promote, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fence, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sentinel, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_validate_all_failures, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed_response, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_live_unreachable, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -145,8 +145,9 @@ static void test_timeouts(void **state)
 	drb_pg_conninfo *ci = NULL;
 	drb_err err = {0};
 
-	add_conn(f, "a", "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\","
-			 "\"connect_timeout\":\"10s\",\"statement_timeout\":2.5}");
+	add_conn(f, "a",
+		 "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\","
+		 "\"connect_timeout\":\"10s\",\"statement_timeout\":2.5}");
 	assert_int_equal(drb_pg_conninfo_build(&ci, &f->ctx, "a", 0, &err), 0);
 	assert_string_equal(param(ci, "connect_timeout"), "10");
 	assert_non_null(strstr(param(ci, "options"), "statement_timeout=2500 "));
@@ -156,14 +157,16 @@ static void test_timeouts(void **state)
 	assert_non_null(strstr(param(ci, "options"), "statement_timeout=65000 "));
 	drb_pg_conninfo_free(ci);
 	ci = NULL;
-	add_conn(f, "b", "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\","
-			 "\"connect_timeout\":\"500ms\"}");
+	add_conn(f, "b",
+		 "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\","
+		 "\"connect_timeout\":\"500ms\"}");
 	assert_int_equal(drb_pg_conninfo_build(&ci, &f->ctx, "b", 0, &err), 0);
 	assert_string_equal(param(ci, "connect_timeout"), "2");
 	drb_pg_conninfo_free(ci);
 	ci = NULL;
-	add_conn(f, "c", "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\","
-			 "\"statement_timeout\":\"soon\"}");
+	add_conn(f, "c",
+		 "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\","
+		 "\"statement_timeout\":\"soon\"}");
 	assert_int_equal(drb_pg_conninfo_build(&ci, &f->ctx, "c", 0, &err), DRB_EINVAL);
 	assert_non_null(strstr(err.msg, "connection 'c'"));
 	assert_null(ci);
@@ -203,8 +206,9 @@ static void test_password_env_redacted(void **state)
 	drb_err err = {0};
 	char msg[128];
 
-	add_conn(f, "db", "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\","
-			  "\"password_env\":\"DRBT_PW\"}");
+	add_conn(f, "db",
+		 "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\","
+		 "\"password_env\":\"DRBT_PW\"}");
 	assert_int_equal(drb_pg_conninfo_build(&ci, &f->ctx, "db", 0, &err), 0);
 	assert_string_equal(param(ci, "password"), "s3cr3t-Pa55");
 	assert_null(strstr(drb_pg_conninfo_describe(ci), "s3cr3t"));
@@ -273,8 +277,7 @@ static void test_files(void **state)
 	drb_pg_conninfo_free(ci);
 	ci = NULL;
 
-	snprintf(spec, sizeof(spec), "{\"kind\":\"postgres\",\"dsn_file\":\"%s/missing\"}",
-		 f->dir);
+	snprintf(spec, sizeof(spec), "{\"kind\":\"postgres\",\"dsn_file\":\"%s/missing\"}", f->dir);
 	add_conn(f, "missing", spec);
 	assert_int_equal(drb_pg_conninfo_build(&ci, &f->ctx, "missing", 0, &err), DRB_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "missing"));
@@ -306,8 +309,9 @@ static void test_spec_errors(void **state)
 	add_conn(f, "two", "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\",\"dsn_file\":\"/x\"}");
 	assert_int_equal(drb_pg_conninfo_build(&ci, &f->ctx, "two", 0, &err), DRB_EINVAL);
 	assert_non_null(strstr(err.msg, "exactly one"));
-	add_conn(f, "pw2", "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\","
-			   "\"password_env\":\"DRBT_PW\",\"password_file\":\"/x\"}");
+	add_conn(f, "pw2",
+		 "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\","
+		 "\"password_env\":\"DRBT_PW\",\"password_file\":\"/x\"}");
 	assert_int_equal(drb_pg_conninfo_build(&ci, &f->ctx, "pw2", 0, &err), DRB_EINVAL);
 	assert_non_null(strstr(err.msg, "not both"));
 	assert_null(ci);
@@ -315,8 +319,8 @@ static void test_spec_errors(void **state)
 
 static int fake_calls;
 
-static int fake_resolver(void *ud, drb_action_ctx *ctx, const char *instance,
-			 const char *region, char **host, int *port, drb_err *err)
+static int fake_resolver(void *ud, drb_action_ctx *ctx, const char *instance, const char *region,
+			 char **host, int *port, drb_err *err)
 {
 	fake_calls++;
 	assert_string_equal((const char *)ud, "ud");
@@ -341,8 +345,9 @@ static void test_rds_instance(void **state)
 	drb_pg_conninfo *ci = NULL;
 	drb_err err = {0};
 
-	add_conn(f, "rds", "{\"kind\":\"postgres\",\"rds_instance\":\"prod-db-eu\","
-			   "\"region\":\"eu-west-1\",\"user\":\"admin\",\"sslmode\":\"verify-full\"}");
+	add_conn(f, "rds",
+		 "{\"kind\":\"postgres\",\"rds_instance\":\"prod-db-eu\","
+		 "\"region\":\"eu-west-1\",\"user\":\"admin\",\"sslmode\":\"verify-full\"}");
 	add_conn(f, "gone", "{\"kind\":\"postgres\",\"rds_instance\":\"gone\"}");
 	add_conn(f, "creating", "{\"kind\":\"postgres\",\"rds_instance\":\"creating\"}");
 	assert_int_equal(drb_pg_conninfo_build(&ci, &f->ctx, "rds", 0, &err), DRB_EINVAL);
@@ -375,8 +380,9 @@ static void test_redact_edges(void **state)
 	char msg[64], tiny[8];
 
 	setenv("DRBT_PW2", "ab", 1);
-	add_conn(f, "db", "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\","
-			  "\"password_env\":\"DRBT_PW2\"}");
+	add_conn(f, "db",
+		 "{\"kind\":\"postgres\",\"dsn_env\":\"DRBT_DSN\","
+		 "\"password_env\":\"DRBT_PW2\"}");
 	assert_int_equal(drb_pg_conninfo_build(&ci, &f->ctx, "db", 0, &err), 0);
 	snprintf(msg, sizeof(msg), "ababxab");
 	drb_pg_conninfo_redact(ci, msg, sizeof(msg));
@@ -395,17 +401,17 @@ static void test_redact_edges(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_dsn_env_defaults, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dsn_options_merged, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_password_env_redacted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_uri_password_redacted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_dsn_not_echoed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_files, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_spec_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rds_instance, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_redact_edges, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dsn_env_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dsn_options_merged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_password_env_redacted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_uri_password_redacted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_dsn_not_echoed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_files, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spec_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rds_instance, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_redact_edges, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

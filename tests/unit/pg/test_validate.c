@@ -15,7 +15,8 @@
 static int match(const char *expect, const char *got)
 {
 	json_error_t je;
-	json_t *e = json_loads(expect, JSON_DECODE_ANY, &je), *g = json_loads(got, JSON_DECODE_ANY, &je);
+	json_t *e = json_loads(expect, JSON_DECODE_ANY, &je),
+	       *g = json_loads(got, JSON_DECODE_ANY, &je);
 	drb_err err = {0};
 	int rc;
 
@@ -100,9 +101,9 @@ static void test_invalid_expectations(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_numbers),  cmocka_unit_test(test_ranges),
-		cmocka_unit_test(test_booleans), cmocka_unit_test(test_strings),
-		cmocka_unit_test(test_null),     cmocka_unit_test(test_invalid_expectations),
+	    cmocka_unit_test(test_numbers),  cmocka_unit_test(test_ranges),
+	    cmocka_unit_test(test_booleans), cmocka_unit_test(test_strings),
+	    cmocka_unit_test(test_null),     cmocka_unit_test(test_invalid_expectations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,9 +13,22 @@
 
 #include "providers/pg/pg_int.h"
 
-enum { O_BOOL = 16, O_INT8 = 20, O_INT2 = 21, O_INT4 = 23, O_TEXT = 25, O_JSON = 114, O_FLOAT4 = 700,
-       O_FLOAT8 = 701, O_DATE = 1082, O_TS = 1114, O_TSTZ = 1184, O_NUMERIC = 1700, O_JSONB = 3802,
-       O_UUID = 2950 };
+enum {
+	O_BOOL = 16,
+	O_INT8 = 20,
+	O_INT2 = 21,
+	O_INT4 = 23,
+	O_TEXT = 25,
+	O_JSON = 114,
+	O_FLOAT4 = 700,
+	O_FLOAT8 = 701,
+	O_DATE = 1082,
+	O_TS = 1114,
+	O_TSTZ = 1184,
+	O_NUMERIC = 1700,
+	O_JSONB = 3802,
+	O_UUID = 2950
+};
 
 /* Compares drb_pg_value(oid, text) with the JSON text `want` (exact type and value). */
 static void check_value(unsigned oid, const char *text, const char *want)
@@ -29,7 +42,8 @@ static void check_value(unsigned oid, const char *text, const char *want)
 	if (!json_equal(v, w) || json_typeof(v) != json_typeof(w)) {
 		char *s = json_dumps(v, JSON_ENCODE_ANY);
 
-		print_error("oid %u text %s: got %s, want %s\n", oid, text ? text : "NULL", s, want);
+		print_error("oid %u text %s: got %s, want %s\n", oid, text ? text : "NULL", s,
+			    want);
 		free(s);
 		fail();
 	}
@@ -65,9 +79,9 @@ static void test_numeric(void **state)
 	check_value(O_NUMERIC, "-7", "-7");
 	check_value(O_NUMERIC, "12.50", "12.5");
 	check_value(O_NUMERIC, "0.000123", "0.000123");
-	check_value(O_NUMERIC, "123456789012.345", "123456789012.345");         /* 15 digits */
-	check_value(O_NUMERIC, "1234567890123.4500", "1234567890123.45");       /* 15 + zeros */
-	check_value(O_NUMERIC, "1234567890123.456", "\"1234567890123.456\"");   /* 16 digits */
+	check_value(O_NUMERIC, "123456789012.345", "123456789012.345");	      /* 15 digits */
+	check_value(O_NUMERIC, "1234567890123.4500", "1234567890123.45");     /* 15 + zeros */
+	check_value(O_NUMERIC, "1234567890123.456", "\"1234567890123.456\""); /* 16 digits */
 	check_value(O_NUMERIC, "123456789012345678901234", "\"123456789012345678901234\"");
 	check_value(O_NUMERIC, "NaN", "\"NaN\"");
 	check_value(O_NUMERIC, "Infinity", "\"Infinity\"");
@@ -84,7 +98,7 @@ static void test_bool_json_null_text(void **state)
 	check_value(O_TEXT, NULL, "null");
 	check_value(O_TEXT, "hello", "\"hello\"");
 	check_value(O_UUID, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-		     "\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"");
+		    "\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"");
 	check_value(O_DATE, "2026-11-25", "\"2026-11-25\"");
 }
 
@@ -115,10 +129,18 @@ static void test_malformed_stays_text(void **state)
 /* Parameters: each JSON type has one text form PostgreSQL reads back; null is SQL NULL. */
 static void test_param_text(void **state)
 {
-	static const struct { const char *json; const char *text; } cases[] = {
-		{"\"abc\"", "abc"}, {"5", "5"}, {"-9223372036854775808", "-9223372036854775808"},
-		{"0.5", "0.5"},     {"true", "true"}, {"false", "false"},
-		{"{\"a\":1}", "{\"a\":1}"}, {"[1,2]", "[1,2]"},
+	static const struct {
+		const char *json;
+		const char *text;
+	} cases[] = {
+	    {"\"abc\"", "abc"},
+	    {"5", "5"},
+	    {"-9223372036854775808", "-9223372036854775808"},
+	    {"0.5", "0.5"},
+	    {"true", "true"},
+	    {"false", "false"},
+	    {"{\"a\":1}", "{\"a\":1}"},
+	    {"[1,2]", "[1,2]"},
 	};
 	json_error_t je;
 	int oom = 1;
@@ -166,14 +188,10 @@ static void test_sqlstate_codes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_integers),
-		cmocka_unit_test(test_floats),
-		cmocka_unit_test(test_numeric),
-		cmocka_unit_test(test_bool_json_null_text),
-		cmocka_unit_test(test_timestamps),
-		cmocka_unit_test(test_malformed_stays_text),
-		cmocka_unit_test(test_param_text),
-		cmocka_unit_test(test_sqlstate_codes),
+	    cmocka_unit_test(test_integers),   cmocka_unit_test(test_floats),
+	    cmocka_unit_test(test_numeric),    cmocka_unit_test(test_bool_json_null_text),
+	    cmocka_unit_test(test_timestamps), cmocka_unit_test(test_malformed_stays_text),
+	    cmocka_unit_test(test_param_text), cmocka_unit_test(test_sqlstate_codes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
