@@ -26,7 +26,7 @@ typedef struct aws_svc {
 } aws_svc;
 
 extern const aws_svc drb_awsi_rds, drb_awsi_route53, drb_awsi_ecs, drb_awsi_sns, drb_awsi_sts,
-	drb_awsi_cloudwatch;
+    drb_awsi_cloudwatch;
 
 /* What one request says. All borrowed. */
 typedef struct aws_req {
@@ -46,7 +46,7 @@ typedef struct aws_req {
 
 /* A successful answer. Owned: release with drb_awsi_resp_free. */
 typedef struct aws_resp {
-	json_t *raw;  /* the seam's response object {status, body, request_id, ...} */
+	json_t *raw; /* the seam's response object {status, body, request_id, ...} */
 	long status;
 	xmlDoc *doc;  /* XML protocols: the parsed body (NULL for an empty body) */
 	json_t *json; /* JSON protocol: the parsed body */

@@ -21,11 +21,11 @@
 const aws_svc drb_awsi_rds = {"rds", "rds", "rds", "RDS", AWS_QUERY, 0, "2014-10-31", NULL};
 const aws_svc drb_awsi_sns = {"sns", "sns", "sns", "SNS", AWS_QUERY, 0, "2010-03-31", NULL};
 const aws_svc drb_awsi_sts = {"sts", "sts", "sts", "STS", AWS_QUERY, 0, "2011-06-15", NULL};
-const aws_svc drb_awsi_cloudwatch = {"cloudwatch", "monitoring", "monitoring", "CLOUDWATCH",
-				     AWS_QUERY,	   0,		 "2010-08-01", NULL};
-const aws_svc drb_awsi_ecs = {"ecs", "ecs", "ecs", "ECS", AWS_JSON, 0, NULL,
-			      "AmazonEC2ContainerServiceV20141113"};
-const aws_svc drb_awsi_route53 = {"route53", "route53",	  "route53", "ROUTE_53",
+const aws_svc drb_awsi_cloudwatch = {
+    "cloudwatch", "monitoring", "monitoring", "CLOUDWATCH", AWS_QUERY, 0, "2010-08-01", NULL};
+const aws_svc drb_awsi_ecs = {"ecs",	"ecs", "ecs", "ECS",
+			      AWS_JSON, 0,     NULL,  "AmazonEC2ContainerServiceV20141113"};
+const aws_svc drb_awsi_route53 = {"route53",   "route53", "route53", "ROUTE_53",
 				  AWS_RESTXML, 1,	  NULL,	     NULL};
 
 /* ---- encoding ---------------------------------------------------------------------------- */
@@ -68,12 +68,23 @@ int drb_awsi_xml_escape(drb_buf *b, const char *s)
 
 	for (const char *p = s; *p && rc == 0; p++) {
 		switch (*p) {
-		case '&': rc = drb_buf_puts(b, "&amp;"); break;
-		case '<': rc = drb_buf_puts(b, "&lt;"); break;
-		case '>': rc = drb_buf_puts(b, "&gt;"); break;
-		case '"': rc = drb_buf_puts(b, "&quot;"); break;
-		case '\'': rc = drb_buf_puts(b, "&apos;"); break;
-		default: rc = drb_buf_append(b, p, 1);
+		case '&':
+			rc = drb_buf_puts(b, "&amp;");
+			break;
+		case '<':
+			rc = drb_buf_puts(b, "&lt;");
+			break;
+		case '>':
+			rc = drb_buf_puts(b, "&gt;");
+			break;
+		case '"':
+			rc = drb_buf_puts(b, "&quot;");
+			break;
+		case '\'':
+			rc = drb_buf_puts(b, "&apos;");
+			break;
+		default:
+			rc = drb_buf_append(b, p, 1);
 		}
 	}
 	return rc;
@@ -165,8 +176,7 @@ static int classify(void *ud, const drb_http_resp *r)
 	if (r->status < 400)
 		return 0;
 	drb_aws_error_parse(r->status, r->body, r->body_len, NULL,
-			    json_string_value(json_object_get(r->headers, "x-amzn-errortype")),
-			    &e);
+			    json_string_value(json_object_get(r->headers, "x-amzn-errortype")), &e);
 	return drb_aws_is_throttle(e.code);
 }
 
@@ -326,8 +336,8 @@ static json_t *redacted_request(const aws_job *j, const aws_req *rq)
 	drb_awsi_set(o, "method", json_string(j->method), &bad);
 	drb_awsi_set(o, "url", json_string(j->url), &bad);
 	if (j->svc->proto == AWS_QUERY)
-		drb_awsi_set(o, "params",
-			     rq->params ? json_deep_copy(rq->params) : json_object(), &bad);
+		drb_awsi_set(o, "params", rq->params ? json_deep_copy(rq->params) : json_object(),
+			     &bad);
 	else if (j->svc->proto == AWS_JSON) {
 		drb_awsi_set(o, "target", json_string(j->target), &bad);
 		drb_awsi_set(o, "body", json_deep_copy(rq->json), &bad);

@@ -127,7 +127,8 @@ int drb_aws_ini_parse(const char *text, size_t len, drb_aws_ini **out, drb_err *
 			 * which none of ours uses; outside a key it is malformed. */
 			if (!have_key) {
 				rc = drb_err_set(err, DRB_EINVAL,
-						 "line %zu: indented line outside a setting", lineno);
+						 "line %zu: indented line outside a setting",
+						 lineno);
 				goto out;
 			}
 			continue;
@@ -348,10 +349,10 @@ int drb_aws_creds_load(const char *profile, drb_aws_creds *out, drb_err *err)
 			goto out;
 		}
 		if (ak || sk) {
-			rc = drb_err_set(err, DRB_EINVAL,
-					 "aws credentials: %s is set but %s is not",
-					 ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
-					 ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+			rc =
+			    drb_err_set(err, DRB_EINVAL, "aws credentials: %s is set but %s is not",
+					ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+					ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
 			goto out;
 		}
 		profile = default_profile();
@@ -453,8 +454,8 @@ int drb_aws_resolve(const json_t *connection, const char *region_arg, const char
 	if (connection) {
 		rc = conn_string(connection, "kind", &kind, err);
 		if (rc == 0 && kind && strcmp(kind, "aws") != 0)
-			rc = drb_err_set(err, DRB_EINVAL,
-					 "connection is of kind '%.40s', not aws", kind);
+			rc = drb_err_set(err, DRB_EINVAL, "connection is of kind '%.40s', not aws",
+					 kind);
 		if (rc == 0)
 			rc = conn_string(connection, "region", &c_region, err);
 		if (rc == 0)

@@ -325,10 +325,10 @@ out:
 }
 
 const drb_action drb_aws_ecs_describe_service = {
-	.name = "aws.ecs.describe_service", .mode = DRB_ACT_RO, .fn = describe_fn};
+    .name = "aws.ecs.describe_service", .mode = DRB_ACT_RO, .fn = describe_fn};
 const drb_action drb_aws_ecs_update_service = {
-	.name = "aws.ecs.update_service", .mode = DRB_ACT_MUT, .fn = update_fn};
+    .name = "aws.ecs.update_service", .mode = DRB_ACT_MUT, .fn = update_fn};
 const drb_action drb_aws_ecs_list_tasks = {
-	.name = "aws.ecs.list_tasks", .mode = DRB_ACT_RO, .fn = list_tasks_fn};
+    .name = "aws.ecs.list_tasks", .mode = DRB_ACT_RO, .fn = list_tasks_fn};
 const drb_action drb_aws_ecs_stop_task = {
-	.name = "aws.ecs.stop_task", .mode = DRB_ACT_MUT, .fn = stop_task_fn};
+    .name = "aws.ecs.stop_task", .mode = DRB_ACT_MUT, .fn = stop_task_fn};

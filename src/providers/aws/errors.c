@@ -82,8 +82,8 @@ int drb_aws_error_parse(long status, const char *body, size_t len, const char *r
 
 	memset(out, 0, sizeof(*out));
 	copy(out->request_id, sizeof(out->request_id), request_id_hdr);
-	while (body && i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' ||
-				   body[i] == '\t'))
+	while (body && i < len &&
+	       (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
 		i++;
 	if (body && i < len && body[i] == '<')
 		from_xml(body, len, out);

@@ -115,8 +115,8 @@ out:
 
 static int put_metric_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"namespace", "name", "value", "unit", "dimensions",
-					    NULL};
+	static const char *const known[] = {"namespace", "name",       "value",
+					    "unit",	 "dimensions", NULL};
 	const char *A = "aws.cloudwatch.put_metric_data", *ns = NULL, *name = NULL, *unit = NULL;
 	const json_t *value = json_object_get(args, "value"), *dims, *v;
 	drb_aws_endpoint ep;
@@ -193,8 +193,8 @@ out:
 }
 
 const drb_action drb_aws_sts_get_caller_identity = {
-	.name = "aws.sts.get_caller_identity", .mode = DRB_ACT_RO, .fn = caller_fn};
+    .name = "aws.sts.get_caller_identity", .mode = DRB_ACT_RO, .fn = caller_fn};
 const drb_action drb_aws_sns_publish = {
-	.name = "aws.sns.publish", .mode = DRB_ACT_MUT, .fn = publish_fn};
+    .name = "aws.sns.publish", .mode = DRB_ACT_MUT, .fn = publish_fn};
 const drb_action drb_aws_cloudwatch_put_metric_data = {
-	.name = "aws.cloudwatch.put_metric_data", .mode = DRB_ACT_MUT, .fn = put_metric_fn};
+    .name = "aws.cloudwatch.put_metric_data", .mode = DRB_ACT_MUT, .fn = put_metric_fn};

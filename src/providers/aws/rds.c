@@ -53,8 +53,8 @@ static int instance_call(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const 
 		return rc;
 	inst = drb_awsx_find(xmlDocGetRootElement(resp.doc), "DBInstance");
 	if (!inst) {
-		rc = drb_err_set(err, DRB_ENOTFOUND, "rds %s: no DB instance '%.100s' in the answer",
-				 op, id);
+		rc = drb_err_set(err, DRB_ENOTFOUND,
+				 "rds %s: no DB instance '%.100s' in the answer", op, id);
 		goto out;
 	}
 	*result = instance_json(inst);
@@ -205,7 +205,8 @@ static int failover_cluster_fn(drb_action_ctx *ctx, const json_t *args, json_t *
 		goto out;
 	c = drb_awsx_find(xmlDocGetRootElement(resp.doc), "DBCluster");
 	if (!c) {
-		rc = drb_err_set(err, DRB_ENOTFOUND, "rds FailoverDBCluster: no cluster in the answer");
+		rc = drb_err_set(err, DRB_ENOTFOUND,
+				 "rds FailoverDBCluster: no cluster in the answer");
 		goto out;
 	}
 	o = json_object();
@@ -351,12 +352,11 @@ out:
 	return rc;
 }
 
-static int restore_pitr_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
-			   drb_err *err)
+static int restore_pitr_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"source",	 "target",     "restore_time",
-					    "latest",	 "instance_class", "subnet_group",
-					    "multi_az", NULL};
+	static const char *const known[] = {
+	    "source",	      "target",	      "restore_time", "latest",
+	    "instance_class", "subnet_group", "multi_az",     NULL};
 	const char *A = "aws.rds.restore_db_instance_to_point_in_time";
 	const char *source = NULL, *target = NULL, *when = NULL, *cls = NULL, *subnet = NULL;
 	drb_aws_endpoint ep;
@@ -465,20 +465,20 @@ out:
 }
 
 const drb_action drb_aws_rds_describe_db_instance = {
-	.name = "aws.rds.describe_db_instance", .mode = DRB_ACT_RO, .fn = describe_fn};
+    .name = "aws.rds.describe_db_instance", .mode = DRB_ACT_RO, .fn = describe_fn};
 const drb_action drb_aws_rds_promote_read_replica = {
-	.name = "aws.rds.promote_read_replica", .mode = DRB_ACT_MUT, .fn = promote_fn};
+    .name = "aws.rds.promote_read_replica", .mode = DRB_ACT_MUT, .fn = promote_fn};
 const drb_action drb_aws_rds_reboot_db_instance = {
-	.name = "aws.rds.reboot_db_instance", .mode = DRB_ACT_MUT, .fn = reboot_fn};
+    .name = "aws.rds.reboot_db_instance", .mode = DRB_ACT_MUT, .fn = reboot_fn};
 const drb_action drb_aws_rds_failover_db_cluster = {
-	.name = "aws.rds.failover_db_cluster", .mode = DRB_ACT_MUT, .fn = failover_cluster_fn};
+    .name = "aws.rds.failover_db_cluster", .mode = DRB_ACT_MUT, .fn = failover_cluster_fn};
 const drb_action drb_aws_rds_describe_db_snapshots = {
-	.name = "aws.rds.describe_db_snapshots", .mode = DRB_ACT_RO, .fn = snapshots_fn};
+    .name = "aws.rds.describe_db_snapshots", .mode = DRB_ACT_RO, .fn = snapshots_fn};
 const drb_action drb_aws_rds_restore_db_instance_to_point_in_time = {
-	.name = "aws.rds.restore_db_instance_to_point_in_time",
-	.mode = DRB_ACT_MUT,
-	.fn = restore_pitr_fn};
+    .name = "aws.rds.restore_db_instance_to_point_in_time",
+    .mode = DRB_ACT_MUT,
+    .fn = restore_pitr_fn};
 const drb_action drb_aws_rds_restore_db_instance_from_snapshot = {
-	.name = "aws.rds.restore_db_instance_from_snapshot",
-	.mode = DRB_ACT_MUT,
-	.fn = restore_snapshot_fn};
+    .name = "aws.rds.restore_db_instance_from_snapshot",
+    .mode = DRB_ACT_MUT,
+    .fn = restore_snapshot_fn};

@@ -52,7 +52,8 @@ static void norm_name(const char *in, char *out, size_t n)
 
 		if (c == '\\' && isdigit((unsigned char)in[i + 1]) &&
 		    isdigit((unsigned char)in[i + 2]) && isdigit((unsigned char)in[i + 3])) {
-			c = (char)((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 + (in[i + 3] - '0'));
+			c = (char)((in[i + 1] - '0') * 64 + (in[i + 2] - '0') * 8 +
+				   (in[i + 3] - '0'));
 			i += 3;
 		}
 		out[k++] = (char)tolower((unsigned char)c);
@@ -137,8 +138,9 @@ static int get_record_fn(drb_action_ctx *ctx, const json_t *args, json_t **resul
 	if (rc != 0)
 		goto out;
 	if (!type_ok(type) || !*name || strlen(name) > 400) {
-		rc = drb_err_set(err, DRB_EINVAL, "%s: 'type' must be a record type such as A or "
-						  "CNAME and 'name' a DNS name",
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "%s: 'type' must be a record type such as A or "
+				 "CNAME and 'name' a DNS name",
 				 A);
 		goto out;
 	}
@@ -272,9 +274,9 @@ static int values_arg(const char *A, const json_t *args, const json_t **list, dr
 	json_array_foreach(v, i, x)
 	{
 		if (!json_is_string(x) || !json_string_length(x))
-			return drb_err_set(err, DRB_EINVAL,
-					   "%s: argument 'values' item %zu must be a non-empty string",
-					   A, i + 1);
+			return drb_err_set(
+			    err, DRB_EINVAL,
+			    "%s: argument 'values' item %zu must be a non-empty string", A, i + 1);
 	}
 	*list = v;
 	return 0;
@@ -365,8 +367,9 @@ static int upsert_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, d
 	if (rc != 0)
 		goto out;
 	if (!type_ok(type) || !*name || strlen(name) > 400) {
-		rc = drb_err_set(err, DRB_EINVAL, "%s: 'type' must be a record type such as A or "
-						  "CNAME and 'name' a DNS name",
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "%s: 'type' must be a record type such as A or "
+				 "CNAME and 'name' a DNS name",
 				 A);
 		goto out;
 	}
@@ -408,8 +411,9 @@ static int upsert_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, d
 		}
 		rc = drb_awsi_sleep(ctx, delay, A, err);
 		if (rc == DRB_ETIMEOUT)
-			drb_err_set(err, rc, "%s: change %s still %s when the step's deadline passed",
-				    A, id, json_string_value(json_object_get(o, "status")));
+			drb_err_set(err, rc,
+				    "%s: change %s still %s when the step's deadline passed", A, id,
+				    json_string_value(json_object_get(o, "status")));
 		if (rc == 0)
 			rc = get_change(ctx, &ep, A, id, &next, err);
 		if (rc != 0)
@@ -468,10 +472,10 @@ static int hc_status_fn(drb_action_ctx *ctx, const json_t *args, json_t **result
 	}
 	/* Route 53 itself calls an endpoint healthy when more than 18% of its checkers
 	 * report it healthy; no observation at all is not healthy. */
-	drb_awsi_set(o, "healthy",
-		     json_boolean(reporting > 0 &&
-				  (double)(reporting - failing) / (double)reporting > 0.18),
-		     &bad);
+	drb_awsi_set(
+	    o, "healthy",
+	    json_boolean(reporting > 0 && (double)(reporting - failing) / (double)reporting > 0.18),
+	    &bad);
 	drb_awsi_set(o, "reporting", json_integer(reporting), &bad);
 	drb_awsi_set(o, "failing", json_integer(failing), &bad);
 	if (bad) {
@@ -492,10 +496,8 @@ static int hc_update_fn(drb_action_ctx *ctx, const json_t *args, json_t **result
 	const char *A = "aws.route53.update_health_check", *arg = NULL;
 	char id[80], path[160], body[512];
 	drb_aws_endpoint ep;
-	aws_req rq = {.operation = "UpdateHealthCheck",
-		      .method = "POST",
-		      .path = path,
-		      .body = body};
+	aws_req rq = {
+	    .operation = "UpdateHealthCheck", .method = "POST", .path = path, .body = body};
 	aws_resp resp = {0};
 	json_t *o = NULL;
 	xmlNode *hc;
@@ -519,15 +521,14 @@ static int hc_update_fn(drb_action_ctx *ctx, const json_t *args, json_t **result
 	}
 	snprintf(path, sizeof(path), API "/healthcheck/%s", id);
 	/* The schema is a sequence: Inverted comes before Disabled. */
-	snprintf(body, sizeof(body),
-		 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		 "<UpdateHealthCheckRequest xmlns=\"" XMLNS "\">%s%s%s%s%s%s"
-		 "</UpdateHealthCheckRequest>",
-		 inverted >= 0 ? "<Inverted>" : "",
-		 inverted >= 0 ? (inverted ? "true" : "false") : "",
-		 inverted >= 0 ? "</Inverted>" : "", disabled >= 0 ? "<Disabled>" : "",
-		 disabled >= 0 ? (disabled ? "true" : "false") : "",
-		 disabled >= 0 ? "</Disabled>" : "");
+	snprintf(
+	    body, sizeof(body),
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	    "<UpdateHealthCheckRequest xmlns=\"" XMLNS "\">%s%s%s%s%s%s"
+	    "</UpdateHealthCheckRequest>",
+	    inverted >= 0 ? "<Inverted>" : "", inverted >= 0 ? (inverted ? "true" : "false") : "",
+	    inverted >= 0 ? "</Inverted>" : "", disabled >= 0 ? "<Disabled>" : "",
+	    disabled >= 0 ? (disabled ? "true" : "false") : "", disabled >= 0 ? "</Disabled>" : "");
 	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
 	if (rc != 0)
 		goto out;
@@ -555,12 +556,12 @@ out:
 }
 
 const drb_action drb_aws_route53_get_record = {
-	.name = "aws.route53.get_record", .mode = DRB_ACT_RO, .fn = get_record_fn};
+    .name = "aws.route53.get_record", .mode = DRB_ACT_RO, .fn = get_record_fn};
 const drb_action drb_aws_route53_upsert_record = {
-	.name = "aws.route53.upsert_record", .mode = DRB_ACT_MUT, .fn = upsert_fn};
+    .name = "aws.route53.upsert_record", .mode = DRB_ACT_MUT, .fn = upsert_fn};
 const drb_action drb_aws_route53_get_change = {
-	.name = "aws.route53.get_change", .mode = DRB_ACT_RO, .fn = get_change_fn};
+    .name = "aws.route53.get_change", .mode = DRB_ACT_RO, .fn = get_change_fn};
 const drb_action drb_aws_route53_get_health_check_status = {
-	.name = "aws.route53.get_health_check_status", .mode = DRB_ACT_RO, .fn = hc_status_fn};
+    .name = "aws.route53.get_health_check_status", .mode = DRB_ACT_RO, .fn = hc_status_fn};
 const drb_action drb_aws_route53_update_health_check = {
-	.name = "aws.route53.update_health_check", .mode = DRB_ACT_MUT, .fn = hc_update_fn};
+    .name = "aws.route53.update_health_check", .mode = DRB_ACT_MUT, .fn = hc_update_fn};

@@ -103,9 +103,8 @@ static int run_action(replay_seam *r, const char *name, const char *args_json, d
 static void aws_env_isolate(void)
 {
 	static const char *const vars[] = {
-		"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-		"AWS_PROFILE",	     "AWS_REGION",	      "AWS_DEFAULT_REGION",
-		"AWS_ENDPOINT_URL",  NULL};
+	    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+	    "AWS_REGION",	 "AWS_DEFAULT_REGION",	  "AWS_ENDPOINT_URL",  NULL};
 
 	for (int i = 0; vars[i]; i++)
 		unsetenv(vars[i]);

@@ -20,8 +20,7 @@ typedef struct fake {
 static const drb_action A_RDS = {.name = "aws.rds.describe_db_instance", .mode = DRB_ACT_RO};
 static const drb_action A_ECS = {.name = "aws.ecs.describe_service", .mode = DRB_ACT_RO};
 static const drb_action A_CHG = {.name = "aws.route53.get_change", .mode = DRB_ACT_RO};
-static const drb_action A_HC = {.name = "aws.route53.get_health_check_status",
-				.mode = DRB_ACT_RO};
+static const drb_action A_HC = {.name = "aws.route53.get_health_check_status", .mode = DRB_ACT_RO};
 static const char *const sleep_pos[] = {"duration", NULL};
 static const drb_action A_SLEEP = {.name = "sleep", .mode = DRB_ACT_RO, .positional = sleep_pos};
 
@@ -160,10 +159,10 @@ static void test_timeout_message(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_instance_promoted),
-		cmocka_unit_test(test_service_steady),
-		cmocka_unit_test(test_change_and_health),
-		cmocka_unit_test(test_timeout_message),
+	    cmocka_unit_test(test_instance_promoted),
+	    cmocka_unit_test(test_service_steady),
+	    cmocka_unit_test(test_change_and_health),
+	    cmocka_unit_test(test_timeout_message),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,11 +29,18 @@ static void write_file(const char *name, const char *text)
 
 static void clear_aws_env(void)
 {
-	static const char *const vars[] = {
-		"AWS_ACCESS_KEY_ID",	   "AWS_SECRET_ACCESS_KEY",	  "AWS_SESSION_TOKEN",
-		"AWS_PROFILE",		   "AWS_REGION",		  "AWS_DEFAULT_REGION",
-		"AWS_ENDPOINT_URL",	   "AWS_ENDPOINT_URL_RDS",	  "AWS_ENDPOINT_URL_ROUTE_53",
-		"AWS_CONFIG_FILE",	   "AWS_SHARED_CREDENTIALS_FILE", NULL};
+	static const char *const vars[] = {"AWS_ACCESS_KEY_ID",
+					   "AWS_SECRET_ACCESS_KEY",
+					   "AWS_SESSION_TOKEN",
+					   "AWS_PROFILE",
+					   "AWS_REGION",
+					   "AWS_DEFAULT_REGION",
+					   "AWS_ENDPOINT_URL",
+					   "AWS_ENDPOINT_URL_RDS",
+					   "AWS_ENDPOINT_URL_ROUTE_53",
+					   "AWS_CONFIG_FILE",
+					   "AWS_SHARED_CREDENTIALS_FILE",
+					   NULL};
 
 	for (int i = 0; vars[i]; i++)
 		unsetenv(vars[i]);
@@ -74,9 +81,10 @@ static int teardown(void **state)
 /* Sections, both key=value spacings, comments, CRLF, case-insensitive keys, last wins. */
 static void test_ini_basics(void **state)
 {
-	const char *t = "# comment\n; another\n[default]\naws_access_key_id=AK1\r\n"
-			"  \nAWS_Secret_Access_Key = s e c r e t  \n[profile x]\nregion =eu-west-1\n"
-			"region = eu-west-2\nempty =\n";
+	const char *t =
+	    "# comment\n; another\n[default]\naws_access_key_id=AK1\r\n"
+	    "  \nAWS_Secret_Access_Key = s e c r e t  \n[profile x]\nregion =eu-west-1\n"
+	    "region = eu-west-2\nempty =\n";
 	drb_aws_ini *ini = NULL;
 	drb_err e = {0};
 
@@ -114,12 +122,12 @@ static void test_ini_refusals(void **state)
 	static const struct {
 		const char *text, *msg;
 	} bad[] = {
-		{"aws_secret_access_key = TOPSECRET\n", "line 1: setting before any [section]"},
-		{"[default\nx=1\n", "line 1: section without ']'"},
-		{"[default]\nTOPSECRET\n", "line 2: expected 'key = value'"},
-		{"[default]\n= TOPSECRET\n", "line 2: empty key"},
-		{"  indented = TOPSECRET\n", "line 1: indented line outside a setting"},
-		{"[a] TOPSECRET\n", "line 1: text after ']'"},
+	    {"aws_secret_access_key = TOPSECRET\n", "line 1: setting before any [section]"},
+	    {"[default\nx=1\n", "line 1: section without ']'"},
+	    {"[default]\nTOPSECRET\n", "line 2: expected 'key = value'"},
+	    {"[default]\n= TOPSECRET\n", "line 2: empty key"},
+	    {"  indented = TOPSECRET\n", "line 1: indented line outside a setting"},
+	    {"[a] TOPSECRET\n", "line 1: text after ']'"},
 	};
 
 	(void)state;
@@ -238,7 +246,8 @@ static void test_creds_named_profile_skips_env(void **state)
 	(void)state;
 	setenv("AWS_ACCESS_KEY_ID", "AKENV", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "SKENV", 1);
-	write_file("config", "[profile ops]\naws_access_key_id=AKCFG\naws_secret_access_key=SKCFG\n");
+	write_file("config",
+		   "[profile ops]\naws_access_key_id=AKCFG\naws_secret_access_key=SKCFG\n");
 	assert_int_equal(drb_aws_creds_load("ops", &c, &e), 0);
 	assert_string_equal(c.access_key, "AKCFG");
 	assert_non_null(strstr(c.source, "config"));
@@ -284,7 +293,8 @@ static void test_resolve_region_order(void **state)
 	assert_string_equal(ep.url, "https://rds.us-east-1.amazonaws.com");
 	assert_string_equal(ep.host, "rds.us-east-1.amazonaws.com");
 	assert_int_equal(ep.custom, 0);
-	write_file("config", "[default]\nregion = ap-southeast-1\n[profile p]\nregion = sa-east-1\n");
+	write_file("config",
+		   "[default]\nregion = ap-southeast-1\n[profile p]\nregion = sa-east-1\n");
 	assert_int_equal(drb_aws_resolve(NULL, NULL, "rds", "RDS", 0, &ep, &e), 0);
 	assert_string_equal(ep.region, "ap-southeast-1");
 	setenv("AWS_PROFILE", "p", 1);
@@ -347,10 +357,10 @@ static void test_resolve_global(void **state)
 /* Values that would change the host or what is signed are refused. */
 static void test_resolve_refusals(void **state)
 {
-	static const char *const regions[] = {"eu-west-1.evil.com", "EU-WEST-1", "eu west",
-					      "-eu", "eu-west-1/", NULL};
-	static const char *const urls[] = {"ftp://x", "http://h/path", "http://u:p@h",
-					   "http://h?x=1", "http://", "h:80", NULL};
+	static const char *const regions[] = {"eu-west-1.evil.com", "EU-WEST-1", "eu west", "-eu",
+					      "eu-west-1/",	    NULL};
+	static const char *const urls[] = {
+	    "ftp://x", "http://h/path", "http://u:p@h", "http://h?x=1", "http://", "h:80", NULL};
 	drb_aws_endpoint ep;
 	drb_err e = {0};
 
@@ -382,21 +392,21 @@ static void test_resolve_refusals(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_ini_basics, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ini_nested_block, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ini_refusals, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ini_missing_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ini_load_error_names_path, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_creds_env, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_creds_env_half, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_creds_profiles, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_creds_named_profile_skips_env, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_creds_none, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_creds_profile_half, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_resolve_region_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_resolve_endpoint_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_resolve_global, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_resolve_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ini_basics, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ini_nested_block, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ini_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ini_missing_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ini_load_error_names_path, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_creds_env, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_creds_env_half, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_creds_profiles, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_creds_named_profile_skips_env, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_creds_none, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_creds_profile_half, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resolve_region_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resolve_endpoint_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resolve_global, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resolve_refusals, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,8 +25,8 @@ static int setup(void **state)
 static void parse(long status, const char *body, const char *rid, const char *etype,
 		  drb_aws_error *e)
 {
-	assert_int_equal(
-		drb_aws_error_parse(status, body, body ? strlen(body) : 0, rid, etype, e), 0);
+	assert_int_equal(drb_aws_error_parse(status, body, body ? strlen(body) : 0, rid, etype, e),
+			 0);
 }
 
 /* Query protocol (RDS, SNS, STS, CloudWatch) and Route 53's REST-XML with its namespace. */
@@ -66,8 +66,7 @@ static void test_parse_xml_other_shapes(void **state)
 	      NULL, NULL, &e);
 	assert_string_equal(e.code, "UnauthorizedOperation");
 	assert_string_equal(e.request_id, "ec2-id");
-	parse(403, "<Error><Code>AccessDenied</Code><Message>no</Message></Error>", NULL, NULL,
-	      &e);
+	parse(403, "<Error><Code>AccessDenied</Code><Message>no</Message></Error>", NULL, NULL, &e);
 	assert_string_equal(e.code, "AccessDenied");
 	assert_string_equal(e.request_id, "");
 }
@@ -117,30 +116,30 @@ static void test_code_map(void **state)
 		long status;
 		int want;
 	} t[] = {
-		{"Throttling", 400, DRB_ETRANSIENT},
-		{"ThrottlingException", 400, DRB_ETRANSIENT},
-		{"PriorRequestNotComplete", 400, DRB_ETRANSIENT},
-		{"RequestLimitExceeded", 503, DRB_ETRANSIENT},
-		{"TooManyRequestsException", 429, DRB_ETRANSIENT},
-		{"HTTP503", 503, DRB_ETRANSIENT},
-		{"InternalFailure", 500, DRB_ETRANSIENT},
-		{"AccessDenied", 403, DRB_EDENIED},
-		{"AccessDeniedException", 400, DRB_EDENIED},
-		{"UnauthorizedOperation", 403, DRB_EDENIED},
-		{"SignatureDoesNotMatch", 403, DRB_EDENIED},
-		{"InvalidClientTokenId", 403, DRB_EDENIED},
-		{"ExpiredToken", 400, DRB_EDENIED},
-		/* A denial is never retried, even if a proxy dressed it as a 5xx. */
-		{"AccessDenied", 503, DRB_EDENIED},
-		{"HTTP403", 403, DRB_EDENIED},
-		{"DBInstanceNotFound", 404, DRB_ENOTFOUND},
-		{"DBInstanceNotFoundFault", 400, DRB_ENOTFOUND},
-		{"ClusterNotFoundException", 400, DRB_ENOTFOUND},
-		{"NoSuchHostedZone", 404, DRB_ENOTFOUND},
-		{"NoSuchHealthCheck", 404, DRB_ENOTFOUND},
-		{"InvalidDBInstanceState", 400, DRB_ERR},
-		{"InvalidChangeBatch", 400, DRB_ERR},
-		{"HTTP400", 400, DRB_ERR},
+	    {"Throttling", 400, DRB_ETRANSIENT},
+	    {"ThrottlingException", 400, DRB_ETRANSIENT},
+	    {"PriorRequestNotComplete", 400, DRB_ETRANSIENT},
+	    {"RequestLimitExceeded", 503, DRB_ETRANSIENT},
+	    {"TooManyRequestsException", 429, DRB_ETRANSIENT},
+	    {"HTTP503", 503, DRB_ETRANSIENT},
+	    {"InternalFailure", 500, DRB_ETRANSIENT},
+	    {"AccessDenied", 403, DRB_EDENIED},
+	    {"AccessDeniedException", 400, DRB_EDENIED},
+	    {"UnauthorizedOperation", 403, DRB_EDENIED},
+	    {"SignatureDoesNotMatch", 403, DRB_EDENIED},
+	    {"InvalidClientTokenId", 403, DRB_EDENIED},
+	    {"ExpiredToken", 400, DRB_EDENIED},
+	    /* A denial is never retried, even if a proxy dressed it as a 5xx. */
+	    {"AccessDenied", 503, DRB_EDENIED},
+	    {"HTTP403", 403, DRB_EDENIED},
+	    {"DBInstanceNotFound", 404, DRB_ENOTFOUND},
+	    {"DBInstanceNotFoundFault", 400, DRB_ENOTFOUND},
+	    {"ClusterNotFoundException", 400, DRB_ENOTFOUND},
+	    {"NoSuchHostedZone", 404, DRB_ENOTFOUND},
+	    {"NoSuchHealthCheck", 404, DRB_ENOTFOUND},
+	    {"InvalidDBInstanceState", 400, DRB_ERR},
+	    {"InvalidChangeBatch", 400, DRB_ERR},
+	    {"HTTP400", 400, DRB_ERR},
 	};
 
 	(void)state;
@@ -171,9 +170,9 @@ static void test_action_error_message(void **state)
 			"</Code><Message>DB Instance is not a read replica.</Message></Error>"
 			"<RequestId>body-id</RequestId></ErrorResponse>",
 			"req-123", 1);
-	assert_int_equal(run_action(&r, "aws.rds.promote_read_replica", "{\"id\": \"prod-db\"}", 0,
-				    &res, &e),
-			 DRB_ERR);
+	assert_int_equal(
+	    run_action(&r, "aws.rds.promote_read_replica", "{\"id\": \"prod-db\"}", 0, &res, &e),
+	    DRB_ERR);
 	assert_null(res);
 	assert_string_equal(e.msg, "rds PromoteReadReplica: InvalidDBInstanceState: DB Instance "
 				   "is not a read replica. (request id req-123)");
@@ -213,26 +212,27 @@ static void test_action_error_codes(void **state)
 			 DRB_EDENIED);
 	assert_non_null(strstr(e.msg, "sts GetCallerIdentity: SignatureDoesNotMatch: "));
 	assert_non_null(strstr(e.msg, "(request id sig-id)"));
-	assert_int_equal(run_action(&r, "aws.rds.describe_db_instance", "{\"id\": \"x\"}", 0, &res,
-				    &e),
-			 DRB_ETRANSIENT);
+	assert_int_equal(
+	    run_action(&r, "aws.rds.describe_db_instance", "{\"id\": \"x\"}", 0, &res, &e),
+	    DRB_ETRANSIENT);
 	assert_string_equal(e.msg, "rds DescribeDBInstances: Throttling: Rate exceeded (request id "
 				   "thr-id; 4 attempts)");
-	assert_int_equal(run_action(&r, "aws.rds.describe_db_instance", "{\"id\": \"x\"}", 0, &res,
-				    &e),
-			 DRB_ETRANSIENT);
-	assert_string_equal(e.msg,
-			    "rds DescribeDBInstances: HTTP503: (no message) (4 attempts)");
+	assert_int_equal(
+	    run_action(&r, "aws.rds.describe_db_instance", "{\"id\": \"x\"}", 0, &res, &e),
+	    DRB_ETRANSIENT);
+	assert_string_equal(e.msg, "rds DescribeDBInstances: HTTP503: (no message) (4 attempts)");
 	assert_int_equal(run_action(&r, "aws.route53.update_health_check",
 				    "{\"id\": \"abc-1\", \"disabled\": true}", 0, &res, &e),
 			 DRB_ENOTFOUND);
 	assert_non_null(strstr(e.msg, "route53 UpdateHealthCheck: NoSuchHealthCheck"));
-	assert_int_equal(run_action(&r, "aws.ecs.update_service",
-				    "{\"cluster\": \"c\", \"service\": \"s\", \"desired_count\": 2}",
-				    0, &res, &e),
-			 DRB_EDENIED);
-	assert_non_null(strstr(e.msg, "ecs UpdateService: AccessDeniedException: User: x is not "
-				      "authorized to perform: ecs:UpdateService (request id ecs-id)"));
+	assert_int_equal(
+	    run_action(&r, "aws.ecs.update_service",
+		       "{\"cluster\": \"c\", \"service\": \"s\", \"desired_count\": 2}", 0, &res,
+		       &e),
+	    DRB_EDENIED);
+	assert_non_null(strstr(e.msg,
+			       "ecs UpdateService: AccessDeniedException: User: x is not "
+			       "authorized to perform: ecs:UpdateService (request id ecs-id)"));
 	assert_null(res);
 	replay_seam_free(&r);
 }
@@ -259,14 +259,14 @@ static void test_seam_error_prefixed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_xml),
-		cmocka_unit_test(test_parse_xml_other_shapes),
-		cmocka_unit_test(test_parse_json),
-		cmocka_unit_test(test_parse_fallback),
-		cmocka_unit_test(test_code_map),
-		cmocka_unit_test(test_action_error_message),
-		cmocka_unit_test(test_action_error_codes),
-		cmocka_unit_test(test_seam_error_prefixed),
+	    cmocka_unit_test(test_parse_xml),
+	    cmocka_unit_test(test_parse_xml_other_shapes),
+	    cmocka_unit_test(test_parse_json),
+	    cmocka_unit_test(test_parse_fallback),
+	    cmocka_unit_test(test_code_map),
+	    cmocka_unit_test(test_action_error_message),
+	    cmocka_unit_test(test_action_error_codes),
+	    cmocka_unit_test(test_seam_error_prefixed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

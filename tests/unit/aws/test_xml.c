@@ -19,36 +19,36 @@
 #include "replay_seam.h"
 
 static const char DESCRIBE_PRIMARY[] =
-	"<?xml version=\"1.0\"?>\n"
-	"<DescribeDBInstancesResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\">\n"
-	"  <DescribeDBInstancesResult>\n    <DBInstances>\n      <DBInstance>\n"
-	"        <DBInstanceIdentifier>prod-db</DBInstanceIdentifier>\n"
-	"        <DBInstanceStatus>available</DBInstanceStatus>\n"
-	"        <Engine>postgres</Engine>\n        <MultiAZ>true</MultiAZ>\n"
-	"        <AvailabilityZone>us-east-1a</AvailabilityZone>\n"
-	"        <SecondaryAvailabilityZone>us-east-1b</SecondaryAvailabilityZone>\n"
-	"        <Endpoint><Address>prod-db.abc.us-east-1.rds.amazonaws.com</Address>"
-	"<Port>5432</Port><HostedZoneId>Z2R2ITUGPM61AM</HostedZoneId></Endpoint>\n"
-	"        <ReadReplicaDBInstanceIdentifiers>\n"
-	"          <ReadReplicaDBInstanceIdentifier>prod-db-analytics"
-	"</ReadReplicaDBInstanceIdentifier>\n"
-	"          <ReadReplicaDBInstanceIdentifier>arn:aws:rds:eu-west-1:1:db:prod-db-eu"
-	"</ReadReplicaDBInstanceIdentifier>\n"
-	"        </ReadReplicaDBInstanceIdentifiers>\n"
-	"        <MasterUsername>dr</MasterUsername>\n"
-	"      </DBInstance>\n    </DBInstances>\n  </DescribeDBInstancesResult>\n"
-	"  <ResponseMetadata><RequestId>9135fff3-8509-11e0-bd9b-a7b1ece36d51</RequestId>"
-	"</ResponseMetadata>\n</DescribeDBInstancesResponse>\n";
+    "<?xml version=\"1.0\"?>\n"
+    "<DescribeDBInstancesResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\">\n"
+    "  <DescribeDBInstancesResult>\n    <DBInstances>\n      <DBInstance>\n"
+    "        <DBInstanceIdentifier>prod-db</DBInstanceIdentifier>\n"
+    "        <DBInstanceStatus>available</DBInstanceStatus>\n"
+    "        <Engine>postgres</Engine>\n        <MultiAZ>true</MultiAZ>\n"
+    "        <AvailabilityZone>us-east-1a</AvailabilityZone>\n"
+    "        <SecondaryAvailabilityZone>us-east-1b</SecondaryAvailabilityZone>\n"
+    "        <Endpoint><Address>prod-db.abc.us-east-1.rds.amazonaws.com</Address>"
+    "<Port>5432</Port><HostedZoneId>Z2R2ITUGPM61AM</HostedZoneId></Endpoint>\n"
+    "        <ReadReplicaDBInstanceIdentifiers>\n"
+    "          <ReadReplicaDBInstanceIdentifier>prod-db-analytics"
+    "</ReadReplicaDBInstanceIdentifier>\n"
+    "          <ReadReplicaDBInstanceIdentifier>arn:aws:rds:eu-west-1:1:db:prod-db-eu"
+    "</ReadReplicaDBInstanceIdentifier>\n"
+    "        </ReadReplicaDBInstanceIdentifiers>\n"
+    "        <MasterUsername>dr</MasterUsername>\n"
+    "      </DBInstance>\n    </DBInstances>\n  </DescribeDBInstancesResult>\n"
+    "  <ResponseMetadata><RequestId>9135fff3-8509-11e0-bd9b-a7b1ece36d51</RequestId>"
+    "</ResponseMetadata>\n</DescribeDBInstancesResponse>\n";
 
 static const char DESCRIBE_REPLICA_CREATING[] =
-	"<DescribeDBInstancesResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\">"
-	"<DescribeDBInstancesResult><DBInstances><DBInstance>"
-	"<DBInstanceIdentifier>prod-db-eu</DBInstanceIdentifier>"
-	"<DBInstanceStatus>creating</DBInstanceStatus><Engine>postgres</Engine>"
-	"<MultiAZ>false</MultiAZ>"
-	"<ReadReplicaSourceDBInstanceIdentifier>arn:aws:rds:us-east-1:1:db:prod-db"
-	"</ReadReplicaSourceDBInstanceIdentifier><ReadReplicaDBInstanceIdentifiers/>"
-	"</DBInstance></DBInstances></DescribeDBInstancesResult></DescribeDBInstancesResponse>";
+    "<DescribeDBInstancesResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\">"
+    "<DescribeDBInstancesResult><DBInstances><DBInstance>"
+    "<DBInstanceIdentifier>prod-db-eu</DBInstanceIdentifier>"
+    "<DBInstanceStatus>creating</DBInstanceStatus><Engine>postgres</Engine>"
+    "<MultiAZ>false</MultiAZ>"
+    "<ReadReplicaSourceDBInstanceIdentifier>arn:aws:rds:us-east-1:1:db:prod-db"
+    "</ReadReplicaSourceDBInstanceIdentifier><ReadReplicaDBInstanceIdentifiers/>"
+    "</DBInstance></DBInstances></DescribeDBInstancesResult></DescribeDBInstancesResponse>";
 
 static int setup(void **state)
 {
@@ -68,7 +68,8 @@ static void test_rds_describe_primary(void **state)
 	replay_seam_init(&r);
 	replay_seam_add(&r, 200, DESCRIBE_PRIMARY, "9135fff3", 1);
 	assert_int_equal(run_action(&r, "aws.rds.describe_db_instance",
-				    "{\"id\": \"prod-db\", \"region\": \"us-east-1\"}", 0, &res, &e),
+				    "{\"id\": \"prod-db\", \"region\": \"us-east-1\"}", 0, &res,
+				    &e),
 			 0);
 	assert_string_equal(json_string_value(json_object_get(res, "id")), "prod-db");
 	assert_string_equal(json_string_value(json_object_get(res, "status")), "available");
@@ -90,11 +91,11 @@ static void test_rds_describe_primary(void **state)
 			    "DescribeDBInstances");
 	assert_string_equal(json_string_value(json_object_get(rec, "region")), "us-east-1");
 	assert_string_equal(
-		json_string_value(json_object_get(json_object_get(rec, "request"), "url")),
-		"https://rds.us-east-1.amazonaws.com/");
+	    json_string_value(json_object_get(json_object_get(rec, "request"), "url")),
+	    "https://rds.us-east-1.amazonaws.com/");
 	assert_string_equal(json_string_value(json_object_get(
-				    json_object_get(json_object_get(rec, "request"), "params"),
-				    "DBInstanceIdentifier")),
+				json_object_get(json_object_get(rec, "request"), "params"),
+				"DBInstanceIdentifier")),
 			    "prod-db");
 	json_decref(res);
 	replay_seam_free(&r);
@@ -110,9 +111,9 @@ static void test_rds_describe_replica(void **state)
 	(void)state;
 	replay_seam_init(&r);
 	replay_seam_add(&r, 200, DESCRIBE_REPLICA_CREATING, NULL, 1);
-	assert_int_equal(run_action(&r, "aws.rds.describe_db_instance", "{\"id\": \"prod-db-eu\"}",
-				    0, &res, &e),
-			 0);
+	assert_int_equal(
+	    run_action(&r, "aws.rds.describe_db_instance", "{\"id\": \"prod-db-eu\"}", 0, &res, &e),
+	    0);
 	assert_string_equal(json_string_value(json_object_get(res, "replica_source")),
 			    "arn:aws:rds:us-east-1:1:db:prod-db");
 	assert_true(json_is_false(json_object_get(res, "multi_az")));
@@ -128,22 +129,22 @@ static void test_rds_describe_replica(void **state)
 static void test_rds_snapshots_paged_sorted(void **state)
 {
 	static const char page1[] =
-		"<DescribeDBSnapshotsResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\">"
-		"<DescribeDBSnapshotsResult><Marker>m-2</Marker><DBSnapshots>"
-		"<DBSnapshot><DBSnapshotIdentifier>old</DBSnapshotIdentifier>"
-		"<SnapshotCreateTime>2026-11-01T03:00:00Z</SnapshotCreateTime>"
-		"<Status>available</Status><SnapshotType>automated</SnapshotType></DBSnapshot>"
-		"<DBSnapshot><DBSnapshotIdentifier>newest</DBSnapshotIdentifier>"
-		"<SnapshotCreateTime>2026-11-24T03:00:00.512Z</SnapshotCreateTime>"
-		"<Status>creating</Status></DBSnapshot>"
-		"</DBSnapshots></DescribeDBSnapshotsResult></DescribeDBSnapshotsResponse>";
+	    "<DescribeDBSnapshotsResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\">"
+	    "<DescribeDBSnapshotsResult><Marker>m-2</Marker><DBSnapshots>"
+	    "<DBSnapshot><DBSnapshotIdentifier>old</DBSnapshotIdentifier>"
+	    "<SnapshotCreateTime>2026-11-01T03:00:00Z</SnapshotCreateTime>"
+	    "<Status>available</Status><SnapshotType>automated</SnapshotType></DBSnapshot>"
+	    "<DBSnapshot><DBSnapshotIdentifier>newest</DBSnapshotIdentifier>"
+	    "<SnapshotCreateTime>2026-11-24T03:00:00.512Z</SnapshotCreateTime>"
+	    "<Status>creating</Status></DBSnapshot>"
+	    "</DBSnapshots></DescribeDBSnapshotsResult></DescribeDBSnapshotsResponse>";
 	static const char page2[] =
-		"<DescribeDBSnapshotsResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\">"
-		"<DescribeDBSnapshotsResult><DBSnapshots>"
-		"<DBSnapshot><DBSnapshotIdentifier>middle</DBSnapshotIdentifier>"
-		"<SnapshotCreateTime>2026-11-20T03:00:00Z</SnapshotCreateTime>"
-		"<Status>available</Status></DBSnapshot>"
-		"</DBSnapshots></DescribeDBSnapshotsResult></DescribeDBSnapshotsResponse>";
+	    "<DescribeDBSnapshotsResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\">"
+	    "<DescribeDBSnapshotsResult><DBSnapshots>"
+	    "<DBSnapshot><DBSnapshotIdentifier>middle</DBSnapshotIdentifier>"
+	    "<SnapshotCreateTime>2026-11-20T03:00:00Z</SnapshotCreateTime>"
+	    "<Status>available</Status></DBSnapshot>"
+	    "</DBSnapshots></DescribeDBSnapshotsResult></DescribeDBSnapshotsResponse>";
 	replay_seam r;
 	json_t *res = NULL, *p2;
 	drb_err e = {0};
@@ -152,9 +153,9 @@ static void test_rds_snapshots_paged_sorted(void **state)
 	replay_seam_init(&r);
 	replay_seam_add(&r, 200, page1, NULL, 1);
 	replay_seam_add(&r, 200, page2, NULL, 1);
-	assert_int_equal(run_action(&r, "aws.rds.describe_db_snapshots", "{\"id\": \"prod-db\"}",
-				    0, &res, &e),
-			 0);
+	assert_int_equal(
+	    run_action(&r, "aws.rds.describe_db_snapshots", "{\"id\": \"prod-db\"}", 0, &res, &e),
+	    0);
 	assert_int_equal(r.calls, 2);
 	assert_true(json_is_array(res));
 	assert_int_equal(json_array_size(res), 3);
@@ -167,8 +168,8 @@ static void test_rds_snapshots_paged_sorted(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_array_get(res, 2), "snapshot")),
 			    "old");
 	assert_string_equal(
-		json_string_value(json_object_get(json_array_get(res, 2), "created_at")),
-		"2026-11-01T03:00:00Z");
+	    json_string_value(json_object_get(json_array_get(res, 2), "created_at")),
+	    "2026-11-01T03:00:00Z");
 	p2 = json_object_get(json_object_get(json_array_get(r.records, 1), "request"), "params");
 	assert_string_equal(json_string_value(json_object_get(p2, "Marker")), "m-2");
 	json_decref(res);
@@ -179,15 +180,15 @@ static void test_rds_snapshots_paged_sorted(void **state)
 static void test_rds_failover_cluster(void **state)
 {
 	static const char ans[] =
-		"<FailoverDBClusterResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\">"
-		"<FailoverDBClusterResult><DBCluster><DBClusterIdentifier>aurora"
-		"</DBClusterIdentifier><Status>available</Status><DBClusterMembers>"
-		"<DBClusterMember><DBInstanceIdentifier>a-1</DBInstanceIdentifier>"
-		"<IsClusterWriter>false</IsClusterWriter></DBClusterMember>"
-		"<DBClusterMember><DBInstanceIdentifier>a-2</DBInstanceIdentifier>"
-		"<IsClusterWriter>true</IsClusterWriter></DBClusterMember>"
-		"</DBClusterMembers></DBCluster></FailoverDBClusterResult>"
-		"</FailoverDBClusterResponse>";
+	    "<FailoverDBClusterResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\">"
+	    "<FailoverDBClusterResult><DBCluster><DBClusterIdentifier>aurora"
+	    "</DBClusterIdentifier><Status>available</Status><DBClusterMembers>"
+	    "<DBClusterMember><DBInstanceIdentifier>a-1</DBInstanceIdentifier>"
+	    "<IsClusterWriter>false</IsClusterWriter></DBClusterMember>"
+	    "<DBClusterMember><DBInstanceIdentifier>a-2</DBInstanceIdentifier>"
+	    "<IsClusterWriter>true</IsClusterWriter></DBClusterMember>"
+	    "</DBClusterMembers></DBCluster></FailoverDBClusterResult>"
+	    "</FailoverDBClusterResponse>";
 	replay_seam r;
 	json_t *res = NULL;
 	drb_err e = {0};
@@ -206,14 +207,14 @@ static void test_rds_failover_cluster(void **state)
 }
 
 static const char RRSETS[] =
-	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-	"<ListResourceRecordSetsResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">"
-	"<ResourceRecordSets><ResourceRecordSet><Name>api.example.com.</Name><Type>CNAME</Type>"
-	"<TTL>60</TTL><ResourceRecords><ResourceRecord><Value>api.us-east-1.example.com</Value>"
-	"</ResourceRecord></ResourceRecords></ResourceRecordSet></ResourceRecordSets>"
-	"<IsTruncated>true</IsTruncated><MaxItems>1</MaxItems>"
-	"<NextRecordName>www.example.com.</NextRecordName><NextRecordType>A</NextRecordType>"
-	"</ListResourceRecordSetsResponse>";
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<ListResourceRecordSetsResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">"
+    "<ResourceRecordSets><ResourceRecordSet><Name>api.example.com.</Name><Type>CNAME</Type>"
+    "<TTL>60</TTL><ResourceRecords><ResourceRecord><Value>api.us-east-1.example.com</Value>"
+    "</ResourceRecord></ResourceRecords></ResourceRecordSet></ResourceRecordSets>"
+    "<IsTruncated>true</IsTruncated><MaxItems>1</MaxItems>"
+    "<NextRecordName>www.example.com.</NextRecordName><NextRecordType>A</NextRecordType>"
+    "</ListResourceRecordSetsResponse>";
 
 /* get_record: the match is by normalised name (case, trailing dot) and type; the request
  * is a GET on the zone's rrset with the name and type in the query. */
@@ -242,9 +243,9 @@ static void test_route53_get_record(void **state)
 	assert_string_equal(json_string_value(json_object_get(req, "url")),
 			    "https://route53.amazonaws.com/2013-04-01/hostedzone/Z1D633PJN98FT9/"
 			    "rrset?maxitems=1&name=API.example.com&type=CNAME");
-	assert_string_equal(json_string_value(json_object_get(json_array_get(r.records, 0),
-							       "region")),
-			    "us-east-1");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_array_get(r.records, 0), "region")),
+	    "us-east-1");
 	json_decref(res);
 	replay_seam_free(&r);
 }
@@ -272,12 +273,12 @@ static void test_route53_get_record_missing(void **state)
 static void test_route53_wildcard_alias(void **state)
 {
 	static const char ans[] =
-		"<ListResourceRecordSetsResponse xmlns=\"https://route53.amazonaws.com/doc/"
-		"2013-04-01/\"><ResourceRecordSets><ResourceRecordSet><Name>\\052.example.com."
-		"</Name><Type>A</Type><AliasTarget><HostedZoneId>Z2FDTNDATAQYW2</HostedZoneId>"
-		"<DNSName>d111.cloudfront.net.</DNSName><EvaluateTargetHealth>false"
-		"</EvaluateTargetHealth></AliasTarget></ResourceRecordSet></ResourceRecordSets>"
-		"</ListResourceRecordSetsResponse>";
+	    "<ListResourceRecordSetsResponse xmlns=\"https://route53.amazonaws.com/doc/"
+	    "2013-04-01/\"><ResourceRecordSets><ResourceRecordSet><Name>\\052.example.com."
+	    "</Name><Type>A</Type><AliasTarget><HostedZoneId>Z2FDTNDATAQYW2</HostedZoneId>"
+	    "<DNSName>d111.cloudfront.net.</DNSName><EvaluateTargetHealth>false"
+	    "</EvaluateTargetHealth></AliasTarget></ResourceRecordSet></ResourceRecordSets>"
+	    "</ListResourceRecordSetsResponse>";
 	replay_seam r;
 	json_t *res = NULL;
 	drb_err e = {0};
@@ -295,27 +296,27 @@ static void test_route53_wildcard_alias(void **state)
 	assert_string_equal(json_string_value(json_array_get(json_object_get(res, "values"), 0)),
 			    "d111.cloudfront.net.");
 	/* '*' travels percent-encoded in the query. */
-	assert_non_null(strstr(json_string_value(json_object_get(
-				       json_object_get(json_array_get(r.records, 0), "request"),
-				       "url")),
-			       "name=%2A.example.com"));
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(
+		       json_object_get(json_array_get(r.records, 0), "request"), "url")),
+		   "name=%2A.example.com"));
 	json_decref(res);
 	replay_seam_free(&r);
 }
 
 static const char CHANGE_PENDING[] =
-	"<ChangeResourceRecordSetsResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">"
-	"<ChangeInfo><Id>/change/C2682N5HXP0BZ4</Id><Status>PENDING</Status>"
-	"<SubmittedAt>2026-11-25T16:39:06.123Z</SubmittedAt></ChangeInfo>"
-	"</ChangeResourceRecordSetsResponse>";
+    "<ChangeResourceRecordSetsResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">"
+    "<ChangeInfo><Id>/change/C2682N5HXP0BZ4</Id><Status>PENDING</Status>"
+    "<SubmittedAt>2026-11-25T16:39:06.123Z</SubmittedAt></ChangeInfo>"
+    "</ChangeResourceRecordSetsResponse>";
 static const char GET_CHANGE_PENDING[] =
-	"<GetChangeResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><ChangeInfo>"
-	"<Id>/change/C2682N5HXP0BZ4</Id><Status>PENDING</Status></ChangeInfo>"
-	"</GetChangeResponse>";
+    "<GetChangeResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><ChangeInfo>"
+    "<Id>/change/C2682N5HXP0BZ4</Id><Status>PENDING</Status></ChangeInfo>"
+    "</GetChangeResponse>";
 static const char GET_CHANGE_INSYNC[] =
-	"<GetChangeResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><ChangeInfo>"
-	"<Id>/change/C2682N5HXP0BZ4</Id><Status>INSYNC</Status></ChangeInfo>"
-	"</GetChangeResponse>";
+    "<GetChangeResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><ChangeInfo>"
+    "<Id>/change/C2682N5HXP0BZ4</Id><Status>INSYNC</Status></ChangeInfo>"
+    "</GetChangeResponse>";
 
 /* upsert with wait polls GetChange until INSYNC; the values are XML-escaped in the body. */
 static void test_route53_upsert_wait(void **state)
@@ -337,8 +338,7 @@ static void test_route53_upsert_wait(void **state)
 				    drb_mono_now() + 30, &res, &e),
 			 0);
 	assert_int_equal(r.calls, 3);
-	assert_string_equal(json_string_value(json_object_get(res, "change_id")),
-			    "C2682N5HXP0BZ4");
+	assert_string_equal(json_string_value(json_object_get(res, "change_id")), "C2682N5HXP0BZ4");
 	assert_string_equal(json_string_value(json_object_get(res, "status")), "INSYNC");
 	req = json_object_get(json_array_get(r.records, 0), "request");
 	body = json_string_value(json_object_get(req, "body"));
@@ -347,8 +347,7 @@ static void test_route53_upsert_wait(void **state)
 	assert_non_null(strstr(body, "<Action>UPSERT</Action>"));
 	assert_string_equal(json_string_value(json_object_get(req, "method")), "POST");
 	assert_string_equal(json_string_value(json_object_get(
-				    json_object_get(json_array_get(r.records, 2), "request"),
-				    "url")),
+				json_object_get(json_array_get(r.records, 2), "request"), "url")),
 			    "https://route53.amazonaws.com/2013-04-01/change/C2682N5HXP0BZ4");
 	json_decref(res);
 	replay_seam_free(&r);
@@ -380,16 +379,16 @@ static void test_route53_upsert_wait_deadline(void **state)
 static void test_route53_health_status(void **state)
 {
 	static const char ans[] =
-		"<GetHealthCheckStatusResponse xmlns=\"https://route53.amazonaws.com/doc/"
-		"2013-04-01/\"><HealthCheckObservations>"
-		"<HealthCheckObservation><Region>us-east-1</Region><IPAddress>1.2.3.4</IPAddress>"
-		"<StatusReport><Status>Success: HTTP Status Code 200, OK</Status></StatusReport>"
-		"</HealthCheckObservation>"
-		"<HealthCheckObservation><Region>eu-west-1</Region><StatusReport><Status>"
-		"Failure: Connection timed out.</Status></StatusReport></HealthCheckObservation>"
-		"<HealthCheckObservation><Region>ap-southeast-1</Region><StatusReport><Status>"
-		"Failure: HTTP Status Code 503</Status></StatusReport></HealthCheckObservation>"
-		"</HealthCheckObservations></GetHealthCheckStatusResponse>";
+	    "<GetHealthCheckStatusResponse xmlns=\"https://route53.amazonaws.com/doc/"
+	    "2013-04-01/\"><HealthCheckObservations>"
+	    "<HealthCheckObservation><Region>us-east-1</Region><IPAddress>1.2.3.4</IPAddress>"
+	    "<StatusReport><Status>Success: HTTP Status Code 200, OK</Status></StatusReport>"
+	    "</HealthCheckObservation>"
+	    "<HealthCheckObservation><Region>eu-west-1</Region><StatusReport><Status>"
+	    "Failure: Connection timed out.</Status></StatusReport></HealthCheckObservation>"
+	    "<HealthCheckObservation><Region>ap-southeast-1</Region><StatusReport><Status>"
+	    "Failure: HTTP Status Code 503</Status></StatusReport></HealthCheckObservation>"
+	    "</HealthCheckObservations></GetHealthCheckStatusResponse>";
 	static const char none[] = "<GetHealthCheckStatusResponse><HealthCheckObservations/>"
 				   "</GetHealthCheckStatusResponse>";
 	replay_seam r;
@@ -431,8 +430,8 @@ static void test_route53_ids_checked(void **state)
 				    "{\"id\": \"../hostedzone/Z1\"}", 0, &res, &e),
 			 DRB_EINVAL);
 	assert_int_equal(run_action(&r, "aws.route53.get_record",
-				    "{\"zone_id\": \"Z1?x=1\", \"name\": \"a\", \"type\": \"A\"}", 0,
-				    &res, &e),
+				    "{\"zone_id\": \"Z1?x=1\", \"name\": \"a\", \"type\": \"A\"}",
+				    0, &res, &e),
 			 DRB_EINVAL);
 	assert_int_equal(run_action(&r, "aws.route53.get_record",
 				    "{\"zone_id\": \"Z1\", \"name\": \"a\", \"type\": \"A&x\"}", 0,
@@ -443,11 +442,11 @@ static void test_route53_ids_checked(void **state)
 }
 
 static const char ECS_SERVICES[] =
-	"{\"services\": [{\"serviceName\": \"api\", \"status\": \"ACTIVE\", \"desiredCount\": 6,"
-	" \"runningCount\": 4, \"pendingCount\": 2, \"deployments\": ["
-	"{\"id\": \"ecs-svc/1\", \"status\": \"ACTIVE\", \"rolloutState\": \"COMPLETED\"},"
-	"{\"id\": \"ecs-svc/2\", \"status\": \"PRIMARY\", \"rolloutState\": \"IN_PROGRESS\"}]}],"
-	" \"failures\": []}";
+    "{\"services\": [{\"serviceName\": \"api\", \"status\": \"ACTIVE\", \"desiredCount\": 6,"
+    " \"runningCount\": 4, \"pendingCount\": 2, \"deployments\": ["
+    "{\"id\": \"ecs-svc/1\", \"status\": \"ACTIVE\", \"rolloutState\": \"COMPLETED\"},"
+    "{\"id\": \"ecs-svc/2\", \"status\": \"PRIMARY\", \"rolloutState\": \"IN_PROGRESS\"}]}],"
+    " \"failures\": []}";
 
 /* describe_service: counts and the PRIMARY deployment's rollout state; JSON 1.1 target. */
 static void test_ecs_describe(void **state)
@@ -476,7 +475,7 @@ static void test_ecs_describe(void **state)
 	assert_string_equal(json_string_value(json_object_get(req, "url")),
 			    "https://ecs.eu-west-1.amazonaws.com/");
 	assert_string_equal(json_string_value(json_array_get(
-				    json_object_get(json_object_get(req, "body"), "services"), 0)),
+				json_object_get(json_object_get(req, "body"), "services"), 0)),
 			    "api");
 	json_decref(res);
 	replay_seam_free(&r);
@@ -486,8 +485,8 @@ static void test_ecs_describe(void **state)
 static void test_ecs_missing(void **state)
 {
 	static const char ans[] =
-		"{\"services\": [], \"failures\": [{\"arn\": \"arn:aws:ecs:eu-west-1:1:service/"
-		"nope\", \"reason\": \"MISSING\"}]}";
+	    "{\"services\": [], \"failures\": [{\"arn\": \"arn:aws:ecs:eu-west-1:1:service/"
+	    "nope\", \"reason\": \"MISSING\"}]}";
 	replay_seam r;
 	json_t *res = NULL;
 	drb_err e = {0};
@@ -512,11 +511,12 @@ static void test_ecs_list_tasks_paged(void **state)
 
 	(void)state;
 	replay_seam_init(&r);
-	replay_seam_add(&r, 200, "{\"taskArns\": [\"arn:t/1\", \"arn:t/2\"], \"nextToken\": \"n2\"}",
-			NULL, 1);
+	replay_seam_add(
+	    &r, 200, "{\"taskArns\": [\"arn:t/1\", \"arn:t/2\"], \"nextToken\": \"n2\"}", NULL, 1);
 	replay_seam_add(&r, 200, "{\"taskArns\": [\"arn:t/3\"]}", NULL, 1);
 	assert_int_equal(run_action(&r, "aws.ecs.list_tasks",
-				    "{\"cluster\": \"prod-eu\", \"service\": \"api\"}", 0, &res, &e),
+				    "{\"cluster\": \"prod-eu\", \"service\": \"api\"}", 0, &res,
+				    &e),
 			 0);
 	assert_int_equal(json_array_size(json_object_get(res, "tasks")), 3);
 	body2 = json_object_get(json_object_get(json_array_get(r.records, 1), "request"), "body");
@@ -530,18 +530,18 @@ static void test_ecs_list_tasks_paged(void **state)
 static void test_query_small_actions(void **state)
 {
 	static const char sts[] =
-		"<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
-		"<GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/dr</Arn>"
-		"<UserId>AIDAEXAMPLE</UserId><Account>123456789012</Account>"
-		"</GetCallerIdentityResult></GetCallerIdentityResponse>";
+	    "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+	    "<GetCallerIdentityResult><Arn>arn:aws:iam::123456789012:user/dr</Arn>"
+	    "<UserId>AIDAEXAMPLE</UserId><Account>123456789012</Account>"
+	    "</GetCallerIdentityResult></GetCallerIdentityResponse>";
 	static const char sns[] =
-		"<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishResult>"
-		"<MessageId>94f20ce6-13c5-43a0-9a9e-ca52d816e90b</MessageId></PublishResult>"
-		"</PublishResponse>";
+	    "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishResult>"
+	    "<MessageId>94f20ce6-13c5-43a0-9a9e-ca52d816e90b</MessageId></PublishResult>"
+	    "</PublishResponse>";
 	static const char cw[] =
-		"<PutMetricDataResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\">"
-		"<ResponseMetadata><RequestId>x</RequestId></ResponseMetadata>"
-		"</PutMetricDataResponse>";
+	    "<PutMetricDataResponse xmlns=\"http://monitoring.amazonaws.com/doc/2010-08-01/\">"
+	    "<ResponseMetadata><RequestId>x</RequestId></ResponseMetadata>"
+	    "</PutMetricDataResponse>";
 	replay_seam r;
 	json_t *res = NULL, *p;
 	drb_err e = {0};
@@ -572,15 +572,15 @@ static void test_query_small_actions(void **state)
 			 0);
 	assert_int_equal(json_object_size(res), 0);
 	p = json_object_get(json_object_get(json_array_get(r.records, 2), "request"), "params");
-	assert_string_equal(json_string_value(json_object_get(json_array_get(r.records, 2),
-							       "service")),
-			    "cloudwatch");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_array_get(r.records, 2), "service")),
+	    "cloudwatch");
 	assert_true(json_real_value(json_object_get(p, "MetricData.member.1.Value")) == 0.1);
+	assert_string_equal(
+	    json_string_value(json_object_get(p, "MetricData.member.1.Dimensions.member.1.Name")),
+	    "runbook");
 	assert_string_equal(json_string_value(json_object_get(
-				    p, "MetricData.member.1.Dimensions.member.1.Name")),
-			    "runbook");
-	assert_string_equal(json_string_value(json_object_get(
-				    json_object_get(json_array_get(r.records, 2), "request"), "url")),
+				json_object_get(json_array_get(r.records, 2), "request"), "url")),
 			    "https://monitoring.us-east-1.amazonaws.com/");
 	json_decref(res);
 	replay_seam_free(&r);
@@ -597,9 +597,9 @@ static void test_malformed_answer(void **state)
 	replay_seam_init(&r);
 	replay_seam_add(&r, 200, "<DescribeDBInstancesResponse><unclosed>", NULL, 1);
 	replay_seam_add(&r, 200, "{not json", NULL, 1);
-	assert_int_equal(run_action(&r, "aws.rds.describe_db_instance", "{\"id\": \"x\"}", 0, &res,
-				    &e),
-			 DRB_EINVAL);
+	assert_int_equal(
+	    run_action(&r, "aws.rds.describe_db_instance", "{\"id\": \"x\"}", 0, &res, &e),
+	    DRB_EINVAL);
 	assert_non_null(strstr(e.msg, "invalid XML answer"));
 	assert_int_equal(run_action(&r, "aws.ecs.describe_service",
 				    "{\"cluster\": \"c\", \"service\": \"s\"}", 0, &res, &e),
@@ -615,8 +615,8 @@ static void test_xml_no_external_entities(void **state)
 	xmlDoc *doc = NULL;
 	drb_err e = {0};
 	static const char xxe[] =
-		"<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">"
-		"<!ENTITY y SYSTEM \"http://127.0.0.1:1/x\">]><r><Code>&x;&y;</Code></r>";
+	    "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">"
+	    "<!ENTITY y SYSTEM \"http://127.0.0.1:1/x\">]><r><Code>&x;&y;</Code></r>";
 
 	(void)state;
 	assert_int_equal(drb_awsx_parse(xxe, strlen(xxe), &doc, &e), 0);
@@ -633,24 +633,24 @@ static void test_catalog(void **state)
 		const char *name;
 		drb_action_mode mode;
 	} cat[] = {
-		{"aws.sts.get_caller_identity", DRB_ACT_RO},
-		{"aws.rds.describe_db_instance", DRB_ACT_RO},
-		{"aws.rds.promote_read_replica", DRB_ACT_MUT},
-		{"aws.rds.reboot_db_instance", DRB_ACT_MUT},
-		{"aws.rds.failover_db_cluster", DRB_ACT_MUT},
-		{"aws.rds.describe_db_snapshots", DRB_ACT_RO},
-		{"aws.rds.restore_db_instance_to_point_in_time", DRB_ACT_MUT},
-		{"aws.rds.restore_db_instance_from_snapshot", DRB_ACT_MUT},
-		{"aws.route53.get_record", DRB_ACT_RO},
-		{"aws.route53.upsert_record", DRB_ACT_MUT},
-		{"aws.route53.get_health_check_status", DRB_ACT_RO},
-		{"aws.route53.update_health_check", DRB_ACT_MUT},
-		{"aws.ecs.describe_service", DRB_ACT_RO},
-		{"aws.ecs.update_service", DRB_ACT_MUT},
-		{"aws.ecs.list_tasks", DRB_ACT_RO},
-		{"aws.ecs.stop_task", DRB_ACT_MUT},
-		{"aws.sns.publish", DRB_ACT_MUT},
-		{"aws.cloudwatch.put_metric_data", DRB_ACT_MUT},
+	    {"aws.sts.get_caller_identity", DRB_ACT_RO},
+	    {"aws.rds.describe_db_instance", DRB_ACT_RO},
+	    {"aws.rds.promote_read_replica", DRB_ACT_MUT},
+	    {"aws.rds.reboot_db_instance", DRB_ACT_MUT},
+	    {"aws.rds.failover_db_cluster", DRB_ACT_MUT},
+	    {"aws.rds.describe_db_snapshots", DRB_ACT_RO},
+	    {"aws.rds.restore_db_instance_to_point_in_time", DRB_ACT_MUT},
+	    {"aws.rds.restore_db_instance_from_snapshot", DRB_ACT_MUT},
+	    {"aws.route53.get_record", DRB_ACT_RO},
+	    {"aws.route53.upsert_record", DRB_ACT_MUT},
+	    {"aws.route53.get_health_check_status", DRB_ACT_RO},
+	    {"aws.route53.update_health_check", DRB_ACT_MUT},
+	    {"aws.ecs.describe_service", DRB_ACT_RO},
+	    {"aws.ecs.update_service", DRB_ACT_MUT},
+	    {"aws.ecs.list_tasks", DRB_ACT_RO},
+	    {"aws.ecs.stop_task", DRB_ACT_MUT},
+	    {"aws.sns.publish", DRB_ACT_MUT},
+	    {"aws.cloudwatch.put_metric_data", DRB_ACT_MUT},
 	};
 	replay_seam r;
 	drb_action_ctx ctx;
@@ -680,8 +680,8 @@ static void test_catalog(void **state)
 	assert_non_null(strstr(e.msg, "mutating"));
 	json_decref(args);
 	/* A connection that does not exist is named. */
-	assert_int_equal(run_action(&r, "aws.sts.get_caller_identity",
-				    "{\"connection\": \"nope\"}", 0, &res, &e),
+	assert_int_equal(run_action(&r, "aws.sts.get_caller_identity", "{\"connection\": \"nope\"}",
+				    0, &res, &e),
 			 DRB_EINVAL);
 	assert_non_null(strstr(e.msg, "nope"));
 	assert_int_equal(r.calls, 0);
@@ -707,25 +707,25 @@ static void test_deadline_passed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rds_describe_primary),
-		cmocka_unit_test(test_rds_describe_replica),
-		cmocka_unit_test(test_rds_snapshots_paged_sorted),
-		cmocka_unit_test(test_rds_failover_cluster),
-		cmocka_unit_test(test_route53_get_record),
-		cmocka_unit_test(test_route53_get_record_missing),
-		cmocka_unit_test(test_route53_wildcard_alias),
-		cmocka_unit_test(test_route53_upsert_wait),
-		cmocka_unit_test(test_route53_upsert_wait_deadline),
-		cmocka_unit_test(test_route53_health_status),
-		cmocka_unit_test(test_route53_ids_checked),
-		cmocka_unit_test(test_ecs_describe),
-		cmocka_unit_test(test_ecs_missing),
-		cmocka_unit_test(test_ecs_list_tasks_paged),
-		cmocka_unit_test(test_query_small_actions),
-		cmocka_unit_test(test_malformed_answer),
-		cmocka_unit_test(test_xml_no_external_entities),
-		cmocka_unit_test(test_catalog),
-		cmocka_unit_test(test_deadline_passed),
+	    cmocka_unit_test(test_rds_describe_primary),
+	    cmocka_unit_test(test_rds_describe_replica),
+	    cmocka_unit_test(test_rds_snapshots_paged_sorted),
+	    cmocka_unit_test(test_rds_failover_cluster),
+	    cmocka_unit_test(test_route53_get_record),
+	    cmocka_unit_test(test_route53_get_record_missing),
+	    cmocka_unit_test(test_route53_wildcard_alias),
+	    cmocka_unit_test(test_route53_upsert_wait),
+	    cmocka_unit_test(test_route53_upsert_wait_deadline),
+	    cmocka_unit_test(test_route53_health_status),
+	    cmocka_unit_test(test_route53_ids_checked),
+	    cmocka_unit_test(test_ecs_describe),
+	    cmocka_unit_test(test_ecs_missing),
+	    cmocka_unit_test(test_ecs_list_tasks_paged),
+	    cmocka_unit_test(test_query_small_actions),
+	    cmocka_unit_test(test_malformed_answer),
+	    cmocka_unit_test(test_xml_no_external_entities),
+	    cmocka_unit_test(test_catalog),
+	    cmocka_unit_test(test_deadline_passed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
