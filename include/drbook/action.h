@@ -64,6 +64,9 @@ typedef struct drb_action {
 	 * f{...}; NULL-terminated; a last name ending in "..." collects the rest into a list. */
 	const char *const *positional;
 	drb_action_fn fn;
+	/* When called from Lua, return this field of the result instead of the whole result
+	 * (pg.query(...) returns its rows); NULL returns the whole result. */
+	const char *lua_returns;
 } drb_action;
 
 /* Small helpers for actions reading their arguments. Each returns 0, or DRB_EINVAL naming

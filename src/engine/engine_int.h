@@ -120,6 +120,9 @@ typedef enum drb_resume_decision {
 drb_resume_decision drb_resume_decide(const drb_step *s, const drb_action *a, int assume_done,
 				      int retry, const char **why);
 
+/* Wires providers to each other through the engine (RDS endpoints for pg). Idempotent. */
+void drb_engine_providers_init(void);
+
 /* Who runs drbook: SUDO_USER, else the login name of the uid. */
 const char *drb_operator(char *buf, size_t n);
 

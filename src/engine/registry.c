@@ -1,9 +1,12 @@
 /* The action registry: every action name a runbook may use, with its read-only/mutating
  * mode. lua and approval are carried out by the engine itself (they need the Lua state and
  * the operator); everything else is a provider function behind drb_action.fn. */
+#include <stdlib.h>
 #include <string.h>
 
+#include <drbook/aws.h>
 #include <drbook/engine.h>
+#include <drbook/pg.h>
 
 #include "builtins.h"
 #include "engine_int.h"
@@ -11,23 +14,29 @@
 const drb_action drb_action_lua = {.name = "lua", .mode = DRB_ACT_STEP};
 const drb_action drb_action_approval = {.name = "approval", .mode = DRB_ACT_MUT};
 
-static const drb_action *const registry[] = {
+static const drb_action *const builtins[] = {
 	&drb_action_lua,  &drb_action_approval, &drb_action_sleep,
-	&drb_action_exec, &drb_action_http,
+	&drb_action_exec, &drb_action_http,     NULL,
 };
+
+/* The providers' tables, in lookup order; each NULL-terminated. */
+static const drb_action *const *const tables[] = {builtins, drb_aws_actions, drb_pg_actions};
 
 const drb_action *drb_engine_action_at(size_t i)
 {
-	return i < sizeof(registry) / sizeof(registry[0]) ? registry[i] : NULL;
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (size_t j = 0; tables[t][j]; j++)
+			if (i-- == 0)
+				return tables[t][j];
+	return NULL;
 }
 
 const drb_action *drb_engine_action(const char *name)
 {
-	const drb_action *a;
-
-	for (size_t i = 0; (a = drb_engine_action_at(i)); i++)
-		if (!strcmp(a->name, name))
-			return a;
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (size_t j = 0; tables[t][j]; j++)
+			if (!strcmp(tables[t][j]->name, name))
+				return tables[t][j];
 	return NULL;
 }
 
@@ -37,4 +46,43 @@ int drb_engine_action_mode(void *ud, const char *name)
 
 	(void)ud;
 	return a ? (int)a->mode : -1;
+}
+
+/* A postgres connection with rds_instance: asks RDS for the endpoint, through the same
+ * context (so the lookup is a logged call of the step that needs it). */
+static int rds_endpoint(void *ud, drb_action_ctx *ctx, const char *instance, const char *region,
+			char **host, int *port, drb_err *err)
+{
+	const drb_action *a = drb_engine_action("aws.rds.describe_db_instance");
+	json_t *args = json_pack("{s:s, s:s?}", "id", instance, "region", region), *res = NULL;
+	const char *h;
+	int rc;
+
+	(void)ud;
+	*host = NULL;
+	if (!a || !args) {
+		rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = a->fn(ctx, args, &res, err)))
+		goto out;
+	h = json_string_value(json_object_get(res, "endpoint"));
+	if (!h || !json_is_integer(json_object_get(res, "port"))) {
+		rc = drb_err_set(err, DRB_EINVAL, "RDS instance %s has no endpoint yet (status %s)",
+				 instance, json_string_value(json_object_get(res, "status")) ?: "?");
+		goto out;
+	}
+	*host = strdup(h);
+	*port = (int)json_integer_value(json_object_get(res, "port"));
+	if (!*host)
+		rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
+out:
+	json_decref(args);
+	json_decref(res);
+	return rc;
+}
+
+void drb_engine_providers_init(void)
+{
+	drb_pg_set_endpoint_resolver(rds_endpoint, NULL);
 }

@@ -441,6 +441,7 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o,
 	int rc;
 
 	memset(r, 0, sizeof(*r));
+	drb_engine_providers_init();
 	r->rb = rb;
 	r->o = o;
 	r->params = params;

@@ -149,7 +149,10 @@ static int act_call(lua_State *L)
 		goto out;
 	}
 	box->p = result; /* if pushing raises a memory error, the box's __gc frees it */
-	rc = drb_lua_push_json(L, result);
+	if (up->a->lua_returns)
+		rc = drb_lua_push_json(L, json_object_get(result, up->a->lua_returns));
+	else
+		rc = drb_lua_push_json(L, result);
 	box->p = NULL;
 	json_decref(result);
 	if (rc)

@@ -220,8 +220,8 @@ def run_tests(E, primary_dir):
 
     # --- from Lua, as a lua step calls them (positional arguments) ---
     r = lua(E, 'local r = pg.query("primary", "select $1::int as x, $2::text as y", 5, "five")'
-               ' return r.rows[1]')
-    check("lua: pg.query(conn, sql, ...) with positional arguments",
+               ' return r[1]')
+    check("lua: pg.query(conn, sql, ...) with positional arguments returns the rows",
           ok(r) and r["result"] == {"x": 5, "y": "five"}
           and r["calls"][0]["request"]["args"] == 2, r)
     r = lua(E, 'return pg.exec("primary", "insert into t_ro values ($1), ($2)", 1, 2)'

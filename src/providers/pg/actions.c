@@ -189,7 +189,8 @@ static int exec_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb
 }
 
 static const drb_action act_query = {
-    .name = "pg.query", .mode = DRB_ACT_RO, .positional = sql_positional, .fn = query_fn};
+    .name = "pg.query", .mode = DRB_ACT_RO, .positional = sql_positional, .fn = query_fn,
+    .lua_returns = "rows"};
 static const drb_action act_exec = {
     .name = "pg.exec", .mode = DRB_ACT_MUT, .positional = sql_positional, .fn = exec_fn};
 

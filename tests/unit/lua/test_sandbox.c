@@ -457,12 +457,14 @@ static int fake_invoke(void *ud, const drb_action *a, const json_t *args, json_t
 	return 0;
 }
 
-static const drb_action act_describe = {"aws.rds.describe_db_instance", DRB_ACT_RO, NULL, NULL,
-					NULL};
+static const drb_action act_describe = {.name = "aws.rds.describe_db_instance",
+					.mode = DRB_ACT_RO};
 static const char *const pg_positional[] = {"connection", "sql", "args...", NULL};
-static const drb_action act_query = {"pg.query", DRB_ACT_RO, NULL, pg_positional, NULL};
+static const drb_action act_query = {
+    .name = "pg.query", .mode = DRB_ACT_RO, .positional = pg_positional};
 static const char *const exec_positional[] = {"argv", NULL};
-static const drb_action act_exec = {"exec", DRB_ACT_STEP, NULL, exec_positional, NULL};
+static const drb_action act_exec = {
+    .name = "exec", .mode = DRB_ACT_STEP, .positional = exec_positional};
 
 static void register_all(lt_fix *f, struct fake_engine *fe)
 {
@@ -545,8 +547,8 @@ static void test_action_register_conflict(void **state)
 	lt_fix *f = *state;
 	struct fake_engine fe = {{0}, 0};
 	drb_err e = {0};
-	static const drb_action bad = {"print.x", DRB_ACT_RO, NULL, NULL, NULL};
-	static const drb_action badname = {"a..b", DRB_ACT_RO, NULL, NULL, NULL};
+	static const drb_action bad = {.name = "print.x", .mode = DRB_ACT_RO};
+	static const drb_action badname = {.name = "a..b", .mode = DRB_ACT_RO};
 
 	assert_int_equal(drb_lua_register_action(f->L, &bad, fake_invoke, &fe, &e), DRB_ESCRIPT);
 	assert_non_null(strstr(e.msg, "'print' is a function"));
