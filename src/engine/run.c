@@ -615,6 +615,12 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 			critical_failed = 1;
 			continue;
 		}
+		if (!r->changed && !critical_failed && !(*r->cancel)) {
+			/* a guard: nothing was changed yet, so the run was refused, not failed */
+			status = "refused";
+			exit_code = DRB_EXIT_REFUSED;
+			goto verdict;
+		}
 		exit_code = st == DRB_ST_REFUSED ? DRB_EXIT_REFUSED : DRB_EXIT_FAILED;
 		if (pol == DRB_ONF_ROLLBACK && !(*r->cancel)) {
 			rolled_failed = rollback(r, first.msg);

@@ -172,7 +172,7 @@ def test_until_not_met_before_timeout_fails(c):
             timeout: 1s
     """)
     r = c.drbook("run", rb, "--audit", "run.jsonl")
-    check(r.code == 1, "until not met -> failed", r)
+    check(r.code == 3, "until not met before any change -> refused", r)
     check(r.elapsed < 5, "gave up at the timeout")
     end = events(c.log(), "step.end", "wait")[0]["data"]
     check("not met" in end["error"], end["error"])
@@ -200,8 +200,8 @@ def test_run_deadline(c):
         deadline: 1s
         steps:
           - id: a
-            action: sleep
-            with: { duration: 700ms }
+            action: exec
+            with: { argv: [sleep, "0.7"] }
           - id: b
             action: sleep
             with: { duration: 700ms }
@@ -263,6 +263,30 @@ def test_on_failure_continue_and_critical(c):
     check(r.code == 0 and os.path.exists(c.path("last2")), "non-critical failure: exit 0", r)
 
 
+def test_failed_guard_before_any_change_is_a_refusal(c):
+    rb = c.write("g.yaml", """
+        version: 1
+        name: guard
+        params:
+          lag: { type: int, default: 120 }
+        steps:
+          - id: lag-within-budget
+            action: lua
+            read_only: true
+            script: return { lag = params.lag }
+            assert: result.lag <= 60
+          - id: change
+            action: exec
+            with: { argv: [touch, changed] }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 3, "a read-only guard failing before any change -> exit 3", r)
+    check(not os.path.exists(c.path("changed")), "nothing changed")
+    check(c.log()[-1]["data"]["status"] == "refused", "run.end refused")
+    r = c.drbook("run", rb, "-p", "lag=5", "--audit", "run2.jsonl")
+    check(r.code == 0 and os.path.exists(c.path("changed")), "guard passes", r)
+
+
 def test_when_skips(c):
     rb = c.write("w.yaml", """
         version: 1
@@ -293,7 +317,7 @@ def test_instruction_limit_in_assert(c):
             assert: (function() while true do end end)()
     """)
     r = c.drbook("run", rb, "--audit", "run.jsonl")
-    check(r.code == 1, "infinite loop in assert fails the step", r)
+    check(r.code == 3, "infinite loop in assert fails the step (nothing changed: refused)", r)
     check(r.elapsed < 3, f"ended quickly ({r.elapsed:.2f}s)")
     err = events(c.log(), "step.end", "spin")[0]["data"]["error"]
     check("instruction limit" in err, err)
