@@ -204,6 +204,14 @@ static int parse(int argc, char **argv, cli *c, const char *usage)
 	return optind;
 }
 
+/* The engine's own Lua library: DRBOOK_LUA_DIR, else where the build put it. */
+static const char *lua_dir(void)
+{
+	const char *d = getenv("DRBOOK_LUA_DIR");
+
+	return d && *d ? d : DRB_LUA_DIR;
+}
+
 /* The action_mode callback for the loader: registry, then Lua custom actions. */
 static int action_mode(void *ud, const char *name)
 {
@@ -229,7 +237,7 @@ static int load(const char *path, drb_runbook **out)
 	drb_diags_init(&d, path);
 	/* modules may define actions: look at the module list first, without action checks */
 	if (drb_runbook_load(&probe, path, NULL, &d) == 0 && probe->n_lua_modules) {
-		drb_lua_opts o = {.lib_dir = DRB_LUA_DIR, .runbook_dir = probe->dir};
+		drb_lua_opts o = {.lib_dir = lua_dir(), .runbook_dir = probe->dir};
 
 		if (drb_lua_new(&L, &o, &err) == 0) {
 			for (size_t i = 0; i < probe->n_lua_modules; i++)
@@ -342,6 +350,7 @@ static void fill_opts(drb_engine_opts *o, cli *c, const unsigned char *key, size
 	o->retry_steps = c->retry;
 	o->n_retry_steps = c->n_retry;
 	o->interrupt = &interrupted;
+	o->lua_dir = lua_dir();
 }
 
 static int cmd_run(int argc, char **argv, drb_run_mode mode)

@@ -77,6 +77,10 @@ int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data
 /* Runs one top-level step (or for_each fan-out) to its end, logging it. */
 drb_step_status drb_step_execute(drb_run *r, const drb_step *s, drb_err *err);
 
+/* Whether this call of a changes anything: its mode, decided by the arguments (http.request)
+ * or by the step's read_only: (lua, exec; s may be NULL: then mutating). */
+int drb_action_mutates(const drb_action *a, const drb_step *s, const json_t *args);
+
 /* Invokes an action with interpolated arguments (checks read-only rules, builds the ctx). */
 int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *uid,
 	       const json_t *args, double deadline, json_t **result, drb_err *err);

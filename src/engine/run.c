@@ -148,7 +148,7 @@ static int seam_call(drb_seam *s, const drb_call *c, drb_perform_fn perform, voi
 
 /* ---- invoking actions ------------------------------------------------------------------ */
 
-static int mutates(const drb_action *a, const drb_step *s, const json_t *args)
+int drb_action_mutates(const drb_action *a, const drb_step *s, const json_t *args)
 {
 	switch (a->mode) {
 	case DRB_ACT_RO: return 0;
@@ -191,13 +191,13 @@ static int lua_invoke(void *ud, const drb_action *a, const json_t *args, json_t 
 	int ro = r->phase_ro || r->lua_ro;
 	int rc;
 
-	if (mutates(a, NULL, args) && ro)
+	if (drb_action_mutates(a, NULL, args) && ro)
 		return drb_err_set(err, DRB_EDENIED,
 				   "%s is a mutating action: not allowed in %s", a->name,
 				   r->o->mode == DRB_MODE_PLAN ? "plan" : "a read-only context");
 	rc = call_provider(r, a, lua_current ? lua_current->uid : "lua", args,
 			   lua_current ? lua_current->deadline : r->deadline, ro, result, err);
-	if (rc == 0 && mutates(a, NULL, args)) {
+	if (rc == 0 && drb_action_mutates(a, NULL, args)) {
 		pthread_mutex_lock(&r->mu);
 		r->changed = 1;
 		pthread_mutex_unlock(&r->mu);
@@ -208,7 +208,7 @@ static int lua_invoke(void *ud, const drb_action *a, const json_t *args, json_t 
 int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *uid,
 	       const json_t *args, double deadline, json_t **result, drb_err *err)
 {
-	int mut = mutates(a, s, args), rc;
+	int mut = drb_action_mutates(a, s, args), rc;
 
 	*result = NULL;
 	if (mut && r->phase_ro)
@@ -534,7 +534,7 @@ static json_t *plan_steps(drb_run *r)
 		r->lua_ro = 0;
 		drb_lua_unlock(r->lua);
 		if (a)
-			mut = mutates(a, s, args ? args : s->with);
+			mut = drb_action_mutates(a, s, args ? args : s->with);
 		o = json_pack("{s:s, s:s, s:O, s:b}", "id", s->id, "action", s->action, "with",
 			      args ? args : s->with, "mutating", mut);
 		if (!args && !s->for_each.src)

@@ -126,17 +126,6 @@ static int interpolate(drb_run *r, const drb_step *s, const json_t *tmpl, const 
 	return rc;
 }
 
-static int action_mutates(const drb_action *a, const drb_step *s, const json_t *args)
-{
-	switch (a->mode) {
-	case DRB_ACT_RO: return 0;
-	case DRB_ACT_MUT: return 1;
-	case DRB_ACT_DEPENDS: return a->mode_of ? a->mode_of(args) : 1;
-	case DRB_ACT_STEP: return !(s && s->read_only);
-	}
-	return 1;
-}
-
 static void set_step_result(drb_run *r, const char *id, drb_step_status st,
 			    const json_t *result)
 {
@@ -281,7 +270,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 		drb_err_prefix(err, "with: ");
 		goto failed;
 	}
-	mut = action_mutates(a, s, args);
+	mut = drb_action_mutates(a, s, args);
 	start = json_pack("{s:s, s:O, s:b}", "action", s->action, "with", args, "mutating", mut);
 	if (item)
 		json_object_set(start, "item", (json_t *)item);
