@@ -37,6 +37,17 @@ struct drb_lua {
 /* The sandbox that owns a lua_State (kept in the state's extra space). */
 drb_lua *drb_luai_ctx(lua_State *L);
 
+/* Charges n units of work to the entry's instruction budget (the count hook charges its
+ * instructions through here too) and checks the wall-clock guard. Once either limit is hit
+ * it raises "instruction limit exceeded" (or "time limit exceeded") and re-arms the hook so
+ * that every later instruction raises again. For C code that loops on its own. */
+void drb_luai_charge(lua_State *L, long long n);
+
+/* Replaces find, match, gmatch and gsub in the string table at idx (also the strings'
+ * __index) with patterns.c's copies of Lua's matcher, which charge their steps to the
+ * budget; during setup. */
+void drb_luai_open_patterns(lua_State *L, int idx);
+
 /* Entries: enter resets the budget when it is the outermost one. */
 void drb_luai_enter(drb_lua *D);
 void drb_luai_leave(drb_lua *D);

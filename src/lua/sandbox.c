@@ -64,13 +64,14 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 /* ---- instruction budget and wall-clock guard ---- */
 
-static void sb_hook(lua_State *L, lua_Debug *ar)
+static void sb_hook(lua_State *L, lua_Debug *ar);
+
+void drb_luai_charge(lua_State *L, long long n)
 {
 	drb_lua *D = drb_luai_ctx(L);
 
-	(void)ar;
 	if (D->limit == DRB_LUAI_LIMIT_NONE) {
-		D->instr_count += HOOK_EVERY;
+		D->instr_count += n;
 		if (D->instr_count > D->instr_limit)
 			D->limit = DRB_LUAI_LIMIT_INSTR;
 		else if (drb_mono_now() > D->deadline)
@@ -84,6 +85,12 @@ static void sb_hook(lua_State *L, lua_Debug *ar)
 	lua_pushstring(L, D->limit == DRB_LUAI_LIMIT_TIME ? "time limit exceeded"
 							  : "instruction limit exceeded");
 	lua_error(L);
+}
+
+static void sb_hook(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	drb_luai_charge(L, HOOK_EVERY);
 }
 
 void drb_luai_enter(drb_lua *D)
@@ -566,6 +573,7 @@ static int sb_setup(lua_State *L)
 	lua_getglobal(L, LUA_STRLIBNAME);
 	lua_pushnil(L);
 	lua_setfield(L, -2, "dump");
+	drb_luai_open_patterns(L, -1); /* find, match, gmatch, gsub that count their work */
 	lua_pop(L, 1);
 	lua_getglobal(L, "load");
 	lua_pushcclosure(L, sb_load, 1);
