@@ -5,8 +5,9 @@
  * allocator enforces a memory cap. Every entry is a protected call with a traceback handler;
  * errors come back as DRB_ESCRIPT (or DRB_ELIMIT for the limits) with the message in err.
  * setmetatable refuses __gc (Lua runs finalizers with hooks off, outside the budget).
- * Known gap: one call to a C library function (a pathological string.find pattern) is not
- * interrupted by the hook. Entries take the state's recursive lock themselves; callers
+ * The pattern functions (find, match, gmatch, gsub) are a vendored copy of Lua's matcher that
+ * charges its steps to the same budget (src/lua/patterns.c), so a pathological pattern is
+ * stopped like a loop. Entries take the state's recursive lock themselves; callers
  * that need several entries to stay together hold drb_lua_lock. */
 #ifndef DRBOOK_LUA_H
 #define DRBOOK_LUA_H
