@@ -12,6 +12,7 @@
 #include <drbook/audit.h>
 #include <drbook/engine.h>
 #include <drbook/lua.h>
+#include <drbook/report.h>
 #include <drbook/runbook.h>
 
 #include "progress.h"
@@ -38,6 +39,7 @@ static const char usage_main[] =
 	"  run RUNBOOK [-p k=v]...     execute a runbook\n"
 	"  resume AUDIT                continue an interrupted run from its audit log\n"
 	"  audit verify AUDIT          check an audit log's hash chain and MACs\n"
+	"  report AUDIT                what a run did: timeline, steps, RTO/RPO (md, html, json)\n"
 	"\n"
 	"Run 'drbook COMMAND --help' for a command's options. Exit codes: 0 success, 1 the run\n"
 	"failed (or a log is tampered), 2 usage or invalid runbook, 3 refused before any change.\n"
@@ -112,6 +114,14 @@ static const char usage_audit[] =
 	"A truncated last line is reported as an interrupted write (exit 1 too, with its own\n"
 	"message).\n";
 
+static const char usage_report[] =
+	"usage: drbook report AUDIT [--format md|html|json] [--key-file F]\n"
+	"\n"
+	"Reads a run back from its audit log: outcome, RTO and RPO against targets, every step\n"
+	"(start, duration, attempts, calls, error) and the timeline of events, with the log's\n"
+	"integrity verdict. Markdown by default. Exit codes: 0 written (even for a failed run),\n"
+	"1 the log is not intact (the report is still written), 2 usage or unreadable log.\n";
+
 typedef struct cli {
 	char *params[MAX_LIST];
 	size_t n_params;
@@ -121,7 +131,7 @@ typedef struct cli {
 	size_t n_assume;
 	char *retry[MAX_LIST];
 	size_t n_retry;
-	const char *audit, *key_file, *incident, *runs_dir;
+	const char *audit, *key_file, *incident, *runs_dir, *format;
 	int drill, yes, json, quiet;
 } cli;
 
@@ -139,7 +149,7 @@ static int push(char **v, size_t *n, char *s, const char *what)
 static int parse(int argc, char **argv, cli *c, const char *usage)
 {
 	enum { O_DRILL = 256, O_AUDIT, O_KEY, O_APPROVE, O_YES, O_JSON, O_QUIET, O_INCIDENT,
-	       O_ASSUME, O_RETRY, O_RUNS };
+	       O_ASSUME, O_RETRY, O_RUNS, O_FORMAT };
 	static const struct option opts[] = {
 		{"param", required_argument, NULL, 'p'},
 		{"drill", no_argument, NULL, O_DRILL},
@@ -154,6 +164,7 @@ static int parse(int argc, char **argv, cli *c, const char *usage)
 		{"assume-done", required_argument, NULL, O_ASSUME},
 		{"retry", required_argument, NULL, O_RETRY},
 		{"runs-dir", required_argument, NULL, O_RUNS},
+		{"format", required_argument, NULL, O_FORMAT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -192,6 +203,7 @@ static int parse(int argc, char **argv, cli *c, const char *usage)
 				return -1;
 			break;
 		case O_RUNS: c->runs_dir = optarg; break;
+		case O_FORMAT: c->format = optarg; break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -486,6 +498,50 @@ static int cmd_audit(int argc, char **argv)
 	return DRB_EXIT_FAILED;
 }
 
+static int cmd_report(int argc, char **argv)
+{
+	cli c = {0};
+	drb_report_format fmt = DRB_REPORT_MD;
+	drb_err err = {0};
+	json_t *model = NULL;
+	unsigned char *key = NULL;
+	size_t klen = 0;
+	int first = parse(argc, argv, &c, usage_report), rc;
+
+	if (first < 0)
+		return DRB_EXIT_USAGE;
+	if (first >= argc || argc - first != 1) {
+		fputs(usage_report, stderr);
+		return DRB_EXIT_USAGE;
+	}
+	if (c.format && !strcmp(c.format, "html")) {
+		fmt = DRB_REPORT_HTML;
+	} else if (c.format && !strcmp(c.format, "json")) {
+		fmt = DRB_REPORT_JSON;
+	} else if (c.format && strcmp(c.format, "md")) {
+		fprintf(stderr, "drbook: --format must be md, html or json\n");
+		return DRB_EXIT_USAGE;
+	}
+	if (load_key(&c, &key, &klen))
+		return DRB_EXIT_USAGE;
+	rc = drb_report_build(argv[first], key, klen, &model, &err);
+	free_key(key, klen);
+	if (rc) {
+		fprintf(stderr, "drbook: report: %s\n", err.msg);
+		return DRB_EXIT_USAGE;
+	}
+	if (drb_report_write(model, fmt, stdout, &err)) {
+		fprintf(stderr, "drbook: report: %s\n", err.msg);
+		rc = DRB_EXIT_FAILED;
+	} else {
+		rc = json_is_true(json_object_get(json_object_get(model, "integrity"), "ok"))
+			     ? DRB_EXIT_OK
+			     : DRB_EXIT_FAILED;
+	}
+	json_decref(model);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa;
@@ -517,6 +573,8 @@ int main(int argc, char **argv)
 		rc = cmd_resume(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "audit")) {
 		rc = cmd_audit(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "report")) {
+		rc = cmd_report(argc - 1, argv + 1);
 	} else {
 		fprintf(stderr, "drbook: unknown command '%s'\n\n%s", argv[1], usage_main);
 		rc = DRB_EXIT_USAGE;

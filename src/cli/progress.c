@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 
+#include <drbook/report.h>
 #include <drbook/util.h>
 
 #include "progress.h"
@@ -99,69 +100,6 @@ static const char *str(const json_t *d, const char *k)
 	return s ? s : "";
 }
 
-/* The one-line text of an event, or NULL for events not shown to people. */
-static int event_line(const char *event, const char *step, const json_t *d, char *out,
-		      size_t n, int color)
-{
-	const char *ok = color ? "\x1b[32m✓\x1b[0m" : "ok";
-	const char *bad = color ? "\x1b[31m✗\x1b[0m" : "FAILED";
-	const char *skip = color ? "\x1b[33m-\x1b[0m" : "skipped";
-
-	if (!strcmp(event, "run.start")) {
-		snprintf(out, n, "run %s: %s%s", str(d, "name"), str(d, "mode"),
-			 json_is_true(json_object_get(d, "drill")) ? " (drill)" : "");
-	} else if (!strcmp(event, "step.start")) {
-		if (color)
-			return 0;
-		snprintf(out, n, "start  %s (%s)", step, str(d, "action"));
-	} else if (!strcmp(event, "step.end")) {
-		const char *st = str(d, "status");
-		char dur[32];
-
-		drb_duration_format((double)json_integer_value(json_object_get(d, "duration_ms")) /
-					    1000.0,
-				    dur, sizeof(dur));
-		if (!strcmp(st, "ok"))
-			snprintf(out, n, "%s %-28s %s", ok, step, dur);
-		else if (!strcmp(st, "skipped"))
-			snprintf(out, n, "%s %-28s skipped (%s)", skip, step, str(d, "reason"));
-		else if (!strcmp(st, "assumed_done"))
-			snprintf(out, n, "%s %-28s assumed done", skip, step);
-		else
-			snprintf(out, n, "%s %-28s %s after %lld attempt(s): %s", bad, step, dur,
-				 (long long)json_integer_value(json_object_get(d, "attempts")),
-				 str(d, "error"));
-	} else if (!strcmp(event, "step.retry")) {
-		snprintf(out, n, "  retry  %s attempt %lld failed: %s (next in %.1fs)", step,
-			 (long long)json_integer_value(json_object_get(d, "attempt")),
-			 str(d, "error"), json_number_value(json_object_get(d, "delay_s")));
-	} else if (!strcmp(event, "approval")) {
-		if (!strcmp(str(d, "state"), "asking"))
-			return 0;
-		if (json_is_true(json_object_get(d, "approved")))
-			snprintf(out, n, "  approved %s by %s (%s)", step, str(d, "approver"),
-				 str(d, "how"));
-		else
-			snprintf(out, n, "  NOT approved %s: %s", step, str(d, "reason"));
-	} else if (!strcmp(event, "rollback.begin")) {
-		snprintf(out, n, "rolling back: %s", str(d, "reason"));
-	} else if (!strcmp(event, "rollback.end")) {
-		snprintf(out, n, "  rollback %s: %s%s%s", step, str(d, "status"),
-			 json_object_get(d, "error") ? " " : "", str(d, "error"));
-	} else if (!strcmp(event, "run.resume")) {
-		snprintf(out, n, "resuming run");
-	} else if (!strcmp(event, "resume.refused")) {
-		snprintf(out, n, "resume refused: %s", str(d, "error"));
-	} else if (!strcmp(event, "lua.print")) {
-		snprintf(out, n, "  | %s", str(d, "line"));
-	} else if (!strcmp(event, "notify.failed")) {
-		snprintf(out, n, "  notification %s failed: %s", step, str(d, "error"));
-	} else {
-		return 0;
-	}
-	return 1;
-}
-
 static void on_event(void *ud, const char *ts, const char *event, const char *step,
 		     const json_t *data)
 {
@@ -182,7 +120,7 @@ static void on_event(void *ud, const char *ts, const char *event, const char *st
 		free(s);
 		json_decref(o);
 	} else if (p->mode == DRB_OUT_PLAIN) {
-		if (event_line(event, step, data, line, sizeof(line), 0)) {
+		if (drb_report_event_text(event, step, data, 0, line, sizeof(line))) {
 			fprintf(stdout, "%.8s %s\n", ts + 11, line);
 			fflush(stdout);
 		}
@@ -202,7 +140,7 @@ static void on_event(void *ud, const char *ts, const char *event, const char *st
 		} else if (!strcmp(event, "step.end") && step && (l = find_live(p, step))) {
 			*l = p->run[--p->n_run];
 		}
-		if (event_line(event, step, data, line, sizeof(line), 1))
+		if (drb_report_event_text(event, step, data, 1, line, sizeof(line)))
 			fprintf(stdout, "%s\n", line);
 		draw_live(p);
 	}

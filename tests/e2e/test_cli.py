@@ -1,4 +1,6 @@
-"""The command line itself: help texts, validate's output and exit codes, audit verify."""
+"""The command line itself: help texts, validate's output and exit codes, audit verify,
+report."""
+import json
 import os
 
 from drbtest import EXAMPLES, check, main
@@ -6,7 +8,7 @@ from drbtest import EXAMPLES, check, main
 
 def test_help_for_every_command(c):
     for args in (["--help"], ["run", "--help"], ["plan", "--help"], ["validate", "--help"],
-                 ["resume", "--help"], ["audit", "--help"]):
+                 ["resume", "--help"], ["audit", "--help"], ["report", "--help"]):
         r = c.drbook(*args)
         check(r.code == 0 and "usage: drbook" in r.out, " ".join(args), r)
 
@@ -88,6 +90,30 @@ def test_audit_verify_truncated_last_line_is_interrupted_write(c):
     check(v.code == 1, "not ok", v)
     check("interrupted" in v.err and "tamper" not in v.err.replace("not tampering", ""),
           "reported as an interrupted write", v)
+
+
+def test_report_formats(c):
+    r = c.drbook("run", os.path.join(EXAMPLES, "rollback.yaml"), "-p",
+                 f"journal={c.path('journal')}", "--audit", "run.jsonl")
+    check(r.code == 1, "the rollback example fails and rolls back", r)
+    md = c.drbook("report", "run.jsonl")
+    check(md.code == 0, "report of an intact log exits 0", md)
+    check("**Outcome**: rolled_back" in md.out and "| breaks | exec | failed |" in md.out,
+          "markdown names the outcome and the failed step", md)
+    check("rollback first: ok" in md.out, "the timeline shows the compensations", md)
+    html = c.drbook("report", "run.jsonl", "--format", "html")
+    check(html.code == 0 and html.out.startswith("<!doctype html>") and "<table>" in html.out,
+          "html", html)
+    js = c.drbook("report", "run.jsonl", "--format", "json")
+    model = json.loads(js.out)
+    check(model["status"] == "rolled_back" and model["integrity"]["ok"] is True, "json model")
+    check([s["id"] for s in model["steps"]][-1] == "breaks", "steps in order")
+    lines = open(c.path("run.jsonl")).read().splitlines()
+    lines[2] = lines[2].replace('"exec"', '"exex"', 1)
+    open(c.path("run.jsonl"), "w").write("\n".join(lines) + "\n")
+    bad = c.drbook("report", "run.jsonl")
+    check(bad.code == 1 and "NOT INTACT" in bad.out, "a tampered log is reported as such", bad)
+    check(c.drbook("report", "run.jsonl", "--format", "pdf").code == 2, "bad format -> 2")
 
 
 if __name__ == "__main__":
