@@ -43,6 +43,7 @@ typedef struct drb_action_ctx {
 	int read_only;              /* preflight/plan: mutating calls are refused */
 	double deadline;            /* drb_mono_now() value after which to give up; 0 = none */
 	volatile int *cancel;       /* set to 1 when the run is being stopped; may be NULL */
+	int replay;                 /* replaying a log: the seam answers; do not wait or sleep */
 	void *engine;               /* opaque; for the engine's own built-ins */
 } drb_action_ctx;
 

@@ -84,6 +84,13 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_result *out,
 		      drb_err *err);
 
+/* Replays the run recorded in audit_path offline (see docs/cli.md "replay"): the runbook
+ * (runbook, or the recorded one when NULL) runs against the recorded answers. out->status is
+ * "identical" or "diverged", out->plan lists the differences {step, recorded, replayed}, and
+ * exit_code is 0 or 1. o->audit_path, when set, receives the replay's own log. */
+int drb_engine_replay(const char *audit_path, const char *runbook, const drb_engine_opts *o,
+		      drb_run_result *out, drb_err *err);
+
 /* The action registry: built-ins and providers. NULL when unknown. */
 const drb_action *drb_engine_action(const char *name);
 /* For drb_load_opts.action_mode: answers for registry actions (ud unused: may be NULL). */

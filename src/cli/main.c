@@ -40,6 +40,7 @@ static const char usage_main[] =
 	"  resume AUDIT                continue an interrupted run from its audit log\n"
 	"  audit verify AUDIT          check an audit log's hash chain and MACs\n"
 	"  report AUDIT                what a run did: timeline, steps, RTO/RPO (md, html, json)\n"
+	"  replay AUDIT                re-run a recorded run's decisions offline\n"
 	"\n"
 	"Run 'drbook COMMAND --help' for a command's options. Exit codes: 0 success, 1 the run\n"
 	"failed (or a log is tampered), 2 usage or invalid runbook, 3 refused before any change.\n"
@@ -122,6 +123,15 @@ static const char usage_report[] =
 	"integrity verdict. Markdown by default. Exit codes: 0 written (even for a failed run),\n"
 	"1 the log is not intact (the report is still written), 2 usage or unreadable log.\n";
 
+static const char usage_replay[] =
+	"usage: drbook replay AUDIT [--runbook FILE] [--json|--quiet] [--audit FILE]\n"
+	"\n"
+	"Runs the recorded run's runbook again, offline: every AWS, PostgreSQL, HTTP and exec call\n"
+	"is answered from the log's call records, approvals are the recorded ones, and nothing\n"
+	"waits. Then compares each step's outcome with the recorded one. With --runbook, a changed\n"
+	"runbook is tried against the recorded answers. Nothing outside the process is touched.\n"
+	"Exit codes: 0 the same decisions, 1 they diverged, 2 usage or unreadable log.\n";
+
 typedef struct cli {
 	char *params[MAX_LIST];
 	size_t n_params;
@@ -131,7 +141,7 @@ typedef struct cli {
 	size_t n_assume;
 	char *retry[MAX_LIST];
 	size_t n_retry;
-	const char *audit, *key_file, *incident, *runs_dir, *format;
+	const char *audit, *key_file, *incident, *runs_dir, *format, *runbook;
 	int drill, yes, json, quiet;
 } cli;
 
@@ -149,7 +159,7 @@ static int push(char **v, size_t *n, char *s, const char *what)
 static int parse(int argc, char **argv, cli *c, const char *usage)
 {
 	enum { O_DRILL = 256, O_AUDIT, O_KEY, O_APPROVE, O_YES, O_JSON, O_QUIET, O_INCIDENT,
-	       O_ASSUME, O_RETRY, O_RUNS, O_FORMAT };
+	       O_ASSUME, O_RETRY, O_RUNS, O_FORMAT, O_RUNBOOK };
 	static const struct option opts[] = {
 		{"param", required_argument, NULL, 'p'},
 		{"drill", no_argument, NULL, O_DRILL},
@@ -165,6 +175,7 @@ static int parse(int argc, char **argv, cli *c, const char *usage)
 		{"retry", required_argument, NULL, O_RETRY},
 		{"runs-dir", required_argument, NULL, O_RUNS},
 		{"format", required_argument, NULL, O_FORMAT},
+		{"runbook", required_argument, NULL, O_RUNBOOK},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -204,6 +215,7 @@ static int parse(int argc, char **argv, cli *c, const char *usage)
 			break;
 		case O_RUNS: c->runs_dir = optarg; break;
 		case O_FORMAT: c->format = optarg; break;
+		case O_RUNBOOK: c->runbook = optarg; break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -498,6 +510,61 @@ static int cmd_audit(int argc, char **argv)
 	return DRB_EXIT_FAILED;
 }
 
+static int cmd_replay(int argc, char **argv)
+{
+	cli c = {0};
+	drb_engine_opts o;
+	drb_run_result res;
+	drb_progress *p = NULL;
+	drb_err err = {0};
+	json_t *diff = NULL, *d;
+	size_t i;
+	int first = parse(argc, argv, &c, usage_replay), rc;
+
+	memset(&res, 0, sizeof(res));
+	if (first < 0)
+		return DRB_EXIT_USAGE;
+	if (first >= argc || argc - first != 1) {
+		fputs(usage_replay, stderr);
+		return DRB_EXIT_USAGE;
+	}
+	fill_opts(&o, &c, NULL, 0);
+	c.yes = 0;
+	p = drb_progress_new(c.json, c.quiet, &o.sink);
+	o.sink.ask = NULL;
+	rc = drb_engine_replay(argv[first], c.runbook, &o, &res, &err);
+	if (rc) {
+		drb_progress_free(p);
+		fprintf(stderr, "drbook: replay: %s\n", err.msg);
+		return DRB_EXIT_USAGE;
+	}
+	diff = res.plan;
+	res.plan = NULL;
+	drb_progress_finish(p, NULL, &res);
+	if (!c.quiet && !c.json) {
+		printf("\nreplay of %s: %s\n", argv[first],
+		       json_array_size(diff) ? "decisions DIVERGED" : "the same decisions");
+		json_array_foreach(diff, i, d)
+			printf("  %-30s recorded %-14s replayed %s\n",
+			       json_string_value(json_object_get(d, "step")),
+			       json_string_value(json_object_get(d, "recorded")),
+			       json_string_value(json_object_get(d, "replayed")));
+	} else if (c.json) {
+		json_t *o2 = json_pack("{s:s, s:O}", "event", "replay", "diff", diff);
+		char *txt = json_dumps(o2, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+		if (txt)
+			printf("%s\n", txt);
+		free(txt);
+		json_decref(o2);
+	}
+	rc = res.exit_code;
+	json_decref(diff);
+	drb_progress_free(p);
+	drb_run_result_free(&res);
+	return rc;
+}
+
 static int cmd_report(int argc, char **argv)
 {
 	cli c = {0};
@@ -573,6 +640,8 @@ int main(int argc, char **argv)
 		rc = cmd_resume(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "audit")) {
 		rc = cmd_audit(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "replay")) {
+		rc = cmd_replay(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "report")) {
 		rc = cmd_report(argc - 1, argv + 1);
 	} else {

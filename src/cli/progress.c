@@ -336,7 +336,8 @@ void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_r
 			fmt_target(line, sizeof(line), "RPO", res->rpo_s, res->target_rpo_s);
 			printf("  %s\n", line);
 		}
-		printf("  audit log: %s\n", res->audit_path);
+		if (res->audit_path[0])
+			printf("  audit log: %s\n", res->audit_path);
 	}
 	fflush(stdout);
 }

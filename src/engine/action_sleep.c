@@ -26,6 +26,15 @@ static int sleep_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, dr
 	}
 	now = drb_mono_now();
 	end = now + duration;
+	if (ctx->replay) {
+		/* a replay does not wait; it only decides what the wait would have come to */
+		if (ctx->deadline > 0 && end > ctx->deadline) {
+			rc = drb_err_set(err, DRB_ETIMEOUT,
+					 "sleep: the step's deadline passed before the duration ended");
+			goto out;
+		}
+		end = now;
+	}
 	for (;;) {
 		double until = end;
 

@@ -33,6 +33,8 @@ int drb_approval(drb_run *r, const drb_step *s, const char *uid, const json_t *a
 	    (rc = drb_arg_string_opt(args, "message", &msg, err)) ||
 	    (rc = drb_arg_duration_opt(args, "timeout", &timeout, err)))
 		return rc;
+	if (r->replay)
+		return drb_replay_approval(r, uid, result, err);
 	if (r->o->yes) {
 		how = "--yes";
 	} else if (listed(r->o->approve, r->o->n_approve, id, uid)) {

@@ -54,6 +54,11 @@ typedef struct drb_run {
 	size_t n_units, cap_units;
 	json_t *summary;      /* array of step summaries */
 
+	/* replay: the recorded run's records, and which call records were used */
+	int replay;
+	json_t *recorded;
+	char *used;
+
 	/* resume */
 	drb_prior *prior;
 	size_t n_prior;
@@ -135,6 +140,18 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, js
 		 drb_err *err);
 int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight);
 void drb_run_fini(drb_run *r);
+
+/* Replay: the recorded answer of the next call of step uid to the same service and
+ * operation (or its recorded error). */
+int drb_replay_answer(drb_run *r, const char *uid, const drb_call *c, json_t **response,
+		      drb_err *err);
+/* Replay: the recorded approval decision for uid. */
+int drb_replay_approval(drb_run *r, const char *uid, json_t **result, drb_err *err);
+
+/* Reads the run.start record of a log and loads its runbook (or runbook_override): shared by
+ * resume and replay. */
+int drb_log_runbook(const json_t *records, const char *audit_path, const char *runbook_override,
+		    drb_runbook **rb, drb_err *err);
 
 /* Resume: evaluates a step's done_when (string or call form) read-only. */
 int drb_step_done_when(drb_run *r, const drb_step *s, int *done, drb_err *err);

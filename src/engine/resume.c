@@ -45,6 +45,41 @@ static int listed(char *const *v, size_t n, const char *s)
 	return 0;
 }
 
+int drb_log_runbook(const json_t *records, const char *audit_path, const char *override,
+		    drb_runbook **rb, drb_err *err)
+{
+	const json_t *sd = json_object_get(json_array_get(records, 0), "data");
+	const char *path = override, *sha = json_string_value(json_object_get(sd, "runbook_sha256"));
+	drb_diags diags;
+	int rc = 0;
+
+	*rb = NULL;
+	if (!path)
+		path = json_string_value(json_object_get(sd, "runbook_path"));
+	if (!path)
+		path = json_string_value(json_object_get(sd, "runbook"));
+	if (!path || !sha)
+		return drb_err_set(err, DRB_EINVAL, "%s: run.start lacks the runbook", audit_path);
+	drb_diags_init(&diags, path);
+	/* action names were checked when the run started (or are checked when used) */
+	if (drb_runbook_load(rb, path, NULL, &diags)) {
+		rc = drb_err_set(err, DRB_EINVAL, "runbook %s does not load (%zu problems%s%s)", path,
+				 diags.n, diags.n ? ", first: " : "", diags.n ? diags.v[0].msg : "");
+		goto out;
+	}
+	if (!override && strcmp((*rb)->sha256, sha)) {
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "runbook %s changed since the run started (sha256 %.12s, now %.12s): "
+				 "restore the original",
+				 path, sha, (*rb)->sha256);
+		drb_runbook_free(*rb);
+		*rb = NULL;
+	}
+out:
+	drb_diags_free(&diags);
+	return rc;
+}
+
 drb_resume_decision drb_resume_decide(const drb_step *s, const drb_action *a, int assume_done,
 				      int retry, const char **why)
 {
@@ -103,16 +138,14 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 {
 	json_t *records = NULL, *first, *sd, *rec, *decisions = NULL, *blocked = NULL;
 	drb_runbook *rb = NULL;
-	drb_diags diags;
 	drb_run r;
 	drb_engine_opts o2 = *o;
-	const char *rb_path, *sha, *lock_key;
+	const char *lock_key;
 	int rc, lock_fd = -1, inited = 0, any_step = 0;
 	size_t i;
 
 	memset(out, 0, sizeof(*out));
 	out->rto_s = out->rpo_s = -1;
-	drb_diags_init(&diags, audit_path);
 	{
 		/* nothing is trusted before the chain is: a tampered log is refused */
 		drb_verify_result vr;
@@ -162,30 +195,8 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 				 audit_path);
 		goto out;
 	}
-	rb_path = json_string_value(json_object_get(sd, "runbook_path"));
-	if (!rb_path)
-		rb_path = json_string_value(json_object_get(sd, "runbook"));
-	sha = json_string_value(json_object_get(sd, "runbook_sha256"));
-	if (!rb_path || !sha) {
-		rc = drb_err_set(err, DRB_EINVAL, "%s: run.start lacks the runbook", audit_path);
+	if ((rc = drb_log_runbook(records, audit_path, NULL, &rb, err)))
 		goto out;
-	}
-	{
-		drb_load_opts lo = {drb_engine_action_mode, NULL};
-
-		if (drb_runbook_load(&rb, rb_path, &lo, &diags)) {
-			rc = drb_err_set(err, DRB_EINVAL, "runbook %s no longer loads (%zu problems)",
-					 rb_path, diags.n);
-			goto out;
-		}
-	}
-	if (strcmp(rb->sha256, sha)) {
-		rc = drb_err_set(err, DRB_EINVAL,
-				 "runbook %s changed since the run started (sha256 %.12s, now "
-				 "%.12s): restore the original to resume",
-				 rb_path, sha, rb->sha256);
-		goto out;
-	}
 	o2.drill = json_is_true(json_object_get(sd, "drill"));
 	o2.mode = DRB_MODE_RUN;
 	if (json_is_string(json_object_get(sd, "incident_start")))
@@ -351,6 +362,5 @@ out:
 	if (inited)
 		drb_run_fini(&r);
 	drb_runbook_free(rb);
-	drb_diags_free(&diags);
 	return rc;
 }

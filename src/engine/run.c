@@ -80,7 +80,7 @@ int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data
 
 	if (!red)
 		return drb_err_set(err, DRB_ENOMEM, "out of memory");
-	rc = drb_audit_append(r->audit, event, step, red, err);
+	rc = r->audit ? drb_audit_append(r->audit, event, step, red, err) : 0;
 	if (rc == DRB_ELIMIT) {
 		/* an oversized answer: keep the record, drop the bulky part */
 		json_object_set_new(red, "result", json_string("(too large for the audit log)"));
@@ -121,7 +121,10 @@ static int seam_call(drb_seam *s, const drb_call *c, drb_perform_fn perform, voi
 	int rc;
 
 	*response = NULL;
-	rc = perform(arg, &resp, err);
+	if (ss->r->replay)
+		rc = drb_replay_answer(ss->r, ss->uid, c, &resp, err);
+	else
+		rc = perform(arg, &resp, err);
 	data = json_pack("{s:s, s:s, s:s?, s:O?, s:I}", "service", c->service, "operation",
 			 c->operation, "region", c->region, "request", c->request, "latency_ms",
 			 (json_int_t)llround((drb_mono_now() - t0) * 1000));
@@ -171,6 +174,7 @@ static int call_provider(drb_run *r, const drb_action *a, const char *uid, const
 		.read_only = ro,
 		.deadline = deadline,
 		.cancel = r->cancel,
+		.replay = r->replay,
 		.engine = r,
 	};
 
@@ -685,7 +689,8 @@ verdict:
 	out->target_rto_s = rb->target_rto_s;
 	out->target_rpo_s = rb->target_rpo_s;
 	snprintf(out->run_id, sizeof(out->run_id), "%s", r->run_id);
-	snprintf(out->audit_path, sizeof(out->audit_path), "%s", drb_audit_path(r->audit));
+	snprintf(out->audit_path, sizeof(out->audit_path), "%s",
+		 r->audit ? drb_audit_path(r->audit) : "");
 	out->steps = json_incref(r->summary);
 	if (first.msg[0])
 		snprintf(out->error, sizeof(out->error), "%s", first.msg);

@@ -40,6 +40,8 @@ static int wait_for(drb_run *r, double s, double deadline)
 {
 	double end = drb_mono_now() + s;
 
+	if (r->replay)
+		return 0; /* the recorded answers already hold what the wait waited for */
 	for (;;) {
 		double now = drb_mono_now(), slice;
 
