@@ -4,12 +4,14 @@
 # fixed delay) with max_parallel 1, 10 and 50, and prints wall time, requests and concurrency.
 #
 # usage: bench/aws_parallel.sh [--delay-ms 200] [--count 50] [--repeat 3] [--parallel "1 10 50"]
-# env:   BUILD_DIR (default <repo>/build-bench, Release), DRBOOK (a drbook binary: skip the build)
+# env:   BUILD_DIR (default <repo>/build-bench), BENCH_WORKTREE=1 (build the checkout, not HEAD:
+#        see bench/lib.sh), DRBOOK (a drbook binary to use instead of building one)
 # Not part of ctest: performance is measured here, not asserted in timed tests.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 DELAY_MS=200
 COUNT=50
 REPEAT=3
@@ -30,14 +32,11 @@ for tool in python3 cmake; do
 	command -v "$tool" >/dev/null || { echo "aws_parallel.sh: $tool is required" >&2; exit 1; }
 done
 
-# Build drbook unless a binary was given. Release: a Debug or sanitizer build would measure the
-# instrumentation, and the figures in docs/performance.md come from this configuration.
 if [ -z "${DRBOOK:-}" ]; then
-	if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
-		cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
-	fi
-	cmake --build "$BUILD_DIR" --target drbook -j2 >/dev/null
-	DRBOOK=$BUILD_DIR/drbook
+	bench_build drbook
+	DRBOOK=$OBJ_DIR/drbook
+else
+	BENCH_REV="given binary"
 fi
 [ -x "$DRBOOK" ] || { echo "aws_parallel.sh: no drbook binary at $DRBOOK" >&2; exit 1; }
 
@@ -103,7 +102,7 @@ EOF
 : >"$WORK/empty"
 stats >/dev/null # start from zero
 
-echo "drbook: $DRBOOK"
+echo "drbook: $DRBOOK ($BENCH_REV, Release)"
 echo "endpoint: http://127.0.0.1:$PORT (slow_ecs.py, ${DELAY_MS} ms per answer, no signature check)"
 echo "calls per run: $COUNT; sequential lower bound: $((COUNT * DELAY_MS)) ms"
 echo
