@@ -11,14 +11,18 @@ local M = {}
 -- The newest committed write a server holds: the newer of the newest row of drbook.sentinel
 -- (the table pg.sentinel_write fills; a platform heartbeat writes there every few seconds)
 -- and the commit time of the last transaction a standby replayed. Both are RFC 3339 strings
--- in UTC with milliseconds, so they compare as text. Returns the time (nil when the server
--- holds neither) and what it came from.
-function M.newest_write(conn)
+-- in UTC with milliseconds, so they compare as text. Only rows written at or before
+-- `not_after` (RFC 3339; default now) count. Returns the time (nil when the server holds
+-- neither) and what it came from.
+function M.newest_write(conn, not_after)
   local r = pg.query(conn, "select pg_last_xact_replay_timestamp() as replayed, " ..
     "to_regclass('drbook.sentinel') is not null as has_sentinel")[1]
   local sentinel
   if r.has_sentinel then
-    sentinel = pg.query(conn, "select max(written_at) as w from drbook.sentinel")[1].w
+    -- rows written after the stop time (by this run's own checks, or by clients of a
+    -- promoted server) say nothing about what the old writer lost
+    sentinel = pg.query(conn, "select max(written_at) as w from drbook.sentinel " ..
+      "where written_at <= coalesce($1::timestamptz, clock_timestamp())", not_after)[1].w
   end
   if sentinel and (r.replayed == nil or sentinel >= r.replayed) then
     return sentinel, "newest sentinel row"
@@ -35,7 +39,7 @@ end
 -- which only makes the bound looser. The server does the arithmetic so that no client clock
 -- and no time parsing in Lua is involved.
 function M.bound(conn, stopped_at)
-  local newest, source = M.newest_write(conn)
+  local newest, source = M.newest_write(conn, stopped_at)
   if newest == nil then
     error("cannot measure RPO: " .. conn .. " holds no sentinel row and no replayed commit")
   end
