@@ -83,7 +83,8 @@ int main(int argc, char **argv)
 	t0 = drb_mono_now();
 	for (long i = 0; i < threads; i++) {
 		/* the remainder goes to the first threads so the total is exactly RECORDS */
-		ws[i] = (worker){.log = log, .data = data, .n = records / threads + (i < records % threads)};
+		ws[i] = (worker){
+		    .log = log, .data = data, .n = records / threads + (i < records % threads)};
 		if (pthread_create(&th[i], NULL, append_loop, &ws[i]) != 0) {
 			fprintf(stderr, "audit_bench: cannot start thread %ld\n", i);
 			break;

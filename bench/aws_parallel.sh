@@ -140,9 +140,9 @@ for mp in $PARALLEL; do
 		walls="$walls $wall"
 	done
 	med=$(echo $walls | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-	summary="$summary$(printf '%-12s median wall %6s ms  (%5.1fx faster than %s ms sequential)' \
+	summary="$summary$(printf 'max_parallel %-3s median wall %6s ms, %5.1fx faster than %s x %s ms = %s ms' \
 		"$mp" "$med" "$(echo "$COUNT $DELAY_MS $med" | awk '{print $1*$2/$3}')" \
-		"$((COUNT * DELAY_MS))")"$'\n'
+		"$COUNT" "$DELAY_MS" "$((COUNT * DELAY_MS))")"$'\n'
 done
 echo
 printf '%s' "$summary"

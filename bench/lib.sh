@@ -22,7 +22,8 @@ bench_sources() {
 	OBJ_DIR=$BUILD_DIR/obj-$rev
 	BENCH_REV="commit $rev (git archive HEAD)"
 	if [ ! -f "$SRC_DIR/CMakeLists.txt" ]; then
-		rm -rf "$SRC_DIR.tmp"
+		# one snapshot at a time: the previous commit's sources and objects go
+		rm -rf "$BUILD_DIR"/src-* "$BUILD_DIR"/obj-*
 		mkdir -p "$SRC_DIR.tmp"
 		git -C "$ROOT" archive HEAD | tar -x -C "$SRC_DIR.tmp"
 		mv "$SRC_DIR.tmp" "$SRC_DIR"
