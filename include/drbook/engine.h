@@ -50,6 +50,7 @@ typedef struct drb_engine_opts {
 	int yes;                    /* --yes: approve everything */
 	const char *incident_start; /* RFC 3339: RTO is measured from here instead of run start */
 	const char *lua_dir;        /* the project's lua/ folder; NULL: built-in default */
+	const char *gameday;        /* the schedule's drill name, recorded in run.start */
 	/* resume only */
 	char *const *assume_done;
 	size_t n_assume_done;

@@ -190,4 +190,40 @@ int drb_runbook_bind_params(const drb_runbook *rb, char *const *kv, size_t n_kv,
 int drb_runbook_check_expr(const char *src, drb_err *err);
 int drb_runbook_check_chunk(const char *src, drb_err *err);
 
+/* A game-day schedule: the drills to rehearse and how often (docs/gameday.md).
+ *
+ *   version: 1
+ *   drills:
+ *     - name: region-failover-weekly
+ *       runbook: ../runbooks/region-failover.yaml   # relative to the schedule file
+ *       every: 168h
+ *       params: { force: true }                     # as -p key=value
+ *       approve: [approve]                          # or yes: true
+ *       enabled: true
+ */
+typedef struct drb_drill {
+	char *name;      /* unique, [A-Za-z0-9][A-Za-z0-9_.-]* */
+	char *runbook;   /* resolved against the schedule's folder */
+	double every_s;  /* > 0 */
+	char **params;   /* "key=value" strings, as -p takes them */
+	size_t n_params;
+	char **approve;  /* approval step ids granted to this drill */
+	size_t n_approve;
+	int yes;         /* every approval granted */
+	int enabled;     /* default 1 */
+	drb_pos pos;
+} drb_drill;
+
+typedef struct drb_schedule {
+	char *path;
+	drb_drill *drills;
+	size_t n_drills;
+} drb_schedule;
+
+/* Loads and validates a schedule; problems go to diags (FILE:LINE:COL). Returns 0 and *out
+ * (the caller's; drb_schedule_free), or DRB_EINVAL / DRB_ENOTFOUND. The drills' runbooks are
+ * not loaded here. */
+int drb_schedule_load(drb_schedule **out, const char *path, drb_diags *diags);
+void drb_schedule_free(drb_schedule *s);
+
 #endif

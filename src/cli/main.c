@@ -1,5 +1,6 @@
 /* drbook's command line: parses arguments, loads runbooks, hands them to the engine and maps
  * every outcome to the exit codes of docs/cli.md in one place (exit_for). */
+#include <dirent.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <drbook/lua.h>
 #include <drbook/report.h>
 #include <drbook/runbook.h>
+#include <drbook/util.h>
 
 #include "progress.h"
 
@@ -41,6 +43,7 @@ static const char usage_main[] =
 	"  audit verify AUDIT          check an audit log's hash chain and MACs\n"
 	"  report AUDIT                what a run did: timeline, steps, RTO/RPO (md, html, json)\n"
 	"  replay AUDIT                re-run a recorded run's decisions offline\n"
+	"  gameday SCHEDULE            run the drills of a game-day schedule that are due\n"
 	"\n"
 	"Run 'drbook COMMAND --help' for a command's options. Exit codes: 0 success, 1 the run\n"
 	"failed (or a log is tampered), 2 usage or invalid runbook, 3 refused before any change.\n"
@@ -132,6 +135,16 @@ static const char usage_replay[] =
 	"runbook is tried against the recorded answers. Nothing outside the process is touched.\n"
 	"Exit codes: 0 the same decisions, 1 they diverged, 2 usage or unreadable log.\n";
 
+static const char usage_gameday[] =
+	"usage: drbook gameday SCHEDULE [--due|--list] [--runs-dir DIR] [--json|--quiet]\n"
+	"\n"
+	"Runs, as drills, the drills of the schedule that are due: never run, or last run (from\n"
+	"the logs in the runs folder) longer ago than their 'every'. One after the other, each\n"
+	"with its own audit log and run lock. --due prints the names of the due drills and runs\n"
+	"nothing; --list prints every drill with its last run and when it is next due.\n"
+	"Exit codes: 0 every drill run succeeded (or nothing was due), 1 a drill failed, 2 usage or\n"
+	"an invalid schedule or runbook, 3 a drill was refused. See docs/gameday.md.\n";
+
 typedef struct cli {
 	char *params[MAX_LIST];
 	size_t n_params;
@@ -142,7 +155,7 @@ typedef struct cli {
 	char *retry[MAX_LIST];
 	size_t n_retry;
 	const char *audit, *key_file, *incident, *runs_dir, *format, *runbook;
-	int drill, yes, json, quiet;
+	int drill, yes, json, quiet, due, list;
 } cli;
 
 static int push(char **v, size_t *n, char *s, const char *what)
@@ -159,7 +172,7 @@ static int push(char **v, size_t *n, char *s, const char *what)
 static int parse(int argc, char **argv, cli *c, const char *usage)
 {
 	enum { O_DRILL = 256, O_AUDIT, O_KEY, O_APPROVE, O_YES, O_JSON, O_QUIET, O_INCIDENT,
-	       O_ASSUME, O_RETRY, O_RUNS, O_FORMAT, O_RUNBOOK };
+	       O_ASSUME, O_RETRY, O_RUNS, O_FORMAT, O_RUNBOOK, O_DUE, O_LIST };
 	static const struct option opts[] = {
 		{"param", required_argument, NULL, 'p'},
 		{"drill", no_argument, NULL, O_DRILL},
@@ -176,6 +189,8 @@ static int parse(int argc, char **argv, cli *c, const char *usage)
 		{"runs-dir", required_argument, NULL, O_RUNS},
 		{"format", required_argument, NULL, O_FORMAT},
 		{"runbook", required_argument, NULL, O_RUNBOOK},
+		{"due", no_argument, NULL, O_DUE},
+		{"list", no_argument, NULL, O_LIST},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -216,6 +231,8 @@ static int parse(int argc, char **argv, cli *c, const char *usage)
 		case O_RUNS: c->runs_dir = optarg; break;
 		case O_FORMAT: c->format = optarg; break;
 		case O_RUNBOOK: c->runbook = optarg; break;
+		case O_DUE: c->due = 1; break;
+		case O_LIST: c->list = 1; break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -565,6 +582,157 @@ static int cmd_replay(int argc, char **argv)
 	return rc;
 }
 
+/* The newest run of a game-day drill in the runs folder: its start (ms) and status. */
+static int64_t last_run(const char *runs_dir, const char *drill, char *status, size_t n)
+{
+	DIR *d = opendir(runs_dir);
+	struct dirent *e;
+	int64_t best = 0;
+
+	snprintf(status, n, "never");
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char path[4096];
+		json_t *recs = NULL, *first, *rec;
+		drb_err err = {0};
+		int64_t ms;
+		size_t i, len = strlen(e->d_name);
+
+		if (len < 7 || strcmp(e->d_name + len - 6, ".jsonl"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", runs_dir, e->d_name);
+		if (drb_audit_read(path, &recs, &err))
+			continue;
+		first = json_array_get(recs, 0);
+		if (!strcmp(json_string_value(json_object_get(
+				    json_object_get(first, "data"), "gameday")) ?: "",
+			    drill) &&
+		    drb_rfc3339_parse(json_string_value(json_object_get(first, "ts")), &ms) == 0 &&
+		    ms > best) {
+			best = ms;
+			snprintf(status, n, "interrupted");
+			json_array_foreach(recs, i, rec)
+				if (!strcmp(json_string_value(json_object_get(rec, "event")) ?: "",
+					    "run.end"))
+					snprintf(status, n, "%s",
+						 json_string_value(json_object_get(
+							 json_object_get(rec, "data"), "status")) ?: "?");
+		}
+		json_decref(recs);
+	}
+	closedir(d);
+	return best;
+}
+
+/* Which exit code wins when several drills end differently: failed, usage, refused, ok. */
+static int severity(int code)
+{
+	switch (code) {
+	case DRB_EXIT_FAILED: return 3;
+	case DRB_EXIT_USAGE: return 2;
+	case DRB_EXIT_REFUSED: return 1;
+	default: return 0;
+	}
+}
+
+static int cmd_gameday(int argc, char **argv)
+{
+	cli c = {0};
+	drb_schedule *s = NULL;
+	drb_diags d;
+	const char *runs;
+	int first = parse(argc, argv, &c, usage_gameday), rc = DRB_EXIT_OK;
+	int64_t now = drb_wall_ms();
+
+	if (first < 0)
+		return DRB_EXIT_USAGE;
+	if (first >= argc || argc - first != 1 || (c.due && c.list)) {
+		fputs(usage_gameday, stderr);
+		return DRB_EXIT_USAGE;
+	}
+	runs = c.runs_dir ? c.runs_dir : "drbook-runs";
+	drb_diags_init(&d, argv[first]);
+	if (drb_schedule_load(&s, argv[first], &d)) {
+		drb_diags_print(&d, stderr);
+		drb_diags_free(&d);
+		return DRB_EXIT_USAGE;
+	}
+	drb_diags_free(&d);
+	if (c.list)
+		printf("%-28s %-10s %-24s %-12s %s\n", "drill", "every", "last run", "status",
+		       "next due");
+	for (size_t i = 0; i < s->n_drills; i++) {
+		const drb_drill *dr = &s->drills[i];
+		char st[32], when[32] = "-", next[32] = "now", every[32];
+		int64_t last = last_run(runs, dr->name, st, sizeof(st));
+		int64_t due_at = last ? last + (int64_t)(dr->every_s * 1000) : 0;
+		int due = dr->enabled && due_at <= now;
+
+		if (c.list) {
+			drb_duration_format(dr->every_s, every, sizeof(every));
+			if (last)
+				drb_rfc3339_s(last, when);
+			if (!dr->enabled)
+				snprintf(next, sizeof(next), "disabled");
+			else if (!due)
+				drb_rfc3339_s(due_at, next);
+			printf("%-28s %-10s %-24s %-12s %s\n", dr->name, every, when, st, next);
+			continue;
+		}
+		if (!due)
+			continue;
+		if (c.due) {
+			printf("%s\n", dr->name);
+			continue;
+		}
+		{
+			drb_runbook *rb = NULL;
+			drb_engine_opts o;
+			drb_run_result res;
+			drb_progress *p;
+			drb_err err = {0};
+			int code;
+
+			memset(&res, 0, sizeof(res));
+			if (!c.quiet && !c.json)
+				printf("== drill %s: %s\n", dr->name, dr->runbook);
+			if (load(dr->runbook, &rb)) {
+				code = DRB_EXIT_USAGE;
+			} else {
+				fill_opts(&o, &c, NULL, 0);
+				o.drill = 1;
+				o.params_kv = dr->params;
+				o.n_params_kv = dr->n_params;
+				o.approve = dr->approve;
+				o.n_approve = dr->n_approve;
+				o.yes = dr->yes;
+				o.runs_dir = runs;
+				o.audit_path = NULL;
+				o.gameday = dr->name;
+				p = drb_progress_new(c.json, c.quiet, &o.sink);
+				o.sink.ask = NULL; /* game days answer no questions */
+				if (drb_engine_run(rb, &o, &res, &err)) {
+					fprintf(stderr, "drbook: drill %s: %s\n", dr->name, err.msg);
+					code = DRB_EXIT_USAGE;
+				} else {
+					drb_progress_finish(p, rb, &res);
+					code = res.exit_code;
+				}
+				drb_progress_free(p);
+				drb_run_result_free(&res);
+			}
+			drb_runbook_free(rb);
+			if (severity(code) > severity(rc))
+				rc = code;
+			if (interrupted)
+				break;
+		}
+	}
+	drb_schedule_free(s);
+	return rc;
+}
+
 static int cmd_report(int argc, char **argv)
 {
 	cli c = {0};
@@ -640,6 +808,8 @@ int main(int argc, char **argv)
 		rc = cmd_resume(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "audit")) {
 		rc = cmd_audit(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "gameday")) {
+		rc = cmd_gameday(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "replay")) {
 		rc = cmd_replay(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "report")) {

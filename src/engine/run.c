@@ -746,6 +746,8 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 			  targets);
 	if (o->incident_start)
 		json_object_set_new(start, "incident_start", json_string(o->incident_start));
+	if (o->gameday)
+		json_object_set_new(start, "gameday", json_string(o->gameday));
 	{
 		char abs[PATH_MAX];
 

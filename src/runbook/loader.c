@@ -1125,7 +1125,7 @@ static void parse_top(vctx *v, const ynode *root)
 }
 
 /* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF) and no NUL. */
-static int is_text(const unsigned char *s, size_t n)
+int drb_runbook_is_text(const unsigned char *s, size_t n)
 {
 	size_t i = 0;
 
@@ -1178,7 +1178,7 @@ static int load_buffer(drb_runbook **out, const char *name, const char *buf, siz
 		rc = DRB_EINVAL;
 		goto out;
 	}
-	if (!is_text((const unsigned char *)buf, len)) {
+	if (!drb_runbook_is_text((const unsigned char *)buf, len)) {
 		drb_diags_add(diags, (drb_pos){0, 0},
 			      "not a text file (NUL byte or invalid UTF-8)");
 		rc = DRB_EINVAL;

@@ -50,6 +50,9 @@ json_t *drb_yaml_to_json(const ynode *n);
  * or what cb returned. "$${" is a literal "${" and is skipped. */
 int drb_interp_scan(const char *s, int (*cb)(void *ud, const char *e, size_t n), void *ud);
 
+/* 1 when buf is UTF-8 text without NUL bytes (what a runbook or schedule may be). */
+int drb_runbook_is_text(const unsigned char *buf, size_t len);
+
 /* Levenshtein distance, capped: returns cap + 1 as soon as it is exceeded. */
 int drb_edit_distance(const char *a, const char *b, int cap);
 

@@ -1,0 +1,76 @@
+"""drbook gameday: a schedule of drills; due ones run as drills with their own logs, listed
+with their last run; schedule errors are reported with positions."""
+import json
+import os
+
+from drbtest import EXAMPLES, check, main
+
+
+def schedule(c, every="1h", extra=""):
+    return c.write("gameday.yaml", f"""
+        version: 1
+        drills:
+          - name: fanout
+            runbook: {os.path.join(EXAMPLES, "parallel.yaml")}
+            every: {every}
+            params: {{ each: 10ms, items: [a, b] }}
+          - name: hello
+            runbook: {os.path.join(EXAMPLES, "hello.yaml")}
+            every: 24h
+            params: {{ work: 1ms }}
+            approve: [approve]
+          - name: off
+            runbook: {os.path.join(EXAMPLES, "parallel.yaml")}
+            every: 1h
+            enabled: false
+        {extra}
+    """)
+
+
+def test_due_drills_run_once_then_wait(c):
+    s = schedule(c)
+    r = c.drbook("gameday", s, "--due", "--runs-dir", "runs")
+    check(r.code == 0 and r.out.split() == ["fanout", "hello"], "both enabled drills due", r)
+    r = c.drbook("gameday", s, "--runs-dir", "runs")
+    check(r.code == 0, "both drills succeed", r)
+    logs = [f for f in os.listdir(c.path("runs")) if f.endswith(".jsonl")]
+    check(len(logs) == 2, f"one log per drill: {logs}")
+    for f in logs:
+        first = json.loads(open(c.path("runs/" + f)).readline())
+        check(first["data"]["drill"] is True, "ran as a drill")
+        check(first["data"]["gameday"] in ("fanout", "hello"), "drill name recorded")
+    r = c.drbook("gameday", s, "--due", "--runs-dir", "runs")
+    check(r.code == 0 and r.out.strip() == "", "nothing due right after", r)
+    r = c.drbook("gameday", s, "--list", "--runs-dir", "runs")
+    check(r.code == 0 and "succeeded" in r.out and "disabled" in r.out, "list", r)
+
+
+def test_failing_drill_sets_exit_code(c):
+    s = c.write("gd.yaml", f"""
+        version: 1
+        drills:
+          - name: needs-approval
+            runbook: {os.path.join(EXAMPLES, "hello.yaml")}
+            every: 1h
+    """)
+    r = c.drbook("gameday", s, "--runs-dir", "runs")
+    check(r.code == 3, "an approval nobody granted: the drill is refused -> 3", r)
+
+
+def test_invalid_schedule_is_reported_with_positions(c):
+    s = c.write("bad.yaml", """
+        version: 1
+        drills:
+          - name: x
+            runbook: nowhere.yaml
+            every: often
+            colour: blue
+    """)
+    r = c.drbook("gameday", s)
+    check(r.code == 2, "invalid schedule -> 2", r)
+    check(f"{s}:5:12: drill 'every' must be a duration" in r.err, "names the place", r)
+    check("unknown key 'colour'" in r.err, "misspelt key", r)
+
+
+if __name__ == "__main__":
+    main(globals())
