@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+# Scenario 2 end to end in the sandbox (runbooks/rds-multi-az-failover.yaml): a planned drill
+# (the writer is up: a sentinel written before the forced-failover reboot is found after it,
+# RPO 0) and, in the same sandbox once the old writer is rebuilt as the standby, a crash
+# (`inject primary`): the writer endpoint reaches the promoted standby and takes writes, every
+# acknowledged heartbeat survived, and the run reports its RPO bound. Real end states checked.
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from test_scenario_region import (RUNBOOKS, Heartbeat, audit_verify, audit_events,  # noqa: E402
+                                  drbook, make_sentinel_table, now_rfc3339, parse_ts, run_end,
+                                  show, step_result)
+from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+
+RUNBOOK = os.path.join(RUNBOOKS, "rds-multi-az-failover.yaml")
+
+
+def params(sb, **extra):
+    p = {"topic_arn": sb.vars["DRB_SANDBOX_TOPIC_ARN"],
+         "account": sb.vars["DRB_SANDBOX_ACCOUNT_ID"]}
+    p.update(extra)
+    out = []
+    for k, v in p.items():
+        out += ["-p", "%s=%s" % (k, v)]
+    return out
+
+
+def describe(sb):
+    return sb.client("rds").describe_db_instances(DBInstanceIdentifier="prod-db")["DBInstances"][0]
+
+
+def status(sb):
+    return sb.status()[1]
+
+
+def check_common(sb, c, log, p, az_before, what):
+    if not c.eq(p.returncode, 0, "%s: the run succeeds (exit 0)" % what):
+        show(p)
+    db = describe(sb)
+    c.ok(db["DBInstanceStatus"] == "available" and db["AvailabilityZone"] != az_before,
+         "%s: RDS prod-db available, writer moved %s -> %s" % (what, az_before,
+                                                               db["AvailabilityZone"]))
+    c.eq(sb.value("PRIMARY_DB_DSN", "select pg_is_in_recovery()"), "f",
+         "%s: the writer endpoint reaches a primary" % what)
+    sb.sql("PRIMARY_DB_DSN", "create table if not exists drill_writes (id serial primary key);"
+           " insert into drill_writes default values")
+    c.ok(int(sb.value("PRIMARY_DB_DSN", "select count(*) from drill_writes")) >= 1,
+         "%s: a client write through the writer endpoint commits" % what)
+    w = step_result(log, "verify-write") or {}
+    c.eq(sb.value("PRIMARY_DB_DSN", "select count(*) from drbook.sentinel where id = '%s'" %
+                  w.get("id", "")), "1", "%s: the run's verify write is there" % what)
+    c.eq(audit_verify(sb, log).returncode, 0, "%s: drbook audit verify: intact" % what)
+    end = run_end(log)
+    c.eq(end.get("status"), "succeeded", "%s: run.end succeeded" % what)
+    tg = end.get("targets") or {}
+    c.eq((tg.get("rto_s"), tg.get("rpo_s")), (120, 0), "%s: run.end targets rto 2m, rpo 0"
+         % what)
+    c.ok(isinstance(end.get("rto_s"), (int, float)) and 0 < end["rto_s"] < 120 and
+         tg.get("rto_met") is True, "%s: rto_s %r within 2m" % (what, end.get("rto_s")))
+    return end
+
+
+def check_planned(sb, c, runs):
+    make_sentinel_table(sb)
+    az = describe(sb)["AvailabilityZone"]
+    old_writer = status(sb)["writer"]
+    log = os.path.join(runs, "planned.jsonl")
+    p = drbook(sb, "run", RUNBOOK, "--drill", "--yes", "--audit", log, "--runs-dir", runs,
+               *params(sb))
+    end = check_common(sb, c, log, p, az, "planned")
+    c.ok(status(sb)["writer"] != old_writer, "planned: the real writer changed (%s -> %s)" %
+         (old_writer, status(sb)["writer"]))
+    s = step_result(log, "sentinel") or {}
+    c.ok(s.get("written") is True, "planned: a sentinel was written before the failover")
+    c.eq(sb.value("PRIMARY_DB_DSN", "select count(*) from drbook.sentinel where id = '%s'" %
+                  s.get("id", "")), "1", "planned: that sentinel is on the new writer")
+    c.eq(sb.value("STANDBY_DB_DSN", "select pg_is_in_recovery()"), "f",
+         "planned: the former standby (prod-db-b) is the primary now")
+    c.eq((end.get("rpo_s"), (end.get("targets") or {}).get("rpo_met")), (0, True),
+         "planned: RPO 0 from the sentinel, target met")
+    c.eq((step_result(log, "measure-rpo") or {}).get("method"), "sentinel",
+         "planned: RPO measured by the sentinel")
+
+
+def check_crash(sb, c, runs):
+    # the old writer is rebuilt as the synchronous standby before a second failover can work
+    ok = wait_for(lambda: (lambda s: s["standby"] and s["nodes"][s["standby"]]["running"] and
+                           s["nodes"][s["standby"]]["in_recovery"])(status(sb)), 90, 1)
+    c.ok(ok, "the old writer came back as the synchronous standby")
+    az = describe(sb)["AvailabilityZone"]
+    hb = Heartbeat(sb).start()
+    c.ok(wait_for(lambda: len(hb.rows) >= 5, 20), "heartbeats are being written")
+    incident = now_rfc3339()
+    t_incident = parse_ts(incident)
+    try:
+        killed = sb.inject("primary")["killed"]
+    finally:
+        time.sleep(0.5)
+        hb.stop()
+    acked = [r for r in hb.rows if r[1] <= t_incident]
+    log = os.path.join(runs, "crash.jsonl")
+    p = drbook(sb, "run", RUNBOOK, "--drill", "--yes", "--audit", log, "--runs-dir", runs,
+               "--incident-start", incident, *params(sb, incident_start=incident))
+    end = check_common(sb, c, log, p, az, "crash")
+    c.ok(status(sb)["writer"] != killed, "crash: the killed server (%s) is no longer the writer"
+         % killed)
+    present = set(sb.value("PRIMARY_DB_DSN", "select string_agg(id, ',') from drbook.sentinel "
+                           "where note = 'heartbeat'").split(","))
+    lost = [r for r in hb.rows if r[0] not in present]
+    c.ok(len(hb.rows) >= 5 and not lost, "crash: every acknowledged heartbeat (%d) survived "
+         "the failover (synchronous standby)" % len(hb.rows))
+    s = step_result(log, "sentinel") or {}
+    c.eq(s.get("written"), False, "crash: no sentinel could be written before (writer down)")
+    m = step_result(log, "measure-rpo") or {}
+    newest = max(r[1] for r in acked) if acked else None
+    rpo = end.get("rpo_s")
+    c.ok(newest is not None and m.get("method") == "bound" and isinstance(rpo, (int, float))
+         and abs(rpo - (t_incident - newest)) < 0.01,
+         "crash: rpo_s %r is the bound incident - newest heartbeat (%s)" %
+         (rpo, None if newest is None else round(t_incident - newest, 3)))
+    c.eq((end.get("targets") or {}).get("rpo_met"), rpo is not None and rpo <= 0,
+         "crash: rpo_met follows the bound against the 0 s target")
+    start = parse_ts(audit_events(log)[0]["ts"])
+    c.ok(end.get("rto_s", 0) > start - t_incident, "crash: RTO counts from the incident")
+
+
+def body(sb, c):
+    t0 = time.monotonic()
+    sb.up()
+    runs = tempfile.mkdtemp(prefix="runs-", dir=sb.dir)
+    check_planned(sb, c, runs)
+    check_crash(sb, c, runs)
+    print("rds scenario took %.1fs" % (time.monotonic() - t0), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_test(body))
