@@ -6,6 +6,7 @@
 
 #include <drbook/aws.h>
 #include <drbook/engine.h>
+#include <drbook/notify.h>
 #include <drbook/pg.h>
 
 #include "builtins.h"
@@ -20,7 +21,8 @@ static const drb_action *const builtins[] = {
 };
 
 /* The providers' tables, in lookup order; each NULL-terminated. */
-static const drb_action *const *const tables[] = {builtins, drb_aws_actions, drb_pg_actions};
+static const drb_action *const *const tables[] = {builtins, drb_aws_actions, drb_pg_actions,
+						   drb_notify_actions};
 
 const drb_action *drb_engine_action_at(size_t i)
 {
