@@ -349,8 +349,20 @@ static int rollback(drb_run *r, const char *reason)
 
 /* ---- notifications ---------------------------------------------------------------------- */
 
+/* A notification tells people about the run; it does not change the system being recovered.
+ * So it is sent in every phase of a run (also after a refused preflight, where the phase is
+ * still read-only), it never counts as a change (a later guard failure stays a refusal,
+ * exit 3), and a plan sends none (a plan calls no mutating action). */
 static void notify(drb_run *r, const char *when, const char *status)
 {
+	int saved_ro = r->phase_ro, saved_changed;
+
+	if (r->o->mode == DRB_MODE_PLAN)
+		return;
+	pthread_mutex_lock(&r->mu);
+	saved_changed = r->changed;
+	pthread_mutex_unlock(&r->mu);
+	r->phase_ro = 0;
 	for (size_t i = 0; i < r->rb->n_notify; i++) {
 		const drb_notify *n = &r->rb->notify[i];
 		const drb_action *a;
@@ -385,6 +397,10 @@ static void notify(drb_run *r, const char *when, const char *status)
 		}
 		json_decref(args);
 	}
+	r->phase_ro = saved_ro;
+	pthread_mutex_lock(&r->mu);
+	r->changed = saved_changed;
+	pthread_mutex_unlock(&r->mu);
 }
 
 /* ---- the run ---------------------------------------------------------------------------- */
