@@ -882,6 +882,25 @@ static void test_read_only_and_deadline(void **state)
 	assert_null(drb_notify_actions[1]);
 }
 
+/* A run being stopped (ctx->cancel) stops the notification too: no retries. */
+static void test_cancelled(void **state)
+{
+	fixture *f = *state;
+	volatile int cancel = 1;
+	json_t *res = NULL, *reqs;
+	drb_err e;
+
+	set_slack(SLACK_PATH "?fail=503");
+	f->ctx.cancel = &cancel;
+	assert_int_equal(run(f, "{\"channel\": \"slack\", \"text\": \"x\"}", &res, &e),
+			 DRB_EINTERRUPTED);
+	assert_null(res);
+	reqs = received();
+	assert_true(json_array_size(reqs) <= 1);
+	json_decref(reqs);
+	assert_no_secrets(f, &e, NULL);
+}
+
 /* A replay answers from the record: the same result without any secret configured. */
 static void test_replay_needs_no_secret(void **state)
 {
@@ -1092,6 +1111,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_url_policy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_argument_refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_read_only_and_deadline, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cancelled, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_replay_needs_no_secret, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sns_publish, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sns_overrides, setup, teardown),
