@@ -68,21 +68,23 @@ class Alerts:
 class Drbook:
     """Runs drbook against the sandbox in a temporary folder, with an audit key."""
 
-    def __init__(self, sb, tmp):
-        self.sb, self.tmp = sb, tmp
+    def __init__(self, sb, tmp, runbook=RUNBOOK, extra_env=None):
+        self.sb, self.tmp, self.runbook = sb, tmp, runbook
         self.key = os.path.join(tmp, "audit.key")
         with open(self.key, "w") as f:
             f.write(secrets.token_hex(32))
         self.env = dict(os.environ, **sb.vars)
         self.env.update(AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
+        self.env.update(extra_env or {})
         self.env.pop("DRBOOK_AUDIT_KEY_FILE", None)
         self.n = 0
 
     def run(self, *params, yes=True, timeout=180):
+        """drbook run --drill with the sandbox's topic and PARAMS ("k=v"); (proc, log, path)."""
         self.n += 1
         audit = os.path.join(self.tmp, "run%d.jsonl" % self.n)
-        argv = [DRBOOK, "run", RUNBOOK, "--drill", "--audit", audit, "--audit-key-file", self.key,
-                "-p", "topic_arn=" + self.sb.vars["DRB_SANDBOX_TOPIC_ARN"]]
+        argv = [DRBOOK, "run", self.runbook, "--drill", "--audit", audit, "--audit-key-file",
+                self.key, "-p", "topic_arn=" + self.sb.vars["DRB_SANDBOX_TOPIC_ARN"]]
         for p in params:
             argv += ["-p", p]
         if yes:
@@ -171,7 +173,8 @@ def case_unknown_service(sb, c, d, alerts, ecs, names):
     c.ok("services-exist" in (run_end(log).get("error") or ""),
          "run.end names the failed preflight (%s)" % run_end(log).get("error"))
     c.eq(services_state(ecs, ["payment"])["payment"], (2, 1), "still untouched")
-    alerts.take()
+    subj = subjects(alerts.take())
+    c.ok(any("refused" in s for s in subj), "a refused preflight still alerts (%s)" % subj)
 
 
 def case_repair(sb, c, d, alerts, ecs, names):
