@@ -281,8 +281,10 @@ static json_t *redacted_request(const notify_job *j)
 		body = drb_notifyi_pagerduty_body("***", j->text, j->severity, j->dedup_key,
 						  j->source);
 	o = json_pack("{s:s}", "method", "POST");
-	if (!o || !body)
-		goto fail;
+	if (!o || !body) {
+		bad = 1;
+		goto out;
+	}
 	if (j->ch == CH_SLACK) {
 		bad |= json_object_set_new(o, "webhook_env", json_string(j->secret_env));
 	} else {
@@ -292,14 +294,13 @@ static json_t *redacted_request(const notify_job *j)
 		bad |= json_object_set_new(o, "routing_key_env", json_string(j->secret_env));
 	}
 	bad |= json_object_set(o, "body", body);
-	if (bad)
-		goto fail;
+out:
+	if (bad) {
+		json_decref(o);
+		o = NULL;
+	}
 	json_decref(body);
 	return o;
-fail:
-	json_decref(o);
-	json_decref(body);
-	return NULL;
 }
 
 /* Slack and PagerDuty: one call through the seam. */

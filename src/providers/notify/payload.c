@@ -25,16 +25,17 @@ int drb_notifyi_severity(const char *name)
 char *drb_notifyi_text(const char *text, int drill)
 {
 	drb_buf b;
+	char *out = NULL;
 
 	drb_buf_init(&b, strlen(text) + 16);
-	if ((drill && drb_buf_puts(&b, "[DRILL] ") != 0) || drb_buf_append(&b, text, strlen(text)))
-		goto fail;
-	if (!b.p && drb_buf_append(&b, "", 1) != 0) /* empty text still yields a string */
-		goto fail;
-	return drb_buf_steal(&b);
-fail:
+	if (drill && drb_buf_puts(&b, "[DRILL] ") != 0)
+		goto out;
+	if (drb_buf_append(&b, text, strlen(text)) != 0)
+		goto out;
+	out = drb_buf_steal(&b); /* "" for an empty text */
+out:
 	drb_buf_free(&b);
-	return NULL;
+	return out;
 }
 
 json_t *drb_notifyi_slack_body(const char *text, int severity)
@@ -109,17 +110,15 @@ json_t *drb_notifyi_pagerduty_body(const char *routing_key, const char *text, in
 					   json_pack("{s:s}", "text", text));
 	o = json_pack("{s:s, s:s}", "routing_key", routing_key, "event_action", "trigger");
 	if (!o || !payload || bad)
-		goto fail;
+		goto out;
 	if (dedup_key)
 		bad |= json_object_set_new(o, "dedup_key", json_string(dedup_key));
 	bad |= json_object_set(o, "payload", payload);
-	if (bad)
-		goto fail;
-	goto out;
-fail:
-	json_decref(o);
-	o = NULL;
 out:
+	if (bad || !payload) {
+		json_decref(o);
+		o = NULL;
+	}
 	json_decref(payload);
 	free(summary);
 	return o;

@@ -1070,6 +1070,9 @@ static void test_builders(void **state)
 	t = drb_notifyi_text("go", 0);
 	assert_string_equal(t, "go");
 	free(t);
+	t = drb_notifyi_text("", 0);
+	assert_string_equal(t, "");
+	free(t);
 	drb_notifyi_sns_subject(NOTIFY_SEV_CRITICAL, 0, subject, sizeof(subject));
 	assert_string_equal(subject, "drbook CRITICAL");
 	drb_notifyi_sns_subject(NOTIFY_SEV_WARNING, 1, subject, sizeof(subject));
