@@ -4,25 +4,26 @@
 --
 --   local rpo = require "lib.rpo"
 --   local w = rpo.newest_write("dr_db")            -- newest committed write the server holds
---   local r = rpo.bound("dr_db", params.incident_start)
+--   local r = rpo.bound("dr_db", params.incident_start)  -- {rpo_s, newest_write, ...}
 
 local M = {}
 
 -- The newest committed write a server holds: the newer of the newest row of drbook.sentinel
 -- (the table pg.sentinel_write fills; a platform heartbeat writes there every few seconds)
 -- and the commit time of the last transaction a standby replayed. Both are RFC 3339 strings
--- in UTC with milliseconds, so they compare as text. Only rows written at or before
--- `not_after` (RFC 3339; default now) count. Returns the time (nil when the server holds
--- neither) and what it came from.
+-- in UTC with milliseconds, so they compare as text. With `not_after` (RFC 3339), only
+-- writes at or before it count: on a server that already took over, later rows may be its
+-- own clients' and say nothing about what the old writer lost. Returns the time (nil when
+-- the server holds neither) and what it came from.
 function M.newest_write(conn, not_after)
-  local r = pg.query(conn, "select pg_last_xact_replay_timestamp() as replayed, " ..
-    "to_regclass('drbook.sentinel') is not null as has_sentinel")[1]
+  local r = pg.query(conn, "select case when $1::timestamptz is null or " ..
+    "pg_last_xact_replay_timestamp() <= $1::timestamptz then " ..
+    "pg_last_xact_replay_timestamp() end as replayed, " ..
+    "to_regclass('drbook.sentinel') is not null as has_sentinel", not_after)[1]
   local sentinel
   if r.has_sentinel then
-    -- rows written after the stop time (by this run's own checks, or by clients of a
-    -- promoted server) say nothing about what the old writer lost
     sentinel = pg.query(conn, "select max(written_at) as w from drbook.sentinel " ..
-      "where written_at <= coalesce($1::timestamptz, clock_timestamp())", not_after)[1].w
+      "where $1::timestamptz is null or written_at <= $1::timestamptz", not_after)[1].w
   end
   if sentinel and (r.replayed == nil or sentinel >= r.replayed) then
     return sentinel, "newest sentinel row"
@@ -34,12 +35,13 @@ function M.newest_write(conn, not_after)
 end
 
 -- An upper bound of the data lost when the old writer is gone: the time between the newest
--- write the server holds and the moment the old writer stopped. That moment is
--- `stopped_at` (RFC 3339, e.g. the incident start) when known, else the server's clock now,
--- which only makes the bound looser. The server does the arithmetic so that no client clock
--- and no time parsing in Lua is involved.
-function M.bound(conn, stopped_at)
-  local newest, source = M.newest_write(conn, stopped_at)
+-- write the server holds and the moment the old writer stopped. WAL is replayed in commit
+-- order, so a server holding a write from at or after that moment lost nothing before it
+-- (0). The moment is `stopped_at` (RFC 3339, e.g. the incident start) when known, else the
+-- server's clock now, which only makes the bound looser. `not_after` as for newest_write.
+-- The server does the arithmetic: no client clock and no time parsing in Lua.
+function M.bound(conn, stopped_at, not_after)
+  local newest, source = M.newest_write(conn, not_after)
   if newest == nil then
     error("cannot measure RPO: " .. conn .. " holds no sentinel row and no replayed commit")
   end

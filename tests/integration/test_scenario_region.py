@@ -258,8 +258,13 @@ def check_failover(sb, c, runs):
                   verify.get("id", "")), "1", "the run's verify sentinel is on prod-db-eu")
     present = set(sb.value("DR_DB_DSN", "select string_agg(id, ',') from drbook.sentinel "
                            "where note = 'heartbeat'").split(","))
-    newest = max((r for r in acked if r[0] in present), key=lambda r: r[1], default=None)
-    c.ok(newest is not None, "heartbeats from before the outage are on prod-db-eu")
+    c.ok(any(r[0] in present for r in acked), "heartbeats from before the outage are on "
+         "prod-db-eu")
+    # the newest heartbeat the replica got, also one written between the incident time and
+    # the kill (WAL replays in order: holding it means nothing before the incident was lost)
+    newest_at = sb.value("DR_DB_DSN", "select max(written_at) from drbook.sentinel where "
+                         "note = 'heartbeat'")
+    newest = (None, parse_ts(newest_at)) if newest_at else None
     c.eq(sb.value("DR_DB_DSN", "select count(*) from orders"), "300",
          "the seeded orders are on prod-db-eu")
     try:
@@ -304,10 +309,11 @@ def check_failover(sb, c, runs):
     m = step_result(log, "measure-rpo") or {}
     rpo = end.get("rpo_s")
     if newest is not None:
-        want = t_incident - newest[1]
-        c.ok(isinstance(rpo, (int, float)) and abs(rpo - want) < 0.01,
+        # a commit lands a few ms after its row's written_at: the tolerance
+        want = max(0.0, t_incident - newest[1])
+        c.ok(isinstance(rpo, (int, float)) and abs(rpo - want) < 0.05,
              "rpo_s %r = incident - newest heartbeat on prod-db-eu (%.3f)" % (rpo, want))
-        c.ok(abs(parse_ts(m.get("newest_write", "1970-01-01T00:00:00Z")) - newest[1]) < 0.002,
+        c.ok(abs(parse_ts(m.get("newest_write", "1970-01-01T00:00:00Z")) - newest[1]) < 0.05,
              "measure-rpo names the newest heartbeat (%s)" % m.get("newest_write"))
     c.eq(m.get("measured_to_source"), "incident_start", "RPO measured up to the incident")
 
