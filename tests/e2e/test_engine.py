@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from drbtest import EXAMPLES, check, events, main
+from drbtest import EXAMPLES, SRC, check, events, main
 
 
 def test_hello_example_succeeds_and_log_verifies(c):
@@ -482,6 +482,49 @@ s.handle_request(); s.handle_request()
     finally:
         server.kill()
         server.wait()
+
+
+def test_notifications_at_start_failure_and_end(c):
+    hooks = subprocess.Popen(["python3", os.path.join(SRC, "tests", "unit", "notify",
+                                                      "fake_hooks.py"), "--watch-stdin"],
+                             stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+    try:
+        port = int(hooks.stdout.readline())
+        secret_path = "/services/T000/B000/s3cr3tW3bh00k"
+        rb = c.write("n.yaml", """
+            version: 1
+            name: notifying
+            params:
+              fail: { type: bool, default: false }
+            notify:
+              - on: [start, end]
+                action: notify
+                with: { channel: slack, text: "run ${run.event}: ${run.status or 'running'}" }
+              - on: [failure]
+                action: notify
+                with: { channel: slack, severity: critical, text: "FAILED" }
+            steps:
+              - id: work
+                action: exec
+                with: { argv: [sh, -c, "${params.fail and 'exit 1' or 'exit 0'}"] }
+        """)
+        env = {"DRBOOK_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{port}{secret_path}"}
+        r = c.drbook("run", rb, "--drill", "--audit", "run.jsonl", env=env)
+        check(r.code == 0, "run with notifications", r)
+        r = c.drbook("run", rb, "-p", "fail=true", "--audit", "run2.jsonl", env=env)
+        check(r.code == 1, "failing run", r)
+        import urllib.request
+        sent = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/_requests").read())
+        texts = [json.loads(q["body"])["text"] for q in sent]
+        check(len(texts) == 5, f"start+end, then start+failure+end: {texts}")
+        check("[DRILL] run start: running" in texts[0] and "run end: succeeded" in texts[1],
+              f"drill prefix and run status: {texts}")
+        check("FAILED" in texts[3] and "run end: failed" in texts[4], f"{texts}")
+        for log in ("run.jsonl", "run2.jsonl"):
+            check(secret_path not in open(c.path(log)).read(), "webhook secret not logged")
+    finally:
+        hooks.kill()
+        hooks.wait()
 
 
 if __name__ == "__main__":
