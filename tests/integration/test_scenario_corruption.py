@@ -8,12 +8,13 @@
 # (nothing switched), a failed health check after the switch (the record is switched back),
 # a snapshot restore, the point-in-time restore whose end state is checked on the real
 # servers, and a second run refused because the staging instance exists.
+import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
-import shutil
-import json
 from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
@@ -54,7 +55,8 @@ def point_record_at_prod(sb):
 
 def staging(sb):
     try:
-        return sb.client("rds").describe_db_instances(DBInstanceIdentifier=STAGING)["DBInstances"][0]
+        rds = sb.client("rds")
+        return rds.describe_db_instances(DBInstanceIdentifier=STAGING)["DBInstances"][0]
     except ClientError as e:
         if "NotFound" in e.response["Error"]["Code"]:
             return None
@@ -78,7 +80,8 @@ def restored_dsn(sb):
 
 def corrupt_untouched(sb, c, corr, what):
     prod = sb.client("rds").describe_db_instances(DBInstanceIdentifier="prod-db")["DBInstances"][0]
-    c.eq(prod["DBInstanceStatus"], "available", "%s: the corrupt instance prod-db still exists" % what)
+    c.eq(prod["DBInstanceStatus"], "available",
+         "%s: the corrupt instance prod-db still exists" % what)
     c.eq(int(sb.value("PRIMARY_DB_DSN", "select count(*) from orders")), corr["orders_after"],
          "%s: prod-db still holds the corrupt data (untouched, for forensics)" % what)
 
@@ -131,7 +134,6 @@ def case_health_fails(sb, c, d, corr, original):
 
 
 def closed_port():
-    import socket
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -249,6 +251,7 @@ def body(sb, c):
             case(sb, c, d, corr, original)
         print("# case_point_in_time", flush=True)
         case_point_in_time(sb, c, d, corr, original, alerts)
+        c.eq(d.sanitizer_reports, [], "no sanitizer report from any drbook run")
     finally:
         alerts.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -78,6 +78,7 @@ class Drbook:
         self.env.update(extra_env or {})
         self.env.pop("DRBOOK_AUDIT_KEY_FILE", None)
         self.n = 0
+        self.sanitizer_reports = []     # an ASan/UBSan build reports on stderr
 
     def run(self, *params, yes=True, timeout=180):
         """drbook run --drill with the sandbox's topic and PARAMS ("k=v"); (proc, log, path)."""
@@ -96,6 +97,9 @@ class Drbook:
             with open(audit) as f:
                 log = [json.loads(line) for line in f if line.strip()]
         print("  drbook exit %d (%s)" % (p.returncode, os.path.basename(audit)), flush=True)
+        if any(m in p.stderr for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:")):
+            self.sanitizer_reports.append(os.path.basename(audit))
+            print(p.stderr[-4000:], flush=True)
         if p.returncode not in (0, 3):
             print(p.stdout[-3000:], p.stderr[-2000:], flush=True)
         return p, log, audit
@@ -236,6 +240,7 @@ def body(sb, c):
         for case in (case_nothing_to_do, case_no_approval, case_unknown_service, case_repair):
             print("# %s" % case.__name__, flush=True)
             case(sb, c, d, alerts, ecs, names)
+        c.eq(d.sanitizer_reports, [], "no sanitizer report from any drbook run")
     finally:
         alerts.close()
         shutil.rmtree(tmp, ignore_errors=True)
