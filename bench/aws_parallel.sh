@@ -35,6 +35,7 @@ done
 if [ -z "${DRBOOK:-}" ]; then
 	bench_build drbook
 	DRBOOK=$OBJ_DIR/drbook
+	BENCH_REV="$BENCH_REV, Release"
 else
 	BENCH_REV="given binary"
 fi
@@ -42,7 +43,12 @@ fi
 
 WORK=$(mktemp -d /tmp/drbook-bench-aws.XXXXXX)
 SERVER_PID=
+RUN_PID=
 cleanup() {
+	if [ -n "$RUN_PID" ]; then # interrupted during a run: drbook goes first
+		kill "$RUN_PID" 2>/dev/null || true
+		wait "$RUN_PID" 2>/dev/null || true
+	fi
 	if [ -n "$SERVER_PID" ]; then
 		kill "$SERVER_PID" 2>/dev/null || true
 		wait "$SERVER_PID" 2>/dev/null || true
@@ -81,9 +87,10 @@ EOF
 
 log_figures() { # audit log -> "calls calls_ok step_ms width lat_min lat_med lat_max"
 	python3 - "$1" <<'EOF'
-import json, statistics, sys
+import json, os, statistics, sys
 calls, ok, step_ms, width, lat = 0, 0, -1, -1, []
-for line in open(sys.argv[1]):
+lines = open(sys.argv[1]) if os.path.exists(sys.argv[1]) else []  # no log: zeros, run fails
+for line in lines:
     r = json.loads(line)
     d = r["data"]
     if r["event"] == "call":
@@ -102,7 +109,7 @@ EOF
 : >"$WORK/empty"
 stats >/dev/null # start from zero
 
-echo "drbook: $DRBOOK ($BENCH_REV, Release)"
+echo "drbook: $DRBOOK ($BENCH_REV)"
 echo "endpoint: http://127.0.0.1:$PORT (slow_ecs.py, ${DELAY_MS} ms per answer, no signature check)"
 echo "calls per run: $COUNT; sequential lower bound: $((COUNT * DELAY_MS)) ms"
 echo
@@ -115,6 +122,7 @@ for mp in $PARALLEL; do
 	sed -E "s/^(    max_parallel:) [0-9]+$/\1 $mp/" "$ROOT/bench/aws_parallel.yaml" >"$rb"
 	grep -q "^    max_parallel: $mp\$" "$rb" || { echo "aws_parallel.sh: could not set max_parallel" >&2; exit 1; }
 	walls=
+	group_failed=0
 	for i in $(seq "$REPEAT"); do
 		audit=$WORK/run-$mp-$i.jsonl
 		t0=$(date +%s%N)
@@ -124,7 +132,11 @@ for mp in $PARALLEL; do
 			AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" AWS_REGION=eu-west-1 \
 			AWS_ACCESS_KEY_ID=AKIDBENCHEXAMPLE AWS_SECRET_ACCESS_KEY=bench-not-a-secret \
 			"$DRBOOK" run "$rb" -p count="$COUNT" --quiet --audit "$audit" \
-			--runs-dir "$WORK/runs" >"$WORK/out" 2>&1 || rc=$?
+			--runs-dir "$WORK/runs" >"$WORK/out" 2>&1 &
+		# in the background and waited for, so that a signal reaches the trap at once
+		RUN_PID=$!
+		wait "$RUN_PID" || rc=$?
+		RUN_PID=
 		t1=$(date +%s%N)
 		wall=$(((t1 - t0) / 1000000))
 		read -r requests ok maxc < <(stats)
@@ -136,13 +148,16 @@ for mp in $PARALLEL; do
 			echo "  run failed: exit $rc, $ok/$requests answered ok, $calls_ok/$calls calls logged ok" >&2
 			cat "$WORK/out" >&2
 			failed=1
+			group_failed=1
 		fi
 		walls="$walls $wall"
 	done
 	med=$(echo $walls | tr ' ' '\n' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 	summary="$summary$(printf 'max_parallel %-3s median wall %6s ms, %5.1fx faster than %s x %s ms = %s ms' \
 		"$mp" "$med" "$(echo "$COUNT $DELAY_MS $med" | awk '{print $1*$2/$3}')" \
-		"$COUNT" "$DELAY_MS" "$((COUNT * DELAY_MS))")"$'\n'
+		"$COUNT" "$DELAY_MS" "$((COUNT * DELAY_MS))")"
+	[ "$group_failed" = 0 ] || summary="$summary  (FAILED: see the errors above)"
+	summary="$summary"$'\n'
 done
 echo
 printf '%s' "$summary"
