@@ -116,24 +116,31 @@ void drb_diags_free(drb_diags *d)
 	memset(d, 0, sizeof(*d));
 }
 
-/* A bare state (no libraries) is enough to compile, and nothing is ever run in it. */
-static int compile(const char *src, size_t len, const char *chunkname, drb_err *err)
+/* Compiles in L (a bare state: no libraries are needed to compile, and nothing is ever run
+ * in it), or in a state of its own when L is NULL. The compiled function is dropped. */
+static int compile(lua_State *L, const char *src, size_t len, const char *chunkname,
+		   drb_err *err)
 {
-	lua_State *L = luaL_newstate();
-	int rc = 0;
+	lua_State *own = L ? NULL : luaL_newstate();
+	int rc = 0, top;
 
 	if (!L)
+		L = own;
+	if (!L)
 		return drb_err_set(err, DRB_ENOMEM, "out of memory");
+	top = lua_gettop(L);
 	if (luaL_loadbufferx(L, src, len, chunkname, "t") != LUA_OK) {
 		const char *m = lua_tostring(L, -1);
 
 		rc = drb_err_set(err, DRB_EINVAL, "%s", m ? m : "cannot compile");
 	}
-	lua_close(L);
+	lua_settop(L, top);
+	if (own)
+		lua_close(own);
 	return rc;
 }
 
-int drb_runbook_check_expr(const char *src, drb_err *err)
+int drb_check_expr_in(lua_State *L, const char *src, drb_err *err)
 {
 	drb_buf b;
 	int rc = 0;
@@ -144,15 +151,25 @@ int drb_runbook_check_expr(const char *src, drb_err *err)
 		rc = drb_err_set(err, DRB_ELIMIT, "expression too long");
 		goto out;
 	}
-	rc = compile(b.p, b.len, "=expression", err);
+	rc = compile(L, b.p, b.len, "=expression", err);
 out:
 	drb_buf_free(&b);
 	return rc;
 }
 
+int drb_check_chunk_in(lua_State *L, const char *src, drb_err *err)
+{
+	return compile(L, src, strlen(src), "=script", err);
+}
+
+int drb_runbook_check_expr(const char *src, drb_err *err)
+{
+	return drb_check_expr_in(NULL, src, err);
+}
+
 int drb_runbook_check_chunk(const char *src, drb_err *err)
 {
-	return compile(src, strlen(src), "=script", err);
+	return drb_check_chunk_in(NULL, src, err);
 }
 
 /* Skips a Lua string literal starting at s[i] (a quote or a long bracket); returns the index

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lauxlib.h>
+#include <lua.h>
+
 #include "runbook_int.h"
 
 typedef struct seen_id {
@@ -22,6 +25,7 @@ typedef struct vctx {
 	drb_runbook *rb;
 	seen_id *ids;
 	size_t n_ids;
+	lua_State *L; /* one bare state compiles every expression of the file */
 } vctx;
 
 static const char *const TOP_KEYS[] = {
@@ -315,7 +319,7 @@ static void expr_field(vctx *v, const ynode *m, const char *key, const char *pre
 		return;
 	}
 	drb_err_clear(&e);
-	if (drb_runbook_check_expr(src, &e))
+	if (drb_check_expr_in(v->L, src, &e))
 		diag(v, n, "%s'%s' does not compile: %s", prefix, key, e.msg);
 	out->src = strdup(src);
 	out->pos = n->pos;
@@ -336,7 +340,7 @@ static int interp_cb(void *ud, const char *e, size_t n)
 	drb_err_clear(&err);
 	if (!src)
 		return 0;
-	if (drb_runbook_check_expr(src, &err))
+	if (drb_check_expr_in(c->v->L, src, &err))
 		diag(c->v, c->node, "%s'${%.60s}' in %s does not compile: %s", c->prefix, src,
 		     c->path, err.msg);
 	free(src);
@@ -398,7 +402,7 @@ static void compile_script(vctx *v, const ynode *n, const char *prefix)
 	drb_err e;
 
 	drb_err_clear(&e);
-	if (drb_runbook_check_chunk(n->str, &e))
+	if (drb_check_chunk_in(v->L, n->str, &e))
 		diag(v, n, "%sscript does not compile: %s", prefix, e.msg);
 }
 
@@ -1210,10 +1214,13 @@ static int load_buffer(drb_runbook **out, const char *name, const char *buf, siz
 	v.d = diags;
 	v.opts = opts;
 	v.rb = rb;
+	v.L = luaL_newstate(); /* NULL: each check makes its own */
 	parse_top(&v, root);
 	if (diags->n > before)
 		rc = DRB_EINVAL;
 out:
+	if (v.L)
+		lua_close(v.L);
 	free(v.ids);
 	drb_yaml_free(root);
 	drb_diags_sort(diags);

@@ -50,6 +50,12 @@ json_t *drb_yaml_to_json(const ynode *n);
  * or what cb returned. "$${" is a literal "${" and is skipped. */
 int drb_interp_scan(const char *s, int (*cb)(void *ud, const char *e, size_t n), void *ud);
 
+/* drb_runbook_check_expr/_chunk in a given bare lua_State (the loader compiles every
+ * expression of a file in one state); L NULL: a state of their own. */
+typedef struct lua_State lua_State;
+int drb_check_expr_in(lua_State *L, const char *src, drb_err *err);
+int drb_check_chunk_in(lua_State *L, const char *src, drb_err *err);
+
 /* 1 when buf is UTF-8 text without NUL bytes (what a runbook or schedule may be). */
 int drb_runbook_is_text(const unsigned char *buf, size_t len);
 
