@@ -6,8 +6,9 @@
 # test creates pointing at prod-db, as the platform's configuration would. Cases: refusals
 # (detection in the future, a restore point after the detection), a validation that fails
 # (nothing switched), a failed health check after the switch (the record is switched back),
-# a snapshot restore, the point-in-time restore whose end state is checked on the real
-# servers, and a second run refused because the staging instance exists.
+# a snapshot restore, resume after a kill before and after the restore call, the
+# point-in-time restore whose end state is checked on the real servers, and a second run
+# refused because the staging instance exists.
 import json
 import os
 import shutil
@@ -168,6 +169,68 @@ def case_snapshot(sb, c, d, corr, original):
     point_record_at_prod(sb)
 
 
+def truncated_copy(d, audit, keep_through, name):
+    """The log of a run killed (kill -9) just after the record KEEP_THROUGH(record) matched."""
+    with open(audit) as f:
+        lines = f.readlines()
+    n = next(i for i, line in enumerate(lines) if keep_through(json.loads(line)))
+    path = os.path.join(d.tmp, name)
+    with open(path, "w") as f:
+        f.writelines(lines[:n + 1])
+    return path
+
+
+def resume(d, path):
+    p = subprocess.run([DRBOOK, "resume", path, "--yes", "--audit-key-file", d.key], cwd=d.tmp,
+                       env=d.env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=180)
+    with open(path) as f:
+        log = [json.loads(line) for line in f if line.strip()]
+    print("  drbook resume exit %d (%s)" % (p.returncode, os.path.basename(path)), flush=True)
+    if p.returncode:
+        print(p.stdout[-3000:], p.stderr[-2000:], flush=True)
+    dec = [r["data"].get("decisions") for r in log if r["event"] == "run.resume"]
+    return p, log, (dec[0] if dec else {})
+
+
+def case_resume(sb, c, d, corr, original):
+    """A run killed around the restore: resume asks RDS whether the restore took effect."""
+    p, log, audit = d.run("detected_at=" + corr["corrupted_at"], "restore_to=" + corr["restore_to"])
+    c.eq(p.returncode, 0, "a full run to cut logs from")
+
+    def after_call(r):
+        return r["event"] == "call" and r["step"] == "restore-pitr"
+
+    def at_start(r):
+        return r["event"] == "step.start" and r["step"] == "restore-pitr"
+
+    # killed right after the restore request: the staging instance exists
+    path = truncated_copy(d, audit, after_call, "killed-after-restore.jsonl")
+    p, log, dec = resume(d, path)
+    c.eq(p.returncode, 0, "resume after the restore call exits 0")
+    c.eq(dec.get("restore-pitr"), "done_when: took effect",
+         "resume sees the staging instance: the restore took effect")
+    resumed = log[[i for i, r in enumerate(log) if r["event"] == "run.resume"][0]:]
+    c.eq(calls(resumed, "RestoreDBInstanceToPointInTime"), [], "and does not restore twice")
+    c.eq(d.verify(path).returncode, 0, "the resumed log verifies")
+
+    # killed before the request reached RDS: no staging instance, the restore runs again
+    drop_staging(sb, c)
+    point_record_at_prod(sb)
+    path = truncated_copy(d, audit, at_start, "killed-before-restore.jsonl")
+    p, log, dec = resume(d, path)
+    c.eq(p.returncode, 0, "resume before the restore call exits 0")
+    c.eq(dec.get("restore-pitr"), "done_when: did not take effect",
+         "resume finds no staging instance: the restore runs again")
+    c.eq(len(calls(log, "RestoreDBInstanceToPointInTime")), 1, "exactly one restore")
+    restored, db = restored_dsn(sb)
+    c.eq(int(sb.value(restored, "select count(*) from orders")), corr["orders_before"],
+         "the resumed restore has every order back")
+    c.eq(d.verify(path).returncode, 0, "the resumed log verifies")
+    drop_staging(sb, c)
+    point_record_at_prod(sb)
+
+
 def case_point_in_time(sb, c, d, corr, original, alerts):
     alerts.take()
     checks = json.dumps([
@@ -246,7 +309,8 @@ def body(sb, c):
         base = ["zone_id=" + sb.vars["DRB_SANDBOX_ZONE_ID"], "record_type=SRV"]
         run = d.run
         d.run = lambda *p, **kw: run(*(base + list(p)), **kw)
-        for case in (case_future, case_validation_fails, case_health_fails, case_snapshot):
+        for case in (case_future, case_validation_fails, case_health_fails, case_snapshot,
+                     case_resume):
             print("# %s" % case.__name__, flush=True)
             case(sb, c, d, corr, original)
         print("# case_point_in_time", flush=True)
