@@ -349,6 +349,25 @@ static int rollback(drb_run *r, const char *reason)
 
 /* ---- notifications ---------------------------------------------------------------------- */
 
+/* The global `run`: {id, started_at, incident_start, drill, event, status}; event and status
+ * only while a notification is built. */
+static void set_run_global(drb_run *r, const char *event, const char *status)
+{
+	char started[32], incident[32];
+	json_t *v;
+	drb_err e = {0};
+
+	drb_rfc3339_ms(r->t0_wall, started);
+	if (r->incident_ms)
+		drb_rfc3339_ms(r->incident_ms, incident);
+	v = json_pack("{s:s, s:s, s:s?, s:b, s:s?, s:s?}", "id", r->run_id, "started_at", started,
+		      "incident_start", r->incident_ms ? incident : NULL, "drill", r->o->drill,
+		      "event", event, "status", status);
+	if (v)
+		drb_lua_set_global(r->lua, "run", v, &e);
+	json_decref(v);
+}
+
 /* A notification tells people about the run; it does not change the system being recovered.
  * So it is sent in every phase of a run (also after a refused preflight, where the phase is
  * still read-only), it never counts as a change (a later guard failure stays a refusal,
@@ -366,7 +385,7 @@ static void notify(drb_run *r, const char *when, const char *status)
 	for (size_t i = 0; i < r->rb->n_notify; i++) {
 		const drb_notify *n = &r->rb->notify[i];
 		const drb_action *a;
-		json_t *args = NULL, *res = NULL, *st;
+		json_t *args = NULL, *res = NULL;
 		drb_step tmp = {0};
 		drb_err e = {0};
 		int hit = 0;
@@ -378,13 +397,11 @@ static void notify(drb_run *r, const char *when, const char *status)
 		if (!hit || !(a = drb_engine_action(n->call.action)))
 			continue;
 		snprintf(uid, sizeof(uid), "notify[%zu]", i + 1);
-		st = json_pack("{s:s, s:s?}", "event", when, "status", status);
 		drb_lua_lock(r->lua);
-		drb_lua_set_global(r->lua, "run", st, &e);
+		set_run_global(r, when, status);
 		if (drb_lua_interpolate(r->lua, n->call.with, "notify", &args, &e) != 0)
 			args = NULL;
 		drb_lua_unlock(r->lua);
-		json_decref(st);
 		tmp.id = uid;
 		tmp.script = n->call.script;
 		if (args && drb_invoke(r, a, &tmp, uid, args, drb_mono_now() + 60, &res, &e) == 0) {
@@ -580,6 +597,10 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 	drb_err err = {0}, first = {0};
 	json_t *end;
 	double rto = -1;
+
+	drb_lua_lock(r->lua);
+	set_run_global(r, NULL, NULL);
+	drb_lua_unlock(r->lua);
 
 	if (!r->resuming)
 		notify(r, "start", NULL);

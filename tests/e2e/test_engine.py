@@ -287,6 +287,25 @@ def test_failed_guard_before_any_change_is_a_refusal(c):
     check(r.code == 0 and os.path.exists(c.path("changed")), "guard passes", r)
 
 
+def test_run_global(c):
+    rb = c.write("g.yaml", """
+        version: 1
+        name: run-global
+        steps:
+          - id: look
+            action: lua
+            read_only: true
+            script: return { id = run.id, incident = run.incident_start, drill = run.drill }
+    """)
+    r = c.drbook("run", rb, "--drill", "--incident-start", "2026-11-25T10:00:00Z",
+                 "--audit", "run.jsonl")
+    check(r.code == 0, "run", r)
+    log = c.log()
+    res = events(log, "step.end", "look")[0]["data"]["result"]
+    check(res == {"id": log[0]["run"], "incident": "2026-11-25T10:00:00.000Z", "drill": True},
+          f"{res}")
+
+
 def test_when_skips(c):
     rb = c.write("w.yaml", """
         version: 1
