@@ -660,7 +660,7 @@ static int cmd_gameday(int argc, char **argv)
 	}
 	drb_diags_free(&d);
 	if (c.list)
-		printf("%-28s %-10s %-24s %-12s %s\n", "drill", "every", "last run", "status",
+		printf("%-32s %-10s %-24s %-12s %s\n", "drill", "every", "last run", "status",
 		       "next due");
 	for (size_t i = 0; i < s->n_drills; i++) {
 		const drb_drill *dr = &s->drills[i];
@@ -677,7 +677,7 @@ static int cmd_gameday(int argc, char **argv)
 				snprintf(next, sizeof(next), "disabled");
 			else if (!due)
 				drb_rfc3339_s(due_at, next);
-			printf("%-28s %-10s %-24s %-12s %s\n", dr->name, every, when, st, next);
+			printf("%-32s %-10s %-24s %-12s %s\n", dr->name, every, when, st, next);
 			continue;
 		}
 		if (!due)

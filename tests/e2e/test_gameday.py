@@ -72,5 +72,12 @@ def test_invalid_schedule_is_reported_with_positions(c):
     check("unknown key 'colour'" in r.err, "misspelt key", r)
 
 
+def test_bundled_schedule_is_valid(c):
+    from drbtest import SRC
+    r = c.drbook("gameday", os.path.join(SRC, "runbooks", "gameday.yaml"), "--list",
+                 "--runs-dir", "runs")
+    check(r.code == 0 and "region-failover-quarterly" in r.out, "the bundled schedule lists", r)
+
+
 if __name__ == "__main__":
     main(globals())
