@@ -65,6 +65,10 @@ typedef struct drb_run {
 	int resuming;
 } drb_run;
 
+/* err.cause of a step whose check said no (assert false, until not met): before any change,
+ * such a failure is a refusal (a guard), where an action's error is a failure. */
+#define DRB_CAUSE_CHECK 1
+
 /* Status of a finished step. */
 typedef enum drb_step_status {
 	DRB_ST_OK = 0,

@@ -656,8 +656,8 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 			critical_failed = 1;
 			continue;
 		}
-		if (!r->changed && !critical_failed && !(*r->cancel)) {
-			/* a guard: nothing was changed yet, so the run was refused, not failed */
+		if (!r->changed && !critical_failed && !(*r->cancel) && err.cause == DRB_CAUSE_CHECK) {
+			/* a guard said no before anything changed: refused, not failed */
 			status = "refused";
 			exit_code = DRB_EXIT_REFUSED;
 			goto verdict;

@@ -296,6 +296,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 					drb_duration_format(poll_end - t0, w, sizeof(w));
 					drb_err_set(err, DRB_ETIMEOUT, "until: '%s' not met within %s",
 						    s->until.src, w);
+					err->cause = DRB_CAUSE_CHECK;
 					goto failed;
 				}
 				if ((rc = wait_for(r, s->every_s, poll_end)) != 0) {
@@ -320,9 +321,11 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 		if (rc == 0 && s->assert_.src) {
 			ok = 0;
 			rc = eval_bool(r, &s->assert_, "assert", as, item, result, &ok, err);
-			if (rc == 0 && !ok)
+			if (rc == 0 && !ok) {
 				rc = drb_err_set(err, DRB_ESCRIPT, "assert failed: %s",
 						 s->assert_.src);
+				err->cause = DRB_CAUSE_CHECK;
+			}
 		} else if (rc == 0 && !strcmp(s->action, "exec")) {
 			json_t *code = json_object_get(result, "exit_code");
 

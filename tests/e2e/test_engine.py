@@ -287,6 +287,23 @@ def test_failed_guard_before_any_change_is_a_refusal(c):
     check(r.code == 0 and os.path.exists(c.path("changed")), "guard passes", r)
 
 
+def test_action_error_before_any_change_is_a_failure(c):
+    rb = c.write("e.yaml", """
+        version: 1
+        name: error-first
+        steps:
+          - id: look
+            action: http.request
+            with: { url: "http://127.0.0.1:9/nothing-listens-here", timeout: 2s }
+          - id: change
+            action: exec
+            with: { argv: [touch, changed] }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "an action error (not a guard) ends the run failed, exit 1", r)
+    check(not os.path.exists(c.path("changed")), "nothing after it ran")
+
+
 def test_run_global(c):
     rb = c.write("g.yaml", """
         version: 1
@@ -336,7 +353,7 @@ def test_instruction_limit_in_assert(c):
             assert: (function() while true do end end)()
     """)
     r = c.drbook("run", rb, "--audit", "run.jsonl")
-    check(r.code == 3, "infinite loop in assert fails the step (nothing changed: refused)", r)
+    check(r.code == 1, "infinite loop in assert fails the step (an error, not a guard)", r)
     check(r.elapsed < 3, f"ended quickly ({r.elapsed:.2f}s)")
     err = events(c.log(), "step.end", "spin")[0]["data"]["error"]
     check("instruction limit" in err, err)
