@@ -19,7 +19,8 @@ typedef enum drb_report_format {
 /* Builds the report model of the log at path: {run, runbook, mode, drill, operator, host,
  * started_at, ended_at, status, exit_code, error, rto_s, rpo_s, targets, integrity:{ok,
  * kind, line, message}, steps:[{id, action, status, started_at, ended_at, offset_s,
- * duration_ms, attempts, calls, error}], events:[{ts, offset_s, event, step, text}]}.
+ * duration_ms, attempts, calls, error}], events:[{ts, offset_s, event, step, text}]};
+ * offsets are seconds from incident_start when the run had one, else from the first record.
  * key may be NULL. *out is the caller's. A log that cannot be read is an error; a tampered one
  * is reported (integrity.ok false) as far as it can be read. */
 int drb_report_build(const char *path, const unsigned char *key, size_t key_len, json_t **out,

@@ -141,8 +141,12 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 		char text[2048];
 
 		if (i == 0) {
-			drb_rfc3339_parse(ts, &t0);
+			/* offsets count from the incident when the run knew it, as RTO does */
+			if (drb_rfc3339_parse(str(d, "incident_start"), &t0))
+				drb_rfc3339_parse(ts, &t0);
 			json_object_set_new(m, "run", json_string(str(rec, "run")));
+			if (json_object_get(d, "incident_start"))
+				json_object_set(m, "incident_start", json_object_get(d, "incident_start"));
 		}
 		if (!strcmp(ev, "run.start")) {
 			json_object_set_new(m, "runbook", json_string(str(d, "runbook")));
