@@ -79,6 +79,13 @@ int drb_arg_int_opt(const json_t *args, const char *name, long long *out, drb_er
 int drb_arg_bool_opt(const json_t *args, const char *name, int *out, drb_err *err);
 /* Numbers are seconds; strings are durations ("90s"). */
 int drb_arg_duration_opt(const json_t *args, const char *name, double *out, drb_err *err);
+/* Builds an action's result from a (live or replayed) seam response: a new object with the
+ * members of resp named in keys (NULL-terminated; absent ones are left out). The member
+ * `required` must be an integer in resp, else DRB_EINVAL ("ACTION: the response has no X").
+ * *result is the caller's. */
+int drb_result_pick(const json_t *resp, const char *const *keys, const char *required,
+		    const char *action, json_t **result, drb_err *err);
+
 /* Refuses arguments not in the NULL-terminated list: a misspelt key is an error. */
 int drb_args_known(const json_t *args, const char *const *names, drb_err *err);
 

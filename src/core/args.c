@@ -117,3 +117,26 @@ int drb_args_known(const json_t *args, const char *const *names, drb_err *err)
 	}
 	return 0;
 }
+
+int drb_result_pick(const json_t *resp, const char *const *keys, const char *required,
+		    const char *action, json_t **result, drb_err *err)
+{
+	json_t *r = NULL;
+
+	*result = NULL;
+	if (!json_is_integer(json_object_get(resp, required)))
+		return drb_err_set(err, DRB_EINVAL, "%s: the response has no %s", action, required);
+	r = json_object();
+	if (!r)
+		return drb_err_set(err, DRB_ENOMEM, "%s: out of memory", action);
+	for (size_t i = 0; keys[i]; i++) {
+		json_t *v = json_object_get(resp, keys[i]);
+
+		if (v && json_object_set(r, keys[i], v) != 0) {
+			json_decref(r);
+			return drb_err_set(err, DRB_ENOMEM, "%s: out of memory", action);
+		}
+	}
+	*result = r;
+	return 0;
+}

@@ -628,24 +628,8 @@ static int result_of(const json_t *resp, json_t **result, drb_err *err)
 	static const char *const keep[] = {
 	    "exit_code",	"signal",	    "stdout",	   "stderr",
 	    "stdout_truncated", "stderr_truncated", "duration_ms", NULL};
-	json_t *r = NULL;
-	size_t i;
 
-	if (!json_is_integer(json_object_get(resp, "exit_code")))
-		return drb_err_set(err, DRB_EINVAL, "exec: the response has no exit_code");
-	r = json_object();
-	if (!r)
-		return drb_err_set(err, DRB_ENOMEM, "exec: out of memory");
-	for (i = 0; keep[i]; i++) {
-		json_t *v = json_object_get(resp, keep[i]);
-
-		if (v && json_object_set(r, keep[i], v) != 0) {
-			json_decref(r);
-			return drb_err_set(err, DRB_ENOMEM, "exec: out of memory");
-		}
-	}
-	*result = r;
-	return 0;
+	return drb_result_pick(resp, keep, "exit_code", "exec", result, err);
 }
 
 static int exec_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)

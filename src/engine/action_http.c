@@ -298,24 +298,8 @@ static int result_of(const json_t *resp, json_t **result, drb_err *err)
 {
 	static const char *const keep[] = {"status",	     "headers",	   "body",
 					   "body_truncated", "latency_ms", NULL};
-	json_t *r = NULL;
-	size_t i;
 
-	if (!json_is_integer(json_object_get(resp, "status")))
-		return drb_err_set(err, DRB_EINVAL, "http.request: the response has no status");
-	r = json_object();
-	if (!r)
-		return drb_err_set(err, DRB_ENOMEM, "http.request: out of memory");
-	for (i = 0; keep[i]; i++) {
-		json_t *v = json_object_get(resp, keep[i]);
-
-		if (v && json_object_set(r, keep[i], v) != 0) {
-			json_decref(r);
-			return drb_err_set(err, DRB_ENOMEM, "http.request: out of memory");
-		}
-	}
-	*result = r;
-	return 0;
+	return drb_result_pick(resp, keep, "status", "http.request", result, err);
 }
 
 static int http_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
