@@ -16,15 +16,12 @@
 /* Exit codes of DESIGN.md, decided by the engine for runs, mapped once by the CLI. */
 enum {
 	DRB_EXIT_OK = 0,
-	DRB_EXIT_FAILED = 1,  /* the run failed (rolled back where declared) / log tampered */
-	DRB_EXIT_USAGE = 2,   /* usage or invalid runbook: nothing executed */
-	DRB_EXIT_REFUSED = 3  /* refused before any change: preflight, guard, approval, lock */
+	DRB_EXIT_FAILED = 1, /* the run failed (rolled back where declared) / log tampered */
+	DRB_EXIT_USAGE = 2,  /* usage or invalid runbook: nothing executed */
+	DRB_EXIT_REFUSED = 3 /* refused before any change: preflight, guard, approval, lock */
 };
 
-typedef enum drb_run_mode {
-	DRB_MODE_RUN = 0,
-	DRB_MODE_PLAN
-} drb_run_mode;
+typedef enum drb_run_mode { DRB_MODE_RUN = 0, DRB_MODE_PLAN } drb_run_mode;
 
 /* Receives every event the engine logs (after it is in the audit log). data is borrowed. */
 typedef struct drb_sink {
@@ -38,39 +35,39 @@ typedef struct drb_sink {
 
 typedef struct drb_engine_opts {
 	drb_run_mode mode;
-	char *const *params_kv;     /* "-p k=v" as given */
+	char *const *params_kv; /* "-p k=v" as given */
 	size_t n_params_kv;
-	int drill;                  /* --drill: visible to the runbook as `drill` */
-	const char *audit_path;     /* --audit; NULL: <runs_dir>/<run id>.jsonl */
-	const char *runs_dir;       /* NULL: ./drbook-runs */
-	const unsigned char *key;   /* HMAC key for the audit log, or NULL */
+	int drill;		  /* --drill: visible to the runbook as `drill` */
+	const char *audit_path;	  /* --audit; NULL: <runs_dir>/<run id>.jsonl */
+	const char *runs_dir;	  /* NULL: ./drbook-runs */
+	const unsigned char *key; /* HMAC key for the audit log, or NULL */
 	size_t key_len;
-	char *const *approve;       /* --approve STEP (repeatable) */
+	char *const *approve; /* --approve STEP (repeatable) */
 	size_t n_approve;
-	int yes;                    /* --yes: approve everything */
+	int yes;		    /* --yes: approve everything */
 	const char *incident_start; /* RFC 3339: RTO is measured from here instead of run start */
-	const char *lua_dir;        /* the project's lua/ folder; NULL: built-in default */
-	const char *gameday;        /* the schedule's drill name, recorded in run.start */
+	const char *lua_dir;	    /* the project's lua/ folder; NULL: built-in default */
+	const char *gameday;	    /* the schedule's drill name, recorded in run.start */
 	/* resume only */
 	char *const *assume_done;
 	size_t n_assume_done;
 	char *const *retry_steps;
 	size_t n_retry_steps;
 	drb_sink sink;
-	volatile int *interrupt;    /* set to 1 (e.g. by SIGINT) to stop the run; may be NULL */
+	volatile int *interrupt; /* set to 1 (e.g. by SIGINT) to stop the run; may be NULL */
 } drb_engine_opts;
 
 /* What a finished (or refused) run looked like, for the summary the CLI prints. */
 typedef struct drb_run_result {
-	int exit_code;       /* DRB_EXIT_* */
-	char status[16];     /* succeeded, failed, rolled_back, refused, planned */
+	int exit_code;	 /* DRB_EXIT_* */
+	char status[16]; /* succeeded, failed, rolled_back, refused, planned */
 	char run_id[48];
 	char audit_path[4096];
 	double rto_s, rpo_s; /* measured; < 0 when unknown */
 	double target_rto_s, target_rpo_s;
-	json_t *steps;       /* array of {id, status, attempts, duration_ms, error} (caller frees) */
-	json_t *plan;        /* plan mode: array of {id, action, with, mutating, rollback} */
-	char error[1024];    /* why the run did not succeed, or "" */
+	json_t *steps;	  /* array of {id, status, attempts, duration_ms, error} (caller frees) */
+	json_t *plan;	  /* plan mode: array of {id, action, with, mutating, rollback} */
+	char error[1024]; /* why the run did not succeed, or "" */
 } drb_run_result;
 
 void drb_run_result_free(drb_run_result *r);

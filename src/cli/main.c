@@ -31,119 +31,119 @@ static void on_signal(int sig)
 }
 
 static const char usage_main[] =
-	"usage: drbook COMMAND [ARGS]\n"
-	"\n"
-	"Disaster-recovery runbooks, executed and recorded.\n"
-	"\n"
-	"commands:\n"
-	"  validate RUNBOOK...         check runbooks; print nothing but errors\n"
-	"  plan RUNBOOK [-p k=v]...    run preflight, show what would change, change nothing\n"
-	"  run RUNBOOK [-p k=v]...     execute a runbook\n"
-	"  resume AUDIT                continue an interrupted run from its audit log\n"
-	"  audit verify AUDIT          check an audit log's hash chain and MACs\n"
-	"  report AUDIT                what a run did: timeline, steps, RTO/RPO (md, html, json)\n"
-	"  replay AUDIT                re-run a recorded run's decisions offline\n"
-	"  gameday SCHEDULE            run the drills of a game-day schedule that are due\n"
-	"\n"
-	"Run 'drbook COMMAND --help' for a command's options. Exit codes: 0 success, 1 the run\n"
-	"failed (or a log is tampered), 2 usage or invalid runbook, 3 refused before any change.\n"
-	"See docs/cli.md.\n";
+    "usage: drbook COMMAND [ARGS]\n"
+    "\n"
+    "Disaster-recovery runbooks, executed and recorded.\n"
+    "\n"
+    "commands:\n"
+    "  validate RUNBOOK...         check runbooks; print nothing but errors\n"
+    "  plan RUNBOOK [-p k=v]...    run preflight, show what would change, change nothing\n"
+    "  run RUNBOOK [-p k=v]...     execute a runbook\n"
+    "  resume AUDIT                continue an interrupted run from its audit log\n"
+    "  audit verify AUDIT          check an audit log's hash chain and MACs\n"
+    "  report AUDIT                what a run did: timeline, steps, RTO/RPO (md, html, json)\n"
+    "  replay AUDIT                re-run a recorded run's decisions offline\n"
+    "  gameday SCHEDULE            run the drills of a game-day schedule that are due\n"
+    "\n"
+    "Run 'drbook COMMAND --help' for a command's options. Exit codes: 0 success, 1 the run\n"
+    "failed (or a log is tampered), 2 usage or invalid runbook, 3 refused before any change.\n"
+    "See docs/cli.md.\n";
 
 static const char usage_validate[] =
-	"usage: drbook validate RUNBOOK...\n"
-	"\n"
-	"Checks each runbook against format v1 and prints every problem as FILE:LINE:COL: message.\n"
-	"Prints nothing and exits 0 when all are valid; exits 2 otherwise. Nothing is executed.\n";
+    "usage: drbook validate RUNBOOK...\n"
+    "\n"
+    "Checks each runbook against format v1 and prints every problem as FILE:LINE:COL: message.\n"
+    "Prints nothing and exits 0 when all are valid; exits 2 otherwise. Nothing is executed.\n";
 
 static const char usage_run[] =
-	"usage: drbook run RUNBOOK [options]\n"
-	"\n"
-	"Executes the runbook: preflight (read-only), then the steps, logging every step, call and\n"
-	"decision to the audit log.\n"
-	"\n"
-	"options:\n"
-	"  -p, --param KEY=VALUE      set a parameter (repeatable)\n"
-	"      --drill                mark the run as a drill (visible to the runbook as `drill`)\n"
-	"      --audit FILE           audit log path (default ./drbook-runs/RUN_ID.jsonl)\n"
-	"      --audit-key-file F     HMAC key for the audit log (or DRBOOK_AUDIT_KEY_FILE)\n"
-	"      --approve STEP         approve the approval step STEP (repeatable)\n"
-	"      --yes                  approve every approval step\n"
-	"      --incident-start TIME  measure RTO from this RFC 3339 time instead of run start\n"
-	"      --runs-dir DIR         where logs and run locks live (default ./drbook-runs)\n"
-	"      --json                 one JSON event per line on stdout\n"
-	"      --quiet                print nothing but errors\n"
-	"  -h, --help                 this text\n"
-	"\n"
-	"Exit codes: 0 succeeded, 1 failed (rolled back where declared), 2 usage or invalid\n"
-	"runbook, 3 refused before any change (preflight, approval, run lock).\n";
+    "usage: drbook run RUNBOOK [options]\n"
+    "\n"
+    "Executes the runbook: preflight (read-only), then the steps, logging every step, call and\n"
+    "decision to the audit log.\n"
+    "\n"
+    "options:\n"
+    "  -p, --param KEY=VALUE      set a parameter (repeatable)\n"
+    "      --drill                mark the run as a drill (visible to the runbook as `drill`)\n"
+    "      --audit FILE           audit log path (default ./drbook-runs/RUN_ID.jsonl)\n"
+    "      --audit-key-file F     HMAC key for the audit log (or DRBOOK_AUDIT_KEY_FILE)\n"
+    "      --approve STEP         approve the approval step STEP (repeatable)\n"
+    "      --yes                  approve every approval step\n"
+    "      --incident-start TIME  measure RTO from this RFC 3339 time instead of run start\n"
+    "      --runs-dir DIR         where logs and run locks live (default ./drbook-runs)\n"
+    "      --json                 one JSON event per line on stdout\n"
+    "      --quiet                print nothing but errors\n"
+    "  -h, --help                 this text\n"
+    "\n"
+    "Exit codes: 0 succeeded, 1 failed (rolled back where declared), 2 usage or invalid\n"
+    "runbook, 3 refused before any change (preflight, approval, run lock).\n";
 
 static const char usage_plan[] =
-	"usage: drbook plan RUNBOOK [options]\n"
-	"\n"
-	"Runs the preflight checks (read-only actions only) and prints each step that would run\n"
-	"with its interpolated arguments. Calls no mutating action.\n"
-	"\n"
-	"options:\n"
-	"  -p, --param KEY=VALUE      set a parameter (repeatable)\n"
-	"      --drill                plan as a drill\n"
-	"      --audit FILE           audit log path (default ./drbook-runs/RUN_ID.jsonl)\n"
-	"      --audit-key-file F     HMAC key for the audit log (or DRBOOK_AUDIT_KEY_FILE)\n"
-	"      --runs-dir DIR         where logs live (default ./drbook-runs)\n"
-	"      --json                 one JSON event per line on stdout\n"
-	"      --quiet                print nothing but errors\n"
-	"\n"
-	"Exit codes: 0 preflight passed, 2 usage or invalid runbook, 3 preflight refused.\n";
+    "usage: drbook plan RUNBOOK [options]\n"
+    "\n"
+    "Runs the preflight checks (read-only actions only) and prints each step that would run\n"
+    "with its interpolated arguments. Calls no mutating action.\n"
+    "\n"
+    "options:\n"
+    "  -p, --param KEY=VALUE      set a parameter (repeatable)\n"
+    "      --drill                plan as a drill\n"
+    "      --audit FILE           audit log path (default ./drbook-runs/RUN_ID.jsonl)\n"
+    "      --audit-key-file F     HMAC key for the audit log (or DRBOOK_AUDIT_KEY_FILE)\n"
+    "      --runs-dir DIR         where logs live (default ./drbook-runs)\n"
+    "      --json                 one JSON event per line on stdout\n"
+    "      --quiet                print nothing but errors\n"
+    "\n"
+    "Exit codes: 0 preflight passed, 2 usage or invalid runbook, 3 preflight refused.\n";
 
 static const char usage_resume[] =
-	"usage: drbook resume AUDIT [options]\n"
-	"\n"
-	"Continues the interrupted run recorded in AUDIT. Completed steps are not run again. A\n"
-	"step that started but did not end is re-run only when it is idempotent, read-only, or its\n"
-	"done_when check says it did not take effect; otherwise resume stops (exit 3) and names\n"
-	"the step. Appends to the same log.\n"
-	"\n"
-	"options:\n"
-	"      --assume-done STEP     the interrupted STEP took effect: record it and go on\n"
-	"      --retry STEP           run the interrupted STEP again\n"
-	"      --approve STEP, --yes  approvals still to be given\n"
-	"      --audit-key-file F     the log's HMAC key (or DRBOOK_AUDIT_KEY_FILE)\n"
-	"      --runs-dir DIR         where run locks live (default ./drbook-runs)\n"
-	"      --json, --quiet        output as for run\n";
+    "usage: drbook resume AUDIT [options]\n"
+    "\n"
+    "Continues the interrupted run recorded in AUDIT. Completed steps are not run again. A\n"
+    "step that started but did not end is re-run only when it is idempotent, read-only, or its\n"
+    "done_when check says it did not take effect; otherwise resume stops (exit 3) and names\n"
+    "the step. Appends to the same log.\n"
+    "\n"
+    "options:\n"
+    "      --assume-done STEP     the interrupted STEP took effect: record it and go on\n"
+    "      --retry STEP           run the interrupted STEP again\n"
+    "      --approve STEP, --yes  approvals still to be given\n"
+    "      --audit-key-file F     the log's HMAC key (or DRBOOK_AUDIT_KEY_FILE)\n"
+    "      --runs-dir DIR         where run locks live (default ./drbook-runs)\n"
+    "      --json, --quiet        output as for run\n";
 
 static const char usage_audit[] =
-	"usage: drbook audit verify AUDIT [--key-file F]\n"
-	"\n"
-	"Verifies the hash chain (and the HMACs, with a key) of an audit log. Prints the first\n"
-	"bad line. Exit codes: 0 intact, 1 tampered (or wrong key), 2 usage or unreadable file.\n"
-	"A truncated last line is reported as an interrupted write (exit 1 too, with its own\n"
-	"message).\n";
+    "usage: drbook audit verify AUDIT [--key-file F]\n"
+    "\n"
+    "Verifies the hash chain (and the HMACs, with a key) of an audit log. Prints the first\n"
+    "bad line. Exit codes: 0 intact, 1 tampered (or wrong key), 2 usage or unreadable file.\n"
+    "A truncated last line is reported as an interrupted write (exit 1 too, with its own\n"
+    "message).\n";
 
 static const char usage_report[] =
-	"usage: drbook report AUDIT [--format md|html|json] [--key-file F]\n"
-	"\n"
-	"Reads a run back from its audit log: outcome, RTO and RPO against targets, every step\n"
-	"(start, duration, attempts, calls, error) and the timeline of events, with the log's\n"
-	"integrity verdict. Markdown by default. Exit codes: 0 written (even for a failed run),\n"
-	"1 the log is not intact (the report is still written), 2 usage or unreadable log.\n";
+    "usage: drbook report AUDIT [--format md|html|json] [--key-file F]\n"
+    "\n"
+    "Reads a run back from its audit log: outcome, RTO and RPO against targets, every step\n"
+    "(start, duration, attempts, calls, error) and the timeline of events, with the log's\n"
+    "integrity verdict. Markdown by default. Exit codes: 0 written (even for a failed run),\n"
+    "1 the log is not intact (the report is still written), 2 usage or unreadable log.\n";
 
 static const char usage_replay[] =
-	"usage: drbook replay AUDIT [--runbook FILE] [--json|--quiet] [--audit FILE]\n"
-	"\n"
-	"Runs the recorded run's runbook again, offline: every AWS, PostgreSQL, HTTP and exec call\n"
-	"is answered from the log's call records, approvals are the recorded ones, and nothing\n"
-	"waits. Then compares each step's outcome with the recorded one. With --runbook, a changed\n"
-	"runbook is tried against the recorded answers. Nothing outside the process is touched.\n"
-	"Exit codes: 0 the same decisions, 1 they diverged, 2 usage or unreadable log.\n";
+    "usage: drbook replay AUDIT [--runbook FILE] [--json|--quiet] [--audit FILE]\n"
+    "\n"
+    "Runs the recorded run's runbook again, offline: every AWS, PostgreSQL, HTTP and exec call\n"
+    "is answered from the log's call records, approvals are the recorded ones, and nothing\n"
+    "waits. Then compares each step's outcome with the recorded one. With --runbook, a changed\n"
+    "runbook is tried against the recorded answers. Nothing outside the process is touched.\n"
+    "Exit codes: 0 the same decisions, 1 they diverged, 2 usage or unreadable log.\n";
 
 static const char usage_gameday[] =
-	"usage: drbook gameday SCHEDULE [--due|--list] [--runs-dir DIR] [--json|--quiet]\n"
-	"\n"
-	"Runs, as drills, the drills of the schedule that are due: never run, or last run (from\n"
-	"the logs in the runs folder) longer ago than their 'every'. One after the other, each\n"
-	"with its own audit log and run lock. --due prints the names of the due drills and runs\n"
-	"nothing; --list prints every drill with its last run and when it is next due.\n"
-	"Exit codes: 0 every drill run succeeded (or nothing was due), 1 a drill failed, 2 usage or\n"
-	"an invalid schedule or runbook, 3 a drill was refused. See docs/gameday.md.\n";
+    "usage: drbook gameday SCHEDULE [--due|--list] [--runs-dir DIR] [--json|--quiet]\n"
+    "\n"
+    "Runs, as drills, the drills of the schedule that are due: never run, or last run (from\n"
+    "the logs in the runs folder) longer ago than their 'every'. One after the other, each\n"
+    "with its own audit log and run lock. --due prints the names of the due drills and runs\n"
+    "nothing; --list prints every drill with its last run and when it is next due.\n"
+    "Exit codes: 0 every drill run succeeded (or nothing was due), 1 a drill failed, 2 usage or\n"
+    "an invalid schedule or runbook, 3 a drill was refused. See docs/gameday.md.\n";
 
 typedef struct cli {
 	char *params[MAX_LIST];
@@ -171,28 +171,43 @@ static int push(char **v, size_t *n, char *s, const char *what)
 /* Parses options of run/plan/resume; returns the index of the first operand or -1. */
 static int parse(int argc, char **argv, cli *c, const char *usage)
 {
-	enum { O_DRILL = 256, O_AUDIT, O_KEY, O_APPROVE, O_YES, O_JSON, O_QUIET, O_INCIDENT,
-	       O_ASSUME, O_RETRY, O_RUNS, O_FORMAT, O_RUNBOOK, O_DUE, O_LIST };
+	enum {
+		O_DRILL = 256,
+		O_AUDIT,
+		O_KEY,
+		O_APPROVE,
+		O_YES,
+		O_JSON,
+		O_QUIET,
+		O_INCIDENT,
+		O_ASSUME,
+		O_RETRY,
+		O_RUNS,
+		O_FORMAT,
+		O_RUNBOOK,
+		O_DUE,
+		O_LIST
+	};
 	static const struct option opts[] = {
-		{"param", required_argument, NULL, 'p'},
-		{"drill", no_argument, NULL, O_DRILL},
-		{"audit", required_argument, NULL, O_AUDIT},
-		{"audit-key-file", required_argument, NULL, O_KEY},
-		{"key-file", required_argument, NULL, O_KEY},
-		{"approve", required_argument, NULL, O_APPROVE},
-		{"yes", no_argument, NULL, O_YES},
-		{"json", no_argument, NULL, O_JSON},
-		{"quiet", no_argument, NULL, O_QUIET},
-		{"incident-start", required_argument, NULL, O_INCIDENT},
-		{"assume-done", required_argument, NULL, O_ASSUME},
-		{"retry", required_argument, NULL, O_RETRY},
-		{"runs-dir", required_argument, NULL, O_RUNS},
-		{"format", required_argument, NULL, O_FORMAT},
-		{"runbook", required_argument, NULL, O_RUNBOOK},
-		{"due", no_argument, NULL, O_DUE},
-		{"list", no_argument, NULL, O_LIST},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"param", required_argument, NULL, 'p'},
+	    {"drill", no_argument, NULL, O_DRILL},
+	    {"audit", required_argument, NULL, O_AUDIT},
+	    {"audit-key-file", required_argument, NULL, O_KEY},
+	    {"key-file", required_argument, NULL, O_KEY},
+	    {"approve", required_argument, NULL, O_APPROVE},
+	    {"yes", no_argument, NULL, O_YES},
+	    {"json", no_argument, NULL, O_JSON},
+	    {"quiet", no_argument, NULL, O_QUIET},
+	    {"incident-start", required_argument, NULL, O_INCIDENT},
+	    {"assume-done", required_argument, NULL, O_ASSUME},
+	    {"retry", required_argument, NULL, O_RETRY},
+	    {"runs-dir", required_argument, NULL, O_RUNS},
+	    {"format", required_argument, NULL, O_FORMAT},
+	    {"runbook", required_argument, NULL, O_RUNBOOK},
+	    {"due", no_argument, NULL, O_DUE},
+	    {"list", no_argument, NULL, O_LIST},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch;
 
@@ -209,17 +224,31 @@ static int parse(int argc, char **argv, cli *c, const char *usage)
 			if (push(c->params, &c->n_params, optarg, "-p"))
 				return -1;
 			break;
-		case O_DRILL: c->drill = 1; break;
-		case O_AUDIT: c->audit = optarg; break;
-		case O_KEY: c->key_file = optarg; break;
+		case O_DRILL:
+			c->drill = 1;
+			break;
+		case O_AUDIT:
+			c->audit = optarg;
+			break;
+		case O_KEY:
+			c->key_file = optarg;
+			break;
 		case O_APPROVE:
 			if (push(c->approve, &c->n_approve, optarg, "--approve"))
 				return -1;
 			break;
-		case O_YES: c->yes = 1; break;
-		case O_JSON: c->json = 1; break;
-		case O_QUIET: c->quiet = 1; break;
-		case O_INCIDENT: c->incident = optarg; break;
+		case O_YES:
+			c->yes = 1;
+			break;
+		case O_JSON:
+			c->json = 1;
+			break;
+		case O_QUIET:
+			c->quiet = 1;
+			break;
+		case O_INCIDENT:
+			c->incident = optarg;
+			break;
 		case O_ASSUME:
 			if (push(c->assume, &c->n_assume, optarg, "--assume-done"))
 				return -1;
@@ -228,11 +257,21 @@ static int parse(int argc, char **argv, cli *c, const char *usage)
 			if (push(c->retry, &c->n_retry, optarg, "--retry"))
 				return -1;
 			break;
-		case O_RUNS: c->runs_dir = optarg; break;
-		case O_FORMAT: c->format = optarg; break;
-		case O_RUNBOOK: c->runbook = optarg; break;
-		case O_DUE: c->due = 1; break;
-		case O_LIST: c->list = 1; break;
+		case O_RUNS:
+			c->runs_dir = optarg;
+			break;
+		case O_FORMAT:
+			c->format = optarg;
+			break;
+		case O_RUNBOOK:
+			c->runbook = optarg;
+			break;
+		case O_DUE:
+			c->due = 1;
+			break;
+		case O_LIST:
+			c->list = 1;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -342,11 +381,15 @@ static void free_key(unsigned char *key, size_t len)
 static int exit_for(int code)
 {
 	switch (code) {
-	case 0: return DRB_EXIT_OK;
+	case 0:
+		return DRB_EXIT_OK;
 	case DRB_EINVAL:
-	case DRB_ENOTFOUND: return DRB_EXIT_USAGE;
-	case DRB_EDENIED: return DRB_EXIT_REFUSED;
-	default: return DRB_EXIT_FAILED;
+	case DRB_ENOTFOUND:
+		return DRB_EXIT_USAGE;
+	case DRB_EDENIED:
+		return DRB_EXIT_REFUSED;
+	default:
+		return DRB_EXIT_FAILED;
 	}
 }
 
@@ -493,8 +536,8 @@ static int cmd_audit(int argc, char **argv)
 	size_t klen = 0;
 	int first, rc;
 
-	if (argc < 2 || (strcmp(argv[1], "verify") && strcmp(argv[1], "-h") &&
-			 strcmp(argv[1], "--help"))) {
+	if (argc < 2 ||
+	    (strcmp(argv[1], "verify") && strcmp(argv[1], "-h") && strcmp(argv[1], "--help"))) {
 		fputs(usage_audit, stderr);
 		return DRB_EXIT_USAGE;
 	}
@@ -562,10 +605,10 @@ static int cmd_replay(int argc, char **argv)
 		printf("\nreplay of %s: %s\n", argv[first],
 		       json_array_size(diff) ? "decisions DIVERGED" : "the same decisions");
 		json_array_foreach(diff, i, d)
-			printf("  %-30s recorded %-14s replayed %s\n",
-			       json_string_value(json_object_get(d, "step")),
-			       json_string_value(json_object_get(d, "recorded")),
-			       json_string_value(json_object_get(d, "replayed")));
+		    printf("  %-30s recorded %-14s replayed %s\n",
+			   json_string_value(json_object_get(d, "step")),
+			   json_string_value(json_object_get(d, "recorded")),
+			   json_string_value(json_object_get(d, "replayed")));
 	} else if (c.json) {
 		json_t *o2 = json_pack("{s:s, s:O}", "event", "replay", "diff", diff);
 		char *txt = json_dumps(o2, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -605,19 +648,22 @@ static int64_t last_run(const char *runs_dir, const char *drill, char *status, s
 		if (drb_audit_read(path, &recs, &err))
 			continue;
 		first = json_array_get(recs, 0);
-		if (!strcmp(json_string_value(json_object_get(
-				    json_object_get(first, "data"), "gameday")) ?: "",
+		if (!strcmp(json_string_value(
+				json_object_get(json_object_get(first, "data"), "gameday"))
+				?: "",
 			    drill) &&
 		    drb_rfc3339_parse(json_string_value(json_object_get(first, "ts")), &ms) == 0 &&
 		    ms > best) {
 			best = ms;
 			snprintf(status, n, "interrupted");
-			json_array_foreach(recs, i, rec)
-				if (!strcmp(json_string_value(json_object_get(rec, "event")) ?: "",
-					    "run.end"))
-					snprintf(status, n, "%s",
-						 json_string_value(json_object_get(
-							 json_object_get(rec, "data"), "status")) ?: "?");
+			json_array_foreach(
+			    recs, i,
+			    rec) if (!strcmp(json_string_value(json_object_get(rec, "event")) ?: "",
+					     "run.end"))
+			    snprintf(status, n, "%s",
+				     json_string_value(
+					 json_object_get(json_object_get(rec, "data"), "status"))
+					 ?: "?");
 		}
 		json_decref(recs);
 	}
@@ -629,10 +675,14 @@ static int64_t last_run(const char *runs_dir, const char *drill, char *status, s
 static int severity(int code)
 {
 	switch (code) {
-	case DRB_EXIT_FAILED: return 3;
-	case DRB_EXIT_USAGE: return 2;
-	case DRB_EXIT_REFUSED: return 1;
-	default: return 0;
+	case DRB_EXIT_FAILED:
+		return 3;
+	case DRB_EXIT_USAGE:
+		return 2;
+	case DRB_EXIT_REFUSED:
+		return 1;
+	default:
+		return 0;
 	}
 }
 
@@ -713,7 +763,8 @@ static int cmd_gameday(int argc, char **argv)
 				p = drb_progress_new(c.json, c.quiet, &o.sink);
 				o.sink.ask = NULL; /* game days answer no questions */
 				if (drb_engine_run(rb, &o, &res, &err)) {
-					fprintf(stderr, "drbook: drill %s: %s\n", dr->name, err.msg);
+					fprintf(stderr, "drbook: drill %s: %s\n", dr->name,
+						err.msg);
 					code = DRB_EXIT_USAGE;
 				} else {
 					drb_progress_finish(p, rb, &res);
@@ -770,8 +821,8 @@ static int cmd_report(int argc, char **argv)
 		rc = DRB_EXIT_FAILED;
 	} else {
 		rc = json_is_true(json_object_get(json_object_get(model, "integrity"), "ok"))
-			     ? DRB_EXIT_OK
-			     : DRB_EXIT_FAILED;
+			 ? DRB_EXIT_OK
+			 : DRB_EXIT_FAILED;
 	}
 	json_decref(model);
 	return rc;

@@ -31,7 +31,7 @@ struct drb_progress {
 	int ticker_on, stop, paused;
 	live run[MAX_LIVE];
 	size_t n_run;
-	int drawn;  /* live lines currently on screen */
+	int drawn; /* live lines currently on screen */
 	unsigned spin;
 };
 
@@ -163,8 +163,9 @@ static int on_ask(void *ud, const char *step, const char *message, double timeou
 	clear_live(p);
 	pthread_mutex_unlock(&p->mu);
 	drb_duration_format(timeout_s, w, sizeof(w));
-	dprintf(fd, "\n\x1b[1mAPPROVAL %s\x1b[0m: %s\nType 'yes' to approve (times out in %s): ",
-		step, message, w);
+	dprintf(fd,
+		"\n\x1b[1mAPPROVAL %s\x1b[0m: %s\nType 'yes' to approve (times out in %s): ", step,
+		message, w);
 	for (;;) {
 		struct pollfd pfd = {fd, POLLIN, 0};
 		double left = end - drb_mono_now();
@@ -250,7 +251,8 @@ static void fmt_target(char *out, size_t n, const char *what, double v, double t
 	drb_duration_format(v, a, sizeof(a));
 	if (target >= 0) {
 		drb_duration_format(target, b, sizeof(b));
-		snprintf(out, n, "%s %s (target %s: %s)", what, a, b, v <= target ? "met" : "MISSED");
+		snprintf(out, n, "%s %s (target %s: %s)", what, a, b,
+			 v <= target ? "met" : "MISSED");
 	} else {
 		snprintf(out, n, "%s %s", what, a);
 	}
@@ -265,10 +267,10 @@ void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_r
 		return;
 	stop_ticker(p);
 	if (p->mode == DRB_OUT_JSON) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:O?, s:O?}", "event", "summary",
-				      "run", res->run_id, "status", res->status, "exit_code",
-				      res->exit_code, "audit", res->audit_path, "steps", res->steps,
-				      "plan", res->plan);
+		json_t *o =
+		    json_pack("{s:s, s:s, s:s, s:i, s:s, s:O?, s:O?}", "event", "summary", "run",
+			      res->run_id, "status", res->status, "exit_code", res->exit_code,
+			      "audit", res->audit_path, "steps", res->steps, "plan", res->plan);
 		char *txt;
 
 		if (res->rto_s >= 0)
@@ -288,15 +290,17 @@ void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_r
 
 		if (res->plan) {
 			printf("\nPlan for %s (nothing was changed):\n", rb->name);
-			json_array_foreach(res->plan, i, s) {
+			json_array_foreach(res->plan, i, s)
+			{
 				char *w = json_dumps(json_object_get(s, "with"),
 						     JSON_COMPACT | JSON_PRESERVE_ORDER);
 
 				printf("  %2zu. %-24s %-34s %s\n", i + 1,
 				       json_string_value(json_object_get(s, "id")),
 				       json_string_value(json_object_get(s, "action")),
-				       json_is_true(json_object_get(s, "mutating")) ? "[changes]"
-										    : "[read-only]");
+				       json_is_true(json_object_get(s, "mutating"))
+					   ? "[changes]"
+					   : "[read-only]");
 				if (json_object_get(s, "for_each"))
 					printf("      for each %s\n",
 					       json_string_value(json_object_get(s, "for_each")));
@@ -310,24 +314,26 @@ void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_r
 			}
 		}
 		printf("\n%s%s%s  %s  run %s  (exit %d)\n",
-		       color ? (res->exit_code ? "\x1b[1;31m" : "\x1b[1;32m") : "",
-		       res->status, color ? "\x1b[0m" : "", rb ? rb->name : "", res->run_id,
-		       res->exit_code);
+		       color ? (res->exit_code ? "\x1b[1;31m" : "\x1b[1;32m") : "", res->status,
+		       color ? "\x1b[0m" : "", rb ? rb->name : "", res->run_id, res->exit_code);
 		if (res->error[0])
 			printf("  %s\n", res->error);
 		if (json_array_size(res->steps) && !res->plan) {
-			printf("\n  %-30s %-13s %9s %s\n", "step", "status", "duration", "attempts");
-			json_array_foreach(res->steps, i, s) {
+			printf("\n  %-30s %-13s %9s %s\n", "step", "status", "duration",
+			       "attempts");
+			json_array_foreach(res->steps, i, s)
+			{
 				char d[32];
 
 				drb_duration_format(
-					(double)json_integer_value(json_object_get(s, "duration_ms")) /
-						1000.0,
-					d, sizeof(d));
-				printf("  %-30s %-13s %9s %lld\n",
-				       json_string_value(json_object_get(s, "id")),
-				       json_string_value(json_object_get(s, "status")), d,
-				       (long long)json_integer_value(json_object_get(s, "attempts")));
+				    (double)json_integer_value(json_object_get(s, "duration_ms")) /
+					1000.0,
+				    d, sizeof(d));
+				printf(
+				    "  %-30s %-13s %9s %lld\n",
+				    json_string_value(json_object_get(s, "id")),
+				    json_string_value(json_object_get(s, "status")), d,
+				    (long long)json_integer_value(json_object_get(s, "attempts")));
 			}
 		}
 		if (!res->plan) {

@@ -106,7 +106,8 @@ int drb_args_known(const json_t *args, const char *const *names, drb_err *err)
 		return 0;
 	if (!json_is_object(args))
 		return drb_err_set(err, DRB_EINVAL, "arguments must be a mapping");
-	json_object_foreach((json_t *)args, key, v) {
+	json_object_foreach((json_t *)args, key, v)
+	{
 		size_t i;
 
 		for (i = 0; names[i]; i++)

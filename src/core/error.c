@@ -46,19 +46,32 @@ void drb_err_clear(drb_err *err)
 const char *drb_code_name(int code)
 {
 	switch (code) {
-	case DRB_OK: return "ok";
-	case DRB_ENOMEM: return "nomem";
-	case DRB_EINVAL: return "invalid";
-	case DRB_ENOTFOUND: return "not_found";
-	case DRB_ETIMEOUT: return "timeout";
-	case DRB_ETRANSIENT: return "transient";
-	case DRB_EDENIED: return "denied";
-	case DRB_ELIMIT: return "limit";
-	case DRB_ESCRIPT: return "script";
-	case DRB_EINTEGRITY: return "integrity";
-	case DRB_EIO: return "io";
-	case DRB_EINTERRUPTED: return "interrupted";
-	default: return "error";
+	case DRB_OK:
+		return "ok";
+	case DRB_ENOMEM:
+		return "nomem";
+	case DRB_EINVAL:
+		return "invalid";
+	case DRB_ENOTFOUND:
+		return "not_found";
+	case DRB_ETIMEOUT:
+		return "timeout";
+	case DRB_ETRANSIENT:
+		return "transient";
+	case DRB_EDENIED:
+		return "denied";
+	case DRB_ELIMIT:
+		return "limit";
+	case DRB_ESCRIPT:
+		return "script";
+	case DRB_EINTEGRITY:
+		return "integrity";
+	case DRB_EIO:
+		return "io";
+	case DRB_EINTERRUPTED:
+		return "interrupted";
+	default:
+		return "error";
 	}
 }
 

@@ -97,8 +97,14 @@ void drb_buf_free(drb_buf *b)
 
 int drb_duration_parse(const char *s, double *out_seconds)
 {
-	static const struct { const char *unit; double mult; } units[] = {
-		{"ms", 0.001}, {"h", 3600}, {"m", 60}, {"s", 1},
+	static const struct {
+		const char *unit;
+		double mult;
+	} units[] = {
+	    {"ms", 0.001},
+	    {"h", 3600},
+	    {"m", 60},
+	    {"s", 1},
 	};
 	double total = 0;
 	int seen[4] = {0};
@@ -299,9 +305,11 @@ int drb_rfc3339_parse(const char *s, int64_t *out_ms)
 	if (*s || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
 	    sec > 60 || oh > 23 || om > 59)
 		return DRB_EINVAL;
-	*out_ms = ((((int64_t)days_from_civil(y, (unsigned)mo, (unsigned)d) * 24 + h) * 60 + mi) *
-			   60 + sec) * 1000 + ms -
-		  (int64_t)sign * ((int64_t)oh * 3600 + om * 60) * 1000;
+	*out_ms =
+	    ((((int64_t)days_from_civil(y, (unsigned)mo, (unsigned)d) * 24 + h) * 60 + mi) * 60 +
+	     sec) *
+		1000 +
+	    ms - (int64_t)sign * ((int64_t)oh * 3600 + om * 60) * 1000;
 	return 0;
 }
 
@@ -369,7 +377,8 @@ int drb_file_read(const char *path, size_t max, char **out, size_t *out_len, drb
 			break;
 		rc = drb_buf_append(&b, chunk, (size_t)n);
 		if (rc == DRB_ELIMIT) {
-			rc = drb_err_set(err, DRB_ELIMIT, "%s: file larger than %zu bytes", path, max);
+			rc = drb_err_set(err, DRB_ELIMIT, "%s: file larger than %zu bytes", path,
+					 max);
 			goto out;
 		}
 		if (rc) {

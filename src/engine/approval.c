@@ -51,8 +51,8 @@ int drb_approval(drb_run *r, const drb_step *s, const char *uid, const json_t *a
 	approver = drb_operator(who, sizeof(who));
 	drb_rfc3339_ms(drb_wall_ms(), ts);
 	if (how) {
-		d = json_pack("{s:s, s:b, s:s, s:s, s:s}", "message", msg, "approved", 1, "approver",
-			      approver, "how", how, "approved_at", ts);
+		d = json_pack("{s:s, s:b, s:s, s:s, s:s}", "message", msg, "approved", 1,
+			      "approver", approver, "how", how, "approved_at", ts);
 		rc = drb_emit(r, "approval", uid, d, err);
 		json_decref(d);
 		if (rc)
@@ -62,9 +62,10 @@ int drb_approval(drb_run *r, const drb_step *s, const char *uid, const json_t *a
 		return 0;
 	}
 	if (answer == -2)
-		drb_err_set(err, DRB_EDENIED,
-			    "approval '%s' needed and no terminal to ask: pass --approve %s or --yes",
-			    id, id);
+		drb_err_set(
+		    err, DRB_EDENIED,
+		    "approval '%s' needed and no terminal to ask: pass --approve %s or --yes", id,
+		    id);
 	else if (answer == -1)
 		drb_err_set(err, DRB_EDENIED, "approval '%s' timed out: no answer", id);
 	else

@@ -16,8 +16,8 @@ extern const drb_action drb_action_approval;
 /* A completed step (or for_each child) whose rollback may have to run. */
 typedef struct drb_unit {
 	const drb_step *step;
-	char *uid;     /* "promote" or "scale[2]" */
-	json_t *item;  /* for_each item or NULL */
+	char *uid;    /* "promote" or "scale[2]" */
+	json_t *item; /* for_each item or NULL */
 	json_t *result;
 } drb_unit;
 
@@ -36,23 +36,23 @@ typedef struct drb_run {
 	drb_audit *audit;
 	json_t *params;
 	json_t *connections;
-	json_t *secrets;      /* array of secret parameter values, redacted from the log */
+	json_t *secrets; /* array of secret parameter values, redacted from the log */
 	char run_id[48];
-	double t0;            /* drb_mono_now() at start */
+	double t0;	      /* drb_mono_now() at start */
 	int64_t t0_wall;      /* wall ms at start (or of the original start when resuming) */
 	int64_t incident_ms;  /* --incident-start or 0 */
 	double deadline;      /* run deadline (mono) or 0 */
 	volatile int *cancel; /* the caller's interrupt flag, or cancel_own */
 	volatile int cancel_own;
-	int phase_ro;         /* preflight or plan: mutating calls refused */
-	int lua_ro;           /* a read-only Lua entry is running (protected by the Lua lock) */
-	double rpo_s;         /* measured RPO, < 0 unknown */
-	int changed;          /* a mutating action ran: exit 3 is no longer possible */
+	int phase_ro; /* preflight or plan: mutating calls refused */
+	int lua_ro;   /* a read-only Lua entry is running (protected by the Lua lock) */
+	double rpo_s; /* measured RPO, < 0 unknown */
+	int changed;  /* a mutating action ran: exit 3 is no longer possible */
 
-	pthread_mutex_t mu;   /* protects units, summary, changed, rpo_s */
+	pthread_mutex_t mu; /* protects units, summary, changed, rpo_s */
 	drb_unit *units;
 	size_t n_units, cap_units;
-	json_t *summary;      /* array of step summaries */
+	json_t *summary; /* array of step summaries */
 
 	/* replay: the recorded run's records, and which call records were used */
 	int replay;
@@ -65,7 +65,8 @@ typedef struct drb_run {
 	int resuming;
 } drb_run;
 
-/* err.cause of a step whose check said no (assert false, until not met): before any change,
+/* err.cause of a step whose check said no (assert false, until not met, a read-only lua
+ * step raising an error): before any change,
  * such a failure is a refusal (a guard), where an action's error is a failure. */
 #define DRB_CAUSE_CHECK 1
 
@@ -103,8 +104,7 @@ int drb_lock_take(const char *runs_dir, const char *key, int *fd, drb_err *err);
 void drb_lock_release(int fd);
 
 /* Binds the for_each variable, the item and `result` for expressions (Lua lock held). */
-int drb_bind(drb_run *r, const char *as, const json_t *item, const json_t *result,
-	     drb_err *err);
+int drb_bind(drb_run *r, const char *as, const json_t *item, const json_t *result, drb_err *err);
 
 /* Records a completed unit for rollback. */
 void drb_unit_add(drb_run *r, const drb_step *s, const char *uid, const json_t *item,
@@ -122,10 +122,10 @@ double drb_retry_delay(const drb_retry *p, int n, double unit_random);
 
 /* What resume does with a step (or for_each child) that started but did not end. */
 typedef enum drb_resume_decision {
-	DRB_RESUME_ASSUME_DONE,   /* --assume-done: record it, do not run it */
-	DRB_RESUME_RERUN,         /* --retry, idempotent, read-only, approval */
-	DRB_RESUME_CHECK,         /* evaluate done_when first */
-	DRB_RESUME_BLOCKED        /* cannot tell: the operator must decide */
+	DRB_RESUME_ASSUME_DONE, /* --assume-done: record it, do not run it */
+	DRB_RESUME_RERUN,	/* --retry, idempotent, read-only, approval */
+	DRB_RESUME_CHECK,	/* evaluate done_when first */
+	DRB_RESUME_BLOCKED	/* cannot tell: the operator must decide */
 } drb_resume_decision;
 
 /* Pure decision from the step, its action (NULL if custom) and the operator's flags. why gets

@@ -16,13 +16,13 @@ const drb_action drb_action_lua = {.name = "lua", .mode = DRB_ACT_STEP};
 const drb_action drb_action_approval = {.name = "approval", .mode = DRB_ACT_MUT};
 
 static const drb_action *const builtins[] = {
-	&drb_action_lua,  &drb_action_approval, &drb_action_sleep,
-	&drb_action_exec, &drb_action_http,     NULL,
+    &drb_action_lua,  &drb_action_approval, &drb_action_sleep,
+    &drb_action_exec, &drb_action_http,	    NULL,
 };
 
 /* The providers' tables, in lookup order; each NULL-terminated. */
 static const drb_action *const *const tables[] = {builtins, drb_aws_actions, drb_pg_actions,
-						   drb_notify_actions};
+						  drb_notify_actions};
 
 const drb_action *drb_engine_action_at(size_t i)
 {
@@ -70,8 +70,9 @@ static int rds_endpoint(void *ud, drb_action_ctx *ctx, const char *instance, con
 		goto out;
 	h = json_string_value(json_object_get(res, "endpoint"));
 	if (!h || !json_is_integer(json_object_get(res, "port"))) {
-		rc = drb_err_set(err, DRB_EINVAL, "RDS instance %s has no endpoint yet (status %s)",
-				 instance, json_string_value(json_object_get(res, "status")) ?: "?");
+		rc =
+		    drb_err_set(err, DRB_EINVAL, "RDS instance %s has no endpoint yet (status %s)",
+				instance, json_string_value(json_object_get(res, "status")) ?: "?");
 		goto out;
 	}
 	*host = strdup(h);

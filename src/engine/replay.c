@@ -19,11 +19,21 @@ static const char *sget(const json_t *o, const char *k)
 
 static int code_of(const char *name)
 {
-	static const struct { const char *n; int c; } map[] = {
-		{"nomem", DRB_ENOMEM}, {"invalid", DRB_EINVAL}, {"not_found", DRB_ENOTFOUND},
-		{"timeout", DRB_ETIMEOUT}, {"transient", DRB_ETRANSIENT}, {"denied", DRB_EDENIED},
-		{"limit", DRB_ELIMIT}, {"script", DRB_ESCRIPT}, {"integrity", DRB_EINTEGRITY},
-		{"io", DRB_EIO}, {"interrupted", DRB_EINTERRUPTED},
+	static const struct {
+		const char *n;
+		int c;
+	} map[] = {
+	    {"nomem", DRB_ENOMEM},
+	    {"invalid", DRB_EINVAL},
+	    {"not_found", DRB_ENOTFOUND},
+	    {"timeout", DRB_ETIMEOUT},
+	    {"transient", DRB_ETRANSIENT},
+	    {"denied", DRB_EDENIED},
+	    {"limit", DRB_ELIMIT},
+	    {"script", DRB_ESCRIPT},
+	    {"integrity", DRB_EINTEGRITY},
+	    {"io", DRB_EIO},
+	    {"interrupted", DRB_EINTERRUPTED},
 	};
 
 	for (size_t i = 0; name && i < sizeof(map) / sizeof(map[0]); i++)
@@ -40,7 +50,8 @@ int drb_replay_answer(drb_run *r, const char *uid, const drb_call *c, json_t **r
 
 	*response = NULL;
 	pthread_mutex_lock(&r->mu);
-	json_array_foreach(r->recorded, i, rec) {
+	json_array_foreach(r->recorded, i, rec)
+	{
 		const json_t *d = json_object_get(rec, "data");
 
 		if (r->used[i] || strcmp(sget(rec, "event") ?: "", "call") ||
@@ -73,7 +84,8 @@ int drb_replay_approval(drb_run *r, const char *uid, json_t **result, drb_err *e
 	size_t i;
 	json_t *rec;
 
-	json_array_foreach(r->recorded, i, rec) {
+	json_array_foreach(r->recorded, i, rec)
+	{
 		const json_t *d = json_object_get(rec, "data");
 
 		if (strcmp(sget(rec, "event") ?: "", "approval") ||
@@ -97,31 +109,32 @@ static json_t *compare(const json_t *recorded, const json_t *summary)
 	json_t *diff = json_array(), *rec, *s;
 	size_t i, j;
 
-	json_array_foreach(recorded, i, rec) {
+	json_array_foreach(recorded, i, rec)
+	{
 		const char *uid = sget(rec, "step"), *was, *now = NULL;
 
 		if (!uid || strcmp(sget(rec, "event") ?: "", "step.end"))
 			continue;
 		was = sget(json_object_get(rec, "data"), "status");
-		json_array_foreach(summary, j, s)
-			if (!strcmp(sget(s, "id") ?: "", uid))
-				now = sget(s, "status");
+		json_array_foreach(summary, j, s) if (!strcmp(sget(s, "id") ?: "", uid)) now =
+		    sget(s, "status");
 		if (!now || strcmp(now, was ?: ""))
 			json_array_append_new(diff, json_pack("{s:s, s:s?, s:s}", "step", uid,
 							      "recorded", was, "replayed",
 							      now ? now : "not reached"));
 	}
-	json_array_foreach(summary, j, s) {
+	json_array_foreach(summary, j, s)
+	{
 		int found = 0;
 
-		json_array_foreach(recorded, i, rec)
-			if (!strcmp(sget(rec, "event") ?: "", "step.end") &&
-			    !strcmp(sget(rec, "step") ?: "", sget(s, "id") ?: ""))
-				found = 1;
+		json_array_foreach(recorded, i,
+				   rec) if (!strcmp(sget(rec, "event") ?: "", "step.end") &&
+					    !strcmp(sget(rec, "step") ?: "", sget(s, "id") ?: ""))
+		    found = 1;
 		if (!found)
-			json_array_append_new(diff, json_pack("{s:s?, s:s, s:s?}", "step",
-							      sget(s, "id"), "recorded", "not reached",
-							      "replayed", sget(s, "status")));
+			json_array_append_new(
+			    diff, json_pack("{s:s?, s:s, s:s?}", "step", sget(s, "id"), "recorded",
+					    "not reached", "replayed", sget(s, "status")));
 	}
 	return diff;
 }
@@ -153,9 +166,8 @@ int drb_engine_replay(const char *audit_path, const char *runbook, const drb_eng
 	}
 	if ((rc = drb_log_runbook(records, audit_path, runbook, &rb, err)))
 		goto out;
-	json_array_foreach(records, i, rec)
-		if (!strcmp(sget(rec, "event") ?: "", "run.end"))
-			end = json_object_get(rec, "data");
+	json_array_foreach(records, i, rec) if (!strcmp(sget(rec, "event") ?: "", "run.end")) end =
+	    json_object_get(rec, "data");
 	o2.drill = json_is_true(json_object_get(sd, "drill"));
 	o2.mode = DRB_MODE_RUN;
 	o2.incident_start = sget(sd, "incident_start");
@@ -185,8 +197,8 @@ int drb_engine_replay(const char *audit_path, const char *runbook, const drb_eng
 		goto out;
 	/* the replay's own clock means nothing: the recorded RTO stands */
 	out->rto_s = end && json_is_number(json_object_get(end, "rto_s"))
-			     ? json_number_value(json_object_get(end, "rto_s"))
-			     : -1;
+			 ? json_number_value(json_object_get(end, "rto_s"))
+			 : -1;
 	out->plan = compare(records, out->steps);
 	if (end && strcmp(out->status, sget(end, "status") ?: ""))
 		json_array_append_new(out->plan,

@@ -49,7 +49,8 @@ int drb_log_runbook(const json_t *records, const char *audit_path, const char *o
 		    drb_runbook **rb, drb_err *err)
 {
 	const json_t *sd = json_object_get(json_array_get(records, 0), "data");
-	const char *path = override, *sha = json_string_value(json_object_get(sd, "runbook_sha256"));
+	const char *path = override,
+		   *sha = json_string_value(json_object_get(sd, "runbook_sha256"));
 	drb_diags diags;
 	int rc = 0;
 
@@ -63,15 +64,17 @@ int drb_log_runbook(const json_t *records, const char *audit_path, const char *o
 	drb_diags_init(&diags, path);
 	/* action names were checked when the run started (or are checked when used) */
 	if (drb_runbook_load(rb, path, NULL, &diags)) {
-		rc = drb_err_set(err, DRB_EINVAL, "runbook %s does not load (%zu problems%s%s)", path,
-				 diags.n, diags.n ? ", first: " : "", diags.n ? diags.v[0].msg : "");
+		rc = drb_err_set(err, DRB_EINVAL, "runbook %s does not load (%zu problems%s%s)",
+				 path, diags.n, diags.n ? ", first: " : "",
+				 diags.n ? diags.v[0].msg : "");
 		goto out;
 	}
 	if (!override && strcmp((*rb)->sha256, sha)) {
-		rc = drb_err_set(err, DRB_EINVAL,
-				 "runbook %s changed since the run started (sha256 %.12s, now %.12s): "
-				 "restore the original",
-				 path, sha, (*rb)->sha256);
+		rc = drb_err_set(
+		    err, DRB_EINVAL,
+		    "runbook %s changed since the run started (sha256 %.12s, now %.12s): "
+		    "restore the original",
+		    path, sha, (*rb)->sha256);
 		drb_runbook_free(*rb);
 		*rb = NULL;
 	}
@@ -163,20 +166,23 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 		goto out;
 	first = json_array_get(records, 0);
 	sd = json_object_get(first, "data");
-	if (!first || strcmp(json_string_value(json_object_get(first, "event")) ?: "", "run.start")) {
+	if (!first ||
+	    strcmp(json_string_value(json_object_get(first, "event")) ?: "", "run.start")) {
 		rc = drb_err_set(err, DRB_EINVAL, "%s: not a drbook run log (no run.start)",
 				 audit_path);
 		goto out;
 	}
-	json_array_foreach(records, i, rec) {
+	json_array_foreach(records, i, rec)
+	{
 		const char *ev = json_string_value(json_object_get(rec, "event"));
 
 		if (ev && !strcmp(ev, "run.end")) {
 			drb_err_set(err, DRB_EDENIED,
 				    "run %s already ended (%s): nothing to resume",
 				    json_string_value(json_object_get(first, "run")),
-				    json_string_value(json_object_get(
-					    json_object_get(rec, "data"), "status")) ?: "?");
+				    json_string_value(
+					json_object_get(json_object_get(rec, "data"), "status"))
+					?: "?");
 			rc = refuse(out, json_string_value(json_object_get(first, "run")),
 				    audit_path, DRB_EXIT_REFUSED, "refused", err);
 			goto out;
@@ -206,7 +212,8 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 	if (rc)
 		goto out;
 	r.resuming = 1;
-	snprintf(r.run_id, sizeof(r.run_id), "%s", json_string_value(json_object_get(first, "run")));
+	snprintf(r.run_id, sizeof(r.run_id), "%s",
+		 json_string_value(json_object_get(first, "run")));
 	{
 		int64_t ms;
 
@@ -217,7 +224,8 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 		r.deadline = r.t0 + rb->deadline_s - (double)(drb_wall_ms() - r.t0_wall) / 1000.0;
 
 	/* what the log says happened */
-	json_array_foreach(records, i, rec) {
+	json_array_foreach(records, i, rec)
+	{
 		const char *ev = json_string_value(json_object_get(rec, "event"));
 		const char *uid = json_string_value(json_object_get(rec, "step"));
 		json_t *d = json_object_get(rec, "data");
@@ -230,7 +238,8 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 
 			if (!s) {
 				rc = drb_err_set(err, DRB_EINVAL,
-						 "the log names step '%s' that the runbook lacks", uid);
+						 "the log names step '%s' that the runbook lacks",
+						 uid);
 				goto out;
 			}
 			if (!(p = prior_get(&r, uid))) {
@@ -245,7 +254,8 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 			} else {
 				p->ended = 1;
 				snprintf(p->status, sizeof(p->status), "%s",
-					 json_string_value(json_object_get(d, "status")) ?: "failed");
+					 json_string_value(json_object_get(d, "status"))
+					     ?: "failed");
 				json_decref(p->result);
 				p->result = json_incref(json_object_get(d, "result"));
 			}
@@ -269,8 +279,8 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 	if ((rc = drb_audit_open_append(&r.audit, audit_path, o->key, o->key_len, err)))
 		goto out;
 	lock_key = json_string_value(json_object_get(sd, "lock"));
-	if (drb_lock_take(o->runs_dir ? o->runs_dir : "drbook-runs",
-			  lock_key ? lock_key : rb->name, &lock_fd, err)) {
+	if (drb_lock_take(o->runs_dir ? o->runs_dir : "drbook-runs", lock_key ? lock_key : rb->name,
+			  &lock_fd, err)) {
 		rc = refuse(out, r.run_id, audit_path, DRB_EXIT_REFUSED, "refused", err);
 		goto out;
 	}
@@ -309,8 +319,9 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 		case DRB_RESUME_CHECK:
 			if ((rc = drb_step_done_when(&r, s, &done, err))) {
 				drb_err_prefix(err, "step '%s': done_when: ", p->uid);
-				json_array_append_new(blocked, json_pack("{s:s, s:s}", "step", p->uid,
-									 "error", err->msg));
+				json_array_append_new(
+				    blocked,
+				    json_pack("{s:s, s:s}", "step", p->uid, "error", err->msg));
 				continue;
 			}
 			snprintf(p->status, sizeof(p->status), done ? "verified_done" : "rerun");
@@ -331,11 +342,12 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 		if (e)
 			drb_err_set(err, DRB_EDENIED, "cannot resume: %s", e);
 		else
-			drb_err_set(err, DRB_EDENIED,
-				    "step '%s' started but did not finish and is not idempotent: "
-				    "check whether it took effect, then resume with --assume-done %s "
-				    "or --retry %s",
-				    uid, uid, uid);
+			drb_err_set(
+			    err, DRB_EDENIED,
+			    "step '%s' started but did not finish and is not idempotent: "
+			    "check whether it took effect, then resume with --assume-done %s "
+			    "or --retry %s",
+			    uid, uid, uid);
 		d = json_pack("{s:O, s:s}", "blocked", blocked, "error", err->msg);
 		drb_emit(&r, "resume.refused", NULL, d, NULL);
 		json_decref(d);

@@ -28,11 +28,13 @@ static void redact_into(json_t *v, const json_t *secrets)
 	if (json_is_object(v)) {
 		void *tmp;
 
-		json_object_foreach_safe(v, tmp, k, x) {
+		json_object_foreach_safe(v, tmp, k, x)
+		{
 			if (json_is_string(x)) {
 				json_t *s;
 
-				json_array_foreach(secrets, i, s) {
+				json_array_foreach(secrets, i, s)
+				{
 					if (strstr(json_string_value(x), json_string_value(s))) {
 						json_object_set_new(v, k, json_string("***"));
 						break;
@@ -43,12 +45,14 @@ static void redact_into(json_t *v, const json_t *secrets)
 			}
 		}
 	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, x) {
+		json_array_foreach(v, i, x)
+		{
 			if (json_is_string(x)) {
 				size_t j;
 				json_t *s;
 
-				json_array_foreach(secrets, j, s) {
+				json_array_foreach(secrets, j, s)
+				{
 					if (strstr(json_string_value(x), json_string_value(s))) {
 						json_array_set_new(v, i, json_string("***"));
 						break;
@@ -70,8 +74,7 @@ json_t *drb_redact(drb_run *r, const json_t *v)
 	return c;
 }
 
-int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data,
-	     drb_err *err)
+int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data, drb_err *err)
 {
 	json_t *red = data ? drb_redact(r, data) : json_object();
 	json_t *shown = NULL;
@@ -154,10 +157,14 @@ static int seam_call(drb_seam *s, const drb_call *c, drb_perform_fn perform, voi
 int drb_action_mutates(const drb_action *a, const drb_step *s, const json_t *args)
 {
 	switch (a->mode) {
-	case DRB_ACT_RO: return 0;
-	case DRB_ACT_MUT: return 1;
-	case DRB_ACT_DEPENDS: return a->mode_of ? a->mode_of(args) : 1;
-	case DRB_ACT_STEP: return !(s && s->read_only);
+	case DRB_ACT_RO:
+		return 0;
+	case DRB_ACT_MUT:
+		return 1;
+	case DRB_ACT_DEPENDS:
+		return a->mode_of ? a->mode_of(args) : 1;
+	case DRB_ACT_STEP:
+		return !(s && s->read_only);
 	}
 	return 1;
 }
@@ -167,15 +174,15 @@ static int call_provider(drb_run *r, const drb_action *a, const char *uid, const
 {
 	step_seam seam = {{seam_call, NULL}, r, uid};
 	drb_action_ctx ctx = {
-		.seam = &seam.base,
-		.step_id = uid,
-		.connections = r->connections,
-		.drill = r->o->drill,
-		.read_only = ro,
-		.deadline = deadline,
-		.cancel = r->cancel,
-		.replay = r->replay,
-		.engine = r,
+	    .seam = &seam.base,
+	    .step_id = uid,
+	    .connections = r->connections,
+	    .drill = r->o->drill,
+	    .read_only = ro,
+	    .deadline = deadline,
+	    .cancel = r->cancel,
+	    .replay = r->replay,
+	    .engine = r,
 	};
 
 	return a->fn(&ctx, args, result, err);
@@ -196,8 +203,8 @@ static int lua_invoke(void *ud, const drb_action *a, const json_t *args, json_t 
 	int rc;
 
 	if (drb_action_mutates(a, NULL, args) && ro)
-		return drb_err_set(err, DRB_EDENIED,
-				   "%s is a mutating action: not allowed in %s", a->name,
+		return drb_err_set(err, DRB_EDENIED, "%s is a mutating action: not allowed in %s",
+				   a->name,
 				   r->o->mode == DRB_MODE_PLAN ? "plan" : "a read-only context");
 	rc = call_provider(r, a, lua_current ? lua_current->uid : "lua", args,
 			   lua_current ? lua_current->deadline : r->deadline, ro, result, err);
@@ -217,8 +224,7 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 	*result = NULL;
 	if (mut && r->phase_ro)
 		return drb_err_set(err, DRB_EDENIED, "%s is a mutating action: not allowed in %s",
-				   a->name,
-				   r->o->mode == DRB_MODE_PLAN ? "plan" : "preflight");
+				   a->name, r->o->mode == DRB_MODE_PLAN ? "plan" : "preflight");
 	if (mut) {
 		pthread_mutex_lock(&r->mu);
 		r->changed = 1;
@@ -256,8 +262,7 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 	return call_provider(r, a, uid, args, deadline, !mut, result, err);
 }
 
-int drb_bind(drb_run *r, const char *as, const json_t *item, const json_t *result,
-	     drb_err *err)
+int drb_bind(drb_run *r, const char *as, const json_t *item, const json_t *result, drb_err *err)
 {
 	int rc = drb_lua_set_result(r->lua, result, err);
 
@@ -316,8 +321,7 @@ static int rollback(drb_run *r, const char *reason)
 		snprintf(chunk, sizeof(chunk), "%s:%d:%d (rollback)", r->rb->path, c->pos.line,
 			 c->pos.col);
 		drb_lua_lock(r->lua);
-		rc = drb_bind(r, u->item ? (s->as ? s->as : "item") : NULL, u->item, u->result,
-			      &e);
+		rc = drb_bind(r, u->item ? (s->as ? s->as : "item") : NULL, u->item, u->result, &e);
 		if (!rc)
 			rc = drb_lua_interpolate(r->lua, c->with, chunk, &args, &e);
 		drb_lua_unlock(r->lua);
@@ -470,8 +474,8 @@ const char *drb_operator(char *buf, size_t n)
 }
 
 /* Sets up everything a run needs except the audit log. */
-int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o,
-		    json_t *params, drb_err *err)
+int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, json_t *params,
+		 drb_err *err)
 {
 	drb_lua_opts lo = {0};
 	json_t *drill = o->drill ? json_true() : json_false();
@@ -499,8 +503,7 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o,
 	for (size_t i = 0; i < rb->n_conns; i++)
 		json_object_set(r->connections, rb->conns[i].name, rb->conns[i].spec);
 	if (o->incident_start && drb_rfc3339_parse(o->incident_start, &r->incident_ms))
-		return drb_err_set(err, DRB_EINVAL,
-				   "--incident-start '%s' is not an RFC 3339 time",
+		return drb_err_set(err, DRB_EINVAL, "--incident-start '%s' is not an RFC 3339 time",
 				   o->incident_start);
 	lo.lib_dir = o->lua_dir ? o->lua_dir : DRB_LUA_DIR;
 	lo.runbook_dir = rb->dir;
@@ -635,8 +638,8 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 			char w[32];
 
 			drb_duration_format(rb->deadline_s, w, sizeof(w));
-			drb_err_set(&err, DRB_ETIMEOUT, "run deadline of %s passed before step '%s'",
-				    w, s->id);
+			drb_err_set(&err, DRB_ETIMEOUT,
+				    "run deadline of %s passed before step '%s'", w, s->id);
 			st = DRB_ST_FAILED;
 		} else {
 			st = drb_step_execute(r, s, &err);
@@ -656,7 +659,8 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 			critical_failed = 1;
 			continue;
 		}
-		if (!r->changed && !critical_failed && !(*r->cancel) && err.cause == DRB_CAUSE_CHECK) {
+		if (!r->changed && !critical_failed && !(*r->cancel) &&
+		    err.cause == DRB_CAUSE_CHECK) {
 			/* a guard said no before anything changed: refused, not failed */
 			status = "refused";
 			exit_code = DRB_EXIT_REFUSED;
@@ -685,8 +689,8 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		rto = (double)(drb_wall_ms() - from) / 1000.0;
 	}
 verdict:
-	end = json_pack("{s:s, s:i, s:I}", "status", status, "exit_code", exit_code,
-			"duration_ms", (json_int_t)(drb_wall_ms() - r->t0_wall));
+	end = json_pack("{s:s, s:i, s:I}", "status", status, "exit_code", exit_code, "duration_ms",
+			(json_int_t)(drb_wall_ms() - r->t0_wall));
 	if (rto >= 0)
 		json_object_set_new(end, "rto_s", json_real(rto));
 	if (r->rpo_s >= 0)
@@ -697,7 +701,8 @@ verdict:
 		if (rb->target_rto_s >= 0) {
 			json_object_set_new(t, "rto_s", json_real(rb->target_rto_s));
 			if (rto >= 0)
-				json_object_set_new(t, "rto_met", json_boolean(rto <= rb->target_rto_s));
+				json_object_set_new(t, "rto_met",
+						    json_boolean(rto <= rb->target_rto_s));
 		}
 		if (rb->target_rpo_s >= 0) {
 			json_object_set_new(t, "rpo_s", json_real(rb->target_rpo_s));
@@ -777,10 +782,9 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	start = json_pack("{s:s, s:s, s:s, s:s?, s:O, s:s, s:b, s:s, s:s, s:i, s:s, s:s, s:o}",
 			  "runbook", rb->path, "runbook_sha256", rb->sha256, "name", rb->name,
 			  "scenario", rb->scenario, "params", r.params, "mode",
-			  o->mode == DRB_MODE_PLAN ? "plan" : "run", "drill", o->drill,
-			  "operator", drb_operator(opbuf, sizeof(opbuf)), "host", host, "pid",
-			  (int)getpid(), "version", DRB_VERSION, "lock", lock_key, "targets",
-			  targets);
+			  o->mode == DRB_MODE_PLAN ? "plan" : "run", "drill", o->drill, "operator",
+			  drb_operator(opbuf, sizeof(opbuf)), "host", host, "pid", (int)getpid(),
+			  "version", DRB_VERSION, "lock", lock_key, "targets", targets);
 	if (o->incident_start)
 		json_object_set_new(start, "incident_start", json_string(o->incident_start));
 	if (o->gameday)

@@ -17,11 +17,16 @@
 const char *drb_status_name(drb_step_status st)
 {
 	switch (st) {
-	case DRB_ST_OK: return "ok";
-	case DRB_ST_FAILED: return "failed";
-	case DRB_ST_SKIPPED: return "skipped";
-	case DRB_ST_ASSUMED: return "assumed_done";
-	case DRB_ST_REFUSED: return "failed"; /* step.end statuses are ok, failed, skipped, assumed_done */
+	case DRB_ST_OK:
+		return "ok";
+	case DRB_ST_FAILED:
+		return "failed";
+	case DRB_ST_SKIPPED:
+		return "skipped";
+	case DRB_ST_ASSUMED:
+		return "assumed_done";
+	case DRB_ST_REFUSED:
+		return "failed"; /* step.end statuses are ok, failed, skipped, assumed_done */
 	}
 	return "failed";
 }
@@ -96,8 +101,7 @@ static int eval_bool(drb_run *r, const drb_expr *e, const char *what, const char
 	char chunk[512];
 	int rc;
 
-	snprintf(chunk, sizeof(chunk), "%s:%d:%d (%s)", r->rb->path, e->pos.line, e->pos.col,
-		 what);
+	snprintf(chunk, sizeof(chunk), "%s:%d:%d (%s)", r->rb->path, e->pos.line, e->pos.col, what);
 	drb_lua_lock(r->lua);
 	r->lua_ro = 1;
 	rc = drb_bind(r, as, item, result, err);
@@ -128,8 +132,7 @@ static int interpolate(drb_run *r, const drb_step *s, const json_t *tmpl, const 
 	return rc;
 }
 
-static void set_step_result(drb_run *r, const char *id, drb_step_status st,
-			    const json_t *result)
+static void set_step_result(drb_run *r, const char *id, drb_step_status st, const json_t *result)
 {
 	drb_err e = {0};
 
@@ -138,8 +141,8 @@ static void set_step_result(drb_run *r, const char *id, drb_step_status st,
 	drb_lua_unlock(r->lua);
 }
 
-static void summary_add(drb_run *r, const char *uid, drb_step_status st, int attempts,
-			double dur, const char *error)
+static void summary_add(drb_run *r, const char *uid, drb_step_status st, int attempts, double dur,
+			const char *error)
 {
 	json_t *o = json_pack("{s:s, s:s, s:i, s:I}", "id", uid, "status", drb_status_name(st),
 			      "attempts", attempts, "duration_ms", (json_int_t)llround(dur * 1000));
@@ -191,8 +194,8 @@ static drb_step_status finish(drb_run *r, const drb_step *s, const char *uid, in
 
 /* Resume: a unit the interrupted run already finished, or decided at resume time. Returns 1
  * when handled (*st set), 0 when it must run. */
-static int resume_unit(drb_run *r, const drb_step *s, const char *uid, int top,
-		       const json_t *item, drb_step_status *st)
+static int resume_unit(drb_run *r, const drb_step *s, const char *uid, int top, const json_t *item,
+		       drb_step_status *st)
 {
 	drb_prior *p = drb_prior_find(r, uid);
 
@@ -212,9 +215,9 @@ static int resume_unit(drb_run *r, const drb_step *s, const char *uid, int top,
 	}
 	if (!strcmp(p->status, "assumed_done") || !strcmp(p->status, "verified_done")) {
 		drb_err none = {0};
-		json_t *extra = json_pack("{s:s}", "resumed",
-					  !strcmp(p->status, "verified_done") ? "done_when"
-									      : "--assume-done");
+		json_t *extra =
+		    json_pack("{s:s}", "resumed",
+			      !strcmp(p->status, "verified_done") ? "done_when" : "--assume-done");
 
 		*st = finish(r, s, uid, top,
 			     !strcmp(p->status, "verified_done") ? DRB_ST_OK : DRB_ST_ASSUMED, 0,
@@ -285,6 +288,9 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 		result = NULL;
 		drb_err_clear(err);
 		rc = drb_invoke(r, a, s, uid, args, deadline, &result, err);
+		/* a read-only script that raises (assert(lag < max, "...")) is a check saying no */
+		if (rc == DRB_ESCRIPT && a == &drb_action_lua && !mut)
+			err->cause = DRB_CAUSE_CHECK;
 		if (rc == 0 && s->until.src) {
 			int met = 0;
 
@@ -294,8 +300,9 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 
 				if (drb_mono_now() + s->every_s > poll_end) {
 					drb_duration_format(poll_end - t0, w, sizeof(w));
-					drb_err_set(err, DRB_ETIMEOUT, "until: '%s' not met within %s",
-						    s->until.src, w);
+					drb_err_set(err, DRB_ETIMEOUT,
+						    "until: '%s' not met within %s", s->until.src,
+						    w);
 					err->cause = DRB_CAUSE_CHECK;
 					goto failed;
 				}
@@ -469,9 +476,8 @@ static drb_step_status run_fanout(drb_run *r, const drb_step *s, drb_err *err)
 		width = f.n;
 	if (width > DRB_MAX_FANOUT)
 		width = DRB_MAX_FANOUT;
-	start = json_pack("{s:s, s:s, s:I, s:I}", "action", s->action, "for_each",
-			  s->for_each.src, "items", (json_int_t)f.n, "max_parallel",
-			  (json_int_t)width);
+	start = json_pack("{s:s, s:s, s:I, s:I}", "action", s->action, "for_each", s->for_each.src,
+			  "items", (json_int_t)f.n, "max_parallel", (json_int_t)width);
 	if (drb_emit(r, "step.start", s->id, start, err))
 		goto failed;
 	for (nth = 0; nth < width; nth++)
@@ -490,8 +496,8 @@ static drb_step_status run_fanout(drb_run *r, const drb_step *s, drb_err *err)
 			char uid[256];
 
 			snprintf(uid, sizeof(uid), "%s[%zu]", s->id, i + 1);
-			json_array_append_new(failures, json_pack("{s:s, s:s}", "step", uid,
-								  "error", f.errs[i].msg));
+			json_array_append_new(
+			    failures, json_pack("{s:s, s:s}", "step", uid, "error", f.errs[i].msg));
 			if (!failed++)
 				*err = f.errs[i];
 		}

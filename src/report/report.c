@@ -38,7 +38,7 @@ int drb_report_event_text(const char *event, const char *step, const json_t *d, 
 		char dur[32];
 
 		drb_duration_format((double)json_integer_value(json_object_get(d, "duration_ms")) /
-					    1000.0,
+					1000.0,
 				    dur, sizeof(dur));
 		if (!strcmp(st, "ok"))
 			snprintf(out, n, "%s %-28s %s", ok, step, dur);
@@ -101,9 +101,7 @@ static json_t *step_entry(json_t *steps, const char *uid)
 	size_t i;
 	json_t *s;
 
-	json_array_foreach(steps, i, s)
-		if (!strcmp(str(s, "id"), uid))
-			return s;
+	json_array_foreach(steps, i, s) if (!strcmp(str(s, "id"), uid)) return s;
 	s = json_pack("{s:s, s:s, s:i, s:i}", "id", uid, "status", "started", "attempts", 0,
 		      "calls", 0);
 	json_array_append_new(steps, s);
@@ -134,7 +132,8 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 	events = json_array();
 	json_object_set_new(m, "steps", steps);
 	json_object_set_new(m, "events", events);
-	json_array_foreach(recs, i, rec) {
+	json_array_foreach(recs, i, rec)
+	{
 		const char *ev = str(rec, "event"), *ts = str(rec, "ts");
 		const char *uid = json_string_value(json_object_get(rec, "step"));
 		json_t *d = json_object_get(rec, "data"), *s;
@@ -146,7 +145,8 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 				drb_rfc3339_parse(ts, &t0);
 			json_object_set_new(m, "run", json_string(str(rec, "run")));
 			if (json_object_get(d, "incident_start"))
-				json_object_set(m, "incident_start", json_object_get(d, "incident_start"));
+				json_object_set(m, "incident_start",
+						json_object_get(d, "incident_start"));
 		}
 		if (!strcmp(ev, "run.start")) {
 			json_object_set_new(m, "runbook", json_string(str(d, "runbook")));
@@ -184,8 +184,8 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 		} else if (uid && !strcmp(ev, "call")) {
 			s = step_entry(steps, uid);
 			json_object_set_new(
-				s, "calls",
-				json_integer(json_integer_value(json_object_get(s, "calls")) + 1));
+			    s, "calls",
+			    json_integer(json_integer_value(json_object_get(s, "calls")) + 1));
 		}
 		if (drb_report_event_text(ev, uid, d, 0, text, sizeof(text)))
 			json_array_append_new(events,
@@ -222,11 +222,20 @@ static void html(FILE *f, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
-		case '<': fputs("&lt;", f); break;
-		case '>': fputs("&gt;", f); break;
-		case '&': fputs("&amp;", f); break;
-		case '"': fputs("&quot;", f); break;
-		default: fputc(*s, f);
+		case '<':
+			fputs("&lt;", f);
+			break;
+		case '>':
+			fputs("&gt;", f);
+			break;
+		case '&':
+			fputs("&amp;", f);
+			break;
+		case '"':
+			fputs("&quot;", f);
+			break;
+		default:
+			fputc(*s, f);
 		}
 	}
 }
@@ -266,10 +275,11 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 	if (is_html) {
 		fputs("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>drbook run ", f);
 		html(f, str(m, "run"));
-		fputs("</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:"
-		      "collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
-		      ".failed{color:#b00}.ok{color:#070}</style></head><body>\n<h1>Run ",
-		      f);
+		fputs(
+		    "</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:"
+		    "collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
+		    ".failed{color:#b00}.ok{color:#070}</style></head><body>\n<h1>Run ",
+		    f);
 		html(f, str(m, "run"));
 		fputs(": ", f);
 		html(f, str(m, "name"));
@@ -277,13 +287,13 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 	} else {
 		fprintf(f, "# Run %s: %s\n\n", str(m, "run"), str(m, "name"));
 	}
-#define ITEM(label, val)                                                                  \
-	do {                                                                              \
-		fputs(is_html ? "<li><b>" : "- **", f);                                     \
-		fputs(label, f);                                                          \
-		fputs(is_html ? "</b>: " : "**: ", f);                                      \
-		esc(f, val);                                                              \
-		fputs(is_html ? "</li>\n" : "\n", f);                                       \
+#define ITEM(label, val)                                                                           \
+	do {                                                                                       \
+		fputs(is_html ? "<li><b>" : "- **", f);                                            \
+		fputs(label, f);                                                                   \
+		fputs(is_html ? "</b>: " : "**: ", f);                                             \
+		esc(f, val);                                                                       \
+		fputs(is_html ? "</li>\n" : "\n", f);                                              \
 	} while (0)
 	ITEM("Outcome", str(m, "status"));
 	if (json_object_get(m, "error"))
@@ -308,23 +318,26 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 	ITEM("Integrity", str(integ, "message"));
 #undef ITEM
 	if (is_html)
-		fputs("</ul>\n<h2>Steps</h2>\n<table><tr><th>step</th><th>action</th><th>status</th>"
-		      "<th>start</th><th>duration</th><th>attempts</th><th>calls</th><th>error</th>"
-		      "</tr>\n",
-		      f);
+		fputs(
+		    "</ul>\n<h2>Steps</h2>\n<table><tr><th>step</th><th>action</th><th>status</th>"
+		    "<th>start</th><th>duration</th><th>attempts</th><th>calls</th><th>error</th>"
+		    "</tr>\n",
+		    f);
 	else
-		fputs("\n## Steps\n\n| step | action | status | start | duration | attempts | calls "
-		      "| error |\n|---|---|---|---|---|---|---|---|\n",
-		      f);
-	json_array_foreach(json_object_get(m, "steps"), i, s) {
+		fputs(
+		    "\n## Steps\n\n| step | action | status | start | duration | attempts | calls "
+		    "| error |\n|---|---|---|---|---|---|---|---|\n",
+		    f);
+	json_array_foreach(json_object_get(m, "steps"), i, s)
+	{
 		char start[32], dur[32];
 
 		snprintf(start, sizeof(start), "+%.1fs",
 			 json_number_value(json_object_get(s, "offset_s")));
 		if (json_is_integer(json_object_get(s, "duration_ms")))
 			drb_duration_format(
-				(double)json_integer_value(json_object_get(s, "duration_ms")) / 1000.0,
-				dur, sizeof(dur));
+			    (double)json_integer_value(json_object_get(s, "duration_ms")) / 1000.0,
+			    dur, sizeof(dur));
 		else
 			snprintf(dur, sizeof(dur), "-");
 		if (is_html) {
@@ -332,8 +345,9 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 			html(f, str(s, "id"));
 			fputs("</td><td>", f);
 			html(f, str(s, "action"));
-			fprintf(f, "</td><td>%s</td><td>%s</td><td>%s</td><td>%lld</td><td>%lld</td>"
-				   "<td>",
+			fprintf(f,
+				"</td><td>%s</td><td>%s</td><td>%s</td><td>%lld</td><td>%lld</td>"
+				"<td>",
 				str(s, "status"), start, dur,
 				(long long)json_integer_value(json_object_get(s, "attempts")),
 				(long long)json_integer_value(json_object_get(s, "calls")));
@@ -352,7 +366,8 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 		}
 	}
 	fputs(is_html ? "</table>\n<h2>Timeline</h2>\n<pre>\n" : "\n## Timeline\n\n```\n", f);
-	json_array_foreach(json_object_get(m, "events"), i, s) {
+	json_array_foreach(json_object_get(m, "events"), i, s)
+	{
 		char line[2300];
 
 		snprintf(line, sizeof(line), "%.12s +%8.3fs  %s\n", str(s, "ts") + 11,

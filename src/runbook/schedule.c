@@ -74,7 +74,7 @@ static void drill_parse(drb_schedule *s, const char *dir, const ynode *m, drb_dr
 			drb_diags *d)
 {
 	static const char *const keys[] = {"name",    "runbook", "every",   "params",
-					   "approve", "yes",     "enabled", NULL};
+					   "approve", "yes",	 "enabled", NULL};
 	const ynode *v;
 
 	dr->pos = m->pos;
@@ -117,7 +117,8 @@ static void drill_parse(drb_schedule *s, const char *dir, const ynode *m, drb_dr
 		} else {
 			dr->params = calloc(v->n / 2 + 1, sizeof(char *));
 			for (size_t i = 0; dr->params && i + 1 < v->n; i += 2)
-				dr->params[dr->n_params++] = param_kv(v->kids[i]->str, v->kids[i + 1]);
+				dr->params[dr->n_params++] =
+				    param_kv(v->kids[i]->str, v->kids[i + 1]);
 		}
 	}
 	if ((v = get(m, "approve"))) {
@@ -127,7 +128,8 @@ static void drill_parse(drb_schedule *s, const char *dir, const ynode *m, drb_dr
 			dr->approve = calloc(v->n + 1, sizeof(char *));
 			for (size_t i = 0; dr->approve && i < v->n; i++) {
 				if (!is_str(v->kids[i]))
-					drb_diags_add(d, v->kids[i]->pos, "a step id must be a string");
+					drb_diags_add(d, v->kids[i]->pos,
+						      "a step id must be a string");
 				else
 					dr->approve[dr->n_approve++] = strdup(v->kids[i]->str);
 			}
@@ -166,7 +168,8 @@ int drb_schedule_load(drb_schedule **out, const char *path, drb_diags *diags)
 		goto out;
 	}
 	if (!drb_runbook_is_text((const unsigned char *)buf, len)) {
-		drb_diags_add(diags, (drb_pos){0, 0}, "not a text file (NUL byte or invalid UTF-8)");
+		drb_diags_add(diags, (drb_pos){0, 0},
+			      "not a text file (NUL byte or invalid UTF-8)");
 		rc = DRB_EINVAL;
 		goto out;
 	}
@@ -177,7 +180,8 @@ int drb_schedule_load(drb_schedule **out, const char *path, drb_diags *diags)
 		goto out;
 	}
 	if (root->kind != YN_MAP) {
-		drb_diags_add(diags, root->pos, "the top level must be a mapping (version, drills)");
+		drb_diags_add(diags, root->pos,
+			      "the top level must be a mapping (version, drills)");
 		rc = DRB_EINVAL;
 		goto out;
 	}
