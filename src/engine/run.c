@@ -734,8 +734,15 @@ verdict:
 	snprintf(out->audit_path, sizeof(out->audit_path), "%s",
 		 r->audit ? drb_audit_path(r->audit) : "");
 	out->steps = json_incref(r->summary);
-	if (first.msg[0])
-		snprintf(out->error, sizeof(out->error), "%s", first.msg);
+	if (first.msg[0]) {
+		json_t *e = json_pack("{s:s}", "error", first.msg),
+		       *red = e ? drb_redact(r, e) : NULL;
+
+		snprintf(out->error, sizeof(out->error), "%s",
+			 json_string_value(json_object_get(red, "error")) ?: "");
+		json_decref(e);
+		json_decref(red);
+	}
 	return 0;
 }
 

@@ -146,13 +146,18 @@ static void summary_add(drb_run *r, const char *uid, drb_step_status st, int att
 {
 	json_t *o = json_pack("{s:s, s:s, s:i, s:I}", "id", uid, "status", drb_status_name(st),
 			      "attempts", attempts, "duration_ms", (json_int_t)llround(dur * 1000));
+	json_t *shown;
 
 	if (!o)
 		return;
 	if (error)
 		json_object_set_new(o, "error", json_string(error));
+	shown = drb_redact(r, o); /* the summary is output: no secret parameter in it */
+	json_decref(o);
+	if (!shown)
+		return;
 	pthread_mutex_lock(&r->mu);
-	json_array_append_new(r->summary, o);
+	json_array_append_new(r->summary, shown);
 	pthread_mutex_unlock(&r->mu);
 }
 

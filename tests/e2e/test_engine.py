@@ -424,6 +424,20 @@ def test_secret_params_never_reach_log_or_output(c):
     with open(c.path("run.jsonl")) as f:
         check(secret not in f.read(), "secret in the audit log")
     check(secret not in r.out and secret not in r.err, "secret in the output")
+    rb2 = c.write("x2.yaml", """
+        version: 1
+        name: secret-in-error
+        params:
+          password: { type: string, secret: true }
+        steps:
+          - id: leak
+            action: lua
+            script: error("cannot log in with " .. params.password)
+    """)
+    r = c.drbook("run", rb2, "-p", f"password={secret}", "--audit", "run2.jsonl")
+    check(r.code == 1, "failing run", r)
+    check(secret not in r.out and secret not in r.err, "secret in an error's summary", r)
+    check(secret not in open(c.path("run2.jsonl")).read(), "secret in the log's error")
 
 
 def test_json_output_is_one_event_per_line(c):
