@@ -67,8 +67,13 @@ def setup_pg(paths, password, ports, out):
         b.start()
         eu = Node(paths, EU_NODE, ports[EU_NODE], password)
         eu.clone_from(a.port)
+        # Streaming through the writer endpoint, and the WAL archive as the fallback: after a
+        # failover the new writer may not hold the segments this replica still needs (a
+        # rebuilt standby starts its pg_wal later), as a real cross-region replica reads
+        # them from the archive.
         eu.write_config(archive=False,
-                        primary_conninfo=eu.replication_conninfo(ports["writer_endpoint"]))
+                        primary_conninfo=eu.replication_conninfo(ports["writer_endpoint"]),
+                        recovery={"archive_fallback": True})
         (eu.datadir / "standby.signal").touch()
         from .common import chown_pg
         chown_pg(eu.datadir / "standby.signal")
