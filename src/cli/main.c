@@ -566,6 +566,15 @@ static int cmd_audit(int argc, char **argv)
 			printf("%s: ok: %s\n", argv[1 + first], vr.msg);
 		return 0;
 	}
+	if (vr.kind == DRB_VERIFY_TRUNCATED) {
+		/* a crash, not tampering: every complete record verified (exit 1 means tampered) */
+		fprintf(stderr, "%s:%ld: warning: %s\n", argv[1 + first], vr.line, vr.msg);
+		if (!c.quiet)
+			printf("%s: ok up to line %ld (%ld complete records verified); the last line "
+			       "is an interrupted write\n",
+			       argv[1 + first], vr.line - 1, vr.records);
+		return 0;
+	}
 	fprintf(stderr, "%s:%ld: %s\n", argv[1 + first], vr.line, vr.msg);
 	return DRB_EXIT_FAILED;
 }

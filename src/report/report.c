@@ -125,9 +125,10 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 		drb_err_prefix(err, "%s (integrity: %s): ", path, vr.msg);
 		return rc;
 	}
+	/* an interrupted last write (a crash) leaves every complete record trustworthy */
 	m = json_pack("{s:s, s:{s:b, s:i, s:I, s:s}}", "log", path, "integrity", "ok",
-		      vr.kind == DRB_VERIFY_OK, "kind", (int)vr.kind, "line", (json_int_t)vr.line,
-		      "message", vr.msg);
+		      vr.kind == DRB_VERIFY_OK || vr.kind == DRB_VERIFY_TRUNCATED, "kind",
+		      (int)vr.kind, "line", (json_int_t)vr.line, "message", vr.msg);
 	steps = json_array();
 	events = json_array();
 	json_object_set_new(m, "steps", steps);
