@@ -13,7 +13,9 @@
 #include "engine_int.h"
 
 const drb_action drb_action_lua = {.name = "lua", .mode = DRB_ACT_STEP};
-const drb_action drb_action_approval = {.name = "approval", .mode = DRB_ACT_MUT};
+/* An approval changes nothing outside: a denied one before any change is a refusal. The
+ * loader keeps it out of preflight by name. */
+const drb_action drb_action_approval = {.name = "approval", .mode = DRB_ACT_RO};
 
 static const drb_action *const builtins[] = {
     &drb_action_lua,  &drb_action_approval, &drb_action_sleep,

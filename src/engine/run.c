@@ -666,7 +666,7 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 			exit_code = DRB_EXIT_REFUSED;
 			goto verdict;
 		}
-		exit_code = st == DRB_ST_REFUSED ? DRB_EXIT_REFUSED : DRB_EXIT_FAILED;
+		exit_code = DRB_EXIT_FAILED; /* something changed: refusals ended above */
 		if (pol == DRB_ONF_ROLLBACK && !(*r->cancel)) {
 			rolled_failed = rollback(r, first.msg);
 			status = rolled_failed ? "failed" : "rolled_back";
@@ -676,7 +676,7 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 					 "; %d rollback action(s) failed: needs a human",
 					 rolled_failed);
 		} else {
-			status = st == DRB_ST_REFUSED ? "refused" : "failed";
+			status = "failed";
 		}
 		goto verdict;
 	}

@@ -58,6 +58,32 @@ def test_approval_without_terminal_is_refused_with_exit_3(c):
     check(appr and appr[-1]["data"]["approved"] is True, "approval event recorded")
 
 
+def test_denied_approval_after_a_change_rolls_back_and_fails(c):
+    rb = c.write("a2.yaml", """
+        version: 1
+        name: approval-midway
+        steps:
+          - id: first
+            action: exec
+            with: { argv: [touch, first] }
+            rollback:
+              action: exec
+              with: { argv: [rm, first] }
+          - id: gate
+            action: approval
+            with: { message: "go on?" }
+          - id: second
+            action: exec
+            with: { argv: [touch, second] }
+        on_failure: rollback
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "a change was made before the gate: a failure, not a refusal", r)
+    check(not os.path.exists(c.path("first")), "the first step was rolled back")
+    check(not os.path.exists(c.path("second")), "nothing after the gate ran")
+    check(c.log()[-1]["data"]["status"] == "rolled_back", "run.end rolled_back")
+
+
 def test_plan_calls_no_mutating_action(c):
     rb = c.write("p.yaml", """
         version: 1
