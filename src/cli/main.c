@@ -169,7 +169,9 @@ static int push(char **v, size_t *n, char *s, const char *what)
 }
 
 /* Parses options of run/plan/resume; returns the index of the first operand or -1. */
-static int parse(int argc, char **argv, cli *c, const char *usage)
+/* Parses the options of a command; `allowed` lists the long option names that command takes
+ * (space separated, "help" is always allowed). Returns the index of the first operand or -1. */
+static int parse(int argc, char **argv, cli *c, const char *usage, const char *allowed)
 {
 	enum {
 		O_DRILL = 256,
@@ -209,12 +211,23 @@ static int parse(int argc, char **argv, cli *c, const char *usage)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int ch;
+	int ch, idx = -1;
 
 	/* glibc permutes argv, so options may follow the operand: drbook run x.yaml -p a=b */
 	optind = 0;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "p:h", opts, &idx)) != -1) {
+		const char *name = ch == 'p' ? "param" : ch == 'h' ? "help" : NULL;
+		char want[64];
+
+		if (!name && ch != '?' && ch != ':' && idx >= 0)
+			name = opts[idx].name;
+		snprintf(want, sizeof(want), " %s ", name ? name : "");
+		if (name && strcmp(name, "help") && !strstr(allowed, want)) {
+			fprintf(stderr, "drbook: option --%s does not apply here\n\n%s", name, usage);
+			return -1;
+		}
+		idx = -1;
 		switch (ch) {
 		case 'p':
 			if (!strchr(optarg, '=')) {
@@ -448,7 +461,13 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 	unsigned char *key = NULL;
 	size_t klen = 0;
 	const char *usage = mode == DRB_MODE_PLAN ? usage_plan : usage_run;
-	int first = parse(argc, argv, &c, usage), rc;
+	int first = parse(argc, argv, &c, usage,
+			  mode == DRB_MODE_PLAN
+				  ? " param drill audit audit-key-file key-file runs-dir json quiet "
+				    "incident-start "
+				  : " param drill audit audit-key-file key-file approve yes incident-start "
+				    "runs-dir json quiet "),
+	    rc;
 
 	memset(&res, 0, sizeof(res));
 	if (first < 0)
@@ -495,7 +514,10 @@ static int cmd_resume(int argc, char **argv)
 	drb_err err = {0};
 	unsigned char *key = NULL;
 	size_t klen = 0;
-	int first = parse(argc, argv, &c, usage_resume), rc;
+	int first = parse(argc, argv, &c, usage_resume,
+			  " assume-done retry approve yes audit-key-file key-file runs-dir json "
+			  "quiet "),
+	    rc;
 
 	memset(&res, 0, sizeof(res));
 	if (first < 0)
@@ -545,7 +567,7 @@ static int cmd_audit(int argc, char **argv)
 		fputs(usage_audit, stdout);
 		return 0;
 	}
-	first = parse(argc - 1, argv + 1, &c, usage_audit);
+	first = parse(argc - 1, argv + 1, &c, usage_audit, " key-file audit-key-file quiet ");
 	if (first < 0)
 		return DRB_EXIT_USAGE;
 	if (first >= argc - 1 || argc - 1 - first != 1) {
@@ -588,7 +610,8 @@ static int cmd_replay(int argc, char **argv)
 	drb_err err = {0};
 	json_t *diff = NULL, *d;
 	size_t i;
-	int first = parse(argc, argv, &c, usage_replay), rc;
+	int first = parse(argc, argv, &c, usage_replay, " runbook json quiet audit runs-dir "),
+	    rc;
 
 	memset(&res, 0, sizeof(res));
 	if (first < 0)
@@ -701,8 +724,12 @@ static int cmd_gameday(int argc, char **argv)
 	drb_schedule *s = NULL;
 	drb_diags d;
 	const char *runs;
-	int first = parse(argc, argv, &c, usage_gameday), rc = DRB_EXIT_OK;
+	int first = parse(argc, argv, &c, usage_gameday,
+			  " due list runs-dir json quiet audit-key-file key-file "),
+	    rc = DRB_EXIT_OK;
 	int64_t now = drb_wall_ms();
+	unsigned char *key = NULL;
+	size_t klen = 0;
 
 	if (first < 0)
 		return DRB_EXIT_USAGE;
@@ -718,6 +745,10 @@ static int cmd_gameday(int argc, char **argv)
 		return DRB_EXIT_USAGE;
 	}
 	drb_diags_free(&d);
+	if (load_key(&c, &key, &klen)) { /* drills sign their logs like any run */
+		drb_schedule_free(s);
+		return DRB_EXIT_USAGE;
+	}
 	if (c.list)
 		printf("%-32s %-10s %-24s %-12s %s\n", "drill", "every", "last run", "status",
 		       "next due");
@@ -759,7 +790,7 @@ static int cmd_gameday(int argc, char **argv)
 			if (load(dr->runbook, &rb)) {
 				code = DRB_EXIT_USAGE;
 			} else {
-				fill_opts(&o, &c, NULL, 0);
+				fill_opts(&o, &c, key, klen);
 				o.drill = 1;
 				o.params_kv = dr->params;
 				o.n_params_kv = dr->n_params;
@@ -790,6 +821,7 @@ static int cmd_gameday(int argc, char **argv)
 		}
 	}
 	drb_schedule_free(s);
+	free_key(key, klen);
 	return rc;
 }
 
@@ -801,7 +833,8 @@ static int cmd_report(int argc, char **argv)
 	json_t *model = NULL;
 	unsigned char *key = NULL;
 	size_t klen = 0;
-	int first = parse(argc, argv, &c, usage_report), rc;
+	int first = parse(argc, argv, &c, usage_report, " format key-file audit-key-file "),
+	    rc;
 
 	if (first < 0)
 		return DRB_EXIT_USAGE;

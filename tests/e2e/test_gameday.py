@@ -45,6 +45,25 @@ def test_due_drills_run_once_then_wait(c):
     check(r.code == 0 and "succeeded" in r.out and "disabled" in r.out, "list", r)
 
 
+def test_drill_logs_are_signed_with_the_key(c):
+    s = schedule(c)
+    key = c.write("key", "game day key\n")
+    r = c.drbook("gameday", s, "--runs-dir", "runs", env={"DRBOOK_AUDIT_KEY_FILE": key})
+    check(r.code == 0, "drills ran", r)
+    for f in os.listdir(c.path("runs")):
+        if f.endswith(".jsonl"):
+            check('"mac":' in open(c.path("runs/" + f)).read(), f"{f} carries MACs")
+            v = c.drbook("audit", "verify", "runs/" + f, "--key-file", key)
+            check(v.code == 0, "MACs verify", v)
+
+
+def test_options_of_other_commands_are_refused(c):
+    r = c.drbook("gameday", schedule(c), "--yes")
+    check(r.code == 2 and "does not apply" in r.err, "--yes is not a gameday option", r)
+    r = c.drbook("plan", os.path.join(EXAMPLES, "parallel.yaml"), "--approve", "x")
+    check(r.code == 2, "--approve does not apply to plan", r)
+
+
 def test_failing_drill_sets_exit_code(c):
     s = c.write("gd.yaml", f"""
         version: 1
