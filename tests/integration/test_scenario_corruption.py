@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
@@ -299,6 +300,13 @@ def body(sb, c):
         sb.client("sns").subscribe(TopicArn=sb.vars["DRB_SANDBOX_TOPIC_ARN"], Protocol="http",
                                    Endpoint=alerts.url)
         original = point_record_at_prod(sb)
+        # The seed snapshot is taken at the end of `up`; restore points are whole seconds
+        # (rounded down), so the corruption must come more than a second after the snapshot
+        # for "the newest snapshot at or before the restore point" to exist.
+        snap_at = sb.client("rds").describe_db_snapshots(
+            DBSnapshotIdentifier=sb.vars["DRB_SANDBOX_SNAPSHOT"])["DBSnapshots"][0][
+            "SnapshotCreateTime"].timestamp()
+        time.sleep(max(0.0, snap_at + 2.5 - time.time()))
         corr = sb.inject("corruption")
         c.eq(read_json(os.path.join(sb.dir, "corruption.json")), corr,
              "corruption.json holds the injection's times")
