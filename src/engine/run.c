@@ -609,8 +609,10 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		notify(r, "start", NULL);
 	r->phase_ro = 1;
 	for (size_t i = 0; do_preflight && i < rb->n_preflight; i++) {
-		if (drb_step_execute(r, &rb->preflight[i], &err) != DRB_ST_OK &&
-		    !(rb->preflight[i].critical == 0)) {
+		drb_step_status st = drb_step_execute(r, &rb->preflight[i], &err);
+
+		/* a check skipped by its when: passes; a non-critical one never refuses */
+		if ((st == DRB_ST_FAILED || st == DRB_ST_REFUSED) && rb->preflight[i].critical) {
 			status = "refused";
 			exit_code = DRB_EXIT_REFUSED;
 			snprintf(first.msg, sizeof(first.msg), "preflight '%s' failed: %s",

@@ -111,6 +111,35 @@ def test_plan_calls_no_mutating_action(c):
     check(not events(c.log(), "step.start", "change"), "no step.start for steps in plan")
 
 
+def test_preflight_when_false_skips_the_check(c):
+    rb = c.write("pw.yaml", """
+        version: 1
+        name: preflight-when
+        params:
+          strict: { type: bool, default: false }
+        preflight:
+          - id: strict-only
+            action: lua
+            read_only: true
+            when: params.strict
+            script: error("strict check failed")
+          - id: optional
+            action: lua
+            read_only: true
+            critical: false
+            script: error("advisory only")
+        steps:
+          - id: change
+            action: exec
+            with: { argv: [touch, changed] }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 0 and os.path.exists(c.path("changed")),
+          "a skipped check and a non-critical failure do not refuse the run", r)
+    r = c.drbook("run", rb, "-p", "strict=true", "--audit", "run2.jsonl")
+    check(r.code == 3, "the strict check refuses", r)
+
+
 def test_preflight_rejects_mutating_lua_call(c):
     rb = c.write("p.yaml", """
         version: 1
