@@ -632,5 +632,52 @@ def test_notifications_at_start_failure_and_end(c):
         hooks.wait()
 
 
+def test_tls_is_verified_and_ca_file_trusts_a_private_ca(c):
+    cert, key = c.path("cert.pem"), c.path("key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    server = subprocess.Popen(["python3", "-c", f"""
+import http.server, ssl
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header('Content-Length', '2'); self.end_headers()
+        self.wfile.write(b'ok')
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(('127.0.0.1', 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain('{cert}', '{key}')
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+print(s.server_address[1], flush=True)
+s.timeout = 20
+for _ in range(4):
+    try:
+        s.handle_request()
+    except Exception:
+        pass
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        rb = c.write("tls.yaml", f"""
+            version: 1
+            name: tls
+            params:
+              ca: {{ type: string, default: "" }}
+            steps:
+              - id: get
+                action: http.request
+                with: {{ url: "https://127.0.0.1:{port}/", ca_file: "${{params.ca ~= '' and params.ca or nil}}" }}
+                assert: result.status == 200
+        """)
+        r = c.drbook("run", rb, "--audit", "run.jsonl")
+        check(r.code == 1, "a self-signed certificate is refused (verification is on)", r)
+        err = events(c.log(), "step.end", "get")[0]["data"]["error"]
+        check("TLS" in err or "certificate" in err, f"says why: {err}")
+        r = c.drbook("run", rb, "-p", f"ca={cert}", "--audit", "run2.jsonl")
+        check(r.code == 0, "trusted through ca_file", r)
+    finally:
+        server.kill()
+        server.wait()
+
+
 if __name__ == "__main__":
     main(globals())
