@@ -1,5 +1,5 @@
 /* libFuzzer target for the runbook loader: any bytes in, diagnostics or a model out, never a
- * crash, a leak or unbounded work. Not part of the CMake build (needs clang); build by hand:
+ * crash, a leak or unbounded work. Built and run by scripts/fuzz (part of scripts/test); by hand:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Itests/unit \
  *     tests/fuzz/fuzz_runbook.c src/runbook/[a-z]*.c src/core/[a-z]*.c \
  *     $(pkg-config --cflags --libs yaml-0.1 jansson lua5.4 libcurl) -lssl -lcrypto -lm \
