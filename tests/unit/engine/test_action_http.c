@@ -19,9 +19,9 @@
 
 #include "engine/builtins.h"
 #include "http/direct_seam.h"
-#include "http/fault_server.h"
+#include "test_server.h"
 
-static fault_server g_fs;
+static test_server g_fs;
 
 typedef struct fixture {
 	direct_seam seam;
@@ -33,12 +33,12 @@ static int group_setup(void **state)
 {
 	if (drb_http_global_init() != 0)
 		return -1;
-	return fault_server_start(&g_fs);
+	return test_server_start(&g_fs, "tests/tools/fault_server.py");
 }
 
 static int group_teardown(void **state)
 {
-	fault_server_stop(&g_fs);
+	test_server_stop(&g_fs);
 	drb_http_global_cleanup();
 	return 0;
 }

@@ -18,20 +18,20 @@
 #include <drbook/http.h>
 #include <drbook/util.h>
 
-#include "http/fault_server.h"
+#include "test_server.h"
 
-static fault_server g_fs;
+static test_server g_fs;
 
 static int group_setup(void **state)
 {
 	if (drb_http_global_init() != 0)
 		return -1;
-	return fault_server_start(&g_fs);
+	return test_server_start(&g_fs, "tests/tools/fault_server.py");
 }
 
 static int group_teardown(void **state)
 {
-	fault_server_stop(&g_fs);
+	test_server_stop(&g_fs);
 	drb_http_global_cleanup();
 	return 0;
 }

@@ -21,10 +21,10 @@
 #include <drbook/notify.h>
 #include <drbook/util.h>
 
-#include "notify/hooks_server.h"
+#include "test_server.h"
 #include "providers/notify/notify_int.h"
 
-static hooks_server g_srv;
+static test_server g_srv;
 
 #define SLACK_TOKEN "XSLACKSECRETTOKEN0000000001"
 #define SLACK_PATH "/services/T0000AAAA/B0000BBBB/" SLACK_TOKEN
@@ -206,12 +206,12 @@ static int group_setup(void **state)
 {
 	if (drb_http_global_init() != 0)
 		return -1;
-	return hooks_server_start(&g_srv);
+	return test_server_start(&g_srv, "tests/unit/notify/fake_hooks.py");
 }
 
 static int group_teardown(void **state)
 {
-	hooks_server_stop(&g_srv);
+	test_server_stop(&g_srv);
 	drb_http_global_cleanup();
 	return 0;
 }

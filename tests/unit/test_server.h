@@ -1,8 +1,10 @@
-/* Test helper for the notify tests (adapted from tests/unit/http/fault_server.h): starts
- * tests/unit/notify/fake_hooks.py, a fake Slack webhook and PagerDuty endpoint, on a free
- * loopback port and stops it. Header-only: the build turns every test_*.c into a program. */
-#ifndef DRB_TEST_HOOKS_SERVER_H
-#define DRB_TEST_HOOKS_SERVER_H
+/* Test helper shared by every test that needs a local Python server (the HTTP client's and
+ * the http.request action's tests with tests/tools/fault_server.py, the notify tests with
+ * tests/unit/notify/fake_hooks.py): starts the script on a free loopback port (it prints the
+ * port as its first line and exits when its stdin closes) and stops it. Header-only on
+ * purpose (the build turns every test_*.c into a program; this is not one). */
+#ifndef DRB_TEST_SERVER_H
+#define DRB_TEST_SERVER_H
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,16 +17,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef struct hooks_server {
+typedef struct test_server {
 	pid_t pid;
 	int stdin_fd; /* closing it makes the server exit (--watch-stdin), even if we crash */
 	int port;
 	char base[64]; /* "http://127.0.0.1:PORT" */
-} hooks_server;
+} test_server;
 
-/* Starts the server; returns 0, or -1 with a message on stderr (python3 missing, script
- * missing, no port within 15 s): a missing dependency fails the test, never skips it. */
-static int hooks_server_start(hooks_server *fs)
+/* Starts script (a path relative to the source tree); returns 0, or -1 with a message on
+ * stderr (python3 missing, script missing, no port within 15 s): a missing dependency fails
+ * the test, never skips it. */
+static int test_server_start(test_server *fs, const char *rel_script)
 {
 	char script[4096], line[32];
 	int out[2] = {-1, -1}, in[2] = {-1, -1};
@@ -34,13 +37,13 @@ static int hooks_server_start(hooks_server *fs)
 	memset(fs, 0, sizeof(*fs));
 	fs->pid = -1;
 	fs->stdin_fd = -1;
-	snprintf(script, sizeof(script), "%s/tests/unit/notify/fake_hooks.py", DRB_SOURCE_DIR);
+	snprintf(script, sizeof(script), "%s/%s", DRB_SOURCE_DIR, rel_script);
 	if (access(script, R_OK) != 0) {
-		fprintf(stderr, "hooks server: %s: %s\n", script, strerror(errno));
+		fprintf(stderr, "test server: %s: %s\n", script, strerror(errno));
 		goto out;
 	}
 	if (pipe(out) != 0 || pipe(in) != 0) {
-		perror("hooks server: pipe");
+		perror("test server: pipe");
 		goto out;
 	}
 	/* Close-on-exec so later children (the exec tests) do not hold the server's stdin. */
@@ -50,14 +53,14 @@ static int hooks_server_start(hooks_server *fs)
 	fcntl(in[1], F_SETFD, FD_CLOEXEC);
 	fs->pid = fork();
 	if (fs->pid < 0) {
-		perror("hooks server: fork");
+		perror("test server: fork");
 		goto out;
 	}
 	if (fs->pid == 0) {
 		dup2(in[0], 0);
 		dup2(out[1], 1);
 		execlp("python3", "python3", script, "--watch-stdin", (char *)NULL);
-		fprintf(stderr, "hooks server: cannot run python3: %s\n", strerror(errno));
+		fprintf(stderr, "test server: cannot run python3: %s\n", strerror(errno));
 		_exit(127);
 	}
 	close(out[1]);
@@ -71,12 +74,12 @@ static int hooks_server_start(hooks_server *fs)
 		ssize_t n;
 
 		if (poll(&p, 1, 15000) <= 0) {
-			fprintf(stderr, "hooks server: no port within 15 s\n");
+			fprintf(stderr, "test server: no port within 15 s\n");
 			goto out;
 		}
 		n = read(out[0], line + got, 1);
 		if (n <= 0) {
-			fprintf(stderr, "hooks server: exited before printing its port\n");
+			fprintf(stderr, "test server: exited before printing its port\n");
 			goto out;
 		}
 		if (line[got] == '\n')
@@ -86,7 +89,7 @@ static int hooks_server_start(hooks_server *fs)
 	line[got] = '\0';
 	fs->port = (int)strtol(line, NULL, 10);
 	if (fs->port <= 0 || fs->port > 65535) {
-		fprintf(stderr, "hooks server: bad port line '%s'\n", line);
+		fprintf(stderr, "test server: bad port line '%s'\n", line);
 		goto out;
 	}
 	snprintf(fs->base, sizeof(fs->base), "http://127.0.0.1:%d", fs->port);
@@ -109,7 +112,7 @@ out:
 }
 
 /* Stops and reaps the server; safe to call twice or after a failed start. */
-static void hooks_server_stop(hooks_server *fs)
+static void test_server_stop(test_server *fs)
 {
 	if (fs->stdin_fd >= 0)
 		close(fs->stdin_fd);
