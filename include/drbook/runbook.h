@@ -149,10 +149,17 @@ typedef struct drb_runbook {
 	size_t n_steps;
 	drb_on_failure on_failure; /* DRB_ONF_ABORT when unset */
 	double deadline_s;         /* 0 when unset */
-	char *lock;                /* run lock key, or NULL: the engine uses the name */
+	char **locks;              /* run lock keys (lock:), or none: the engine uses the name */
+	size_t n_locks;
 	drb_notify *notify;
 	size_t n_notify;
 } drb_runbook;
+
+/* Lock keys (and a runbook's name, the default key) name lock files and DynamoDB items:
+ * 1 to DRB_LOCK_KEY_MAX bytes of text without control characters. Returns 1 when key is one. */
+#define DRB_LOCK_KEY_MAX 80
+#define DRB_LOCK_KEYS_MAX 32
+int drb_runbook_lock_key_ok(const char *key);
 
 /* How the loader learns which action names exist and whether they mutate: the caller (the
  * engine's registry) answers. action_mode(): 0 read-only, 1 mutating, 2 decided at run time

@@ -69,7 +69,8 @@ static const char usage_run[] =
     "      --approve STEP         approve the approval step STEP (repeatable)\n"
     "      --yes                  approve every approval step\n"
     "      --incident-start TIME  measure RTO from this RFC 3339 time instead of run start\n"
-    "      --runs-dir DIR         where logs and run locks live (default ./drbook-runs)\n"
+    "      --runs-dir DIR         where logs live (default ./drbook-runs); run locks\n"
+    "                             live in DRBOOK_LOCK_DIR (default /run/drbook/locks)\n"
     "      --json                 one JSON event per line on stdout\n"
     "      --quiet                print nothing but errors\n"
     "  -h, --help                 this text\n"
@@ -107,8 +108,8 @@ static const char usage_resume[] =
     "      --retry STEP           run the interrupted STEP again\n"
     "      --approve STEP, --yes  approvals still to be given\n"
     "      --audit-key-file F     the log's HMAC key (or DRBOOK_AUDIT_KEY_FILE)\n"
-    "      --runs-dir DIR         where run locks live (default ./drbook-runs)\n"
-    "      --json, --quiet        output as for run\n";
+    "      --json, --quiet        output as for run\n"
+    "The run takes its run locks again (DRBOOK_LOCK_DIR, default /run/drbook/locks).\n";
 
 static const char usage_audit[] =
     "usage: drbook audit verify AUDIT [--key-file F]\n"
@@ -271,6 +272,11 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 				return -1;
 			break;
 		case O_RUNS:
+			if (!*optarg) {
+				fprintf(stderr, "drbook: --runs-dir needs a folder, not an empty "
+						"string\n");
+				return -1;
+			}
 			c->runs_dir = optarg;
 			break;
 		case O_FORMAT:

@@ -100,8 +100,21 @@ int drb_approval(drb_run *r, const drb_step *s, const char *uid, const json_t *a
 		 json_t **result, drb_err *err);
 
 /* Takes the run lock for key; returns 0 and an fd, or DRB_EDENIED when held elsewhere. */
-int drb_lock_take(const char *runs_dir, const char *key, int *fd, drb_err *err);
-void drb_lock_release(int fd);
+typedef struct drb_lockset drb_lockset;
+/* Takes every key (duplicates once, in sorted order) or none: on refusal DRB_EDENIED with a
+ * message naming the key and its holder. holder is a one-line note left for the refused ("run
+ * R (operator O on host H, pid P)"). *out is the caller's to release. */
+int drb_lockset_take(drb_lockset **out, const char *const *keys, size_t n, const char *holder,
+		     drb_err *err);
+/* The held keys, sorted (a new array, the caller's). */
+json_t *drb_lockset_keys(const drb_lockset *ls);
+void drb_lockset_release(drb_lockset *ls); /* accepts NULL */
+/* Takes the locks of a run of rb: the keys recorded in its run.start (resume; a string or a
+ * list), else the runbook's lock: keys, else its name. */
+int drb_run_lock_take(drb_lockset **out, const drb_runbook *rb, const json_t *recorded,
+		      const char *run_id, drb_err *err);
+/* The machine-wide lock folder (see lock.c); 0 or DRB_EINVAL. */
+int drb_lock_dir(char *buf, size_t cap, drb_err *err);
 
 /* Binds the for_each variable, the item and `result` for expressions (Lua lock held). */
 int drb_bind(drb_run *r, const char *as, const json_t *item, const json_t *result, drb_err *err);

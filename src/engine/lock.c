@@ -1,9 +1,13 @@
-/* The run lock: one run per lock key (the runbook's lock:, or its name) on this machine, so a
- * failover is not started twice by accident. flock(2) on <runs dir>/locks/<key>.lock; the
- * kernel drops it when the process dies, so a crashed run never leaves a stale lock. */
+/* Run locks: one run per lock key at a time, whatever runbook, folder or working directory it
+ * starts from. Each key is flock(2) on a file in one machine-wide folder ($DRBOOK_LOCK_DIR,
+ * else /run/drbook/locks for root, else $XDG_RUNTIME_DIR/drbook/locks); the kernel drops the
+ * lock when the process dies, so a crashed run never leaves a stale one. The file holds a note
+ * naming the holder (run, operator, host, pid) for the refusal message. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -11,27 +15,101 @@
 
 #include "engine_int.h"
 
-int drb_lock_take(const char *runs_dir, const char *key, int *fd, drb_err *err)
+struct drb_lockset {
+	char dir[PATH_MAX];
+	size_t n;
+	char **keys; /* sorted, unique; keys[i] is held through fds[i] */
+	int *fds;
+};
+
+int drb_lock_dir(char *buf, size_t cap, drb_err *err)
 {
-	char dir[4096], path[4096 + 300], safe[256], holder[64] = "";
+	const char *env = getenv("DRBOOK_LOCK_DIR"), *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (env && *env)
+		n = snprintf(buf, cap, "%s", env);
+	else if (geteuid() == 0)
+		n = snprintf(buf, cap, "/run/drbook/locks");
+	else if (xdg && *xdg == '/')
+		n = snprintf(buf, cap, "%s/drbook/locks", xdg);
+	else /* no per-user runtime folder: one per user under /tmp, still machine-wide */
+		n = snprintf(buf, cap, "/tmp/drbook-%u/locks", (unsigned)geteuid());
+	if (n < 0 || (size_t)n >= cap)
+		return drb_err_set(err, DRB_EINVAL, "run lock folder: path too long");
+	if (buf[0] != '/')
+		return drb_err_set(
+		    err, DRB_EINVAL,
+		    "run lock folder '%.200s' must be an absolute path (DRBOOK_LOCK_DIR)", buf);
+	return 0;
+}
+
+/* mkdir -p, each created level 0700 (an existing folder keeps its mode, so a shared one made
+ * by an administrator with the sticky bit works for every user). */
+static int make_dirs(const char *path, drb_err *err)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *s = p + 1;; s++) {
+		int last = *s == '\0';
+
+		if (*s == '/' || last) {
+			*s = '\0';
+			if (mkdir(p, 0700) != 0 && errno != EEXIST)
+				return drb_err_set(err, DRB_EIO, "run lock folder %s: %s", p,
+						   strerror(errno));
+			if (last)
+				break;
+			*s = '/';
+		}
+	}
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return drb_err_set(err, DRB_EIO, "run lock folder %s is not a folder", path);
+	return 0;
+}
+
+/* A key as a file name: letters, digits and ._:@=+,- stay, every other byte is %XX, and a
+ * leading '.' too, so distinct keys never share a file ("a/b" and "a_b" differ). Keys are at
+ * most DRB_LOCK_KEY_MAX bytes (checked by validate), so the name fits NAME_MAX. */
+static void key_file(char *out, size_t cap, const char *key)
+{
+	static const char hex[] = "0123456789ABCDEF";
 	size_t j = 0;
+
+	for (size_t i = 0; key[i] && j + 4 < cap; i++) {
+		unsigned char c = (unsigned char)key[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    (strchr("._:@=+,-", c) && !(c == '.' && i == 0))) {
+			out[j++] = (char)c;
+		} else {
+			out[j++] = '%';
+			out[j++] = hex[c >> 4];
+			out[j++] = hex[c & 15];
+		}
+	}
+	out[j] = '\0';
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Takes one key; on refusal err names the holder from the note it left. */
+static int take_one(const char *dir, const char *key, const char *note, int *fd, drb_err *err)
+{
+	char name[NAME_MAX + 1], path[PATH_MAX + NAME_MAX + 8], holder[512] = "";
 	int f;
 
-	*fd = -1;
-	for (size_t i = 0; key[i] && j < sizeof(safe) - 1; i++) {
-		char c = key[i];
-
-		safe[j++] = (c == '/' || c == '\\' || (c == '.' && i == 0)) ? '_' : c;
-	}
-	safe[j] = '\0';
-	snprintf(dir, sizeof(dir), "%s", runs_dir);
-	mkdir(dir, 0700);
-	snprintf(dir, sizeof(dir), "%s/locks", runs_dir);
-	mkdir(dir, 0700);
-	snprintf(path, sizeof(path), "%s/%s.lock", dir, safe);
-	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	key_file(name, sizeof(name) - 5, key);
+	snprintf(path, sizeof(path), "%s/%s.lock", dir, name);
+	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (f < 0)
-		return drb_err_set(err, DRB_EIO, "run lock %s: %s", path, strerror(errno));
+		return drb_err_set(err, DRB_EDENIED, "run lock '%s': cannot open %s: %s", key, path,
+				   strerror(errno));
 	if (flock(f, LOCK_EX | LOCK_NB) != 0) {
 		ssize_t n = pread(f, holder, sizeof(holder) - 1, 0);
 
@@ -39,26 +117,107 @@ int drb_lock_take(const char *runs_dir, const char *key, int *fd, drb_err *err)
 		holder[strcspn(holder, "\n")] = '\0';
 		close(f);
 		return drb_err_set(err, DRB_EDENIED,
-				   "run lock '%s' is held by another run (%s): refusing to start a "
-				   "second one",
-				   key, holder[0] ? holder : "unknown pid");
+				   "run lock '%s' is held by %s: refusing to start a second run",
+				   key, holder[0] ? holder : "another run (no holder note)");
 	}
-	if (ftruncate(f, 0) == 0) {
-		char buf[64];
-		int n = snprintf(buf, sizeof(buf), "pid %d\n", (int)getpid());
-
-		if (pwrite(f, buf, (size_t)n, 0) < 0) {
-			/* the lock holds without the note */
-		}
+	if (ftruncate(f, 0) == 0 && pwrite(f, note, strlen(note), 0) < 0) {
+		/* the lock holds without the note */
 	}
 	*fd = f;
 	return 0;
 }
 
-void drb_lock_release(int fd)
+int drb_lockset_take(drb_lockset **out, const char *const *keys, size_t n, const char *holder,
+		     drb_err *err)
 {
-	if (fd >= 0) {
-		flock(fd, LOCK_UN);
-		close(fd);
+	drb_lockset *ls = calloc(1, sizeof(*ls));
+	char note[600];
+	int rc = 0;
+
+	*out = NULL;
+	if (!ls || !(ls->keys = calloc(n ? n : 1, sizeof(char *))) ||
+	    !(ls->fds = calloc(n ? n : 1, sizeof(int)))) {
+		rc = drb_err_set(err, DRB_ENOMEM, "run lock: out of memory");
+		goto out;
 	}
+	if ((rc = drb_lock_dir(ls->dir, sizeof(ls->dir), err)) || (rc = make_dirs(ls->dir, err)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (!(ls->keys[ls->n] = strdup(keys[i]))) {
+			rc = drb_err_set(err, DRB_ENOMEM, "run lock: out of memory");
+			goto out;
+		}
+		ls->fds[ls->n++] = -1;
+	}
+	/* One order for every run, so two runs wanting overlapping sets cannot each hold half. */
+	qsort(ls->keys, ls->n, sizeof(char *), cmp_str);
+	snprintf(note, sizeof(note), "%s\n", holder);
+	for (size_t i = 0; i < ls->n; i++) {
+		if (i && !strcmp(ls->keys[i], ls->keys[i - 1]))
+			continue;
+		if ((rc = take_one(ls->dir, ls->keys[i], note, &ls->fds[i], err)))
+			goto out;
+	}
+	*out = ls;
+	ls = NULL;
+out:
+	drb_lockset_release(ls);
+	return rc;
+}
+
+json_t *drb_lockset_keys(const drb_lockset *ls)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; ls && a && i < ls->n; i++)
+		json_array_append_new(a, json_string(ls->keys[i]));
+	return a;
+}
+
+void drb_lockset_release(drb_lockset *ls)
+{
+	if (!ls)
+		return;
+	for (size_t i = 0; i < ls->n; i++) {
+		if (ls->fds && ls->fds[i] >= 0) {
+			flock(ls->fds[i], LOCK_UN);
+			close(ls->fds[i]);
+		}
+		free(ls->keys[i]);
+	}
+	free(ls->keys);
+	free(ls->fds);
+	free(ls);
+}
+
+int drb_run_lock_take(drb_lockset **out, const drb_runbook *rb, const json_t *recorded,
+		      const char *run_id, drb_err *err)
+{
+	const char *keys[DRB_LOCK_KEYS_MAX];
+	char holder[512], op[256], host[256] = "unknown";
+	size_t n = 0;
+
+	if (json_is_string(recorded)) { /* logs before lock lists recorded one key */
+		keys[n++] = json_string_value(recorded);
+	} else if (json_is_array(recorded) && json_array_size(recorded)) {
+		size_t i;
+		json_t *k;
+
+		json_array_foreach(recorded, i, k)
+		{
+			if (!json_is_string(k) || n == sizeof(keys) / sizeof(keys[0]))
+				return drb_err_set(err, DRB_EINVAL,
+						   "run.start records an unusable lock list");
+			keys[n++] = json_string_value(k);
+		}
+	} else if (rb->n_locks) {
+		for (size_t i = 0; i < rb->n_locks && n < sizeof(keys) / sizeof(keys[0]); i++)
+			keys[n++] = rb->locks[i];
+	} else {
+		keys[n++] = rb->name;
+	}
+	gethostname(host, sizeof(host) - 1);
+	snprintf(holder, sizeof(holder), "run %s (operator %s on host %s, pid %d)", run_id,
+		 drb_operator(op, sizeof(op)), host, (int)getpid());
+	return drb_lockset_take(out, keys, n, holder, err);
 }

@@ -143,8 +143,8 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 	drb_runbook *rb = NULL;
 	drb_run r;
 	drb_engine_opts o2 = *o;
-	const char *lock_key;
-	int rc, lock_fd = -1, inited = 0, any_step = 0;
+	drb_lockset *locks = NULL;
+	int rc, inited = 0, any_step = 0;
 	size_t i;
 
 	memset(out, 0, sizeof(*out));
@@ -278,9 +278,7 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 
 	if ((rc = drb_audit_open_append(&r.audit, audit_path, o->key, o->key_len, err)))
 		goto out;
-	lock_key = json_string_value(json_object_get(sd, "lock"));
-	if (drb_lock_take(o->runs_dir ? o->runs_dir : "drbook-runs", lock_key ? lock_key : rb->name,
-			  &lock_fd, err)) {
+	if (drb_run_lock_take(&locks, rb, json_object_get(sd, "lock"), r.run_id, err)) {
 		rc = refuse(out, r.run_id, audit_path, DRB_EXIT_REFUSED, "refused", err);
 		goto out;
 	}
@@ -370,7 +368,7 @@ out:
 	json_decref(records);
 	json_decref(decisions);
 	json_decref(blocked);
-	drb_lock_release(lock_fd);
+	drb_lockset_release(locks);
 	if (inited)
 		drb_run_fini(&r);
 	drb_runbook_free(rb);

@@ -748,6 +748,18 @@ verdict:
 	return 0;
 }
 
+/* run.start's "lock": the keys the run takes (a new array). */
+static json_t *lock_keys(const drb_runbook *rb)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < rb->n_locks; i++)
+		json_array_append_new(a, json_string(rb->locks[i]));
+	if (a && !rb->n_locks)
+		json_array_append_new(a, json_string(rb->name));
+	return a;
+}
+
 static int open_log(drb_run *r, const drb_engine_opts *o, drb_err *err)
 {
 	char path[4096];
@@ -766,10 +778,12 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	drb_run r;
 	json_t *params = NULL, *start = NULL, *targets;
 	char opbuf[256], host[256] = "unknown";
-	int rc, lock_fd = -1;
-	const char *lock_key = rb->lock ? rb->lock : rb->name;
+	int rc, refused = 0;
+	drb_lockset *locks = NULL;
+	drb_err lock_err;
 
 	memset(out, 0, sizeof(*out));
+	memset(&lock_err, 0, sizeof(lock_err));
 	out->rto_s = out->rpo_s = -1;
 	if ((rc = drb_runbook_bind_params(rb, o->params_kv, o->n_params_kv, &params, err)))
 		return rc;
@@ -782,18 +796,21 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 		r.deadline = r.t0 + rb->deadline_s;
 	if ((rc = open_log(&r, o, err)))
 		goto out;
+	/* taken before run.start so that it records what it holds; a refusal is logged below */
+	if (o->mode != DRB_MODE_PLAN && drb_run_lock_take(&locks, rb, NULL, r.run_id, &lock_err))
+		refused = 1;
 	gethostname(host, sizeof(host) - 1);
 	targets = json_object();
 	if (rb->target_rto_s >= 0)
 		json_object_set_new(targets, "rto_s", json_real(rb->target_rto_s));
 	if (rb->target_rpo_s >= 0)
 		json_object_set_new(targets, "rpo_s", json_real(rb->target_rpo_s));
-	start = json_pack("{s:s, s:s, s:s, s:s?, s:O, s:s, s:b, s:s, s:s, s:i, s:s, s:s, s:o}",
+	start = json_pack("{s:s, s:s, s:s, s:s?, s:O, s:s, s:b, s:s, s:s, s:i, s:s, s:o, s:o}",
 			  "runbook", rb->path, "runbook_sha256", rb->sha256, "name", rb->name,
 			  "scenario", rb->scenario, "params", r.params, "mode",
 			  o->mode == DRB_MODE_PLAN ? "plan" : "run", "drill", o->drill, "operator",
 			  drb_operator(opbuf, sizeof(opbuf)), "host", host, "pid", (int)getpid(),
-			  "version", DRB_VERSION, "lock", lock_key, "targets", targets);
+			  "version", DRB_VERSION, "lock", lock_keys(rb), "targets", targets);
 	if (o->incident_start)
 		json_object_set_new(start, "incident_start", json_string(o->incident_start));
 	if (o->gameday)
@@ -806,18 +823,18 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	}
 	if ((rc = drb_emit(&r, "run.start", NULL, start, err)))
 		goto out;
-	if (o->mode != DRB_MODE_PLAN &&
-	    drb_lock_take(o->runs_dir ? o->runs_dir : "drbook-runs", lock_key, &lock_fd, err)) {
+	if (refused) {
 		json_t *end = json_pack("{s:s, s:i, s:s}", "status", "refused", "exit_code",
-					DRB_EXIT_REFUSED, "error", err->msg);
+					DRB_EXIT_REFUSED, "error", lock_err.msg);
 
+		*err = lock_err;
 		drb_emit(&r, "run.end", NULL, end, err);
 		json_decref(end);
 		out->exit_code = DRB_EXIT_REFUSED;
 		snprintf(out->status, sizeof(out->status), "refused");
 		snprintf(out->run_id, sizeof(out->run_id), "%s", r.run_id);
 		snprintf(out->audit_path, sizeof(out->audit_path), "%s", drb_audit_path(r.audit));
-		snprintf(out->error, sizeof(out->error), "%s", err->msg);
+		snprintf(out->error, sizeof(out->error), "%s", lock_err.msg);
 		out->steps = json_array();
 		rc = 0;
 		goto out;
@@ -826,7 +843,7 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 out:
 	json_decref(start);
 	json_decref(params);
-	drb_lock_release(lock_fd);
+	drb_lockset_release(locks);
 	drb_run_fini(&r);
 	return rc;
 }

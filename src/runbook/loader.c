@@ -1012,6 +1012,55 @@ static void parse_notify(vctx *v, const ynode *l, drb_runbook *rb)
 	}
 }
 
+/* lock: KEY or [KEY, ...]; each key names a lock file, so its length and characters are
+ * checked here rather than refused at run time. */
+static void parse_lock(vctx *v, const ynode *n, drb_runbook *rb)
+{
+	const ynode *one = n;
+	size_t count = 1;
+
+	if (n->kind == YN_SEQ) {
+		if (!n->n) {
+			diag(v, n, "'lock' must be a key or a non-empty list of keys");
+			return;
+		}
+		count = n->n;
+		if (count > DRB_LOCK_KEYS_MAX) {
+			diag(v, n, "'lock' lists %zu keys; at most %d", count, DRB_LOCK_KEYS_MAX);
+			return;
+		}
+	}
+	rb->locks = calloc(count, sizeof(char *));
+	if (!rb->locks) {
+		diag(v, n, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const ynode *k = n->kind == YN_SEQ ? n->kids[i] : one;
+		int dup = 0;
+
+		if (!is_str(k) || !*k->str) {
+			diag(v, k, "a lock key must be a non-empty string");
+			continue;
+		}
+		if (!drb_runbook_lock_key_ok(k->str)) {
+			if (strlen(k->str) > DRB_LOCK_KEY_MAX)
+				diag(v, k, "lock key '%.40s...' is %zu bytes long; at most %d",
+				     k->str, strlen(k->str), DRB_LOCK_KEY_MAX);
+			else
+				diag(v, k, "a lock key must not hold control characters");
+			continue;
+		}
+		for (size_t j = 0; j < rb->n_locks; j++)
+			dup |= !strcmp(rb->locks[j], k->str);
+		if (dup) {
+			diag(v, k, "lock key '%s' is listed twice", k->str);
+			continue;
+		}
+		rb->locks[rb->n_locks++] = strdup(k->str);
+	}
+}
+
 static void parse_top(vctx *v, const ynode *root)
 {
 	drb_runbook *rb = v->rb;
@@ -1119,10 +1168,13 @@ static void parse_top(vctx *v, const ynode *root)
 			rb->deadline_s = d;
 	}
 	n = opt(root, "lock");
-	if (n && (!is_str(n) || !*n->str))
-		diag(v, n, "'lock' must be a non-empty string");
-	else if (n)
-		rb->lock = strdup(n->str);
+	if (n)
+		parse_lock(v, n, rb);
+	else if (rb->name && !drb_runbook_lock_key_ok(rb->name))
+		diag(v, mget(root, "name"),
+		     "the name is the run lock key when 'lock' is not given: it must be at most %d "
+		     "bytes without control characters; shorten it or set 'lock'",
+		     DRB_LOCK_KEY_MAX);
 	n = opt(root, "notify");
 	if (n)
 		parse_notify(v, n, rb);

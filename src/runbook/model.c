@@ -66,7 +66,9 @@ void drb_runbook_free(drb_runbook *rb)
 	for (size_t i = 0; i < rb->n_steps; i++)
 		step_free(&rb->steps[i]);
 	free(rb->steps);
-	free(rb->lock);
+	for (size_t i = 0; i < rb->n_locks; i++)
+		free(rb->locks[i]);
+	free(rb->locks);
 	for (size_t i = 0; i < rb->n_notify; i++) {
 		for (size_t j = 0; j < rb->notify[i].n_on; j++)
 			free(rb->notify[i].on[j]);
@@ -274,4 +276,14 @@ out:
 	json_decref(obj);
 	json_decref(given);
 	return rc;
+}
+
+int drb_runbook_lock_key_ok(const char *key)
+{
+	size_t n = 0;
+
+	for (; key[n]; n++)
+		if ((unsigned char)key[n] < 0x20 || (unsigned char)key[n] == 0x7f)
+			return 0;
+	return n > 0 && n <= DRB_LOCK_KEY_MAX;
 }

@@ -106,7 +106,7 @@ static void test_design_example(void **state)
 	assert_true(rb->target_rto_s == 900 && rb->target_rpo_s == 3600);
 	assert_int_equal(rb->on_failure, DRB_ONF_ROLLBACK);
 	assert_true(rb->deadline_s == 0);
-	assert_null(rb->lock);
+	assert_int_equal(rb->n_locks, 0);
 
 	assert_int_equal(rb->n_params, 5);
 	assert_string_equal(rb->params[0].name, "replica");
@@ -190,7 +190,8 @@ static void test_every_field(void **state)
 
 	assert_true(rb->target_rto_s == 120 && rb->target_rpo_s == 0);
 	assert_true(rb->deadline_s == 3600);
-	assert_string_equal(rb->lock, "prod-eu-failover");
+	assert_int_equal(rb->n_locks, 1);
+	assert_string_equal(rb->locks[0], "prod-eu-failover");
 	assert_int_equal(rb->n_lua_modules, 2);
 	assert_string_equal(rb->lua_modules[1], "site.checks-v2");
 
