@@ -237,6 +237,30 @@ int drb_aws_error_code(const char *code, long status);
  * ======================================================================================== */
 
 /* NULL-terminated. */
+/* ---- run leases (DynamoDB) ------------------------------------------------------------------
+ * A lease per lock key in a DynamoDB table (DRBOOK_LEASE_TABLE): item key attribute `key`
+ * (string), `holder` (a one-line note), `run` (run id), `expires` (epoch ms) and `token` (the
+ * fencing token, incremented by every take). Calls go through ctx->seam like every AWS call. */
+typedef struct drb_aws_lease_cfg {
+	const char *table;
+	const char *region;  /* NULL: the environment's region */
+	const char *run_id;  /* the holder's run id: a resume of the same run takes it back */
+	const char *holder;  /* "run R (operator O on host H, pid P)" */
+	double ttl_s;        /* a holder that stops renewing loses the lease after this */
+} drb_aws_lease_cfg;
+
+/* Takes key: free, expired or already this run's. Returns 0 with *token (>= 1), or
+ * DRB_EDENIED naming the holder when another run holds it, or any error of the call (also
+ * reported as DRB_EDENIED: no lease, no run). */
+int drb_aws_lease_take(drb_action_ctx *ctx, const drb_aws_lease_cfg *cfg, const char *key,
+		       long long *token, drb_err *err);
+/* Extends the lease by ttl_s while it still carries token; DRB_EDENIED when it was taken over. */
+int drb_aws_lease_renew(drb_action_ctx *ctx, const drb_aws_lease_cfg *cfg, const char *key,
+			long long token, drb_err *err);
+/* Expires the lease now (keeping its token, so fencing tokens only grow). */
+int drb_aws_lease_release(drb_action_ctx *ctx, const drb_aws_lease_cfg *cfg, const char *key,
+			  long long token, drb_err *err);
+
 extern const drb_action *const drb_aws_actions[];
 
 #endif

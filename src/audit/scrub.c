@@ -328,8 +328,12 @@ static json_t *scrub(const json_t *v, int depth)
 		out = json_object();
 		if (!out)
 			return NULL;
-		json_object_foreach((json_t *)v, key, val) {
-			json_t *c = name_is_secret(key, strlen(key), NULL, NULL)
+		json_object_foreach((json_t *)v, key, val)
+		{
+			/* A lease's fencing token is an integer that only counts takes; every
+			 * credential called token is a string, and stays masked. */
+			int counter = !strcmp(key, "token") && json_is_integer(val);
+			json_t *c = name_is_secret(key, strlen(key), NULL, NULL) && !counter
 					? mask_value(val)
 					: scrub(val, depth + 1);
 
@@ -343,7 +347,8 @@ static json_t *scrub(const json_t *v, int depth)
 		out = json_array();
 		if (!out)
 			return NULL;
-		json_array_foreach((json_t *)v, idx, val) {
+		json_array_foreach((json_t *)v, idx, val)
+		{
 			json_t *c = scrub(val, depth + 1);
 
 			if (!c || json_array_append_new(out, c) < 0) {

@@ -103,16 +103,20 @@ int drb_approval(drb_run *r, const drb_step *s, const char *uid, const json_t *a
 typedef struct drb_lockset drb_lockset;
 /* Takes every key (duplicates once, in sorted order) or none: on refusal DRB_EDENIED with a
  * message naming the key and its holder. holder is a one-line note left for the refused ("run
- * R (operator O on host H, pid P)"). *out is the caller's to release. */
-int drb_lockset_take(drb_lockset **out, const char *const *keys, size_t n, const char *holder,
-		     drb_err *err);
+ * R (operator O on host H, pid P)"). With DRBOOK_LEASE_TABLE each key is also a DynamoDB
+ * lease (see aws.h), renewed by a thread until release; a lease lost sets *cancel. *out is the
+ * caller's to release. */
+int drb_lockset_take(drb_lockset **out, const char *const *keys, size_t n, const char *run_id,
+		     const char *holder, volatile int *cancel, drb_err *err);
+/* With DRBOOK_LEASE_TABLE, the leases held: [{key, token, table}] (new), else NULL. */
+json_t *drb_lockset_leases(const drb_lockset *ls);
 /* The held keys, sorted (a new array, the caller's). */
 json_t *drb_lockset_keys(const drb_lockset *ls);
 void drb_lockset_release(drb_lockset *ls); /* accepts NULL */
 /* Takes the locks of a run of rb: the keys recorded in its run.start (resume; a string or a
  * list), else the runbook's lock: keys, else its name. */
 int drb_run_lock_take(drb_lockset **out, const drb_runbook *rb, const json_t *recorded,
-		      const char *run_id, drb_err *err);
+		      const char *run_id, volatile int *cancel, drb_err *err);
 /* The machine-wide lock folder (see lock.c); 0 or DRB_EINVAL. */
 int drb_lock_dir(char *buf, size_t cap, drb_err *err);
 

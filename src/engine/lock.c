@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +14,173 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <drbook/aws.h>
+#include <drbook/util.h>
+
 #include "engine_int.h"
+
+#define LEASE_TTL_DEFAULT_S 30.0
+#define LEASE_CALL_TIMEOUT_S 10.0
 
 struct drb_lockset {
 	char dir[PATH_MAX];
 	size_t n;
 	char **keys; /* sorted, unique; keys[i] is held through fds[i] */
 	int *fds;
+	/* DRBOOK_LEASE_TABLE: a DynamoDB lease per key besides the local flock */
+	char *table, *region, *run_id, *holder;
+	double ttl_s;
+	long long *tokens; /* tokens[i] > 0 while keys[i]'s lease is held */
+	pthread_t renewer;
+	int renewing, stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	volatile int *cancel; /* set when a lease is lost: nothing more may start */
 };
+
+/* Lease calls are the run's own bookkeeping, made before run.start: performed directly. */
+static int direct_call(drb_seam *s, const drb_call *c, drb_perform_fn perform, void *arg,
+		       json_t **response, drb_err *err)
+{
+	(void)s;
+	(void)c;
+	return perform(arg, response, err);
+}
+
+static void lease_ctx(drb_action_ctx *ctx, drb_seam *seam)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	seam->call = direct_call;
+	seam->ud = NULL;
+	ctx->seam = seam;
+	ctx->step_id = "run lease";
+	ctx->deadline = drb_mono_now() + LEASE_CALL_TIMEOUT_S;
+}
+
+static void lease_cfg(const drb_lockset *ls, drb_aws_lease_cfg *cfg)
+{
+	cfg->table = ls->table;
+	cfg->region = ls->region;
+	cfg->run_id = ls->run_id;
+	cfg->holder = ls->holder;
+	cfg->ttl_s = ls->ttl_s;
+}
+
+/* Renews every lease at a third of its time to live. A lease taken over, or not renewed for a
+ * whole ttl (the table unreachable), may already be someone else's: the run is stopped. */
+static void *renew_loop(void *arg)
+{
+	drb_lockset *ls = arg;
+	double last_ok = drb_mono_now();
+
+	pthread_mutex_lock(&ls->mu);
+	while (!ls->stop) {
+		struct timespec ts;
+		double wait = ls->ttl_s / 3;
+		int lost = 0, failed = 0;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)wait;
+		ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&ls->cv, &ls->mu, &ts);
+		if (ls->stop)
+			break;
+		pthread_mutex_unlock(&ls->mu);
+		for (size_t i = 0; i < ls->n; i++) {
+			drb_action_ctx ctx;
+			drb_seam seam;
+			drb_aws_lease_cfg cfg;
+			drb_err e;
+			int rc;
+
+			if (ls->tokens[i] <= 0)
+				continue;
+			memset(&e, 0, sizeof(e));
+			lease_ctx(&ctx, &seam);
+			lease_cfg(ls, &cfg);
+			rc = drb_aws_lease_renew(&ctx, &cfg, ls->keys[i], ls->tokens[i], &e);
+			if (rc == DRB_EDENIED)
+				lost = 1;
+			else if (rc)
+				failed = 1;
+		}
+		if (!failed && !lost)
+			last_ok = drb_mono_now();
+		if (lost || drb_mono_now() - last_ok >= ls->ttl_s)
+			*ls->cancel = 1;
+		pthread_mutex_lock(&ls->mu);
+	}
+	pthread_mutex_unlock(&ls->mu);
+	return NULL;
+}
+
+static int leases_take(drb_lockset *ls, const char *table, const char *run_id, const char *holder,
+		       drb_err *err)
+{
+	const char *region = getenv("DRBOOK_LEASE_REGION"), *ttl = getenv("DRBOOK_LEASE_TTL");
+
+	ls->ttl_s = LEASE_TTL_DEFAULT_S;
+	if (ttl && *ttl && (drb_duration_parse(ttl, &ls->ttl_s) || ls->ttl_s < 3))
+		return drb_err_set(err, DRB_EINVAL,
+				   "DRBOOK_LEASE_TTL '%.40s' must be a duration of at least 3s",
+				   ttl);
+	if (!(ls->table = strdup(table)) || !(ls->run_id = strdup(run_id)) ||
+	    !(ls->holder = strdup(holder)) ||
+	    (region && *region && !(ls->region = strdup(region))) ||
+	    !(ls->tokens = calloc(ls->n ? ls->n : 1, sizeof(long long))))
+		return drb_err_set(err, DRB_ENOMEM, "run lease: out of memory");
+	for (size_t i = 0; i < ls->n; i++) {
+		drb_action_ctx ctx;
+		drb_seam seam;
+		drb_aws_lease_cfg cfg;
+		int rc;
+
+		if (i && !strcmp(ls->keys[i], ls->keys[i - 1]))
+			continue;
+		lease_ctx(&ctx, &seam);
+		lease_cfg(ls, &cfg);
+		if ((rc = drb_aws_lease_take(&ctx, &cfg, ls->keys[i], &ls->tokens[i], err)))
+			return rc;
+	}
+	if (pthread_create(&ls->renewer, NULL, renew_loop, ls) != 0)
+		return drb_err_set(err, DRB_ENOMEM, "run lease: cannot start the renewer");
+	ls->renewing = 1;
+	return 0;
+}
+
+static void leases_release(drb_lockset *ls)
+{
+	if (ls->renewing) {
+		pthread_mutex_lock(&ls->mu);
+		ls->stop = 1;
+		pthread_cond_signal(&ls->cv);
+		pthread_mutex_unlock(&ls->mu);
+		pthread_join(ls->renewer, NULL);
+	}
+	for (size_t i = 0; ls->tokens && i < ls->n; i++) {
+		drb_action_ctx ctx;
+		drb_seam seam;
+		drb_aws_lease_cfg cfg;
+		drb_err e;
+
+		if (ls->tokens[i] <= 0)
+			continue;
+		memset(&e, 0, sizeof(e));
+		lease_ctx(&ctx, &seam);
+		lease_cfg(ls, &cfg);
+		/* a failed release only delays the next run until the lease expires */
+		drb_aws_lease_release(&ctx, &cfg, ls->keys[i], ls->tokens[i], &e);
+	}
+	free(ls->tokens);
+	free(ls->table);
+	free(ls->region);
+	free(ls->run_id);
+	free(ls->holder);
+}
 
 int drb_lock_dir(char *buf, size_t cap, drb_err *err)
 {
@@ -127,14 +287,20 @@ static int take_one(const char *dir, const char *key, const char *note, int *fd,
 	return 0;
 }
 
-int drb_lockset_take(drb_lockset **out, const char *const *keys, size_t n, const char *holder,
-		     drb_err *err)
+int drb_lockset_take(drb_lockset **out, const char *const *keys, size_t n, const char *run_id,
+		     const char *holder, volatile int *cancel, drb_err *err)
 {
 	drb_lockset *ls = calloc(1, sizeof(*ls));
+	const char *table = getenv("DRBOOK_LEASE_TABLE");
 	char note[600];
 	int rc = 0;
 
 	*out = NULL;
+	if (ls) {
+		pthread_mutex_init(&ls->mu, NULL);
+		pthread_cond_init(&ls->cv, NULL);
+		ls->cancel = cancel;
+	}
 	if (!ls || !(ls->keys = calloc(n ? n : 1, sizeof(char *))) ||
 	    !(ls->fds = calloc(n ? n : 1, sizeof(int)))) {
 		rc = drb_err_set(err, DRB_ENOMEM, "run lock: out of memory");
@@ -158,11 +324,29 @@ int drb_lockset_take(drb_lockset **out, const char *const *keys, size_t n, const
 		if ((rc = take_one(ls->dir, ls->keys[i], note, &ls->fds[i], err)))
 			goto out;
 	}
+	/* the local lock first: two runs on one machine never race for the table */
+	if (table && *table && (rc = leases_take(ls, table, run_id, holder, err)))
+		goto out;
 	*out = ls;
 	ls = NULL;
 out:
 	drb_lockset_release(ls);
 	return rc;
+}
+
+json_t *drb_lockset_leases(const drb_lockset *ls)
+{
+	json_t *a;
+
+	if (!ls || !ls->tokens)
+		return NULL;
+	a = json_array();
+	for (size_t i = 0; a && i < ls->n; i++)
+		if (ls->tokens[i] > 0)
+			json_array_append_new(a, json_pack("{s:s, s:I, s:s}", "key", ls->keys[i],
+							   "token", (json_int_t)ls->tokens[i],
+							   "table", ls->table));
+	return a;
 }
 
 json_t *drb_lockset_keys(const drb_lockset *ls)
@@ -178,6 +362,7 @@ void drb_lockset_release(drb_lockset *ls)
 {
 	if (!ls)
 		return;
+	leases_release(ls); /* before the flocks: the next local run may take the lease at once */
 	for (size_t i = 0; i < ls->n; i++) {
 		if (ls->fds && ls->fds[i] >= 0) {
 			flock(ls->fds[i], LOCK_UN);
@@ -187,11 +372,13 @@ void drb_lockset_release(drb_lockset *ls)
 	}
 	free(ls->keys);
 	free(ls->fds);
+	pthread_mutex_destroy(&ls->mu);
+	pthread_cond_destroy(&ls->cv);
 	free(ls);
 }
 
 int drb_run_lock_take(drb_lockset **out, const drb_runbook *rb, const json_t *recorded,
-		      const char *run_id, drb_err *err)
+		      const char *run_id, volatile int *cancel, drb_err *err)
 {
 	const char *keys[DRB_LOCK_KEYS_MAX];
 	char holder[512], op[256], host[256] = "unknown";
@@ -219,5 +406,5 @@ int drb_run_lock_take(drb_lockset **out, const drb_runbook *rb, const json_t *re
 	gethostname(host, sizeof(host) - 1);
 	snprintf(holder, sizeof(holder), "run %s (operator %s on host %s, pid %d)", run_id,
 		 drb_operator(op, sizeof(op)), host, (int)getpid());
-	return drb_lockset_take(out, keys, n, holder, err);
+	return drb_lockset_take(out, keys, n, run_id, holder, cancel, err);
 }

@@ -139,7 +139,7 @@ static int refuse(drb_run_result *out, const char *run_id, const char *path, int
 int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_result *out,
 		      drb_err *err)
 {
-	json_t *records = NULL, *first, *sd, *rec, *decisions = NULL, *blocked = NULL;
+	json_t *records = NULL, *first, *sd, *rec, *decisions = NULL, *blocked = NULL, *leases;
 	drb_runbook *rb = NULL;
 	drb_run r;
 	drb_engine_opts o2 = *o;
@@ -278,7 +278,7 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 
 	if ((rc = drb_audit_open_append(&r.audit, audit_path, o->key, o->key_len, err)))
 		goto out;
-	if (drb_run_lock_take(&locks, rb, json_object_get(sd, "lock"), r.run_id, err)) {
+	if (drb_run_lock_take(&locks, rb, json_object_get(sd, "lock"), r.run_id, r.cancel, err)) {
 		rc = refuse(out, r.run_id, audit_path, DRB_EXIT_REFUSED, "refused", err);
 		goto out;
 	}
@@ -358,6 +358,8 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 
 		d = json_pack("{s:O, s:i, s:s}", "decisions", decisions, "pid", (int)getpid(),
 			      "operator", drb_operator(opbuf, sizeof(opbuf)));
+		if (d && (leases = drb_lockset_leases(locks)))
+			json_object_set_new(d, "lease", leases);
 		rc = drb_emit(&r, "run.resume", NULL, d, err);
 		json_decref(d);
 		if (rc)

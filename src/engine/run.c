@@ -776,7 +776,7 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 		   drb_err *err)
 {
 	drb_run r;
-	json_t *params = NULL, *start = NULL, *targets;
+	json_t *params = NULL, *start = NULL, *targets, *leases;
 	char opbuf[256], host[256] = "unknown";
 	int rc, refused = 0;
 	drb_lockset *locks = NULL;
@@ -797,7 +797,7 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	if ((rc = open_log(&r, o, err)))
 		goto out;
 	/* taken before run.start so that it records what it holds; a refusal is logged below */
-	if (o->mode != DRB_MODE_PLAN && drb_run_lock_take(&locks, rb, NULL, r.run_id, &lock_err))
+	if (o->mode != DRB_MODE_PLAN && drb_run_lock_take(&locks, rb, NULL, r.run_id, r.cancel, &lock_err))
 		refused = 1;
 	gethostname(host, sizeof(host) - 1);
 	targets = json_object();
@@ -811,6 +811,8 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 			  o->mode == DRB_MODE_PLAN ? "plan" : "run", "drill", o->drill, "operator",
 			  drb_operator(opbuf, sizeof(opbuf)), "host", host, "pid", (int)getpid(),
 			  "version", DRB_VERSION, "lock", lock_keys(rb), "targets", targets);
+	if (locks && (leases = drb_lockset_leases(locks)))
+		json_object_set_new(start, "lease", leases);
 	if (o->incident_start)
 		json_object_set_new(start, "incident_start", json_string(o->incident_start));
 	if (o->gameday)

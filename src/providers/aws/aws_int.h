@@ -11,7 +11,7 @@
 #include <drbook/aws.h>
 #include <drbook/util.h>
 
-enum { AWS_QUERY = 0, AWS_JSON = 1, AWS_RESTXML = 2 };
+enum { AWS_QUERY = 0, AWS_JSON = 1, AWS_RESTXML = 2, AWS_JSON10 = 3 }; /* JSON: 1.1 */
 
 /* One AWS service as drbook speaks to it. */
 typedef struct aws_svc {
@@ -19,14 +19,14 @@ typedef struct aws_svc {
 	const char *signing;	   /* SigV4 signing name ("monitoring" for CloudWatch) */
 	const char *host_prefix;   /* endpoint host prefix */
 	const char *env_id;	   /* AWS_ENDPOINT_URL_<env_id> */
-	int proto;		   /* AWS_QUERY, AWS_JSON, AWS_RESTXML */
+	int proto;		   /* AWS_QUERY, AWS_JSON, AWS_JSON10, AWS_RESTXML */
 	int global;		   /* Route 53: one endpoint, signed for us-east-1 */
 	const char *api_version;   /* Query protocol Version= */
 	const char *target_prefix; /* JSON protocol X-Amz-Target prefix */
 } aws_svc;
 
 extern const aws_svc drb_awsi_rds, drb_awsi_route53, drb_awsi_ecs, drb_awsi_sns, drb_awsi_sts,
-    drb_awsi_cloudwatch;
+    drb_awsi_cloudwatch, drb_awsi_dynamodb;
 
 /* What one request says. All borrowed. */
 typedef struct aws_req {

@@ -25,6 +25,8 @@ const aws_svc drb_awsi_cloudwatch = {
     "cloudwatch", "monitoring", "monitoring", "CLOUDWATCH", AWS_QUERY, 0, "2010-08-01", NULL};
 const aws_svc drb_awsi_ecs = {"ecs",	"ecs", "ecs", "ECS",
 			      AWS_JSON, 0,     NULL,  "AmazonEC2ContainerServiceV20141113"};
+const aws_svc drb_awsi_dynamodb = {"dynamodb", "dynamodb",	"dynamodb",	 "DYNAMODB",
+				   AWS_JSON10, 0,	  NULL,		 "DynamoDB_20120810"};
 const aws_svc drb_awsi_route53 = {"route53",   "route53", "route53", "ROUTE_53",
 				  AWS_RESTXML, 1,	  NULL,	     NULL};
 
@@ -338,7 +340,7 @@ static json_t *redacted_request(const aws_job *j, const aws_req *rq)
 	if (j->svc->proto == AWS_QUERY)
 		drb_awsi_set(o, "params", rq->params ? json_deep_copy(rq->params) : json_object(),
 			     &bad);
-	else if (j->svc->proto == AWS_JSON) {
+	else if (j->svc->proto == AWS_JSON || j->svc->proto == AWS_JSON10) {
 		drb_awsi_set(o, "target", json_string(j->target), &bad);
 		drb_awsi_set(o, "body", json_deep_copy(rq->json), &bad);
 	} else if (rq->body)
@@ -441,7 +443,8 @@ int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoin
 			if (rc == 0)
 				rc = drb_buf_puts(&body, s);
 			free(s);
-			j.content_type = "application/x-amz-json-1.1";
+			j.content_type = svc->proto == AWS_JSON10 ? "application/x-amz-json-1.0"
+								  : "application/x-amz-json-1.1";
 			snprintf(j.target, sizeof(j.target), "%s.%s", svc->target_prefix,
 				 rq->operation);
 		}
@@ -480,7 +483,7 @@ int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoin
 		rc = answer_error(svc, rq, raw, out->status, err);
 		goto out;
 	}
-	if (svc->proto == AWS_JSON) {
+	if (svc->proto == AWS_JSON || svc->proto == AWS_JSON10) {
 		json_error_t je;
 
 		out->json = json_loadb(json_string_value(bj), json_string_length(bj), 0, &je);
