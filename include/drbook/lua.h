@@ -33,6 +33,11 @@ typedef struct drb_lua_opts {
 	/* Wall-clock guard per entry, a second line behind the instruction budget; time spent
 	 * inside actions (invoke) does not count. 0 = default 10 s. */
 	double time_limit;
+	/* Set from outside the Lua thread: *cancel != 0 (a signal) or *stop_at passed (the run's
+	 * deadline, monotonic seconds, 0 = none) ends any running Lua at its next budget check
+	 * (every 1000 instructions). Both may be NULL. */
+	const volatile int *cancel;
+	const volatile double *stop_at;
 } drb_lua_opts;
 
 /* Containers nested deeper than this are refused by every conversion (DRB_ELIMIT). */

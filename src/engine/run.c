@@ -19,6 +19,27 @@
 
 /* ---- events ---------------------------------------------------------------------------- */
 
+/* The secrets are the leaves of the parameters declared `secret: true`: strings, and numbers
+ * kept both as numbers and as their decimal text. A string holding a secret's text is hidden
+ * whole; a number equal to a numeric secret is hidden. A number's text shorter than 4
+ * characters is matched as a number only (it would hide every string holding a digit). */
+static int leaks(const json_t *x, const json_t *secrets)
+{
+	size_t i;
+	json_t *s;
+
+	json_array_foreach(secrets, i, s)
+	{
+		if (json_is_string(x) && json_is_string(s) &&
+		    strstr(json_string_value(x), json_string_value(s)))
+			return 1;
+		if (json_is_number(x) && json_is_number(s) &&
+		    json_number_value(x) == json_number_value(s))
+			return 1;
+	}
+	return 0;
+}
+
 static void redact_into(json_t *v, const json_t *secrets)
 {
 	size_t i;
@@ -30,38 +51,47 @@ static void redact_into(json_t *v, const json_t *secrets)
 
 		json_object_foreach_safe(v, tmp, k, x)
 		{
-			if (json_is_string(x)) {
-				json_t *s;
-
-				json_array_foreach(secrets, i, s)
-				{
-					if (strstr(json_string_value(x), json_string_value(s))) {
-						json_object_set_new(v, k, json_string("***"));
-						break;
-					}
-				}
-			} else {
+			if (leaks(x, secrets))
+				json_object_set_new(v, k, json_string("***"));
+			else
 				redact_into(x, secrets);
-			}
 		}
 	} else if (json_is_array(v)) {
 		json_array_foreach(v, i, x)
 		{
-			if (json_is_string(x)) {
-				size_t j;
-				json_t *s;
-
-				json_array_foreach(secrets, j, s)
-				{
-					if (strstr(json_string_value(x), json_string_value(s))) {
-						json_array_set_new(v, i, json_string("***"));
-						break;
-					}
-				}
-			} else {
+			if (leaks(x, secrets))
+				json_array_set_new(v, i, json_string("***"));
+			else
 				redact_into(x, secrets);
-			}
 		}
+	}
+}
+
+/* Adds the leaves of a secret parameter's value to secrets (see leaks()). */
+static void add_secret(json_t *secrets, const json_t *v, int depth)
+{
+	size_t i;
+	const char *k;
+	json_t *x;
+
+	if (depth > 64)
+		return;
+	if (json_is_string(v) && json_string_length(v) > 0) {
+		json_array_append(secrets, (json_t *)v);
+	} else if (json_is_number(v)) {
+		char buf[64];
+
+		json_array_append(secrets, (json_t *)v);
+		if (json_is_integer(v))
+			snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		else
+			snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
+		if (strlen(buf) >= 4)
+			json_array_append_new(secrets, json_string(buf));
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x) add_secret(secrets, x, depth + 1);
+	} else if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, x) add_secret(secrets, x, depth + 1);
 	}
 }
 
@@ -497,8 +527,8 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, js
 	for (size_t i = 0; i < rb->n_params; i++) {
 		json_t *v = json_object_get(params, rb->params[i].name);
 
-		if (rb->params[i].secret && json_is_string(v) && json_string_length(v) > 0)
-			json_array_append(r->secrets, v);
+		if (rb->params[i].secret)
+			add_secret(r->secrets, v, 0);
 	}
 	for (size_t i = 0; i < rb->n_conns; i++)
 		json_object_set(r->connections, rb->conns[i].name, rb->conns[i].spec);
@@ -509,6 +539,9 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, js
 	lo.runbook_dir = rb->dir;
 	lo.print = print_to_log;
 	lo.print_ud = r;
+	/* a signal or the run's deadline ends any Lua, also code that catches its errors */
+	lo.cancel = r->cancel;
+	lo.stop_at = &r->deadline;
 	if ((rc = drb_lua_new(&r->lua, &lo, err)))
 		return rc;
 	{
@@ -748,6 +781,17 @@ verdict:
 	return 0;
 }
 
+/* run.start's parameters: a secret one is "***" whole, whatever its type (a new object). */
+static json_t *params_shown(const drb_run *r)
+{
+	json_t *p = json_deep_copy(r->params);
+
+	for (size_t i = 0; p && i < r->rb->n_params; i++)
+		if (r->rb->params[i].secret && json_object_get(p, r->rb->params[i].name))
+			json_object_set_new(p, r->rb->params[i].name, json_string("***"));
+	return p;
+}
+
 /* run.start's "lock": the keys the run takes (a new array). */
 static json_t *lock_keys(const drb_runbook *rb)
 {
@@ -797,7 +841,8 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	if ((rc = open_log(&r, o, err)))
 		goto out;
 	/* taken before run.start so that it records what it holds; a refusal is logged below */
-	if (o->mode != DRB_MODE_PLAN && drb_run_lock_take(&locks, rb, NULL, r.run_id, r.cancel, &lock_err))
+	if (o->mode != DRB_MODE_PLAN &&
+	    drb_run_lock_take(&locks, rb, NULL, r.run_id, r.cancel, &lock_err))
 		refused = 1;
 	gethostname(host, sizeof(host) - 1);
 	targets = json_object();
@@ -805,9 +850,9 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 		json_object_set_new(targets, "rto_s", json_real(rb->target_rto_s));
 	if (rb->target_rpo_s >= 0)
 		json_object_set_new(targets, "rpo_s", json_real(rb->target_rpo_s));
-	start = json_pack("{s:s, s:s, s:s, s:s?, s:O, s:s, s:b, s:s, s:s, s:i, s:s, s:o, s:o}",
+	start = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:s, s:b, s:s, s:s, s:i, s:s, s:o, s:o}",
 			  "runbook", rb->path, "runbook_sha256", rb->sha256, "name", rb->name,
-			  "scenario", rb->scenario, "params", r.params, "mode",
+			  "scenario", rb->scenario, "params", params_shown(&r), "mode",
 			  o->mode == DRB_MODE_PLAN ? "plan" : "run", "drill", o->drill, "operator",
 			  drb_operator(opbuf, sizeof(opbuf)), "host", host, "pid", (int)getpid(),
 			  "version", DRB_VERSION, "lock", lock_keys(rb), "targets", targets);

@@ -12,7 +12,13 @@
 
 #include <drbook/lua.h>
 
-enum { DRB_LUAI_LIMIT_NONE, DRB_LUAI_LIMIT_INSTR, DRB_LUAI_LIMIT_TIME };
+enum {
+	DRB_LUAI_LIMIT_NONE,
+	DRB_LUAI_LIMIT_INSTR,
+	DRB_LUAI_LIMIT_TIME,
+	DRB_LUAI_LIMIT_CANCEL,  /* the run is being stopped (a signal) */
+	DRB_LUAI_LIMIT_DEADLINE /* the run's deadline passed */
+};
 
 struct drb_lua {
 	lua_State *L;
@@ -24,6 +30,10 @@ struct drb_lua {
 	long long instr_limit, instr_count;
 	double time_limit, deadline;
 	int limit; /* DRB_LUAI_LIMIT_*: set by the hook, makes every later hook call raise */
+	/* set from outside the Lua thread (drb_lua_opts): the run is being stopped, and the
+	 * run's deadline (monotonic seconds, 0 none); the hook checks both */
+	const volatile int *cancel;
+	const volatile double *stop_at;
 	int depth; /* nesting of entries: only the outermost resets the budget */
 	/* the last action error raised into Lua, so its code survives the trip through Lua */
 	int act_code;

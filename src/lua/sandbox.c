@@ -66,15 +66,35 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 static void sb_hook(lua_State *L, lua_Debug *ar);
 
+static const char *limit_text(int limit)
+{
+	switch (limit) {
+	case DRB_LUAI_LIMIT_TIME:
+		return "time limit exceeded";
+	case DRB_LUAI_LIMIT_CANCEL:
+		return "interrupted: the run is being stopped";
+	case DRB_LUAI_LIMIT_DEADLINE:
+		return "the run's deadline passed";
+	default:
+		return "instruction limit exceeded";
+	}
+}
+
 void drb_luai_charge(lua_State *L, long long n)
 {
 	drb_lua *D = drb_luai_ctx(L);
 
 	if (D->limit == DRB_LUAI_LIMIT_NONE) {
 		D->instr_count += n;
-		if (D->instr_count > D->instr_limit)
+		double now = drb_mono_now();
+
+		if (D->cancel && *D->cancel)
+			D->limit = DRB_LUAI_LIMIT_CANCEL;
+		else if (D->stop_at && *D->stop_at > 0 && now > *D->stop_at)
+			D->limit = DRB_LUAI_LIMIT_DEADLINE;
+		else if (D->instr_count > D->instr_limit)
 			D->limit = DRB_LUAI_LIMIT_INSTR;
-		else if (drb_mono_now() > D->deadline)
+		else if (now > D->deadline)
 			D->limit = DRB_LUAI_LIMIT_TIME;
 		if (D->limit == DRB_LUAI_LIMIT_NONE)
 			return;
@@ -82,8 +102,7 @@ void drb_luai_charge(lua_State *L, long long n)
 		 * catch the error but can never run another instruction after catching it. */
 		lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
 	}
-	lua_pushstring(L, D->limit == DRB_LUAI_LIMIT_TIME ? "time limit exceeded"
-							  : "instruction limit exceeded");
+	lua_pushstring(L, limit_text(D->limit));
 	lua_error(L);
 }
 
@@ -117,18 +136,17 @@ void drb_luai_leave(drb_lua *D)
 
 /* ---- the protected call ---- */
 
-/* Message handler: the message plus a traceback (lua.c's msghandler). */
+/* Message handler: the message plus a traceback (lua.c's msghandler), without calling an
+ * error object's __tostring: a message handler can run with hooks off (when the budget hook
+ * raised), where a script's metamethod could loop beyond every limit. */
 static int sb_msgh(lua_State *L)
 {
-	const char *msg = lua_tostring(L, 1);
+	const char *msg = lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER
+			      ? lua_tostring(L, 1)
+			      : NULL;
 
-	if (!msg) {
-		if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-			msg = lua_tostring(L, -1);
-		else
-			msg =
-			    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-	}
+	if (!msg)
+		msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
 	luaL_traceback(L, L, msg, 1);
 	return 1;
 }
@@ -165,6 +183,11 @@ static int sb_classify(drb_lua *D, int status, const char *where, drb_err *err)
 	if (D->limit == DRB_LUAI_LIMIT_TIME)
 		return drb_err_set(err, DRB_ELIMIT, "%s: time limit exceeded (%g s)", where,
 				   D->time_limit);
+	if (D->limit == DRB_LUAI_LIMIT_CANCEL)
+		return drb_err_set(err, DRB_EINTERRUPTED,
+				   "%s: interrupted: the run is being stopped", where);
+	if (D->limit == DRB_LUAI_LIMIT_DEADLINE)
+		return drb_err_set(err, DRB_ETIMEOUT, "%s: the run's deadline passed", where);
 	/* A memory error a script caught with pcall and raised again is still the cap. */
 	oom = strstr(full, "not enough memory");
 	if (status == LUA_ERRMEM || (D->mem_hit && oom && oom < full + n)) {
@@ -191,6 +214,15 @@ int drb_luai_pcall(drb_lua *D, int nargs, int nres, const char *where, drb_err *
 	lua_pushcfunction(L, sb_msgh);
 	lua_insert(L, fidx);
 	status = lua_pcall(L, nargs, nres, fidx);
+	if (status == LUA_OK && D->limit != DRB_LUAI_LIMIT_NONE) {
+		/* A limit hit, caught by the script, and no instruction ran after it: a C
+		 * function in tail position (`return xpcall(...)`) returns straight out of
+		 * the chunk. The entry still failed. */
+		lua_settop(L, fidx - 1);
+		lua_pushstring(L, limit_text(D->limit));
+		status = LUA_ERRRUN;
+		fidx = lua_gettop(L);
+	}
 	if (status == LUA_OK) {
 		lua_remove(L, fidx);
 		goto out;
@@ -337,6 +369,33 @@ static int sb_collectgarbage(lua_State *L)
 	lua_insert(L, 1);
 	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
 	return lua_gettop(L);
+}
+
+/* xpcall(f, msgh, ...) as pcall followed by msgh(err): Lua calls a message handler at the
+ * point of the error, and when the error came from the budget hook that is with hooks
+ * switched off, so `xpcall(loop, loop)` would run forever. Here the handler runs after the
+ * protected call returned, as ordinary code under the budget. What it loses: the handler no
+ * longer sees the erroring stack (the sandbox has no debug library to look at it anyway). */
+static int sb_xpcall(lua_State *L)
+{
+	int n = lua_gettop(L);
+
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	luaL_checkstack(L, n + 3, "xpcall");
+	lua_pushboolean(L, 1); /* n+1: true, then f and its arguments */
+	lua_pushvalue(L, 1);
+	for (int i = 3; i <= n; i++)
+		lua_pushvalue(L, i);
+	if (lua_pcall(L, n - 2, LUA_MULTRET, 0) == LUA_OK)
+		return lua_gettop(L) - n; /* true, f's results */
+	/* ..., true, error: an interrupted or over-budget entry stays so, the handler's first
+	 * instruction raises again */
+	lua_pushvalue(L, 2);
+	lua_insert(L, -2);
+	lua_pcall(L, 1, 1, 0); /* the handler's result, or its own error (Lua's LUA_ERRERR) */
+	lua_pushboolean(L, 0);
+	lua_replace(L, -3);
+	return 2;
 }
 
 /* setmetatable without __gc: Lua runs finalizers with hooks switched off, so a finalizer
@@ -578,6 +637,8 @@ static int sb_setup(lua_State *L)
 	lua_getglobal(L, "load");
 	lua_pushcclosure(L, sb_load, 1);
 	lua_setglobal(L, "load");
+	lua_pushcfunction(L, sb_xpcall);
+	lua_setglobal(L, "xpcall");
 	lua_getglobal(L, "setmetatable");
 	lua_pushcclosure(L, sb_setmetatable, 1);
 	lua_setglobal(L, "setmetatable");
@@ -626,6 +687,8 @@ int drb_lua_new(drb_lua **out, const drb_lua_opts *opts, drb_err *err)
 	D->time_limit = opts->time_limit > 0 ? opts->time_limit : DEFAULT_TIME_LIMIT;
 	D->print = opts->print;
 	D->print_ud = opts->print_ud;
+	D->cancel = opts->cancel;
+	D->stop_at = opts->stop_at;
 	D->lib_dir = sb_dir_dup(opts->lib_dir);
 	D->runbook_dir = sb_dir_dup(opts->runbook_dir);
 	if ((opts->lib_dir && !D->lib_dir) || (opts->runbook_dir && !D->runbook_dir)) {

@@ -21,6 +21,9 @@ typedef struct lt_fix {
 	drb_lua *L;
 	char printed[16][256];
 	int nprinted;
+	/* set before lt_open to give the sandbox a stop flag and a run deadline */
+	const volatile int *cancel;
+	const volatile double *stop_at;
 } lt_fix;
 
 static inline void lt_print(void *ud, const char *line)
@@ -98,6 +101,8 @@ static inline int lt_open(lt_fix *f, size_t mem, long long instr, double secs)
 	o.runbook_dir = f->rb;
 	o.print = lt_print;
 	o.print_ud = f;
+	o.cancel = f->cancel;
+	o.stop_at = f->stop_at;
 	if (drb_lua_new(&f->L, &o, &e) != 0) {
 		fprintf(stderr, "drb_lua_new: %s\n", e.msg);
 		return -1;

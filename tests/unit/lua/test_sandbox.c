@@ -457,8 +457,7 @@ static int fake_invoke(void *ud, const drb_action *a, const json_t *args, json_t
 	return 0;
 }
 
-static const drb_action act_describe = {.name = "aws.rds.describe_db_instance",
-					.mode = DRB_ACT_RO};
+static const drb_action act_describe = {.name = "aws.rds.describe_db_instance", .mode = DRB_ACT_RO};
 static const char *const pg_positional[] = {"connection", "sql", "args...", NULL};
 static const drb_action act_query = {
     .name = "pg.query", .mode = DRB_ACT_RO, .positional = pg_positional};
@@ -663,6 +662,102 @@ static void test_no_finalizers(void **state)
 	    "true");
 }
 
+/* Hostile code where Lua runs error handlers with hooks off: xpcall's message handler is
+ * called after the protected call returned, under the budget; an error object's __tostring
+ * is never called by the sandbox's own handler. Each stops within a second. */
+static void test_hostile_handlers(void **state)
+{
+	lt_fix *f = *state;
+	static const char *const loops[] = {
+	    "xpcall(function() while true do end end, function() while true do end end)",
+	    "return xpcall(function() while true do end end, function() while true do end end)",
+	    "xpcall(function() while true do end end, function() xpcall(function() while true "
+	    "do end end, function() while true do end end) end)",
+	    "while true do xpcall(error, function() while true do end end) end",
+	    "local ok = pcall(xpcall, function() while true do end end, function() while true "
+	    "do end end) return ok",
+	    "return pcall(function() while true do end end)",
+	};
+	struct loop_case c = {f, NULL, 0};
+
+	for (size_t i = 0; i < sizeof(loops) / sizeof(loops[0]); i++) {
+		c.code = loops[i];
+		assert_true(lt_stops_within_1s(loop_attempt, &c));
+	}
+	c.expr = 1;
+	c.code = "xpcall(function() while true do end end, function() while true do end end)";
+	assert_true(lt_stops_within_1s(loop_attempt, &c));
+	/* an error object whose __tostring loops: the message names its type instead */
+	assert_non_null(strstr(fails(f,
+				     "error(setmetatable({}, {__tostring = function() while true "
+				     "do end end}))",
+				     DRB_ESCRIPT),
+			       "error object is a table value"));
+	/* xpcall keeps its meaning for ordinary code */
+	assert_string_equal(runs(f, "return {xpcall(function(a, b) return a + b, 'x' end, "
+				    "print, 1, 2)}"),
+			    "[true,3,\"x\"]");
+	assert_string_equal(runs(f, "local ok, m = xpcall(function() error('bad', 0) end, "
+				    "function(e) return 'handled ' .. e end) return {ok, m}"),
+			    "[false,\"handled bad\"]");
+	assert_string_equal(runs(f, "local ok, m = xpcall(function() error('bad', 0) end, "
+				    "function(e) error('worse', 0) end) return {ok, m}"),
+			    "[false,\"worse\"]");
+	assert_string_equal(runs(f, "return 'alive'"), "\"alive\"");
+}
+
+static volatile int stop_flag;
+static volatile double stop_deadline;
+
+static int setup_stoppable(void **state)
+{
+	lt_fix *f = calloc(1, sizeof(*f));
+
+	*state = f;
+	if (!f)
+		return -1;
+	stop_flag = 0;
+	stop_deadline = 0;
+	f->cancel = &stop_flag;
+	f->stop_at = &stop_deadline;
+	return lt_open(f, 0, 1000000000000000LL, 1000);
+}
+
+static void *raise_flag_later(void *arg)
+{
+	struct timespec ts = {0, 300 * 1000 * 1000};
+
+	(void)arg;
+	nanosleep(&ts, NULL);
+	stop_flag = 1;
+	return NULL;
+}
+
+/* Set from another thread (as the signal handler does), the stop flag ends a loop that no
+ * budget would end soon, also inside a message handler; the run's deadline likewise. */
+static void test_stopped_from_outside(void **state)
+{
+	lt_fix *f = *state;
+	pthread_t t;
+	double t0 = drb_mono_now();
+	const char *m;
+
+	assert_int_equal(pthread_create(&t, NULL, raise_flag_later, NULL), 0);
+	m = fails(f, "xpcall(function() while true do end end, function() while true do end end)",
+		  DRB_EINTERRUPTED);
+	pthread_join(t, NULL);
+	assert_non_null(strstr(m, "interrupted"));
+	assert_true(drb_mono_now() - t0 < 2.0);
+	stop_flag = 0;
+	stop_deadline = drb_mono_now() + 0.3;
+	t0 = drb_mono_now();
+	m = fails(f, "while true do pcall(function() while true do end end) end", DRB_ETIMEOUT);
+	assert_non_null(strstr(m, "deadline"));
+	assert_true(drb_mono_now() - t0 < 2.0);
+	stop_deadline = 0;
+	assert_string_equal(runs(f, "return 'alive'"), "\"alive\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -690,6 +785,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lock, lt_setup, lt_teardown),
 	    cmocka_unit_test_setup_teardown(test_threads, lt_setup, lt_teardown),
 	    cmocka_unit_test_setup_teardown(test_no_finalizers, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_hostile_handlers, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_stopped_from_outside, setup_stoppable,
+					    lt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
