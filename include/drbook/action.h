@@ -32,33 +32,38 @@ struct drb_seam {
 	int (*call)(drb_seam *s, const drb_call *c, drb_perform_fn perform, void *arg,
 		    json_t **response, drb_err *err);
 	void *ud;
+	/* Records a fact while a call runs, before its answer (an exec child's pid, so that a
+	 * resume after a crash can tell whether it still runs). data is borrowed. A failure
+	 * means the fact is not recorded: the caller must undo what it started and fail.
+	 * NULL, or a no-op in a replay, when nothing records. */
+	int (*note)(drb_seam *s, const char *event, const json_t *data, drb_err *err);
 };
 
 /* Context of one action invocation, owned by the engine, borrowed by the action. */
 typedef struct drb_action_ctx {
 	drb_seam *seam;
-	const char *step_id;        /* for messages */
-	const json_t *connections;  /* the runbook's connections: name -> spec object */
-	int drill;                  /* --drill */
-	int read_only;              /* preflight/plan: mutating calls are refused */
-	double deadline;            /* drb_mono_now() value after which to give up; 0 = none */
-	volatile int *cancel;       /* set to 1 when the run is being stopped; may be NULL */
-	int replay;                 /* replaying a log: the seam answers; do not wait or sleep */
-	void *engine;               /* opaque; for the engine's own built-ins */
+	const char *step_id;	   /* for messages */
+	const json_t *connections; /* the runbook's connections: name -> spec object */
+	int drill;		   /* --drill */
+	int read_only;		   /* preflight/plan: mutating calls are refused */
+	double deadline;	   /* drb_mono_now() value after which to give up; 0 = none */
+	volatile int *cancel;	   /* set to 1 when the run is being stopped; may be NULL */
+	int replay;		   /* replaying a log: the seam answers; do not wait or sleep */
+	void *engine;		   /* opaque; for the engine's own built-ins */
 } drb_action_ctx;
 
 typedef int (*drb_action_fn)(drb_action_ctx *ctx, const json_t *args, json_t **result,
 			     drb_err *err);
 
 typedef enum drb_action_mode {
-	DRB_ACT_RO = 0,     /* read-only: allowed in preflight and plan */
-	DRB_ACT_MUT = 1,    /* mutating */
+	DRB_ACT_RO = 0,	     /* read-only: allowed in preflight and plan */
+	DRB_ACT_MUT = 1,     /* mutating */
 	DRB_ACT_DEPENDS = 2, /* decided at run time by mode_of(args) (http.request) */
 	DRB_ACT_STEP = 3     /* mutating unless the step says read_only: true (lua, exec) */
 } drb_action_mode;
 
 typedef struct drb_action {
-	const char *name;                   /* "aws.rds.promote_read_replica" */
+	const char *name; /* "aws.rds.promote_read_replica" */
 	drb_action_mode mode;
 	int (*mode_of)(const json_t *args); /* for DRB_ACT_DEPENDS: 0 ro, 1 mut; may be NULL */
 	/* Names for positional arguments when called from Lua as f(a, b, ...) instead of

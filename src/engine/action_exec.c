@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -49,6 +50,9 @@ typedef struct exec_job {
 	double timeout_s;
 	double deadline; /* ctx->deadline */
 	const volatile int *cancel;
+	drb_seam *seam;	  /* records the child's pid (exec.child) */
+	pid_t drbook_pid; /* the guardian's parent: if it is gone, the group dies */
+	int death_sig;	  /* what the kernel sends the guardian when drbook dies */
 } exec_job;
 
 static void job_free(exec_job *j)
@@ -211,8 +215,34 @@ static int resolve(const char *prog, char *out, size_t n, drb_err *err)
 	return drb_err_set(err, DRB_ENOTFOUND, "exec: '%s': %s", prog, strerror(ENOENT));
 }
 
-/* Child side, between fork and exec: only async-signal-safe calls. Reports a failure as a
- * tag byte and errno through the close-on-exec pipe. */
+/* The guardian's answer to drbook's death (PR_SET_PDEATHSIG): the whole group goes, the
+ * program's own children included. */
+static void guardian_orphaned(int sig)
+{
+	(void)sig;
+	kill(0, SIGKILL);
+}
+
+static void close_from(int first)
+{
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, (unsigned)first, ~0U, 0U) == 0)
+		return;
+#endif
+	long max = sysconf(_SC_OPEN_MAX);
+
+	if (max < 0 || max > 65536)
+		max = 65536;
+	for (long fd = first; fd < max; fd++)
+		close((int)fd);
+}
+
+/* Child side, between fork and exec: only async-signal-safe calls. The forked child leads a
+ * new process group and stays as its guardian: it forks the program and waits for it, then
+ * exits as the program did. If drbook dies first, even by kill -9, the kernel tells the
+ * guardian (PR_SET_PDEATHSIG) and it kills the whole group, so no step's program (nor
+ * anything it started) outlives the run and a resume never starts a second copy beside it.
+ * A failure before exec goes back as a tag byte and errno through the close-on-exec pipe. */
 static void child(const exec_job *j, const char *path, int in_fd, int out_fd, int err_fd,
 		  int report_fd)
 {
@@ -220,9 +250,10 @@ static void child(const exec_job *j, const char *path, int in_fd, int out_fd, in
 		char tag;
 		int e;
 	} why = {'E', 0};
-	struct sigaction dfl;
-	sigset_t none;
-	int sig;
+	struct sigaction dfl, orphan;
+	sigset_t none, stop;
+	int sig, status;
+	pid_t prog;
 
 	setpgid(0, 0);
 	/* The engine may block or ignore signals (a signal thread, SIGPIPE); the program must
@@ -235,6 +266,55 @@ static void child(const exec_job *j, const char *path, int in_fd, int out_fd, in
 			sigaction(sig, &dfl, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	memset(&orphan, 0, sizeof(orphan));
+	orphan.sa_handler = guardian_orphaned;
+	sigemptyset(&orphan.sa_mask);
+	if (sigaction(j->death_sig, &orphan, NULL) != 0 ||
+	    prctl(PR_SET_PDEATHSIG, j->death_sig) != 0) {
+		why.tag = 'G';
+		goto fail;
+	}
+	if (getppid() != j->drbook_pid) /* drbook died before the guard was set */
+		kill(0, SIGKILL);
+	/* The group's SIGTERM is for the program, which may shut down gracefully: the guardian
+	 * ignores it and stays until the program ends (or the group's SIGKILL). Blocked across
+	 * the fork so that neither side dies of one in between. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	sigaddset(&stop, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &stop, NULL);
+	prog = fork();
+	if (prog < 0) {
+		why.tag = 'G';
+		goto fail;
+	}
+	if (prog > 0) {
+		struct sigaction ign;
+
+		memset(&ign, 0, sizeof(ign));
+		ign.sa_handler = SIG_IGN;
+		sigemptyset(&ign.sa_mask);
+		for (sig = 1; sig < 32; sig++)
+			if (sigismember(&stop, sig))
+				sigaction(sig, &ign, NULL);
+		sigprocmask(SIG_UNBLOCK, &stop, NULL);
+		close_from(3); /* the guardian holds nothing of drbook's: no log, no lock */
+		while (waitpid(prog, &status, 0) < 0)
+			if (errno != EINTR)
+				_exit(127);
+		if (WIFEXITED(status))
+			_exit(WEXITSTATUS(status));
+		sig = WTERMSIG(status);
+		sigaction(sig, &dfl, NULL);
+		kill(getpid(), sig);
+		_exit(128 + sig);
+	}
+	/* the program: if the guardian is killed, the program goes with it */
+	sigaction(j->death_sig, &dfl, NULL);
+	sigprocmask(SIG_UNBLOCK, &stop, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (dup2(in_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(err_fd, 2) < 0)
 		goto fail;
 	if (j->cwd && chdir(j->cwd) != 0) {
@@ -403,6 +483,74 @@ static json_t *response_of(int status, run_state *st, double took_s)
 	return r;
 }
 
+/* The kernel's start time of pid (clock ticks since boot, /proc/PID/stat field 22): with the
+ * boot id it tells a still-running process from a later one that reused the pid. -1 when
+ * the process is gone. */
+long long drb_exec_start_ticks(int pid)
+{
+	char path[64], buf[1024], state = 0;
+	const char *p;
+	long long ticks = -1;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+	if (!p || sscanf(p + 2,
+			 "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+			 "%*d %*d %lld",
+			 &state, &ticks) != 2)
+		return -1;
+	/* a zombie no one reaped (its parent, drbook, is gone) does not run */
+	return state == 'Z' || state == 'X' ? -1 : ticks;
+}
+
+int drb_exec_boot_id(char *out, size_t n)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+	int ok = f && fgets(out, (int)n, f);
+
+	if (f)
+		fclose(f);
+	if (!ok)
+		return -1;
+	out[strcspn(out, "\n")] = '\0';
+	return 0;
+}
+
+/* Records the running child (exec.child: pid = its process group, start ticks, boot id,
+ * host) before anything else, so that a resume after a crash can tell whether it runs. */
+static int note_child(const exec_job *j, pid_t pid, drb_err *err)
+{
+	char boot[64] = "", host[256] = "";
+	json_t *d;
+	int rc;
+
+	if (!j->seam || !j->seam->note)
+		return 0;
+	drb_exec_boot_id(boot, sizeof(boot));
+	gethostname(host, sizeof(host) - 1);
+	d = json_pack("{s:i, s:I, s:s, s:s, s:s}", "pid", (int)pid, "start_ticks",
+		      (json_int_t)drb_exec_start_ticks(pid), "boot_id", boot, "host", host,
+		      "program", j->argv[0]);
+	if (!d)
+		return drb_err_set(err, DRB_ENOMEM, "exec: out of memory");
+	rc = j->seam->note(j->seam, "exec.child", d, err);
+	json_decref(d);
+	if (rc)
+		drb_err_prefix(err,
+			       "exec: '%s': the child could not be recorded, so it was "
+			       "stopped: ",
+			       j->argv[0]);
+	return rc;
+}
+
 /* The seam's perform callback: the real fork/exec and supervision. */
 static int exec_perform(void *arg, json_t **response, drb_err *err)
 {
@@ -457,7 +605,10 @@ static int exec_perform(void *arg, json_t **response, drb_err *err)
 	if (n == (ssize_t)sizeof(why)) {
 		waitpid(st.pid, NULL, 0);
 		reaped = 1;
-		if (why.tag == 'C')
+		if (why.tag == 'G')
+			rc = drb_err_set(err, DRB_EIO, "exec: '%s': cannot set up the guard: %s",
+					 j->argv[0], strerror(why.e));
+		else if (why.tag == 'C')
 			rc = drb_err_set(err, why.e == ENOENT ? DRB_ENOTFOUND : DRB_EIO,
 					 "exec: cwd '%s': %s", j->cwd, strerror(why.e));
 		else
@@ -468,6 +619,8 @@ static int exec_perform(void *arg, json_t **response, drb_err *err)
 					 "exec: '%s': %s", j->argv[0], strerror(why.e));
 		goto out;
 	}
+	if ((rc = note_child(j, st.pid, err)))
+		goto out; /* not recorded, so not left running: out kills the group */
 
 	st.out.fd = out_p[0];
 	st.err.fd = err_p[0];
@@ -646,6 +799,9 @@ static int exec_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb
 	j.timeout_s = DEFAULT_TIMEOUT_S;
 	j.deadline = ctx->deadline;
 	j.cancel = ctx->cancel;
+	j.seam = ctx->seam;
+	j.drbook_pid = getpid();
+	j.death_sig = SIGRTMIN + 2; /* no program expects it; computed here, not after fork */
 	rc = drb_args_known(args, known, err);
 	if (rc == 0)
 		rc = build_argv(&j, args, err);

@@ -5,8 +5,13 @@
 
 #include <drbook/action.h>
 
-extern const drb_action drb_action_sleep;   /* action_sleep.c */
-extern const drb_action drb_action_exec;    /* action_exec.c */
-extern const drb_action drb_action_http;    /* action_http.c: http.request */
+extern const drb_action drb_action_sleep; /* action_sleep.c */
+extern const drb_action drb_action_exec;  /* action_exec.c */
+extern const drb_action drb_action_http;  /* action_http.c: http.request */
+
+/* A process's start time in clock ticks since boot (/proc), or -1 when it is gone; and this
+ * boot's id (0, or -1). Together they identify a recorded exec child across pid reuse. */
+long long drb_exec_start_ticks(int pid);
+int drb_exec_boot_id(char *out, size_t n);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include <drbook/util.h>
 
+#include "builtins.h"
 #include "engine_int.h"
 
 drb_prior *drb_prior_find(drb_run *r, const char *uid)
@@ -133,6 +134,45 @@ static int refuse(drb_run_result *out, const char *run_id, const char *path, int
 	snprintf(out->audit_path, sizeof(out->audit_path), "%s", path);
 	snprintf(out->error, sizeof(out->error), "%s", err->msg);
 	out->steps = json_array();
+	return 0;
+}
+
+/* 1 (err naming it) when an exec child recorded for step (or one of its for_each children
+ * "step[N]") still runs on this machine: running the step again would start a second copy
+ * beside it. The pid alone is not enough (pids are reused): host, boot and the kernel's start
+ * time must all match. A child recorded on another host cannot be checked from here. */
+static int child_still_runs(const json_t *records, const char *step, drb_err *err)
+{
+	char boot[64] = "", host[256] = "";
+	size_t i, n = strlen(step);
+	json_t *rec;
+
+	drb_exec_boot_id(boot, sizeof(boot));
+	gethostname(host, sizeof(host) - 1);
+	json_array_foreach(records, i, rec)
+	{
+		const char *ev = json_string_value(json_object_get(rec, "event"));
+		const char *id = json_string_value(json_object_get(rec, "step"));
+		const json_t *d = json_object_get(rec, "data");
+		int pid = (int)json_integer_value(json_object_get(d, "pid"));
+		long long ticks = json_integer_value(json_object_get(d, "start_ticks"));
+
+		if (!ev || strcmp(ev, "exec.child") || !id || strncmp(id, step, n) ||
+		    (id[n] && id[n] != '['))
+			continue;
+		if (pid <= 0 || ticks < 0 ||
+		    strcmp(json_string_value(json_object_get(d, "boot_id")) ?: "", boot) ||
+		    strcmp(json_string_value(json_object_get(d, "host")) ?: "", host) ||
+		    drb_exec_start_ticks(pid) != ticks)
+			continue;
+		drb_err_set(err, DRB_EDENIED,
+			    "--retry %s: its program '%s' (pid %d, step %s) still runs from the "
+			    "interrupted run; running the step again would start a second copy. "
+			    "Stop it first (kill -- -%d) or let it finish",
+			    step, json_string_value(json_object_get(d, "program")) ?: "?", pid, id,
+			    pid);
+		return 1;
+	}
 	return 0;
 }
 
@@ -273,6 +313,11 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 			rc = drb_err_set(err, DRB_EINVAL,
 					 "--retry %s: that step did not start in this run",
 					 o->retry_steps[i]);
+			goto out;
+		}
+	for (i = 0; i < o->n_retry_steps; i++)
+		if (child_still_runs(records, o->retry_steps[i], err)) {
+			rc = refuse(out, r.run_id, audit_path, DRB_EXIT_REFUSED, "refused", err);
 			goto out;
 		}
 

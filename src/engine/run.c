@@ -199,10 +199,17 @@ int drb_action_mutates(const drb_action *a, const drb_step *s, const json_t *arg
 	return 1;
 }
 
+static int seam_note(drb_seam *s, const char *event, const json_t *data, drb_err *err)
+{
+	step_seam *ss = (step_seam *)s;
+
+	return ss->r->replay ? 0 : drb_emit(ss->r, event, ss->uid, data, err);
+}
+
 static int call_provider(drb_run *r, const drb_action *a, const char *uid, const json_t *args,
 			 double deadline, int ro, json_t **result, drb_err *err)
 {
-	step_seam seam = {{seam_call, NULL}, r, uid};
+	step_seam seam = {{seam_call, NULL, seam_note}, r, uid};
 	drb_action_ctx ctx = {
 	    .seam = &seam.base,
 	    .step_id = uid,

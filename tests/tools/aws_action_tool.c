@@ -62,7 +62,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	drb_seam seam = {tool_seam_call, NULL};
+	drb_seam seam = {tool_seam_call, NULL, NULL};
 	drb_action_ctx ctx;
 	const drb_action *a = NULL;
 	json_t *args = NULL, *conns = NULL, *result = NULL;
