@@ -56,6 +56,8 @@ class Glue:
         self.standby = None                 # name of the sync standby (None while rebuilding)
         self.replica = None                 # name of the eu-west-1 replica node
         self.proxy = None
+        self.faults = None                  # faultproxy.Faults shared by every AWS front
+        self.on_faults = None               # called after a fault changes (ARC endpoints)
         self.down_regions = set()
         self.health_checks = {}             # health check id -> region it watches
         self.changes = {}                   # Route 53 change id -> monotonic submit time
@@ -671,9 +673,18 @@ class Glue:
                 self._schedule((region, svc.cluster_name, svc.name), self.replace_delay,
                                earliest=False)
                 self._recount(backend, svc)
-        return {"region": region, "stopped_servers": stopped, "stopped_tasks": n,
-                "health_checks_failing": [k for k, v in self.health_checks.items()
-                                          if v == region]}
+        out = {"region": region, "stopped_servers": stopped, "stopped_tasks": n,
+               "health_checks_failing": [k for k, v in self.health_checks.items()
+                                         if v == region]}
+        if args.get("control_plane"):
+            # every endpoint of the region fails too, and with it the global Route 53 and
+            # STS control APIs and IAM, which sign for us-east-1 (see faultproxy)
+            mode = args.get("mode") or "refused"
+            self.faults.set_region(region, mode, args.get("hang_s"))
+            if self.on_faults:
+                self.on_faults()
+            out["control_plane"] = {"mode": mode, "hang_s": self.faults.hang_s}
+        return out
 
     def _inject_corruption(self, args):
         writer = self._writer_node()
@@ -716,4 +727,5 @@ class Glue:
                 "writer_endpoint_port": self.proxy.port if self.proxy else None,
                 "writer_endpoint_target": self.proxy.target if self.proxy else None,
                 "nodes": nodes, "regions_down": sorted(self.down_regions),
-                "restores": dict(self.restores), "ecs": ecs, "errors": self.errors[-10:]}
+                "restores": dict(self.restores), "ecs": ecs, "errors": self.errors[-10:],
+                "faults": self.faults.snapshot() if self.faults else None}

@@ -93,7 +93,7 @@ def setup_pg(paths, password, ports, out):
 def _env_vars(paths, ports, password, cloud, snapshot):
     hc = cloud["health_checks"]
     return {
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:%d" % ports["moto"],
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:%d" % ports["aws_endpoint"],
         "AWS_ACCESS_KEY_ID": cloud["access_key_id"],
         "AWS_SECRET_ACCESS_KEY": cloud["secret_access_key"],
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -190,13 +190,15 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     t0 = time.monotonic()
     glue = proxy = server = control = None
+    fronts = []
     serving = False     # control.shutdown() would wait forever for a loop never started
     rc = 0
     try:
         import logging
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         password = secrets.token_hex(16)
-        ports = {k: free_port() for k in ("moto", "writer_endpoint", A, B, EU_NODE)}
+        ports = {k: free_port() for k in ("moto", "aws_endpoint", "writer_endpoint", A, B,
+                                          EU_NODE)}
         write_json_atomic(paths.ports, ports)
         _log("ports %s" % json.dumps(ports, sort_keys=True))
 
@@ -223,6 +225,17 @@ def main():
         server.start()
         endpoint = "http://127.0.0.1:%d" % ports["moto"]
         _log("moto listening on %s (%.1fs)" % (endpoint, time.monotonic() - t0))
+        # clients reach moto through the fault proxy (AWS_ENDPOINT_URL); the launcher's own
+        # set-up talks to moto directly, so requests.jsonl holds client traffic only
+        from .faultproxy import Faults, Front, RequestLog, forward_to
+        faults = Faults()
+        reqlog = RequestLog(str(paths.requests))
+        front = Front("aws", ports["aws_endpoint"], forward_to(ports["moto"]), faults, reqlog)
+        front.start()
+        fronts.append(front)
+        glue.faults = faults
+        public = front.url
+        _log("fault proxy listening on %s" % public)
 
         from .seed import seed_cloud, seed_snapshot
         cloud = seed_cloud(endpoint, glue, ports, password)
@@ -267,7 +280,8 @@ def main():
 
         took = time.monotonic() - t0
         write_json_atomic(paths.ready, {"pid": os.getpid(), "ready_at": rfc3339(now_utc()),
-                                        "took_s": round(took, 2), "endpoint": endpoint})
+                                        "took_s": round(took, 2), "endpoint": public,
+                                        "moto": endpoint})
         _log("ready in %.1fs" % took)
         while not stop.wait(1):
             pass
@@ -279,6 +293,7 @@ def main():
         for step, fn in (("control", lambda: control and (serving and control.shutdown(),
                                                          control.server_close())),
                          ("glue", lambda: glue and glue.stop()),
+                         ("fronts", lambda: [f.stop() for f in fronts]),
                          ("proxy", lambda: proxy and proxy.stop()),
                          ("postgres", lambda: stop_all_recorded(paths, _log)),
                          ("moto", lambda: server and server.stop())):
