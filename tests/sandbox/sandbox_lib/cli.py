@@ -147,7 +147,7 @@ def teardown(paths, log, graceful=True):
 
 
 def _wipe_for_up(paths):
-    for d in (paths.pg, paths.sock, paths.archive, paths.basebackup):
+    for d in (paths.pg, paths.sock, paths.archive, paths.basebackup, paths.dns):
         if d.exists():
             shutil.rmtree(d)
     for f in (paths.env_sh, paths.env_json, paths.ready, paths.servers, paths.ports,

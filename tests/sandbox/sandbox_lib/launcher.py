@@ -125,6 +125,36 @@ def _env_vars(paths, ports, password, cloud, snapshot):
     }
 
 
+def _arc_dns_env(arc, arc_fronts, dns, cloud):
+    """What a client of the ARC cluster and of the sandbox's DNS needs (docs/sandbox.md)."""
+    return {
+        "DRB_SANDBOX_ARC_CLUSTER_ARN": arc.cluster_arn,
+        "DRB_SANDBOX_ARC_CONTROL_PANEL_ARN": arc.panel_arn,
+        "DRB_SANDBOX_ARC_ROUTING_CONTROL_US": cloud["arc_controls"]["us-east-1"],
+        "DRB_SANDBOX_ARC_ROUTING_CONTROL_EU": cloud["arc_controls"]["eu-west-1"],
+        "DRB_SANDBOX_ARC_HEALTH_CHECK_US": cloud["arc_health_checks"]["us-east-1"],
+        "DRB_SANDBOX_ARC_HEALTH_CHECK_EU": cloud["arc_health_checks"]["eu-west-1"],
+        "DRB_SANDBOX_ARC_ENDPOINTS": " ".join(f.url for f in arc_fronts),
+        "DRB_SANDBOX_ARC_ENDPOINT_REGIONS": " ".join(f.region for f in arc_fronts),
+        "DRB_SANDBOX_FAILOVER_RECORD": cloud["failover_record"],
+        "DRB_SANDBOX_DNS_TTL": str(cloud["dns_ttl"]),
+        "DRB_SANDBOX_DNS_RESOLVER": "127.0.0.1:%d" % dns.resolver_port,
+        "DRB_SANDBOX_DNS_AUTHORITATIVE": "127.0.0.1:%d" % dns.auth_port,
+    }
+
+
+def _iam_secret_of(account):
+    """The secret of an active access key of one of moto's IAM users (who may call ARC)."""
+    def secret_of(akid):
+        from moto.iam.models import iam_backends
+        for user in list(iam_backends[account]["aws"].users.values()):
+            for k in list(user.access_keys):
+                if k.access_key_id == akid and k.status == "Active":
+                    return k.secret_access_key
+        return None
+    return secret_of
+
+
 def _write_env(paths, env):
     text = "# drbook sandbox: source this file (written by the launcher)\n" + "".join(
         "export %s=%s\n" % (k, shlex.quote(v)) for k, v in sorted(env.items()))
@@ -189,8 +219,8 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     t0 = time.monotonic()
-    glue = proxy = server = control = None
-    fronts = []
+    glue = proxy = server = control = dns = None
+    fronts, arc_fronts = [], []
     serving = False     # control.shutdown() would wait forever for a loop never started
     rc = 0
     try:
@@ -237,9 +267,35 @@ def main():
         public = front.url
         _log("fault proxy listening on %s" % public)
 
+        from .arc import REGIONS as ARC_REGIONS, ArcCluster
+        glue.arc = ArcCluster(glue.account, _iam_secret_of(glue.account), _log)
+        dns_ttl = int(os.environ.get("DRB_SANDBOX_DNS_TTL", "60"))
         from .seed import seed_cloud, seed_snapshot
-        cloud = seed_cloud(endpoint, glue, ports, password)
+        cloud = seed_cloud(endpoint, glue, ports, password, dns_ttl=dns_ttl)
         _log("cloud seeded (%.1fs)" % (time.monotonic() - t0))
+        # the ARC cluster's five endpoints, one per region, behind the same fault mechanism
+        for i, region in enumerate(ARC_REGIONS):
+            f = Front("arc-%d" % i, free_port(), glue.arc.backend(region), faults, reqlog,
+                      region=region)
+            f.start()
+            fronts.append(f)
+            arc_fronts.append(f)
+
+        def apply_faults():
+            # a refused cluster endpoint refuses connections (its listener is closed); the
+            # shared AWS endpoint can only reset them, its region is known from the request
+            for f in arc_fronts:
+                if faults.mode_for(f.name, f.region) == "refused":
+                    f.close_listener()
+                else:
+                    f.start()
+        glue.on_faults = apply_faults
+        from .dns import Dns
+        dns = Dns(paths, glue, cloud["zone_name"], _log)
+        ports.update({f.name: f.port for f in arc_fronts})
+        ports.update({"dns_authoritative": dns.auth_port, "dns_resolver": dns.resolver_port})
+        write_json_atomic(paths.ports, ports)
+        dns.start()
         pg_thread.join(120)
         if pg_thread.is_alive():
             raise SandboxError("PostgreSQL set-up did not finish in 120 s")
@@ -254,6 +310,7 @@ def main():
         arn = _enable_auth_and_check(endpoint, cloud)
         _log("signature checking on; sandbox identity %s" % arn)
         env = _env_vars(paths, ports, password, cloud, snapshot)
+        env.update(_arc_dns_env(glue.arc, arc_fronts, dns, cloud))
         _write_env(paths, env)
 
         if paths.control.exists():
@@ -266,7 +323,12 @@ def main():
             if cmd == "ping":
                 return "pong"
             if cmd == "status":
-                return glue.status()
+                st = glue.status()
+                st["dns"] = dns.status()
+                st["arc"] = dict(glue.arc.status(), endpoints=[
+                    {"url": f.url, "region": f.region, "listening": f.listening(),
+                     "fault": faults.mode_for(f.name, f.region)} for f in arc_fronts])
+                return st
             if cmd == "inject":
                 _log("inject %s %s" % (req.get("scenario"), req.get("args")))
                 return glue.inject(req.get("scenario"), req.get("args"))
@@ -294,6 +356,7 @@ def main():
                                                          control.server_close())),
                          ("glue", lambda: glue and glue.stop()),
                          ("fronts", lambda: [f.stop() for f in fronts]),
+                         ("dns", lambda: dns and dns.stop()),
                          ("proxy", lambda: proxy and proxy.stop()),
                          ("postgres", lambda: stop_all_recorded(paths, _log)),
                          ("moto", lambda: server and server.stop())):
