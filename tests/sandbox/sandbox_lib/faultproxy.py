@@ -192,9 +192,17 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.resets = set()             # sockets to end with RST
+        self.resets_lock = threading.Lock()
+
     def shutdown_request(self, request):
         # a "refused"/"timeout" fault ends with RST, not FIN: what a dead endpoint gives
-        if getattr(request, "_drb_reset", False):
+        with self.resets_lock:
+            reset = request in self.resets
+            self.resets.discard(request)
+        if reset:
             try:
                 request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             except OSError:
@@ -287,7 +295,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reset(self):
         self.close_connection = True
-        self.connection._drb_reset = True
+        with self.server.resets_lock:
+            self.server.resets.add(self.connection)
 
     def _hang(self, front):
         """Answer nothing until the client gives up (closes), the bound passes or we stop."""
