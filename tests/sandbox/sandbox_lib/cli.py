@@ -1,4 +1,4 @@
-# The `sandbox` command: up / down / status / inject / env / clean. It owns the launcher's
+# The `sandbox` command: up / down / status / inject / requests / env / clean. It owns the launcher's
 # lifecycle (daemonised in its own process group, pid file, log file) and the clean-up that
 # must work even after the launcher or a test crashed.
 import argparse
@@ -307,8 +307,8 @@ def main(argv):
         from .launcher import main as launch
         return launch()
     ap = argparse.ArgumentParser(prog="sandbox", description="drbook local mini-cloud "
-                                 "(moto + PostgreSQL). State: $DRB_SANDBOX_DIR or "
-                                 "/tmp/drbook-sandbox.")
+                                 "(moto behind a fault proxy + PostgreSQL + an ARC cluster + "
+                                 "DNS). State: $DRB_SANDBOX_DIR or /tmp/drbook-sandbox.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up", help="start everything and wait until ready (idempotent)")
     sub.add_parser("down", help="stop every process and free every port")

@@ -158,7 +158,8 @@ def forward_to(port):
         try:
             conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
             for k, v in headers.items():
-                if k.lower() not in _HOP and k.lower() != "content-length":
+                # Expect: 100-continue was answered by this proxy already
+                if k.lower() not in _HOP and k.lower() not in ("content-length", "expect"):
                     conn.putheader(k, v)
             if body or method in ("POST", "PUT", "PATCH"):
                 conn.putheader("Content-Length", str(len(body)))
