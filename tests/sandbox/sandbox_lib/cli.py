@@ -246,6 +246,10 @@ def cmd_inject(paths, args):
         if args.scenario != "region-outage":
             raise SandboxError("--control-plane goes with region-outage")
         a["control_plane"] = True
+    if (args.mode or args.hang_s is not None) and not (
+            args.control_plane or args.scenario == "arc-endpoint-down"):
+        raise SandboxError("--mode and --hang-s go with region-outage --control-plane or "
+                           "arc-endpoint-down")
     if args.mode:
         a["mode"] = args.mode
     if args.hang_s is not None:
