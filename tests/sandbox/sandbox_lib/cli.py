@@ -1,6 +1,6 @@
-# The `sandbox` command: up / down / status / inject / requests / env / clean. It owns the launcher's
-# lifecycle (daemonised in its own process group, pid file, log file) and the clean-up that
-# must work even after the launcher or a test crashed.
+# The `sandbox` command: up / down / status / inject / requests / env / clean. It owns the
+# launcher's lifecycle (daemonised in its own process group, pid file, log file) and the
+# clean-up that must work even after the launcher or a test crashed.
 import argparse
 import json
 import os
