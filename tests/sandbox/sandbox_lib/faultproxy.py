@@ -263,8 +263,13 @@ class _Handler(BaseHTTPRequestHandler):
                                         "drbook sandbox)" % (front.region or region))
                 self._send(status, hdrs, data)
             else:
-                status, hdrs, data = front.backend(self.command, self.path, self.headers, body,
-                                                   info)
+                try:
+                    status, hdrs, data = front.backend(self.command, self.path, self.headers,
+                                                       body, info)
+                except OSError as e:    # moto itself gone: say so rather than hang up
+                    status = 502
+                    hdrs, data = error_body(info, 502, "BadGateway",
+                                            "the sandbox could not reach moto: %s" % e)
                 self._send(status, hdrs, data)
         finally:
             rec = {k: info[k] for k in ("endpoint", "region", "service", "operation",
