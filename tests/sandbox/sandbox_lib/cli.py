@@ -1,6 +1,6 @@
-# The `sandbox` command: up / down / status / inject / env / clean. It owns the launcher's
-# lifecycle (daemonised in its own process group, pid file, log file) and the clean-up that
-# must work even after the launcher or a test crashed.
+# The `sandbox` command: up / down / status / inject / requests / env / clean. It owns the
+# launcher's lifecycle (daemonised in its own process group, pid file, log file) and the
+# clean-up that must work even after the launcher or a test crashed.
 import argparse
 import json
 import os
@@ -15,7 +15,8 @@ from .common import (Paths, SandboxError, check_pg_can_reach, pid_alive, port_in
                      read_json)
 from .pgnodes import stop_all_recorded
 
-SCENARIOS = ["ecs-task", "primary", "region-outage", "corruption"]
+SCENARIOS = ["ecs-task", "primary", "region-outage", "corruption", "arc-endpoint-down"]
+MODES = ["refused", "timeout", "5xx"]
 
 
 def _err(msg):
@@ -146,11 +147,11 @@ def teardown(paths, log, graceful=True):
 
 
 def _wipe_for_up(paths):
-    for d in (paths.pg, paths.sock, paths.archive, paths.basebackup):
+    for d in (paths.pg, paths.sock, paths.archive, paths.basebackup, paths.dns):
         if d.exists():
             shutil.rmtree(d)
     for f in (paths.env_sh, paths.env_json, paths.ready, paths.servers, paths.ports,
-              paths.corruption, paths.control):
+              paths.corruption, paths.control, paths.requests):
         try:
             f.unlink()
         except OSError:
@@ -241,8 +242,50 @@ def cmd_inject(paths, args):
         a["service"] = args.service
     if args.cluster:
         a["cluster"] = args.cluster
+    if args.control_plane:
+        if args.scenario != "region-outage":
+            raise SandboxError("--control-plane goes with region-outage")
+        a["control_plane"] = True
+    if (args.mode or args.hang_s is not None) and not (
+            args.control_plane or args.scenario == "arc-endpoint-down"):
+        raise SandboxError("--mode and --hang-s go with region-outage --control-plane or "
+                           "arc-endpoint-down")
+    if args.mode:
+        a["mode"] = args.mode
+    if args.hang_s is not None:
+        a["hang_s"] = args.hang_s
+    if args.scenario == "arc-endpoint-down":
+        if args.index is None:
+            raise SandboxError("arc-endpoint-down needs the endpoint number (0-4)")
+        a["index"] = args.index
+    elif args.index is not None:
+        raise SandboxError("unexpected argument %r" % args.index)
     res = control(paths, {"cmd": "inject", "scenario": args.scenario, "args": a})
     print(json.dumps(res, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_requests(paths, args):
+    """The fault proxy's request log (requests.jsonl), filtered; readable after `down` too."""
+    recs = []
+    try:
+        with open(paths.requests) as f:
+            for line in f:
+                if line.strip():
+                    recs.append(json.loads(line))
+    except OSError:
+        raise SandboxError("no request log in %s (the sandbox was never up)" % paths.root)
+    recs = [r for r in recs if r["seq"] > args.since and
+            (not args.region or r["region"] == args.region) and
+            (not args.service or r["service"] == args.service)]
+    if args.json:
+        print(json.dumps(recs, indent=2, sort_keys=True))
+        return 0
+    for r in recs:
+        print("%5d %s %-8s %-15s %-26s %-32s %s" % (
+            r["seq"], r["ts"], r["endpoint"], r["region"] or "-", r["service"] or "-",
+            r["operation"] or r["method"] + " " + r["path"],
+            r["fault"] or r["status"]))
     return 0
 
 
@@ -268,8 +311,8 @@ def main(argv):
         from .launcher import main as launch
         return launch()
     ap = argparse.ArgumentParser(prog="sandbox", description="drbook local mini-cloud "
-                                 "(moto + PostgreSQL). State: $DRB_SANDBOX_DIR or "
-                                 "/tmp/drbook-sandbox.")
+                                 "(moto behind a fault proxy + PostgreSQL + an ARC cluster + "
+                                 "DNS). State: $DRB_SANDBOX_DIR or /tmp/drbook-sandbox.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up", help="start everything and wait until ready (idempotent)")
     sub.add_parser("down", help="stop every process and free every port")
@@ -278,12 +321,28 @@ def main(argv):
     inj.add_argument("scenario", choices=SCENARIOS)
     inj.add_argument("--service", help="ecs-task: the service (default api)")
     inj.add_argument("--cluster", help="ecs-task: the cluster (default prod-us)")
+    inj.add_argument("index", nargs="?", type=int,
+                     help="arc-endpoint-down: which ARC cluster endpoint (0-4)")
+    inj.add_argument("--control-plane", action="store_true",
+                     help="region-outage: every us-east-1 endpoint fails too (with the global "
+                          "Route 53, STS and IAM APIs, which sign for us-east-1)")
+    inj.add_argument("--mode", choices=MODES,
+                     help="how a failed endpoint fails: refused (connection reset or refused; "
+                          "the default), timeout (no answer until the client gives up, at most "
+                          "--hang-s), 5xx (HTTP 503 ServiceUnavailable)")
+    inj.add_argument("--hang-s", type=float, help="bound of the timeout mode (default 120)")
+    req = sub.add_parser("requests", help="the requests clients sent through the sandbox's "
+                         "endpoints (region, service, operation, fault)")
+    req.add_argument("--json", action="store_true", help="a JSON array")
+    req.add_argument("--since", type=int, default=0, help="only records after this seq")
+    req.add_argument("--region", help="only this region")
+    req.add_argument("--service", help="only this service (SigV4 signing name)")
     sub.add_parser("env", help="print the shell export lines")
     sub.add_parser("clean", help="down, then delete the state dir")
     args = ap.parse_args(argv)
     paths = Paths()
     fn = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "inject": cmd_inject,
-          "env": cmd_env, "clean": cmd_clean}[args.cmd]
+          "env": cmd_env, "clean": cmd_clean, "requests": cmd_requests}[args.cmd]
     try:
         return fn(paths, args)
     except SandboxError as e:

@@ -40,6 +40,8 @@ class Paths:
         self.ports = self.root / "ports.json"
         self.control = self.root / "control.sock"
         self.corruption = self.root / "corruption.json"
+        self.requests = self.root / "requests.jsonl"   # every request the fault proxy saw
+        self.dns = self.root / "dns"            # NSD + Unbound configs, zone file, logs
         self.pg = self.root / "pg"              # data dirs + server logs (owned by postgres)
         self.sock = self.root / "sock"          # unix sockets of the servers
         self.archive = self.root / "wal-archive"

@@ -56,6 +56,9 @@ class Glue:
         self.standby = None                 # name of the sync standby (None while rebuilding)
         self.replica = None                 # name of the eu-west-1 replica node
         self.proxy = None
+        self.faults = None                  # faultproxy.Faults shared by every AWS front
+        self.on_faults = None               # called after a fault changes (ARC endpoints)
+        self.arc = None                     # arc.ArcCluster (routing controls)
         self.down_regions = set()
         self.health_checks = {}             # health check id -> region it watches
         self.changes = {}                   # Route 53 change id -> monotonic submit time
@@ -99,6 +102,8 @@ class Glue:
         wrap_resp(Route53, "change_resource_record_sets", self._r53_change)
         wrap_resp(Route53, "get_change", self._r53_get_change)
         wrap_resp(Route53, "get_health_check_status", self._r53_health_status)
+        wrap_resp(Route53, "create_health_check", self._r53_create_health_check)
+        self._fix_moto_recovery_control_health_checks()
 
         glue = self
         B = EC2ContainerServiceBackend
@@ -221,6 +226,25 @@ class Glue:
                     raise err from e
                 raise
         BaseResponse._authenticate_and_authorize_normal_action = auth
+
+    @staticmethod
+    def _fix_moto_recovery_control_health_checks():
+        """moto drops a RECOVERY_CONTROL health check's RoutingControlArn and reports an IP
+        check's fields for it; keep the ARN (set by _r53_create_health_check) and answer the
+        shape Route 53 gives."""
+        from moto.route53.models import HealthCheck
+        orig = HealthCheck.health_check_config.fget
+
+        def config(hc):
+            cfg = orig(hc)
+            if hc.type_ == "RECOVERY_CONTROL":
+                for k in ("IPAddress", "Port", "RequestInterval", "FailureThreshold",
+                          "MeasureLatency", "ResourcePath", "FullyQualifiedDomainName",
+                          "SearchString", "EnableSNI"):
+                    cfg.pop(k, None)
+                cfg["RoutingControlArn"] = getattr(hc, "routing_control_arn", None)
+            return cfg
+        HealthCheck.health_check_config = property(config)
 
     def stop(self):
         self._stop.set()
@@ -513,22 +537,60 @@ class Glue:
     def region_healthy(self, region):
         return region not in self.down_regions
 
+    def _r53_create_health_check(self, resp, call):
+        cfg = _param(resp, "HealthCheckConfig") or {}
+        arn = cfg.get("RoutingControlArn")
+        if cfg.get("Type") == "RECOVERY_CONTROL":
+            if not arn or self.arc is None or self.arc.state(arn) is None:
+                from moto.route53.exceptions import InvalidInput
+                raise InvalidInput("RoutingControlArn %r is not a routing control of the "
+                                   "sandbox's ARC cluster" % (arn,))
+        result = call()
+        if cfg.get("Type") == "RECOVERY_CONTROL":
+            result.result["HealthCheck"].routing_control_arn = arn
+        return result
+
+    def _r53_backend(self):
+        from moto.route53.models import route53_backends
+        return route53_backends[self.account]["aws"]
+
+    def health_check_healthy(self, hc_id, hc=None):
+        """What Route 53 concludes about a health check now: an ARC routing-control check is
+        healthy iff its routing control is On; the seeded HTTPS checks follow their region's
+        injected outage; Inverted and Disabled are honoured (a disabled check is healthy)."""
+        if hc is None:
+            hc = self._r53_backend().health_checks.get(hc_id)
+        if hc is None:
+            return True
+        if hc.type_ == "RECOVERY_CONTROL":
+            healthy = self.arc is not None and self.arc.state(
+                getattr(hc, "routing_control_arn", None)) == "On"
+        else:
+            region = self.health_checks.get(hc_id)
+            healthy = region is None or self.region_healthy(region)
+        if getattr(hc, "inverted", False):
+            healthy = not healthy
+        if getattr(hc, "disabled", False):
+            healthy = True
+        return healthy
+
     def _r53_health_status(self, resp, call):
         result = call()
         hc_id = _param(resp, "HealthCheckId", "health_check_id")
         hc = resp.backend.get_health_check(hc_id)
-        region = self.health_checks.get(hc_id)
-        healthy = region is None or self.region_healthy(region)
-        if getattr(hc, "inverted", False):
-            healthy = not healthy
-        if getattr(hc, "disabled", False):
-            healthy = True                       # a disabled check is always healthy
+        healthy = self.health_check_healthy(hc_id, hc)
         now = now_utc()
         obs = []
         for i, checker in enumerate(CHECKER_REGIONS):
-            status = ("Success: HTTP Status Code 200, OK" if healthy else
-                      "Failure: Connection timed out. The endpoint or the internet connection "
-                      "is down, or requests are being blocked by your firewall.")
+            if hc.type_ == "RECOVERY_CONTROL":
+                status = ("Success: The routing control state is %s" %
+                          self.arc.state(getattr(hc, "routing_control_arn", None)))
+                status = status if healthy else status.replace("Success", "Failure")
+            else:
+                status = ("Success: HTTP Status Code 200, OK" if healthy else
+                          "Failure: Connection timed out. The endpoint or the internet "
+                          "connection is down, or requests are being blocked by your "
+                          "firewall.")
             obs.append({"Region": checker, "IPAddress": "127.0.%d.1" % (i + 10),
                         "StatusReport": {"Status": status, "CheckedTime": now}})
         result.result["HealthCheckObservations"] = obs
@@ -618,10 +680,11 @@ class Glue:
     def inject(self, scenario, args):
         fn = {"ecs-task": self._inject_ecs_task, "primary": self._inject_primary,
               "region-outage": self._inject_region_outage,
-              "corruption": self._inject_corruption}.get(scenario)
+              "corruption": self._inject_corruption,
+              "arc-endpoint-down": self._inject_arc_endpoint_down}.get(scenario)
         if fn is None:
             raise SandboxError("unknown scenario %r (ecs-task, primary, region-outage, "
-                               "corruption)" % scenario)
+                               "corruption, arc-endpoint-down)" % scenario)
         return fn(args or {})
 
     def _inject_ecs_task(self, args):
@@ -671,9 +734,31 @@ class Glue:
                 self._schedule((region, svc.cluster_name, svc.name), self.replace_delay,
                                earliest=False)
                 self._recount(backend, svc)
-        return {"region": region, "stopped_servers": stopped, "stopped_tasks": n,
-                "health_checks_failing": [k for k, v in self.health_checks.items()
-                                          if v == region]}
+        out = {"region": region, "stopped_servers": stopped, "stopped_tasks": n,
+               "health_checks_failing": [k for k, v in self.health_checks.items()
+                                         if v == region]}
+        if args.get("control_plane"):
+            # every endpoint of the region fails too, and with it the global Route 53 and
+            # STS control APIs and IAM, which sign for us-east-1 (see faultproxy)
+            mode = args.get("mode") or "refused"
+            self.faults.set_region(region, mode, args.get("hang_s"))
+            if self.on_faults:
+                self.on_faults()
+            out["control_plane"] = {"mode": mode, "hang_s": self.faults.hang_s}
+        return out
+
+    def _inject_arc_endpoint_down(self, args):
+        from .arc import REGIONS
+        i = args.get("index")
+        if not isinstance(i, int) or not 0 <= i < len(REGIONS):
+            raise SandboxError("arc-endpoint-down: the endpoint number is 0 to %d"
+                               % (len(REGIONS) - 1))
+        mode = args.get("mode") or "refused"
+        self.faults.set_endpoint("arc-%d" % i, mode, args.get("hang_s"))
+        if self.on_faults:
+            self.on_faults()
+        return {"endpoint": i, "region": REGIONS[i], "mode": mode,
+                "hang_s": self.faults.hang_s}
 
     def _inject_corruption(self, args):
         writer = self._writer_node()
@@ -716,4 +801,5 @@ class Glue:
                 "writer_endpoint_port": self.proxy.port if self.proxy else None,
                 "writer_endpoint_target": self.proxy.target if self.proxy else None,
                 "nodes": nodes, "regions_down": sorted(self.down_regions),
-                "restores": dict(self.restores), "ecs": ecs, "errors": self.errors[-10:]}
+                "restores": dict(self.restores), "ecs": ecs, "errors": self.errors[-10:],
+                "faults": self.faults.snapshot() if self.faults else None}

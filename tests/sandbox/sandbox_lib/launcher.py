@@ -93,7 +93,7 @@ def setup_pg(paths, password, ports, out):
 def _env_vars(paths, ports, password, cloud, snapshot):
     hc = cloud["health_checks"]
     return {
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:%d" % ports["moto"],
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:%d" % ports["aws_endpoint"],
         "AWS_ACCESS_KEY_ID": cloud["access_key_id"],
         "AWS_SECRET_ACCESS_KEY": cloud["secret_access_key"],
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -123,6 +123,36 @@ def _env_vars(paths, ports, password, cloud, snapshot):
         "DRB_SANDBOX_DR_REGION": "eu-west-1",
         "DRB_SANDBOX_SNAPSHOT": snapshot,
     }
+
+
+def _arc_dns_env(arc, arc_fronts, dns, cloud):
+    """What a client of the ARC cluster and of the sandbox's DNS needs (docs/sandbox.md)."""
+    return {
+        "DRB_SANDBOX_ARC_CLUSTER_ARN": arc.cluster_arn,
+        "DRB_SANDBOX_ARC_CONTROL_PANEL_ARN": arc.panel_arn,
+        "DRB_SANDBOX_ARC_ROUTING_CONTROL_US": cloud["arc_controls"]["us-east-1"],
+        "DRB_SANDBOX_ARC_ROUTING_CONTROL_EU": cloud["arc_controls"]["eu-west-1"],
+        "DRB_SANDBOX_ARC_HEALTH_CHECK_US": cloud["arc_health_checks"]["us-east-1"],
+        "DRB_SANDBOX_ARC_HEALTH_CHECK_EU": cloud["arc_health_checks"]["eu-west-1"],
+        "DRB_SANDBOX_ARC_ENDPOINTS": " ".join(f.url for f in arc_fronts),
+        "DRB_SANDBOX_ARC_ENDPOINT_REGIONS": " ".join(f.region for f in arc_fronts),
+        "DRB_SANDBOX_FAILOVER_RECORD": cloud["failover_record"],
+        "DRB_SANDBOX_DNS_TTL": str(cloud["dns_ttl"]),
+        "DRB_SANDBOX_DNS_RESOLVER": "127.0.0.1:%d" % dns.resolver_port,
+        "DRB_SANDBOX_DNS_AUTHORITATIVE": "127.0.0.1:%d" % dns.auth_port,
+    }
+
+
+def _iam_secret_of(account):
+    """The secret of an active access key of one of moto's IAM users (who may call ARC)."""
+    def secret_of(akid):
+        from moto.iam.models import iam_backends
+        for user in list(iam_backends[account]["aws"].users.values()):
+            for k in list(user.access_keys):
+                if k.access_key_id == akid and k.status == "Active":
+                    return k.secret_access_key
+        return None
+    return secret_of
 
 
 def _write_env(paths, env):
@@ -189,14 +219,16 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     t0 = time.monotonic()
-    glue = proxy = server = control = None
+    glue = proxy = server = control = dns = None
+    fronts, arc_fronts = [], []
     serving = False     # control.shutdown() would wait forever for a loop never started
     rc = 0
     try:
         import logging
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         password = secrets.token_hex(16)
-        ports = {k: free_port() for k in ("moto", "writer_endpoint", A, B, EU_NODE)}
+        ports = {k: free_port() for k in ("moto", "aws_endpoint", "writer_endpoint", A, B,
+                                          EU_NODE)}
         write_json_atomic(paths.ports, ports)
         _log("ports %s" % json.dumps(ports, sort_keys=True))
 
@@ -223,10 +255,47 @@ def main():
         server.start()
         endpoint = "http://127.0.0.1:%d" % ports["moto"]
         _log("moto listening on %s (%.1fs)" % (endpoint, time.monotonic() - t0))
+        # clients reach moto through the fault proxy (AWS_ENDPOINT_URL); the launcher's own
+        # set-up talks to moto directly, so requests.jsonl holds client traffic only
+        from .faultproxy import Faults, Front, RequestLog, forward_to
+        faults = Faults()
+        reqlog = RequestLog(str(paths.requests))
+        front = Front("aws", ports["aws_endpoint"], forward_to(ports["moto"]), faults, reqlog)
+        front.start()
+        fronts.append(front)
+        glue.faults = faults
+        public = front.url
+        _log("fault proxy listening on %s" % public)
 
+        from .arc import REGIONS as ARC_REGIONS, ArcCluster
+        glue.arc = ArcCluster(glue.account, _iam_secret_of(glue.account), _log)
+        dns_ttl = int(os.environ.get("DRB_SANDBOX_DNS_TTL", "60"))
         from .seed import seed_cloud, seed_snapshot
-        cloud = seed_cloud(endpoint, glue, ports, password)
+        cloud = seed_cloud(endpoint, glue, ports, password, dns_ttl=dns_ttl)
         _log("cloud seeded (%.1fs)" % (time.monotonic() - t0))
+        # the ARC cluster's five endpoints, one per region, behind the same fault mechanism
+        for i, region in enumerate(ARC_REGIONS):
+            f = Front("arc-%d" % i, free_port(), glue.arc.backend(region), faults, reqlog,
+                      region=region)
+            f.start()
+            fronts.append(f)
+            arc_fronts.append(f)
+
+        def apply_faults():
+            # a refused cluster endpoint refuses connections (its listener is closed); the
+            # shared AWS endpoint can only reset them, its region is known from the request
+            for f in arc_fronts:
+                if faults.mode_for(f.name, f.region) == "refused":
+                    f.close_listener()
+                else:
+                    f.start()
+        glue.on_faults = apply_faults
+        from .dns import Dns
+        dns = Dns(paths, glue, cloud["zone_name"], _log)
+        ports.update({f.name: f.port for f in arc_fronts})
+        ports.update({"dns_authoritative": dns.auth_port, "dns_resolver": dns.resolver_port})
+        write_json_atomic(paths.ports, ports)
+        dns.start()
         pg_thread.join(120)
         if pg_thread.is_alive():
             raise SandboxError("PostgreSQL set-up did not finish in 120 s")
@@ -241,6 +310,7 @@ def main():
         arn = _enable_auth_and_check(endpoint, cloud)
         _log("signature checking on; sandbox identity %s" % arn)
         env = _env_vars(paths, ports, password, cloud, snapshot)
+        env.update(_arc_dns_env(glue.arc, arc_fronts, dns, cloud))
         _write_env(paths, env)
 
         if paths.control.exists():
@@ -253,7 +323,12 @@ def main():
             if cmd == "ping":
                 return "pong"
             if cmd == "status":
-                return glue.status()
+                st = glue.status()
+                st["dns"] = dns.status()
+                st["arc"] = dict(glue.arc.status(), endpoints=[
+                    {"url": f.url, "region": f.region, "listening": f.listening(),
+                     "fault": faults.mode_for(f.name, f.region)} for f in arc_fronts])
+                return st
             if cmd == "inject":
                 _log("inject %s %s" % (req.get("scenario"), req.get("args")))
                 return glue.inject(req.get("scenario"), req.get("args"))
@@ -267,7 +342,8 @@ def main():
 
         took = time.monotonic() - t0
         write_json_atomic(paths.ready, {"pid": os.getpid(), "ready_at": rfc3339(now_utc()),
-                                        "took_s": round(took, 2), "endpoint": endpoint})
+                                        "took_s": round(took, 2), "endpoint": public,
+                                        "moto": endpoint})
         _log("ready in %.1fs" % took)
         while not stop.wait(1):
             pass
@@ -279,6 +355,8 @@ def main():
         for step, fn in (("control", lambda: control and (serving and control.shutdown(),
                                                          control.server_close())),
                          ("glue", lambda: glue and glue.stop()),
+                         ("fronts", lambda: [f.stop() for f in fronts]),
+                         ("dns", lambda: dns and dns.stop()),
                          ("proxy", lambda: proxy and proxy.stop()),
                          ("postgres", lambda: stop_all_recorded(paths, _log)),
                          ("moto", lambda: server and server.stop())):

@@ -9,6 +9,11 @@ from .glue import CLUSTERS, EU, PAIR_ID, REPLICA_ID, US
 ZONE_NAME = "example.internal."
 API_RECORD = "api." + ZONE_NAME
 API_TARGETS = {US: "api-us-east-1." + ZONE_NAME, EU: "api-eu-west-1." + ZONE_NAME}
+# the name clients resolve in the seed's DNS: Route 53 failover records (PRIMARY us-east-1,
+# SECONDARY eu-west-1) on ARC routing-control health checks; `api.` stays the v1 simple record
+# that the Route 53 flip of runbooks/region-failover.yaml rewrites (Route 53 allows no simple
+# and failover records of one name and type side by side)
+FAILOVER_RECORD = "api.global." + ZONE_NAME
 SERVICES = ["api", "auth", "training", "content", "payment", "ai-ml"]
 DESIRED = {US: 2, EU: 1}
 IAM_USER = "drbook"
@@ -42,7 +47,7 @@ def client(endpoint, service, region, key="setup", secret="setup"):
                         config=Config(retries={"max_attempts": 1}))
 
 
-def seed_cloud(endpoint, glue, ports, password):
+def seed_cloud(endpoint, glue, ports, password, dns_ttl=60):
     """Runs while signature checking is still off (moto's no-auth setup window)."""
     out = {}
     iam = client(endpoint, "iam", US)
@@ -78,6 +83,24 @@ def seed_cloud(endpoint, glue, ports, password):
         changes.append({"Action": "UPSERT", "ResourceRecordSet": {
             "Name": fqdn, "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "127.0.0.1"}]}})
     r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
+
+    # ARC: one routing control per cell, each behind a RECOVERY_CONTROL health check (healthy
+    # iff the control is On), and the failover records that follow them
+    out["arc_controls"], out["arc_health_checks"] = {}, {}
+    for region in (US, EU):
+        arn = glue.arc.add_control("cell-" + region, "On")
+        hc = r53.create_health_check(
+            CallerReference="drbook-sandbox-arc-" + region,
+            HealthCheckConfig={"Type": "RECOVERY_CONTROL", "RoutingControlArn": arn})
+        out["arc_controls"][region] = arn
+        out["arc_health_checks"][region] = hc["HealthCheck"]["Id"]
+    out["failover_record"], out["dns_ttl"] = FAILOVER_RECORD, dns_ttl
+    r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": FAILOVER_RECORD, "Type": "CNAME", "TTL": dns_ttl, "SetIdentifier": region,
+            "Failover": role, "HealthCheckId": out["arc_health_checks"][region],
+            "ResourceRecords": [{"Value": API_TARGETS[region]}]}}
+        for region, role in ((US, "PRIMARY"), (EU, "SECONDARY"))]})
 
     rds_us = client(endpoint, "rds", US)
     db = rds_us.create_db_instance(
