@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <drbook/aws.h>
+#include <drbook/dns.h>
 #include <drbook/engine.h>
 #include <drbook/notify.h>
 #include <drbook/pg.h>
@@ -24,7 +25,7 @@ static const drb_action *const builtins[] = {
 
 /* The providers' tables, in lookup order; each NULL-terminated. */
 static const drb_action *const *const tables[] = {builtins, drb_aws_actions, drb_pg_actions,
-						  drb_notify_actions};
+						  drb_dns_actions, drb_notify_actions};
 
 const drb_action *drb_engine_action_at(size_t i)
 {
