@@ -113,6 +113,15 @@ typedef struct drb_step {
 	int read_only;       /* for lua and exec; default 0 */
 	int read_only_set;   /* read_only was written */
 	int critical;        /* default 1 */
+	/* The graph (format v1.1). needs: as written, or NULL when absent; needs_set says it
+	 * was written (needs: [] starts at once). deps: what the step waits for, resolved by
+	 * the loader into indices of drb_runbook.steps: the needs, or without needs: the step
+	 * written before it (none for the first). Preflight checks have neither. */
+	char **needs;
+	size_t n_needs;
+	int needs_set;
+	size_t *deps;
+	size_t n_deps;
 } drb_step;
 
 typedef struct drb_connection {
@@ -150,6 +159,7 @@ typedef struct drb_runbook {
 	drb_on_failure on_failure; /* DRB_ONF_ABORT when unset */
 	double deadline_s;         /* 0 when unset */
 	char *lock;                /* run lock key, or NULL: the engine uses the name */
+	int max_parallel;          /* steps running at once (runbook level), default 8 */
 	drb_notify *notify;
 	size_t n_notify;
 } drb_runbook;
@@ -177,6 +187,12 @@ void drb_runbook_free(drb_runbook *rb);
 
 /* Finds a step by id in preflight or steps; NULL when none. Borrowed. */
 const drb_step *drb_runbook_step(const drb_runbook *rb, const char *id);
+
+/* The critical path of the step graph: the longest chain of steps each waiting for the one
+ * before it (by number of steps; ties: the chain ending first in file order). Returns 0 and
+ * *path (the caller's to free(); indices into rb->steps, first step first) and *n, or
+ * DRB_ENOMEM. An empty runbook gives an empty path. */
+int drb_runbook_critical_path(const drb_runbook *rb, size_t **path, size_t *n);
 
 /* Builds the typed parameter object from defaults and "-p key=value" overrides: values are
  * converted to the declared type (int, bool true/false/yes/no, duration -> seconds, list as
