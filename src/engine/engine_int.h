@@ -19,6 +19,7 @@ typedef struct drb_unit {
 	char *uid;    /* "promote" or "scale[2]" */
 	json_t *item; /* for_each item or NULL */
 	json_t *result;
+	int64_t order; /* when it completed: rollback undoes the highest first */
 } drb_unit;
 
 /* What the log of an interrupted run says about one step uid (resume). */
@@ -27,6 +28,8 @@ typedef struct drb_prior {
 	int started, ended;
 	char status[16];
 	json_t *result;
+	json_t *item;	   /* for_each child: its item (from step.start), or NULL */
+	int64_t end_order; /* seq of its step.end record */
 } drb_prior;
 
 typedef struct drb_run {
@@ -52,7 +55,8 @@ typedef struct drb_run {
 	pthread_mutex_t mu; /* protects units, summary, changed, rpo_s */
 	drb_unit *units;
 	size_t n_units, cap_units;
-	json_t *summary; /* array of step summaries */
+	int64_t unit_order; /* the order of the last completed unit */
+	json_t *summary;    /* array of step summaries */
 
 	/* replay: the recorded run's records, and which call records were used */
 	int replay;
@@ -106,9 +110,14 @@ void drb_lock_release(int fd);
 /* Binds the for_each variable, the item and `result` for expressions (Lua lock held). */
 int drb_bind(drb_run *r, const char *as, const json_t *item, const json_t *result, drb_err *err);
 
-/* Records a completed unit for rollback. */
+/* Records a completed unit for rollback. order: when it completed (resume passes the seq of
+ * its step.end record), or 0: now. */
 void drb_unit_add(drb_run *r, const drb_step *s, const char *uid, const json_t *item,
-		  const json_t *result);
+		  const json_t *result, int64_t order);
+
+/* Ends a step that does not run because a step it needs did not end ok: step.end with status
+ * skipped and the reason. */
+void drb_step_skip(drb_run *r, const drb_step *s, const char *reason);
 
 /* Resume: the prior record for uid, or NULL. */
 drb_prior *drb_prior_find(drb_run *r, const char *uid);

@@ -197,6 +197,15 @@ static drb_step_status finish(drb_run *r, const drb_step *s, const char *uid, in
 	return st;
 }
 
+void drb_step_skip(drb_run *r, const drb_step *s, const char *reason)
+{
+	json_t *extra = json_pack("{s:s}", "reason", reason);
+	drb_err none = {0};
+
+	finish(r, s, s->id, 1, DRB_ST_SKIPPED, 0, drb_mono_now(), NULL, NULL, &none, extra);
+	json_decref(extra);
+}
+
 /* Resume: a unit the interrupted run already finished, or decided at resume time. Returns 1
  * when handled (*st set), 0 when it must run. */
 static int resume_unit(drb_run *r, const drb_step *s, const char *uid, int top, const json_t *item,
@@ -214,7 +223,7 @@ static int resume_unit(drb_run *r, const drb_step *s, const char *uid, int top, 
 		if (top)
 			set_step_result(r, s->id, *st, p->result);
 		if (*st == DRB_ST_OK && !s->for_each.src)
-			drb_unit_add(r, s, uid, item, p->result);
+			drb_unit_add(r, s, uid, item, p->result, p->end_order);
 		summary_add(r, uid, *st, 0, 0, NULL);
 		return 1;
 	}
@@ -370,7 +379,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 		}
 	}
 	if (st == DRB_ST_OK && mut)
-		drb_unit_add(r, s, uid, item, result);
+		drb_unit_add(r, s, uid, item, result, 0);
 	st = finish(r, s, uid, top, st, attempts, t0, item, result, err, NULL);
 	goto out;
 failed:
@@ -443,7 +452,17 @@ static drb_step_status run_fanout(drb_run *r, const drb_step *s, drb_err *err)
 	/* resume: a finished parent is restored as a whole */
 	if (r->resuming && (p = drb_prior_find(r, s->id)) && p->ended &&
 	    strcmp(p->status, "failed") != 0) {
+		size_t idlen = strlen(s->id);
+
 		resume_unit(r, s, s->id, 1, NULL, &st);
+		/* its completed children may still have to be undone */
+		for (size_t i = 0; s->rollback && i < r->n_prior; i++) {
+			drb_prior *c = &r->prior[i];
+
+			if (!strncmp(c->uid, s->id, idlen) && c->uid[idlen] == '[' && c->ended &&
+			    !strcmp(c->status, "ok"))
+				drb_unit_add(r, s, c->uid, c->item, c->result, c->end_order);
+		}
 		return st;
 	}
 	pthread_mutex_init(&f.mu, NULL);
