@@ -65,6 +65,7 @@ typedef struct drb_run_result {
 	char audit_path[4096];
 	double rto_s, rpo_s; /* measured; < 0 when unknown */
 	double target_rto_s, target_rpo_s;
+	char rto_verdict[8], rpo_verdict[8]; /* met, missed or unknown (run.end targets) */
 	json_t *steps; /* array of {id, status, attempts, duration_ms, error} (caller frees) */
 	/* plan mode: array of {id, action, needs, with, mutating, when, when_result, rollback,
 	 * for_each, items, children: [{item, with, mutating, when_result, rollback}]} */

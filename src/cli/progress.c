@@ -235,14 +235,18 @@ static void stop_ticker(drb_progress *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static void fmt_target(char *out, size_t n, const char *what, double v, double target)
+/* "RTO 12.3s (target 15m: met)"; verdict is run.end's targets verdict (met, missed,
+ * unknown). */
+static void fmt_target(char *out, size_t n, const char *what, double v, double target,
+		       const char *verdict)
 {
 	char a[32], b[32];
 
 	if (v < 0) {
 		if (target >= 0) {
 			drb_duration_format(target, b, sizeof(b));
-			snprintf(out, n, "%s not measured (target %s)", what, b);
+			snprintf(out, n, "%s not measured (target %s: %s)", what, b,
+				 *verdict ? verdict : "unknown");
 		} else {
 			snprintf(out, n, "%s not measured", what);
 		}
@@ -252,7 +256,9 @@ static void fmt_target(char *out, size_t n, const char *what, double v, double t
 	if (target >= 0) {
 		drb_duration_format(target, b, sizeof(b));
 		snprintf(out, n, "%s %s (target %s: %s)", what, a, b,
-			 v <= target ? "met" : "MISSED");
+			 !strcmp(verdict, "missed") ? "MISSED"
+			 : *verdict		    ? verdict
+						    : (v <= target ? "met" : "MISSED"));
 	} else {
 		snprintf(out, n, "%s %s", what, a);
 	}
@@ -369,6 +375,10 @@ void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_r
 			json_object_set_new(o, "rto_s", json_real(res->rto_s));
 		if (res->rpo_s >= 0)
 			json_object_set_new(o, "rpo_s", json_real(res->rpo_s));
+		if (res->rto_verdict[0])
+			json_object_set_new(o, "targets",
+					    json_pack("{s:s, s:s}", "rto", res->rto_verdict, "rpo",
+						      res->rpo_verdict));
 		if (res->error[0])
 			json_object_set_new(o, "error", json_string(res->error));
 		txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -406,9 +416,11 @@ void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_r
 			}
 		}
 		if (!res->plan) {
-			fmt_target(line, sizeof(line), "RTO", res->rto_s, res->target_rto_s);
+			fmt_target(line, sizeof(line), "RTO", res->rto_s, res->target_rto_s,
+				   res->rto_verdict);
 			printf("\n  %s\n", line);
-			fmt_target(line, sizeof(line), "RPO", res->rpo_s, res->target_rpo_s);
+			fmt_target(line, sizeof(line), "RPO", res->rpo_s, res->target_rpo_s,
+				   res->rpo_verdict);
 			printf("  %s\n", line);
 		}
 		if (res->audit_path[0])

@@ -47,10 +47,11 @@ typedef struct drb_run {
 	double deadline;      /* run deadline (mono) or 0 */
 	volatile int *cancel; /* the caller's interrupt flag, or cancel_own */
 	volatile int cancel_own;
-	int phase_ro; /* preflight or plan: mutating calls refused */
-	int lua_ro;   /* a read-only Lua entry is running (protected by the Lua lock) */
-	double rpo_s; /* measured RPO, < 0 unknown */
-	int changed;  /* a mutating action ran: exit 3 is no longer possible */
+	int phase_ro;	  /* preflight or plan: mutating calls refused */
+	int lua_ro;	  /* a read-only Lua entry is running (protected by the Lua lock) */
+	double rpo_s;	  /* measured RPO, < 0 unknown */
+	json_t *end_info; /* at the end: {rto_s, rpo_s, targets} for the `run` global */
+	int changed;	  /* a mutating action ran: exit 3 is no longer possible */
 
 	pthread_mutex_t mu; /* protects units, summary, changed, rpo_s */
 	drb_unit *units;
@@ -121,6 +122,12 @@ void drb_step_skip(drb_run *r, const drb_step *s, const char *reason);
 
 /* Resume: the prior record for uid, or NULL. */
 drb_prior *drb_prior_find(drb_run *r, const char *uid);
+
+/* A step's result that carries rpo_s sets the run's RPO (also a result restored by resume). */
+void drb_run_note_rpo(drb_run *r, const json_t *result);
+
+/* "met", "missed" or "unknown" (no target, or not measured: < 0). */
+const char *drb_target_verdict(double measured, double target);
 
 /* Returns a copy of v with secret parameter values replaced by "***". */
 json_t *drb_redact(drb_run *r, const json_t *v);

@@ -367,10 +367,29 @@ static int rollback(drb_run *r, const char *reason)
 	return failed;
 }
 
+const char *drb_target_verdict(double measured, double target)
+{
+	if (target < 0 || measured < 0)
+		return "unknown";
+	return measured <= target ? "met" : "missed";
+}
+
+void drb_run_note_rpo(drb_run *r, const json_t *result)
+{
+	const json_t *rpo = json_is_object(result) ? json_object_get(result, "rpo_s") : NULL;
+
+	if (!json_is_number(rpo))
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->rpo_s = json_number_value(rpo);
+	pthread_mutex_unlock(&r->mu);
+}
+
 /* ---- notifications ---------------------------------------------------------------------- */
 
 /* The global `run`: {id, started_at, incident_start, drill, event, status}; event and status
- * only while a notification is built. */
+ * only while a notification is built; at the end also rto_s, rpo_s (where measured) and
+ * targets {rto, rpo} (met, missed or unknown), so a notification can say them. */
 static void set_run_global(drb_run *r, const char *event, const char *status)
 {
 	char started[32], incident[32];
@@ -383,6 +402,8 @@ static void set_run_global(drb_run *r, const char *event, const char *status)
 	v = json_pack("{s:s, s:s, s:s?, s:b, s:s?, s:s?}", "id", r->run_id, "started_at", started,
 		      "incident_start", r->incident_ms ? incident : NULL, "drill", r->o->drill,
 		      "event", event, "status", status);
+	if (v && status && r->end_info)
+		json_object_update(v, r->end_info);
 	if (v)
 		drb_lua_set_global(r->lua, "run", v, &e);
 	json_decref(v);
@@ -568,6 +589,7 @@ void drb_run_fini(drb_run *r)
 	drb_lua_free(r->lua);
 	drb_audit_close(r->audit);
 	json_decref(r->summary);
+	json_decref(r->end_info);
 	json_decref(r->secrets);
 	json_decref(r->connections);
 	json_decref(r->params);
@@ -1006,22 +1028,22 @@ verdict:
 		json_object_set_new(end, "rto_s", json_real(rto));
 	if (r->rpo_s >= 0)
 		json_object_set_new(end, "rpo_s", json_real(r->rpo_s));
-	if (rb->target_rto_s >= 0 || rb->target_rpo_s >= 0) {
-		json_t *t = json_object();
+	{
+		/* targets: the verdicts, and the targets themselves where the runbook sets them */
+		json_t *t =
+		    json_pack("{s:s, s:s}", "rto", drb_target_verdict(rto, rb->target_rto_s), "rpo",
+			      drb_target_verdict(r->rpo_s, rb->target_rpo_s));
 
-		if (rb->target_rto_s >= 0) {
+		if (rb->target_rto_s >= 0)
 			json_object_set_new(t, "rto_s", json_real(rb->target_rto_s));
-			if (rto >= 0)
-				json_object_set_new(t, "rto_met",
-						    json_boolean(rto <= rb->target_rto_s));
-		}
-		if (rb->target_rpo_s >= 0) {
+		if (rb->target_rpo_s >= 0)
 			json_object_set_new(t, "rpo_s", json_real(rb->target_rpo_s));
-			if (r->rpo_s >= 0)
-				json_object_set_new(t, "rpo_met",
-						    json_boolean(r->rpo_s <= rb->target_rpo_s));
-		}
 		json_object_set_new(end, "targets", t);
+		r->end_info = json_pack("{s:O}", "targets", t);
+		if (rto >= 0)
+			json_object_set_new(r->end_info, "rto_s", json_real(rto));
+		if (r->rpo_s >= 0)
+			json_object_set_new(r->end_info, "rpo_s", json_real(r->rpo_s));
 	}
 	if (first.msg[0])
 		json_object_set_new(end, "error", json_string(first.msg));
@@ -1041,6 +1063,10 @@ verdict:
 	out->rpo_s = r->rpo_s;
 	out->target_rto_s = rb->target_rto_s;
 	out->target_rpo_s = rb->target_rpo_s;
+	snprintf(out->rto_verdict, sizeof(out->rto_verdict), "%s",
+		 drb_target_verdict(rto, rb->target_rto_s));
+	snprintf(out->rpo_verdict, sizeof(out->rpo_verdict), "%s",
+		 drb_target_verdict(r->rpo_s, rb->target_rpo_s));
 	snprintf(out->run_id, sizeof(out->run_id), "%s", r->run_id);
 	snprintf(out->audit_path, sizeof(out->audit_path), "%s",
 		 r->audit ? drb_audit_path(r->audit) : "");
@@ -1117,8 +1143,9 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 		goto out;
 	if (o->mode != DRB_MODE_PLAN &&
 	    drb_lock_take(o->runs_dir ? o->runs_dir : "drbook-runs", lock_key, &lock_fd, err)) {
-		json_t *end = json_pack("{s:s, s:i, s:s}", "status", "refused", "exit_code",
-					DRB_EXIT_REFUSED, "error", err->msg);
+		json_t *end = json_pack("{s:s, s:i, s:s, s:{s:s, s:s}}", "status", "refused",
+					"exit_code", DRB_EXIT_REFUSED, "error", err->msg, "targets",
+					"rto", "unknown", "rpo", "unknown");
 
 		drb_emit(&r, "run.end", NULL, end, err);
 		json_decref(end);
