@@ -292,6 +292,23 @@ def check_failover(sb, c, runs):
     c.eq([x["Value"] for x in rr[0]["ResourceRecords"]] if rr else None,
          [v["DRB_SANDBOX_API_TARGET_EU"]], "Route 53: the api record points at eu-west-1")
 
+    # the graph: the services scaled while the replica was promoted, the flip waited for both
+    seq = {}
+    for e in audit_events(log):
+        if e["event"] in ("step.start", "step.end") and e.get("step"):
+            seq.setdefault((e["event"], e["step"]), e["seq"])
+    c.ok(seq.get(("step.start", "scale"), 1e9) < seq.get(("step.end", "wait-promoted"), 0),
+         "scale started before the promotion was confirmed (branches run at once)")
+    c.ok(seq.get(("step.start", "flip-record"), 0) >
+         max(seq.get(("step.end", "wait-writable"), 1e9), seq.get(("step.end", "wait-steady"),
+                                                                  1e9)),
+         "flip-record started after both branches ended")
+    wp = [e["data"] for e in audit_events(log) if e["event"] == "step.end" and
+          e["step"] == "wait-promoted"]
+    c.ok(wp and wp[0].get("polls", 0) >= 1 and wp[0].get("wait_ms", -1) >= 0,
+         "wait-promoted records its wait (%s polls, %s ms)" %
+         (wp[0].get("polls") if wp else None, wp[0].get("wait_ms") if wp else None))
+
     # the audit log and the measured RTO and RPO
     a = audit_verify(sb, log)
     c.eq(a.returncode, 0, "drbook audit verify: the log is intact")
