@@ -985,8 +985,7 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 
 		run_graph(r, &x, &first);
 		if (x.refuse && r->changed) {
-			/* a step running beside the refusal changed something: no longer a refusal
-			 */
+			/* a step running beside it changed something: no longer a refusal */
 			x.refuse = 0;
 			if (x.pol == DRB_ONF_CONTINUE)
 				x.pol = DRB_ONF_ABORT;
