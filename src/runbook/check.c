@@ -273,8 +273,8 @@ static size_t skip_space(const char *s, size_t i)
 	return i;
 }
 
-int drb_lua_refs(const char *s, const char *root,
-		 int (*cb)(void *ud, const char *name, size_t n, size_t off), void *ud)
+int drb_expr_refs(const char *s, const char *root,
+		  int (*cb)(void *ud, const char *name, size_t n, size_t off), void *ud)
 {
 	size_t rl = strlen(root), i = 0;
 	char last = 0; /* the last character of code before i, ignoring space */

@@ -1129,7 +1129,7 @@ static int ref_interp_cb(void *ud, const char *e, size_t n)
 	char *src = strndup(e, n);
 
 	if (src)
-		drb_lua_refs(src, "steps", ref_cb, ud);
+		drb_expr_refs(src, "steps", ref_cb, ud);
 	free(src);
 	return 0;
 }
@@ -1167,7 +1167,7 @@ static void refs_in_code(gctx *g, const ynode *n, const char *what)
 		return;
 	g->node = n;
 	g->what = what;
-	drb_lua_refs(n->str, "steps", ref_cb, g);
+	drb_expr_refs(n->str, "steps", ref_cb, g);
 }
 
 static void refs_in_step(gctx *g, const ynode *m, const char *prefix)

@@ -56,8 +56,8 @@ int drb_interp_scan(const char *s, int (*cb)(void *ud, const char *e, size_t n),
  * root in src) (cb returns 0 to go on). Returns 0 or what cb returned. Used for the `steps.Y`
  * checks, on every expression the ${ } scanner (drb_interp_scan) yields and on expressions and
  * scripts themselves. */
-int drb_lua_refs(const char *src, const char *root,
-		 int (*cb)(void *ud, const char *name, size_t n, size_t off), void *ud);
+int drb_expr_refs(const char *src, const char *root,
+		  int (*cb)(void *ud, const char *name, size_t n, size_t off), void *ud);
 
 /* drb_runbook_check_expr/_chunk in a given bare lua_State (the loader compiles every
  * expression of a file in one state); L NULL: a state of their own. */

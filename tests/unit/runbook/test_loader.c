@@ -664,10 +664,10 @@ static void test_lua_refs(void **state)
 	refs r = {""};
 
 	(void)state;
-	drb_lua_refs("steps.a.result and steps [\"b-c\"].x or steps['d'] and t.steps.e and "
-		     "steps[name] and \"steps.f\" and [[steps.g]] -- steps.h\n and mysteps.i "
-		     "--[[ steps.j ]] and steps . k",
-		     "steps", refs_cb, &r);
+	drb_expr_refs("steps.a.result and steps [\"b-c\"].x or steps['d'] and t.steps.e and "
+		      "steps[name] and \"steps.f\" and [[steps.g]] -- steps.h\n and mysteps.i "
+		      "--[[ steps.j ]] and steps . k",
+		      "steps", refs_cb, &r);
 	assert_string_equal(r.got, "a;b-c;d;k;");
 }
 
