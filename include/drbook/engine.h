@@ -65,9 +65,13 @@ typedef struct drb_run_result {
 	char audit_path[4096];
 	double rto_s, rpo_s; /* measured; < 0 when unknown */
 	double target_rto_s, target_rpo_s;
-	json_t *steps;	  /* array of {id, status, attempts, duration_ms, error} (caller frees) */
-	json_t *plan;	  /* plan mode: array of {id, action, with, mutating, rollback} */
-	char error[1024]; /* why the run did not succeed, or "" */
+	char rto_verdict[8], rpo_verdict[8]; /* met, missed or unknown (run.end targets) */
+	json_t *steps; /* array of {id, status, attempts, duration_ms, error} (caller frees) */
+	/* plan mode: array of {id, action, needs, with, mutating, when, when_result, rollback,
+	 * for_each, items, children: [{item, with, mutating, when_result, rollback}]} */
+	json_t *plan;
+	json_t *critical_path; /* plan mode: the ids of the graph's critical path */
+	char error[1024];      /* why the run did not succeed, or "" */
 } drb_run_result;
 
 void drb_run_result_free(drb_run_result *r);

@@ -113,6 +113,15 @@ typedef struct drb_step {
 	int read_only;       /* for lua and exec; default 0 */
 	int read_only_set;   /* read_only was written */
 	int critical;        /* default 1 */
+	/* The graph (format v1.1). needs: as written, or NULL when absent; needs_set says it
+	 * was written (needs: [] starts at once). deps: what the step waits for, resolved by
+	 * the loader into indices of drb_runbook.steps: the needs, or without needs: the step
+	 * written before it (none for the first). Preflight checks have neither. */
+	char **needs;
+	size_t n_needs;
+	int needs_set;
+	size_t *deps;
+	size_t n_deps;
 } drb_step;
 
 typedef struct drb_connection {
@@ -151,6 +160,7 @@ typedef struct drb_runbook {
 	double deadline_s;         /* 0 when unset */
 	char **locks;              /* run lock keys (lock:), or none: the engine uses the name */
 	size_t n_locks;
+	int max_parallel;          /* steps running at once (runbook level), default 8 */
 	drb_notify *notify;
 	size_t n_notify;
 } drb_runbook;
@@ -184,6 +194,12 @@ void drb_runbook_free(drb_runbook *rb);
 
 /* Finds a step by id in preflight or steps; NULL when none. Borrowed. */
 const drb_step *drb_runbook_step(const drb_runbook *rb, const char *id);
+
+/* The critical path of the step graph: the longest chain of steps each waiting for the one
+ * before it (by number of steps; ties: the chain ending first in file order). Returns 0 and
+ * *path (the caller's to free(); indices into rb->steps, first step first) and *n, or
+ * DRB_ENOMEM. An empty runbook gives an empty path. */
+int drb_runbook_critical_path(const drb_runbook *rb, size_t **path, size_t *n);
 
 /* Builds the typed parameter object from defaults and "-p key=value" overrides: values are
  * converted to the declared type (int, bool true/false/yes/no, duration -> seconds, list as

@@ -40,9 +40,18 @@ int drb_report_event_text(const char *event, const char *step, const json_t *d, 
 		drb_duration_format((double)json_integer_value(json_object_get(d, "duration_ms")) /
 					1000.0,
 				    dur, sizeof(dur));
-		if (!strcmp(st, "ok"))
+		if (!strcmp(st, "ok") && json_is_integer(json_object_get(d, "wait_ms"))) {
+			char w[32];
+
+			/* an until: how long it waited for its condition, and how many checks */
+			drb_duration_format(
+			    (double)json_integer_value(json_object_get(d, "wait_ms")) / 1000.0, w,
+			    sizeof(w));
+			snprintf(out, n, "%s %-28s %s (waited %s, %lld checks)", ok, step, dur, w,
+				 (long long)json_integer_value(json_object_get(d, "polls")));
+		} else if (!strcmp(st, "ok")) {
 			snprintf(out, n, "%s %-28s %s", ok, step, dur);
-		else if (!strcmp(st, "skipped"))
+		} else if (!strcmp(st, "skipped"))
 			snprintf(out, n, "%s %-28s skipped (%s)", skip, step, str(d, "reason"));
 		else if (!strcmp(st, "assumed_done"))
 			snprintf(out, n, "%s %-28s assumed done", skip, step);
@@ -180,6 +189,10 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 			json_object_set_new(s, "ended_at", json_string(ts));
 			json_object_set(s, "duration_ms", json_object_get(d, "duration_ms"));
 			json_object_set(s, "attempts", json_object_get(d, "attempts"));
+			if (json_object_get(d, "wait_ms")) {
+				json_object_set(s, "wait_ms", json_object_get(d, "wait_ms"));
+				json_object_set(s, "polls", json_object_get(d, "polls"));
+			}
 			if (json_object_get(d, "error"))
 				json_object_set(s, "error", json_object_get(d, "error"));
 		} else if (uid && !strcmp(ev, "call")) {
@@ -211,11 +224,19 @@ static void fmt_s(const json_t *v, char *out, size_t n)
 		snprintf(out, n, "-");
 }
 
+/* run.end targets.rto / .rpo: met, missed or unknown (logs before format v1.1 have
+ * rto_met / rpo_met booleans). */
 static const char *met(const json_t *targets, const char *k)
 {
-	const json_t *v = json_object_get(targets, k);
+	const char *v = json_string_value(json_object_get(targets, k));
+	const json_t *old;
+	char oldk[16];
 
-	return json_is_true(v) ? "met" : json_is_false(v) ? "MISSED" : "";
+	if (v)
+		return !strcmp(v, "missed") ? "MISSED" : v;
+	snprintf(oldk, sizeof(oldk), "%s_met", k);
+	old = json_object_get(targets, oldk);
+	return json_is_true(old) ? "met" : json_is_false(old) ? "MISSED" : "";
 }
 
 /* Escapes text for HTML. */
@@ -309,10 +330,10 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 		char line[128];
 
 		snprintf(line, sizeof(line), "%s (target %s%s%s)", rto, trto,
-			 *met(tg, "rto_met") ? ": " : "", met(tg, "rto_met"));
+			 *met(tg, "rto") ? ": " : "", met(tg, "rto"));
 		ITEM("RTO", line);
 		snprintf(line, sizeof(line), "%s (target %s%s%s)", rpo, trpo,
-			 *met(tg, "rpo_met") ? ": " : "", met(tg, "rpo_met"));
+			 *met(tg, "rpo") ? ": " : "", met(tg, "rpo"));
 		ITEM("RPO", line);
 	}
 	ITEM("Audit log", json_is_true(json_object_get(integ, "ok")) ? "intact" : "NOT INTACT");

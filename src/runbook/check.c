@@ -118,8 +118,7 @@ void drb_diags_free(drb_diags *d)
 
 /* Compiles in L (a bare state: no libraries are needed to compile, and nothing is ever run
  * in it), or in a state of its own when L is NULL. The compiled function is dropped. */
-static int compile(lua_State *L, const char *src, size_t len, const char *chunkname,
-		   drb_err *err)
+static int compile(lua_State *L, const char *src, size_t len, const char *chunkname, drb_err *err)
 {
 	lua_State *own = L ? NULL : luaL_newstate();
 	int rc = 0, top;
@@ -257,6 +256,89 @@ int drb_interp_scan(const char *s, int (*cb)(void *ud, const char *e, size_t n),
 			if (rc)
 				return rc;
 		}
+	}
+	return 0;
+}
+
+static int ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_';
+}
+
+static size_t skip_space(const char *s, size_t i)
+{
+	while (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')
+		i++;
+	return i;
+}
+
+int drb_expr_refs(const char *s, const char *root,
+		  int (*cb)(void *ud, const char *name, size_t n, size_t off), void *ud)
+{
+	size_t rl = strlen(root), i = 0;
+	char last = 0; /* the last character of code before i, ignoring space */
+
+	while (s[i]) {
+		char c = s[i];
+
+		if (c == '-' && s[i + 1] == '-') { /* a comment: --[[ long ]] or to the line end */
+			if (s[i + 2] == '[' && (s[i + 3] == '[' || s[i + 3] == '=')) {
+				size_t nx = skip_lua_string(s, i + 2);
+
+				if (nx > i + 3) {
+					i = nx;
+					continue;
+				}
+			}
+			i += strcspn(s + i, "\n");
+			continue;
+		}
+		if (c == '"' || c == '\'' || (c == '[' && (s[i + 1] == '[' || s[i + 1] == '='))) {
+			size_t nx = skip_lua_string(s, i);
+
+			if (!nx)
+				return 0; /* unterminated: the compiler reports it */
+			i = nx;
+			last = '"';
+			continue;
+		}
+		if (ident_char(c)) {
+			size_t a = i, j;
+
+			while (ident_char(s[i]))
+				i++;
+			if (i - a != rl || strncmp(s + a, root, rl) || last == '.' || last == ':' ||
+			    (a > 0 && s[a - 1] >= '0' && s[a - 1] <= '9')) {
+				last = s[i - 1];
+				continue;
+			}
+			last = s[i - 1];
+			j = skip_space(s, i);
+			if (s[j] == '.' && s[j + 1] != '.') {
+				size_t b = skip_space(s, j + 1), e = b;
+				int rc;
+
+				while (ident_char(s[e]))
+					e++;
+				if (e > b && !(s[b] >= '0' && s[b] <= '9') &&
+				    (rc = cb(ud, s + b, e - b, a)))
+					return rc;
+			} else if (s[j] == '[') {
+				size_t b = skip_space(s, j + 1), e;
+				int rc;
+
+				if ((s[b] == '"' || s[b] == '\'') && (e = skip_lua_string(s, b)) &&
+				    s[skip_space(s, e)] == ']' &&
+				    !memchr(s + b + 1, '\\', e - b - 2) &&
+				    (rc = cb(ud, s + b + 1, e - b - 2, a)))
+					return rc;
+			}
+			continue;
+		}
+		if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+			last = c;
+		i++;
 	}
 	return 0;
 }

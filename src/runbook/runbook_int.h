@@ -50,6 +50,15 @@ json_t *drb_yaml_to_json(const ynode *n);
  * or what cb returned. "$${" is a literal "${" and is skipped. */
 int drb_interp_scan(const char *s, int (*cb)(void *ud, const char *e, size_t n), void *ud);
 
+/* Finds the references root.NAME, root["NAME"] and root['NAME'] in Lua source (an
+ * expression or a chunk), outside string literals and comments; root must stand as a name of
+ * its own (t.steps.x is not a reference to steps). For each calls cb(ud, name, len, offset of
+ * root in src) (cb returns 0 to go on). Returns 0 or what cb returned. Used for the `steps.Y`
+ * checks, on every expression the ${ } scanner (drb_interp_scan) yields and on expressions and
+ * scripts themselves. */
+int drb_expr_refs(const char *src, const char *root,
+		  int (*cb)(void *ud, const char *name, size_t n, size_t off), void *ud);
+
 /* drb_runbook_check_expr/_chunk in a given bare lua_State (the loader compiles every
  * expression of a file in one state); L NULL: a state of their own. */
 typedef struct lua_State lua_State;

@@ -603,6 +603,75 @@ static void test_bind_params_empty(void **state)
 }
 
 /* Every prefix of a valid runbook is some kind of input: none may crash or leak (ASan). */
+/* needs: resolves into deps (a step without needs follows the one before it; needs: []
+ * none), and the critical path is the longest chain. */
+static void test_needs_graph(void **state)
+{
+	fixture *f = *state;
+	const char *text = "version: 1\nname: g\nmax_parallel: 3\nsteps:\n"
+			   "  - { id: a, action: sleep }\n"
+			   "  - { id: b, action: sleep }\n"
+			   "  - { id: c, action: sleep, needs: [] }\n"
+			   "  - { id: d, action: sleep, needs: [c, b] }\n"
+			   "  - { id: e, action: sleep, needs: [c] }\n";
+	drb_runbook *rb = load_text_ok(f, text);
+	size_t *path = NULL, n = 0;
+
+	assert_int_equal(rb->max_parallel, 3);
+	assert_int_equal(rb->steps[0].n_deps, 0);
+	assert_int_equal(rb->steps[1].n_deps, 1);
+	assert_int_equal(rb->steps[1].deps[0], 0);
+	assert_false(rb->steps[1].needs_set);
+	assert_true(rb->steps[2].needs_set);
+	assert_int_equal(rb->steps[2].n_deps, 0);
+	assert_int_equal(rb->steps[3].n_deps, 2);
+	assert_int_equal(rb->steps[3].deps[0], 2);
+	assert_int_equal(rb->steps[3].deps[1], 1);
+	assert_int_equal(drb_runbook_critical_path(rb, &path, &n), 0);
+	assert_int_equal(n, 3); /* a -> b -> d */
+	assert_int_equal(path[0], 0);
+	assert_int_equal(path[1], 1);
+	assert_int_equal(path[2], 3);
+	free(path);
+}
+
+/* The default runbook-level max_parallel is 8. */
+static void test_max_parallel_default(void **state)
+{
+	fixture *f = *state;
+	drb_runbook *rb =
+	    load_text_ok(f, "version: 1\nname: g\nsteps:\n  - { id: a, action: sleep }\n");
+
+	assert_int_equal(rb->max_parallel, 8);
+}
+
+typedef struct refs {
+	char got[256];
+} refs;
+
+static int refs_cb(void *ud, const char *name, size_t n, size_t off)
+{
+	refs *r = ud;
+
+	(void)off;
+	snprintf(r->got + strlen(r->got), sizeof(r->got) - strlen(r->got), "%.*s;", (int)n, name);
+	return 0;
+}
+
+/* steps.Y references: dotted and bracketed forms; strings, comments, fields named steps and
+ * computed keys are not references. */
+static void test_lua_refs(void **state)
+{
+	refs r = {""};
+
+	(void)state;
+	drb_expr_refs("steps.a.result and steps [\"b-c\"].x or steps['d'] and t.steps.e and "
+		      "steps[name] and \"steps.f\" and [[steps.g]] -- steps.h\n and mysteps.i "
+		      "--[[ steps.j ]] and steps . k",
+		      "steps", refs_cb, &r);
+	assert_string_equal(r.got, "a;b-c;d;k;");
+}
+
 static void test_truncated_inputs(void **state)
 {
 	char *buf = NULL;
@@ -645,6 +714,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bind_params_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bind_params_empty, setup, teardown),
 	    cmocka_unit_test(test_truncated_inputs),
+	    cmocka_unit_test_setup_teardown(test_needs_graph, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_max_parallel_default, setup, teardown),
+	    cmocka_unit_test(test_lua_refs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
