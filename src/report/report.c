@@ -10,6 +10,8 @@
 #include <drbook/report.h>
 #include <drbook/util.h>
 
+#include "report_int.h"
+
 static const char *str(const json_t *d, const char *k)
 {
 	const char *s = json_string_value(json_object_get(d, k));
@@ -218,8 +220,12 @@ static const char *met(const json_t *targets, const char *k)
 	return json_is_true(v) ? "met" : json_is_false(v) ? "MISSED" : "";
 }
 
-/* Escapes text for HTML. */
-static void html(FILE *f, const char *s)
+const char drb_report_css[] =
+    "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.failed{color:#b00}"
+    ".ok,.succeeded{color:#070}.refused{color:#a60}svg text{font-family:sans-serif}";
+
+void drb_report_html_escape(FILE *f, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
@@ -261,7 +267,7 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 	size_t i;
 	json_t *s;
 	int is_html = fmt == DRB_REPORT_HTML;
-	void (*esc)(FILE *, const char *) = is_html ? html : md;
+	void (*esc)(FILE *, const char *) = is_html ? drb_report_html_escape : md;
 
 	if (fmt == DRB_REPORT_JSON) {
 		if (json_dumpf(m, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0)
@@ -275,15 +281,15 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 	fmt_s(json_object_get(tg, "rpo_s"), trpo, sizeof(trpo));
 	if (is_html) {
 		fputs("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>drbook run ", f);
-		html(f, str(m, "run"));
+		drb_report_html_escape(f, str(m, "run"));
 		fputs(
 		    "</title>\n<style>body{font-family:sans-serif;margin:2em}table{border-collapse:"
 		    "collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
 		    ".failed{color:#b00}.ok{color:#070}</style></head><body>\n<h1>Run ",
 		    f);
-		html(f, str(m, "run"));
+		drb_report_html_escape(f, str(m, "run"));
 		fputs(": ", f);
-		html(f, str(m, "name"));
+		drb_report_html_escape(f, str(m, "name"));
 		fputs("</h1>\n<ul>\n", f);
 	} else {
 		fprintf(f, "# Run %s: %s\n\n", str(m, "run"), str(m, "name"));
@@ -343,16 +349,16 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 			snprintf(dur, sizeof(dur), "-");
 		if (is_html) {
 			fprintf(f, "<tr class=\"%s\"><td>", str(s, "status"));
-			html(f, str(s, "id"));
+			drb_report_html_escape(f, str(s, "id"));
 			fputs("</td><td>", f);
-			html(f, str(s, "action"));
+			drb_report_html_escape(f, str(s, "action"));
 			fprintf(f,
 				"</td><td>%s</td><td>%s</td><td>%s</td><td>%lld</td><td>%lld</td>"
 				"<td>",
 				str(s, "status"), start, dur,
 				(long long)json_integer_value(json_object_get(s, "attempts")),
 				(long long)json_integer_value(json_object_get(s, "calls")));
-			html(f, str(s, "error"));
+			drb_report_html_escape(f, str(s, "error"));
 			fputs("</td></tr>\n", f);
 		} else {
 			fputs("| ", f);
@@ -374,7 +380,7 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 		snprintf(line, sizeof(line), "%.12s +%8.3fs  %s\n", str(s, "ts") + 11,
 			 json_number_value(json_object_get(s, "offset_s")), str(s, "text"));
 		if (is_html)
-			html(f, line);
+			drb_report_html_escape(f, line);
 		else
 			fputs(line, f);
 	}

@@ -301,7 +301,8 @@ static void drill_parse(drb_schedule *s, const char *dir, const ynode *m, drb_dr
 	v = get(m, "every");
 	if (v && get(m, "cron")) {
 		drb_diags_add(d, v->pos, "a drill has 'every' or 'cron', not both");
-	} else if ((v = get(m, "cron"))) {
+	} else if (!v && get(m, "cron")) {
+		v = get(m, "cron");
 		dr->has_cron = cron_parse_node(v, &dr->cron, d) == 0;
 		dr->cron_src = strdup(v->str ? v->str : "");
 		if ((v = get(m, "catch_up")) && duration_node(v, &dr->catch_up_s))
@@ -497,15 +498,18 @@ int drb_schedule_due(const drb_drill *d, int64_t last_s, int64_t now_s, int64_t 
 /* Whether t is inside window b; *end: when that window closes. */
 static int in_window(const drb_blackout *b, int64_t t, int64_t *end)
 {
-	int64_t f;
+	int64_t f, g;
 
 	if (!b->recurring) {
 		*end = b->until_s;
 		return t >= b->from_s && t < b->until_s;
 	}
-	/* a window [f, f + duration) holds t when some firing f lies in (t - duration, t] */
+	/* a window [f, f + duration) holds t when some firing f lies in (t - duration, t]; it
+	 * lasts longest from the latest such firing */
 	if (drb_cron_next(&b->cron, t - (int64_t)b->duration_s, &f) || f > t)
 		return 0;
+	for (int i = 0; i < 100000 && drb_cron_next(&b->cron, f, &g) == 0 && g <= t; i++)
+		f = g;
 	*end = f + (int64_t)b->duration_s;
 	return 1;
 }
