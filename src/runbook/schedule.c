@@ -308,11 +308,13 @@ static void drill_parse(drb_schedule *s, const char *dir, const ynode *m, drb_dr
 		if ((v = get(m, "catch_up")) && duration_node(v, &dr->catch_up_s))
 			drb_diags_add(d, v->pos,
 				      "drill 'catch_up' must be a duration such as 30m or 2h");
-	} else if (!v || v->kind != YN_SCALAR || drb_duration_parse(v->str, &dr->every_s) ||
-		   dr->every_s <= 0) {
-		drb_diags_add(d, v ? v->pos : m->pos,
+	} else if (!v) {
+		drb_diags_add(d, m->pos,
 			      "a drill needs 'every' (a duration such as 24h or 168h) or 'cron' "
 			      "(\"MIN HOUR DOM MON DOW\", UTC)");
+	} else if (v->kind != YN_SCALAR || drb_duration_parse(v->str, &dr->every_s) ||
+		   dr->every_s <= 0) {
+		drb_diags_add(d, v->pos, "drill 'every' must be a duration such as 24h or 168h");
 	}
 	if (!get(m, "cron") && (v = get(m, "catch_up")))
 		drb_diags_add(d, v->pos, "'catch_up' goes with 'cron'");
