@@ -279,7 +279,7 @@ void drb_report_gantt(FILE *f, const json_t *m)
 	json_array_foreach(steps, i, s) c.t_min = fmin(c.t_min, num(s, "offset_s", 0));
 	if (json_is_number(json_object_get(m, "rto_s")))
 		t_end = fmax(t_end, json_number_value(json_object_get(m, "rto_s")));
-	target_shown = target >= 0 && target <= 2 * fmax(t_end, 0.001);
+	target_shown = target >= 0 && target <= 4 * fmax(t_end, 0.001);
 	if (target_shown)
 		t_end = fmax(t_end, target);
 	c.t_max = c.t_min + fmax(t_end - c.t_min, 0.001) * 1.04;
