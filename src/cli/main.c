@@ -121,10 +121,12 @@ static const char usage_audit[] =
 static const char usage_report[] =
     "usage: drbook report AUDIT [--format md|html|json] [--key-file F]\n"
     "\n"
-    "Reads a run back from its audit log: outcome, RTO and RPO against targets, every step\n"
-    "(start, duration, attempts, calls, error) and the timeline of events, with the log's\n"
-    "integrity verdict. Markdown by default. Exit codes: 0 written (even for a failed run),\n"
-    "1 the log is not intact (the report is still written), 2 usage or unreadable log.\n";
+    "Reads a run back from its audit log: outcome, RTO and RPO against targets, the critical\n"
+    "path, every step (start, duration, attempts, calls, error), notifications, rollbacks and\n"
+    "the timeline of events, with the log's integrity verdict. Markdown by default; html is\n"
+    "one self-contained page that draws the run as an SVG Gantt chart (docs/operations.md).\n"
+    "Exit codes: 0 written (even for a failed run), 1 the log is not intact (the report is\n"
+    "still written), 2 usage or unreadable log.\n";
 
 static const char usage_replay[] =
     "usage: drbook replay AUDIT [--runbook FILE] [--json|--quiet] [--audit FILE]\n"

@@ -371,9 +371,9 @@ static void against(const json_t *r, const char *k, char *out, size_t n)
 static void trend_svg(FILE *f, const json_t *sc)
 {
 	const json_t *runs = json_object_get(sc, "runs"), *r;
-	const double W = 640, H = 220, L = 60, R = 20, T = 20, B = 40;
+	const double W = 700, H = 220, L = 70, R = 50, T = 20, B = 40;
 	size_t n = json_array_size(runs), first = n > CHART_RUNS ? n - CHART_RUNS : 0, i, shown;
-	double ymax = 0, target = json_number_value(json_object_get(sc, "target_rto_s"));
+	double ymax = 0, ystep, target = json_number_value(json_object_get(sc, "target_rto_s"));
 	int has_target = json_is_number(json_object_get(sc, "target_rto_s"));
 	char lab[32];
 
@@ -385,7 +385,20 @@ static void trend_svg(FILE *f, const json_t *sc)
 	}
 	if (has_target && target > ymax)
 		ymax = target;
-	ymax = ymax > 0 ? ymax * 1.15 : 1;
+	/* round gridlines: 0, 5m, 10m, 15m rather than thirds of the largest RTO */
+	{
+		static const double steps[] = {0.1, 0.2, 0.5, 1,   2,	5,    10,   15,	 30,
+					       60,  120, 300, 600, 900, 1800, 3600, 7200};
+		double want = (ymax > 0 ? ymax * 1.1 : 1) / 4;
+
+		ystep = steps[sizeof(steps) / sizeof(steps[0]) - 1];
+		for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+			if (steps[i] >= want) {
+				ystep = steps[i];
+				break;
+			}
+		ymax = ystep * ceil((ymax > 0 ? ymax * 1.1 : 1) / ystep);
+	}
 	shown = n - first;
 #define X(k) (L + (shown > 1 ? (double)(k) * (W - L - R) / (double)(shown - 1) : (W - L - R) / 2))
 #define Y(v) (T + (H - T - B) * (1 - (v) / ymax))
@@ -402,10 +415,14 @@ static void trend_svg(FILE *f, const json_t *sc)
 		"<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#999\"/>"
 		"<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#999\"/>\n",
 		L, T, L, H - B, L, H - B, W - R, H - B);
-	for (int g = 0; g <= 4; g++) {
-		double v = ymax * g / 4;
-
-		drb_duration_format(v, lab, sizeof(lab));
+	for (double v = 0; v <= ymax + 1e-9; v += ystep) {
+		if (v > 0)
+			drb_duration_format(v, lab, sizeof(lab));
+		else
+			snprintf(lab, sizeof(lab), "0");
+		fprintf(f,
+			"<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#eee\"/>\n",
+			L, Y(v), W - R, Y(v));
 		fprintf(
 		    f,
 		    "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%s</text>\n",
@@ -552,18 +569,10 @@ int drb_report_history_write(const json_t *h, drb_report_format fmt, FILE *f, dr
 		char k[32] = "-", mean[32] = "-";
 
 		if (json_is_number(json_object_get(sc, "rto_slope_s"))) {
-			double v = json_number_value(json_object_get(sc, "rto_slope_s"));
-
-			drb_duration_format(fabs(v), k, sizeof(k));
+			snprintf(k, sizeof(k), "%+.1fs",
+				 json_number_value(json_object_get(sc, "rto_slope_s")));
 			drb_duration_format(json_number_value(json_object_get(sc, "rto_mean_s")),
 					    mean, sizeof(mean));
-			if (v < 0) {
-				memmove(k + 1, k, sizeof(k) - 1);
-				k[0] = '-';
-			} else {
-				memmove(k + 1, k, sizeof(k) - 1);
-				k[0] = '+';
-			}
 		}
 		if (html) {
 			fputs("<h3>", f);
