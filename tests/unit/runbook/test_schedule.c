@@ -234,12 +234,72 @@ static void test_blackout(void **state)
 	drb_diags_free(&d);
 }
 
+/* A drill's notifications become run-level notify entries (on failure by default); wrong
+ * channels, severities and events are refused at their place. */
+static void test_notify(void **state)
+{
+	char p[128], bad[128];
+
+	snprintf(p, sizeof(p), "%s",
+		 write_file("n.yaml",
+			    "version: 1\n"
+			    "drills:\n"
+			    "  - name: a\n"
+			    "    runbook: x.yaml\n"
+			    "    every: 1h\n"
+			    "    notify: { channel: pagerduty }\n"
+			    "  - name: b\n"
+			    "    runbook: x.yaml\n"
+			    "    every: 1h\n"
+			    "    notify:\n"
+			    "      - { channel: slack, severity: info, on: [success, end] }\n"));
+	snprintf(bad, sizeof(bad), "%s",
+		 write_file("nb.yaml",
+			    "version: 1\n"
+			    "drills:\n"
+			    "  - name: a\n"
+			    "    runbook: x.yaml\n"
+			    "    every: 1h\n"
+			    "    notify: { channel: email, severity: loud, on: [later] }\n"));
+	drb_schedule *s = NULL;
+	drb_diags d;
+	const drb_notify *n;
+
+	(void)state;
+	drb_diags_init(&d, p);
+	assert_int_equal(drb_schedule_load(&s, p, &d), 0);
+	assert_int_equal(s->drills[0].n_notify, 1);
+	n = &s->drills[0].notify[0];
+	assert_string_equal(n->call.action, "notify");
+	assert_int_equal(n->n_on, 1);
+	assert_string_equal(n->on[0], "failure");
+	assert_string_equal(json_string_value(json_object_get(n->call.with, "channel")),
+			    "pagerduty");
+	assert_string_equal(json_string_value(json_object_get(n->call.with, "severity")), "error");
+	assert_non_null(strstr(json_string_value(json_object_get(n->call.with, "text")),
+			       "game-day drill a: ${run.status}"));
+	n = &s->drills[1].notify[0];
+	assert_int_equal(n->n_on, 2);
+	assert_string_equal(n->on[1], "end");
+	drb_schedule_free(s);
+	drb_diags_free(&d);
+	drb_diags_init(&d, bad);
+	assert_int_equal(drb_schedule_load(&s, bad, &d), DRB_EINVAL);
+	assert_int_equal(d.n, 3);
+	assert_int_equal(d.v[0].pos.line, 6);
+	assert_int_equal(d.v[0].pos.col, 24);
+	assert_non_null(strstr(d.v[0].msg, "slack, pagerduty or sns"));
+	assert_non_null(strstr(d.v[1].msg, "info, warning, error or critical"));
+	assert_non_null(strstr(d.v[2].msg, "start, success, failure, end"));
+	drb_diags_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_valid),	   cmocka_unit_test(test_invalid),
 	    cmocka_unit_test(test_not_a_schedule), cmocka_unit_test(test_due),
-	    cmocka_unit_test(test_blackout),
+	    cmocka_unit_test(test_blackout),	   cmocka_unit_test(test_notify),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
