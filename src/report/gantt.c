@@ -347,7 +347,8 @@ void drb_report_gantt(FILE *f, const json_t *m)
 		fprintf(f,
 			"</text>\n<rect class=\"bar %s%s%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
 			"height=\"%.0f\" rx=\"2\" fill=\"%s\"%s>",
-			str(s, "status"), json_is_true(json_object_get(s, "wait")) ? " wait" : "",
+			drb_report_token(str(s, "status")),
+			json_is_true(json_object_get(s, "wait")) ? " wait" : "",
 			crit ? " critical" : "", X(&c, a), y + 4, fmax(X(&c, e) - X(&c, a), 2.0),
 			row_h - 8, bar_color(s), crit ? " stroke=\"#222\" stroke-width=\"2\"" : "");
 		fmt_dur(e - a, b2, sizeof(b2));
@@ -413,10 +414,12 @@ void drb_report_gantt(FILE *f, const json_t *m)
 		fprintf(f,
 			"</text>\n<rect class=\"bar rollback %s\" x=\"%.1f\" y=\"%.1f\" "
 			"width=\"%.1f\" height=\"%.0f\" rx=\"2\" fill=\"%s\"><title>rollback of ",
-			str(s, "status"), X(&c, a), y + 4, fmax(X(&c, e) - X(&c, a), 2.0),
-			row_h - 8, strcmp(str(s, "status"), "ok") ? "#d9534f" : "#6f42c1");
+			drb_report_token(str(s, "status")), X(&c, a), y + 4,
+			fmax(X(&c, e) - X(&c, a), 2.0), row_h - 8,
+			strcmp(str(s, "status"), "ok") ? "#d9534f" : "#6f42c1");
 		drb_report_html_escape(f, str(s, "id"));
-		fprintf(f, ": %s%s", str(s, "status"), json_object_get(s, "error") ? ": " : "");
+		fprintf(f, ": %s%s", drb_report_token(str(s, "status")),
+			json_object_get(s, "error") ? ": " : "");
 		drb_report_html_escape(f, str(s, "error"));
 		fputs("</title></rect></g>\n", f);
 	}

@@ -445,23 +445,29 @@ static void trend_svg(FILE *f, const json_t *sc)
 	}
 	fputs("\"/>\n", f);
 	for (i = first; i < n; i++) {
-		char d[32];
+		char d[32], line[512];
 
 		r = json_array_get(runs, i);
 		if (!json_is_number(json_object_get(r, "rto_s")))
 			continue;
 		fmt_s(json_object_get(r, "rto_s"), d, sizeof(d));
-		fprintf(f,
-			"<circle class=\"run %s\" data-run=\"%s\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\" "
-			"fill=\"%s\"><title>%s %s: RTO %s (%s)</title></circle>\n",
-			str(r, "outcome"), str(r, "run"), X(i - first),
+		/* run ids and times come from the logs: escaped like any text from outside */
+		fprintf(f, "<circle class=\"run %s\" data-run=\"",
+			drb_report_token(str(r, "outcome")));
+		drb_report_html_escape(f, str(r, "run"));
+		fprintf(f, "\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>", X(i - first),
 			Y(json_number_value(json_object_get(r, "rto_s"))),
-			strcmp(str(r, "outcome"), "succeeded") ? "#b00" : "#070",
-			str(r, "started_at"), str(r, "run"), d, str(r, "outcome"));
+			strcmp(str(r, "outcome"), "succeeded") ? "#b00" : "#070");
+		snprintf(line, sizeof(line), "%s %s: RTO %s (%s)", str(r, "started_at"),
+			 str(r, "run"), d, str(r, "outcome"));
+		drb_report_html_escape(f, line);
 		fprintf(f,
-			"<text x=\"%.1f\" y=\"%.0f\" font-size=\"10\" text-anchor=\"middle\">%.10s"
-			"</text>\n",
-			X(i - first), H - B + 14, str(r, "started_at"));
+			"</title></circle>\n<text x=\"%.1f\" y=\"%.0f\" font-size=\"10\" "
+			"text-anchor=\"middle\">",
+			X(i - first), H - B + 14);
+		snprintf(line, sizeof(line), "%.10s", str(r, "started_at"));
+		drb_report_html_escape(f, line);
+		fputs("</text>\n", f);
 	}
 	if (json_is_number(json_object_get(sc, "rto_slope_s"))) {
 		/* the fitted line over the window the trend was computed on */
@@ -545,11 +551,14 @@ int drb_report_history_write(const json_t *h, drb_report_format fmt, FILE *f, dr
 			against(r, "rto", rto, sizeof(rto));
 			against(r, "rpo", rpo, sizeof(rpo));
 			if (html) {
-				fprintf(f, "<tr class=\"%s\"><td>%s</td><td>", str(r, "outcome"),
-					str(r, "started_at"));
+				fprintf(f, "<tr class=\"%s\"><td>",
+					drb_report_token(str(r, "outcome")));
+				drb_report_html_escape(f, str(r, "started_at"));
+				fputs("</td><td>", f);
 				drb_report_html_escape(f, str(r, "run"));
 				fprintf(f, "</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>",
-					str(r, "outcome"), str(r, "status"), rto, rpo);
+					drb_report_token(str(r, "outcome")),
+					drb_report_token(str(r, "status")), rto, rpo);
 				drb_report_html_escape(f, str(r, "log"));
 				fputs("</td></tr>\n", f);
 			} else {

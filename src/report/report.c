@@ -346,6 +346,17 @@ const char drb_report_css[] =
     "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.failed{color:#b00}"
     ".ok,.succeeded{color:#070}.refused{color:#a60}svg text{font-family:sans-serif}";
 
+const char *drb_report_token(const char *s)
+{
+	const char *p = s;
+
+	for (; p && *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+		      *p == '-'))
+			return "other";
+	return s && *s ? s : "other";
+}
+
 void drb_report_html_escape(FILE *f, const char *s)
 {
 	for (; s && *s; s++) {
@@ -487,8 +498,9 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 			fprintf(f,
 				is_html ? "</td><td>+%.1fs</td><td class=\"%s\">%s</td><td>"
 					: " | +%.1fs | %.0s%s | ",
-				json_number_value(json_object_get(s, "offset_s")), str(s, "status"),
-				str(s, "status"));
+				json_number_value(json_object_get(s, "offset_s")),
+				drb_report_token(str(s, "status")),
+				drb_report_token(str(s, "status")));
 			esc(f, str(s, "error"));
 			fputs(is_html ? "</td></tr>\n" : " |\n", f);
 		}
@@ -508,8 +520,9 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 			fprintf(f,
 				is_html ? "</td><td>+%.1fs</td><td class=\"%s\">%s</td><td>"
 					: " | +%.1fs | %.0s%s | ",
-				json_number_value(json_object_get(s, "offset_s")), str(s, "status"),
-				str(s, "status"));
+				json_number_value(json_object_get(s, "offset_s")),
+				drb_report_token(str(s, "status")),
+				drb_report_token(str(s, "status")));
 			esc(f, str(s, "error"));
 			fputs(is_html ? "</td></tr>\n" : " |\n", f);
 		}
@@ -539,14 +552,14 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 		else
 			snprintf(dur, sizeof(dur), "-");
 		if (is_html) {
-			fprintf(f, "<tr class=\"%s\"><td>", str(s, "status"));
+			fprintf(f, "<tr class=\"%s\"><td>", drb_report_token(str(s, "status")));
 			drb_report_html_escape(f, str(s, "id"));
 			fputs("</td><td>", f);
 			drb_report_html_escape(f, str(s, "action"));
 			fprintf(f,
 				"</td><td>%s</td><td>%s</td><td>%s</td><td>%lld</td><td>%lld</td>"
 				"<td>",
-				str(s, "status"), start, dur,
+				drb_report_token(str(s, "status")), start, dur,
 				(long long)json_integer_value(json_object_get(s, "attempts")),
 				(long long)json_integer_value(json_object_get(s, "calls")));
 			drb_report_html_escape(f, str(s, "error"));

@@ -10,6 +10,10 @@
 /* Writes s to f escaped for HTML text and attribute values. */
 void drb_report_html_escape(FILE *f, const char *s);
 
+/* s when it is a safe word for a class attribute or a table cell ([a-z0-9_-]+: statuses,
+ * outcomes), else "other": a tampered log must not write markup into a report. */
+const char *drb_report_token(const char *s);
+
 /* The one style sheet of every HTML page drbook writes (no external fonts or files). */
 extern const char drb_report_css[];
 

@@ -333,6 +333,38 @@ static void test_dns_convergence(void **state)
 	json_decref(m);
 }
 
+/* A log someone edited may carry markup in any string: the HTML report writes none of it. */
+static void test_html_injection(void **state)
+{
+	static const rec r[] = {
+	    {"run.start", NULL, 0, "{\"name\":\"<img src=x onerror=alert(1)>\"}"},
+	    {"step.start", "<b>x</b>", 0.1, "{\"action\":\"<i>\"}"},
+	    {"step.end", "<b>x</b>", 1.0, "{\"status\":\"ok\\\" onclick=\\\"alert(1)\"}"},
+	    {"rollback.start", "<b>x</b>", 1.1, "{}"},
+	    {"rollback.end", "<b>x</b>", 1.2, "{\"status\":\"<script>\"}"},
+	    {"call", "notify[1]", 1.3, "{}"},
+	    {"notify.failed", "notify[1]", 1.4, "{\"error\":\"<script>alert(1)</script>\"}"},
+	    {"run.end", NULL, 2, "{\"status\":\"<script>\",\"targets\":{\"rto\":\"<svg>\"}}"},
+	};
+	json_t *m = model_of(r, sizeof(r) / sizeof(r[0]));
+	drb_err e = {0};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+
+	(void)state;
+	assert_int_equal(drb_report_write(m, DRB_REPORT_HTML, out, &e), 0);
+	fclose(out);
+	assert_null(strstr(buf, "<script"));
+	assert_null(strstr(buf, "<img"));
+	assert_null(strstr(buf, "<b>x"));
+	assert_null(strstr(buf, "<i>"));
+	assert_null(strstr(buf, "onclick=\""));
+	assert_int_equal(strstr(buf, "<svg") == strstr(buf, "<svg id=\"gantt\""), 1);
+	free(buf);
+	json_decref(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +376,7 @@ int main(void)
 	    cmocka_unit_test(test_critical_path_by_needs),
 	    cmocka_unit_test(test_notifications_retries_rollbacks),
 	    cmocka_unit_test(test_dns_convergence),
+	    cmocka_unit_test(test_html_injection),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
