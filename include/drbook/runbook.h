@@ -239,10 +239,10 @@ typedef struct drb_blackout {
 } drb_blackout;
 
 typedef struct drb_drill {
-	char *name;	   /* unique, [A-Za-z0-9][A-Za-z0-9_.-]* */
-	char *runbook;	   /* resolved against the schedule's folder */
-	double every_s;	   /* > 0 with every:, 0 with cron: */
-	int has_cron;	   /* cron: given (then every_s is 0) */
+	char *name;	/* unique, [A-Za-z0-9][A-Za-z0-9_.-]* */
+	char *runbook;	/* resolved against the schedule's folder */
+	double every_s; /* > 0 with every:, 0 with cron: */
+	int has_cron;	/* cron: given (then every_s is 0) */
 	drb_cron cron;
 	char *cron_src;	   /* as written, or NULL */
 	double catch_up_s; /* cron: how late a firing may still be run (default 2h) */
@@ -250,8 +250,8 @@ typedef struct drb_drill {
 	size_t n_params;
 	char **approve; /* approval step ids granted to this drill */
 	size_t n_approve;
-	int yes;	      /* every approval granted */
-	int enabled;	      /* default 1 */
+	int yes;		 /* every approval granted */
+	int enabled;		 /* default 1 */
 	drb_blackout *blackouts; /* the drill's own windows (the schedule's apply too) */
 	size_t n_blackouts;
 	drb_notify *notify; /* run-level notifications the drill's run sends (action notify) */
@@ -283,7 +283,7 @@ int drb_schedule_due(const drb_drill *d, int64_t last_s, int64_t now_s, int64_t 
 /* The blackout window (the schedule's or the drill's; d may be NULL) that now_s falls in, and
  * in *until_s when no window holds any more (windows that touch are followed). NULL when
  * none. Borrowed from s or d. */
-const drb_blackout *drb_schedule_blackout(const drb_schedule *s, const drb_drill *d,
-					  int64_t now_s, int64_t *until_s);
+const drb_blackout *drb_schedule_blackout(const drb_schedule *s, const drb_drill *d, int64_t now_s,
+					  int64_t *until_s);
 
 #endif
