@@ -48,6 +48,9 @@ typedef struct drb_engine_opts {
 	const char *incident_start; /* RFC 3339: RTO is measured from here instead of run start */
 	const char *lua_dir;	    /* the project's lua/ folder; NULL: built-in default */
 	const char *gameday;	    /* the schedule's drill name, recorded in run.start */
+	const drb_notify *notify;   /* run-level notifications besides the runbook's (borrowed) */
+	size_t n_notify;
+	int targets_required; /* a missed RTO or RPO target fails the run (game days) */
 	/* resume only */
 	char *const *assume_done;
 	size_t n_assume_done;

@@ -424,10 +424,10 @@ void drb_run_note_rpo(drb_run *r, const json_t *result)
 
 /* ---- notifications ---------------------------------------------------------------------- */
 
-/* The global `run`: {id, started_at, incident_start, drill, event, status}; event and status
- * only while a notification is built; at the end also rto_s, rpo_s (where measured) and
- * targets {rto, rpo} (met, missed or unknown), so a notification can say them. */
-static void set_run_global(drb_run *r, const char *event, const char *status)
+/* The global `run`: {id, started_at, incident_start, drill, event, status, error}; event,
+ * status and error only while a notification is built; at the end also rto_s, rpo_s (where
+ * measured) and targets {rto, rpo} (met, missed or unknown), so a notification can say them. */
+static void set_run_global(drb_run *r, const char *event, const char *status, const char *error)
 {
 	char started[32], incident[32];
 	json_t *v;
@@ -436,9 +436,10 @@ static void set_run_global(drb_run *r, const char *event, const char *status)
 	drb_rfc3339_ms(r->t0_wall, started);
 	if (r->incident_ms)
 		drb_rfc3339_ms(r->incident_ms, incident);
-	v = json_pack("{s:s, s:s, s:s?, s:b, s:s?, s:s?}", "id", r->run_id, "started_at", started,
-		      "incident_start", r->incident_ms ? incident : NULL, "drill", r->o->drill,
-		      "event", event, "status", status);
+	v = json_pack("{s:s, s:s, s:s?, s:b, s:s?, s:s?, s:s?}", "id", r->run_id, "started_at",
+		      started, "incident_start", r->incident_ms ? incident : NULL, "drill",
+		      r->o->drill, "event", event, "status", status, "error",
+		      error && *error ? error : NULL);
 	if (v && status && r->end_info)
 		json_object_update(v, r->end_info);
 	if (v)
@@ -450,18 +451,25 @@ static void set_run_global(drb_run *r, const char *event, const char *status)
  * So it is sent in every phase of a run (also after a refused preflight, where the phase is
  * still read-only), it never counts as a change (a later guard failure stays a refusal,
  * exit 3), and a plan sends none (a plan calls no mutating action). */
-static void notify(drb_run *r, const char *when, const char *status)
+static void notify(drb_run *r, const char *when, const char *status, const char *error)
 {
 	int saved_ro = r->phase_ro, saved_changed;
+	json_t *e0, *red;
 
 	if (r->o->mode == DRB_MODE_PLAN)
 		return;
+	/* the error may quote a secret parameter: people get what the log gets */
+	e0 = json_pack("{s:s?}", "error", error);
+	red = e0 ? drb_redact(r, e0) : NULL;
+	json_decref(e0);
 	pthread_mutex_lock(&r->mu);
 	saved_changed = r->changed;
 	pthread_mutex_unlock(&r->mu);
 	r->phase_ro = 0;
-	for (size_t i = 0; i < r->rb->n_notify; i++) {
-		const drb_notify *n = &r->rb->notify[i];
+	/* the runbook's own, then the caller's (a game-day drill's, from its schedule) */
+	for (size_t i = 0; i < r->rb->n_notify + r->o->n_notify; i++) {
+		const drb_notify *n =
+		    i < r->rb->n_notify ? &r->rb->notify[i] : &r->o->notify[i - r->rb->n_notify];
 		const drb_action *a;
 		json_t *args = NULL, *res = NULL;
 		drb_step tmp = {0};
@@ -474,9 +482,12 @@ static void notify(drb_run *r, const char *when, const char *status)
 				hit = 1;
 		if (!hit || !(a = drb_engine_action(n->call.action)))
 			continue;
-		snprintf(uid, sizeof(uid), "notify[%zu]", i + 1);
+		if (i < r->rb->n_notify)
+			snprintf(uid, sizeof(uid), "notify[%zu]", i + 1);
+		else
+			snprintf(uid, sizeof(uid), "gameday.notify[%zu]", i - r->rb->n_notify + 1);
 		drb_lua_lock(r->lua);
-		set_run_global(r, when, status);
+		set_run_global(r, when, status, json_string_value(json_object_get(red, "error")));
 		if (drb_lua_interpolate(r->lua, n->call.with, "notify", &args, &e) != 0)
 			args = NULL;
 		drb_lua_unlock(r->lua);
@@ -496,6 +507,7 @@ static void notify(drb_run *r, const char *when, const char *status)
 	pthread_mutex_lock(&r->mu);
 	r->changed = saved_changed;
 	pthread_mutex_unlock(&r->mu);
+	json_decref(red);
 }
 
 /* ---- the run ---------------------------------------------------------------------------- */
@@ -982,6 +994,27 @@ out:
 	pthread_mutex_destroy(&g.mu);
 }
 
+/* With targets_required (game-day drills), a run that recovered too slowly or lost too much
+ * failed: says which target was missed into why. Unknown measures miss nothing. */
+static int missed_target(const drb_runbook *rb, double rto, double rpo, char *why, size_t n)
+{
+	char got[32], want[32];
+
+	if (rb->target_rto_s >= 0 && rto > rb->target_rto_s) {
+		drb_duration_format(rto, got, sizeof(got));
+		drb_duration_format(rb->target_rto_s, want, sizeof(want));
+		snprintf(why, n, "RTO %s missed its target of %s", got, want);
+		return 1;
+	}
+	if (rb->target_rpo_s >= 0 && rpo > rb->target_rpo_s) {
+		drb_duration_format(rpo, got, sizeof(got));
+		drb_duration_format(rb->target_rpo_s, want, sizeof(want));
+		snprintf(why, n, "RPO %s missed its target of %s", got, want);
+		return 1;
+	}
+	return 0;
+}
+
 /* Runs preflight (if any), then the steps, then decides the verdict and writes run.end. */
 int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 {
@@ -993,11 +1026,11 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 	double rto = -1;
 
 	drb_lua_lock(r->lua);
-	set_run_global(r, NULL, NULL);
+	set_run_global(r, NULL, NULL, NULL);
 	drb_lua_unlock(r->lua);
 
 	if (!r->resuming)
-		notify(r, "start", NULL);
+		notify(r, "start", NULL, NULL);
 	r->phase_ro = 1;
 	for (size_t i = 0; do_preflight && i < rb->n_preflight; i++) {
 		drb_step_status st = drb_step_execute(r, &rb->preflight[i], &err);
@@ -1060,6 +1093,11 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 
 		rto = (double)(drb_wall_ms() - from) / 1000.0;
 	}
+	if (r->o->targets_required && exit_code == DRB_EXIT_OK &&
+	    missed_target(rb, rto, r->rpo_s, first.msg, sizeof(first.msg))) {
+		status = "failed";
+		exit_code = DRB_EXIT_FAILED;
+	}
 verdict:
 	end = json_pack("{s:s, s:i, s:I}", "status", status, "exit_code", exit_code, "duration_ms",
 			(json_int_t)(drb_wall_ms() - r->t0_wall));
@@ -1087,9 +1125,9 @@ verdict:
 	if (first.msg[0])
 		json_object_set_new(end, "error", json_string(first.msg));
 	if (r->o->mode != DRB_MODE_PLAN)
-		notify(r, strcmp(status, "succeeded") ? "failure" : "success", status);
+		notify(r, strcmp(status, "succeeded") ? "failure" : "success", status, first.msg);
 	if (r->o->mode != DRB_MODE_PLAN)
-		notify(r, "end", status);
+		notify(r, "end", status, first.msg);
 	if (drb_emit(r, "run.end", NULL, end, &err) && exit_code == DRB_EXIT_OK) {
 		status = "failed";
 		exit_code = DRB_EXIT_FAILED;

@@ -28,6 +28,7 @@ typedef struct ynode {
 	long long i;
 	double r;
 	int b;
+	int quoted; /* '...' or "...": the text starts one column after pos */
 	/* sequences: kids[i]; mappings: kids[2k] key, kids[2k+1] value */
 	struct ynode **kids;
 	size_t n, cap;
