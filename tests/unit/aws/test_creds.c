@@ -40,10 +40,29 @@ static void clear_aws_env(void)
 					   "AWS_ENDPOINT_URL_ROUTE_53",
 					   "AWS_CONFIG_FILE",
 					   "AWS_SHARED_CREDENTIALS_FILE",
+					   "AWS_DEFAULT_PROFILE",
+					   "AWS_SECURITY_TOKEN",
+					   "AWS_ENDPOINT_URL_STS",
+					   "AWS_ENDPOINT_URL_SSO",
+					   "AWS_STS_REGIONAL_ENDPOINTS",
+					   "AWS_WEB_IDENTITY_TOKEN_FILE",
+					   "AWS_ROLE_ARN",
+					   "AWS_ROLE_SESSION_NAME",
+					   "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+					   "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+					   "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+					   "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+					   "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+					   "AWS_EC2_METADATA_V1_DISABLED",
 					   NULL};
 
 	for (int i = 0; vars[i]; i++)
 		unsetenv(vars[i]);
+	/* The chain ends at the EC2 instance metadata service, 169.254.169.254: off this
+	 * machine. Cases that test it point AWS_EC2_METADATA_SERVICE_ENDPOINT at a local
+	 * emulator and clear this. */
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+	drb_aws_creds_reset();
 }
 
 static int setup(void **state)
