@@ -24,6 +24,8 @@ configuration get the same key, and a rotation (POST /_ctl {"rotate": true}) is 
 
 Control (test side only):
   POST /_ctl   JSON: expires_in (seconds from now for new answers), fail (bool: answer 500),
+               creds ({AccessKeyId, SecretAccessKey, Token}: hand out these instead, e.g.
+               keys moto knows, so that a request signed with them verifies),
                imds ("v2" default: token required; "v1": token PUT answers 404 and GETs work
                without one; "v2-only-token": like v2), auth_token (container), sso_token,
                rotate (bool: next generation)
@@ -48,7 +50,7 @@ LIFETIME_S = 300
 ROLE = "drbook-instance-role"
 lock = threading.Lock()
 state = {"expires_in": 6 * 3600, "fail": False, "imds": "v2", "auth_token": None,
-         "sso_token": "sso-access-token-for-tests", "generation": 1}
+         "sso_token": "sso-access-token-for-tests", "generation": 1, "creds": None}
 tokens = set()
 counts = {"imds": 0, "container": 0, "sso": 0, "token": 0}
 last = {}
@@ -60,9 +62,13 @@ def creds(kind):
         exp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
             seconds=state["expires_in"])
     k = kind.upper()[:4]
-    return {"AccessKeyId": f"ASIA{k}{g:012d}", "SecretAccessKey": f"secret-{kind}-{g}",
-            "Token": f"token-{kind}-{g}", "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "epoch_ms": int(exp.timestamp() * 1000)}
+    out = {"AccessKeyId": f"ASIA{k}{g:012d}", "SecretAccessKey": f"secret-{kind}-{g}",
+           "Token": f"token-{kind}-{g}", "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+           "epoch_ms": int(exp.timestamp() * 1000)}
+    with lock:
+        if state["creds"]:
+            out.update(state["creds"])
+    return out
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -193,7 +199,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(404, {"error": "not found"})
         cmd = self.body_json()
         with lock:
-            for k in ("expires_in", "fail", "imds", "auth_token", "sso_token"):
+            for k in ("expires_in", "fail", "imds", "auth_token", "sso_token", "creds"):
                 if k in cmd:
                     state[k] = cmd[k]
             if cmd.get("rotate"):

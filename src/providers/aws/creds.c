@@ -1414,9 +1414,10 @@ static int resolve_ep(const drb_aws_ini *cfg, const char *prof, const char *c_re
 	}
 	if (endpoint && *endpoint) {
 		rc = endpoint_parse(endpoint, from, out, err);
+		/* A configured STS endpoint is signed for the region as given (botocore signs
+		 * even "aws-global" literally there). */
 		if (rc == 0 && kind == DRB_AWS_STS)
-			snprintf(out->region, sizeof(out->region), "%s",
-				 !strcmp(region, "aws-global") ? "us-east-1" : region);
+			snprintf(out->region, sizeof(out->region), "%s", region);
 		return rc;
 	}
 	if (global)
