@@ -143,28 +143,66 @@ def find(name):
 # ---- botocore in a child process ----------------------------------------------------------
 
 BOTO = r"""
-import hashlib, json, sys
-import botocore.session
+import hashlib, json, os, sys
+import botocore.credentials, botocore.session, botocore.tokens
+
 def sha(s):
     return hashlib.sha256(s.encode()).hexdigest() if s is not None else None
-profile = sys.argv[1] or None
-try:
-    s = botocore.session.get_session()
-    if profile:
-        s.set_config_variable("profile", profile)
-    c = s.get_credentials()
-    if c is None:
-        print(json.dumps({"none": True})); sys.exit(0)
-    f = c.get_frozen_credentials()
-    out = {"access_key": f.access_key, "secret_sha256": sha(f.secret_key),
-           "token_sha256": sha(f.token), "method": c.method}
-    sts = s.create_client("sts", aws_access_key_id=f.access_key,
-                          aws_secret_access_key=f.secret_key, aws_session_token=f.token)
-    out["arn"] = sts.get_caller_identity()["Arn"]
-    print(json.dumps(out))
-except Exception as e:
-    print(json.dumps({"error": type(e).__name__, "message": str(e)}))
+
+def resolve(env, profile):
+    os.environ.clear()
+    os.environ.update(env)
+    # The only settings botocore reads at import time: where `aws sso login` caches tokens.
+    cache = os.path.expanduser(os.path.join("~", ".aws", "sso", "cache"))
+    botocore.credentials.SSOProvider._SSO_TOKEN_CACHE_DIR = cache
+    botocore.tokens.SSOTokenProvider._SSO_TOKEN_CACHE_DIR = cache
+    try:
+        s = botocore.session.get_session()
+        if profile:
+            s.set_config_variable("profile", profile)
+        c = s.get_credentials()
+        if c is None:
+            return {"none": True}
+        f = c.get_frozen_credentials()
+        out = {"access_key": f.access_key, "secret_sha256": sha(f.secret_key),
+               "token_sha256": sha(f.token), "method": c.method}
+        sts = s.create_client("sts", aws_access_key_id=f.access_key,
+                              aws_secret_access_key=f.secret_key, aws_session_token=f.token)
+        out["arn"] = sts.get_caller_identity()["Arn"]
+        return out
+    except Exception as e:
+        return {"error": type(e).__name__, "message": str(e)}
+
+# One request per stdin line ({"env": ..., "profile": ...}), a fresh session each: botocore
+# is imported once (the test runs dozens of configurations).
+for line in sys.stdin:
+    req = json.loads(line)
+    print(json.dumps(resolve(req["env"], req["profile"])), flush=True)
 """
+
+
+class Botocore:
+    """A python3 child that resolves credentials with botocore, one configuration a line."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", BOTO], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+
+    def resolve(self, env, profile):
+        self.proc.stdin.write(json.dumps({"env": env, "profile": profile}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, "the botocore child died"
+        return json.loads(line)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 # ---- the cases ------------------------------------------------------------------------------
@@ -175,10 +213,11 @@ class Suite:
         self.failed = 0
 
     def case(self, name, fn, *a):
+        t = time.monotonic()
         try:
             fn(*a)
             self.passed += 1
-            print(f"ok   {name}", flush=True)
+            print(f"ok   {name} ({time.monotonic() - t:.1f} s)", flush=True)
         except Exception:
             self.failed += 1
             print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
@@ -189,8 +228,9 @@ class Suite:
 
 
 class World:
-    def __init__(self, tmp, moto, emu, seeds):
+    def __init__(self, tmp, moto, emu, seeds, boto):
         self.tmp, self.moto, self.emu, self.s = tmp, moto, emu, seeds
+        self.botocore = boto
         self.creds_tool = find("aws_creds_tool")
         self.action_tool = find("aws_action_tool")
         self.secrets = [seeds["sk"], seeds["src"]["SecretAccessKey"],
@@ -250,10 +290,7 @@ class World:
         return out, reqs
 
     def boto(self, env, profile=None):
-        p = subprocess.run([sys.executable, "-c", BOTO, profile or ""], env=env,
-                           capture_output=True, text=True, timeout=60)
-        assert p.returncode == 0, p.stderr
-        return json.loads(p.stdout.strip().splitlines()[-1])
+        return self.botocore.resolve(env, profile)
 
     def sts_log(self):
         p = os.path.join(self.tmp, "sts.jsonl")
@@ -308,10 +345,17 @@ class World:
         return p.stderr, b
 
 
+LOADER = None
+
+
 def botocore_sts(env, region):
     """(endpoint URL, signing region) of botocore's STS client, read from a request it
     signed (stopped before it is sent), or None when botocore refuses the settings."""
+    import botocore.loaders
     import botocore.session
+    global LOADER
+    if LOADER is None:
+        LOADER = botocore.loaders.create_loader()
     saved = dict(os.environ)
     got = {}
 
@@ -324,7 +368,10 @@ def botocore_sts(env, region):
     try:
         os.environ.clear()
         os.environ.update(env)
-        c = botocore.session.get_session().create_client(
+        session = botocore.session.get_session()
+        # A fresh session per configuration, but the service models loaded once.
+        session.register_component("data_loader", LOADER)
+        c = session.create_client(
             "sts", region_name=region, aws_access_key_id="a", aws_secret_access_key="b")
         c.meta.events.register("before-send", grab)
         try:
@@ -626,7 +673,7 @@ def main():
         return 0
     suite = Suite()
     tmp = tempfile.mkdtemp(prefix="drbook-creds-")
-    moto = emu = None
+    moto = emu = boto = None
     try:
         moto = Child([sys.executable, os.path.abspath(__file__), "--serve-moto"],
                      dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="1000000",
@@ -639,12 +686,13 @@ def main():
         req = urllib.request.Request(moto.url + "/moto-api/reset-auth", data=b"0",
                                      method="POST", headers={"Content-Type": "text/plain"})
         urllib.request.urlopen(req, timeout=10).read()
-        run_cases(suite, World(tmp, moto, emu, seeds))
+        boto = Botocore()
+        run_cases(suite, World(tmp, moto, emu, seeds, boto))
     except Exception:
         suite.failed += 1
         print(f"FAIL setup\n{traceback.format_exc()}", flush=True)
     finally:
-        for c in (emu, moto):
+        for c in (boto, emu, moto):
             if c:
                 c.stop()
         shutil.rmtree(tmp, ignore_errors=True)
