@@ -27,6 +27,7 @@ signature checks, as on AWS, where it is an unsigned call) and tests/tools/aws_c
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -635,6 +636,38 @@ def run_cases(suite, w):
                                  "AWS_CONTAINER_CREDENTIALS_FULL_URI": w.emu.url + "/container/"})
         assert d["source"] == "container endpoint", d
     suite.case("precedence: environment over profiles, container over IMDS", precedence)
+
+    def audit_log_has_no_secret():
+        # A whole run through the engine: a connection whose profile assumes a role; the
+        # audit log, stdout and stderr hold the identity but no key, secret or token.
+        drbook = os.environ.get("DRBOOK") or os.path.join(os.environ.get("BUILD", ""),
+                                                          "drbook")
+        assert os.access(drbook, os.X_OK), f"drbook not found at {drbook}: build it first"
+        cfg = (f"[profile dr]\nrole_arn = {role('dr-operator')}\nsource_profile = base\n"
+               f"role_session_name = drill-audit\n")
+        h = w.home({".aws/config": cfg, ".aws/credentials": static.replace("[default]",
+                                                                           "[base]"),
+                    "whoami.yaml": "version: 1\nname: whoami\nconnections:\n"
+                                   "  dr: { kind: aws, profile: dr }\nsteps:\n"
+                                   "  - id: who\n    action: aws.sts.get_caller_identity\n"
+                                   "    with: { connection: dr }\n"
+                                   "    assert: result.arn ~= nil\n"})
+        audit = os.path.join(h, "run.jsonl")
+        env = w.env(h, {"DRBOOK_LOCK_DIR": "$HOME/locks"})
+        p = subprocess.run([drbook, "run", os.path.join(h, "whoami.yaml"), "--audit", audit,
+                            "--yes"], env=env, cwd=h, capture_output=True, text=True,
+                           timeout=120)
+        log = open(audit).read() if os.path.exists(audit) else ""
+        assert p.returncode == 0, (p.returncode, p.stdout, p.stderr, log[-2000:])
+        assert "assumed-role/dr-operator/drill-audit" in log, log[-2000:]
+        w.no_secrets(p.stdout, p.stderr, log)
+        # Nor the temporary keys STS minted for the run.
+        ends = [json.loads(x) for x in log.splitlines() if '"step.end"' in x]
+        assert ends and ends[0]["data"]["status"] == "ok", ends
+        assert not re.search(r"\bASIA[A-Z0-9]{16}\b", log), "a temporary key in the log"
+        assert "SessionToken" not in log and "SecretAccessKey" not in log
+    suite.case("a drbook run with an assume-role connection: no secret in the audit log",
+               audit_log_has_no_secret)
 
     def regional_sts():
         cases = []
