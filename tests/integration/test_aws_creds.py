@@ -236,7 +236,8 @@ class World:
         self.action_tool = find("aws_action_tool")
         self.secrets = [seeds["sk"], seeds["src"]["SecretAccessKey"],
                         seeds["src"]["SessionToken"], "web-identity-token-SECRET",
-                        "container-auth-SECRET", "sso-access-token-SECRET"]
+                        "container-auth-SECRET", "sso-access-token-SECRET", "refresh-SECRET",
+                        "client-secret-SECRET"]
         self.n = 0
 
     def home(self, files):
@@ -612,18 +613,58 @@ def run_cases(suite, w):
                   "sso_region = eu-west-1\nsso_account_id = 123456789012\n"
                   "sso_role_name = Admin\n")
         key = hashlib.sha1(b"https://corp.awsapps.com/start").hexdigest()
-        e = {"AWS_PROFILE": "sso", "AWS_ENDPOINT_URL_SSO": w.emu.url}
+        e = {"AWS_PROFILE": "sso", "AWS_ENDPOINT_URL_SSO": w.emu.url,
+             "AWS_ENDPOINT_URL_SSO_OIDC": w.emu.url}
         w.compare({".aws/config": legacy, f".aws/sso/cache/{key}.json": tok}, e)
         sess = ("[profile sso]\nsso_session = corp\nsso_account_id = 123456789012\n"
                 "sso_role_name = Admin\n[sso-session corp]\n"
                 "sso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n")
         key2 = hashlib.sha1(b"corp").hexdigest()
         w.compare({".aws/config": sess, f".aws/sso/cache/{key2}.json": tok}, e)
+        # An sso_session token close to its end is renewed through SSO-OIDC with its
+        # refresh token and written back to the cache; botocore then reads the new one.
+        soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 300))
+        http_json(w.emu.url + "/_ctl", {"sso_token": "sso-access-token-SECRET",
+                                        "refresh_token": "refresh-SECRET-0"})
+        old = json.dumps({"accessToken": "sso-access-token-SECRET", "expiresAt": soon,
+                          "region": "eu-west-1", "startUrl": "https://corp.awsapps.com/start",
+                          "clientId": "client-1", "clientSecret": "client-secret-SECRET",
+                          "registrationExpiresAt": "2099-01-01T00:00:00Z",
+                          "refreshToken": "refresh-SECRET-0"})
+        files = {".aws/config": sess, f".aws/sso/cache/{key2}.json": old}
+        before = http_json(w.emu.url + "/_count")["oidc"]
+        h = w.home(files)
+        env = w.env(h, e)
+        d, _ = w.drbook(env)
+        assert "error" not in d, d
+        assert http_json(w.emu.url + "/_count")["oidc"] == before + 1
+        with open(os.path.join(h, f".aws/sso/cache/{key2}.json")) as f:
+            new = json.load(f)
+        assert new["accessToken"].startswith("sso-access-token-SECRET-"), "not renewed"
+        assert new["refreshToken"].startswith("refresh-SECRET-") and \
+            new["refreshToken"] != "refresh-SECRET-0"
+        assert new["clientId"] == "client-1" and new["startUrl"].endswith("/start")
+        assert os.stat(os.path.join(h, f".aws/sso/cache/{key2}.json")).st_mode & 0o077 == 0
+        b = w.boto(env)
+        assert b.get("access_key") == d["access_key"], (d, b)
+        assert http_json(w.emu.url + "/_count")["oidc"] == before + 1  # no second renewal
+        # And botocore renews the same way drbook reads it back.
+        soon = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 300))
+        with open(os.path.join(h, f".aws/sso/cache/{key2}.json"), "w") as f:
+            json.dump(dict(new, expiresAt=soon), f)
+        b = w.boto(env)
+        assert "error" not in b, b
+        assert http_json(w.emu.url + "/_count")["oidc"] == before + 2
+        d, _ = w.drbook(env)
+        assert "error" not in d and d["access_key"] == b["access_key"], (d, b)
+        assert http_json(w.emu.url + "/_count")["oidc"] == before + 2
+        http_json(w.emu.url + "/_ctl", {"sso_token": "sso-access-token-SECRET"})
         expired = tok.replace("2099", "2001")
         w.both_refuse({".aws/config": legacy, f".aws/sso/cache/{key}.json": expired}, e,
                       "expired")
         w.both_refuse({".aws/config": legacy}, e, "aws sso login")
-    suite.case("SSO: legacy profile and sso_session, token cache, expired login", sso)
+    suite.case("SSO: legacy profile and sso_session, token cache, renewal through SSO-OIDC, "
+               "expired login", sso)
 
     def precedence():
         # Environment keys beat an assume-role profile named by AWS_PROFILE, for both.

@@ -14,6 +14,10 @@ as its first stdout line. Each follows the documented protocol:
     GET /container/creds (any path under /container/) -> {AccessKeyId, SecretAccessKey,
         Token, Expiration, RoleArn}; with an authorization token configured, the request's
         Authorization header must equal it (else 401).
+  IAM Identity Center OIDC (an sso_session token's renewal):
+    POST /token {grantType: refresh_token, clientId, clientSecret, refreshToken} -> a new
+        {accessToken, expiresIn: 3600, refreshToken, tokenType}; the new access token becomes
+        the only one the portal accepts, the new refresh token the only one /token accepts.
   IAM Identity Center portal:
     GET /federation/credentials?account_id=A&role_name=R with x-amz-sso_bearer_token = the
         configured access token -> {"roleCredentials": {accessKeyId, secretAccessKey,
@@ -50,9 +54,11 @@ LIFETIME_S = 300
 ROLE = "drbook-instance-role"
 lock = threading.Lock()
 state = {"expires_in": 6 * 3600, "fail": False, "imds": "v2", "auth_token": None,
-         "sso_token": "sso-access-token-for-tests", "generation": 1, "creds": None}
+         "sso_token": "sso-access-token-for-tests", "generation": 1, "creds": None,
+         "client_id": "client-1", "client_secret": "client-secret-SECRET",
+         "refresh_token": "refresh-SECRET-0", "renewals": 0}
 tokens = set()
-counts = {"imds": 0, "container": 0, "sso": 0, "token": 0}
+counts = {"imds": 0, "container": 0, "sso": 0, "token": 0, "oidc": 0}
 last = {}
 
 
@@ -195,11 +201,31 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(404, {"error": "not found"})
 
     def do_POST(self):
+        if self.path == "/token":
+            self.remember("oidc")
+            req = self.body_json()
+            with lock:
+                ok = (req.get("grantType") == "refresh_token"
+                      and req.get("clientId") == state["client_id"]
+                      and req.get("clientSecret") == state["client_secret"]
+                      and req.get("refreshToken") == state["refresh_token"])
+                if ok:
+                    state["renewals"] += 1
+                    n = state["renewals"]
+                    state["sso_token"] = f"sso-access-token-SECRET-{n}"
+                    state["refresh_token"] = f"refresh-SECRET-{n}"
+                    counts["oidc"] += 1
+            if not ok:
+                return self.reply(400, {"error": "invalid_grant"})
+            return self.reply(200, {"accessToken": f"sso-access-token-SECRET-{n}",
+                                    "expiresIn": 3600, "refreshToken": f"refresh-SECRET-{n}",
+                                    "tokenType": "Bearer"})
         if self.path != "/_ctl":
             return self.reply(404, {"error": "not found"})
         cmd = self.body_json()
         with lock:
-            for k in ("expires_in", "fail", "imds", "auth_token", "sso_token", "creds"):
+            for k in ("expires_in", "fail", "imds", "auth_token", "sso_token", "creds",
+                      "refresh_token"):
                 if k in cmd:
                     state[k] = cmd[k]
             if cmd.get("rotate"):

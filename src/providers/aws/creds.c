@@ -6,6 +6,8 @@
  * values, both wiped when freed; the sources that fetch over the network or from a process
  * are in credsrc.c. */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -873,8 +876,104 @@ static int src_web_identity(chain *ch, const char *p, int env_disabled, drb_aws_
 
 typedef struct sso_arg {
 	const char *token_path, *name, *account, *role, *profile;
-	drb_aws_endpoint portal;
+	const char *session, *start_url, *sso_region; /* session NULL: the legacy form */
+	drb_aws_endpoint portal, oidc;
 } sso_arg;
+
+static void json_wipe(json_t *o)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(o, k, v)
+	{
+		if (json_is_string(v))
+			OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+	}
+}
+
+/* Writes the token cache file as `aws sso login` does (0600), through a temporary file and
+ * rename so that a concurrent reader never sees half of it. */
+static int write_token_cache(const char *path, const json_t *tok, drb_err *err)
+{
+	char tmp[1200], *text = json_dumps(tok, JSON_COMPACT);
+	size_t len = text ? strlen(text) : 0, off = 0;
+	int fd, rc = 0;
+
+	if (!text)
+		return drb_err_set(err, DRB_ENOMEM, "out of memory");
+	snprintf(tmp, sizeof(tmp), "%s.drbook-%ld.tmp", path, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0) {
+		rc = drb_err_set(err, DRB_EIO, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	while (off < len) {
+		ssize_t w = write(fd, text + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			rc = drb_err_set(err, DRB_EIO, "%s: %s", tmp, strerror(errno));
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (close(fd) != 0 && rc == 0)
+		rc = drb_err_set(err, DRB_EIO, "%s: %s", tmp, strerror(errno));
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = drb_err_set(err, DRB_EIO, "%s: %s", path, strerror(errno));
+	if (rc != 0)
+		unlink(tmp);
+out:
+	OPENSSL_cleanse(text, len);
+	free(text);
+	return rc;
+}
+
+/* botocore's SSOTokenProvider: an sso_session token with less than 15 minutes left is
+ * renewed with its refresh token (while the client registration is valid) and written back
+ * to the cache. Returns the new token object (owned) or NULL when there was nothing to do
+ * or the renewal failed (the old token is then used as it is, as botocore does). */
+static json_t *sso_renew(const sso_arg *x, const json_t *tok, int64_t exp_ms)
+{
+	const char *cid = json_string_value(json_object_get(tok, "clientId"));
+	const char *csec = json_string_value(json_object_get(tok, "clientSecret"));
+	const char *rt = json_string_value(json_object_get(tok, "refreshToken"));
+	const char *reg = json_string_value(json_object_get(tok, "registrationExpiresAt"));
+	long long now = (long long)time(NULL);
+	int64_t reg_ms = 0;
+	json_t *ans = NULL, *nt = NULL;
+	drb_err e = {0};
+	char when[32];
+
+	if (!x->session || exp_ms / 1000 - now >= ADVISORY_S)
+		return NULL;
+	if (!cid || !csec || !rt || !reg || drb_rfc3339_parse(reg, &reg_ms) != 0 ||
+	    reg_ms / 1000 <= now)
+		return NULL;
+	if (drb_awsc_sso_oidc_refresh(&x->oidc, cid, csec, rt, &ans, &e) != 0)
+		return NULL;
+	drb_rfc3339_s((int64_t)(now + json_integer_value(json_object_get(ans, "expiresIn"))) * 1000,
+		      when);
+	/* Copies (s:s), not shared references: ans is wiped below. */
+	nt = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "startUrl", x->start_url, "region",
+		       x->sso_region, "accessToken",
+		       json_string_value(json_object_get(ans, "accessToken")), "expiresAt", when,
+		       "clientId", cid, "clientSecret", csec, "registrationExpiresAt", reg);
+	if (nt && json_is_string(json_object_get(ans, "refreshToken")))
+		json_object_set_new(
+		    nt, "refreshToken",
+		    json_string(json_string_value(json_object_get(ans, "refreshToken"))));
+	if (nt && write_token_cache(x->token_path, nt, &e) != 0) {
+		json_wipe(nt);
+		json_decref(nt);
+		nt = NULL;
+	}
+	json_wipe(ans);
+	json_decref(ans);
+	return nt;
+}
 
 static int fetch_sso(chain *ch, void *arg, drb_aws_creds *out, drb_err *err)
 {
@@ -906,6 +1005,19 @@ static int fetch_sso(chain *ch, void *arg, drb_aws_creds *out, drb_err *err)
 				"the SSO token for %.200s (%s) is invalid (accessToken, expiresAt)",
 				x->name, x->token_path);
 		goto out;
+	}
+	{
+		json_t *nt = sso_renew(x, tok, exp_ms);
+
+		if (nt) {
+			json_wipe(tok);
+			json_decref(tok);
+			tok = nt;
+			at = json_string_value(json_object_get(tok, "accessToken"));
+			exp = json_string_value(json_object_get(tok, "expiresAt"));
+			if (drb_rfc3339_parse(exp, &exp_ms) != 0)
+				exp_ms = 0;
+		}
 	}
 	if (exp_ms / 1000 <= (int64_t)time(NULL)) {
 		rc = drb_err_set(err, DRB_EDENIED,
@@ -1000,10 +1112,18 @@ static int src_sso(chain *ch, const char *p, drb_aws_creds *out, int *found, drb
 	x.role = vals[0];
 	x.account = vals[1];
 	x.profile = p;
+	x.session = session;
+	x.start_url = vals[2];
+	x.sso_region = vals[3];
 	/* The portal: AWS_ENDPOINT_URL_SSO, AWS_ENDPOINT_URL, the profile's endpoint_url, else
 	 * https://portal.sso.REGION.amazonaws.com, as botocore's sso client resolves it. */
 	rc = resolve_ep(ch->cfg, ch->profile, NULL, NULL, vals[3], "portal.sso", "SSO",
 			DRB_AWS_REGIONAL, &x.portal, err);
+	/* The token's renewal (sso_session only): SSO-OIDC, https://oidc.REGION.amazonaws.com
+	 * or AWS_ENDPOINT_URL_SSO_OIDC and the rest, as botocore's sso-oidc client. */
+	if (rc == 0)
+		rc = resolve_ep(ch->cfg, ch->profile, NULL, NULL, vals[3], "oidc", "SSO_OIDC",
+				DRB_AWS_REGIONAL, &x.oidc, err);
 	if (rc == 0) {
 		if (drb_buf_puts(&key, "sso\n") || key_add(&key, x.portal.url) ||
 		    key_add(&key, session ? "session" : "start-url") || key_add(&key, hashed) ||

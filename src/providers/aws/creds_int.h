@@ -47,6 +47,13 @@ int drb_awsc_sso_fetch(const drb_aws_endpoint *portal, const char *access_token,
 		       const char *account_id, const char *role_name, drb_aws_creds *out,
 		       drb_err *err);
 
+/* SSO-OIDC CreateToken with grantType refresh_token (oidc: its endpoint), unsigned, as
+ * botocore renews an sso_session's access token. *out gets the answer object
+ * ({accessToken, expiresIn, refreshToken?}; the caller wipes and frees it). */
+int drb_awsc_sso_oidc_refresh(const drb_aws_endpoint *oidc, const char *client_id,
+			      const char *client_secret, const char *refresh_token, json_t **out,
+			      drb_err *err);
+
 /* Splits a command line the way botocore does on POSIX (Python's shlex.split: whitespace,
  * '...' literal, "..." with \" \\ escapes, \x outside quotes, no shell). *argv_out is a
  * NULL-terminated array to free with drb_awsc_argv_free. DRB_EINVAL for an unclosed quote

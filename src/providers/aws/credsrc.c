@@ -705,6 +705,59 @@ out:
 	return rc;
 }
 
+int drb_awsc_sso_oidc_refresh(const drb_aws_endpoint *oidc, const char *client_id,
+			      const char *client_secret, const char *refresh_token, json_t **out,
+			      drb_err *err)
+{
+	json_t *req =
+	    json_pack("{s:s, s:s, s:s, s:s}", "grantType", "refresh_token", "clientId", client_id,
+		      "clientSecret", client_secret, "refreshToken", refresh_token);
+	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	drb_buf body;
+	drb_http_resp r;
+	json_t *j = NULL;
+	int rc;
+
+	*out = NULL;
+	memset(&r, 0, sizeof(r));
+	drb_buf_init(&body, 64 << 10);
+	if (!text || drb_buf_puts(&body, text) != 0) {
+		rc = drb_err_set(err, DRB_ENOMEM, "sso-oidc CreateToken: out of memory");
+		goto out;
+	}
+	rc = send_aws(oidc, "sso-oauth", "POST", "/token", NULL, "application/json", NULL, &body,
+		      NULL, &r, err);
+	if (rc != 0) {
+		drb_err_prefix(err, "sso-oidc CreateToken: ");
+		goto out;
+	}
+	if (r.status != 200) {
+		rc = answer_error("sso-oidc CreateToken", &r, err);
+		goto out;
+	}
+	j = parse_json(&r);
+	if (!json_is_string(json_object_get(j, "accessToken")) ||
+	    !json_is_integer(json_object_get(j, "expiresIn"))) {
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "sso-oidc CreateToken: the answer has no accessToken/expiresIn");
+		goto out;
+	}
+	*out = j;
+	j = NULL;
+out:
+	if (text) {
+		OPENSSL_cleanse(text, strlen(text));
+		free(text);
+	}
+	json_wipe_decref(req);
+	if (body.p)
+		OPENSSL_cleanse(body.p, body.len);
+	drb_buf_free(&body);
+	json_wipe_decref(j);
+	wipe_resp(&r);
+	return rc;
+}
+
 /* ---- credential_process ------------------------------------------------------------------- */
 
 void drb_awsc_argv_free(char **argv)
