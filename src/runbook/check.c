@@ -1,6 +1,6 @@
 /* Small pieces the loader's checks are built from: the diagnostics list, compiling Lua
- * expressions and chunks without running them, the ${ } scanner and the edit distance that
- * suggests the key a user probably meant. */
+ * expressions and chunks without running them, and the edit distance that suggests the key a
+ * user probably meant. (The ${ } scanner is core's luatext.c, shared with the run.) */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,8 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+
+#include <drbook/luatext.h>
 
 #include "runbook_int.h"
 
@@ -140,14 +142,14 @@ static int compile(lua_State *L, const char *src, size_t len, const char *chunkn
 	return rc;
 }
 
-int drb_check_expr_in(lua_State *L, const char *src, drb_err *err)
+int drb_check_expr_in(lua_State *L, const char *src, size_t len, drb_err *err)
 {
 	drb_buf b;
 	int rc = 0;
 
 	drb_buf_init(&b, (size_t)DRB_RUNBOOK_MAX_BYTES + 64);
-	/* exactly what the engine evaluates, so "1) x = (2" cannot sneak a statement in */
-	if (drb_buf_puts(&b, "return (") || drb_buf_puts(&b, src) || drb_buf_puts(&b, ")")) {
+	/* exactly the chunk the engine evaluates (core's luatext.c) */
+	if (drb_expr_wrap(&b, src, len)) {
 		rc = drb_err_set(err, DRB_ELIMIT, "expression too long");
 		goto out;
 	}
@@ -164,101 +166,12 @@ int drb_check_chunk_in(lua_State *L, const char *src, drb_err *err)
 
 int drb_runbook_check_expr(const char *src, drb_err *err)
 {
-	return drb_check_expr_in(NULL, src, err);
+	return drb_check_expr_in(NULL, src, strlen(src), err);
 }
 
 int drb_runbook_check_chunk(const char *src, drb_err *err)
 {
 	return drb_check_chunk_in(NULL, src, err);
-}
-
-/* Skips a Lua string literal starting at s[i] (a quote or a long bracket); returns the index
- * after it, or 0 when it is not closed. */
-static size_t skip_lua_string(const char *s, size_t i)
-{
-	char q = s[i];
-
-	if (q == '"' || q == '\'') {
-		for (i++; s[i]; i++) {
-			if (s[i] == '\\' && s[i + 1])
-				i++;
-			else if (s[i] == q)
-				return i + 1;
-		}
-		return 0;
-	}
-	/* [[ ... ]] or [==[ ... ]==] */
-	{
-		size_t lvl = 0, j = i + 1;
-
-		while (s[j] == '=')
-			j++, lvl++;
-		if (s[j] != '[')
-			return i + 1; /* just an index bracket */
-		for (j++; s[j]; j++) {
-			if (s[j] == ']') {
-				size_t k = j + 1, l = 0;
-
-				while (s[k] == '=')
-					k++, l++;
-				if (l == lvl && s[k] == ']')
-					return k + 1;
-			}
-		}
-		return 0;
-	}
-}
-
-int drb_interp_scan(const char *s, int (*cb)(void *ud, const char *e, size_t n), void *ud)
-{
-	size_t i = 0;
-
-	while (s[i]) {
-		size_t start, depth = 1;
-
-		if (s[i] == '$' && s[i + 1] == '$' && s[i + 2] == '{') {
-			i += 3; /* "$${" is a literal "${" */
-			continue;
-		}
-		if (!(s[i] == '$' && s[i + 1] == '{')) {
-			i++;
-			continue;
-		}
-		i += 2;
-		start = i;
-		while (s[i] && depth) {
-			if (s[i] == '"' || s[i] == '\'' || s[i] == '[') {
-				size_t nx = skip_lua_string(s, i);
-
-				if (!nx)
-					return 1;
-				i = nx;
-				continue;
-			}
-			if (s[i] == '{')
-				depth++;
-			else if (s[i] == '}')
-				depth--;
-			i++;
-		}
-		if (depth)
-			return 1;
-		{
-			size_t a = start, z = i - 1; /* z: the closing brace */
-			int rc;
-
-			while (a < z && (s[a] == ' ' || s[a] == '\t' || s[a] == '\n'))
-				a++;
-			while (z > a && (s[z - 1] == ' ' || s[z - 1] == '\t' || s[z - 1] == '\n'))
-				z--;
-			if (a == z)
-				return 2;
-			rc = cb(ud, s + a, z - a);
-			if (rc)
-				return rc;
-		}
-	}
-	return 0;
 }
 
 int drb_edit_distance(const char *a, const char *b, int cap)

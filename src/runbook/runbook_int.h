@@ -1,5 +1,5 @@
 /* Private to the runbook module: the positioned YAML tree the loader validates (yaml_tree.c)
- * and the ${ } scanner shared by the loader and the tests. Nothing outside src/runbook
+ * and the checking helpers shared by the loader and the tests. Nothing outside src/runbook
  * includes this. */
 #ifndef DRB_RUNBOOK_INT_H
 #define DRB_RUNBOOK_INT_H
@@ -45,15 +45,11 @@ void drb_yaml_free(ynode *n);
  * refuses. */
 json_t *drb_yaml_to_json(const ynode *n);
 
-/* Scans a with: string for ${ } expressions. For each expression calls cb(ud, expr, len)
- * (cb returns 0 to go on). Returns 0, or 1 for an unterminated "${", 2 for an empty "${}",
- * or what cb returned. "$${" is a literal "${" and is skipped. */
-int drb_interp_scan(const char *s, int (*cb)(void *ud, const char *e, size_t n), void *ud);
-
 /* drb_runbook_check_expr/_chunk in a given bare lua_State (the loader compiles every
- * expression of a file in one state); L NULL: a state of their own. */
+ * expression of a file in one state); L NULL: a state of their own. An expression is len
+ * bytes (a template's may hold a NUL from a YAML escape). */
 typedef struct lua_State lua_State;
-int drb_check_expr_in(lua_State *L, const char *src, drb_err *err);
+int drb_check_expr_in(lua_State *L, const char *src, size_t len, drb_err *err);
 int drb_check_chunk_in(lua_State *L, const char *src, drb_err *err);
 
 /* 1 when buf is UTF-8 text without NUL bytes (what a runbook or schedule may be). */
