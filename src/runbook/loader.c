@@ -1219,6 +1219,7 @@ static int load_buffer(drb_runbook **out, const char *name, const char *buf, siz
 	v.rb = rb;
 	v.L = luaL_newstate(); /* NULL: each check makes its own */
 	parse_top(&v, root);
+	drb_check_refs(diags, v.L, root);
 	if (diags->n > before)
 		rc = DRB_EINVAL;
 out:

@@ -52,6 +52,11 @@ typedef struct lua_State lua_State;
 int drb_check_expr_in(lua_State *L, const char *src, size_t len, drb_err *err);
 int drb_check_chunk_in(lua_State *L, const char *src, drb_err *err);
 
+/* The reference checks of refs.c over the whole tree (root a mapping): undeclared
+ * parameters and for_each variables used out of scope, in every expression, template and
+ * script. Adds to d; compiles in L like the functions above. */
+void drb_check_refs(drb_diags *d, lua_State *L, const ynode *root);
+
 /* 1 when buf is UTF-8 text without NUL bytes (what a runbook or schedule may be). */
 int drb_runbook_is_text(const unsigned char *buf, size_t len);
 
