@@ -367,6 +367,14 @@ static int is_string(const ynode *n)
 	return n && n->kind == YN_SCALAR && n->vt == YV_STR;
 }
 
+/* with: {script:} is Lua only for the lua action; another action's script is its own. */
+static int is_lua(const ynode *m)
+{
+	const ynode *a = get(m, "action");
+
+	return is_string(a) && !strcmp(a->str, "lua");
+}
+
 static void check_expr_key(const rctx *c, unit *u, const ynode *m, const char *key,
 			   const char *where)
 {
@@ -408,7 +416,8 @@ static void check_call(const rctx *c, unit *u, const ynode *m, const char *name)
 	if (w && w->kind == YN_MAP) {
 		check_templates(c, u, w, path);
 		snprintf(path, sizeof(path), "%s.with.script", name);
-		check_script_key(c, u, w, "script", path, 1);
+		if (is_lua(m))
+			check_script_key(c, u, w, "script", path, 1);
 	}
 	snprintf(path, sizeof(path), "%s.script", name);
 	check_script_key(c, u, m, "script", path, 0);
@@ -447,7 +456,8 @@ static void check_step(const rctx *c, const ynode *m, size_t idx, int preflight)
 	w = get(m, "with");
 	if (w && w->kind == YN_MAP) {
 		check_templates(c, &u, w, "with");
-		check_script_key(c, &u, w, "script", "with.script", 1);
+		if (is_lua(m))
+			check_script_key(c, &u, w, "script", "with.script", 1);
 	}
 	check_script_key(c, &u, m, "script", "script", 0);
 	check_expr_key(c, &u, m, "assert", "assert");
