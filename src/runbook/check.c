@@ -118,23 +118,45 @@ void drb_diags_free(drb_diags *d)
 	memset(d, 0, sizeof(*d));
 }
 
+struct chunk {
+	const char *src, *name;
+	size_t len;
+};
+
+static int compile_fn(lua_State *L)
+{
+	const struct chunk *c = lua_touserdata(L, 1);
+
+	if (luaL_loadbufferx(L, c->src, c->len, c->name, "t") != LUA_OK)
+		return lua_error(L);
+	return 0;
+}
+
 /* Compiles in L (a bare state: no libraries are needed to compile, and nothing is ever run
- * in it), or in a state of its own when L is NULL. The compiled function is dropped. */
-static int compile(lua_State *L, const char *src, size_t len, const char *chunkname,
-		   drb_err *err)
+ * in it), or in a state of its own when L is NULL. The compiled function is dropped. The
+ * compile runs in a C function under lua_pcall, as the sandbox's does (sb_run_chunk):
+ * Lua's nesting limit counts the C calls below the parser, so an expression nested just too
+ * deep for the run is refused here too. */
+static int compile(lua_State *L, const char *src, size_t len, const char *chunkname, drb_err *err)
 {
 	lua_State *own = L ? NULL : luaL_newstate();
-	int rc = 0, top;
+	struct chunk c = {src, chunkname, len};
+	int rc = 0, top, status;
 
 	if (!L)
 		L = own;
 	if (!L)
 		return drb_err_set(err, DRB_ENOMEM, "out of memory");
 	top = lua_gettop(L);
-	if (luaL_loadbufferx(L, src, len, chunkname, "t") != LUA_OK) {
+	lua_pushcfunction(L, compile_fn);
+	lua_pushlightuserdata(L, &c);
+	status = lua_pcall(L, 1, 0, 0);
+	if (status != LUA_OK) {
 		const char *m = lua_tostring(L, -1);
 
-		rc = drb_err_set(err, DRB_EINVAL, "%s", m ? m : "cannot compile");
+		rc = status == LUA_ERRMEM
+			 ? drb_err_set(err, DRB_ENOMEM, "out of memory")
+			 : drb_err_set(err, DRB_EINVAL, "%s", m ? m : "cannot compile");
 	}
 	lua_settop(L, top);
 	if (own)

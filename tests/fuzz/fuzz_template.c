@@ -30,18 +30,33 @@ int __wrap_drb_luai_expr_push(drb_lua *D, const char *expr, size_t len, const ch
 			      drb_err *err);
 
 static int run_syntax_error; /* the run handed Lua an expression it cannot compile */
-static lua_State *bare;	     /* compiles only, never runs anything */
 
+static int compile_fn(lua_State *L)
+{
+	const drb_buf *b = lua_touserdata(L, 1);
+
+	if (luaL_loadbufferx(L, b->p, b->len, "=run", "t") != LUA_OK)
+		return lua_error(L);
+	return 0;
+}
+
+/* Compiles what the run is about to evaluate in the run's own state, at the depth the run
+ * compiles it (a C function under lua_pcall, as sb_run_chunk), and notes a refusal. */
 int __wrap_drb_luai_expr_push(drb_lua *D, const char *expr, size_t len, const char *chunkname,
 			      drb_err *err)
 {
 	drb_buf b;
+	int status;
 
 	drb_buf_init(&b, len + 64);
 	if (drb_expr_wrap(&b, expr, len) == 0) {
-		if (luaL_loadbufferx(bare, b.p, b.len, "=run", "t") == LUA_ERRSYNTAX)
+		lua_pushcfunction(D->L, compile_fn);
+		lua_pushlightuserdata(D->L, &b);
+		status = lua_pcall(D->L, 1, 0, 0);
+		if (status != LUA_OK && status != LUA_ERRMEM)
 			run_syntax_error = 1;
-		lua_settop(bare, 0);
+		if (status != LUA_OK)
+			lua_pop(D->L, 1);
 	}
 	drb_buf_free(&b);
 	return __real_drb_luai_expr_push(D, expr, len, chunkname, err);
@@ -114,8 +129,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_t *out = NULL, *tmpl = NULL, *params = NULL, *svc = NULL;
 	int v_bad = 0, r_bad, rc;
 
-	if (!bare)
-		bare = luaL_newstate();
 	if (!drb_runbook_is_text(data, size) || size > 4096)
 		return 0;
 	drb_diags_init(&d, "fuzz.yaml");
