@@ -53,6 +53,8 @@ static const char usage_validate[] =
     "usage: drbook validate RUNBOOK...\n"
     "\n"
     "Checks each runbook against format v1 and prints every problem as FILE:LINE:COL: message.\n"
+    "Expressions, ${ } templates and lua scripts are compiled and read for references: an\n"
+    "undeclared params.X or a for_each variable used where it is not bound is an error.\n"
     "Prints nothing and exits 0 when all are valid; exits 2 otherwise. Nothing is executed.\n";
 
 static const char usage_run[] =

@@ -11,6 +11,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <drbook/luatext.h>
+
 #include "runbook_int.h"
 
 typedef struct seen_id {
@@ -320,51 +322,52 @@ static void expr_field(vctx *v, const ynode *m, const char *key, const char *pre
 		return;
 	}
 	drb_err_clear(&e);
-	if (drb_check_expr_in(v->L, src, &e))
+	if (drb_check_expr_in(v->L, src, strlen(src), &e))
 		diag(v, n, "%s'%s' does not compile: %s", prefix, key, e.msg);
 	out->src = strdup(src);
 	out->pos = n->pos;
 }
 
-typedef struct interp_ctx {
-	vctx *v;
-	const ynode *node;
-	const char *prefix, *path;
-} interp_ctx;
-
-static int interp_cb(void *ud, const char *e, size_t n)
+/* One ${ } expression of a template: it must compile as the engine will compile it. */
+static void interp_expr(vctx *v, const ynode *n, const char *prefix, const char *path,
+			const char *e, size_t len)
 {
-	interp_ctx *c = ud;
-	char *src = strndup(e, n);
+	size_t a = 0, z = len;
 	drb_err err;
 
 	drb_err_clear(&err);
-	if (!src)
-		return 0;
-	if (drb_check_expr_in(c->v->L, src, &err))
-		diag(c->v, c->node, "%s'${%.60s}' in %s does not compile: %s", c->prefix, src,
-		     c->path, err.msg);
-	free(src);
-	return 0;
+	if (drb_check_expr_in(v->L, e, len, &err)) {
+		while (a < z && isspace((unsigned char)e[a]))
+			a++;
+		while (z > a && isspace((unsigned char)e[z - 1]))
+			z--;
+		diag(v, n, "%s'${%.*s}' in %s does not compile: %s", prefix,
+		     (int)(z - a > 60 ? 60 : z - a), e + a, path, err.msg);
+	}
 }
 
-/* Every string under with: (keys excluded) may hold ${ } expressions: all must compile. */
+/* Every string under with: (keys excluded) may hold ${ } expressions: all must compile. The
+ * split is core's template scanner, the one the engine interpolates with. */
 static void check_interp(vctx *v, const ynode *n, const char *prefix, const char *path)
 {
 	char sub[256];
 
 	if (n->kind == YN_SCALAR) {
-		interp_ctx c = {v, n, prefix, path};
+		drb_tmpl t;
+		drb_tmpl_part part;
 		int rc;
 
 		if (n->vt != YV_STR)
 			return;
-		rc = drb_interp_scan(n->str, interp_cb, &c);
-		if (rc == 1)
+		drb_tmpl_init(&t, n->str, n->len);
+		while ((rc = drb_tmpl_next(&t, &part)) == 1)
+			if (part.expr)
+				interp_expr(v, n, prefix, path, part.p, part.n);
+		if (rc < 0 && part.error == DRB_TMPL_EMPTY)
+			diag(v, n, "%sempty '${}' in %s", prefix, path);
+		else if (rc < 0)
 			diag(v, n, "%sunterminated '${' in %s (write '$${' for a literal '${')",
 			     prefix, path);
-		else if (rc == 2)
-			diag(v, n, "%sempty '${}' in %s", prefix, path);
 		return;
 	}
 	if (n->kind == YN_SEQ) {
@@ -1174,14 +1177,23 @@ static int ref_cb(void *ud, const char *name, size_t n, size_t off)
 	return 0;
 }
 
-static int ref_interp_cb(void *ud, const char *e, size_t n)
+/* Every steps.Y in the ${ } expressions of a template (one scanner: luatext.h). */
+static void refs_in_template(gctx *g, const char *s, size_t len)
 {
-	char *src = strndup(e, n);
+	drb_tmpl t;
+	drb_tmpl_part part;
 
-	if (src)
-		drb_expr_refs(src, "steps", ref_cb, ud);
-	free(src);
-	return 0;
+	drb_tmpl_init(&t, s, len);
+	while (drb_tmpl_next(&t, &part) > 0) {
+		char *src;
+
+		if (!part.expr)
+			continue;
+		src = strndup(part.p, part.n);
+		if (src)
+			drb_expr_refs(src, "steps", ref_cb, g);
+		free(src);
+	}
 }
 
 /* Every steps.Y in the ${ } of the strings under n (a with: mapping). */
@@ -1195,7 +1207,7 @@ static void refs_in_with(gctx *g, const ynode *n, const char *path)
 		if (n->vt == YV_STR) {
 			g->node = n;
 			g->what = path;
-			drb_interp_scan(n->str, ref_interp_cb, g);
+			refs_in_template(g, n->str, n->len);
 		}
 		return;
 	}
@@ -1671,6 +1683,7 @@ static int load_buffer(drb_runbook **out, const char *name, const char *buf, siz
 	v.rb = rb;
 	v.L = luaL_newstate(); /* NULL: each check makes its own */
 	parse_top(&v, root);
+	drb_check_refs(diags, v.L, root);
 	if (diags->n > before)
 		rc = DRB_EINVAL;
 out:
