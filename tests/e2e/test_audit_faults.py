@@ -91,6 +91,10 @@ def test_fsync_failure_stops_the_run(c):
     check(not os.path.exists(c.path("three")), "nothing after it runs")
     check(not os.path.exists(c.path("undone")),
           "no compensation runs once the log cannot record it")
+    log = c.log()
+    check(len(log) == k and log[-1]["event"] == "step.start",
+          f"after a failed fsync the log takes no more records (the file's state is unknown): "
+          f"{len(log)} records, the failed one was #{k}")
     v = c.drbook("audit", "verify", "run.jsonl")
     check(v.code == 0, "what was written verifies", v)
 
