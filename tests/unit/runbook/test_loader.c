@@ -359,6 +359,51 @@ static void test_all_errors_in_one_run(void **state)
 	}
 }
 
+/* Preflight is read-only by rule: every mutating action of the catalog, an approval, and
+ * lua or exec without read_only: true are refused there, each with its place; read-only
+ * actions, read_only: true and http.request (judged when called) are accepted. */
+static void test_preflight_read_only_rule(void **state)
+{
+	fixture *f = *state;
+	char text[1024];
+
+	for (size_t i = 0; i < sizeof(test_actions) / sizeof(test_actions[0]); i++) {
+		const char *name = test_actions[i].name;
+		int mode = test_actions[i].mode, rc;
+
+		snprintf(text, sizeof(text),
+			 "version: 1\nname: pf\npreflight:\n  - id: check\n    action: %s\n%s"
+			 "steps:\n  - id: s\n    action: sleep\n    with: { duration: 0s }\n",
+			 name, strcmp(name, "lua") ? "" : "    script: return 1\n");
+		drb_diags_free(&f->d);
+		drb_diags_init(&f->d, "test.yaml");
+		rc = drb_runbook_load_buffer(&f->rb, "test.yaml", text, strlen(text), &test_opts,
+					     &f->d);
+		drb_runbook_free(f->rb);
+		f->rb = NULL;
+		if (mode == 0 || mode == 2) {
+			if (rc != 0)
+				print_diags(&f->d);
+			assert_int_equal(rc, 0);
+			continue;
+		}
+		if (rc != DRB_EINVAL || f->d.n != 1)
+			fail_msg("%s in preflight: rc %d, %zu diagnostics", name, rc, f->d.n);
+		assert_int_equal(f->d.v[0].pos.line, 5);
+		assert_int_equal(f->d.v[0].pos.col, 13);
+		if (!strcmp(name, "approval"))
+			assert_non_null(strstr(f->d.v[0].msg, "cannot ask for approval"));
+		else if (mode == 1)
+			assert_non_null(strstr(f->d.v[0].msg, "uses mutating action"));
+		else
+			assert_non_null(strstr(f->d.v[0].msg, "without read_only: true"));
+	}
+	/* read_only: true makes lua and exec acceptable */
+	load_text_ok(f, "version: 1\nname: pf\npreflight:\n  - id: check\n    action: exec\n"
+			"    read_only: true\n    with: { argv: [\"true\"] }\nsteps:\n  - id: s\n"
+			"    action: sleep\n    with: { duration: 0s }\n");
+}
+
 /* Without opts the loader cannot know action names, so it does not judge them. */
 static void test_no_opts_skips_action_names(void **state)
 {
@@ -661,6 +706,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_anchors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_depth_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_all_errors_in_one_run, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_preflight_read_only_rule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_opts_skips_action_names, setup, teardown),
 	    cmocka_unit_test(test_check_expr_and_chunk),
 	    cmocka_unit_test(test_edit_distance),
