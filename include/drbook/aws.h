@@ -126,15 +126,22 @@ int drb_sigv4_signing_key(const char *secret_key, const char *date, const char *
 /* ======================================================================================== */
 
 /* ========================================================================================
- * Credentials and configuration (src/providers/aws/creds.c)
+ * Credentials and configuration (src/providers/aws/creds.c, credsrc.c)
  *
- * The way AWS users expect: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN;
- * AWS_PROFILE (default "default") read from the shared credentials file
- * (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials) and the config file
- * (AWS_CONFIG_FILE, default ~/.aws/config, where sections are "[profile NAME]" except
- * "[default]"); AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>; per-connection region,
- * endpoint_url and profile. Secrets are wiped (OPENSSL_cleanse) when freed and never appear
- * in a message.
+ * The way AWS users expect, in botocore's order (docs/aws.md has the whole story):
+ * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; the profile
+ * (AWS_DEFAULT_PROFILE, AWS_PROFILE, "default") as botocore merges the shared credentials
+ * file (AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials) over the config file
+ * (AWS_CONFIG_FILE, default ~/.aws/config, sections "[profile NAME]" except "[default]"):
+ * role_arn with source_profile or credential_source (STS AssumeRole), web identity
+ * (AWS_WEB_IDENTITY_TOKEN_FILE / web_identity_token_file, AssumeRoleWithWebIdentity), SSO
+ * (sso_* keys or sso_session, the token cache of `aws sso login`), static keys,
+ * credential_process; then the container endpoint (AWS_CONTAINER_CREDENTIALS_*) and EC2
+ * instance metadata (IMDSv2). AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>;
+ * per-connection region, endpoint_url and profile. Temporary credentials are cached per
+ * process and refreshed before they expire (15 min advisory, 10 min mandatory, as
+ * botocore), safely from any thread. Secrets are wiped (OPENSSL_cleanse) when freed and
+ * never appear in a message.
  * ======================================================================================== */
 
 /* A parsed INI file (the botocore dialect: "[section]", "key = value" or "key=value", full
@@ -147,8 +154,9 @@ typedef struct drb_aws_ini drb_aws_ini;
  * a key, a comment nor blank is DRB_EINVAL naming its line number (never its content: it
  * may be a secret). */
 int drb_aws_ini_parse(const char *text, size_t len, drb_aws_ini **out, drb_err *err);
-/* Reads and parses path (at most 1 MiB). A missing file is not an error: *out is an empty
- * INI. Unreadable or too large: DRB_EIO / DRB_ELIMIT with the path. */
+/* Reads and parses path (at most 1 MiB). A path that is not a regular file (missing,
+ * /dev/null, a folder) is not an error: *out is an empty INI, as botocore reads it. A
+ * regular file that cannot be read or is too large: DRB_EIO / DRB_ELIMIT with the path. */
 int drb_aws_ini_load(const char *path, drb_aws_ini **out, drb_err *err);
 /* The value of key in section, borrowed from ini, or NULL. */
 const char *drb_aws_ini_get(const drb_aws_ini *ini, const char *section, const char *key);
@@ -156,30 +164,60 @@ const char *drb_aws_ini_get(const drb_aws_ini *ini, const char *section, const c
 void drb_aws_ini_free(drb_aws_ini *ini);
 
 /* Credentials, owned (release with drb_aws_creds_clear). source says where they came from
- * ("environment", "profile prod in /root/.aws/credentials"), for messages. */
+ * ("environment", "profile prod in /root/.aws/credentials", "assumed role ARN (profile
+ * p)"), for messages. */
 typedef struct drb_aws_creds {
 	char *access_key;
 	char *secret_key;
-	char *session_token; /* NULL for long-term keys */
+	char *session_token;  /* NULL for long-term keys */
+	long long expiration; /* Unix time (UTC) they stop working; 0: long-term */
 	char source[300];
 } drb_aws_creds;
 
-/* Loads credentials. profile NULL or "": the environment keys when both are set, else the
- * profile AWS_PROFILE (or "default"). A named profile (a connection's `profile:`) skips
- * the environment keys, as the AWS CLI's --profile does. The credentials file is read
- * first, then the config file's section of the same profile. DRB_EDENIED when none are
- * found (the message names the places looked at), DRB_EINVAL for a half-set pair. */
+/* Resolves the credentials of one call, in botocore's order (see above and docs/aws.md).
+ * profile NULL or "": the environment keys first, then the profile AWS_DEFAULT_PROFILE /
+ * AWS_PROFILE (or "default"). A named profile (a connection's `profile:`) skips the
+ * environment keys and the web identity variables, as the AWS CLI's --profile does.
+ * region is the call's region, used for the STS calls the chain makes (assume-role, web
+ * identity); NULL: the configured region, else STS's global endpoint, as botocore.
+ * Temporary credentials come from the process-wide cache while they have more than 15
+ * minutes left; within 15 minutes one caller refreshes them (the others go on with the
+ * current ones; a failed refresh is ignored); within 10 minutes every caller waits for the
+ * refresh and its failure is the caller's error. Errors: DRB_EDENIED when none are found
+ * (the message names the places looked at) or a source refused (an expired SSO login, STS
+ * AccessDenied, a failing credential_process), DRB_EINVAL for a bad configuration (a
+ * half-set pair, a source_profile loop, mfa_serial, a container URL that is not allowed),
+ * DRB_ETRANSIENT / DRB_ETIMEOUT when a source did not answer. */
+int drb_aws_creds_resolve(const char *profile, const char *region, drb_aws_creds *out,
+			  drb_err *err);
+/* drb_aws_creds_resolve(profile, NULL, out, err). */
 int drb_aws_creds_load(const char *profile, drb_aws_creds *out, drb_err *err);
 /* Wipes and frees what c owns; c may be NULL. */
 void drb_aws_creds_clear(drb_aws_creds *c);
+/* Wipes and forgets every cached temporary credential. For tests and the end of a program:
+ * no other thread may be resolving credentials meanwhile. */
+void drb_aws_creds_reset(void);
+
+/* Endpoint kinds for drb_aws_resolve. */
+enum {
+	DRB_AWS_REGIONAL = 0, /* https://PREFIX.REGION.amazonaws.com */
+	DRB_AWS_GLOBAL = 1,   /* Route 53: https://PREFIX.amazonaws.com, signed for us-east-1 */
+	/* STS as botocore resolves it: regional (sts.REGION.amazonaws.com) unless
+	 * AWS_STS_REGIONAL_ENDPOINTS / sts_regional_endpoints is "legacy" and the region is
+	 * one of the 16 that used the global endpoint, or no region is configured at all, or
+	 * the region is "aws-global": then https://sts.amazonaws.com signed for us-east-1. */
+	DRB_AWS_STS = 2
+};
 
 /* Where one call goes. */
 typedef struct drb_aws_endpoint {
-	char region[64];   /* the call's region, also the signing region */
-	char url[512];	   /* base URL without a trailing slash: "https://rds.eu-west-1.amazonaws.com" */
-	char host[300];	   /* the Host header: the URL's host[:port] */
-	char profile[128]; /* the connection's profile or "" (default chain) */
-	int custom;	   /* 1 when an endpoint_url / AWS_ENDPOINT_URL* was used */
+	char region[64]; /* the call's region, also the signing region */
+	char
+	    url[512]; /* base URL without a trailing slash: "https://rds.eu-west-1.amazonaws.com" */
+	char host[300];	    /* the Host header: the URL's host[:port] */
+	char profile[128];  /* the connection's profile or "" (default chain) */
+	int custom;	    /* 1 when an endpoint_url / AWS_ENDPOINT_URL* was used */
+	int region_default; /* 1 when no setting named a region (us-east-1 was assumed) */
 } drb_aws_endpoint;
 
 /* Resolves region and endpoint for one service.
@@ -187,15 +225,16 @@ typedef struct drb_aws_endpoint {
  *   region_arg  the action's `region` argument or NULL
  *   host_prefix the service's endpoint prefix: "rds", "ecs", "monitoring", "route53"...
  *   env_id      the AWS_ENDPOINT_URL_<env_id> suffix: "RDS", "ROUTE_53", "CLOUDWATCH"...
- *   global      1 for Route 53: one endpoint (https://route53.amazonaws.com), the region
- *               is always us-east-1 whatever the argument says
+ *   kind        DRB_AWS_REGIONAL, DRB_AWS_GLOBAL (Route 53: the region is always
+ *               us-east-1 whatever the argument says) or DRB_AWS_STS (see above)
  * Region: region_arg, the connection's, AWS_REGION, AWS_DEFAULT_REGION, the profile's
  * `region` in the config file, "us-east-1". Endpoint: the connection's endpoint_url,
  * AWS_ENDPOINT_URL_<env_id>, AWS_ENDPOINT_URL, the profile's `endpoint_url`, then
- * https://<host_prefix>.<region>.amazonaws.com. DRB_EINVAL for a region that is not
- * [a-z0-9-], an endpoint that is not http(s)://host[:port][/], or a bad connection spec. */
+ * https://<host_prefix>.<region>.amazonaws.com (.amazonaws.com.cn for cn-*). DRB_EINVAL for
+ * a region that is not [a-z0-9-], an endpoint that is not http(s)://host[:port][/], a bad
+ * sts_regional_endpoints, or a bad connection spec. */
 int drb_aws_resolve(const json_t *connection, const char *region_arg, const char *host_prefix,
-		    const char *env_id, int global, drb_aws_endpoint *out, drb_err *err);
+		    const char *env_id, int kind, drb_aws_endpoint *out, drb_err *err);
 
 /* ========================================================================================
  * AWS errors (src/providers/aws/errors.c)
@@ -205,7 +244,7 @@ int drb_aws_resolve(const json_t *connection, const char *region_arg, const char
  * ======================================================================================== */
 
 typedef struct drb_aws_error {
-	char code[128];	      /* "InvalidDBInstanceState"; "HTTP503" when the body said nothing */
+	char code[128]; /* "InvalidDBInstanceState"; "HTTP503" when the body said nothing */
 	char message[512];
 	char request_id[128]; /* "" when unknown */
 } drb_aws_error;

@@ -48,6 +48,9 @@ typedef struct drb_engine_opts {
 	const char *incident_start; /* RFC 3339: RTO is measured from here instead of run start */
 	const char *lua_dir;	    /* the project's lua/ folder; NULL: built-in default */
 	const char *gameday;	    /* the schedule's drill name, recorded in run.start */
+	const drb_notify *notify;   /* run-level notifications besides the runbook's (borrowed) */
+	size_t n_notify;
+	int targets_required; /* a missed RTO or RPO target fails the run (game days) */
 	/* resume only */
 	char *const *assume_done;
 	size_t n_assume_done;
@@ -65,9 +68,13 @@ typedef struct drb_run_result {
 	char audit_path[4096];
 	double rto_s, rpo_s; /* measured; < 0 when unknown */
 	double target_rto_s, target_rpo_s;
-	json_t *steps;	  /* array of {id, status, attempts, duration_ms, error} (caller frees) */
-	json_t *plan;	  /* plan mode: array of {id, action, with, mutating, rollback} */
-	char error[1024]; /* why the run did not succeed, or "" */
+	char rto_verdict[8], rpo_verdict[8]; /* met, missed or unknown (run.end targets) */
+	json_t *steps; /* array of {id, status, attempts, duration_ms, error} (caller frees) */
+	/* plan mode: array of {id, action, needs, with, mutating, when, when_result, rollback,
+	 * for_each, items, children: [{item, with, mutating, when_result, rollback}]} */
+	json_t *plan;
+	json_t *critical_path; /* plan mode: the ids of the graph's critical path */
+	char error[1024];      /* why the run did not succeed, or "" */
 } drb_run_result;
 
 void drb_run_result_free(drb_run_result *r);

@@ -60,7 +60,7 @@ int drb_lua_set_step(drb_lua *L, const char *id, const char *status, const json_
 /* The global `result` (NULL clears it). */
 int drb_lua_set_result(drb_lua *L, const json_t *result, drb_err *err);
 
-/* Evaluates an expression ("return (" expr ")") and converts the value to JSON (*out the
+/* Evaluates an expression (as drb_expr_wrap's "return (" expr "\n)") and converts the value to JSON (*out the
  * caller's; nil becomes json null). chunkname names the place ("region.yaml:12:5"). */
 int drb_lua_eval(drb_lua *L, const char *expr, const char *chunkname, json_t **out,
 		 drb_err *err);
@@ -74,8 +74,9 @@ int drb_lua_run(drb_lua *L, const char *script, const char *chunkname, json_t **
 /* Interpolates a with: template: every string holding ${expr} is evaluated; a string that is
  * exactly one ${expr} keeps the value's type, otherwise values are concatenated as text
  * (integers as such, floats with %.14g, booleans as true/false; nil or a table inside text is
- * DRB_ESCRIPT naming the expression). "$${" is a literal "${". Inside ${...} braces nest and
- * '...'/"..." literals are skipped. Objects (values only, not keys) and arrays are walked;
+ * DRB_ESCRIPT naming the expression). Templates are split by core's drb_tmpl_next, the
+ * scanner validate uses ("$${" is a literal "${"; Lua strings and comments inside ${...} are
+ * skipped, braces nest). Objects (values only, not keys) and arrays are walked;
  * an unterminated or empty ${} is DRB_EINVAL. The template is one entry (one budget).
  * *out is the caller's. */
 int drb_lua_interpolate(drb_lua *L, const json_t *tmpl, const char *chunkname, json_t **out,

@@ -35,4 +35,36 @@ int drb_report_event_text(const char *event, const char *step, const json_t *dat
 /* Writes the model in the given format to f. */
 int drb_report_write(const json_t *model, drb_report_format fmt, FILE *f, drb_err *err);
 
+/* ---- game-day history (docs/gameday.md "History and trends") ---- */
+
+/* Summaries of the runs whose logs are in dir (*.jsonl; unreadable logs are left out), oldest
+ * first: [{log, run, gameday, name, scenario, runbook, mode, drill, started_at, started_ms,
+ * ended_at, status, exit_code, error, rto_s, rpo_s, targets:{rto_s, rpo_s}, rto, rpo,
+ * outcome}]. rto and rpo are met, missed or unknown: run.end's targets.{rto,rpo} when the log
+ * has them, else targets.{rto,rpo}_met, else rto_s/rpo_s against the recorded targets.
+ * outcome: succeeded, failed (also a run that succeeded but missed a target), refused,
+ * interrupted (no run.end). A missing folder is no runs. *out is the caller's. */
+int drb_report_runs(const char *dir, json_t **out, drb_err *err);
+
+/* A drill of the schedule, for drb_report_history: its targets from its runbook (-1 when
+ * unknown) judge the logs that recorded none. Strings are borrowed. */
+typedef struct drb_history_drill {
+	const char *name;
+	const char *runbook;
+	double target_rto_s, target_rpo_s;
+} drb_history_drill;
+
+/* The history of the given drills from runs (drb_report_runs): {drills:[{name, runbook,
+ * runs:[...], counts:{drills, succeeded, failed, refused, interrupted}}], scenarios:
+ * [{scenario, trend: improving|worsening|steady|unknown, window, rto_slope_s, rto_mean_s,
+ * target_rto_s, runs}]}. The trend is the least-squares slope of the last 5 measured RTOs of
+ * the scenario (per drill); under 5% of their mean either way is steady, fewer than two
+ * unknown. *out is the caller's. */
+int drb_report_history(const json_t *runs, const drb_history_drill *drills, size_t n_drills,
+		       json_t **out, drb_err *err);
+
+/* Writes the history as text (DRB_REPORT_MD), JSON, or HTML with an inline SVG chart of each
+ * scenario's RTOs, target and trend. */
+int drb_report_history_write(const json_t *history, drb_report_format fmt, FILE *f, drb_err *err);
+
 #endif

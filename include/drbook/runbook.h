@@ -6,6 +6,7 @@
 #define DRBOOK_RUNBOOK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -113,6 +114,15 @@ typedef struct drb_step {
 	int read_only;       /* for lua and exec; default 0 */
 	int read_only_set;   /* read_only was written */
 	int critical;        /* default 1 */
+	/* The graph (format v1.1). needs: as written, or NULL when absent; needs_set says it
+	 * was written (needs: [] starts at once). deps: what the step waits for, resolved by
+	 * the loader into indices of drb_runbook.steps: the needs, or without needs: the step
+	 * written before it (none for the first). Preflight checks have neither. */
+	char **needs;
+	size_t n_needs;
+	int needs_set;
+	size_t *deps;
+	size_t n_deps;
 } drb_step;
 
 typedef struct drb_connection {
@@ -151,6 +161,7 @@ typedef struct drb_runbook {
 	double deadline_s;         /* 0 when unset */
 	char **locks;              /* run lock keys (lock:), or none: the engine uses the name */
 	size_t n_locks;
+	int max_parallel;          /* steps running at once (runbook level), default 8 */
 	drb_notify *notify;
 	size_t n_notify;
 } drb_runbook;
@@ -185,6 +196,12 @@ void drb_runbook_free(drb_runbook *rb);
 /* Finds a step by id in preflight or steps; NULL when none. Borrowed. */
 const drb_step *drb_runbook_step(const drb_runbook *rb, const char *id);
 
+/* The critical path of the step graph: the longest chain of steps each waiting for the one
+ * before it (by number of steps; ties: the chain ending first in file order). Returns 0 and
+ * *path (the caller's to free(); indices into rb->steps, first step first) and *n, or
+ * DRB_ENOMEM. An empty runbook gives an empty path. */
+int drb_runbook_critical_path(const drb_runbook *rb, size_t **path, size_t *n);
+
 /* Builds the typed parameter object from defaults and "-p key=value" overrides: values are
  * converted to the declared type (int, bool true/false/yes/no, duration -> seconds, list as
  * comma-separated or JSON, map as JSON), unknown keys and missing required values refused.
@@ -197,27 +214,71 @@ int drb_runbook_bind_params(const drb_runbook *rb, char *const *kv, size_t n_kv,
 int drb_runbook_check_expr(const char *src, drb_err *err);
 int drb_runbook_check_chunk(const char *src, drb_err *err);
 
-/* A game-day schedule: the drills to rehearse and how often (docs/gameday.md).
+/* A cron expression "MIN HOUR DOM MON DOW", in UTC, with Vixie cron's semantics: lists,
+ * ranges, steps (N-M/S, * /S), names JAN-DEC and SUN-SAT (any case), 0 and 7 both Sunday;
+ * when DOM and DOW are both restricted (neither starts with '*') a day matches either. */
+typedef struct drb_cron {
+	uint64_t minute; /* bit i: minute i matches */
+	uint32_t hour, dom;
+	uint16_t month; /* bits 1-12 */
+	uint8_t dow;	/* bits 0-6, 0 = Sunday */
+	int dom_star, dow_star;
+} drb_cron;
+
+/* Parses expr into *out. Returns 0, or DRB_EINVAL with a message in msg (n bytes) and the
+ * byte offset of the problem in *err_off. An expression that can never run (30 February) is
+ * refused too. */
+int drb_cron_parse(drb_cron *out, const char *expr, size_t *err_off, char *msg, size_t n);
+/* The first instant (seconds since the epoch, a whole minute) strictly after after_s at which
+ * c runs. Returns 0, or DRB_ENOTFOUND when there is none (not for a parsed expression). */
+int drb_cron_next(const drb_cron *c, int64_t after_s, int64_t *out_s);
+
+/* A game-day schedule: the drills to rehearse, when, when never, and who hears of the
+ * outcome (docs/gameday.md).
  *
  *   version: 1
+ *   blackout:                                       # no drill starts inside these windows
+ *     - { cron: "0 8 * * MON-FRI", duration: 10h, reason: business hours }
+ *     - { from: "2026-12-20T00:00:00Z", until: "2027-01-04T00:00:00Z", reason: freeze }
  *   drills:
  *     - name: region-failover-weekly
  *       runbook: ../runbooks/region-failover.yaml   # relative to the schedule file
- *       every: 168h
+ *       cron: "0 3 * * SAT"                         # or every: 168h
  *       params: { force: true }                     # as -p key=value
  *       approve: [approve]                          # or yes: true
+ *       notify: [{ channel: pagerduty, severity: error, on: [failure] }]
  *       enabled: true
  */
+
+/* A window in which no drill may start: recurring (each time cron runs, for duration_s) or
+ * one-off ([from_s, until_s)). */
+typedef struct drb_blackout {
+	int recurring;
+	drb_cron cron;
+	double duration_s;
+	int64_t from_s, until_s; /* one-off only; seconds since the epoch */
+	char *reason;		 /* or NULL */
+	drb_pos pos;
+} drb_blackout;
+
 typedef struct drb_drill {
-	char *name;      /* unique, [A-Za-z0-9][A-Za-z0-9_.-]* */
-	char *runbook;   /* resolved against the schedule's folder */
-	double every_s;  /* > 0 */
-	char **params;   /* "key=value" strings, as -p takes them */
+	char *name;	/* unique, [A-Za-z0-9][A-Za-z0-9_.-]* */
+	char *runbook;	/* resolved against the schedule's folder */
+	double every_s; /* > 0 with every:, 0 with cron: */
+	int has_cron;	/* cron: given (then every_s is 0) */
+	drb_cron cron;
+	char *cron_src;	   /* as written, or NULL */
+	double catch_up_s; /* cron: how late a firing may still be run (default 2h) */
+	char **params;	   /* "key=value" strings, as -p takes them */
 	size_t n_params;
-	char **approve;  /* approval step ids granted to this drill */
+	char **approve; /* approval step ids granted to this drill */
 	size_t n_approve;
-	int yes;         /* every approval granted */
-	int enabled;     /* default 1 */
+	int yes;		 /* every approval granted */
+	int enabled;		 /* default 1 */
+	drb_blackout *blackouts; /* the drill's own windows (the schedule's apply too) */
+	size_t n_blackouts;
+	drb_notify *notify; /* run-level notifications the drill's run sends (action notify) */
+	size_t n_notify;
 	drb_pos pos;
 } drb_drill;
 
@@ -225,6 +286,8 @@ typedef struct drb_schedule {
 	char *path;
 	drb_drill *drills;
 	size_t n_drills;
+	drb_blackout *blackouts; /* windows for every drill */
+	size_t n_blackouts;
 } drb_schedule;
 
 /* Loads and validates a schedule; problems go to diags (FILE:LINE:COL). Returns 0 and *out
@@ -232,5 +295,18 @@ typedef struct drb_schedule {
  * not loaded here. */
 int drb_schedule_load(drb_schedule **out, const char *path, drb_diags *diags);
 void drb_schedule_free(drb_schedule *s);
+
+/* Whether drill d is due at now_s (seconds) given the start of its newest run (last_s, 0 when
+ * it never ran). Returns 1 when due (*at_s: since when), 0 when not (*at_s: when it will be,
+ * 0 for never: disabled). every: due when never run or last run every_s ago or more. cron:
+ * due when a firing f has passed with last_s < f and now_s - f <= catch_up_s. Blackouts are
+ * not considered here (drb_schedule_blackout). */
+int drb_schedule_due(const drb_drill *d, int64_t last_s, int64_t now_s, int64_t *at_s);
+
+/* The blackout window (the schedule's or the drill's; d may be NULL) that now_s falls in, and
+ * in *until_s when no window holds any more (windows that touch are followed). NULL when
+ * none. Borrowed from s or d. */
+const drb_blackout *drb_schedule_blackout(const drb_schedule *s, const drb_drill *d, int64_t now_s,
+					  int64_t *until_s);
 
 #endif

@@ -53,6 +53,8 @@ static const char usage_validate[] =
     "usage: drbook validate RUNBOOK...\n"
     "\n"
     "Checks each runbook against format v1 and prints every problem as FILE:LINE:COL: message.\n"
+    "Expressions, ${ } templates and lua scripts are compiled and read for references: an\n"
+    "undeclared params.X or a for_each variable used where it is not bound is an error.\n"
     "Prints nothing and exits 0 when all are valid; exits 2 otherwise. Nothing is executed.\n";
 
 static const char usage_run[] =
@@ -82,7 +84,9 @@ static const char usage_plan[] =
     "usage: drbook plan RUNBOOK [options]\n"
     "\n"
     "Runs the preflight checks (read-only actions only) and prints each step that would run\n"
-    "with its interpolated arguments. Calls no mutating action.\n"
+    "with what it waits for (needs), its interpolated arguments, its for_each items, its\n"
+    "when decision and its rollback, then the critical path of the step graph. Calls no\n"
+    "mutating action.\n"
     "\n"
     "options:\n"
     "  -p, --param KEY=VALUE      set a parameter (repeatable)\n"
@@ -122,10 +126,12 @@ static const char usage_audit[] =
 static const char usage_report[] =
     "usage: drbook report AUDIT [--format md|html|json] [--key-file F]\n"
     "\n"
-    "Reads a run back from its audit log: outcome, RTO and RPO against targets, every step\n"
-    "(start, duration, attempts, calls, error) and the timeline of events, with the log's\n"
-    "integrity verdict. Markdown by default. Exit codes: 0 written (even for a failed run),\n"
-    "1 the log is not intact (the report is still written), 2 usage or unreadable log.\n";
+    "Reads a run back from its audit log: outcome, RTO and RPO against targets, the critical\n"
+    "path, every step (start, duration, attempts, calls, error), notifications, rollbacks and\n"
+    "the timeline of events, with the log's integrity verdict. Markdown by default; html is\n"
+    "one self-contained page that draws the run as an SVG Gantt chart (docs/operations.md).\n"
+    "Exit codes: 0 written (even for a failed run), 1 the log is not intact (the report is\n"
+    "still written), 2 usage or unreadable log.\n";
 
 static const char usage_replay[] =
     "usage: drbook replay AUDIT [--runbook FILE] [--json|--quiet] [--audit FILE]\n"
@@ -137,14 +143,29 @@ static const char usage_replay[] =
     "Exit codes: 0 the same decisions, 1 they diverged, 2 usage or unreadable log.\n";
 
 static const char usage_gameday[] =
-    "usage: drbook gameday SCHEDULE [--due|--list] [--runs-dir DIR] [--json|--quiet]\n"
+    "usage: drbook gameday SCHEDULE [--due|--list|--history] [options]\n"
     "\n"
-    "Runs, as drills, the drills of the schedule that are due: never run, or last run (from\n"
-    "the logs in the runs folder) longer ago than their 'every'. One after the other, each\n"
-    "with its own audit log and run lock. --due prints the names of the due drills and runs\n"
-    "nothing; --list prints every drill with its last run and when it is next due.\n"
-    "Exit codes: 0 every drill run succeeded (or nothing was due), 1 a drill failed, 2 usage or\n"
-    "an invalid schedule or runbook, 3 a drill was refused. See docs/gameday.md.\n";
+    "Runs, as drills, the drills of the schedule that are due, one after the other, each with\n"
+    "its own audit log and run lock: an 'every' drill when it never ran or its last run (from\n"
+    "the logs in the runs folder) is that old; a 'cron' drill when a firing time (UTC) has\n"
+    "passed since its last run, at most 'catch_up' ago. No drill starts inside a blackout\n"
+    "window. A drill that misses its RTO or RPO target fails. The schedule's notifications\n"
+    "go out from the drill's run.\n"
+    "\n"
+    "options:\n"
+    "      --due                  print the names of the due drills; run nothing\n"
+    "      --list                 every drill: schedule, last run, outcome, next due, blackout\n"
+    "      --history              every drill run so far, RTO/RPO against targets, and each\n"
+    "                             scenario's RTO trend; runs nothing\n"
+    "      --format text|html|json  --history's format (html: with an SVG trend chart)\n"
+    "      --runs-dir DIR         where logs and run locks live (default ./drbook-runs)\n"
+    "      --audit-key-file F     HMAC key for the drills' logs (or DRBOOK_AUDIT_KEY_FILE)\n"
+    "      --json                 JSON: events of the drills run, --list and --history as JSON\n"
+    "      --quiet                print nothing but errors\n"
+    "\n"
+    "Exit codes: 0 every drill run succeeded (or nothing was due), 1 a drill failed (or missed\n"
+    "a target), 2 usage or an invalid schedule or runbook, 3 a drill was refused.\n"
+    "See docs/gameday.md.\n";
 
 typedef struct cli {
 	char *params[MAX_LIST];
@@ -156,7 +177,7 @@ typedef struct cli {
 	char *retry[MAX_LIST];
 	size_t n_retry;
 	const char *audit, *key_file, *incident, *runs_dir, *format, *runbook;
-	int drill, yes, json, quiet, due, list;
+	int drill, yes, json, quiet, due, list, history;
 } cli;
 
 static int push(char **v, size_t *n, char *s, const char *what)
@@ -189,7 +210,8 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 		O_FORMAT,
 		O_RUNBOOK,
 		O_DUE,
-		O_LIST
+		O_LIST,
+		O_HISTORY
 	};
 	static const struct option opts[] = {
 	    {"param", required_argument, NULL, 'p'},
@@ -209,6 +231,7 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 	    {"runbook", required_argument, NULL, O_RUNBOOK},
 	    {"due", no_argument, NULL, O_DUE},
 	    {"list", no_argument, NULL, O_LIST},
+	    {"history", no_argument, NULL, O_HISTORY},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -225,7 +248,8 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 			name = opts[idx].name;
 		snprintf(want, sizeof(want), " %s ", name ? name : "");
 		if (name && strcmp(name, "help") && !strstr(allowed, want)) {
-			fprintf(stderr, "drbook: option --%s does not apply here\n\n%s", name, usage);
+			fprintf(stderr, "drbook: option --%s does not apply here\n\n%s", name,
+				usage);
 			return -1;
 		}
 		idx = -1;
@@ -290,6 +314,9 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 			break;
 		case O_LIST:
 			c->list = 1;
+			break;
+		case O_HISTORY:
+			c->history = 1;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -467,12 +494,13 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 	unsigned char *key = NULL;
 	size_t klen = 0;
 	const char *usage = mode == DRB_MODE_PLAN ? usage_plan : usage_run;
-	int first = parse(argc, argv, &c, usage,
-			  mode == DRB_MODE_PLAN
-				  ? " param drill audit audit-key-file key-file runs-dir json quiet "
-				    "incident-start "
-				  : " param drill audit audit-key-file key-file approve yes incident-start "
-				    "runs-dir json quiet "),
+	int first =
+		parse(argc, argv, &c, usage,
+		      mode == DRB_MODE_PLAN
+			  ? " param drill audit audit-key-file key-file runs-dir json quiet "
+			    "incident-start "
+			  : " param drill audit audit-key-file key-file approve yes incident-start "
+			    "runs-dir json quiet "),
 	    rc;
 
 	memset(&res, 0, sizeof(res));
@@ -598,9 +626,10 @@ static int cmd_audit(int argc, char **argv)
 		/* a crash, not tampering: every complete record verified (exit 1 means tampered) */
 		fprintf(stderr, "%s:%ld: warning: %s\n", argv[1 + first], vr.line, vr.msg);
 		if (!c.quiet)
-			printf("%s: ok up to line %ld (%ld complete records verified); the last line "
-			       "is an interrupted write\n",
-			       argv[1 + first], vr.line - 1, vr.records);
+			printf(
+			    "%s: ok up to line %ld (%ld complete records verified); the last line "
+			    "is an interrupted write\n",
+			    argv[1 + first], vr.line - 1, vr.records);
 		return 0;
 	}
 	fprintf(stderr, "%s:%ld: %s\n", argv[1 + first], vr.line, vr.msg);
@@ -616,8 +645,7 @@ static int cmd_replay(int argc, char **argv)
 	drb_err err = {0};
 	json_t *diff = NULL, *d;
 	size_t i;
-	int first = parse(argc, argv, &c, usage_replay, " runbook json quiet audit runs-dir "),
-	    rc;
+	int first = parse(argc, argv, &c, usage_replay, " runbook json quiet audit runs-dir "), rc;
 
 	memset(&res, 0, sizeof(res));
 	if (first < 0)
@@ -663,52 +691,6 @@ static int cmd_replay(int argc, char **argv)
 	return rc;
 }
 
-/* The newest run of a game-day drill in the runs folder: its start (ms) and status. */
-static int64_t last_run(const char *runs_dir, const char *drill, char *status, size_t n)
-{
-	DIR *d = opendir(runs_dir);
-	struct dirent *e;
-	int64_t best = 0;
-
-	snprintf(status, n, "never");
-	if (!d)
-		return 0;
-	while ((e = readdir(d))) {
-		char path[4096];
-		json_t *recs = NULL, *first, *rec;
-		drb_err err = {0};
-		int64_t ms;
-		size_t i, len = strlen(e->d_name);
-
-		if (len < 7 || strcmp(e->d_name + len - 6, ".jsonl"))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", runs_dir, e->d_name);
-		if (drb_audit_read(path, &recs, &err))
-			continue;
-		first = json_array_get(recs, 0);
-		if (!strcmp(json_string_value(
-				json_object_get(json_object_get(first, "data"), "gameday"))
-				?: "",
-			    drill) &&
-		    drb_rfc3339_parse(json_string_value(json_object_get(first, "ts")), &ms) == 0 &&
-		    ms > best) {
-			best = ms;
-			snprintf(status, n, "interrupted");
-			json_array_foreach(
-			    recs, i,
-			    rec) if (!strcmp(json_string_value(json_object_get(rec, "event")) ?: "",
-					     "run.end"))
-			    snprintf(status, n, "%s",
-				     json_string_value(
-					 json_object_get(json_object_get(rec, "data"), "status"))
-					 ?: "?");
-		}
-		json_decref(recs);
-	}
-	closedir(d);
-	return best;
-}
-
 /* Which exit code wins when several drills end differently: failed, usage, refused, ok. */
 static int severity(int code)
 {
@@ -724,26 +706,139 @@ static int severity(int code)
 	}
 }
 
+/* The newest run of drill among runs (drb_report_runs, oldest first); NULL when none. */
+static const json_t *last_run(const json_t *runs, const char *drill)
+{
+	for (size_t i = json_array_size(runs); i-- > 0;) {
+		const json_t *r = json_array_get(runs, i);
+
+		if (!strcmp(json_string_value(json_object_get(r, "gameday")) ?: "", drill))
+			return r;
+	}
+	return NULL;
+}
+
+/* --history: every drill of the schedule from the runs folder's logs, and the trends. A
+ * drill's runbook gives the targets for logs that did not record them. */
+static int gameday_history(const drb_schedule *s, const char *runs_dir, drb_report_format fmt)
+{
+	drb_history_drill *hd = calloc(s->n_drills, sizeof(*hd));
+	drb_runbook **rbs = calloc(s->n_drills, sizeof(*rbs));
+	json_t *runs = NULL, *h = NULL;
+	drb_err err = {0};
+	int rc = DRB_EXIT_OK;
+
+	if (!hd || !rbs) {
+		fprintf(stderr, "drbook: out of memory\n");
+		rc = DRB_EXIT_FAILED;
+		goto out;
+	}
+	for (size_t i = 0; i < s->n_drills; i++) {
+		drb_diags d;
+
+		drb_diags_init(&d, s->drills[i].runbook);
+		hd[i] = (drb_history_drill){s->drills[i].name, s->drills[i].runbook, -1, -1};
+		/* a runbook that no longer loads still has a history */
+		if (drb_runbook_load(&rbs[i], s->drills[i].runbook, NULL, &d) == 0) {
+			hd[i].target_rto_s = rbs[i]->target_rto_s;
+			hd[i].target_rpo_s = rbs[i]->target_rpo_s;
+		}
+		drb_diags_free(&d);
+	}
+	if (drb_report_runs(runs_dir, &runs, &err) ||
+	    drb_report_history(runs, hd, s->n_drills, &h, &err) ||
+	    drb_report_history_write(h, fmt, stdout, &err)) {
+		fprintf(stderr, "drbook: gameday --history: %s\n", err.msg);
+		rc = DRB_EXIT_FAILED;
+	}
+out:
+	for (size_t i = 0; rbs && i < s->n_drills; i++)
+		drb_runbook_free(rbs[i]);
+	free(rbs);
+	free(hd);
+	json_decref(runs);
+	json_decref(h);
+	return rc;
+}
+
+/* One drill, run now: as a drill, granted what the schedule grants, its missed targets a
+ * failure, its notifications sent by the run (so they are in its log). */
+static int gameday_drill(const drb_drill *dr, cli *c, const char *runs, const unsigned char *key,
+			 size_t klen)
+{
+	drb_runbook *rb = NULL;
+	drb_engine_opts o;
+	drb_run_result res;
+	drb_progress *p;
+	drb_err err = {0};
+	int code;
+
+	memset(&res, 0, sizeof(res));
+	if (!c->quiet && !c->json)
+		printf("== drill %s: %s\n", dr->name, dr->runbook);
+	if (load(dr->runbook, &rb))
+		return DRB_EXIT_USAGE;
+	fill_opts(&o, c, key, klen);
+	o.drill = 1;
+	o.params_kv = dr->params;
+	o.n_params_kv = dr->n_params;
+	o.approve = dr->approve;
+	o.n_approve = dr->n_approve;
+	o.yes = dr->yes;
+	o.runs_dir = runs;
+	o.audit_path = NULL;
+	o.gameday = dr->name;
+	o.notify = dr->notify;
+	o.n_notify = dr->n_notify;
+	o.targets_required = 1;
+	p = drb_progress_new(c->json, c->quiet, &o.sink);
+	o.sink.ask = NULL; /* game days answer no questions */
+	if (drb_engine_run(rb, &o, &res, &err)) {
+		fprintf(stderr, "drbook: drill %s: %s\n", dr->name, err.msg);
+		code = DRB_EXIT_USAGE;
+	} else {
+		drb_progress_finish(p, rb, &res);
+		code = res.exit_code;
+		if (code && c->quiet && res.error[0])
+			fprintf(stderr, "drbook: drill %s: %s\n", dr->name, res.error);
+	}
+	drb_progress_free(p);
+	drb_run_result_free(&res);
+	drb_runbook_free(rb);
+	return code;
+}
+
 static int cmd_gameday(int argc, char **argv)
 {
 	cli c = {0};
 	drb_schedule *s = NULL;
 	drb_diags d;
-	const char *runs;
+	drb_err err = {0};
+	json_t *runs = NULL, *listing = NULL;
+	const char *runs_dir;
 	int first = parse(argc, argv, &c, usage_gameday,
-			  " due list runs-dir json quiet audit-key-file key-file "),
-	    rc = DRB_EXIT_OK;
-	int64_t now = drb_wall_ms();
+			  " due list history format runs-dir json quiet audit-key-file key-file "),
+	    rc = DRB_EXIT_OK, ran[4] = {0}, blacked = 0;
+	drb_report_format fmt = DRB_REPORT_MD;
 	unsigned char *key = NULL;
 	size_t klen = 0;
 
 	if (first < 0)
 		return DRB_EXIT_USAGE;
-	if (first >= argc || argc - first != 1 || (c.due && c.list)) {
+	if (first >= argc || argc - first != 1 || c.due + c.list + c.history > 1 ||
+	    (c.format && !c.history)) {
 		fputs(usage_gameday, stderr);
 		return DRB_EXIT_USAGE;
 	}
-	runs = c.runs_dir ? c.runs_dir : "drbook-runs";
+	if (c.format && !strcmp(c.format, "html"))
+		fmt = DRB_REPORT_HTML;
+	else if ((c.format && !strcmp(c.format, "json")) || c.json)
+		fmt = DRB_REPORT_JSON;
+	else if (c.format && strcmp(c.format, "text") && strcmp(c.format, "md")) {
+		fprintf(stderr, "drbook: --format must be text, html or json\n");
+		return DRB_EXIT_USAGE;
+	}
+	runs_dir = c.runs_dir ? c.runs_dir : "drbook-runs";
 	drb_diags_init(&d, argv[first]);
 	if (drb_schedule_load(&s, argv[first], &d)) {
 		drb_diags_print(&d, stderr);
@@ -751,81 +846,116 @@ static int cmd_gameday(int argc, char **argv)
 		return DRB_EXIT_USAGE;
 	}
 	drb_diags_free(&d);
-	if (load_key(&c, &key, &klen)) { /* drills sign their logs like any run */
-		drb_schedule_free(s);
-		return DRB_EXIT_USAGE;
+	if (c.history) {
+		rc = gameday_history(s, runs_dir, fmt);
+		goto out;
 	}
-	if (c.list)
-		printf("%-32s %-10s %-24s %-12s %s\n", "drill", "every", "last run", "status",
+	if (load_key(&c, &key, &klen)) { /* drills sign their logs like any run */
+		rc = DRB_EXIT_USAGE;
+		goto out;
+	}
+	if (drb_report_runs(runs_dir, &runs, &err)) {
+		fprintf(stderr, "drbook: gameday: %s\n", err.msg);
+		rc = DRB_EXIT_FAILED;
+		goto out;
+	}
+	if (c.list && c.json)
+		listing = json_array();
+	else if (c.list)
+		printf("%-32s %-22s %-24s %-12s %s\n", "drill", "schedule", "last run", "outcome",
 		       "next due");
-	for (size_t i = 0; i < s->n_drills; i++) {
+	for (size_t i = 0; i < s->n_drills && !interrupted; i++) {
 		const drb_drill *dr = &s->drills[i];
-		char st[32], when[32] = "-", next[32] = "now", every[32];
-		int64_t last = last_run(runs, dr->name, st, sizeof(st));
-		int64_t due_at = last ? last + (int64_t)(dr->every_s * 1000) : 0;
-		int due = dr->enabled && due_at <= now;
+		const json_t *last = last_run(runs, dr->name);
+		const drb_blackout *bo;
+		/* drills run one after the other: each is judged at its own start */
+		int64_t now_s = drb_wall_ms() / 1000, at = 0, until = 0,
+			last_s = json_integer_value(json_object_get(last, "started_ms")) / 1000;
+		int due = drb_schedule_due(dr, last_s, now_s, &at), code;
+		char sched[64], next[160], when[32];
 
+		bo = drb_schedule_blackout(s, dr, due ? now_s : at, &until);
 		if (c.list) {
-			drb_duration_format(dr->every_s, every, sizeof(every));
-			if (last)
-				drb_rfc3339_s(last, when);
-			if (!dr->enabled)
+			if (dr->has_cron) {
+				snprintf(sched, sizeof(sched), "cron %s", dr->cron_src);
+			} else {
+				char e[32];
+
+				drb_duration_format(dr->every_s, e, sizeof(e));
+				snprintf(sched, sizeof(sched), "every %s", e);
+			}
+			if (!dr->enabled) {
 				snprintf(next, sizeof(next), "disabled");
-			else if (!due)
-				drb_rfc3339_s(due_at, next);
-			printf("%-32s %-10s %-24s %-12s %s\n", dr->name, every, when, st, next);
+			} else {
+				if (due)
+					snprintf(next, sizeof(next), "now");
+				else
+					drb_rfc3339_s(at * 1000, next);
+				if (bo) {
+					drb_rfc3339_s(until * 1000, when);
+					snprintf(next + strlen(next), sizeof(next) - strlen(next),
+						 ", blackout until %s%s%s", when,
+						 bo->reason ? ": " : "",
+						 bo->reason ? bo->reason : "");
+				}
+			}
+			if (listing) {
+				json_array_append_new(
+				    listing,
+				    json_pack(
+					"{s:s, s:s, s:s?, s:s?, s:b, s:s}", "drill", dr->name,
+					"schedule", sched, "last_run",
+					json_string_value(json_object_get(last, "started_at")),
+					"last_outcome",
+					json_string_value(json_object_get(last, "outcome")), "due",
+					due && !bo, "next_due", next));
+				continue;
+			}
+			printf("%-32s %-22s %-24s %-12s %s\n", dr->name, sched,
+			       last ? json_string_value(json_object_get(last, "started_at")) : "-",
+			       last ? json_string_value(json_object_get(last, "outcome")) : "never",
+			       next);
 			continue;
 		}
 		if (!due)
 			continue;
+		if (bo) {
+			/* due, but no drill may start now; it stays due (cron: within catch_up) */
+			blacked++;
+			drb_rfc3339_s(until * 1000, when);
+			if (!c.quiet && !c.json && !c.due)
+				printf("== drill %s: due, not run: blackout until %s%s%s\n",
+				       dr->name, when, bo->reason ? ": " : "",
+				       bo->reason ? bo->reason : "");
+			continue;
+		}
 		if (c.due) {
 			printf("%s\n", dr->name);
 			continue;
 		}
-		{
-			drb_runbook *rb = NULL;
-			drb_engine_opts o;
-			drb_run_result res;
-			drb_progress *p;
-			drb_err err = {0};
-			int code;
-
-			memset(&res, 0, sizeof(res));
-			if (!c.quiet && !c.json)
-				printf("== drill %s: %s\n", dr->name, dr->runbook);
-			if (load(dr->runbook, &rb)) {
-				code = DRB_EXIT_USAGE;
-			} else {
-				fill_opts(&o, &c, key, klen);
-				o.drill = 1;
-				o.params_kv = dr->params;
-				o.n_params_kv = dr->n_params;
-				o.approve = dr->approve;
-				o.n_approve = dr->n_approve;
-				o.yes = dr->yes;
-				o.runs_dir = runs;
-				o.audit_path = NULL;
-				o.gameday = dr->name;
-				p = drb_progress_new(c.json, c.quiet, &o.sink);
-				o.sink.ask = NULL; /* game days answer no questions */
-				if (drb_engine_run(rb, &o, &res, &err)) {
-					fprintf(stderr, "drbook: drill %s: %s\n", dr->name,
-						err.msg);
-					code = DRB_EXIT_USAGE;
-				} else {
-					drb_progress_finish(p, rb, &res);
-					code = res.exit_code;
-				}
-				drb_progress_free(p);
-				drb_run_result_free(&res);
-			}
-			drb_runbook_free(rb);
-			if (severity(code) > severity(rc))
-				rc = code;
-			if (interrupted)
-				break;
-		}
+		code = gameday_drill(dr, &c, runs_dir, key, klen);
+		ran[code == DRB_EXIT_OK	       ? 0
+		    : code == DRB_EXIT_FAILED  ? 1
+		    : code == DRB_EXIT_REFUSED ? 2
+					       : 3]++;
+		if (severity(code) > severity(rc))
+			rc = code;
 	}
+	if (listing) {
+		char *txt = json_dumps(listing, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+		if (txt)
+			printf("%s\n", txt);
+		free(txt);
+	} else if (!c.list && !c.due && !c.quiet && !c.json) {
+		printf(
+		    "game day: %d drill(s) ran: %d succeeded, %d failed, %d refused, %d invalid; "
+		    "%d due in a blackout window\n",
+		    ran[0] + ran[1] + ran[2] + ran[3], ran[0], ran[1], ran[2], ran[3], blacked);
+	}
+out:
+	json_decref(runs);
+	json_decref(listing);
 	drb_schedule_free(s);
 	free_key(key, klen);
 	return rc;
@@ -839,8 +969,7 @@ static int cmd_report(int argc, char **argv)
 	json_t *model = NULL;
 	unsigned char *key = NULL;
 	size_t klen = 0;
-	int first = parse(argc, argv, &c, usage_report, " format key-file audit-key-file "),
-	    rc;
+	int first = parse(argc, argv, &c, usage_report, " format key-file audit-key-file "), rc;
 
 	if (first < 0)
 		return DRB_EXIT_USAGE;

@@ -235,14 +235,18 @@ static void stop_ticker(drb_progress *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static void fmt_target(char *out, size_t n, const char *what, double v, double target)
+/* "RTO 12.3s (target 15m: met)"; verdict is run.end's targets verdict (met, missed,
+ * unknown). */
+static void fmt_target(char *out, size_t n, const char *what, double v, double target,
+		       const char *verdict)
 {
 	char a[32], b[32];
 
 	if (v < 0) {
 		if (target >= 0) {
 			drb_duration_format(target, b, sizeof(b));
-			snprintf(out, n, "%s not measured (target %s)", what, b);
+			snprintf(out, n, "%s not measured (target %s: %s)", what, b,
+				 *verdict ? verdict : "unknown");
 		} else {
 			snprintf(out, n, "%s not measured", what);
 		}
@@ -252,9 +256,101 @@ static void fmt_target(char *out, size_t n, const char *what, double v, double t
 	if (target >= 0) {
 		drb_duration_format(target, b, sizeof(b));
 		snprintf(out, n, "%s %s (target %s: %s)", what, a, b,
-			 v <= target ? "met" : "MISSED");
+			 !strcmp(verdict, "missed") ? "MISSED"
+			 : *verdict		    ? verdict
+						    : (v <= target ? "met" : "MISSED"));
 	} else {
 		snprintf(out, n, "%s %s", what, a);
+	}
+}
+
+static void print_json_line(const char *label, const json_t *v)
+{
+	char *w = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+
+	printf("      %s %s\n", label, w ? w : "{}");
+	free(w);
+}
+
+/* One unit of the plan: arguments, when decision, rollback (indent: children go deeper). */
+static void print_plan_unit(const json_t *u, const char *indent)
+{
+	const json_t *rb = json_object_get(u, "rollback");
+	const char *when = json_string_value(json_object_get(u, "when_result"));
+	char label[64];
+
+	snprintf(label, sizeof(label), "%swith", indent);
+	print_json_line(label, json_object_get(u, "with"));
+	if (json_object_get(u, "unresolved"))
+		printf("      %s(some values depend on earlier steps)\n", indent);
+	if (when)
+		printf("      %swhen: %s\n", indent,
+		       !strcmp(when, "run")    ? "true now: runs"
+		       : !strcmp(when, "skip") ? "false now: skipped"
+					       : "decided during the run");
+	if (rb) {
+		snprintf(label, sizeof(label), "%srollback %s", indent,
+			 json_string_value(json_object_get(rb, "action")));
+		print_json_line(label, json_object_get(rb, "with"));
+	}
+}
+
+static void print_plan(const drb_runbook *rb, const drb_run_result *res)
+{
+	size_t i, k;
+	json_t *s, *c, *id;
+
+	printf("\nPlan for %s (nothing was changed):\n", rb->name);
+	json_array_foreach(res->plan, i, s)
+	{
+		const json_t *needs = json_object_get(s, "needs");
+
+		printf("  %2zu. %-24s %-34s %s\n", i + 1,
+		       json_string_value(json_object_get(s, "id")),
+		       json_string_value(json_object_get(s, "action")),
+		       json_is_true(json_object_get(s, "mutating")) ? "[changes]" : "[read-only]");
+		if (!json_array_size(needs)) {
+			printf("      starts at once\n");
+		} else {
+			printf("      after");
+			json_array_foreach(needs, k, id)
+			    printf("%s %s", k ? "," : "", json_string_value(id));
+			printf("\n");
+		}
+		if (json_object_get(s, "when"))
+			printf("      when %s\n", json_string_value(json_object_get(s, "when")));
+		if (json_object_get(s, "for_each")) {
+			const json_t *kids = json_object_get(s, "children");
+
+			if (kids)
+				printf("      for each %s: %zu items\n",
+				       json_string_value(json_object_get(s, "for_each")),
+				       json_array_size(kids));
+			else
+				printf("      for each %s: items known only during the run\n",
+				       json_string_value(json_object_get(s, "for_each")));
+			json_array_foreach(kids, k, c)
+			{
+				char *it = json_dumps(json_object_get(c, "item"),
+						      JSON_COMPACT | JSON_ENCODE_ANY);
+
+				printf("      [%zu] %s %s\n", k + 1, it ? it : "?",
+				       json_is_true(json_object_get(c, "mutating"))
+					   ? "[changes]"
+					   : "[read-only]");
+				free(it);
+				print_plan_unit(c, "    ");
+			}
+			if (kids)
+				continue;
+		}
+		print_plan_unit(s, "");
+	}
+	if (json_array_size(res->critical_path)) {
+		printf("\n  critical path (%zu steps):", json_array_size(res->critical_path));
+		json_array_foreach(res->critical_path, k, id)
+		    printf("%s %s", k ? " ->" : "", json_string_value(id));
+		printf("\n");
 	}
 }
 
@@ -273,10 +369,16 @@ void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_r
 			      "audit", res->audit_path, "steps", res->steps, "plan", res->plan);
 		char *txt;
 
+		if (res->critical_path)
+			json_object_set(o, "critical_path", res->critical_path);
 		if (res->rto_s >= 0)
 			json_object_set_new(o, "rto_s", json_real(res->rto_s));
 		if (res->rpo_s >= 0)
 			json_object_set_new(o, "rpo_s", json_real(res->rpo_s));
+		if (res->rto_verdict[0])
+			json_object_set_new(o, "targets",
+					    json_pack("{s:s, s:s}", "rto", res->rto_verdict, "rpo",
+						      res->rpo_verdict));
 		if (res->error[0])
 			json_object_set_new(o, "error", json_string(res->error));
 		txt = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -288,31 +390,8 @@ void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_r
 		char line[256];
 		int color = p->mode == DRB_OUT_LIVE;
 
-		if (res->plan) {
-			printf("\nPlan for %s (nothing was changed):\n", rb->name);
-			json_array_foreach(res->plan, i, s)
-			{
-				char *w = json_dumps(json_object_get(s, "with"),
-						     JSON_COMPACT | JSON_PRESERVE_ORDER);
-
-				printf("  %2zu. %-24s %-34s %s\n", i + 1,
-				       json_string_value(json_object_get(s, "id")),
-				       json_string_value(json_object_get(s, "action")),
-				       json_is_true(json_object_get(s, "mutating"))
-					   ? "[changes]"
-					   : "[read-only]");
-				if (json_object_get(s, "for_each"))
-					printf("      for each %s\n",
-					       json_string_value(json_object_get(s, "for_each")));
-				if (json_object_get(s, "when"))
-					printf("      when %s\n",
-					       json_string_value(json_object_get(s, "when")));
-				printf("      with %s\n", w ? w : "{}");
-				if (json_object_get(s, "unresolved"))
-					printf("      (some values depend on earlier steps)\n");
-				free(w);
-			}
-		}
+		if (res->plan)
+			print_plan(rb, res);
 		printf("\n%s%s%s  %s  run %s  (exit %d)\n",
 		       color ? (res->exit_code ? "\x1b[1;31m" : "\x1b[1;32m") : "", res->status,
 		       color ? "\x1b[0m" : "", rb ? rb->name : "", res->run_id, res->exit_code);
@@ -337,9 +416,11 @@ void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_r
 			}
 		}
 		if (!res->plan) {
-			fmt_target(line, sizeof(line), "RTO", res->rto_s, res->target_rto_s);
+			fmt_target(line, sizeof(line), "RTO", res->rto_s, res->target_rto_s,
+				   res->rto_verdict);
 			printf("\n  %s\n", line);
-			fmt_target(line, sizeof(line), "RPO", res->rpo_s, res->target_rpo_s);
+			fmt_target(line, sizeof(line), "RPO", res->rpo_s, res->target_rpo_s,
+				   res->rpo_verdict);
 			printf("  %s\n", line);
 		}
 		if (res->audit_path[0])

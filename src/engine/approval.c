@@ -1,6 +1,7 @@
 /* Approvals: a human says yes before a change. Granted by --approve STEP or --yes, or asked on
  * the terminal through the sink; with no terminal and no flag the run is refused at once (a
  * game-day schedule must say what it approves). Every decision is an "approval" event. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,9 @@
 #include <drbook/util.h>
 
 #include "engine_int.h"
+
+/* Steps of a graph run at the same time: one question on the terminal at a time. */
+static pthread_mutex_t ask_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int listed(char *const *v, size_t n, const char *id, const char *uid)
 {
@@ -44,7 +48,9 @@ int drb_approval(drb_run *r, const drb_step *s, const char *uid, const json_t *a
 			      "asking");
 		drb_emit(r, "approval", uid, d, err);
 		json_decref(d);
+		pthread_mutex_lock(&ask_mu);
 		answer = r->o->sink.ask(r->o->sink.ud, uid, msg, timeout);
+		pthread_mutex_unlock(&ask_mu);
 		if (answer == 1)
 			how = "terminal";
 	}

@@ -19,6 +19,7 @@ typedef struct drb_unit {
 	char *uid;    /* "promote" or "scale[2]" */
 	json_t *item; /* for_each item or NULL */
 	json_t *result;
+	int64_t order; /* when it completed: rollback undoes the highest first */
 } drb_unit;
 
 /* What the log of an interrupted run says about one step uid (resume). */
@@ -27,6 +28,8 @@ typedef struct drb_prior {
 	int started, ended;
 	char status[16];
 	json_t *result;
+	json_t *item;	   /* for_each child: its item (from step.start), or NULL */
+	int64_t end_order; /* seq of its step.end record */
 } drb_prior;
 
 typedef struct drb_run {
@@ -44,15 +47,17 @@ typedef struct drb_run {
 	double deadline;      /* run deadline (mono) or 0 */
 	volatile int *cancel; /* the caller's interrupt flag, or cancel_own */
 	volatile int cancel_own;
-	int phase_ro; /* preflight or plan: mutating calls refused */
-	int lua_ro;   /* a read-only Lua entry is running (protected by the Lua lock) */
-	double rpo_s; /* measured RPO, < 0 unknown */
-	int changed;  /* a mutating action ran: exit 3 is no longer possible */
+	int phase_ro;	  /* preflight or plan: mutating calls refused */
+	int lua_ro;	  /* a read-only Lua entry is running (protected by the Lua lock) */
+	double rpo_s;	  /* measured RPO, < 0 unknown */
+	json_t *end_info; /* at the end: {rto_s, rpo_s, targets} for the `run` global */
+	int changed;	  /* a mutating action ran: exit 3 is no longer possible */
 
 	pthread_mutex_t mu; /* protects units, summary, changed, rpo_s */
 	drb_unit *units;
 	size_t n_units, cap_units;
-	json_t *summary; /* array of step summaries */
+	int64_t unit_order; /* the order of the last completed unit */
+	json_t *summary;    /* array of step summaries */
 
 	/* replay: the recorded run's records, and which call records were used */
 	int replay;
@@ -123,12 +128,23 @@ int drb_lock_dir(char *buf, size_t cap, drb_err *err);
 /* Binds the for_each variable, the item and `result` for expressions (Lua lock held). */
 int drb_bind(drb_run *r, const char *as, const json_t *item, const json_t *result, drb_err *err);
 
-/* Records a completed unit for rollback. */
+/* Records a completed unit for rollback. order: when it completed (resume passes the seq of
+ * its step.end record), or 0: now. */
 void drb_unit_add(drb_run *r, const drb_step *s, const char *uid, const json_t *item,
-		  const json_t *result);
+		  const json_t *result, int64_t order);
+
+/* Ends a step that does not run because a step it needs did not end ok: step.end with status
+ * skipped and the reason. */
+void drb_step_skip(drb_run *r, const drb_step *s, const char *reason);
 
 /* Resume: the prior record for uid, or NULL. */
 drb_prior *drb_prior_find(drb_run *r, const char *uid);
+
+/* A step's result that carries rpo_s sets the run's RPO (also a result restored by resume). */
+void drb_run_note_rpo(drb_run *r, const json_t *result);
+
+/* "met", "missed" or "unknown" (no target, or not measured: < 0). */
+const char *drb_target_verdict(double measured, double target);
 
 /* Returns a copy of v with secret parameter values replaced by "***". */
 json_t *drb_redact(drb_run *r, const json_t *v);

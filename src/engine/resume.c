@@ -291,7 +291,10 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 			if (!strcmp(ev, "step.start")) {
 				p->started = 1;
 				p->ended = 0;
+				json_decref(p->item);
+				p->item = json_incref(json_object_get(d, "item"));
 			} else {
+				p->end_order = json_integer_value(json_object_get(rec, "seq"));
 				p->ended = 1;
 				snprintf(p->status, sizeof(p->status), "%s",
 					 json_string_value(json_object_get(d, "status"))
@@ -321,6 +324,8 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 			goto out;
 		}
 
+	/* units completed from now on are newer than every one in the log */
+	r.unit_order = (int64_t)json_array_size(records) + 1;
 	if ((rc = drb_audit_open_append(&r.audit, audit_path, o->key, o->key_len, err)))
 		goto out;
 	if (drb_run_lock_take(&locks, rb, json_object_get(sd, "lock"), r.run_id, r.cancel, err)) {

@@ -309,7 +309,7 @@ int drb_bind(drb_run *r, const char *as, const json_t *item, const json_t *resul
 }
 
 void drb_unit_add(drb_run *r, const drb_step *s, const char *uid, const json_t *item,
-		  const json_t *result)
+		  const json_t *result, int64_t order)
 {
 	pthread_mutex_lock(&r->mu);
 	if (r->n_units == r->cap_units) {
@@ -325,6 +325,9 @@ void drb_unit_add(drb_run *r, const drb_step *s, const char *uid, const json_t *
 	r->units[r->n_units].uid = strdup(uid);
 	r->units[r->n_units].item = item ? json_deep_copy(item) : NULL;
 	r->units[r->n_units].result = result ? json_deep_copy(result) : NULL;
+	r->units[r->n_units].order = order ? order : ++r->unit_order;
+	if (order > r->unit_order)
+		r->unit_order = order;
 	r->n_units++;
 out:
 	pthread_mutex_unlock(&r->mu);
@@ -332,7 +335,16 @@ out:
 
 /* ---- rollback --------------------------------------------------------------------------- */
 
-/* Runs the compensations of completed units, newest first. Returns the number that failed. */
+static int unit_newer_first(const void *pa, const void *pb)
+{
+	const drb_unit *a = pa, *b = pb;
+
+	return a->order > b->order ? -1 : a->order < b->order;
+}
+
+/* Runs the compensations of completed units, the newest completed first (parallel branches
+ * complete in any order; resume restores units in the order of their step.end records).
+ * Returns the number that failed. */
 static int rollback(drb_run *r, const char *reason)
 {
 	int failed = 0;
@@ -341,7 +353,11 @@ static int rollback(drb_run *r, const char *reason)
 
 	drb_emit(r, "rollback.begin", NULL, d, &e);
 	json_decref(d);
-	for (size_t i = r->n_units; i-- > 0;) {
+	pthread_mutex_lock(&r->mu);
+	if (r->n_units > 1)
+		qsort(r->units, r->n_units, sizeof(*r->units), unit_newer_first);
+	pthread_mutex_unlock(&r->mu);
+	for (size_t i = 0; i < r->n_units; i++) {
 		drb_unit *u = &r->units[i];
 		const drb_step *s = u->step;
 		const drb_call_spec *c = s->rollback;
@@ -388,11 +404,30 @@ static int rollback(drb_run *r, const char *reason)
 	return failed;
 }
 
+const char *drb_target_verdict(double measured, double target)
+{
+	if (target < 0 || measured < 0)
+		return "unknown";
+	return measured <= target ? "met" : "missed";
+}
+
+void drb_run_note_rpo(drb_run *r, const json_t *result)
+{
+	const json_t *rpo = json_is_object(result) ? json_object_get(result, "rpo_s") : NULL;
+
+	if (!json_is_number(rpo))
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->rpo_s = json_number_value(rpo);
+	pthread_mutex_unlock(&r->mu);
+}
+
 /* ---- notifications ---------------------------------------------------------------------- */
 
-/* The global `run`: {id, started_at, incident_start, drill, event, status}; event and status
- * only while a notification is built. */
-static void set_run_global(drb_run *r, const char *event, const char *status)
+/* The global `run`: {id, started_at, incident_start, drill, event, status, error}; event,
+ * status and error only while a notification is built; at the end also rto_s, rpo_s (where
+ * measured) and targets {rto, rpo} (met, missed or unknown), so a notification can say them. */
+static void set_run_global(drb_run *r, const char *event, const char *status, const char *error)
 {
 	char started[32], incident[32];
 	json_t *v;
@@ -401,9 +436,12 @@ static void set_run_global(drb_run *r, const char *event, const char *status)
 	drb_rfc3339_ms(r->t0_wall, started);
 	if (r->incident_ms)
 		drb_rfc3339_ms(r->incident_ms, incident);
-	v = json_pack("{s:s, s:s, s:s?, s:b, s:s?, s:s?}", "id", r->run_id, "started_at", started,
-		      "incident_start", r->incident_ms ? incident : NULL, "drill", r->o->drill,
-		      "event", event, "status", status);
+	v = json_pack("{s:s, s:s, s:s?, s:b, s:s?, s:s?, s:s?}", "id", r->run_id, "started_at",
+		      started, "incident_start", r->incident_ms ? incident : NULL, "drill",
+		      r->o->drill, "event", event, "status", status, "error",
+		      error && *error ? error : NULL);
+	if (v && status && r->end_info)
+		json_object_update(v, r->end_info);
 	if (v)
 		drb_lua_set_global(r->lua, "run", v, &e);
 	json_decref(v);
@@ -413,18 +451,25 @@ static void set_run_global(drb_run *r, const char *event, const char *status)
  * So it is sent in every phase of a run (also after a refused preflight, where the phase is
  * still read-only), it never counts as a change (a later guard failure stays a refusal,
  * exit 3), and a plan sends none (a plan calls no mutating action). */
-static void notify(drb_run *r, const char *when, const char *status)
+static void notify(drb_run *r, const char *when, const char *status, const char *error)
 {
 	int saved_ro = r->phase_ro, saved_changed;
+	json_t *e0, *red;
 
 	if (r->o->mode == DRB_MODE_PLAN)
 		return;
+	/* the error may quote a secret parameter: people get what the log gets */
+	e0 = json_pack("{s:s?}", "error", error);
+	red = e0 ? drb_redact(r, e0) : NULL;
+	json_decref(e0);
 	pthread_mutex_lock(&r->mu);
 	saved_changed = r->changed;
 	pthread_mutex_unlock(&r->mu);
 	r->phase_ro = 0;
-	for (size_t i = 0; i < r->rb->n_notify; i++) {
-		const drb_notify *n = &r->rb->notify[i];
+	/* the runbook's own, then the caller's (a game-day drill's, from its schedule) */
+	for (size_t i = 0; i < r->rb->n_notify + r->o->n_notify; i++) {
+		const drb_notify *n =
+		    i < r->rb->n_notify ? &r->rb->notify[i] : &r->o->notify[i - r->rb->n_notify];
 		const drb_action *a;
 		json_t *args = NULL, *res = NULL;
 		drb_step tmp = {0};
@@ -437,9 +482,12 @@ static void notify(drb_run *r, const char *when, const char *status)
 				hit = 1;
 		if (!hit || !(a = drb_engine_action(n->call.action)))
 			continue;
-		snprintf(uid, sizeof(uid), "notify[%zu]", i + 1);
+		if (i < r->rb->n_notify)
+			snprintf(uid, sizeof(uid), "notify[%zu]", i + 1);
+		else
+			snprintf(uid, sizeof(uid), "gameday.notify[%zu]", i - r->rb->n_notify + 1);
 		drb_lua_lock(r->lua);
-		set_run_global(r, when, status);
+		set_run_global(r, when, status, json_string_value(json_object_get(red, "error")));
 		if (drb_lua_interpolate(r->lua, n->call.with, "notify", &args, &e) != 0)
 			args = NULL;
 		drb_lua_unlock(r->lua);
@@ -459,6 +507,7 @@ static void notify(drb_run *r, const char *when, const char *status)
 	pthread_mutex_lock(&r->mu);
 	r->changed = saved_changed;
 	pthread_mutex_unlock(&r->mu);
+	json_decref(red);
 }
 
 /* ---- the run ---------------------------------------------------------------------------- */
@@ -469,7 +518,8 @@ void drb_run_result_free(drb_run_result *r)
 		return;
 	json_decref(r->steps);
 	json_decref(r->plan);
-	r->steps = r->plan = NULL;
+	json_decref(r->critical_path);
+	r->steps = r->plan = r->critical_path = NULL;
 }
 
 static void make_run_id(char *out, size_t n)
@@ -585,50 +635,384 @@ void drb_run_fini(drb_run *r)
 	for (size_t i = 0; i < r->n_prior; i++) {
 		free(r->prior[i].uid);
 		json_decref(r->prior[i].result);
+		json_decref(r->prior[i].item);
 	}
 	free(r->prior);
 	drb_lua_free(r->lua);
 	drb_audit_close(r->audit);
 	json_decref(r->summary);
+	json_decref(r->end_info);
 	json_decref(r->secrets);
 	json_decref(r->connections);
 	json_decref(r->params);
 	pthread_mutex_destroy(&r->mu);
 }
 
-static json_t *plan_steps(drb_run *r)
+/* Plan: evaluates src read-only (expression, or a with: template when tmpl is set) with the
+ * for_each variable bound; NULL when it cannot be known before the run (the reason in e). */
+static json_t *plan_eval(drb_run *r, const drb_step *s, const char *src, const json_t *tmpl,
+			 const json_t *item, const char *what, drb_err *e)
 {
+	json_t *v = NULL;
+	char chunk[512];
+	int rc;
+
+	snprintf(chunk, sizeof(chunk), "%s:%d:%d (plan %s)", r->rb->path, s->pos.line, s->pos.col,
+		 what);
+	drb_err_clear(e);
+	drb_lua_lock(r->lua);
+	r->lua_ro = 1;
+	rc = drb_bind(r, item ? (s->as ? s->as : "item") : NULL, item, NULL, e);
+	if (!rc && tmpl)
+		rc = drb_lua_interpolate(r->lua, tmpl, chunk, &v, e);
+	else if (!rc)
+		rc = drb_lua_eval(r->lua, src, chunk, &v, e);
+	r->lua_ro = 0;
+	drb_lua_unlock(r->lua);
+	if (rc) {
+		json_decref(v);
+		return NULL;
+	}
+	return v ? v : json_null();
+}
+
+/* One unit of the plan (a step, or one for_each item): its arguments, its when decision and
+ * the rollback it would have, each evaluated where it can be before the run. */
+static void plan_unit(drb_run *r, const drb_step *s, const json_t *item, json_t *o)
+{
+	const drb_action *a = drb_engine_action(s->action);
+	json_t *args, *w;
+	drb_err e;
+
+	args = plan_eval(r, s, NULL, s->with, item, "with", &e);
+	json_object_set_new(o, "mutating",
+			    json_boolean(a ? drb_action_mutates(a, s, args ? args : s->with) : 1));
+	json_object_set(o, "with", args ? args : s->with);
+	if (!args)
+		json_object_set_new(o, "unresolved", json_string(e.msg));
+	if (s->when.src) {
+		w = plan_eval(r, s, s->when.src, NULL, item, "when", &e);
+		json_object_set_new(
+		    o, "when_result",
+		    !w ? json_string("unknown")
+		       : json_string(json_is_true(w) || (!json_is_false(w) && !json_is_null(w))
+					 ? "run"
+					 : "skip"));
+		json_decref(w);
+	}
+	if (s->rollback) {
+		json_t *rw = plan_eval(r, s, NULL, s->rollback->with, item, "rollback", &e);
+		json_t *rb = json_pack("{s:s, s:O}", "action", s->rollback->action, "with",
+				       rw ? rw : s->rollback->with);
+
+		if (!rw)
+			json_object_set_new(rb, "unresolved", json_string(e.msg));
+		json_object_set_new(o, "rollback", rb);
+		json_decref(rw);
+	}
+	json_decref(args);
+}
+
+/* What plan shows of every step: needs, arguments, the expanded for_each items, when
+ * decisions, rollbacks; and the critical path of the graph. */
+static json_t *plan_steps(drb_run *r, json_t **critical)
+{
+	const drb_runbook *rb = r->rb;
 	json_t *plan = json_array();
+	size_t *path = NULL, n_path = 0;
 
-	for (size_t i = 0; i < r->rb->n_steps; i++) {
-		const drb_step *s = &r->rb->steps[i];
-		const drb_action *a = drb_engine_action(s->action);
-		json_t *args = NULL, *o;
-		drb_err e = {0};
-		int mut = 1;
+	for (size_t i = 0; i < rb->n_steps; i++) {
+		const drb_step *s = &rb->steps[i];
+		json_t *o =
+		    json_pack("{s:s, s:s, s:[]}", "id", s->id, "action", s->action, "needs");
 
-		drb_lua_lock(r->lua);
-		r->lua_ro = 1;
-		if (!s->for_each.src && drb_lua_interpolate(r->lua, s->with, "plan", &args, &e))
-			args = NULL;
-		r->lua_ro = 0;
-		drb_lua_unlock(r->lua);
-		if (a)
-			mut = drb_action_mutates(a, s, args ? args : s->with);
-		o = json_pack("{s:s, s:s, s:O, s:b}", "id", s->id, "action", s->action, "with",
-			      args ? args : s->with, "mutating", mut);
-		if (!args && !s->for_each.src)
-			json_object_set_new(o, "unresolved", json_string(e.msg));
-		if (s->for_each.src)
-			json_object_set_new(o, "for_each", json_string(s->for_each.src));
+		for (size_t d = 0; d < s->n_deps; d++)
+			json_array_append_new(json_object_get(o, "needs"),
+					      json_string(rb->steps[s->deps[d]].id));
 		if (s->when.src)
 			json_object_set_new(o, "when", json_string(s->when.src));
-		if (s->rollback)
-			json_object_set_new(o, "rollback", json_string(s->rollback->action));
+		if (s->for_each.src) {
+			drb_err e;
+			json_t *items =
+			    plan_eval(r, s, s->for_each.src, NULL, NULL, "for_each", &e);
+
+			json_object_set_new(o, "for_each", json_string(s->for_each.src));
+			if (items && json_is_object(items) && !json_object_size(items)) {
+				json_decref(items);
+				items = json_array();
+			}
+			plan_unit(r, s, NULL, o); /* as written, for the step as a whole */
+			json_object_del(o, "when_result");
+			if (json_is_array(items)) {
+				json_t *kids = json_array(), *it;
+				size_t k;
+
+				json_array_foreach(items, k, it)
+				{
+					json_t *c = json_pack("{s:O}", "item", it);
+
+					plan_unit(r, s, it, c);
+					json_array_append_new(kids, c);
+				}
+				json_object_set(o, "items", items);
+				json_object_set_new(o, "children", kids);
+				json_object_del(o, "with");
+				json_object_del(o, "unresolved");
+				json_object_del(o, "rollback");
+			} else {
+				json_object_set_new(o, "items_unresolved",
+						    json_string(items ? "not a list" : e.msg));
+			}
+			json_decref(items);
+		} else {
+			plan_unit(r, s, NULL, o);
+		}
 		json_array_append_new(plan, o);
-		json_decref(args);
 	}
+	*critical = json_array();
+	if (drb_runbook_critical_path(rb, &path, &n_path) == 0)
+		for (size_t k = 0; k < n_path; k++)
+			json_array_append_new(*critical, json_string(rb->steps[path[k]].id));
+	free(path);
 	return plan;
+}
+
+/* ---- the step graph -------------------------------------------------------------------- */
+
+/* What stopped the steps, for the verdict. */
+typedef struct gstop {
+	int stop;	     /* a step failed (or was refused) and no new step may start */
+	int refuse;	     /* ... by a refusal or a guard before any change: exit 3 */
+	drb_on_failure pol;  /* the failure policy of that step */
+	int critical_failed; /* a critical step failed under on_failure: continue */
+} gstop;
+
+enum { G_PENDING = 0, G_RUNNING, G_DONE };
+
+typedef struct graph graph;
+
+typedef struct gjob {
+	graph *g;
+	size_t i;
+	pthread_t th;
+	int threaded;
+} gjob;
+
+struct graph {
+	drb_run *r;
+	pthread_mutex_t mu; /* protects st, finished, n_finished */
+	pthread_cond_t cv;
+	unsigned char *state;	/* main thread only */
+	unsigned char *blocked; /* skipped because a need did not end ok */
+	drb_step_status *st;
+	drb_err *errs;
+	gjob *jobs;
+	size_t *finished; /* ended, not yet looked at by the main thread */
+	size_t n_finished;
+	size_t running;
+};
+
+static void *graph_worker(void *arg)
+{
+	gjob *j = arg;
+	graph *g = j->g;
+	drb_step_status st = drb_step_execute(g->r, &g->r->rb->steps[j->i], &g->errs[j->i]);
+
+	pthread_mutex_lock(&g->mu);
+	g->st[j->i] = st;
+	g->finished[g->n_finished++] = j->i;
+	pthread_cond_signal(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+	return NULL;
+}
+
+static int status_passes(drb_step_status st)
+{
+	return st == DRB_ST_OK || st == DRB_ST_SKIPPED || st == DRB_ST_ASSUMED;
+}
+
+/* The failure policy, applied to a step that ended (the v1 rules, step by step). */
+static void graph_ended(drb_run *r, graph *g, size_t i, gstop *x, drb_err *first)
+{
+	const drb_step *s = &r->rb->steps[i];
+	drb_on_failure pol = s->on_failure ? s->on_failure : r->rb->on_failure;
+	drb_step_status st = g->st[i];
+	const drb_err *err = &g->errs[i];
+	int changed;
+
+	g->state[i] = G_DONE;
+	if (status_passes(st))
+		return;
+	if (!first->msg[0])
+		snprintf(first->msg, sizeof(first->msg), "step '%s': %s", s->id, err->msg);
+	if (x->stop)
+		return; /* the first failure decides */
+	pthread_mutex_lock(&r->mu);
+	changed = r->changed;
+	pthread_mutex_unlock(&r->mu);
+	if (st == DRB_ST_REFUSED && !changed) {
+		x->stop = x->refuse = 1;
+		x->pol = pol;
+		return;
+	}
+	if (!s->critical)
+		return;
+	if (pol == DRB_ONF_CONTINUE && !(*r->cancel)) {
+		x->critical_failed = 1;
+		return;
+	}
+	x->stop = 1;
+	x->pol = pol;
+	/* a guard said no before anything changed: refused, not failed */
+	if (!changed && !x->critical_failed && !(*r->cancel) && err->cause == DRB_CAUSE_CHECK)
+		x->refuse = 1;
+}
+
+/* 1: step i may start; 0: not yet; -1: never (a step it needs did not end ok). A step
+ * without needs follows the step before it, whatever its end (v1: on_failure: continue goes
+ * on with the next step). */
+static int graph_ready(const drb_run *r, const graph *g, size_t i, const char **why)
+{
+	const drb_step *s = &r->rb->steps[i];
+
+	for (size_t d = 0; d < s->n_deps; d++)
+		if (g->state[s->deps[d]] != G_DONE)
+			return 0;
+	for (size_t d = 0; s->needs_set && d < s->n_deps; d++) {
+		size_t k = s->deps[d];
+
+		if (g->blocked[k] || !status_passes(g->st[k])) {
+			*why = r->rb->steps[k].id;
+			return -1;
+		}
+	}
+	return 1;
+}
+
+/* Runs the steps as a graph: every step whose needs have ended starts at once, at most
+ * max_parallel at a time, each on a thread of its own; the main thread alone decides what
+ * starts and applies the failure policy. After a failure that stops the run, no step starts
+ * and the running ones are waited for. */
+static void run_graph(drb_run *r, gstop *x, drb_err *first)
+{
+	const drb_runbook *rb = r->rb;
+	size_t n = rb->n_steps, width = rb->max_parallel > 0 ? (size_t)rb->max_parallel : 8;
+	graph g;
+
+	memset(&g, 0, sizeof(g));
+	g.r = r;
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	g.state = calloc(n + 1, 1);
+	g.blocked = calloc(n + 1, 1);
+	g.st = calloc(n + 1, sizeof(*g.st));
+	g.errs = calloc(n + 1, sizeof(*g.errs));
+	g.jobs = calloc(n + 1, sizeof(*g.jobs));
+	g.finished = calloc(n + 1, sizeof(*g.finished));
+	if (!g.state || !g.blocked || !g.st || !g.errs || !g.jobs || !g.finished) {
+		snprintf(first->msg, sizeof(first->msg), "out of memory");
+		x->stop = 1;
+		x->pol = DRB_ONF_ABORT;
+		goto out;
+	}
+	for (;;) {
+		/* what ended, in the order it ended */
+		pthread_mutex_lock(&g.mu);
+		while (g.n_finished) {
+			size_t i = g.finished[0];
+
+			memmove(g.finished, g.finished + 1, --g.n_finished * sizeof(*g.finished));
+			pthread_mutex_unlock(&g.mu);
+			if (g.jobs[i].threaded)
+				pthread_join(g.jobs[i].th, NULL);
+			g.running--;
+			graph_ended(r, &g, i, x, first);
+			pthread_mutex_lock(&g.mu);
+		}
+		pthread_mutex_unlock(&g.mu);
+
+		for (size_t i = 0; !x->stop && i < n && g.running < width; i++) {
+			const drb_step *s = &rb->steps[i];
+			const char *why = NULL;
+			int ready;
+
+			if (g.state[i] != G_PENDING || !(ready = graph_ready(r, &g, i, &why)))
+				continue;
+			if (ready < 0) {
+				char reason[300];
+
+				snprintf(reason, sizeof(reason), "needs '%s', which did not end ok",
+					 why);
+				drb_step_skip(r, s, reason);
+				g.st[i] = DRB_ST_SKIPPED;
+				g.blocked[i] = 1;
+				g.state[i] = G_DONE;
+				i = (size_t)-1; /* a step waiting for this one may be ready now */
+				continue;
+			}
+			if (*r->cancel || (r->deadline > 0 && drb_mono_now() >= r->deadline)) {
+				if (*r->cancel) {
+					drb_err_set(&g.errs[i], DRB_EINTERRUPTED,
+						    "run interrupted");
+				} else {
+					char w[32];
+
+					drb_duration_format(rb->deadline_s, w, sizeof(w));
+					drb_err_set(&g.errs[i], DRB_ETIMEOUT,
+						    "run deadline of %s passed before step '%s'", w,
+						    s->id);
+				}
+				g.st[i] = DRB_ST_FAILED; /* not started: no step.end */
+				graph_ended(r, &g, i, x, first);
+				i = (size_t)-1;
+				continue;
+			}
+			g.state[i] = G_RUNNING;
+			g.running++;
+			g.jobs[i].g = &g;
+			g.jobs[i].i = i;
+			g.jobs[i].threaded =
+			    pthread_create(&g.jobs[i].th, NULL, graph_worker, &g.jobs[i]) == 0;
+			if (!g.jobs[i].threaded)
+				graph_worker(&g.jobs[i]); /* no thread: run it here */
+		}
+		if (!g.running)
+			break; /* nothing runs and nothing could start: the end */
+		pthread_mutex_lock(&g.mu);
+		while (!g.n_finished)
+			pthread_cond_wait(&g.cv, &g.mu);
+		pthread_mutex_unlock(&g.mu);
+	}
+out:
+	free(g.state);
+	free(g.blocked);
+	free(g.st);
+	free(g.errs);
+	free(g.jobs);
+	free(g.finished);
+	pthread_cond_destroy(&g.cv);
+	pthread_mutex_destroy(&g.mu);
+}
+
+/* With targets_required (game-day drills), a run that recovered too slowly or lost too much
+ * failed: says which target was missed into why. Unknown measures miss nothing. */
+static int missed_target(const drb_runbook *rb, double rto, double rpo, char *why, size_t n)
+{
+	char got[32], want[32];
+
+	if (rb->target_rto_s >= 0 && rto > rb->target_rto_s) {
+		drb_duration_format(rto, got, sizeof(got));
+		drb_duration_format(rb->target_rto_s, want, sizeof(want));
+		snprintf(why, n, "RTO %s missed its target of %s", got, want);
+		return 1;
+	}
+	if (rb->target_rpo_s >= 0 && rpo > rb->target_rpo_s) {
+		drb_duration_format(rpo, got, sizeof(got));
+		drb_duration_format(rb->target_rpo_s, want, sizeof(want));
+		snprintf(why, n, "RPO %s missed its target of %s", got, want);
+		return 1;
+	}
+	return 0;
 }
 
 /* Runs preflight (if any), then the steps, then decides the verdict and writes run.end. */
@@ -642,11 +1026,11 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 	double rto = -1;
 
 	drb_lua_lock(r->lua);
-	set_run_global(r, NULL, NULL);
+	set_run_global(r, NULL, NULL, NULL);
 	drb_lua_unlock(r->lua);
 
 	if (!r->resuming)
-		notify(r, "start", NULL);
+		notify(r, "start", NULL, NULL);
 	r->phase_ro = 1;
 	for (size_t i = 0; do_preflight && i < rb->n_preflight; i++) {
 		drb_step_status st = drb_step_execute(r, &rb->preflight[i], &err);
@@ -661,66 +1045,45 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		}
 	}
 	if (r->o->mode == DRB_MODE_PLAN) {
-		out->plan = plan_steps(r);
-		json_t *d = json_pack("{s:O}", "steps", out->plan);
+		out->plan = plan_steps(r, &out->critical_path);
+		json_t *d = json_pack("{s:O, s:O}", "steps", out->plan, "critical_path",
+				      out->critical_path);
 		drb_emit(r, "plan", NULL, d, &err);
 		json_decref(d);
 		goto verdict;
 	}
 	r->phase_ro = 0;
-	for (size_t i = 0; i < rb->n_steps; i++) {
-		const drb_step *s = &rb->steps[i];
-		drb_on_failure pol = s->on_failure ? s->on_failure : rb->on_failure;
-		drb_step_status st;
+	{
+		gstop x = {0};
 
-		if ((*r->cancel)) {
-			drb_err_set(&err, DRB_EINTERRUPTED, "run interrupted");
-			st = DRB_ST_FAILED;
-		} else if (r->deadline > 0 && drb_mono_now() >= r->deadline) {
-			char w[32];
-
-			drb_duration_format(rb->deadline_s, w, sizeof(w));
-			drb_err_set(&err, DRB_ETIMEOUT,
-				    "run deadline of %s passed before step '%s'", w, s->id);
-			st = DRB_ST_FAILED;
-		} else {
-			st = drb_step_execute(r, s, &err);
+		run_graph(r, &x, &first);
+		if (x.refuse && r->changed) {
+			/* a step running beside it changed something: no longer a refusal */
+			x.refuse = 0;
+			if (x.pol == DRB_ONF_CONTINUE)
+				x.pol = DRB_ONF_ABORT;
 		}
-		if (st == DRB_ST_OK || st == DRB_ST_SKIPPED || st == DRB_ST_ASSUMED)
-			continue;
-		if (!first.msg[0])
-			snprintf(first.msg, sizeof(first.msg), "step '%s': %s", s->id, err.msg);
-		if (st == DRB_ST_REFUSED && !r->changed) {
+		critical_failed = x.critical_failed;
+		if (x.refuse) {
 			status = "refused";
 			exit_code = DRB_EXIT_REFUSED;
 			goto verdict;
 		}
-		if (!s->critical)
-			continue;
-		if (pol == DRB_ONF_CONTINUE && !(*r->cancel)) {
-			critical_failed = 1;
-			continue;
-		}
-		if (!r->changed && !critical_failed && !(*r->cancel) &&
-		    err.cause == DRB_CAUSE_CHECK) {
-			/* a guard said no before anything changed: refused, not failed */
-			status = "refused";
-			exit_code = DRB_EXIT_REFUSED;
+		if (x.stop) {
+			exit_code = DRB_EXIT_FAILED; /* something changed: refusals ended above */
+			if (x.pol == DRB_ONF_ROLLBACK && !(*r->cancel)) {
+				rolled_failed = rollback(r, first.msg);
+				status = rolled_failed ? "failed" : "rolled_back";
+				if (rolled_failed)
+					snprintf(first.msg + strlen(first.msg),
+						 sizeof(first.msg) - strlen(first.msg),
+						 "; %d rollback action(s) failed: needs a human",
+						 rolled_failed);
+			} else {
+				status = "failed";
+			}
 			goto verdict;
 		}
-		exit_code = DRB_EXIT_FAILED; /* something changed: refusals ended above */
-		if (pol == DRB_ONF_ROLLBACK && !(*r->cancel)) {
-			rolled_failed = rollback(r, first.msg);
-			status = rolled_failed ? "failed" : "rolled_back";
-			if (rolled_failed)
-				snprintf(first.msg + strlen(first.msg),
-					 sizeof(first.msg) - strlen(first.msg),
-					 "; %d rollback action(s) failed: needs a human",
-					 rolled_failed);
-		} else {
-			status = "failed";
-		}
-		goto verdict;
 	}
 	if (critical_failed) {
 		status = "failed";
@@ -730,6 +1093,11 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 
 		rto = (double)(drb_wall_ms() - from) / 1000.0;
 	}
+	if (r->o->targets_required && exit_code == DRB_EXIT_OK &&
+	    missed_target(rb, rto, r->rpo_s, first.msg, sizeof(first.msg))) {
+		status = "failed";
+		exit_code = DRB_EXIT_FAILED;
+	}
 verdict:
 	end = json_pack("{s:s, s:i, s:I}", "status", status, "exit_code", exit_code, "duration_ms",
 			(json_int_t)(drb_wall_ms() - r->t0_wall));
@@ -737,29 +1105,29 @@ verdict:
 		json_object_set_new(end, "rto_s", json_real(rto));
 	if (r->rpo_s >= 0)
 		json_object_set_new(end, "rpo_s", json_real(r->rpo_s));
-	if (rb->target_rto_s >= 0 || rb->target_rpo_s >= 0) {
-		json_t *t = json_object();
+	{
+		/* targets: the verdicts, and the targets themselves where the runbook sets them */
+		json_t *t =
+		    json_pack("{s:s, s:s}", "rto", drb_target_verdict(rto, rb->target_rto_s), "rpo",
+			      drb_target_verdict(r->rpo_s, rb->target_rpo_s));
 
-		if (rb->target_rto_s >= 0) {
+		if (rb->target_rto_s >= 0)
 			json_object_set_new(t, "rto_s", json_real(rb->target_rto_s));
-			if (rto >= 0)
-				json_object_set_new(t, "rto_met",
-						    json_boolean(rto <= rb->target_rto_s));
-		}
-		if (rb->target_rpo_s >= 0) {
+		if (rb->target_rpo_s >= 0)
 			json_object_set_new(t, "rpo_s", json_real(rb->target_rpo_s));
-			if (r->rpo_s >= 0)
-				json_object_set_new(t, "rpo_met",
-						    json_boolean(r->rpo_s <= rb->target_rpo_s));
-		}
 		json_object_set_new(end, "targets", t);
+		r->end_info = json_pack("{s:O}", "targets", t);
+		if (rto >= 0)
+			json_object_set_new(r->end_info, "rto_s", json_real(rto));
+		if (r->rpo_s >= 0)
+			json_object_set_new(r->end_info, "rpo_s", json_real(r->rpo_s));
 	}
 	if (first.msg[0])
 		json_object_set_new(end, "error", json_string(first.msg));
 	if (r->o->mode != DRB_MODE_PLAN)
-		notify(r, strcmp(status, "succeeded") ? "failure" : "success", status);
+		notify(r, strcmp(status, "succeeded") ? "failure" : "success", status, first.msg);
 	if (r->o->mode != DRB_MODE_PLAN)
-		notify(r, "end", status);
+		notify(r, "end", status, first.msg);
 	if (drb_emit(r, "run.end", NULL, end, &err) && exit_code == DRB_EXIT_OK) {
 		status = "failed";
 		exit_code = DRB_EXIT_FAILED;
@@ -772,6 +1140,10 @@ verdict:
 	out->rpo_s = r->rpo_s;
 	out->target_rto_s = rb->target_rto_s;
 	out->target_rpo_s = rb->target_rpo_s;
+	snprintf(out->rto_verdict, sizeof(out->rto_verdict), "%s",
+		 drb_target_verdict(rto, rb->target_rto_s));
+	snprintf(out->rpo_verdict, sizeof(out->rpo_verdict), "%s",
+		 drb_target_verdict(r->rpo_s, rb->target_rpo_s));
 	snprintf(out->run_id, sizeof(out->run_id), "%s", r->run_id);
 	snprintf(out->audit_path, sizeof(out->audit_path), "%s",
 		 r->audit ? drb_audit_path(r->audit) : "");
@@ -878,8 +1250,9 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	if ((rc = drb_emit(&r, "run.start", NULL, start, err)))
 		goto out;
 	if (refused) {
-		json_t *end = json_pack("{s:s, s:i, s:s}", "status", "refused", "exit_code",
-					DRB_EXIT_REFUSED, "error", lock_err.msg);
+		json_t *end = json_pack("{s:s, s:i, s:s, s:{s:s, s:s}}", "status", "refused",
+					"exit_code", DRB_EXIT_REFUSED, "error", lock_err.msg, "targets",
+					"rto", "unknown", "rpo", "unknown");
 
 		*err = lock_err;
 		drb_emit(&r, "run.end", NULL, end, err);

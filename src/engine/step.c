@@ -63,6 +63,19 @@ static int wait_for(drb_run *r, double s, double deadline)
 	}
 }
 
+/* The pause before the next check of an `until`: a fifth of the time already waited, at
+ * least 100 ms, at most `every`. A condition that becomes true after t seconds of waiting is
+ * seen by about 1.2 t (never more than `every` late), at the cost of a few more checks at the
+ * start of a wait: 0.1 s, 0.1 s, ... growing by a fifth each time. */
+static double poll_interval(double every, double waited)
+{
+	double d = waited * 0.2;
+
+	if (d < 0.1)
+		d = 0.1;
+	return d < every ? d : every;
+}
+
 static int step_retryable(int code)
 {
 	switch (code) {
@@ -180,21 +193,22 @@ static drb_step_status finish(drb_run *r, const drb_step *s, const char *uid, in
 	json_object_set(data, "result", result ? result : json_null());
 	drb_emit(r, "step.end", uid, data, &e);
 	json_decref(data);
-	if (result && json_is_object(result)) {
-		json_t *rpo = json_object_get(result, "rpo_s");
-
-		if (json_is_number(rpo)) {
-			pthread_mutex_lock(&r->mu);
-			r->rpo_s = json_number_value(rpo);
-			pthread_mutex_unlock(&r->mu);
-		}
-	}
+	drb_run_note_rpo(r, result);
 	if (top)
 		set_step_result(r, s->id, st, result);
 	summary_add(r, uid, st, attempts, dur,
 		    (st == DRB_ST_FAILED || st == DRB_ST_REFUSED) ? cause->msg : NULL);
 	(void)item;
 	return st;
+}
+
+void drb_step_skip(drb_run *r, const drb_step *s, const char *reason)
+{
+	json_t *extra = json_pack("{s:s}", "reason", reason);
+	drb_err none = {0};
+
+	finish(r, s, s->id, 1, DRB_ST_SKIPPED, 0, drb_mono_now(), NULL, NULL, &none, extra);
+	json_decref(extra);
 }
 
 /* Resume: a unit the interrupted run already finished, or decided at resume time. Returns 1
@@ -213,8 +227,9 @@ static int resume_unit(drb_run *r, const drb_step *s, const char *uid, int top, 
 						      : DRB_ST_ASSUMED;
 		if (top)
 			set_step_result(r, s->id, *st, p->result);
+		drb_run_note_rpo(r, p->result); /* RPO is still measured after a resume */
 		if (*st == DRB_ST_OK && !s->for_each.src)
-			drb_unit_add(r, s, uid, item, p->result);
+			drb_unit_add(r, s, uid, item, p->result, p->end_order);
 		summary_add(r, uid, *st, 0, 0, NULL);
 		return 1;
 	}
@@ -245,7 +260,9 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 	drb_step_status st = DRB_ST_FAILED;
 	drb_retry single = {.attempts = 1, .exponential = 1, .initial_s = 1, .max_s = 1};
 	const drb_retry *policy = s->has_retry ? &s->retry : &single;
-	int attempts = 0, mut, rc, ok;
+	int attempts = 0, mut, rc, ok, polls = 0;
+	double wait_t0 = 0, iv;
+	json_t *waited = NULL;
 
 	if (!item)
 		as = NULL;
@@ -287,6 +304,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 	if (drb_emit(r, "step.start", uid, start, err))
 		goto failed;
 
+	wait_t0 = drb_mono_now();
 	for (;;) {
 		attempts++;
 		json_decref(result);
@@ -296,6 +314,9 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 		/* a read-only script that raises (assert(lag < max, "...")) is a check saying no */
 		if (rc == DRB_ESCRIPT && a == &drb_action_lua && !mut)
 			err->cause = DRB_CAUSE_CHECK;
+		if (s->until.src)
+			polls++;
+		iv = poll_interval(s->every_s, drb_mono_now() - wait_t0);
 		if (rc == 0 && s->until.src) {
 			int met = 0;
 
@@ -303,7 +324,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 			if (rc == 0 && !met) {
 				char w[32];
 
-				if (drb_mono_now() + s->every_s > poll_end) {
+				if (drb_mono_now() + iv > poll_end) {
 					drb_duration_format(poll_end - t0, w, sizeof(w));
 					drb_err_set(err, DRB_ETIMEOUT,
 						    "until: '%s' not met within %s", s->until.src,
@@ -311,7 +332,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 					err->cause = DRB_CAUSE_CHECK;
 					goto failed;
 				}
-				if ((rc = wait_for(r, s->every_s, poll_end)) != 0) {
+				if ((rc = wait_for(r, iv, poll_end)) != 0) {
 					drb_err_set(err, rc, "until: interrupted");
 					goto failed;
 				}
@@ -319,13 +340,13 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 				continue;
 			}
 		} else if (rc != 0 && s->until.src && drb_code_retryable(rc) &&
-			   drb_mono_now() + s->every_s <= poll_end) {
+			   drb_mono_now() + iv <= poll_end) {
 			/* a transient error while polling: keep polling */
 			json_t *d = json_pack("{s:s}", "error", err->msg);
 
 			drb_emit(r, "step.poll_error", uid, d, err);
 			json_decref(d);
-			if (wait_for(r, s->every_s, poll_end) == 0) {
+			if (wait_for(r, iv, poll_end) == 0) {
 				attempts--;
 				continue;
 			}
@@ -369,15 +390,23 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 				goto failed;
 		}
 	}
+	/* the time an until waited for its condition, from the first check to the last */
+	if (s->until.src && polls)
+		waited = json_pack("{s:i, s:I}", "polls", polls, "wait_ms",
+				   (json_int_t)llround((drb_mono_now() - wait_t0) * 1000));
 	if (st == DRB_ST_OK && mut)
-		drb_unit_add(r, s, uid, item, result);
-	st = finish(r, s, uid, top, st, attempts, t0, item, result, err, NULL);
+		drb_unit_add(r, s, uid, item, result, 0);
+	st = finish(r, s, uid, top, st, attempts, t0, item, result, err, waited);
 	goto out;
 failed:
 	if (!err->code)
 		drb_err_set(err, DRB_ERR, "failed");
-	st = finish(r, s, uid, top, DRB_ST_FAILED, attempts, t0, item, result, err, NULL);
+	if (s->until.src && polls)
+		waited = json_pack("{s:i, s:I}", "polls", polls, "wait_ms",
+				   (json_int_t)llround((drb_mono_now() - wait_t0) * 1000));
+	st = finish(r, s, uid, top, DRB_ST_FAILED, attempts, t0, item, result, err, waited);
 out:
+	json_decref(waited);
 	if (result_out) {
 		*result_out = result;
 		result = NULL;
@@ -443,7 +472,17 @@ static drb_step_status run_fanout(drb_run *r, const drb_step *s, drb_err *err)
 	/* resume: a finished parent is restored as a whole */
 	if (r->resuming && (p = drb_prior_find(r, s->id)) && p->ended &&
 	    strcmp(p->status, "failed") != 0) {
+		size_t idlen = strlen(s->id);
+
 		resume_unit(r, s, s->id, 1, NULL, &st);
+		/* its completed children may still have to be undone */
+		for (size_t i = 0; s->rollback && i < r->n_prior; i++) {
+			drb_prior *c = &r->prior[i];
+
+			if (!strncmp(c->uid, s->id, idlen) && c->uid[idlen] == '[' && c->ended &&
+			    !strcmp(c->status, "ok"))
+				drb_unit_add(r, s, c->uid, c->item, c->result, c->end_order);
+		}
 		return st;
 	}
 	pthread_mutex_init(&f.mu, NULL);

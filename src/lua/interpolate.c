@@ -1,49 +1,19 @@
 /* ${expr} templates in a step's with: arguments. Walks objects and arrays; a string that is
  * exactly one ${expr} keeps the value's type, anything else is concatenated as text. The
- * whole template is one entry: one instruction budget for all its expressions. */
+ * whole template is one entry: one instruction budget for all its expressions. Where an
+ * expression ends is decided by core's template scanner (luatext.c), shared with validate. */
 #include <stdio.h>
 #include <string.h>
 
 #include <lua.h>
 #include <lauxlib.h>
 
+#include <drbook/luatext.h>
 #include <drbook/util.h>
 
 #include "internal.h"
 
 #define STRING_MAX (1024 * 1024) /* an interpolated string longer than this is refused */
-
-/* Finds the '}' closing the "${" at s[start] (start points at '$'), counting nested braces
- * and skipping '...' and "..." literals; returns its index or -1. */
-static long ip_close(const char *s, size_t len, size_t start)
-{
-	int depth = 1;
-
-	for (size_t j = start + 2; j < len; j++) {
-		char c = s[j];
-
-		if (c == '\'' || c == '"') {
-			for (j++; j < len && s[j] != c; j++)
-				if (s[j] == '\\' && j + 1 < len)
-					j++;
-			if (j >= len)
-				return -1;
-		} else if (c == '{') {
-			depth++;
-		} else if (c == '}' && --depth == 0) {
-			return (long)j;
-		}
-	}
-	return -1;
-}
-
-static int ip_blank(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
-			return 0;
-	return 1;
-}
 
 /* Evaluates one expression and appends its text to b. */
 static int ip_text(drb_lua *D, const char *expr, size_t n, const char *chunk, drb_buf *b,
@@ -121,66 +91,41 @@ static int ip_too_long(drb_err *err, int rc, const char *chunk)
 			   STRING_MAX);
 }
 
+/* The parts come from the one template scanner (core's luatext.c), the same that validate
+ * uses, so a template that validates is split here exactly as it was checked. */
 static int ip_string(drb_lua *D, const char *s, size_t len, const char *chunk, json_t **out,
 		     drb_err *err)
 {
 	drb_buf b;
-	size_t i = 0, lit = 0;
-	long end;
-	int rc = 0;
+	drb_tmpl t;
+	drb_tmpl_part part;
+	const char *expr;
+	size_t n;
+	int rc = 0, more;
 
 	drb_buf_init(&b, STRING_MAX);
 	/* exactly one ${expr} and nothing else: the value keeps its type */
-	if (len >= 3 && s[0] == '$' && s[1] == '{' &&
-	    (end = ip_close(s, len, 0)) == (long)len - 1) {
-		if (ip_blank(s + 2, len - 3))
-			rc = drb_err_set(err, DRB_EINVAL, "%s: empty expression '${}'", chunk);
-		else
-			rc = ip_whole(D, s + 2, len - 3, chunk, out, err);
+	if (drb_tmpl_whole(s, len, &expr, &n)) {
+		rc = ip_whole(D, expr, n, chunk, out, err);
 		goto out;
 	}
-	while (i < len) {
-		if (s[i] == '$' && i + 2 < len && s[i + 1] == '$' && s[i + 2] == '{') {
-			rc = drb_buf_append(&b, s + lit, i - lit);
-			if (rc == 0)
-				rc = drb_buf_puts(&b, "${");
-			if (rc) {
-				rc = ip_too_long(err, rc, chunk);
-				goto out;
-			}
-			i += 3;
-			lit = i;
-		} else if (s[i] == '$' && i + 1 < len && s[i + 1] == '{') {
-			rc = drb_buf_append(&b, s + lit, i - lit);
-			if (rc) {
-				rc = ip_too_long(err, rc, chunk);
-				goto out;
-			}
-			end = ip_close(s, len, i);
-			if (end < 0) {
-				rc = drb_err_set(err, DRB_EINVAL,
-						 "%s: unterminated '${' in '%.200s'", chunk, s);
-				goto out;
-			}
-			if (ip_blank(s + i + 2, (size_t)end - i - 2)) {
-				rc = drb_err_set(err, DRB_EINVAL,
-						 "%s: empty expression '${}' in "
-						 "'%.200s'",
-						 chunk, s);
-				goto out;
-			}
-			rc = ip_text(D, s + i + 2, (size_t)end - i - 2, chunk, &b, err);
+	drb_tmpl_init(&t, s, len);
+	while ((more = drb_tmpl_next(&t, &part)) == 1) {
+		if (part.expr) {
+			rc = ip_text(D, part.p, part.n, chunk, &b, err);
 			if (rc)
 				goto out;
-			i = (size_t)end + 1;
-			lit = i;
-		} else {
-			i++;
+		} else if ((rc = drb_buf_append(&b, part.p, part.n)) != 0) {
+			rc = ip_too_long(err, rc, chunk);
+			goto out;
 		}
 	}
-	rc = drb_buf_append(&b, s + lit, len - lit);
-	if (rc) {
-		rc = ip_too_long(err, rc, chunk);
+	if (more < 0) {
+		rc = part.error == DRB_TMPL_EMPTY
+			 ? drb_err_set(err, DRB_EINVAL, "%s: empty expression '${}' in '%.200s'",
+				       chunk, s)
+			 : drb_err_set(err, DRB_EINVAL, "%s: unterminated '${' in '%.200s'", chunk,
+				       s);
 		goto out;
 	}
 	*out = json_stringn(b.p ? b.p : "", b.len);

@@ -12,6 +12,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include <drbook/luatext.h>
 #include <drbook/util.h>
 
 #include "internal.h"
@@ -298,9 +299,8 @@ int drb_luai_expr_push(drb_lua *D, const char *expr, size_t len, const char *chu
 	int rc = 0;
 
 	drb_buf_init(&b, len + 64);
-	/* The newline keeps a trailing "-- comment" from eating the parenthesis. */
-	if (drb_buf_puts(&b, "return (") || drb_buf_append(&b, expr, len) ||
-	    drb_buf_puts(&b, "\n)")) {
+	/* the chunk validate compiled too (core's luatext.c) */
+	if (drb_expr_wrap(&b, expr, len)) {
 		rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
 		goto out;
 	}

@@ -1,6 +1,6 @@
 /* Small pieces the loader's checks are built from: the diagnostics list, compiling Lua
- * expressions and chunks without running them, the ${ } scanner and the edit distance that
- * suggests the key a user probably meant. */
+ * expressions and chunks without running them, and the edit distance that suggests the key a
+ * user probably meant. (The ${ } scanner is core's luatext.c, shared with the run.) */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,8 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+
+#include <drbook/luatext.h>
 
 #include "runbook_int.h"
 
@@ -116,23 +118,45 @@ void drb_diags_free(drb_diags *d)
 	memset(d, 0, sizeof(*d));
 }
 
+struct chunk {
+	const char *src, *name;
+	size_t len;
+};
+
+static int compile_fn(lua_State *L)
+{
+	const struct chunk *c = lua_touserdata(L, 1);
+
+	if (luaL_loadbufferx(L, c->src, c->len, c->name, "t") != LUA_OK)
+		return lua_error(L);
+	return 0;
+}
+
 /* Compiles in L (a bare state: no libraries are needed to compile, and nothing is ever run
- * in it), or in a state of its own when L is NULL. The compiled function is dropped. */
-static int compile(lua_State *L, const char *src, size_t len, const char *chunkname,
-		   drb_err *err)
+ * in it), or in a state of its own when L is NULL. The compiled function is dropped. The
+ * compile runs in a C function under lua_pcall, as the sandbox's does (sb_run_chunk):
+ * Lua's nesting limit counts the C calls below the parser, so an expression nested just too
+ * deep for the run is refused here too. */
+static int compile(lua_State *L, const char *src, size_t len, const char *chunkname, drb_err *err)
 {
 	lua_State *own = L ? NULL : luaL_newstate();
-	int rc = 0, top;
+	struct chunk c = {src, chunkname, len};
+	int rc = 0, top, status;
 
 	if (!L)
 		L = own;
 	if (!L)
 		return drb_err_set(err, DRB_ENOMEM, "out of memory");
 	top = lua_gettop(L);
-	if (luaL_loadbufferx(L, src, len, chunkname, "t") != LUA_OK) {
+	lua_pushcfunction(L, compile_fn);
+	lua_pushlightuserdata(L, &c);
+	status = lua_pcall(L, 1, 0, 0);
+	if (status != LUA_OK) {
 		const char *m = lua_tostring(L, -1);
 
-		rc = drb_err_set(err, DRB_EINVAL, "%s", m ? m : "cannot compile");
+		rc = status == LUA_ERRMEM
+			 ? drb_err_set(err, DRB_ENOMEM, "out of memory")
+			 : drb_err_set(err, DRB_EINVAL, "%s", m ? m : "cannot compile");
 	}
 	lua_settop(L, top);
 	if (own)
@@ -140,14 +164,14 @@ static int compile(lua_State *L, const char *src, size_t len, const char *chunkn
 	return rc;
 }
 
-int drb_check_expr_in(lua_State *L, const char *src, drb_err *err)
+int drb_check_expr_in(lua_State *L, const char *src, size_t len, drb_err *err)
 {
 	drb_buf b;
 	int rc = 0;
 
 	drb_buf_init(&b, (size_t)DRB_RUNBOOK_MAX_BYTES + 64);
-	/* exactly what the engine evaluates, so "1) x = (2" cannot sneak a statement in */
-	if (drb_buf_puts(&b, "return (") || drb_buf_puts(&b, src) || drb_buf_puts(&b, ")")) {
+	/* exactly the chunk the engine evaluates (core's luatext.c) */
+	if (drb_expr_wrap(&b, src, len)) {
 		rc = drb_err_set(err, DRB_ELIMIT, "expression too long");
 		goto out;
 	}
@@ -164,7 +188,7 @@ int drb_check_chunk_in(lua_State *L, const char *src, drb_err *err)
 
 int drb_runbook_check_expr(const char *src, drb_err *err)
 {
-	return drb_check_expr_in(NULL, src, err);
+	return drb_check_expr_in(NULL, src, strlen(src), err);
 }
 
 int drb_runbook_check_chunk(const char *src, drb_err *err)
@@ -172,93 +196,46 @@ int drb_runbook_check_chunk(const char *src, drb_err *err)
 	return drb_check_chunk_in(NULL, src, err);
 }
 
-/* Skips a Lua string literal starting at s[i] (a quote or a long bracket); returns the index
- * after it, or 0 when it is not closed. */
-static size_t skip_lua_string(const char *s, size_t i)
+/* root.NAME, root["NAME"], root['NAME'] on the shared Lua tokenizer (luatext.h), so strings
+ * and comments are skipped by the same rules the scanner and the compiler use. */
+int drb_expr_refs(const char *s, const char *root,
+		  int (*cb)(void *ud, const char *name, size_t n, size_t off), void *ud)
 {
-	char q = s[i];
+	drb_lex lx;
+	drb_tok prev = {0}, t, a, b, c;
+	size_t rl = strlen(root);
 
-	if (q == '"' || q == '\'') {
-		for (i++; s[i]; i++) {
-			if (s[i] == '\\' && s[i + 1])
-				i++;
-			else if (s[i] == q)
-				return i + 1;
-		}
-		return 0;
-	}
-	/* [[ ... ]] or [==[ ... ]==] */
-	{
-		size_t lvl = 0, j = i + 1;
+	drb_lex_init(&lx, s, strlen(s));
+	for (;;) {
+		int rc = 0;
 
-		while (s[j] == '=')
-			j++, lvl++;
-		if (s[j] != '[')
-			return i + 1; /* just an index bracket */
-		for (j++; s[j]; j++) {
-			if (s[j] == ']') {
-				size_t k = j + 1, l = 0;
-
-				while (s[k] == '=')
-					k++, l++;
-				if (l == lvl && s[k] == ']')
-					return k + 1;
-			}
-		}
-		return 0;
-	}
-}
-
-int drb_interp_scan(const char *s, int (*cb)(void *ud, const char *e, size_t n), void *ud)
-{
-	size_t i = 0;
-
-	while (s[i]) {
-		size_t start, depth = 1;
-
-		if (s[i] == '$' && s[i + 1] == '$' && s[i + 2] == '{') {
-			i += 3; /* "$${" is a literal "${" */
+		if (drb_lex_next(&lx, &t) == DRB_TOK_EOF || t.kind == DRB_TOK_ERROR)
+			return 0; /* an unfinished string: the compiler reports it */
+		if (t.kind != DRB_TOK_NAME || t.n != rl || memcmp(t.p, root, rl) ||
+		    drb_tok_is(&prev, DRB_TOK_OP, ".") || drb_tok_is(&prev, DRB_TOK_OP, ":")) {
+			prev = t;
 			continue;
 		}
-		if (!(s[i] == '$' && s[i + 1] == '{')) {
-			i++;
-			continue;
+		prev = t;
+		drb_lex_next(&lx, &a);
+		if (drb_tok_is(&a, DRB_TOK_OP, ".")) {
+			drb_lex_next(&lx, &b);
+			if (b.kind == DRB_TOK_NAME && !drb_tok_is_keyword(&b))
+				rc = cb(ud, b.p, b.n, t.off);
+			prev = b;
+		} else if (drb_tok_is(&a, DRB_TOK_OP, "[")) {
+			drb_lex_next(&lx, &b);
+			if (b.kind == DRB_TOK_STRING && b.n >= 2 &&
+			    (b.p[0] == '"' || b.p[0] == '\'') && !memchr(b.p + 1, '\\', b.n - 2) &&
+			    drb_lex_next(&lx, &c) == DRB_TOK_OP && drb_tok_is(&c, DRB_TOK_OP, "]"))
+				rc = cb(ud, b.p + 1, b.n - 2, t.off);
+			prev = b;
+		} else {
+			prev = a;
 		}
-		i += 2;
-		start = i;
-		while (s[i] && depth) {
-			if (s[i] == '"' || s[i] == '\'' || s[i] == '[') {
-				size_t nx = skip_lua_string(s, i);
-
-				if (!nx)
-					return 1;
-				i = nx;
-				continue;
-			}
-			if (s[i] == '{')
-				depth++;
-			else if (s[i] == '}')
-				depth--;
-			i++;
-		}
-		if (depth)
-			return 1;
-		{
-			size_t a = start, z = i - 1; /* z: the closing brace */
-			int rc;
-
-			while (a < z && (s[a] == ' ' || s[a] == '\t' || s[a] == '\n'))
-				a++;
-			while (z > a && (s[z - 1] == ' ' || s[z - 1] == '\t' || s[z - 1] == '\n'))
-				z--;
-			if (a == z)
-				return 2;
-			rc = cb(ud, s + a, z - a);
-			if (rc)
-				return rc;
-		}
+		if (rc)
+			return rc;
 	}
-	return 0;
 }
 
 int drb_edit_distance(const char *a, const char *b, int cap)

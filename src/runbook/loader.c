@@ -11,6 +11,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <drbook/luatext.h>
+
 #include "runbook_int.h"
 
 typedef struct seen_id {
@@ -29,8 +31,8 @@ typedef struct vctx {
 } vctx;
 
 static const char *const TOP_KEYS[] = {
-    "version",	 "name",  "description", "scenario", "targets", "params", "connections", "lua",
-    "preflight", "steps", "on_failure",	 "deadline", "lock",	"notify", NULL};
+    "version",	 "name",  "description", "scenario", "targets", "params", "connections",  "lua",
+    "preflight", "steps", "on_failure",	 "deadline", "lock",	"notify", "max_parallel", NULL};
 static const char *const PARAM_KEYS[] = {"type",   "default", "description", "required",
 					 "secret", "choices", NULL};
 static const char *const PG_KEYS[] = {"kind",
@@ -65,9 +67,10 @@ static const char *const SECRET_KEYS[] = {"dsn",
 					  "url",
 					  NULL};
 static const char *const STEP_KEYS[] = {
-    "id",	    "action",	  "with",      "script",     "assert",	 "when",	"until",
-    "every",	    "timeout",	  "retry",     "on_failure", "rollback", "for_each",	"as",
-    "max_parallel", "idempotent", "done_when", "read_only",  "critical", "description", NULL};
+    "id",	"action",      "with",	       "script",     "assert",	   "when",
+    "until",	"every",       "timeout",      "retry",	     "on_failure", "rollback",
+    "for_each", "as",	       "max_parallel", "idempotent", "done_when",  "read_only",
+    "critical", "description", "needs",	       NULL};
 static const char *const RETRY_KEYS[] = {"attempts", "backoff", "initial", "max", NULL};
 static const char *const ROLLBACK_KEYS[] = {"action", "with", "script", NULL};
 static const char *const DONE_WHEN_KEYS[] = {"action", "with", "assert", NULL};
@@ -319,51 +322,52 @@ static void expr_field(vctx *v, const ynode *m, const char *key, const char *pre
 		return;
 	}
 	drb_err_clear(&e);
-	if (drb_check_expr_in(v->L, src, &e))
+	if (drb_check_expr_in(v->L, src, strlen(src), &e))
 		diag(v, n, "%s'%s' does not compile: %s", prefix, key, e.msg);
 	out->src = strdup(src);
 	out->pos = n->pos;
 }
 
-typedef struct interp_ctx {
-	vctx *v;
-	const ynode *node;
-	const char *prefix, *path;
-} interp_ctx;
-
-static int interp_cb(void *ud, const char *e, size_t n)
+/* One ${ } expression of a template: it must compile as the engine will compile it. */
+static void interp_expr(vctx *v, const ynode *n, const char *prefix, const char *path,
+			const char *e, size_t len)
 {
-	interp_ctx *c = ud;
-	char *src = strndup(e, n);
+	size_t a = 0, z = len;
 	drb_err err;
 
 	drb_err_clear(&err);
-	if (!src)
-		return 0;
-	if (drb_check_expr_in(c->v->L, src, &err))
-		diag(c->v, c->node, "%s'${%.60s}' in %s does not compile: %s", c->prefix, src,
-		     c->path, err.msg);
-	free(src);
-	return 0;
+	if (drb_check_expr_in(v->L, e, len, &err)) {
+		while (a < z && isspace((unsigned char)e[a]))
+			a++;
+		while (z > a && isspace((unsigned char)e[z - 1]))
+			z--;
+		diag(v, n, "%s'${%.*s}' in %s does not compile: %s", prefix,
+		     (int)(z - a > 60 ? 60 : z - a), e + a, path, err.msg);
+	}
 }
 
-/* Every string under with: (keys excluded) may hold ${ } expressions: all must compile. */
+/* Every string under with: (keys excluded) may hold ${ } expressions: all must compile. The
+ * split is core's template scanner, the one the engine interpolates with. */
 static void check_interp(vctx *v, const ynode *n, const char *prefix, const char *path)
 {
 	char sub[256];
 
 	if (n->kind == YN_SCALAR) {
-		interp_ctx c = {v, n, prefix, path};
+		drb_tmpl t;
+		drb_tmpl_part part;
 		int rc;
 
 		if (n->vt != YV_STR)
 			return;
-		rc = drb_interp_scan(n->str, interp_cb, &c);
-		if (rc == 1)
+		drb_tmpl_init(&t, n->str, n->len);
+		while ((rc = drb_tmpl_next(&t, &part)) == 1)
+			if (part.expr)
+				interp_expr(v, n, prefix, path, part.p, part.n);
+		if (rc < 0 && part.error == DRB_TMPL_EMPTY)
+			diag(v, n, "%sempty '${}' in %s", prefix, path);
+		else if (rc < 0)
 			diag(v, n, "%sunterminated '${' in %s (write '$${' for a literal '${')",
 			     prefix, path);
-		else if (rc == 2)
-			diag(v, n, "%sempty '${}' in %s", prefix, path);
 		return;
 	}
 	if (n->kind == YN_SEQ) {
@@ -885,6 +889,24 @@ static void parse_step(vctx *v, const ynode *m, size_t idx, int preflight, drb_s
 			diag(v, key_node(m, "max_parallel"), "%s'max_parallel' needs 'for_each'",
 			     prefix);
 	}
+	n = opt(m, "needs");
+	if (n && preflight) {
+		diag(v, key_node(m, "needs"),
+		     "%s cannot have needs: preflight checks run one after the other, before every "
+		     "step",
+		     pfwhere);
+	} else if (n && n->kind != YN_SEQ) {
+		diag(v, n, "%s'needs' must be a list of step ids", prefix);
+	} else if (n) {
+		s->needs_set = 1;
+		s->needs = calloc(n->n + 1, sizeof(char *));
+		for (size_t i = 0; s->needs && i < n->n; i++) {
+			if (!is_str(n->kids[i]))
+				diag(v, n->kids[i], "%s'needs' must be a list of step ids", prefix);
+			else
+				s->needs[s->n_needs++] = strdup(n->kids[i]->str);
+		}
+	}
 	bool_field(v, m, "idempotent", prefix, &s->idempotent);
 	s->read_only_set = bool_field(v, m, "read_only", prefix, &s->read_only) == 1;
 	bool_field(v, m, "critical", prefix, &s->critical);
@@ -1061,6 +1083,392 @@ static void parse_lock(vctx *v, const ynode *n, drb_runbook *rb)
 	}
 }
 
+
+/* ---- the step graph (needs:) and steps.Y references ---- */
+
+typedef struct gid {
+	const char *id;
+	int pre;    /* a preflight check */
+	size_t idx; /* in rb->preflight or rb->steps */
+} gid;
+
+typedef struct gctx {
+	vctx *v;
+	gid *ids; /* sorted by id, then file order */
+	size_t n_ids;
+	size_t *mark; /* mark[k] == epoch: step k ends before the step being checked starts */
+	size_t epoch;
+	/* the expression being checked */
+	int pre;     /* it belongs to a preflight check ... */
+	size_t idx;  /* ... or step with this index */
+	int any;     /* notify: any step may be named (they run at the end) */
+	int self_ok; /* rollback: the step itself has ended */
+	const ynode *node;
+	const char *prefix, *what;
+} gctx;
+
+static int gid_cmp(const void *pa, const void *pb)
+{
+	const gid *a = pa, *b = pb;
+	int c = strcmp(a->id, b->id);
+
+	if (c)
+		return c;
+	if (a->pre != b->pre)
+		return a->pre ? -1 : 1;
+	return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+static const gid *gid_find(const gctx *g, const char *id, size_t n)
+{
+	size_t lo = 0, hi = g->n_ids;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strncmp(g->ids[mid].id, id, n);
+
+		if (!c && g->ids[mid].id[n])
+			c = 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < g->n_ids && !strncmp(g->ids[lo].id, id, n) && !g->ids[lo].id[n])
+		return &g->ids[lo];
+	return NULL;
+}
+
+static int ref_cb(void *ud, const char *name, size_t n, size_t off)
+{
+	gctx *g = ud;
+	const gid *t = gid_find(g, name, n);
+	int ok;
+
+	(void)off;
+	if (!t) {
+		diag(g->v, g->node, "%s'steps.%.*s' in %s: there is no step '%.*s'", g->prefix,
+		     (int)(n > 80 ? 80 : n), name, g->what, (int)(n > 80 ? 80 : n), name);
+		return 0;
+	}
+	if (g->any)
+		ok = 1;
+	else if (g->pre)
+		ok = t->pre && t->idx < g->idx;
+	else
+		ok = t->pre || g->mark[t->idx] == g->epoch || (g->self_ok && t->idx == g->idx);
+	if (ok)
+		return 0;
+	if (g->pre && !t->pre)
+		diag(g->v, g->node,
+		     "%s'steps.%s' in %s: preflight checks run before step '%s' starts", g->prefix,
+		     t->id, g->what, t->id);
+	else if (!g->pre && t->idx == g->idx && !t->pre)
+		diag(g->v, g->node, "%s'steps.%s' in %s: the step has not ended yet when this runs",
+		     g->prefix, t->id, g->what);
+	else if (g->pre)
+		diag(g->v, g->node, "%s'steps.%s' in %s: preflight check '%s' runs after this one",
+		     g->prefix, t->id, g->what, t->id);
+	else
+		diag(g->v, g->node,
+		     "%s'steps.%s' in %s: step '%s' cannot have ended before this step starts "
+		     "(add it to needs)",
+		     g->prefix, t->id, g->what, t->id);
+	return 0;
+}
+
+/* Every steps.Y in the ${ } expressions of a template (one scanner: luatext.h). */
+static void refs_in_template(gctx *g, const char *s, size_t len)
+{
+	drb_tmpl t;
+	drb_tmpl_part part;
+
+	drb_tmpl_init(&t, s, len);
+	while (drb_tmpl_next(&t, &part) > 0) {
+		char *src;
+
+		if (!part.expr)
+			continue;
+		src = strndup(part.p, part.n);
+		if (src)
+			drb_expr_refs(src, "steps", ref_cb, g);
+		free(src);
+	}
+}
+
+/* Every steps.Y in the ${ } of the strings under n (a with: mapping). */
+static void refs_in_with(gctx *g, const ynode *n, const char *path)
+{
+	char sub[256];
+
+	if (!n)
+		return;
+	if (n->kind == YN_SCALAR) {
+		if (n->vt == YV_STR) {
+			g->node = n;
+			g->what = path;
+			refs_in_template(g, n->str, n->len);
+		}
+		return;
+	}
+	for (size_t i = 0; i < n->n; i++) {
+		if (n->kind == YN_SEQ) {
+			snprintf(sub, sizeof(sub), "%s[%zu]", path, i + 1);
+			refs_in_with(g, n->kids[i], sub);
+		} else if (i % 2) {
+			snprintf(sub, sizeof(sub), "%s.%.60s", path, n->kids[i - 1]->str);
+			refs_in_with(g, n->kids[i], sub);
+		}
+	}
+}
+
+/* Every steps.Y in an expression or script written as a scalar. */
+static void refs_in_code(gctx *g, const ynode *n, const char *what)
+{
+	if (!n || n->kind != YN_SCALAR || n->vt != YV_STR)
+		return;
+	g->node = n;
+	g->what = what;
+	drb_expr_refs(n->str, "steps", ref_cb, g);
+}
+
+static void refs_in_step(gctx *g, const ynode *m, const char *prefix)
+{
+	static const char *const exprs[] = {"assert", "when", "until", "for_each", "script", NULL};
+	const ynode *n;
+	char with_path[32] = "with";
+
+	g->prefix = prefix;
+	g->self_ok = 0;
+	refs_in_with(g, opt(m, "with"), with_path);
+	for (size_t i = 0; exprs[i]; i++)
+		refs_in_code(g, opt(m, exprs[i]), exprs[i]);
+	/* done_when and rollback may name the step itself: the first looks at what it left
+	 * behind, the second runs after it ended */
+	g->self_ok = 1;
+	n = opt(m, "done_when");
+	if (n && n->kind == YN_MAP) {
+		refs_in_with(g, opt(n, "with"), "done_when.with");
+		refs_in_code(g, opt(n, "assert"), "done_when.assert");
+	} else {
+		refs_in_code(g, n, "done_when");
+	}
+	n = opt(m, "rollback");
+	if (n && n->kind == YN_MAP) {
+		refs_in_with(g, opt(n, "with"), "rollback.with");
+		refs_in_code(g, opt(n, "script"), "rollback.script");
+		g->self_ok = 0;
+	}
+}
+
+/* Marks every step that step i waits for, directly or not (its ancestors). */
+static void mark_ancestors(gctx *g, size_t i, size_t *stack)
+{
+	const drb_runbook *rb = g->v->rb;
+	size_t top = 0;
+
+	g->epoch++;
+	stack[top++] = i;
+	while (top) {
+		const drb_step *s = &rb->steps[stack[--top]];
+
+		for (size_t d = 0; d < s->n_deps; d++) {
+			size_t k = s->deps[d];
+
+			if (g->mark[k] != g->epoch) {
+				g->mark[k] = g->epoch;
+				stack[top++] = k;
+			}
+		}
+	}
+}
+
+static void step_prefix(const drb_step *s, size_t i, int pre, char *buf, size_t n)
+{
+	if (s->id)
+		snprintf(buf, n, "%sstep '%.80s': ", pre ? "preflight " : "", s->id);
+	else
+		snprintf(buf, n, "%sstep #%zu: ", pre ? "preflight " : "", i + 1);
+}
+
+/* needs -> deps, each unknown id reported at its place. */
+static void resolve_needs(gctx *g, const ynode *steps_node)
+{
+	drb_runbook *rb = g->v->rb;
+	char prefix[120];
+
+	for (size_t i = 0; i < rb->n_steps; i++) {
+		drb_step *s = &rb->steps[i];
+		const ynode *m = steps_node->kids[i], *l = opt(m, "needs");
+
+		step_prefix(s, i, 0, prefix, sizeof(prefix));
+		if (!s->needs_set) {
+			if (i > 0 && (s->deps = malloc(sizeof(*s->deps)))) {
+				s->deps[0] = i - 1;
+				s->n_deps = 1;
+			}
+			continue;
+		}
+		s->deps = calloc(l->n + 1, sizeof(*s->deps));
+		if (!s->deps)
+			continue;
+		for (size_t k = 0; k < l->n; k++) {
+			const ynode *e = l->kids[k];
+			const gid *t;
+			size_t dup = 0;
+
+			if (!is_str(e))
+				continue;
+			t = gid_find(g, e->str, strlen(e->str));
+			for (size_t j = 0; j < k; j++)
+				if (is_str(l->kids[j]) && !strcmp(l->kids[j]->str, e->str))
+					dup = 1;
+			if (dup)
+				diag(g->v, e, "%sneeds '%.80s' twice", prefix, e->str);
+			else if (!t)
+				diag(g->v, e, "%sneeds unknown step '%.80s'", prefix, e->str);
+			else if (t->pre)
+				diag(g->v, e,
+				     "%sneeds preflight check '%.80s': preflight ends before any "
+				     "step "
+				     "starts",
+				     prefix, e->str);
+			else
+				s->deps[s->n_deps++] = t->idx;
+		}
+	}
+}
+
+/* The node of step u's needs entry naming step v (for the place of a cycle). */
+static const ynode *needs_entry(const drb_runbook *rb, const ynode *steps_node, size_t u, size_t v)
+{
+	const ynode *m = steps_node->kids[u], *l = opt(m, "needs");
+
+	for (size_t k = 0; l && l->kind == YN_SEQ && k < l->n; k++)
+		if (is_str(l->kids[k]) && rb->steps[v].id &&
+		    !strcmp(l->kids[k]->str, rb->steps[v].id))
+			return l->kids[k];
+	return m;
+}
+
+/* Every cycle is reported once, at the needs entry that closes it. Returns 1 if any. */
+static int find_cycles(gctx *g, const ynode *steps_node)
+{
+	drb_runbook *rb = g->v->rb;
+	size_t n = rb->n_steps, *stack = calloc(n + 1, sizeof(size_t)),
+	       *next = calloc(n + 1, sizeof(size_t));
+	unsigned char *color = calloc(n + 1, 1);
+	int found = 0;
+
+	if (!stack || !next || !color)
+		goto out;
+	for (size_t root = 0; root < n; root++) {
+		size_t top = 0;
+
+		if (color[root])
+			continue;
+		stack[top++] = root;
+		color[root] = 1;
+		next[root] = 0;
+		while (top) {
+			size_t u = stack[top - 1];
+			const drb_step *s = &rb->steps[u];
+
+			if (next[u] >= s->n_deps) {
+				color[u] = 2;
+				top--;
+				continue;
+			}
+			{
+				size_t w = s->deps[next[u]++];
+
+				if (color[w] == 0) {
+					color[w] = 1;
+					next[w] = 0;
+					stack[top++] = w;
+				} else if (color[w] == 1) {
+					drb_buf b;
+					char prefix[120];
+					size_t at = top;
+
+					while (at > 0 && stack[at - 1] != w)
+						at--;
+					drb_buf_init(&b, 4096);
+					drb_buf_printf(&b, "%s", rb->steps[u].id ?: "?");
+					for (size_t k = at - 1; k < top; k++)
+						drb_buf_printf(&b, " -> %s",
+							       rb->steps[stack[k]].id ?: "?");
+					step_prefix(s, u, 0, prefix, sizeof(prefix));
+					diag(g->v, needs_entry(rb, steps_node, u, w),
+					     "%sneeds cycle: %s (each needs the next)", prefix,
+					     b.p ? b.p : "");
+					drb_buf_free(&b);
+					found = 1;
+				}
+			}
+		}
+	}
+out:
+	free(stack);
+	free(next);
+	free(color);
+	return found;
+}
+
+static void check_graph(vctx *v, const ynode *root)
+{
+	drb_runbook *rb = v->rb;
+	const ynode *pre_node = opt(root, "preflight"), *steps_node = mget(root, "steps"),
+		    *notify = opt(root, "notify");
+	gctx g;
+	size_t *stack = NULL;
+	char prefix[120];
+
+	memset(&g, 0, sizeof(g));
+	g.v = v;
+	if (!steps_node || steps_node->kind != YN_SEQ || steps_node->n != rb->n_steps)
+		return;
+	g.ids = calloc(rb->n_preflight + rb->n_steps + 1, sizeof(*g.ids));
+	g.mark = calloc(rb->n_steps + 1, sizeof(*g.mark));
+	stack = calloc(rb->n_steps * 2 + 1, sizeof(*stack));
+	if (!g.ids || !g.mark || !stack)
+		goto out;
+	for (size_t i = 0; i < rb->n_preflight; i++)
+		if (rb->preflight[i].id)
+			g.ids[g.n_ids++] = (gid){rb->preflight[i].id, 1, i};
+	for (size_t i = 0; i < rb->n_steps; i++)
+		if (rb->steps[i].id)
+			g.ids[g.n_ids++] = (gid){rb->steps[i].id, 0, i};
+	qsort(g.ids, g.n_ids, sizeof(*g.ids), gid_cmp);
+	resolve_needs(&g, steps_node);
+	find_cycles(&g, steps_node);
+
+	for (size_t i = 0;
+	     pre_node && pre_node->kind == YN_SEQ && i < pre_node->n && i < rb->n_preflight; i++) {
+		step_prefix(&rb->preflight[i], i, 1, prefix, sizeof(prefix));
+		g.pre = 1;
+		g.idx = i;
+		refs_in_step(&g, pre_node->kids[i], prefix);
+	}
+	g.pre = 0;
+	for (size_t i = 0; i < rb->n_steps; i++) {
+		step_prefix(&rb->steps[i], i, 0, prefix, sizeof(prefix));
+		g.idx = i;
+		mark_ancestors(&g, i, stack);
+		refs_in_step(&g, steps_node->kids[i], prefix);
+	}
+	g.any = 1;
+	for (size_t i = 0; notify && notify->kind == YN_SEQ && i < notify->n; i++) {
+		snprintf(prefix, sizeof(prefix), "notify entry #%zu: ", i + 1);
+		g.prefix = prefix;
+		refs_in_with(&g, opt(notify->kids[i], "with"), "with");
+	}
+out:
+	free(g.ids);
+	free(g.mark);
+	free(stack);
+}
+
 static void parse_top(vctx *v, const ynode *root)
 {
 	drb_runbook *rb = v->rb;
@@ -1149,6 +1557,7 @@ static void parse_top(vctx *v, const ynode *root)
 	parse_steps(v, root, "preflight", 1, &rb->preflight, &rb->n_preflight);
 	parse_steps(v, root, "steps", 0, &rb->steps, &rb->n_steps);
 	check_unique_ids(v);
+	check_graph(v, root);
 
 	rb->on_failure = DRB_ONF_ABORT;
 	n = opt(root, "on_failure");
@@ -1178,6 +1587,12 @@ static void parse_top(vctx *v, const ynode *root)
 	n = opt(root, "notify");
 	if (n)
 		parse_notify(v, n, rb);
+	rb->max_parallel = 8;
+	n = opt(root, "max_parallel");
+	if (n && (n->kind != YN_SCALAR || n->vt != YV_INT || n->i < 1 || n->i > 64))
+		diag(v, n, "'max_parallel' must be an integer between 1 and 64");
+	else if (n)
+		rb->max_parallel = (int)n->i;
 }
 
 /* Strict UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF) and no NUL. */
@@ -1268,6 +1683,7 @@ static int load_buffer(drb_runbook **out, const char *name, const char *buf, siz
 	v.rb = rb;
 	v.L = luaL_newstate(); /* NULL: each check makes its own */
 	parse_top(&v, root);
+	drb_check_refs(diags, v.L, root);
 	if (diags->n > before)
 		rc = DRB_EINVAL;
 out:

@@ -33,6 +33,10 @@ static void step_free(drb_step *s)
 	call_free(s->rollback);
 	free(s->rollback);
 	free(s->as);
+	for (size_t i = 0; i < s->n_needs; i++)
+		free(s->needs[i]);
+	free(s->needs);
+	free(s->deps);
 }
 
 void drb_runbook_free(drb_runbook *rb)
@@ -90,6 +94,58 @@ const drb_step *drb_runbook_step(const drb_runbook *rb, const char *id)
 		if (rb->steps[i].id && !strcmp(rb->steps[i].id, id))
 			return &rb->steps[i];
 	return NULL;
+}
+
+int drb_runbook_critical_path(const drb_runbook *rb, size_t **path, size_t *n)
+{
+	size_t *len = NULL, *prev = NULL, *out = NULL, best = 0, k;
+	int rc = 0;
+
+	*path = NULL;
+	*n = 0;
+	if (!rb->n_steps)
+		return 0;
+	len = calloc(rb->n_steps, sizeof(*len));
+	prev = calloc(rb->n_steps, sizeof(*prev));
+	if (!len || !prev) {
+		rc = DRB_ENOMEM;
+		goto out;
+	}
+	/* longest chain ending at each step; deps may point forward (needs: [a later step]),
+	 * so relax until nothing changes: at most n rounds in an acyclic graph */
+	for (size_t round = 0, changed = 1; changed && round <= rb->n_steps; round++) {
+		changed = 0;
+		for (size_t i = 0; i < rb->n_steps; i++) {
+			const drb_step *s = &rb->steps[i];
+			size_t l = 1, p = i;
+
+			for (size_t d = 0; d < s->n_deps; d++)
+				if (len[s->deps[d]] + 1 > l)
+					l = len[s->deps[d]] + 1, p = s->deps[d];
+			if (l != len[i] || p != prev[i])
+				len[i] = l, prev[i] = p, changed = 1;
+		}
+	}
+	for (size_t i = 1; i < rb->n_steps; i++)
+		if (len[i] > len[best])
+			best = i;
+	out = calloc(len[best], sizeof(*out));
+	if (!out) {
+		rc = DRB_ENOMEM;
+		goto out;
+	}
+	k = len[best];
+	for (size_t i = best;; i = prev[i]) {
+		out[--k] = i;
+		if (!k || prev[i] == i)
+			break;
+	}
+	*n = len[best];
+	*path = out;
+out:
+	free(len);
+	free(prev);
+	return rc;
 }
 
 /* Comma-separated strings, each trimmed; "" is the empty list. */

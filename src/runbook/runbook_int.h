@@ -1,5 +1,5 @@
 /* Private to the runbook module: the positioned YAML tree the loader validates (yaml_tree.c)
- * and the ${ } scanner shared by the loader and the tests. Nothing outside src/runbook
+ * and the checking helpers shared by the loader and the tests. Nothing outside src/runbook
  * includes this. */
 #ifndef DRB_RUNBOOK_INT_H
 #define DRB_RUNBOOK_INT_H
@@ -28,6 +28,7 @@ typedef struct ynode {
 	long long i;
 	double r;
 	int b;
+	int quoted; /* '...' or "...": the text starts one column after pos */
 	/* sequences: kids[i]; mappings: kids[2k] key, kids[2k+1] value */
 	struct ynode **kids;
 	size_t n, cap;
@@ -45,16 +46,26 @@ void drb_yaml_free(ynode *n);
  * refuses. */
 json_t *drb_yaml_to_json(const ynode *n);
 
-/* Scans a with: string for ${ } expressions. For each expression calls cb(ud, expr, len)
- * (cb returns 0 to go on). Returns 0, or 1 for an unterminated "${", 2 for an empty "${}",
- * or what cb returned. "$${" is a literal "${" and is skipped. */
-int drb_interp_scan(const char *s, int (*cb)(void *ud, const char *e, size_t n), void *ud);
+/* Finds the references root.NAME, root["NAME"] and root['NAME'] in Lua source (an
+ * expression or a chunk), outside string literals and comments (the shared tokenizer of
+ * luatext.h); root must stand as a name of its own (t.steps.x is not a reference to steps).
+ * For each calls cb(ud, name, len, offset of root in src) (cb returns 0 to go on). Returns 0 or
+ * what cb returned. Used for the `steps.Y` checks, on every expression of a ${ } template
+ * (drb_tmpl_next) and on expressions and scripts themselves. */
+int drb_expr_refs(const char *src, const char *root,
+		  int (*cb)(void *ud, const char *name, size_t n, size_t off), void *ud);
 
 /* drb_runbook_check_expr/_chunk in a given bare lua_State (the loader compiles every
- * expression of a file in one state); L NULL: a state of their own. */
+ * expression of a file in one state); L NULL: a state of their own. An expression is len
+ * bytes (a template's may hold a NUL from a YAML escape). */
 typedef struct lua_State lua_State;
-int drb_check_expr_in(lua_State *L, const char *src, drb_err *err);
+int drb_check_expr_in(lua_State *L, const char *src, size_t len, drb_err *err);
 int drb_check_chunk_in(lua_State *L, const char *src, drb_err *err);
+
+/* The reference checks of refs.c over the whole tree (root a mapping): undeclared
+ * parameters and for_each variables used out of scope, in every expression, template and
+ * script. Adds to d; compiles in L like the functions above. */
+void drb_check_refs(drb_diags *d, lua_State *L, const ynode *root);
 
 /* 1 when buf is UTF-8 text without NUL bytes (what a runbook or schedule may be). */
 int drb_runbook_is_text(const unsigned char *buf, size_t len);

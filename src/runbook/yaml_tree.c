@@ -432,6 +432,8 @@ static int on_scalar(builder *b, const yaml_event_t *ev)
 	memcpy(n->str, ev->data.scalar.value, n->len);
 	n->str[n->len] = '\0';
 	n->len = strlen(n->str); /* a "\0" escape ends the string: runbook strings are C strings */
+	n->quoted = ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+		    ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
 	if (force_str || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		n->vt = YV_STR;
 	else

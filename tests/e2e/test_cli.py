@@ -66,6 +66,64 @@ def test_run_of_invalid_runbook_executes_nothing(c):
     check(r.code == 2 and not os.path.exists(c.path("ran")), "nothing executed", r)
 
 
+def test_validate_and_run_split_templates_alike(c):
+    # validate and run share one ${ } scanner: a brace inside a long comment or a string does
+    # not end the expression, and what validates runs and yields the expected value
+    rb = c.write("tmpl.yaml", """
+        version: 1
+        name: tmpl
+        steps:
+          - id: echo
+            action: exec
+            with:
+              argv:
+                - echo
+                - "${ 'a' --[[ } ]] }|${ '}' .. [[}]] }|$${x}"
+                - |-
+                  ${ 'b' -- a line comment ends at the line break: }
+                  }
+    """)
+    r = c.drbook("validate", rb)
+    check(r.code == 0 and r.err == "", "the templates validate", r)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 0, "and the run evaluates them", r)
+    ends = [e for e in c.log() if e["event"] == "step.end" and e["step"] == "echo"]
+    check(ends and ends[0]["data"]["result"]["stdout"].strip() == "a|}}|${x} b",
+          f"values: {ends}")
+
+
+def test_validate_reports_undeclared_params_and_out_of_scope_variables(c):
+    rb = c.write("refs.yaml", """
+        version: 1
+        name: refs
+        params:
+          replica: { type: string, default: db }
+          services: { type: list, default: [api] }
+        steps:
+          - id: scale
+            for_each: params.services
+            as: svc
+            action: exec
+            with: { argv: [touch, "${svc}"] }
+          - id: touch
+            action: exec
+            with: { argv: [touch, "${params.replcia}", "${svc}"] }
+            assert: result.exit_code == params.want -- params.not_this_one
+    """)
+    r = c.drbook("validate", rb)
+    check(r.code == 2, "invalid -> exit 2", r)
+    check(r.err.splitlines() == [
+        rb + ":14:27: step 'touch': undeclared parameter 'replcia' in with.argv[2] "
+        "(did you mean 'replica'?)",
+        rb + ":14:48: step 'touch': 'svc' in with.argv[3] is not in scope: it is the "
+        "for_each variable of step 'scale'",
+        rb + ":15:13: step 'touch': undeclared parameter 'want' in assert",
+    ], "each reference at its place, all at once", r)
+    r = c.drbook("run", rb)
+    check(r.code == 2, "run refuses it too", r)
+    check(not os.path.exists(c.path("api")), "nothing executed", r)
+
+
 def test_audit_verify_detects_a_flipped_byte(c):
     r = c.drbook("run", os.path.join(EXAMPLES, "parallel.yaml"), "-p", "each=1ms",
                  "--audit", "run.jsonl")

@@ -679,5 +679,206 @@ for _ in range(4):
         server.wait()
 
 
+
+def test_denied_action_is_attempted_once_under_retry(c):
+    rb = c.write("d.yaml", """
+        version: 1
+        name: denied
+        steps:
+          - id: sneaky
+            action: lua
+            read_only: true
+            retry: { attempts: 4, initial: 10ms, max: 10ms }
+            script: return exec{argv = {"touch", "mutated"}}
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "a denied call fails the step and the run", r)
+    log = c.log()
+    end = events(log, "step.end", "sneaky")[0]["data"]
+    check(end["code"] == "denied" and end["attempts"] == 1,
+          f"a denial is final: one attempt, not retried: {end}")
+    check(not events(log, "step.retry"), "no step.retry for a denial")
+    check(not os.path.exists(c.path("mutated")), "the mutating call was refused")
+
+
+def test_invalid_argument_is_attempted_once_under_retry(c):
+    rb = c.write("i.yaml", """
+        version: 1
+        name: invalid
+        steps:
+          - id: bad
+            action: http.request
+            retry: { attempts: 4, initial: 10ms, max: 10ms }
+            with: { url: "ftp://127.0.0.1/x" }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "an invalid argument fails the step", r)
+    end = events(c.log(), "step.end", "bad")[0]["data"]
+    check(end["code"] == "invalid" and end["attempts"] == 1,
+          f"what cannot succeed is not retried: {end}")
+    check(not events(c.log(), "step.retry"), "no step.retry")
+
+
+# A server that appends each request's method to the file argv[1] and answers every request
+# with status argv[2] (default 200) and body argv[3] (default "ok").
+COUNTING_SERVER = """
+import http.server, sys
+status = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+body = (sys.argv[3] if len(sys.argv) > 3 else "ok").encode()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def answer(self):
+        with open(sys.argv[1], "a") as f:
+            f.write(self.command + "\\n")
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        self.send_response(status)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = answer
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"""
+
+
+def start_counting_server(*args):
+    server = subprocess.Popen(["python3", "-c", COUNTING_SERVER, *args], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        return server, int(server.stdout.readline())
+    except Exception:
+        server.kill()
+        server.wait()
+        raise
+
+
+def test_aws_access_denied_is_sent_once_under_retry(c):
+    # a real AccessDenied answer: neither the HTTP layer nor the step's retry: tries again
+    received = c.path("received")
+    denied = ('<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>'
+              '<Message>not authorized</Message></Error><RequestId>1</RequestId>'
+              '</ErrorResponse>')
+    server, port = start_counting_server(received, "403", denied)
+    try:
+        rb = c.write("a.yaml", """
+            version: 1
+            name: aws-denied
+            steps:
+              - id: who
+                action: aws.sts.get_caller_identity
+                retry: { attempts: 4, initial: 10ms, max: 10ms }
+        """)
+        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_REGION": "us-east-1",
+               "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret-example",
+               "AWS_CONFIG_FILE": c.path("none"), "AWS_SHARED_CREDENTIALS_FILE": c.path("none"),
+               "AWS_PROFILE": ""}
+        r = c.drbook("run", rb, "--audit", "run.jsonl", env=env)
+        check(r.code == 1, "AccessDenied fails the run", r)
+        end = events(c.log(), "step.end", "who")[0]["data"]
+        check(end["code"] == "denied" and end["attempts"] == 1, f"one attempt: {end}")
+        sent = open(received).read().split()
+        check(len(sent) == 1, f"the server received {len(sent)} requests, not exactly 1")
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_preflight_and_plan_refuse_mutating_calls_at_invoke(c):
+    # the method comes from a parameter: the loader cannot see it, the engine must refuse
+    # the call when it is made, before anything is sent
+    received = c.path("received")
+    server, port = start_counting_server(received)
+    try:
+        rb = c.write("p.yaml", f"""
+            version: 1
+            name: preflight-method
+            params:
+              method: {{ type: string, default: GET }}
+            preflight:
+              - id: probe
+                action: http.request
+                with: {{ method: "${{params.method}}", url: "http://127.0.0.1:{port}/x", body: "{{}}" }}
+            steps:
+              - id: s
+                action: sleep
+                with: {{ duration: 0s }}
+        """)
+        r = c.drbook("run", rb, "--audit", "get.jsonl")
+        check(r.code == 0, "a GET in preflight is allowed", r)
+        check(open(received).read().split() == ["GET"], "and the server sees it")
+        os.unlink(received)
+        for cmd in ("run", "plan"):
+            for method in ("POST", "PUT", "PATCH", "DELETE"):
+                r = c.drbook(cmd, rb, "-p", f"method={method}", "--audit",
+                             f"{cmd}-{method}.jsonl")
+                check(r.code == 3, f"{cmd}: a {method} in preflight refuses the run", r)
+                check("mutating" in r.out + r.err or "not read-only" in r.out + r.err,
+                      "says why", r)
+                check(not os.path.exists(received),
+                      f"{cmd}: the server received a {method}: "
+                      f"{open(received).read() if os.path.exists(received) else ''}")
+                end = events(c.log(f"{cmd}-{method}.jsonl"), "step.end", "probe")[0]["data"]
+                check(end["code"] == "denied", f"refused as denied: {end}")
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_max_parallel_bounds_the_fanout(c):
+    rb = c.write("m.yaml", """
+        version: 1
+        name: bounded
+        params:
+          items: { type: list, default: [1, 2, 3, 4, 5, 6] }
+        steps:
+          - id: fan
+            for_each: params.items
+            max_parallel: 2
+            action: sleep
+            with: { duration: 1s }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 0, "run ok", r)
+    log = c.log()
+    edges = []
+    for e in log:
+        if e["step"] and e["step"].startswith("fan[") and e["event"] in ("step.start",
+                                                                          "step.end"):
+            edges.append((e["ts"], 0 if e["event"] == "step.end" else 1))
+    edges.sort()  # at one instant an end comes before a start
+    flight = peak = 0
+    for _, start in edges:
+        flight += 1 if start else -1
+        peak = max(peak, flight)
+    check(len(edges) == 12, f"six children started and ended: {edges}")
+    check(peak == 2, f"at most 2 children in flight (and 2 at once): peak {peak}")
+    dur = events(log, "step.end", "fan")[0]["data"]["duration_ms"]
+    check(2900 <= dur < 6000, f"six 1 s children two at a time take about 3 s: {dur} ms")
+
+
+def test_run_deadline_cuts_a_running_step(c):
+    rb = c.write("d.yaml", """
+        version: 1
+        name: deadline-in-step
+        deadline: 1s
+        steps:
+          - id: long
+            action: exec
+            with: { argv: [sleep, "30"] }
+          - id: after
+            action: exec
+            with: { argv: [touch, reached] }
+    """)
+    r = c.drbook("run", rb, "--audit", "run.jsonl")
+    check(r.code == 1, "the deadline fails the run", r)
+    check(r.elapsed < 10, f"the running step is stopped at the deadline ({r.elapsed:.1f} s)")
+    check(not os.path.exists(c.path("reached")), "nothing after it")
+
 if __name__ == "__main__":
     main(globals())

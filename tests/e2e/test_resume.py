@@ -28,10 +28,34 @@ def start_and_kill_in(c, step, runbook=CHECKPOINT, params=(), key=None):
         else:
             raise AssertionError(f"step {step} never started")
     finally:
+        groups = child_groups(p.pid)
         p.send_signal(signal.SIGKILL)
         p.wait()
-        # the shell of the long step may outlive drbook; it is in its own process group
-        os.system("pkill -f 'long-start' >/dev/null 2>&1")
+        # the shell of the long step may outlive drbook; it is in its own process group.
+        # Only that group is killed: a kill by name would hit the same step of any other
+        # test running on the machine at the time.
+        for g in groups - {os.getpgrp()}:
+            try:
+                os.killpg(g, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def child_groups(pid):
+    """The process groups of pid's children (from /proc)."""
+    out = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+            fields = st[st.rindex(")") + 2:].split()
+            if int(fields[1]) == pid:
+                out.add(int(fields[2]))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
 
 
 def journal(c):

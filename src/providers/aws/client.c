@@ -20,7 +20,9 @@
 
 const aws_svc drb_awsi_rds = {"rds", "rds", "rds", "RDS", AWS_QUERY, 0, "2014-10-31", NULL};
 const aws_svc drb_awsi_sns = {"sns", "sns", "sns", "SNS", AWS_QUERY, 0, "2010-03-31", NULL};
-const aws_svc drb_awsi_sts = {"sts", "sts", "sts", "STS", AWS_QUERY, 0, "2011-06-15", NULL};
+/* STS's endpoint follows sts_regional_endpoints (DRB_AWS_STS in the global field). */
+const aws_svc drb_awsi_sts = {"sts",	 "sts",	      "sts",	    "STS",
+			      AWS_QUERY, DRB_AWS_STS, "2011-06-15", NULL};
 const aws_svc drb_awsi_cloudwatch = {
     "cloudwatch", "monitoring", "monitoring", "CLOUDWATCH", AWS_QUERY, 0, "2010-08-01", NULL};
 const aws_svc drb_awsi_ecs = {"ecs",	"ecs", "ecs", "ECS",
@@ -220,8 +222,13 @@ static int aws_perform(void *arg, json_t **response, drb_err *err)
 	memset(&sr, 0, sizeof(sr));
 	memset(&hr, 0, sizeof(hr));
 	memset(&pol, 0, sizeof(pol));
-	/* Credentials are read here, not before the seam: a replay never needs them. */
-	rc = drb_aws_creds_load(j->ep->profile, &cr, err);
+	/* Credentials are read here, not before the seam: a replay never needs them. Any STS
+	 * call the chain makes (assume-role, web identity) uses this call's region, as
+	 * botocore's client does; one that fetches them is not recorded (it is not the
+	 * runbook's call, and its answer is a secret). */
+	memset(&cr, 0, sizeof(cr));
+	rc = drb_aws_creds_resolve(j->ep->profile, j->ep->region_default ? NULL : j->ep->region,
+				   &cr, err);
 	if (rc != 0)
 		goto out;
 	sc.access_key = cr.access_key;

@@ -59,6 +59,8 @@ static long server_count(const char *key)
 	return n;
 }
 
+static int closed_port(void);
+
 /* Recognises AWS throttling in a 400 answer, in XML or JSON form. */
 static int classify_throttling(void *ud, const drb_http_resp *r)
 {
@@ -233,6 +235,72 @@ static void test_400_not_retried(void **state)
 	assert_int_equal(resp.status, 404);
 	assert_int_equal(attempts, 1);
 	drb_http_resp_free(&resp);
+}
+
+/* The retry classification, status by status and error class by error class: only 5xx,
+ * 429, transport failures and timeouts are tried again; every other answer (a 403 above all)
+ * and every other error (TLS refused, invalid request or reply, over the cap) is final. */
+static void test_retry_classification(void **state)
+{
+	static const struct {
+		long status;
+		int retried;
+	} statuses[] = {{200, 0}, {201, 0}, {204, 0}, {304, 0}, {400, 0}, {401, 0}, {403, 0},
+			{404, 0}, {405, 0}, {409, 0}, {410, 0}, {412, 0}, {413, 0}, {422, 0},
+			{429, 1}, {500, 1}, {501, 1}, {502, 1}, {503, 1}, {504, 1}, {599, 1}};
+	struct {
+		char path[64];
+		double timeout_s;
+		size_t max_response;
+		int code;
+		int retried;
+	} errors[] = {
+	    {"/reset", 0, 0, DRB_ETRANSIENT, 1},     {"closed", 0, 0, DRB_ETRANSIENT, 1},
+	    {"/slow/3", 0.3, 0, DRB_ETIMEOUT, 1},    {"tls", 0, 0, DRB_EDENIED, 0},
+	    {"/garbage", 0, 0, DRB_EINVAL, 0},	     {"ftp", 0, 0, DRB_EINVAL, 0},
+	    {"/big/100000", 0, 1000, DRB_ELIMIT, 0},
+	};
+	drb_http_retry p = {.max_attempts = 3, .base_s = 0.01, .cap_s = 0.02};
+	char u[256], path[64];
+
+	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+		drb_http_req r = {0};
+		drb_http_resp resp;
+		drb_err e = {0};
+		int attempts = 0;
+
+		snprintf(path, sizeof(path), "/status/%ld", statuses[i].status);
+		url(u, sizeof(u), path);
+		r.url = u;
+		assert_int_equal(drb_http_perform_retry(&r, &p, &resp, &attempts, &e), 0);
+		assert_int_equal(resp.status, statuses[i].status);
+		if (attempts != (statuses[i].retried ? 3 : 1))
+			fail_msg("status %ld: %d attempts", statuses[i].status, attempts);
+		drb_http_resp_free(&resp);
+	}
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+		drb_http_req r = {0};
+		drb_http_resp resp;
+		drb_err e = {0};
+		int attempts = 0, rc;
+
+		if (!strcmp(errors[i].path, "closed"))
+			snprintf(u, sizeof(u), "http://127.0.0.1:%d/ok", closed_port());
+		else if (!strcmp(errors[i].path, "tls"))
+			snprintf(u, sizeof(u), "https://127.0.0.1:%d/ok", g_fs.port);
+		else if (!strcmp(errors[i].path, "ftp"))
+			snprintf(u, sizeof(u), "ftp://127.0.0.1:%d/ok", g_fs.port);
+		else
+			url(u, sizeof(u), errors[i].path);
+		r.url = u;
+		r.timeout_s = errors[i].timeout_s;
+		r.max_response = errors[i].max_response;
+		rc = drb_http_perform_retry(&r, &p, &resp, &attempts, &e);
+		if (rc != errors[i].code || attempts != (errors[i].retried ? 3 : 1))
+			fail_msg("%s: code %d (want %d), %d attempts: %s", errors[i].path, rc,
+				 errors[i].code, attempts, e.msg);
+		drb_http_resp_free(&resp);
+	}
 }
 
 /* A connection closed with RST is transient, with the CURLcode as the cause. */
@@ -568,6 +636,7 @@ int main(void)
 	    cmocka_unit_test(test_503_retried),
 	    cmocka_unit_test(test_max_attempts),
 	    cmocka_unit_test(test_400_not_retried),
+	    cmocka_unit_test(test_retry_classification),
 	    cmocka_unit_test(test_reset_transient),
 	    cmocka_unit_test(test_slow_timeout),
 	    cmocka_unit_test(test_garbage),

@@ -227,6 +227,8 @@ static int setup(void **state)
 		unsetenv(config_vars[i]);
 	/* The SNS tests must not read the machine's AWS configuration. */
 	setenv("AWS_CONFIG_FILE", "/nonexistent/drbook-test/config", 1);
+	/* Without credentials the chain would ask 169.254.169.254, off this machine. */
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
 	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/drbook-test/credentials", 1);
 	r = server_get("POST", "/_reset");
 	if (!r) {

@@ -359,6 +359,51 @@ static void test_all_errors_in_one_run(void **state)
 	}
 }
 
+/* Preflight is read-only by rule: every mutating action of the catalog, an approval, and
+ * lua or exec without read_only: true are refused there, each with its place; read-only
+ * actions, read_only: true and http.request (judged when called) are accepted. */
+static void test_preflight_read_only_rule(void **state)
+{
+	fixture *f = *state;
+	char text[1024];
+
+	for (size_t i = 0; i < sizeof(test_actions) / sizeof(test_actions[0]); i++) {
+		const char *name = test_actions[i].name;
+		int mode = test_actions[i].mode, rc;
+
+		snprintf(text, sizeof(text),
+			 "version: 1\nname: pf\npreflight:\n  - id: check\n    action: %s\n%s"
+			 "steps:\n  - id: s\n    action: sleep\n    with: { duration: 0s }\n",
+			 name, strcmp(name, "lua") ? "" : "    script: return 1\n");
+		drb_diags_free(&f->d);
+		drb_diags_init(&f->d, "test.yaml");
+		rc = drb_runbook_load_buffer(&f->rb, "test.yaml", text, strlen(text), &test_opts,
+					     &f->d);
+		drb_runbook_free(f->rb);
+		f->rb = NULL;
+		if (mode == 0 || mode == 2) {
+			if (rc != 0)
+				print_diags(&f->d);
+			assert_int_equal(rc, 0);
+			continue;
+		}
+		if (rc != DRB_EINVAL || f->d.n != 1)
+			fail_msg("%s in preflight: rc %d, %zu diagnostics", name, rc, f->d.n);
+		assert_int_equal(f->d.v[0].pos.line, 5);
+		assert_int_equal(f->d.v[0].pos.col, 13);
+		if (!strcmp(name, "approval"))
+			assert_non_null(strstr(f->d.v[0].msg, "cannot ask for approval"));
+		else if (mode == 1)
+			assert_non_null(strstr(f->d.v[0].msg, "uses mutating action"));
+		else
+			assert_non_null(strstr(f->d.v[0].msg, "without read_only: true"));
+	}
+	/* read_only: true makes lua and exec acceptable */
+	load_text_ok(f, "version: 1\nname: pf\npreflight:\n  - id: check\n    action: exec\n"
+			"    read_only: true\n    with: { argv: [\"true\"] }\nsteps:\n  - id: s\n"
+			"    action: sleep\n    with: { duration: 0s }\n");
+}
+
 /* Without opts the loader cannot know action names, so it does not judge them. */
 static void test_no_opts_skips_action_names(void **state)
 {
@@ -376,53 +421,7 @@ static void test_no_opts_skips_action_names(void **state)
 	assert_int_equal(f->d.n, 2);
 }
 
-static int count_cb(void *ud, const char *e, size_t n)
-{
-	char *acc = ud;
-	size_t len = strlen(acc);
-
-	snprintf(acc + len, 256 - len, "<%.*s>", (int)n, e);
-	return 0;
-}
-
-/* The ${ } scanner: nesting, Lua strings holding braces, long strings, the $${ escape. */
-static void test_interp_scan(void **state)
-{
-	static const struct {
-		const char *in;
-		int rc;
-		const char *exprs;
-	} cases[] = {
-	    {"plain", 0, ""},
-	    {"${a}", 0, "<a>"},
-	    {"x ${ a.b } y ${c}", 0, "<a.b><c>"},
-	    {"${ {1,{2}} }", 0, "<{1,{2}}>"},
-	    {"${'}'}", 0, "<'}'>"},
-	    {"${\"a\\\"}\"}", 0, "<\"a\\\"}\">"},
-	    {"${[[}]]}", 0, "<[[}]]>"},
-	    {"${[==[ ]] } ]==]}", 0, "<[==[ ]] } ]==]>"},
-	    {"${t[1]}", 0, "<t[1]>"},
-	    {"$${not} ${yes}", 0, "<yes>"},
-	    {"$$${x}", 0, ""}, /* "$" then the literal "$${" */
-	    {"${a", 1, ""},
-	    {"${'}", 1, ""},
-	    {"${}", 2, ""},
-	    {"a ${  } b", 2, ""},
-	    {"$ {a} {b}", 0, ""},
-	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char acc[256] = "";
-		int rc = drb_interp_scan(cases[i].in, count_cb, acc);
-
-		if (rc != cases[i].rc || strcmp(acc, cases[i].exprs))
-			fprintf(stderr, "case %zu '%s': rc %d exprs %s\n", i, cases[i].in, rc, acc);
-		assert_int_equal(rc, cases[i].rc);
-		assert_string_equal(acc, cases[i].exprs);
-	}
-}
-
-/* Expressions compile as "return (src)" and are never run; chunks compile as they are. */
+/* Expressions compile as "return (src\n)" and are never run; chunks compile as they are. */
 static void test_check_expr_and_chunk(void **state)
 {
 	drb_err e;
@@ -434,6 +433,8 @@ static void test_check_expr_and_chunk(void **state)
 	/* an expression cannot smuggle a statement past the closing parenthesis */
 	assert_int_equal(drb_runbook_check_expr("1) os.exit(", &e), DRB_EINVAL);
 	assert_int_equal(drb_runbook_check_expr("", &e), DRB_EINVAL);
+	/* a trailing comment is fine, as it is when the engine evaluates the expression */
+	assert_int_equal(drb_runbook_check_expr("result.ok -- the answer says so", &e), 0);
 	assert_int_equal(drb_runbook_check_chunk("local x = 1\nreturn x", &e), 0);
 	assert_int_equal(drb_runbook_check_chunk("if x then", &e), DRB_EINVAL);
 	assert_non_null(strstr(e.msg, "script:1:"));
@@ -603,6 +604,75 @@ static void test_bind_params_empty(void **state)
 }
 
 /* Every prefix of a valid runbook is some kind of input: none may crash or leak (ASan). */
+/* needs: resolves into deps (a step without needs follows the one before it; needs: []
+ * none), and the critical path is the longest chain. */
+static void test_needs_graph(void **state)
+{
+	fixture *f = *state;
+	const char *text = "version: 1\nname: g\nmax_parallel: 3\nsteps:\n"
+			   "  - { id: a, action: sleep }\n"
+			   "  - { id: b, action: sleep }\n"
+			   "  - { id: c, action: sleep, needs: [] }\n"
+			   "  - { id: d, action: sleep, needs: [c, b] }\n"
+			   "  - { id: e, action: sleep, needs: [c] }\n";
+	drb_runbook *rb = load_text_ok(f, text);
+	size_t *path = NULL, n = 0;
+
+	assert_int_equal(rb->max_parallel, 3);
+	assert_int_equal(rb->steps[0].n_deps, 0);
+	assert_int_equal(rb->steps[1].n_deps, 1);
+	assert_int_equal(rb->steps[1].deps[0], 0);
+	assert_false(rb->steps[1].needs_set);
+	assert_true(rb->steps[2].needs_set);
+	assert_int_equal(rb->steps[2].n_deps, 0);
+	assert_int_equal(rb->steps[3].n_deps, 2);
+	assert_int_equal(rb->steps[3].deps[0], 2);
+	assert_int_equal(rb->steps[3].deps[1], 1);
+	assert_int_equal(drb_runbook_critical_path(rb, &path, &n), 0);
+	assert_int_equal(n, 3); /* a -> b -> d */
+	assert_int_equal(path[0], 0);
+	assert_int_equal(path[1], 1);
+	assert_int_equal(path[2], 3);
+	free(path);
+}
+
+/* The default runbook-level max_parallel is 8. */
+static void test_max_parallel_default(void **state)
+{
+	fixture *f = *state;
+	drb_runbook *rb =
+	    load_text_ok(f, "version: 1\nname: g\nsteps:\n  - { id: a, action: sleep }\n");
+
+	assert_int_equal(rb->max_parallel, 8);
+}
+
+typedef struct refs {
+	char got[256];
+} refs;
+
+static int refs_cb(void *ud, const char *name, size_t n, size_t off)
+{
+	refs *r = ud;
+
+	(void)off;
+	snprintf(r->got + strlen(r->got), sizeof(r->got) - strlen(r->got), "%.*s;", (int)n, name);
+	return 0;
+}
+
+/* steps.Y references: dotted and bracketed forms; strings, comments, fields named steps and
+ * computed keys are not references. */
+static void test_lua_refs(void **state)
+{
+	refs r = {""};
+
+	(void)state;
+	drb_expr_refs("steps.a.result and steps [\"b-c\"].x or steps['d'] and t.steps.e and "
+		      "steps[name] and \"steps.f\" and [[steps.g]] -- steps.h\n and mysteps.i "
+		      "--[[ steps.j ]] and steps . k",
+		      "steps", refs_cb, &r);
+	assert_string_equal(r.got, "a;b-c;d;k;");
+}
+
 static void test_truncated_inputs(void **state)
 {
 	char *buf = NULL;
@@ -636,8 +706,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_anchors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_depth_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_all_errors_in_one_run, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_preflight_read_only_rule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_opts_skips_action_names, setup, teardown),
-	    cmocka_unit_test(test_interp_scan),
 	    cmocka_unit_test(test_check_expr_and_chunk),
 	    cmocka_unit_test(test_edit_distance),
 	    cmocka_unit_test(test_diags_print),
@@ -645,6 +715,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bind_params_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bind_params_empty, setup, teardown),
 	    cmocka_unit_test(test_truncated_inputs),
+	    cmocka_unit_test_setup_teardown(test_needs_graph, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_max_parallel_default, setup, teardown),
+	    cmocka_unit_test(test_lua_refs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
