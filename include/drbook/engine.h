@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include <drbook/action.h>
+#include <drbook/audit.h>
 #include <drbook/error.h>
 #include <drbook/runbook.h>
 
@@ -42,6 +43,10 @@ typedef struct drb_engine_opts {
 	const char *runs_dir;	  /* NULL: ./drbook-runs */
 	const unsigned char *key; /* HMAC key for the audit log, or NULL */
 	size_t key_len;
+	const drb_audit_signkey *sign_key; /* signs the log's head (borrowed), or NULL */
+	/* s3://BUCKET/PREFIX: the log is copied to PREFIX/RUN_ID/ as the run goes (see
+	 * docs/audit.md "Evidence in S3"); NULL: the one recorded in run.start (resume), or none */
+	const char *evidence;
 	char *const *approve; /* --approve STEP (repeatable) */
 	size_t n_approve;
 	int yes;		    /* --yes: approve everything */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -156,6 +157,7 @@ typedef struct cli {
 	char *retry[MAX_LIST];
 	size_t n_retry;
 	const char *audit, *key_file, *incident, *runs_dir, *format, *runbook;
+	const char *sign_key_file, *public_key, *evidence;
 	int drill, yes, json, quiet, due, list;
 } cli;
 
@@ -189,7 +191,10 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 		O_FORMAT,
 		O_RUNBOOK,
 		O_DUE,
-		O_LIST
+		O_LIST,
+		O_SIGN,
+		O_PUB,
+		O_EVIDENCE
 	};
 	static const struct option opts[] = {
 	    {"param", required_argument, NULL, 'p'},
@@ -209,6 +214,9 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 	    {"runbook", required_argument, NULL, O_RUNBOOK},
 	    {"due", no_argument, NULL, O_DUE},
 	    {"list", no_argument, NULL, O_LIST},
+	    {"sign-key-file", required_argument, NULL, O_SIGN},
+	    {"public-key", required_argument, NULL, O_PUB},
+	    {"evidence", required_argument, NULL, O_EVIDENCE},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -225,7 +233,8 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 			name = opts[idx].name;
 		snprintf(want, sizeof(want), " %s ", name ? name : "");
 		if (name && strcmp(name, "help") && !strstr(allowed, want)) {
-			fprintf(stderr, "drbook: option --%s does not apply here\n\n%s", name, usage);
+			fprintf(stderr, "drbook: option --%s does not apply here\n\n%s", name,
+				usage);
 			return -1;
 		}
 		idx = -1;
@@ -290,6 +299,15 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 			break;
 		case O_LIST:
 			c->list = 1;
+			break;
+		case O_SIGN:
+			c->sign_key_file = optarg;
+			break;
+		case O_PUB:
+			c->public_key = optarg;
+			break;
+		case O_EVIDENCE:
+			c->evidence = optarg;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -372,6 +390,19 @@ static int load(const char *path, drb_runbook **out)
 	return rc;
 }
 
+/* A secret key others on the machine can read is no secret: say so (the run goes on, since
+ * refusing at 3 a.m. over a mode bit helps nobody). */
+static void warn_loose_key(const char *path, const char *what)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+		fprintf(stderr,
+			"drbook: warning: %s %s is readable or writable by group or others "
+			"(mode %03o): chmod 600 it\n",
+			what, path, (unsigned)(st.st_mode & 0777));
+}
+
 static int load_key(const cli *c, unsigned char **key, size_t *len)
 {
 	const char *f = c->key_file ? c->key_file : getenv("DRBOOK_AUDIT_KEY_FILE");
@@ -381,6 +412,7 @@ static int load_key(const cli *c, unsigned char **key, size_t *len)
 	*len = 0;
 	if (!f || !*f)
 		return 0;
+	warn_loose_key(f, "audit key file");
 	if (drb_audit_key_load(f, key, len, &err)) {
 		fprintf(stderr, "drbook: audit key: %s\n", err.msg);
 		return -1;
@@ -394,6 +426,31 @@ static void free_key(unsigned char *key, size_t len)
 		OPENSSL_cleanse(key, len);
 		free(key);
 	}
+}
+
+/* --sign-key-file (or DRBOOK_SIGN_KEY_FILE): the Ed25519 key that signs the log's heads. */
+static int load_sign_key(const cli *c, drb_audit_signkey **out)
+{
+	const char *f = c->sign_key_file ? c->sign_key_file : getenv("DRBOOK_SIGN_KEY_FILE");
+	drb_err err = {0};
+
+	*out = NULL;
+	if (!f || !*f)
+		return 0;
+	warn_loose_key(f, "signing key file");
+	if (drb_audit_signkey_load(out, f, 1, &err)) {
+		fprintf(stderr, "drbook: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* --evidence (or DRBOOK_EVIDENCE); "" from the environment means none. */
+static const char *evidence_of(const cli *c)
+{
+	const char *e = c->evidence ? c->evidence : getenv("DRBOOK_EVIDENCE");
+
+	return e && *e ? e : NULL;
 }
 
 /* The one place where error codes become exit codes. */
@@ -466,13 +523,15 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 	drb_err err = {0};
 	unsigned char *key = NULL;
 	size_t klen = 0;
+	drb_audit_signkey *sk = NULL;
 	const char *usage = mode == DRB_MODE_PLAN ? usage_plan : usage_run;
-	int first = parse(argc, argv, &c, usage,
-			  mode == DRB_MODE_PLAN
-				  ? " param drill audit audit-key-file key-file runs-dir json quiet "
-				    "incident-start "
-				  : " param drill audit audit-key-file key-file approve yes incident-start "
-				    "runs-dir json quiet "),
+	int first =
+		parse(argc, argv, &c, usage,
+		      mode == DRB_MODE_PLAN
+			  ? " param drill audit audit-key-file key-file runs-dir json quiet "
+			    "incident-start "
+			  : " param drill audit audit-key-file key-file approve yes incident-start "
+			    "runs-dir json quiet sign-key-file evidence "),
 	    rc;
 
 	memset(&res, 0, sizeof(res));
@@ -484,12 +543,15 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 	}
 	if (load(argv[first], &rb))
 		return DRB_EXIT_USAGE;
-	if (load_key(&c, &key, &klen)) {
+	if (load_key(&c, &key, &klen) || (mode != DRB_MODE_PLAN && load_sign_key(&c, &sk))) {
 		rc = DRB_EXIT_USAGE;
 		goto out;
 	}
 	fill_opts(&o, &c, key, klen);
 	o.mode = mode;
+	o.sign_key = sk;
+	if (mode != DRB_MODE_PLAN)
+		o.evidence = evidence_of(&c);
 	p = drb_progress_new(c.json, c.quiet, &o.sink);
 	rc = drb_engine_run(rb, &o, &res, &err);
 	if (rc) {
@@ -508,6 +570,7 @@ out:
 	drb_run_result_free(&res);
 	drb_runbook_free(rb);
 	free_key(key, klen);
+	drb_audit_signkey_free(sk);
 	return rc;
 }
 
@@ -520,9 +583,10 @@ static int cmd_resume(int argc, char **argv)
 	drb_err err = {0};
 	unsigned char *key = NULL;
 	size_t klen = 0;
+	drb_audit_signkey *sk = NULL;
 	int first = parse(argc, argv, &c, usage_resume,
 			  " assume-done retry approve yes audit-key-file key-file runs-dir json "
-			  "quiet "),
+			  "quiet sign-key-file evidence "),
 	    rc;
 
 	memset(&res, 0, sizeof(res));
@@ -534,7 +598,13 @@ static int cmd_resume(int argc, char **argv)
 	}
 	if (load_key(&c, &key, &klen))
 		return DRB_EXIT_USAGE;
+	if (load_sign_key(&c, &sk)) {
+		free_key(key, klen);
+		return DRB_EXIT_USAGE;
+	}
 	fill_opts(&o, &c, key, klen);
+	o.sign_key = sk;
+	o.evidence = evidence_of(&c);
 	p = drb_progress_new(c.json, c.quiet, &o.sink);
 	rc = drb_engine_resume(argv[first], &o, &res, &err);
 	if (rc) {
@@ -552,6 +622,7 @@ out:
 	drb_progress_free(p);
 	drb_run_result_free(&res);
 	free_key(key, klen);
+	drb_audit_signkey_free(sk);
 	return rc;
 }
 
@@ -562,6 +633,7 @@ static int cmd_audit(int argc, char **argv)
 	drb_err err = {0};
 	unsigned char *key = NULL;
 	size_t klen = 0;
+	drb_audit_signkey *pub = NULL;
 	int first, rc;
 
 	if (argc < 2 ||
@@ -573,7 +645,8 @@ static int cmd_audit(int argc, char **argv)
 		fputs(usage_audit, stdout);
 		return 0;
 	}
-	first = parse(argc - 1, argv + 1, &c, usage_audit, " key-file audit-key-file quiet ");
+	first = parse(argc - 1, argv + 1, &c, usage_audit,
+		      " key-file audit-key-file quiet public-key ");
 	if (first < 0)
 		return DRB_EXIT_USAGE;
 	if (first >= argc - 1 || argc - 1 - first != 1) {
@@ -582,9 +655,15 @@ static int cmd_audit(int argc, char **argv)
 	}
 	if (load_key(&c, &key, &klen))
 		return DRB_EXIT_USAGE;
+	if (c.public_key && drb_audit_signkey_load(&pub, c.public_key, 0, &err)) {
+		free_key(key, klen);
+		fprintf(stderr, "drbook: audit verify: %s\n", err.msg);
+		return DRB_EXIT_USAGE;
+	}
 	memset(&vr, 0, sizeof(vr));
-	rc = drb_audit_verify(argv[1 + first], key, klen, &vr, &err);
+	rc = drb_audit_verify_signed(argv[1 + first], key, klen, pub, &vr, &err);
 	free_key(key, klen);
+	drb_audit_signkey_free(pub);
 	if (rc) {
 		fprintf(stderr, "drbook: audit verify: %s\n", err.msg);
 		return DRB_EXIT_USAGE;
@@ -598,9 +677,10 @@ static int cmd_audit(int argc, char **argv)
 		/* a crash, not tampering: every complete record verified (exit 1 means tampered) */
 		fprintf(stderr, "%s:%ld: warning: %s\n", argv[1 + first], vr.line, vr.msg);
 		if (!c.quiet)
-			printf("%s: ok up to line %ld (%ld complete records verified); the last line "
-			       "is an interrupted write\n",
-			       argv[1 + first], vr.line - 1, vr.records);
+			printf(
+			    "%s: ok up to line %ld (%ld complete records verified); the last line "
+			    "is an interrupted write\n",
+			    argv[1 + first], vr.line - 1, vr.records);
 		return 0;
 	}
 	fprintf(stderr, "%s:%ld: %s\n", argv[1 + first], vr.line, vr.msg);
@@ -616,8 +696,7 @@ static int cmd_replay(int argc, char **argv)
 	drb_err err = {0};
 	json_t *diff = NULL, *d;
 	size_t i;
-	int first = parse(argc, argv, &c, usage_replay, " runbook json quiet audit runs-dir "),
-	    rc;
+	int first = parse(argc, argv, &c, usage_replay, " runbook json quiet audit runs-dir "), rc;
 
 	memset(&res, 0, sizeof(res));
 	if (first < 0)
@@ -839,8 +918,7 @@ static int cmd_report(int argc, char **argv)
 	json_t *model = NULL;
 	unsigned char *key = NULL;
 	size_t klen = 0;
-	int first = parse(argc, argv, &c, usage_report, " format key-file audit-key-file "),
-	    rc;
+	int first = parse(argc, argv, &c, usage_report, " format key-file audit-key-file "), rc;
 
 	if (first < 0)
 		return DRB_EXIT_USAGE;

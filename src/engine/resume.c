@@ -276,7 +276,8 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 			goto out;
 		}
 
-	if ((rc = drb_audit_open_append(&r.audit, audit_path, o->key, o->key_len, err)))
+	if ((rc = drb_audit_open_append(&r.audit, audit_path, o->key, o->key_len, err)) ||
+	    (o->sign_key && (rc = drb_audit_sign_with(r.audit, o->sign_key, err))))
 		goto out;
 	if (drb_run_lock_take(&locks, rb, json_object_get(sd, "lock"), r.run_id, r.cancel, err)) {
 		rc = refuse(out, r.run_id, audit_path, DRB_EXIT_REFUSED, "refused", err);

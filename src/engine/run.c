@@ -808,12 +808,15 @@ static int open_log(drb_run *r, const drb_engine_opts *o, drb_err *err)
 {
 	char path[4096];
 	const char *dir = o->runs_dir ? o->runs_dir : "drbook-runs";
+	int rc;
 
 	if (o->audit_path)
 		snprintf(path, sizeof(path), "%s", o->audit_path);
 	else
 		snprintf(path, sizeof(path), "%s/%s.jsonl", dir, r->run_id);
-	return drb_audit_create(&r->audit, path, r->run_id, o->key, o->key_len, err);
+	if ((rc = drb_audit_create(&r->audit, path, r->run_id, o->key, o->key_len, err)))
+		return rc;
+	return o->sign_key ? drb_audit_sign_with(r->audit, o->sign_key, err) : 0;
 }
 
 int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_result *out,
