@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -584,6 +585,8 @@ static int cmd_resume(int argc, char **argv)
 	unsigned char *key = NULL;
 	size_t klen = 0;
 	drb_audit_signkey *sk = NULL;
+	char logp[4096], rbp[4096], base[1200];
+	const char *audit;
 	int first = parse(argc, argv, &c, usage_resume,
 			  " assume-done retry approve yes audit-key-file key-file runs-dir json "
 			  "quiet sign-key-file evidence "),
@@ -596,6 +599,7 @@ static int cmd_resume(int argc, char **argv)
 		fprintf(stderr, "drbook: resume needs exactly one AUDIT log\n\n%s", usage_resume);
 		return DRB_EXIT_USAGE;
 	}
+	audit = argv[first];
 	if (load_key(&c, &key, &klen))
 		return DRB_EXIT_USAGE;
 	if (load_sign_key(&c, &sk)) {
@@ -605,8 +609,23 @@ static int cmd_resume(int argc, char **argv)
 	fill_opts(&o, &c, key, klen);
 	o.sign_key = sk;
 	o.evidence = evidence_of(&c);
+	if (!strncmp(argv[first], "s3://", 5)) {
+		/* another machine: fetch the log into the runs folder, resume it there, and keep
+		 * shipping to the same place */
+		rc = drb_evidence_fetch(argv[first], c.runs_dir, logp, sizeof(logp), rbp,
+					sizeof(rbp), base, sizeof(base), &err);
+		if (rc) {
+			fprintf(stderr, "drbook: resume: %s\n", err.msg);
+			rc = exit_for(rc);
+			goto out;
+		}
+		audit = logp;
+		o.runbook_fallback = rbp[0] ? rbp : NULL;
+		if (!o.evidence)
+			o.evidence = base;
+	}
 	p = drb_progress_new(c.json, c.quiet, &o.sink);
-	rc = drb_engine_resume(argv[first], &o, &res, &err);
+	rc = drb_engine_resume(audit, &o, &res, &err);
 	if (rc) {
 		drb_progress_free(p);
 		p = NULL;
@@ -634,6 +653,8 @@ static int cmd_audit(int argc, char **argv)
 	unsigned char *key = NULL;
 	size_t klen = 0;
 	drb_audit_signkey *pub = NULL;
+	char dir[4096] = "", local[4096] = "";
+	const char *path;
 	int first, rc;
 
 	if (argc < 2 ||
@@ -661,30 +682,58 @@ static int cmd_audit(int argc, char **argv)
 		return DRB_EXIT_USAGE;
 	}
 	memset(&vr, 0, sizeof(vr));
-	rc = drb_audit_verify_signed(argv[1 + first], key, klen, pub, &vr, &err);
-	free_key(key, klen);
-	drb_audit_signkey_free(pub);
+	path = argv[1 + first];
+	if (!strncmp(path, "s3://", 5)) {
+		/* verified from a private scratch copy, removed afterwards */
+		const char *tmp = getenv("TMPDIR");
+		char rbp[4096], base[1200];
+
+		snprintf(dir, sizeof(dir), "%s/drbook-verify-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(dir)) {
+			fprintf(stderr,
+				"drbook: audit verify: %s: cannot create a scratch folder\n", dir);
+			rc = DRB_EXIT_USAGE;
+			goto done;
+		}
+		rc = drb_evidence_fetch(path, dir, local, sizeof(local), rbp, sizeof(rbp), base,
+					sizeof(base), &err);
+		if (rbp[0])
+			unlink(rbp);
+		if (rc) {
+			fprintf(stderr, "drbook: audit verify: %s\n", err.msg);
+			rc = DRB_EXIT_USAGE;
+			goto done;
+		}
+		path = local;
+	}
+	rc = drb_audit_verify_signed(path, key, klen, pub, &vr, &err);
+	path = argv[1 + first];
 	if (rc) {
 		fprintf(stderr, "drbook: audit verify: %s\n", err.msg);
-		return DRB_EXIT_USAGE;
-	}
-	if (vr.kind == DRB_VERIFY_OK) {
+		rc = DRB_EXIT_USAGE;
+	} else if (vr.kind == DRB_VERIFY_OK) {
 		if (!c.quiet)
-			printf("%s: ok: %s\n", argv[1 + first], vr.msg);
-		return 0;
-	}
-	if (vr.kind == DRB_VERIFY_TRUNCATED) {
+			printf("%s: ok: %s\n", path, vr.msg);
+	} else if (vr.kind == DRB_VERIFY_TRUNCATED) {
 		/* a crash, not tampering: every complete record verified (exit 1 means tampered) */
-		fprintf(stderr, "%s:%ld: warning: %s\n", argv[1 + first], vr.line, vr.msg);
+		fprintf(stderr, "%s:%ld: warning: %s\n", path, vr.line, vr.msg);
 		if (!c.quiet)
 			printf(
 			    "%s: ok up to line %ld (%ld complete records verified); the last line "
 			    "is an interrupted write\n",
-			    argv[1 + first], vr.line - 1, vr.records);
-		return 0;
+			    path, vr.line - 1, vr.records);
+	} else {
+		fprintf(stderr, "%s:%ld: %s\n", path, vr.line, vr.msg);
+		rc = DRB_EXIT_FAILED;
 	}
-	fprintf(stderr, "%s:%ld: %s\n", argv[1 + first], vr.line, vr.msg);
-	return DRB_EXIT_FAILED;
+done:
+	if (local[0])
+		unlink(local);
+	if (dir[0])
+		rmdir(dir);
+	free_key(key, klen);
+	drb_audit_signkey_free(pub);
+	return rc;
 }
 
 static int cmd_replay(int argc, char **argv)
