@@ -73,6 +73,13 @@ static const char usage_run[] =
     "      --incident-start TIME  measure RTO from this RFC 3339 time instead of run start\n"
     "      --runs-dir DIR         where logs live (default ./drbook-runs); run locks\n"
     "                             live in DRBOOK_LOCK_DIR (default /run/drbook/locks)\n"
+    "      --sign-key-file F      Ed25519 private key (PEM) signing the log's head at\n"
+    "                             run.start, run.end and every 100 records (or\n"
+    "                             DRBOOK_SIGN_KEY_FILE)\n"
+    "      --evidence s3://BUCKET/PREFIX\n"
+    "                             copy the log to PREFIX/RUN_ID/ after every step and at\n"
+    "                             the end (or DRBOOK_EVIDENCE); unwritable at start: exit 3,\n"
+    "                             a copy failing later stops the run before its next step\n"
     "      --json                 one JSON event per line on stdout\n"
     "      --quiet                print nothing but errors\n"
     "  -h, --help                 this text\n"
@@ -98,28 +105,36 @@ static const char usage_plan[] =
     "Exit codes: 0 preflight passed, 2 usage or invalid runbook, 3 preflight refused.\n";
 
 static const char usage_resume[] =
-    "usage: drbook resume AUDIT [options]\n"
+    "usage: drbook resume AUDIT|s3://BUCKET/PREFIX/RUN_ID [options]\n"
     "\n"
     "Continues the interrupted run recorded in AUDIT. Completed steps are not run again. A\n"
     "step that started but did not end is re-run only when it is idempotent, read-only, or its\n"
     "done_when check says it did not take effect; otherwise resume stops (exit 3) and names\n"
-    "the step. Appends to the same log.\n"
+    "the step. Appends to the same log. From s3://..., the log (and runbook) is downloaded\n"
+    "to the runs folder first and resumed there, shipping back to the same place.\n"
     "\n"
     "options:\n"
     "      --assume-done STEP     the interrupted STEP took effect: record it and go on\n"
     "      --retry STEP           run the interrupted STEP again\n"
     "      --approve STEP, --yes  approvals still to be given\n"
     "      --audit-key-file F     the log's HMAC key (or DRBOOK_AUDIT_KEY_FILE)\n"
+    "      --sign-key-file F      sign the log's heads (or DRBOOK_SIGN_KEY_FILE)\n"
+    "      --evidence s3://B/P    ship the log there (default: where run.start says)\n"
+    "      --runs-dir DIR         where an s3:// log is downloaded (default ./drbook-runs)\n"
     "      --json, --quiet        output as for run\n"
     "The run takes its run locks again (DRBOOK_LOCK_DIR, default /run/drbook/locks).\n";
 
 static const char usage_audit[] =
-    "usage: drbook audit verify AUDIT [--key-file F]\n"
+    "usage: drbook audit verify AUDIT|s3://BUCKET/PREFIX/RUN_ID [--key-file F]\n"
+    "                           [--public-key P]\n"
     "\n"
     "Verifies the hash chain (and the HMACs, with a key) of an audit log. Prints the first\n"
     "bad line. Exit codes: 0 intact, 1 tampered (or wrong key), 2 usage or unreadable file.\n"
-    "A truncated last line is reported as an interrupted write (exit 1 too, with its own\n"
-    "message).\n";
+    "A truncated last line is reported as an interrupted write (a warning, exit 0).\n"
+    "With --public-key (Ed25519, PEM) the signed heads are checked too and the log is\n"
+    "proven up to its last head: a bad signature, no head, or a log whose run.end and\n"
+    "final head are missing ('truncated') exit 1. An s3:// operand is downloaded from the\n"
+    "evidence bucket to a scratch folder and verified.\n";
 
 static const char usage_report[] =
     "usage: drbook report AUDIT [--format md|html|json] [--key-file F]\n"
