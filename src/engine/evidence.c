@@ -190,6 +190,38 @@ static int write_new(const char *path, const char *body, size_t len, drb_err *er
 	return rc;
 }
 
+/* A log that is not there: name the runs that are under the same prefix (a typo in the run id
+ * is the usual cause), at most 5. Best effort: err keeps the not-found code. */
+static void name_runs(const char *bucket, const char *region, const char *prefix, size_t plen,
+		      drb_err *err)
+{
+	char parent[1024], found[600] = "";
+	drb_action_ctx ctx;
+	drb_seam seam;
+	json_t *keys = NULL, *k;
+	size_t i, n = 0;
+
+	snprintf(parent, sizeof(parent), "%.*s", (int)plen, prefix);
+	s3_ctx(&ctx, &seam);
+	if (drb_aws_s3_list(&ctx, region, bucket, parent, &keys, NULL))
+		return;
+	json_array_foreach(keys, i, k)
+	{
+		const char *key = json_string_value(k) + plen, *end = strchr(key, '/');
+		size_t used = strlen(found);
+
+		if (!end || strcmp(end, "/audit.jsonl") || n >= 5)
+			continue;
+		snprintf(found + used, sizeof(found) - used, "%s%.*s", n ? ", " : "",
+			 (int)(end - key), key);
+		n++;
+	}
+	json_decref(keys);
+	if (err)
+		snprintf(err->msg + strlen(err->msg), sizeof(err->msg) - strlen(err->msg),
+			 "; runs under s3://%s/%s: %s", bucket, parent, n ? found : "none");
+}
+
 int drb_evidence_fetch(const char *url, const char *runs_dir, char *log_out, size_t log_cap,
 		       char *runbook_out, size_t rb_cap, char *base_out, size_t base_cap,
 		       drb_err *err)
@@ -225,6 +257,8 @@ int drb_evidence_fetch(const char *url, const char *runs_dir, char *log_out, siz
 	snprintf(key, sizeof(key), "%s/audit.jsonl", prefix);
 	s3_ctx(&ctx, &seam);
 	rc = drb_aws_s3_get(&ctx, region, bucket, key, &body, &len, err);
+	if (rc == DRB_ENOTFOUND)
+		name_runs(bucket, region, prefix, slash ? (size_t)(slash - prefix) + 1 : 0, err);
 	if (rc) {
 		drb_err_prefix(err, "evidence s3://%s/%s: ", bucket, key);
 		goto out;

@@ -302,6 +302,8 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 		const char *ev =
 		    o->evidence ? o->evidence : json_string_value(json_object_get(sd, "evidence"));
 
+		if (ev && !strcmp(ev, "none"))
+			ev = NULL; /* the operator's explicit choice to go on without a copy */
 		if (ev && (rc = drb_evidence_open(&r.evidence, ev, r.run_id, audit_path, err)))
 			goto out;
 	}

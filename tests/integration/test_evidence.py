@@ -209,6 +209,10 @@ def test_ships_as_it_goes(e):
                  "--public-key", e.pub)
     check(v.returncode == 0 and "signs the run.end" in v.stdout,
           f"audit verify s3://... with the public key: {v.returncode} {v.stdout} {v.stderr}")
+    # a run id that is not there: exit 2, naming the runs that are (ListObjectsV2)
+    miss = e.drbook("verifier", "audit", "verify", f"s3://{BUCKET}/drills/no-such-run")
+    check(miss.returncode == 2 and run in miss.stderr,
+          f"missing run named with the ones present: {miss.returncode} {miss.stderr}")
     # Object Lock keeps every shipped version
     vers = e.s3.list_object_versions(Bucket=BUCKET, Prefix=key).get("Versions", [])
     check(len(vers) >= 4, f"each copy is a locked version ({len(vers)})")
@@ -307,6 +311,51 @@ def test_unreachable_evidence_refuses(e):
     with open(os.path.join(d, "runs", run + ".jsonl"), "rb") as f:
         evs = [x["event"] for x in records(f.read())]
     check("step.start" not in evs, f"no step started: {evs}")
+
+
+def test_failed_copy_stops_the_run(e):
+    # a second S3 that goes away mid-run: the copy after 'hold' fails, the run stops there
+    port = free_port()
+    moto = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-moto",
+                             str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    p = None
+    try:
+        check(moto.stdout.readline().strip() == "ready", "second moto started")
+        url = f"http://127.0.0.1:{port}"
+        import boto3
+        boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        release = os.path.join(e.tmp, "release-gone")
+        rb = e.runbook("gone", "gone", release)
+        d, env = e.host("gone")
+        env["AWS_ENDPOINT_URL"] = url
+        p = subprocess.Popen([DRBOOK, "run", rb, "--runs-dir", "runs", "--quiet",
+                              "--evidence", f"s3://{BUCKET}/x"], cwd=d, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             stdin=subprocess.DEVNULL)
+        run = wait_for(lambda: run_id_of(d), "the local log")
+        log = os.path.join(d, "runs", run + ".jsonl")
+        wait_for(lambda: b'"step":"hold"' in open(log, "rb").read(), "hold started")
+        moto.stdin.close()
+        moto.wait(timeout=20)
+        open(release, "w").close()
+        out, err = p.communicate(timeout=120)
+        check(p.returncode == 1, f"the run stopped: {p.returncode} {err}")
+        check("evidence" in err, f"the reason is given: {err}")
+        recs = records(open(log, "rb").read())
+        evs = [(r["event"], r["step"]) for r in recs]
+        check(("evidence.failed", None) in evs, "the failure is in the log")
+        check(("step.start", "after") not in evs, f"no step started after it: {evs}")
+        check(recs[-1]["event"] == "run.end" and recs[-1]["data"]["status"] == "failed",
+              "run.end failed")
+    finally:
+        if p:
+            stop(p)
+        if moto.poll() is None:
+            moto.kill()
+            moto.wait()
 
 
 def test_loose_key_file_warned(e):
