@@ -11,7 +11,9 @@
 #include <drbook/aws.h>
 #include <drbook/util.h>
 
-enum { AWS_QUERY = 0, AWS_JSON = 1, AWS_RESTXML = 2, AWS_JSON10 = 3 }; /* JSON: 1.1 */
+/* JSON: 1.1. AWS_S3 is REST-XML as S3 wants it: the path signed as given (no normalising),
+ * X-Amz-Content-SHA256 signed, a body of any bytes, and answers that may be an object. */
+enum { AWS_QUERY = 0, AWS_JSON = 1, AWS_RESTXML = 2, AWS_JSON10 = 3, AWS_S3 = 4 };
 
 /* One AWS service as drbook speaks to it. */
 typedef struct aws_svc {
@@ -26,7 +28,7 @@ typedef struct aws_svc {
 } aws_svc;
 
 extern const aws_svc drb_awsi_rds, drb_awsi_route53, drb_awsi_ecs, drb_awsi_sns, drb_awsi_sts,
-    drb_awsi_cloudwatch, drb_awsi_dynamodb;
+    drb_awsi_cloudwatch, drb_awsi_dynamodb, drb_awsi_s3;
 
 /* What one request says. All borrowed. */
 typedef struct aws_req {
@@ -42,6 +44,13 @@ typedef struct aws_req {
 	const char *path;
 	const char *query;
 	const char *body;
+	/* AWS_S3 only: body_len bytes of body (any bytes), its Content-Type and Content-MD5
+	 * (base64; S3 Object Lock refuses a PUT without an integrity header), and raw_answer: a
+	 * 2xx body is the object, not XML (left unparsed in raw.body). */
+	size_t body_len;
+	const char *content_type;
+	const char *content_md5;
+	int raw_answer;
 } aws_req;
 
 /* A successful answer. Owned: release with drb_awsi_resp_free. */
