@@ -175,8 +175,9 @@ void drb_aws_creds_clear(drb_aws_creds *c);
 
 /* Where one call goes. */
 typedef struct drb_aws_endpoint {
-	char region[64];   /* the call's region, also the signing region */
-	char url[512];	   /* base URL without a trailing slash: "https://rds.eu-west-1.amazonaws.com" */
+	char region[64]; /* the call's region, also the signing region */
+	char
+	    url[512]; /* base URL without a trailing slash: "https://rds.eu-west-1.amazonaws.com" */
 	char host[300];	   /* the Host header: the URL's host[:port] */
 	char profile[128]; /* the connection's profile or "" (default chain) */
 	int custom;	   /* 1 when an endpoint_url / AWS_ENDPOINT_URL* was used */
@@ -205,7 +206,7 @@ int drb_aws_resolve(const json_t *connection, const char *region_arg, const char
  * ======================================================================================== */
 
 typedef struct drb_aws_error {
-	char code[128];	      /* "InvalidDBInstanceState"; "HTTP503" when the body said nothing */
+	char code[128]; /* "InvalidDBInstanceState"; "HTTP503" when the body said nothing */
 	char message[512];
 	char request_id[128]; /* "" when unknown */
 } drb_aws_error;
@@ -236,7 +237,9 @@ int drb_aws_error_code(const char *code, long status);
  * redacted description {method, url, params | target + body | body} without any header.
  * ======================================================================================== */
 
-/* NULL-terminated. */
-extern const drb_action *const drb_aws_actions[];
+/* The table, ended by a row whose name is NULL; every row has its schema. */
+extern const drb_action drb_aws_actions[];
+/* The row of name, or NULL. Borrowed (static). */
+const drb_action *drb_aws_action(const char *name);
 
 #endif

@@ -93,6 +93,8 @@ int drb_engine_replay(const char *audit_path, const char *runbook, const drb_eng
 const drb_action *drb_engine_action(const char *name);
 /* For drb_load_opts.action_mode: answers for registry actions (ud unused: may be NULL). */
 int drb_engine_action_mode(void *ud, const char *name);
+/* For drb_load_opts.action_schema: the registry action's schema, NULL when unknown. */
+const drb_action_schema *drb_engine_action_schema(void *ud, const char *name);
 /* Iterates the registry: returns the i-th action or NULL past the end. */
 const drb_action *drb_engine_action_at(size_t i);
 

@@ -315,6 +315,16 @@ static int action_mode(void *ud, const char *name)
 	return m;
 }
 
+/* The action_schema callback: registry, then Lua custom actions' declarations. */
+static const drb_action_schema *action_schema(void *ud, const char *name)
+{
+	const drb_action_schema *s = drb_engine_action_schema(NULL, name);
+
+	if (!s && ud)
+		s = drb_lua_custom_schema(ud, name);
+	return s;
+}
+
 /* Loads and validates a runbook, with custom actions from its Lua modules. Prints the
  * problems. Returns 0 or DRB_EINVAL. */
 static int load(const char *path, drb_runbook **out)
@@ -322,7 +332,7 @@ static int load(const char *path, drb_runbook **out)
 	drb_diags d;
 	drb_runbook *probe = NULL;
 	drb_lua *L = NULL;
-	drb_load_opts lo = {action_mode, NULL};
+	drb_load_opts lo = {action_mode, NULL, action_schema};
 	drb_err err = {0};
 	int rc;
 

@@ -1,6 +1,6 @@
 /* Small pieces the loader's checks are built from: the diagnostics list, compiling Lua
- * expressions and chunks without running them, the ${ } scanner and the edit distance that
- * suggests the key a user probably meant. */
+ * expressions and chunks without running them, and the ${ } scanner (the edit distance
+ * that suggests the key a user probably meant is drb_edit_distance in core). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,8 +118,7 @@ void drb_diags_free(drb_diags *d)
 
 /* Compiles in L (a bare state: no libraries are needed to compile, and nothing is ever run
  * in it), or in a state of its own when L is NULL. The compiled function is dropped. */
-static int compile(lua_State *L, const char *src, size_t len, const char *chunkname,
-		   drb_err *err)
+static int compile(lua_State *L, const char *src, size_t len, const char *chunkname, drb_err *err)
 {
 	lua_State *own = L ? NULL : luaL_newstate();
 	int rc = 0, top;
@@ -259,38 +258,4 @@ int drb_interp_scan(const char *s, int (*cb)(void *ud, const char *e, size_t n),
 		}
 	}
 	return 0;
-}
-
-int drb_edit_distance(const char *a, const char *b, int cap)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	int row[64], best;
-
-	if (lb >= sizeof(row) / sizeof(row[0]))
-		return cap + 1;
-	if ((la > lb ? la - lb : lb - la) > (size_t)cap)
-		return cap + 1;
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = (int)j;
-	for (size_t i = 1; i <= la; i++) {
-		int diag = row[0];
-
-		row[0] = (int)i;
-		best = row[0];
-		for (size_t j = 1; j <= lb; j++) {
-			int up = row[j], v = diag + (a[i - 1] != b[j - 1]);
-
-			if (up + 1 < v)
-				v = up + 1;
-			if (row[j - 1] + 1 < v)
-				v = row[j - 1] + 1;
-			diag = up;
-			row[j] = v;
-			if (v < best)
-				best = v;
-		}
-		if (best > cap)
-			return cap + 1;
-	}
-	return row[lb] > cap ? cap + 1 : row[lb];
 }

@@ -89,16 +89,15 @@ static int nomem(const char *action, drb_err *err)
 	return drb_err_set(err, DRB_ENOMEM, "%s: out of memory", action);
 }
 
-static int describe_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_rds_describe(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"id", NULL};
 	const char *A = "aws.rds.describe_db_instance", *id = NULL;
 	drb_aws_endpoint ep;
 	json_t *p = NULL;
 	int rc, bad = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 0, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_rds, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "id", &id, err);
 	if (rc != 0)
@@ -114,9 +113,8 @@ out:
 	return rc;
 }
 
-static int promote_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_rds_promote(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"id", "backup_retention_days", NULL};
 	const char *A = "aws.rds.promote_read_replica", *id = NULL;
 	drb_aws_endpoint ep;
 	json_t *p = NULL;
@@ -124,7 +122,7 @@ static int promote_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, 
 	int rc, bad = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_rds, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "id", &id, err);
 	if (rc == 0)
@@ -144,16 +142,15 @@ out:
 	return rc;
 }
 
-static int reboot_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_rds_reboot(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"id", "force_failover", NULL};
 	const char *A = "aws.rds.reboot_db_instance", *id = NULL;
 	drb_aws_endpoint ep;
 	json_t *p = NULL;
 	int rc, bad = 0, force = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_rds, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "id", &id, err);
 	if (rc == 0)
@@ -172,10 +169,9 @@ out:
 	return rc;
 }
 
-static int failover_cluster_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
-			       drb_err *err)
+int drb_awsi_rds_failover_cluster(drb_action_ctx *ctx, const json_t *args, json_t **result,
+				  drb_err *err)
 {
-	static const char *const known[] = {"cluster", "target", NULL};
 	const char *A = "aws.rds.failover_db_cluster", *cluster = NULL, *target = NULL;
 	drb_aws_endpoint ep;
 	aws_req rq = {.operation = "FailoverDBCluster"};
@@ -185,7 +181,7 @@ static int failover_cluster_fn(drb_action_ctx *ctx, const json_t *args, json_t *
 	int rc, bad = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_rds, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "cluster", &cluster, err);
 	if (rc == 0)
@@ -253,9 +249,8 @@ static int by_created_desc(const void *a, const void *b)
 	return mx < my ? 1 : mx > my ? -1 : 0;
 }
 
-static int snapshots_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_rds_snapshots(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"id", NULL};
 	const char *A = "aws.rds.describe_db_snapshots", *id = NULL;
 	drb_aws_endpoint ep;
 	json_t *list = NULL, **items = NULL, *sorted = NULL;
@@ -264,7 +259,7 @@ static int snapshots_fn(drb_action_ctx *ctx, const json_t *args, json_t **result
 	size_t i, n;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 0, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_rds, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string_opt(args, "id", &id, err);
 	if (rc != 0)
@@ -352,11 +347,9 @@ out:
 	return rc;
 }
 
-static int restore_pitr_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_rds_restore_pitr(drb_action_ctx *ctx, const json_t *args, json_t **result,
+			      drb_err *err)
 {
-	static const char *const known[] = {
-	    "source",	      "target",	      "restore_time", "latest",
-	    "instance_class", "subnet_group", "multi_az",     NULL};
 	const char *A = "aws.rds.restore_db_instance_to_point_in_time";
 	const char *source = NULL, *target = NULL, *when = NULL, *cls = NULL, *subnet = NULL;
 	drb_aws_endpoint ep;
@@ -365,7 +358,7 @@ static int restore_pitr_fn(drb_action_ctx *ctx, const json_t *args, json_t **res
 	int64_t ms;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_rds, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "source", &source, err);
 	if (rc == 0)
@@ -421,11 +414,9 @@ out:
 	return rc;
 }
 
-static int restore_snapshot_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
-			       drb_err *err)
+int drb_awsi_rds_restore_snapshot(drb_action_ctx *ctx, const json_t *args, json_t **result,
+				  drb_err *err)
 {
-	static const char *const known[] = {"snapshot",	    "target",	"instance_class",
-					    "subnet_group", "multi_az", NULL};
 	const char *A = "aws.rds.restore_db_instance_from_snapshot";
 	const char *snap = NULL, *target = NULL, *cls = NULL, *subnet = NULL;
 	drb_aws_endpoint ep;
@@ -433,7 +424,7 @@ static int restore_snapshot_fn(drb_action_ctx *ctx, const json_t *args, json_t *
 	int rc, bad = 0, multi = -1;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_rds, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "snapshot", &snap, err);
 	if (rc == 0)
@@ -463,22 +454,3 @@ out:
 	json_decref(p);
 	return rc;
 }
-
-const drb_action drb_aws_rds_describe_db_instance = {
-    .name = "aws.rds.describe_db_instance", .mode = DRB_ACT_RO, .fn = describe_fn};
-const drb_action drb_aws_rds_promote_read_replica = {
-    .name = "aws.rds.promote_read_replica", .mode = DRB_ACT_MUT, .fn = promote_fn};
-const drb_action drb_aws_rds_reboot_db_instance = {
-    .name = "aws.rds.reboot_db_instance", .mode = DRB_ACT_MUT, .fn = reboot_fn};
-const drb_action drb_aws_rds_failover_db_cluster = {
-    .name = "aws.rds.failover_db_cluster", .mode = DRB_ACT_MUT, .fn = failover_cluster_fn};
-const drb_action drb_aws_rds_describe_db_snapshots = {
-    .name = "aws.rds.describe_db_snapshots", .mode = DRB_ACT_RO, .fn = snapshots_fn};
-const drb_action drb_aws_rds_restore_db_instance_to_point_in_time = {
-    .name = "aws.rds.restore_db_instance_to_point_in_time",
-    .mode = DRB_ACT_MUT,
-    .fn = restore_pitr_fn};
-const drb_action drb_aws_rds_restore_db_instance_from_snapshot = {
-    .name = "aws.rds.restore_db_instance_from_snapshot",
-    .mode = DRB_ACT_MUT,
-    .fn = restore_snapshot_fn};
