@@ -17,6 +17,7 @@
 #include <drbook/runbook.h>
 #include <drbook/util.h>
 
+#include "catalog.h"
 #include "progress.h"
 
 #define DRB_VERSION "0.1.0"
@@ -44,6 +45,7 @@ static const char usage_main[] =
     "  report AUDIT                what a run did: timeline, steps, RTO/RPO (md, html, json)\n"
     "  replay AUDIT                re-run a recorded run's decisions offline\n"
     "  gameday SCHEDULE            run the drills of a game-day schedule that are due\n"
+    "  actions [--json]            the action catalog: arguments, results, modes\n"
     "\n"
     "Run 'drbook COMMAND --help' for a command's options. Exit codes: 0 success, 1 the run\n"
     "failed (or a log is tampered), 2 usage or invalid runbook, 3 refused before any change.\n"
@@ -917,6 +919,8 @@ int main(int argc, char **argv)
 		rc = cmd_replay(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "report")) {
 		rc = cmd_report(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "actions")) {
+		rc = drb_cli_actions(argc - 1, argv + 1);
 	} else {
 		fprintf(stderr, "drbook: unknown command '%s'\n\n%s", argv[1], usage_main);
 		rc = DRB_EXIT_USAGE;

@@ -701,7 +701,7 @@ const drb_action drb_action_exec = {
     .fn = exec_fn,
     .schema =
 	&(const drb_action_schema){
-	    .doc = "Runs a program without a shell (mutating unless the step says read_only: true)",
+	    .doc = "Runs a program without a shell",
 	    .args =
 		(const drb_arg_spec[]){
 		    {"argv", DRB_T_LIST, 1, NULL, NULL, "program and arguments; no shell"},
@@ -713,8 +713,7 @@ const drb_action drb_action_exec = {
 		    {NULL, 0, 0, NULL, NULL, NULL}},
 	    .result =
 		(const drb_field_spec[]){
-		    {"exit_code", DRB_T_INT,
-		     "the program's exit code (-1 when killed by a signal)"},
+		    {"exit_code", DRB_T_INT, "the program's exit code"},
 		    {"signal", DRB_T_INT, "the signal that ended it, or absent"},
 		    {"stdout", DRB_T_STRING, "standard output (truncated)"},
 		    {"stderr", DRB_T_STRING, "standard error (truncated)"},

@@ -410,8 +410,7 @@ const drb_action drb_action_http = {
     .fn = http_fn,
     .schema =
 	&(const drb_action_schema){
-	    .doc =
-		"An HTTP(S) request (GET, HEAD and OPTIONS are read-only, other methods mutating)",
+	    .doc = "An HTTP(S) request",
 	    .args =
 		(const drb_arg_spec[]){
 		    {"method", DRB_T_STRING, 0, "GET", NULL, "HTTP method"},

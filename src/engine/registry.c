@@ -16,7 +16,7 @@ const drb_action drb_action_lua = {
     .name = "lua",
     .mode = DRB_ACT_STEP,
     .schema = &(const drb_action_schema){
-	.doc = "Runs a Lua script in the sandbox (mutating unless the step says read_only: true)",
+	.doc = "Runs a Lua script in the sandbox",
 	.args = (const drb_arg_spec[]){{"script", DRB_T_STRING, 0, NULL, NULL,
 					"the script, when the step has no script:"},
 				       {NULL, 0, 0, NULL, NULL, NULL}},

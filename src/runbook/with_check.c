@@ -13,6 +13,20 @@ static int has_interp(const ynode *n)
 	return n->kind == YN_SCALAR && n->vt == YV_STR && strstr(n->str, "${") != NULL;
 }
 
+/* A misspelling of name is in w: its "did you mean" already says what is missing. */
+static int misspelt(const drb_action_schema *s, const ynode *w, const char *name)
+{
+	for (size_t i = 0; w && i + 1 < w->n; i += 2) {
+		const ynode *k = w->kids[i];
+		const char *near;
+
+		if (k->kind == YN_SCALAR && !drb_schema_arg(s, k->str) &&
+		    (near = drb_schema_suggest(s, k->str)) && !strcmp(near, name))
+			return 1;
+	}
+	return 0;
+}
+
 void drb_with_check(drb_diags *d, const char *prefix, const char *action,
 		    const drb_action_schema *s, const ynode *w, const ynode *at)
 {
@@ -50,7 +64,7 @@ void drb_with_check(drb_diags *d, const char *prefix, const char *action,
 		for (size_t i = 0; w && i + 1 < w->n; i += 2)
 			if (w->kids[i]->kind == YN_SCALAR && !strcmp(w->kids[i]->str, a->name))
 				v = w->kids[i + 1];
-		if (!v || (v->kind == YN_SCALAR && v->vt == YV_NULL))
+		if ((!v || (v->kind == YN_SCALAR && v->vt == YV_NULL)) && !misspelt(s, w, a->name))
 			drb_diags_add(d, w ? w->pos : at->pos, "%s%s: argument '%s' is required",
 				      prefix, action, a->name);
 	}
