@@ -70,8 +70,8 @@ enum {
 	DRB_T_ANY = (1 << 7) - 1
 };
 
-/* One argument an action takes. All members are static text (or, for custom Lua actions,
- * owned by the Lua state that declared them). */
+/* One argument an action takes. All members are static text, or, in a schema built by
+ * drb_action_schema_from_json (custom Lua actions), owned by that schema. */
 typedef struct drb_arg_spec {
 	const char *name;	    /* NULL ends a list */
 	unsigned type;		    /* DRB_T_* bits */
@@ -110,7 +110,9 @@ typedef struct drb_action {
 	/* When called from Lua, return this field of the result instead of the whole result
 	 * (pg.query(...) returns its rows); NULL returns the whole result. */
 	const char *lua_returns;
-	const drb_action_schema *schema; /* borrowed, static; every catalog action has one */
+	/* Borrowed: static for the catalog (every action there has one); a custom Lua action's
+	 * lives as long as its drb_lua. NULL: arguments are not checked. */
+	const drb_action_schema *schema;
 } drb_action;
 
 /* Checks args (an object or NULL) against s: unknown argument ("unknown argument 'x' (did
