@@ -175,9 +175,8 @@ void drb_aws_creds_clear(drb_aws_creds *c);
 
 /* Where one call goes. */
 typedef struct drb_aws_endpoint {
-	char region[64]; /* the call's region, also the signing region */
-	char
-	    url[512]; /* base URL without a trailing slash: "https://rds.eu-west-1.amazonaws.com" */
+	char region[64];   /* the call's region, also the signing region */
+	char url[512];	   /* base URL without a trailing slash: "https://rds.eu-west-1.amazonaws.com" */
 	char host[300];	   /* the Host header: the URL's host[:port] */
 	char profile[128]; /* the connection's profile or "" (default chain) */
 	int custom;	   /* 1 when an endpoint_url / AWS_ENDPOINT_URL* was used */
@@ -206,7 +205,7 @@ int drb_aws_resolve(const json_t *connection, const char *region_arg, const char
  * ======================================================================================== */
 
 typedef struct drb_aws_error {
-	char code[128]; /* "InvalidDBInstanceState"; "HTTP503" when the body said nothing */
+	char code[128];	      /* "InvalidDBInstanceState"; "HTTP503" when the body said nothing */
 	char message[512];
 	char request_id[128]; /* "" when unknown */
 } drb_aws_error;

@@ -23,9 +23,9 @@ typedef struct lua_State lua_State;
 typedef struct drb_lua drb_lua;
 
 typedef struct drb_lua_opts {
-	size_t mem_limit;	 /* bytes; 0 = default 64 MiB */
-	long long instr_limit;	 /* VM instructions per entry; 0 = default 50 million */
-	const char *lib_dir;	 /* the project's lua/ folder, or NULL */
+	size_t mem_limit;        /* bytes; 0 = default 64 MiB */
+	long long instr_limit;   /* VM instructions per entry; 0 = default 50 million */
+	const char *lib_dir;     /* the project's lua/ folder, or NULL */
 	const char *runbook_dir; /* the runbook's folder, or NULL */
 	/* Where print() and the log helper go (one line each); NULL = discarded. */
 	void (*print)(void *ud, const char *line);
@@ -57,12 +57,15 @@ int drb_lua_set_result(drb_lua *L, const json_t *result, drb_err *err);
 
 /* Evaluates an expression ("return (" expr ")") and converts the value to JSON (*out the
  * caller's; nil becomes json null). chunkname names the place ("region.yaml:12:5"). */
-int drb_lua_eval(drb_lua *L, const char *expr, const char *chunkname, json_t **out, drb_err *err);
+int drb_lua_eval(drb_lua *L, const char *expr, const char *chunkname, json_t **out,
+		 drb_err *err);
 /* Same, and the value must be a boolean (nil counts as false; any other type is
  * DRB_ESCRIPT "must be a boolean"). */
-int drb_lua_eval_bool(drb_lua *L, const char *expr, const char *chunkname, int *out, drb_err *err);
+int drb_lua_eval_bool(drb_lua *L, const char *expr, const char *chunkname, int *out,
+		      drb_err *err);
 /* Runs a chunk (a lua step's script); its return value, if any, becomes *out (or null). */
-int drb_lua_run(drb_lua *L, const char *script, const char *chunkname, json_t **out, drb_err *err);
+int drb_lua_run(drb_lua *L, const char *script, const char *chunkname, json_t **out,
+		drb_err *err);
 /* Interpolates a with: template: every string holding ${expr} is evaluated; a string that is
  * exactly one ${expr} keeps the value's type, otherwise values are concatenated as text
  * (integers as such, floats with %.14g, booleans as true/false; nil or a table inside text is
@@ -81,8 +84,8 @@ int drb_lua_require(drb_lua *L, const char *module, drb_err *err);
 /* Makes actions callable from Lua: "aws.rds.promote_read_replica" becomes the function
  * aws.rds.promote_read_replica{...}. Calls go through invoke (the engine), which applies
  * the read-only rule and the audit seam. */
-typedef int (*drb_lua_invoke_fn)(void *ud, const drb_action *a, const json_t *args, json_t **result,
-				 drb_err *err);
+typedef int (*drb_lua_invoke_fn)(void *ud, const drb_action *a, const json_t *args,
+				 json_t **result, drb_err *err);
 /* Arguments: one table -> that object; otherwise a->positional names them (a name ending in
  * "..." collects the rest into a list); no arguments -> {}. invoke runs with the Lua lock
  * held; its *result (may stay NULL = nil) is taken and freed here. An error from invoke
@@ -90,8 +93,8 @@ typedef int (*drb_lua_invoke_fn)(void *ud, const drb_action *a, const json_t *ar
  * uncaught, the entry returns invoke's code (e.g. DRB_ETRANSIENT) rather than DRB_ESCRIPT.
  * Time spent in invoke does not count against the wall-clock guard. a and ud are borrowed
  * and must outlive the state. */
-int drb_lua_register_action(drb_lua *L, const drb_action *a, drb_lua_invoke_fn invoke, void *ud,
-			    drb_err *err);
+int drb_lua_register_action(drb_lua *L, const drb_action *a, drb_lua_invoke_fn invoke,
+			    void *ud, drb_err *err);
 
 /* Lua values <-> JSON for the engine and tests. Tables with keys 1..n only are arrays
  * (holes become null when at least half of 1..n is present; sparser tables are refused),

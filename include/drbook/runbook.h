@@ -13,7 +13,7 @@
 #include <drbook/error.h>
 
 #define DRB_RUNBOOK_MAX_BYTES (1024 * 1024) /* larger files are refused */
-#define DRB_RUNBOOK_MAX_DEPTH 64	    /* deeper YAML nesting is refused */
+#define DRB_RUNBOOK_MAX_DEPTH 64            /* deeper YAML nesting is refused */
 
 typedef struct drb_pos {
 	int line, col; /* 1-based; 0 when unknown */
@@ -33,7 +33,7 @@ typedef struct drb_diags {
 
 void drb_diags_init(drb_diags *d, const char *path);
 void drb_diags_add(drb_diags *d, drb_pos pos, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 void drb_diags_sort(drb_diags *d); /* by line, then column; stable */
 /* Writes each diagnostic as "path:line:col: msg\n" (sorted) to f. */
 void drb_diags_print(const drb_diags *d, void *file /* FILE* */);
@@ -51,9 +51,9 @@ typedef enum drb_param_type {
 typedef struct drb_param {
 	char *name;
 	drb_param_type type;
-	json_t *def;	   /* typed default (durations as seconds), NULL when none */
-	int required;	   /* no default and required: true (or no default at all) */
-	int secret;	   /* value redacted in logs and output */
+	json_t *def;       /* typed default (durations as seconds), NULL when none */
+	int required;      /* no default and required: true (or no default at all) */
+	int secret;        /* value redacted in logs and output */
 	json_t *choices;   /* array of allowed values or NULL */
 	char *description; /* or NULL */
 	drb_pos pos;
@@ -67,10 +67,10 @@ typedef enum drb_on_failure {
 } drb_on_failure;
 
 typedef struct drb_retry {
-	int attempts;	  /* total attempts, >= 1 (1 = no retry) */
-	int exponential;  /* backoff: exponential (1) or fixed (0) */
-	double initial_s; /* first delay */
-	double max_s;	  /* cap on any delay */
+	int attempts;      /* total attempts, >= 1 (1 = no retry) */
+	int exponential;   /* backoff: exponential (1) or fixed (0) */
+	double initial_s;  /* first delay */
+	double max_s;      /* cap on any delay */
 } drb_retry;
 
 /* A Lua expression with the place it was written. src NULL when absent. */
@@ -82,8 +82,8 @@ typedef struct drb_expr {
 /* An action invocation: used for rollback:, done_when: (map form) and notify entries. */
 typedef struct drb_call_spec {
 	char *action;
-	json_t *with; /* template: strings may hold ${ } (object, never NULL once loaded) */
-	char *script; /* lua action only, or NULL */
+	json_t *with;   /* template: strings may hold ${ } (object, never NULL once loaded) */
+	char *script;   /* lua action only, or NULL */
 	drb_expr assert_;
 	drb_pos pos;
 } drb_call_spec;
@@ -92,28 +92,28 @@ typedef struct drb_step {
 	char *id;
 	drb_pos pos;
 	char *action;
-	json_t *with; /* template object (never NULL once loaded; {} when absent) */
+	json_t *with;        /* template object (never NULL once loaded; {} when absent) */
 	drb_pos with_pos;
-	char *script; /* step-level script: for the lua action */
+	char *script;        /* step-level script: for the lua action */
 	drb_pos script_pos;
-	drb_expr assert_;   /* after the action: must hold */
-	drb_expr when;	    /* before: skip the step when false */
-	drb_expr until;	    /* polling: repeat the action every `every` until true */
-	drb_expr for_each;  /* an expression yielding a list: fan-out */
-	drb_expr done_when; /* string form: read-only expression telling resume it took effect */
+	drb_expr assert_;    /* after the action: must hold */
+	drb_expr when;       /* before: skip the step when false */
+	drb_expr until;      /* polling: repeat the action every `every` until true */
+	drb_expr for_each;   /* an expression yielding a list: fan-out */
+	drb_expr done_when;  /* string form: read-only expression telling resume it took effect */
 	drb_call_spec *done_when_call; /* map form {action, with, assert}, or NULL */
-	double every_s;		       /* 0 when unset (default 5s with until) */
-	double timeout_s;	       /* 0 when unset */
+	double every_s;      /* 0 when unset (default 5s with until) */
+	double timeout_s;    /* 0 when unset */
 	int has_retry;
 	drb_retry retry;
 	drb_on_failure on_failure;
 	drb_call_spec *rollback; /* or NULL */
-	char *as;		 /* loop variable name, default "item" */
-	int max_parallel;	 /* 0 when unset: all at once up to the engine's cap */
-	int idempotent;		 /* default 0 */
-	int read_only;		 /* for lua and exec; default 0 */
-	int read_only_set;	 /* read_only was written */
-	int critical;		 /* default 1 */
+	char *as;            /* loop variable name, default "item" */
+	int max_parallel;    /* 0 when unset: all at once up to the engine's cap */
+	int idempotent;      /* default 0 */
+	int read_only;       /* for lua and exec; default 0 */
+	int read_only_set;   /* read_only was written */
+	int critical;        /* default 1 */
 } drb_step;
 
 typedef struct drb_connection {
@@ -124,19 +124,19 @@ typedef struct drb_connection {
 } drb_connection;
 
 typedef struct drb_notify {
-	char **on; /* events: "start", "success", "failure", "end" */
+	char **on;        /* events: "start", "success", "failure", "end" */
 	size_t n_on;
 	drb_call_spec call;
 } drb_notify;
 
 typedef struct drb_runbook {
-	char *path;	 /* as given */
-	char *dir;	 /* folder of the file: Lua modules may load from here */
-	char sha256[65]; /* of the file's bytes */
+	char *path;        /* as given */
+	char *dir;         /* folder of the file: Lua modules may load from here */
+	char sha256[65];   /* of the file's bytes */
 	int version;
 	char *name;
-	char *description;		   /* or NULL */
-	char *scenario;			   /* or NULL */
+	char *description; /* or NULL */
+	char *scenario;    /* or NULL */
 	double target_rto_s, target_rpo_s; /* -1 when unset */
 	drb_param *params;
 	size_t n_params;
@@ -149,8 +149,8 @@ typedef struct drb_runbook {
 	drb_step *steps;
 	size_t n_steps;
 	drb_on_failure on_failure; /* DRB_ONF_ABORT when unset */
-	double deadline_s;	   /* 0 when unset */
-	char *lock;		   /* run lock key, or NULL: the engine uses the name */
+	double deadline_s;         /* 0 when unset */
+	char *lock;                /* run lock key, or NULL: the engine uses the name */
 	drb_notify *notify;
 	size_t n_notify;
 } drb_runbook;
@@ -208,15 +208,15 @@ int drb_runbook_check_chunk(const char *src, drb_err *err);
  *       enabled: true
  */
 typedef struct drb_drill {
-	char *name;	/* unique, [A-Za-z0-9][A-Za-z0-9_.-]* */
-	char *runbook;	/* resolved against the schedule's folder */
-	double every_s; /* > 0 */
-	char **params;	/* "key=value" strings, as -p takes them */
+	char *name;      /* unique, [A-Za-z0-9][A-Za-z0-9_.-]* */
+	char *runbook;   /* resolved against the schedule's folder */
+	double every_s;  /* > 0 */
+	char **params;   /* "key=value" strings, as -p takes them */
 	size_t n_params;
-	char **approve; /* approval step ids granted to this drill */
+	char **approve;  /* approval step ids granted to this drill */
 	size_t n_approve;
-	int yes;     /* every approval granted */
-	int enabled; /* default 1 */
+	int yes;         /* every approval granted */
+	int enabled;     /* default 1 */
 	drb_pos pos;
 } drb_drill;
 

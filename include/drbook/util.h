@@ -31,9 +31,9 @@ int drb_duration_parse(const char *s, double *out_seconds);
 void drb_duration_format(double seconds, char *out, size_t n);
 
 /* Clocks. */
-double drb_mono_now(void);  /* monotonic seconds */
-int64_t drb_wall_ms(void);  /* wall clock, ms since the epoch */
-void drb_sleep_s(double s); /* sleeps, restarting after signals */
+double drb_mono_now(void);   /* monotonic seconds */
+int64_t drb_wall_ms(void);   /* wall clock, ms since the epoch */
+void drb_sleep_s(double s);  /* sleeps, restarting after signals */
 
 /* RFC 3339 UTC with milliseconds: 2026-11-25T16:39:06.123Z (out needs 25 bytes). */
 void drb_rfc3339_ms(int64_t ms, char out[32]);
