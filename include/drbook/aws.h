@@ -275,7 +275,6 @@ int drb_aws_error_code(const char *code, long status);
  * redacted description {method, url, params | target + body | body} without any header.
  * ======================================================================================== */
 
-/* NULL-terminated. */
 /* ---- run leases (DynamoDB) ------------------------------------------------------------------
  * A lease per lock key in a DynamoDB table (DRBOOK_LEASE_TABLE): item key attribute `key`
  * (string), `holder` (a one-line note), `run` (run id), `expires` (epoch ms) and `token` (the
@@ -320,6 +319,9 @@ int drb_aws_s3_get(drb_action_ctx *ctx, const char *region, const char *bucket, 
 int drb_aws_s3_list(drb_action_ctx *ctx, const char *region, const char *bucket, const char *prefix,
 		    json_t **keys, drb_err *err);
 
-extern const drb_action *const drb_aws_actions[];
+/* The table, ended by a row whose name is NULL; every row has its schema. */
+extern const drb_action drb_aws_actions[];
+/* The row of name, or NULL. Borrowed (static). */
+const drb_action *drb_aws_action(const char *name);
 
 #endif

@@ -118,6 +118,8 @@ int drb_evidence_fetch(const char *url, const char *runs_dir, char *log_out, siz
 const drb_action *drb_engine_action(const char *name);
 /* For drb_load_opts.action_mode: answers for registry actions (ud unused: may be NULL). */
 int drb_engine_action_mode(void *ud, const char *name);
+/* For drb_load_opts.action_schema: the registry action's schema, NULL when unknown. */
+const drb_action_schema *drb_engine_action_schema(void *ud, const char *name);
 /* Iterates the registry: returns the i-th action or NULL past the end. */
 const drb_action *drb_engine_action_at(size_t i);
 

@@ -19,6 +19,7 @@
 #include <drbook/runbook.h>
 #include <drbook/util.h>
 
+#include "catalog.h"
 #include "progress.h"
 
 #define DRB_VERSION "0.1.0"
@@ -46,6 +47,7 @@ static const char usage_main[] =
     "  report AUDIT                what a run did: timeline, steps, RTO/RPO (md, html, json)\n"
     "  replay AUDIT                re-run a recorded run's decisions offline\n"
     "  gameday SCHEDULE            run the drills of a game-day schedule that are due\n"
+    "  actions [--json]            the action catalog: arguments, results, modes\n"
     "\n"
     "Run 'drbook COMMAND --help' for a command's options. Exit codes: 0 success, 1 the run\n"
     "failed (or a log is tampered), 2 usage or invalid runbook, 3 refused before any change.\n"
@@ -381,6 +383,16 @@ static int action_mode(void *ud, const char *name)
 	return m;
 }
 
+/* The action_schema callback: registry, then Lua custom actions' declarations. */
+static const drb_action_schema *action_schema(void *ud, const char *name)
+{
+	const drb_action_schema *s = drb_engine_action_schema(NULL, name);
+
+	if (!s && ud)
+		s = drb_lua_custom_schema(ud, name);
+	return s;
+}
+
 /* Loads and validates a runbook, with custom actions from its Lua modules. Prints the
  * problems. Returns 0 or DRB_EINVAL. */
 static int load(const char *path, drb_runbook **out)
@@ -388,7 +400,7 @@ static int load(const char *path, drb_runbook **out)
 	drb_diags d;
 	drb_runbook *probe = NULL;
 	drb_lua *L = NULL;
-	drb_load_opts lo = {action_mode, NULL};
+	drb_load_opts lo = {action_mode, NULL, action_schema};
 	drb_err err = {0};
 	int rc;
 
@@ -1183,6 +1195,8 @@ int main(int argc, char **argv)
 		rc = cmd_replay(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "report")) {
 		rc = cmd_report(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "actions")) {
+		rc = drb_cli_actions(argc - 1, argv + 1);
 	} else {
 		fprintf(stderr, "drbook: unknown command '%s'\n\n%s", argv[1], usage_main);
 		rc = DRB_EXIT_USAGE;

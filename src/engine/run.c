@@ -260,6 +260,9 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 	int mut = drb_action_mutates(a, s, args), rc;
 
 	*result = NULL;
+	/* the literals were checked by validate; this catches what ${ } produced */
+	if ((rc = drb_args_check(a->schema, args, err)))
+		return drb_err_prefix(err, "%s: ", a->name);
 	if (mut && r->phase_ro)
 		return drb_err_set(err, DRB_EDENIED, "%s is a mutating action: not allowed in %s",
 				   a->name, r->o->mode == DRB_MODE_PLAN ? "plan" : "preflight");

@@ -1,6 +1,6 @@
 /* Private to src/providers/aws: the service descriptions, the one signed call through the
  * seam (client.c) and the XML helpers (xml.c) that the per-service action files share.
- * Nothing here is visible to the engine; it sees only drb_aws_actions. */
+ * Nothing here is visible to the engine; it sees only drb_aws_actions (actions.c). */
 #ifndef DRB_AWS_INT_H
 #define DRB_AWS_INT_H
 
@@ -63,12 +63,23 @@ typedef struct aws_resp {
 
 void drb_awsi_resp_free(aws_resp *r);
 
-/* The start of every action: refuses unknown arguments (known must list the action's own;
- * region and connection are added here), refuses a mutating action in a read-only context,
- * looks the connection up in ctx->connections and resolves region and endpoint. */
-int drb_awsi_begin(drb_action_ctx *ctx, const json_t *args, const char *const *known,
-		   const aws_svc *svc, const char *action, int mutating, drb_aws_endpoint *ep,
-		   drb_err *err);
+/* The start of every action: checks args against the schema of the action's row in
+ * drb_aws_actions (unknown, missing, mistyped arguments), refuses a mutating action in a
+ * read-only context, looks the connection up in ctx->connections and resolves region and
+ * endpoint. */
+int drb_awsi_begin(drb_action_ctx *ctx, const json_t *args, const aws_svc *svc, const char *action,
+		   drb_aws_endpoint *ep, drb_err *err);
+
+/* The implementations behind the table in actions.c (in the service files). */
+typedef int aws_action_impl(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err);
+aws_action_impl drb_awsi_sts_caller, drb_awsi_sns_publish, drb_awsi_cw_put_metric;
+aws_action_impl drb_awsi_rds_describe, drb_awsi_rds_promote, drb_awsi_rds_reboot,
+    drb_awsi_rds_failover_cluster, drb_awsi_rds_snapshots, drb_awsi_rds_restore_pitr,
+    drb_awsi_rds_restore_snapshot;
+aws_action_impl drb_awsi_r53_get_record, drb_awsi_r53_upsert, drb_awsi_r53_get_change,
+    drb_awsi_r53_hc_status, drb_awsi_r53_hc_update;
+aws_action_impl drb_awsi_ecs_describe, drb_awsi_ecs_update, drb_awsi_ecs_list_tasks,
+    drb_awsi_ecs_stop_task;
 
 /* Sends one request through ctx->seam (signing and drb_http_perform_retry happen inside the
  * seam's perform) and reads the answer. A 2xx answer fills *out. An AWS error becomes

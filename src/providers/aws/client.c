@@ -533,31 +533,24 @@ out:
 
 /* ---- common arguments ---------------------------------------------------------------------- */
 
-int drb_awsi_begin(drb_action_ctx *ctx, const json_t *args, const char *const *known,
-		   const aws_svc *svc, const char *action, int mutating, drb_aws_endpoint *ep,
-		   drb_err *err)
+int drb_awsi_begin(drb_action_ctx *ctx, const json_t *args, const aws_svc *svc, const char *action,
+		   drb_aws_endpoint *ep, drb_err *err)
 {
-	const char *all[24];
+	const drb_action *a = drb_aws_action(action);
 	const char *region = NULL, *conn_name = NULL;
 	const json_t *conn = NULL;
-	size_t n = 0;
 	int rc;
 
-	for (; known && known[n] && n < 20; n++)
-		all[n] = known[n];
-	all[n++] = "region";
-	all[n++] = "connection";
-	all[n] = NULL;
-	if (args && !json_is_object(args))
-		return drb_err_set(err, DRB_EINVAL, "%s: arguments must be a map", action);
-	rc = drb_args_known(args, all, err);
+	if (!a)
+		return drb_err_set(err, DRB_ERR, "%s: not in the AWS action table", action);
+	rc = drb_args_check(a->schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string_opt(args, "region", &region, err);
 	if (rc == 0)
 		rc = drb_arg_string_opt(args, "connection", &conn_name, err);
 	if (rc != 0)
-		return rc;
-	if (mutating && ctx->read_only)
+		return drb_err_prefix(err, "%s: ", action);
+	if (a->mode == DRB_ACT_MUT && ctx->read_only)
 		return drb_err_set(err, DRB_EDENIED,
 				   "%s is a mutating action: refused in preflight and plan",
 				   action);
