@@ -62,6 +62,48 @@ typedef enum drb_action_mode {
 	DRB_ACT_STEP = 3     /* mutating unless the step says read_only: true (lua, exec) */
 } drb_action_mode;
 
+/* Value types of arguments and result fields, as bits: an argument may take several (a
+ * Route 53 `values` is a string or a list). */
+enum {
+	DRB_T_STRING = 1 << 0,
+	DRB_T_INT = 1 << 1,	 /* an integer, or a string of one ("2") */
+	DRB_T_NUMBER = 1 << 2,	 /* any finite number */
+	DRB_T_BOOL = 1 << 3,	 /* true/false, or the strings "true"/"false" */
+	DRB_T_DURATION = 1 << 4, /* seconds as a number >= 0, or a duration string ("90s") */
+	DRB_T_LIST = 1 << 5,
+	DRB_T_MAP = 1 << 6,
+	DRB_T_ANY = (1 << 7) - 1
+};
+
+/* One argument an action takes. All members are static text, or, in a schema built by
+ * drb_action_schema_from_json (custom Lua actions), owned by that schema. */
+typedef struct drb_arg_spec {
+	const char *name;	    /* NULL ends a list */
+	unsigned type;		    /* DRB_T_* bits */
+	int required;		    /* 1: validate and run refuse the step without it */
+	const char *def;	    /* what the action assumes when absent, as text; or NULL */
+	const char *const *choices; /* the allowed string values, NULL-terminated; or NULL */
+	const char *doc;	    /* one line */
+} drb_arg_spec;
+
+/* One field of an action's result. */
+typedef struct drb_field_spec {
+	const char *name; /* NULL ends a list */
+	unsigned type;
+	const char *doc;
+} drb_field_spec;
+
+/* What an action takes and returns: the source of `drbook actions`, docs/actions.md and the
+ * `with:` checks of validate (literals) and run (interpolated values). */
+typedef struct drb_action_schema {
+	const char *doc;	      /* one line */
+	const drb_arg_spec *args;     /* NULL-name-terminated; NULL: takes no arguments */
+	const drb_field_spec *result; /* NULL-name-terminated; NULL: an empty result */
+	const char *result_doc;	      /* how to read the result when fields do not say it all */
+	const char *resource;	      /* the argument naming what the action touches, or NULL */
+	int open;		      /* 1: arguments are not checked (undeclared custom action) */
+} drb_action_schema;
+
 typedef struct drb_action {
 	const char *name; /* "aws.rds.promote_read_replica" */
 	drb_action_mode mode;
@@ -73,7 +115,34 @@ typedef struct drb_action {
 	/* When called from Lua, return this field of the result instead of the whole result
 	 * (pg.query(...) returns its rows); NULL returns the whole result. */
 	const char *lua_returns;
+	/* Borrowed: static for the catalog (every action there has one); a custom Lua action's
+	 * lives as long as its drb_lua. NULL: arguments are not checked. */
+	const drb_action_schema *schema;
 } drb_action;
+
+/* Checks args (an object or NULL) against s: unknown argument ("unknown argument 'x' (did
+ * you mean 'y'?)"), wrong type ("argument 'x' must be an integer (got "two")"), value not
+ * among the choices ("argument 'x' must be a, b or c (got "d")"), missing required argument
+ * ("argument 'x' is required"). Returns 0 or DRB_EINVAL naming the first problem. A null
+ * value counts as absent. validate applies the same rules to literals (drb_arg_check). */
+int drb_args_check(const drb_action_schema *s, const json_t *args, drb_err *err);
+/* Checks one value against its spec (type and choices). 0 or DRB_EINVAL as above. */
+int drb_arg_check(const drb_arg_spec *a, const json_t *v, drb_err *err);
+/* The spec of argument name in s, or NULL. Borrowed from s. */
+const drb_arg_spec *drb_schema_arg(const drb_action_schema *s, const char *name);
+/* The closest argument name to name in s (a likely misspelling), or NULL. */
+const char *drb_schema_suggest(const drb_action_schema *s, const char *name);
+/* Builds a schema from a declaration (a custom Lua action's, converted to JSON):
+ *   {doc, resource, args: {NAME: {type, required, default, enum, doc}}, result: {NAME: {type,
+ *   doc}}, mode}   (mode is read by the caller; type: string|int|number|bool|duration|list|
+ *   map|any, several joined by "|"). Without args the schema is open (arguments unchecked).
+ * Arguments and fields are sorted by name. Unknown keys, unknown types, a default that does
+ * not fit its type and a resource that is not an argument are DRB_EINVAL. *out is the
+ * caller's (drb_action_schema_free). */
+int drb_action_schema_from_json(const json_t *decl, drb_action_schema **out, drb_err *err);
+void drb_action_schema_free(drb_action_schema *s); /* only for schemas built above; NULL ok */
+/* "an integer", "a string or a list": for messages and the catalog. Writes at most n bytes. */
+void drb_type_text(unsigned type, int article, char *buf, size_t n);
 
 /* Small helpers for actions reading their arguments. Each returns 0, or DRB_EINVAL naming
  * the argument ("argument 'id' must be a string"). Optional getters leave *out untouched

@@ -57,6 +57,38 @@ long drb_audit_seq(const drb_audit *a); /* seq of the last record written, 0 bef
 /* Closes the file and wipes the key. NULL is fine. */
 void drb_audit_close(drb_audit *a);
 
+/* ---- signed heads (docs/audit.md "Signed heads") ---------------------------------------- */
+
+/* An Ed25519 key: private (signs heads; it also verifies them) or public (verifies only). */
+typedef struct drb_audit_signkey drb_audit_signkey;
+
+/* Loads an Ed25519 key from a PEM file of at most 16 KiB: a private key ("PRIVATE KEY", as
+ * `openssl genpkey -algorithm ed25519` writes it; not encrypted) when private_key is 1, else a
+ * public key ("PUBLIC KEY", `openssl pkey -pubout`). Another key type or a file that is not PEM
+ * is DRB_EINVAL, a missing file DRB_ENOTFOUND. *out is the caller's (drb_audit_signkey_free). */
+int drb_audit_signkey_load(drb_audit_signkey **out, const char *path, int private_key,
+			   drb_err *err);
+void drb_audit_signkey_free(drb_audit_signkey *k); /* NULL is fine */
+
+/* The signature of a chain head: Ed25519 over "drbook-audit-head-v1\n<seq>\n<sha256>\n<run>"
+ * (seq in decimal, sha256 the lowercase hex SHA-256 of the signed record's line), written to
+ * sig as 128 lowercase hex digits and a NUL. k must be a private key (DRB_EINVAL). */
+int drb_audit_head_sign(const drb_audit_signkey *k, const char *run, long seq, const char *sha256,
+			char sig[129], drb_err *err);
+
+/* 0 when sig_hex (128 lowercase hex digits) is k's signature of that head, DRB_EINTEGRITY
+ * when it is not (or is malformed), DRB_ENOMEM. k may be private or public. */
+int drb_audit_head_check(const drb_audit_signkey *k, const char *run, long seq, const char *sha256,
+			 const char *sig_hex);
+
+/* From now on the log signs its chain head: after every run.end record, and after every 99th
+ * record since the previous head (so at least every 100 records), drb_audit_append writes a
+ * `head` record {seq, sha256, sig} signing the record just written, under the same lock. k is
+ * borrowed and must outlive the handle. When the log already holds records (resume), the
+ * heads in it are checked with k first: one that does not verify is DRB_EINTEGRITY and the
+ * handle is left unsigned. */
+int drb_audit_sign_with(drb_audit *a, const drb_audit_signkey *k, drb_err *err);
+
 /* Outcome of a verification. */
 typedef enum drb_verify_kind {
 	DRB_VERIFY_OK = 0,
@@ -68,8 +100,15 @@ typedef enum drb_verify_kind {
 			       * log with MACs is verified by its chain and reported OK) */
 	DRB_VERIFY_TRUNCATED, /* only the last line is incomplete (a prefix of the next record,
 			       * no newline): an interrupted write, not tampering */
-	DRB_VERIFY_MALFORMED  /* not a drbook audit log: empty, or line 1 is not a record (bad
+	DRB_VERIFY_MALFORMED, /* not a drbook audit log: empty, or line 1 is not a record (bad
 			       * JSON, fields missing, extra or out of order, wrong types) */
+	/* only with a public key: */
+	DRB_VERIFY_BAD_SIG,  /* the first head's signature fails: wrong public key, or a forged
+			      * log (a later head failing after one verified is TAMPERED) */
+	DRB_VERIFY_UNSIGNED, /* the log holds no head record: nothing is proven */
+	DRB_VERIFY_CUT	     /* "truncated": the records verify up to the last signed head, but
+			      * that head does not sign the run.end (records or the end were cut
+			      * off, or the run is still going or died) */
 } drb_verify_kind;
 
 typedef struct drb_verify_result {
@@ -83,9 +122,18 @@ typedef struct drb_verify_result {
  * a negative code when it could not be opened or read (err says why: DRB_ENOTFOUND, DRB_EIO,
  * DRB_EINVAL for a folder or an empty key). key may be NULL: then the chain is checked and
  * MACs are not. When OK, res->msg ends with the SHA-256 of the last line, which a reviewer
- * can keep elsewhere to detect later truncation of the log's tail. */
+ * can keep elsewhere to detect later truncation of the log's tail. Head records are records
+ * like any other here: drb_audit_verify_signed checks them. */
 int drb_audit_verify(const char *path, const unsigned char *key, size_t key_len,
 		     drb_verify_result *res, drb_err *err);
+
+/* drb_audit_verify, and with pub (may be private or public; NULL: exactly drb_audit_verify)
+ * the signed heads: every head must name the record just before it, carry its hash, and
+ * verify (the first failing: BAD_SIG; one failing after a head verified: TAMPERED); the log is
+ * OK only when its last record is a head that signs a run.end, else UNSIGNED (no head) or CUT
+ * (res->line is the first record after the last head, or the last head's line). */
+int drb_audit_verify_signed(const char *path, const unsigned char *key, size_t key_len,
+			    const drb_audit_signkey *pub, drb_verify_result *res, drb_err *err);
 
 /* Reads all records of a log as a JSON array of objects (the parsed lines, with seq, ts, run,
  * event, step, data, prev[, mac]). It does not verify the chain (drb_audit_verify does); a

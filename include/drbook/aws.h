@@ -275,17 +275,16 @@ int drb_aws_error_code(const char *code, long status);
  * redacted description {method, url, params | target + body | body} without any header.
  * ======================================================================================== */
 
-/* NULL-terminated. */
 /* ---- run leases (DynamoDB) ------------------------------------------------------------------
  * A lease per lock key in a DynamoDB table (DRBOOK_LEASE_TABLE): item key attribute `key`
  * (string), `holder` (a one-line note), `run` (run id), `expires` (epoch ms) and `token` (the
  * fencing token, incremented by every take). Calls go through ctx->seam like every AWS call. */
 typedef struct drb_aws_lease_cfg {
 	const char *table;
-	const char *region;  /* NULL: the environment's region */
-	const char *run_id;  /* the holder's run id: a resume of the same run takes it back */
-	const char *holder;  /* "run R (operator O on host H, pid P)" */
-	double ttl_s;        /* a holder that stops renewing loses the lease after this */
+	const char *region; /* NULL: the environment's region */
+	const char *run_id; /* the holder's run id: a resume of the same run takes it back */
+	const char *holder; /* "run R (operator O on host H, pid P)" */
+	double ttl_s;	    /* a holder that stops renewing loses the lease after this */
 } drb_aws_lease_cfg;
 
 /* Takes key: free, expired or already this run's. Returns 0 with *token (>= 1), or
@@ -300,6 +299,29 @@ int drb_aws_lease_renew(drb_action_ctx *ctx, const drb_aws_lease_cfg *cfg, const
 int drb_aws_lease_release(drb_action_ctx *ctx, const drb_aws_lease_cfg *cfg, const char *key,
 			  long long token, drb_err *err);
 
-extern const drb_action *const drb_aws_actions[];
+/* ---- S3 objects (s3.c) ------------------------------------------------------------------
+ * The few S3 calls drbook itself needs (evidence: docs/audit.md "Evidence in S3"). Calls go
+ * through ctx->seam like every AWS call. region NULL: the environment's; the endpoint is
+ * AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (path-style addressing) or the regional S3 host.
+ * A bucket name that is not 3-63 of [a-z0-9.-] is DRB_EINVAL; AWS errors as for actions
+ * ("s3 PutObject: AccessDenied: ..."), NoSuchKey/NoSuchBucket DRB_ENOTFOUND. */
+
+/* PutObject of len bytes with Content-MD5 (required under Object Lock). content_type NULL:
+ * application/octet-stream. */
+int drb_aws_s3_put(drb_action_ctx *ctx, const char *region, const char *bucket, const char *key,
+		   const void *body, size_t len, const char *content_type, drb_err *err);
+/* GetObject (at most 256 MiB). *body (NUL-terminated, *len bytes without the NUL) is the
+ * caller's to free. Bytes that are not UTF-8 come back as U+FFFD (an audit log is ASCII). */
+int drb_aws_s3_get(drb_action_ctx *ctx, const char *region, const char *bucket, const char *key,
+		   char **body, size_t *len, drb_err *err);
+/* ListObjectsV2 of every key under prefix (all pages). *keys, an array of strings, is the
+ * caller's (json_decref). */
+int drb_aws_s3_list(drb_action_ctx *ctx, const char *region, const char *bucket, const char *prefix,
+		    json_t **keys, drb_err *err);
+
+/* The table, ended by a row whose name is NULL; every row has its schema. */
+extern const drb_action drb_aws_actions[];
+/* The row of name, or NULL. Borrowed (static). */
+const drb_action *drb_aws_action(const char *name);
 
 #endif

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include <drbook/action.h>
+#include <drbook/audit.h>
 #include <drbook/error.h>
 #include <drbook/runbook.h>
 
@@ -42,6 +43,13 @@ typedef struct drb_engine_opts {
 	const char *runs_dir;	  /* NULL: ./drbook-runs */
 	const unsigned char *key; /* HMAC key for the audit log, or NULL */
 	size_t key_len;
+	const drb_audit_signkey *sign_key; /* signs the log's head (borrowed), or NULL */
+	/* s3://BUCKET/PREFIX: the log is copied to PREFIX/RUN_ID/ as the run goes (see
+	 * docs/audit.md "Evidence in S3"); NULL: the one recorded in run.start (resume), or none */
+	const char *evidence;
+	/* resume: the runbook to use when the one recorded in run.start is not on this machine
+	 * (fetched from the evidence bucket); it must have the recorded sha256. NULL: none. */
+	const char *runbook_fallback;
 	char *const *approve; /* --approve STEP (repeatable) */
 	size_t n_approve;
 	int yes;		    /* --yes: approve everything */
@@ -96,10 +104,22 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 int drb_engine_replay(const char *audit_path, const char *runbook, const drb_engine_opts *o,
 		      drb_run_result *out, drb_err *err);
 
+/* Downloads the evidence of one run, url = s3://BUCKET/PREFIX/RUN_ID: its audit.jsonl to
+ * runs_dir/RUN_ID.jsonl (NULL runs_dir: ./drbook-runs; the file must not exist yet) and, when
+ * the bucket has it, its runbook.yaml to runs_dir/RUN_ID.runbook.yaml (else runbook_out is "").
+ * base_out gets s3://BUCKET/PREFIX, where a resumed run keeps shipping. DRB_EINVAL for a bad
+ * URL or an existing local log, DRB_ENOTFOUND when the bucket has no such log, else the S3
+ * call's error. See docs/audit.md "Evidence in S3". */
+int drb_evidence_fetch(const char *url, const char *runs_dir, char *log_out, size_t log_cap,
+		       char *runbook_out, size_t rb_cap, char *base_out, size_t base_cap,
+		       drb_err *err);
+
 /* The action registry: built-ins and providers. NULL when unknown. */
 const drb_action *drb_engine_action(const char *name);
 /* For drb_load_opts.action_mode: answers for registry actions (ud unused: may be NULL). */
 int drb_engine_action_mode(void *ud, const char *name);
+/* For drb_load_opts.action_schema: the registry action's schema, NULL when unknown. */
+const drb_action_schema *drb_engine_action_schema(void *ud, const char *name);
 /* Iterates the registry: returns the i-th action or NULL past the end. */
 const drb_action *drb_engine_action_at(size_t i);
 

@@ -113,9 +113,16 @@ int drb_lua_to_json(lua_State *L, int idx, json_t **out, drb_err *err);
  * running under lua_pcall. */
 int drb_lua_push_json(lua_State *L, const json_t *v);
 
-/* Custom actions written in Lua: a module calls drbook.action(name, {mode = "ro"|"mut"}, fn)
- * with fn(args) -> result table. mode() answers like drb_load_opts.action_mode (-1 unknown). */
+/* Custom actions written in Lua: a module calls drbook.action(name, decl, fn) with fn(args) ->
+ * result table and decl = {mode = "ro"|"mut", doc = "...", resource = "ARG",
+ * args = {NAME = {type = "string", required = true, default = ..., enum = {...}, doc = "..."}},
+ * result = {NAME = {type = "int", doc = "..."}}} (drb_action_schema_from_json; a bad
+ * declaration raises at require). mode() answers like drb_load_opts.action_mode (-1
+ * unknown). */
 int drb_lua_custom_mode(drb_lua *L, const char *name);
+/* The declared schema of a custom action (open when it declared no args), NULL when no such
+ * action. Borrowed: valid until drb_lua_free. */
+const drb_action_schema *drb_lua_custom_schema(drb_lua *L, const char *name);
 /* Calls the custom action with args converted to a table; *result is the caller's (null when
  * fn returns nil). DRB_ENOTFOUND when no such action is registered. The mode is not checked
  * here: the engine applies the read-only rule. */

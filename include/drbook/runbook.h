@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include <drbook/action.h>
 #include <drbook/error.h>
 
 #define DRB_RUNBOOK_MAX_BYTES (1024 * 1024) /* larger files are refused */
@@ -179,6 +180,11 @@ int drb_runbook_lock_key_ok(const char *key);
 typedef struct drb_load_opts {
 	int (*action_mode)(void *ud, const char *name);
 	void *ud;
+	/* The action's schema (borrowed; must outlive the load), or NULL when unknown: then
+	 * its with: is not checked. When set, every literal in with: (step, rollback,
+	 * done_when, notify) is checked against it: unknown and missing required arguments,
+	 * wrong types, bad durations, values outside the choices. May be NULL. */
+	const drb_action_schema *(*action_schema)(void *ud, const char *name);
 } drb_load_opts;
 
 /* Loads and validates a runbook. Returns 0 and *out (the caller's; drb_runbook_free), or

@@ -56,4 +56,8 @@ int drb_file_read(const char *path, size_t max, char **out, size_t *out_len, drb
 /* strdup that returns NULL for NULL. */
 char *drb_strdup(const char *s);
 
+/* Levenshtein distance, capped: returns cap + 1 as soon as it is exceeded (for "did you mean"
+ * suggestions). */
+int drb_edit_distance(const char *a, const char *b, int cap);
+
 #endif

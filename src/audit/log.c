@@ -33,7 +33,12 @@ struct drb_audit {
 	char prev[65]; /* SHA-256 hex of the last line written */
 	off_t size;    /* bytes in the file: where a failed write is cut back to */
 	int broken;    /* a write failed in a way we could not undo: no further appends */
+	const drb_audit_signkey *signer; /* borrowed; NULL: no head records */
+	long since_head;		 /* records written since the last head */
 };
+
+/* A head after at most this many unsigned records: "at least every 100 records". */
+#define HEAD_EVERY 99
 
 /* A string as JSON text ("..." with escapes, ASCII only), or NULL when it is not valid UTF-8
  * or memory ran out. The caller frees it. */
@@ -305,7 +310,7 @@ int drb_audit_open_append(drb_audit **out, const char *path, const unsigned char
 	rc = lock_log(fd, path, err);
 	if (rc)
 		goto out;
-	rc = drb_audit_scan_fd(fd, path, key, key_len, &res, &tail, err);
+	rc = drb_audit_scan_fd(fd, path, key, key_len, NULL, &res, &tail, err);
 	if (rc)
 		goto out;
 	if (res.kind != DRB_VERIFY_OK && res.kind != DRB_VERIFY_TRUNCATED) {
@@ -331,6 +336,7 @@ int drb_audit_open_append(drb_audit **out, const char *path, const unsigned char
 	a->seq = tail.seq;
 	memcpy(a->prev, tail.prev, sizeof(a->prev));
 	a->size = tail.good_end;
+	a->since_head = tail.since_head;
 	if (res.kind == DRB_VERIFY_TRUNCATED || tail.missing_nl) {
 		rc = repair(a, &res, &tail, err);
 		if (rc)
@@ -354,46 +360,16 @@ static void undo_write(drb_audit *a)
 		a->broken = 1;
 }
 
-int drb_audit_append(drb_audit *a, const char *event, const char *step, const json_t *data,
-		     drb_err *err)
+/* Writes one record line (event_s and step_s already JSON text, data_s serialised data) with
+ * one write(2) and fsync. Called with a->mu held. */
+static int write_line(drb_audit *a, const char *event, const char *event_s, const char *step_s,
+		      const char *data_s, drb_err *err)
 {
-	json_t *clean = NULL;
-	char *data_s = NULL, *event_s = NULL, *step_s = NULL;
 	char ts[32], hash[65];
 	drb_buf line;
-	int rc = 0, locked = 0;
+	int rc = 0;
 
 	drb_buf_init(&line, (size_t)DRB_AUDIT_LINE_MAX + 1); /* + its newline */
-	if (!a || !event || !*event) {
-		rc = drb_err_set(err, DRB_EINVAL, "audit append: no log or no event");
-		goto out;
-	}
-	if (data && !json_is_object(data)) {
-		rc = drb_err_set(err, DRB_EINVAL, "audit %s: data must be a JSON object", event);
-		goto out;
-	}
-	/* the slow part (scrub and serialise) happens before taking the lock */
-	clean = data ? drb_audit_scrub(data) : json_object();
-	event_s = json_quote(event);
-	step_s = step ? json_quote(step) : drb_strdup("null");
-	if (!clean || !event_s || !step_s) {
-		rc = drb_err_set(err, !event_s || !step_s ? DRB_EINVAL : DRB_ENOMEM, "audit %s: %s",
-				 event,
-				 !clean ? "out of memory" : "event or step is not valid UTF-8");
-		goto out;
-	}
-	data_s = json_dumps(clean, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
-	if (!data_s) {
-		rc = drb_err_set(err, DRB_ENOMEM, "audit %s: cannot serialise data", event);
-		goto out;
-	}
-	if (strlen(data_s) > DRB_AUDIT_LINE_MAX) {
-		rc = drb_err_set(err, DRB_ELIMIT, "audit %s: record of more than %u bytes refused",
-				 event, DRB_AUDIT_LINE_MAX);
-		goto out;
-	}
-	pthread_mutex_lock(&a->mu);
-	locked = 1;
 	if (a->broken) {
 		rc = drb_err_set(err, DRB_EIO,
 				 "%s: an earlier write failed and could not be undone; the log "
@@ -463,13 +439,108 @@ int drb_audit_append(drb_audit *a, const char *event, const char *step, const js
 	memcpy(a->prev, hash, sizeof(a->prev));
 	a->size += (off_t)line.len;
 out:
+	drb_buf_free(&line);
+	return rc;
+}
+
+/* Signs the record just written (a->seq, a->prev) with a head record. a->mu held. */
+static int write_head(drb_audit *a, drb_err *err)
+{
+	char sig[129], data[256];
+	int rc;
+
+	rc = drb_audit_head_sign(a->signer, a->run, a->seq, a->prev, sig, err);
+	if (rc)
+		return drb_err_prefix(err, "audit head: ");
+	snprintf(data, sizeof(data), "{\"seq\":%ld,\"sha256\":\"%s\",\"sig\":\"%s\"}", a->seq,
+		 a->prev, sig);
+	rc = write_line(a, DRB_AUDIT_HEAD, "\"" DRB_AUDIT_HEAD "\"", "null", data, err);
+	if (!rc)
+		a->since_head = 0;
+	return rc;
+}
+
+int drb_audit_append(drb_audit *a, const char *event, const char *step, const json_t *data,
+		     drb_err *err)
+{
+	json_t *clean = NULL;
+	char *data_s = NULL, *event_s = NULL, *step_s = NULL;
+	int rc = 0, locked = 0;
+
+	if (!a || !event || !*event) {
+		rc = drb_err_set(err, DRB_EINVAL, "audit append: no log or no event");
+		goto out;
+	}
+	if (!strcmp(event, DRB_AUDIT_HEAD)) {
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "audit append: head records are written by the log itself");
+		goto out;
+	}
+	if (data && !json_is_object(data)) {
+		rc = drb_err_set(err, DRB_EINVAL, "audit %s: data must be a JSON object", event);
+		goto out;
+	}
+	/* the slow part (scrub and serialise) happens before taking the lock */
+	clean = data ? drb_audit_scrub(data) : json_object();
+	event_s = json_quote(event);
+	step_s = step ? json_quote(step) : drb_strdup("null");
+	if (!clean || !event_s || !step_s) {
+		rc = drb_err_set(err, !event_s || !step_s ? DRB_EINVAL : DRB_ENOMEM, "audit %s: %s",
+				 event,
+				 !clean ? "out of memory" : "event or step is not valid UTF-8");
+		goto out;
+	}
+	data_s = json_dumps(clean, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+	if (!data_s) {
+		rc = drb_err_set(err, DRB_ENOMEM, "audit %s: cannot serialise data", event);
+		goto out;
+	}
+	if (strlen(data_s) > DRB_AUDIT_LINE_MAX) {
+		rc = drb_err_set(err, DRB_ELIMIT, "audit %s: record of more than %u bytes refused",
+				 event, DRB_AUDIT_LINE_MAX);
+		goto out;
+	}
+	pthread_mutex_lock(&a->mu);
+	locked = 1;
+	rc = write_line(a, event, event_s, step_s, data_s, err);
+	if (rc)
+		goto out;
+	a->since_head++;
+	/* the head goes out under the same lock: no record can slip between it and what it signs */
+	if (a->signer && (!strcmp(event, "run.start") || !strcmp(event, "run.end") ||
+			  a->since_head >= HEAD_EVERY))
+		rc = write_head(a, err);
+out:
 	if (locked)
 		pthread_mutex_unlock(&a->mu);
-	drb_buf_free(&line);
 	free(data_s);
 	free(event_s);
 	free(step_s);
 	json_decref(clean);
+	return rc;
+}
+
+int drb_audit_sign_with(drb_audit *a, const drb_audit_signkey *k, drb_err *err)
+{
+	drb_verify_result res;
+	int rc = 0;
+
+	if (!a || !k)
+		return drb_err_set(err, DRB_EINVAL, "audit sign: no log or no key");
+	pthread_mutex_lock(&a->mu);
+	if (a->seq > 0) {
+		/* resume: do not sign on top of heads this key did not make */
+		rc = drb_audit_scan_fd(a->fd, a->path, a->key, a->key_len, k, &res, NULL, err);
+		if (!rc && (res.kind == DRB_VERIFY_BAD_SIG || res.kind == DRB_VERIFY_TAMPERED ||
+			    res.kind == DRB_VERIFY_BAD_MAC || res.kind == DRB_VERIFY_MALFORMED))
+			rc = drb_err_set(err, DRB_EINTEGRITY,
+					 "%s:%ld: refusing to sign: %s (is this the run's signing "
+					 "key?)",
+					 a->path, res.line, res.msg);
+	}
+	if (!rc)
+		a->signer = k;
+	pthread_mutex_unlock(&a->mu);
 	return rc;
 }
 

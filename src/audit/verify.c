@@ -109,6 +109,13 @@ typedef struct scan_state {
 	char *run;     /* line 1's run id */
 	int mac_mode;  /* -1 unknown, 0 the log has no macs, 1 it has */
 	drb_verify_result *res;
+	/* signed heads */
+	const drb_audit_signkey *pub;
+	long heads;	     /* head records seen (verified, with pub) */
+	long since_head;     /* records after the last head */
+	long head_line;	     /* line of the last head, 0 when none */
+	char last_event[64]; /* event of the previous record (truncated) */
+	char head_signs[64]; /* event of the record the last head signs */
 } scan_state;
 
 static int verdict(drb_verify_result *res, drb_verify_kind kind, long line, const char *fmt, ...)
@@ -177,7 +184,8 @@ static int check_fields(scan_state *st, long no, json_t *o, const char *line, si
 	int64_t ms;
 	char buf[160];
 
-	json_object_foreach(o, key, v) {
+	json_object_foreach(o, key, v)
+	{
 		if (i >= 8 || strcmp(key, field_names[i]) != 0) {
 			snprintf(buf, sizeof(buf), "field %zu is \"%.40s\", expected \"%s\"", i + 1,
 				 key, i < 8 ? field_names[i] : "end of record");
@@ -251,6 +259,38 @@ static int check_mac(scan_state *st, long no, const char *line, size_t len, int 
 		       "line %ld: MAC does not match although the same key verified lines 1-%ld: "
 		       "line %ld was changed after it was written",
 		       no, no - 1, no);
+}
+
+/* A head record, with a public key: it must sign the record just before it (seq and hash)
+ * with that key. Called after the chain checks passed, so st->prev is that record's hash. */
+static int check_head(scan_state *st, long no, long seq, const json_t *o)
+{
+	const json_t *d = json_object_get(o, "data");
+	const json_t *hs = json_object_get(d, "seq"), *hh = json_object_get(d, "sha256"),
+		     *sig = json_object_get(d, "sig");
+	const char *run = json_string_value(json_object_get(o, "run"));
+	int rc;
+
+	if (!json_is_integer(hs) || json_integer_value(hs) != seq - 1 || !is_hex64(hh) ||
+	    strcmp(json_string_value(hh), st->prev) || !json_is_string(sig))
+		return verdict(st->res, DRB_VERIFY_TAMPERED, no,
+			       "line %ld: head record does not name the record before it (data "
+			       "must be {seq: %ld, sha256: hash of line %ld, sig}): it was changed",
+			       no, seq - 1, no - 1);
+	rc = drb_audit_head_check(st->pub, run, seq - 1, st->prev, json_string_value(sig));
+	if (rc == DRB_ENOMEM)
+		return rc;
+	if (rc == 0)
+		return 0;
+	if (!st->heads)
+		return verdict(st->res, DRB_VERIFY_BAD_SIG, no,
+			       "line %ld: the signature of the first head does not verify with "
+			       "this public key: wrong key, or a forged log",
+			       no);
+	return verdict(st->res, DRB_VERIFY_TAMPERED, no,
+		       "line %ld: head signature does not verify although the same key verified "
+		       "an earlier head: lines up to %ld were changed after they were signed",
+		       no, no - 1);
 }
 
 /* 0 when the line is a good record; 1 when it is not (the verdict is in st->res). */
@@ -327,13 +367,31 @@ static int check_line(scan_state *st, long no, const char *line, size_t len, int
 		goto out;
 	}
 	bad = check_mac(st, no, line, len, has_mac);
+	if (bad)
+		goto out;
+	{
+		const char *ev = json_string_value(json_object_get(o, "event"));
+
+		if (!strcmp(ev, DRB_AUDIT_HEAD)) {
+			if (st->pub && (bad = check_head(st, no, (long)seq, o)))
+				goto out;
+			st->heads++;
+			st->since_head = 0;
+			st->head_line = no;
+			snprintf(st->head_signs, sizeof(st->head_signs), "%s", st->last_event);
+		} else {
+			st->since_head++;
+		}
+		snprintf(st->last_event, sizeof(st->last_event), "%s", ev);
+	}
 out:
 	json_decref(o);
 	return bad;
 }
 
 int drb_audit_scan_fd(int fd, const char *path, const unsigned char *key, size_t key_len,
-		      drb_verify_result *res, drb_audit_tail *tail, drb_err *err)
+		      const drb_audit_signkey *pub, drb_verify_result *res, drb_audit_tail *tail,
+		      drb_err *err)
 {
 	line_reader r;
 	scan_state st;
@@ -350,6 +408,7 @@ int drb_audit_scan_fd(int fd, const char *path, const unsigned char *key, size_t
 	st.expect = 1;
 	st.mac_mode = -1;
 	st.res = res;
+	st.pub = pub;
 	memset(st.prev, '0', 64);
 	rc = reader_init(&r, fd);
 	if (rc) {
@@ -392,6 +451,8 @@ int drb_audit_scan_fd(int fd, const char *path, const unsigned char *key, size_t
 	}
 	rc = 0;
 	res->records = records;
+	if (res->kind == DRB_VERIFY_TRUNCATED && pub && records)
+		goto judge_end; /* an interrupted write does not excuse a missing signed end */
 	if (res->kind != DRB_VERIFY_OK)
 		goto out;
 	if (!records) {
@@ -399,12 +460,43 @@ int drb_audit_scan_fd(int fd, const char *path, const unsigned char *key, size_t
 		goto out;
 	}
 	res->line = 0;
-	snprintf(res->msg, sizeof(res->msg), "%ld records, chain intact, %s; last line sha256 %s",
-		 records,
-		 st.mac_mode == 0 ? "no MACs (written without a key)"
-		 : key		  ? "MACs verified"
-				  : "MACs present but not checked (no key given)",
-		 st.prev);
+	{
+		char signed_note[200] = "";
+
+		if (pub && st.heads)
+			snprintf(signed_note, sizeof(signed_note),
+				 ", %ld signed heads verified, the last (line %ld) signs %s",
+				 st.heads, st.head_line,
+				 !strcmp(st.head_signs, "run.end") ? "the run.end"
+								   : "a record before the end");
+		snprintf(res->msg, sizeof(res->msg),
+			 "%ld records, chain intact, %s%s; last line sha256 %s", records,
+			 st.mac_mode == 0 ? "no MACs (written without a key)"
+			 : key		  ? "MACs verified"
+					  : "MACs present but not checked (no key given)",
+			 signed_note, st.prev);
+	}
+	if (!pub)
+		goto out;
+judge_end:
+	/* the end of the log: only a head signing run.end proves that nothing was cut off */
+	if (!st.heads)
+		verdict(res, DRB_VERIFY_UNSIGNED, 1,
+			"not signed: the log holds no head record (written without "
+			"--sign-key-file, or cut before its first head): nothing is proven");
+	else if (st.since_head)
+		verdict(res, DRB_VERIFY_CUT, st.head_line + 1,
+			"truncated: %ld records after the last signed head (line %ld) are not "
+			"signed and no signed run.end follows: the log was cut after a signed head "
+			"that promised more (or the run is still going or died); proven up to "
+			"line %ld",
+			st.since_head, st.head_line, st.head_line);
+	else if (strcmp(st.head_signs, "run.end"))
+		verdict(res, DRB_VERIFY_CUT, st.head_line,
+			"truncated: the last signed head (line %ld) signs a %s record, not the "
+			"run.end: the run's end and its final signed head are missing (the log was "
+			"cut, or the run is still going or died); proven up to line %ld",
+			st.head_line, st.head_signs, st.head_line);
 out:
 	res->records = records;
 	if (tail && rc == 0) {
@@ -416,6 +508,7 @@ out:
 		tail->missing_nl = missing_nl;
 		tail->good_end = good_end;
 		tail->size = r.off;
+		tail->since_head = st.since_head;
 	}
 	free(st.run);
 	reader_free(&r);
@@ -441,13 +534,19 @@ static int open_log(const char *path, int *fd, drb_err *err)
 int drb_audit_verify(const char *path, const unsigned char *key, size_t key_len,
 		     drb_verify_result *res, drb_err *err)
 {
+	return drb_audit_verify_signed(path, key, key_len, NULL, res, err);
+}
+
+int drb_audit_verify_signed(const char *path, const unsigned char *key, size_t key_len,
+			    const drb_audit_signkey *pub, drb_verify_result *res, drb_err *err)
+{
 	int fd = -1, rc;
 
 	memset(res, 0, sizeof(*res));
 	rc = open_log(path, &fd, err);
 	if (rc)
 		goto out;
-	rc = drb_audit_scan_fd(fd, path, key, key_len, res, NULL, err);
+	rc = drb_audit_scan_fd(fd, path, key, key_len, pub, res, NULL, err);
 out:
 	if (fd >= 0)
 		close(fd);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -17,6 +19,7 @@
 #include <drbook/runbook.h>
 #include <drbook/util.h>
 
+#include "catalog.h"
 #include "progress.h"
 
 #define DRB_VERSION "0.1.0"
@@ -44,6 +47,7 @@ static const char usage_main[] =
     "  report AUDIT                what a run did: timeline, steps, RTO/RPO (md, html, json)\n"
     "  replay AUDIT                re-run a recorded run's decisions offline\n"
     "  gameday SCHEDULE            run the drills of a game-day schedule that are due\n"
+    "  actions [--json]            the action catalog: arguments, results, modes\n"
     "\n"
     "Run 'drbook COMMAND --help' for a command's options. Exit codes: 0 success, 1 the run\n"
     "failed (or a log is tampered), 2 usage or invalid runbook, 3 refused before any change.\n"
@@ -73,6 +77,13 @@ static const char usage_run[] =
     "      --incident-start TIME  measure RTO from this RFC 3339 time instead of run start\n"
     "      --runs-dir DIR         where logs live (default ./drbook-runs); run locks\n"
     "                             live in DRBOOK_LOCK_DIR (default /run/drbook/locks)\n"
+    "      --sign-key-file F      Ed25519 private key (PEM) signing the log's head at\n"
+    "                             run.start, run.end and every 100 records (or\n"
+    "                             DRBOOK_SIGN_KEY_FILE)\n"
+    "      --evidence s3://BUCKET/PREFIX\n"
+    "                             copy the log to PREFIX/RUN_ID/ after every step and at\n"
+    "                             the end (or DRBOOK_EVIDENCE); unwritable at start: exit 3,\n"
+    "                             a copy failing later stops the run before its next step\n"
     "      --json                 one JSON event per line on stdout\n"
     "      --quiet                print nothing but errors\n"
     "  -h, --help                 this text\n"
@@ -100,28 +111,36 @@ static const char usage_plan[] =
     "Exit codes: 0 preflight passed, 2 usage or invalid runbook, 3 preflight refused.\n";
 
 static const char usage_resume[] =
-    "usage: drbook resume AUDIT [options]\n"
+    "usage: drbook resume AUDIT|s3://BUCKET/PREFIX/RUN_ID [options]\n"
     "\n"
     "Continues the interrupted run recorded in AUDIT. Completed steps are not run again. A\n"
     "step that started but did not end is re-run only when it is idempotent, read-only, or its\n"
     "done_when check says it did not take effect; otherwise resume stops (exit 3) and names\n"
-    "the step. Appends to the same log.\n"
+    "the step. Appends to the same log. From s3://..., the log (and runbook) is downloaded\n"
+    "to the runs folder first and resumed there, shipping back to the same place.\n"
     "\n"
     "options:\n"
     "      --assume-done STEP     the interrupted STEP took effect: record it and go on\n"
     "      --retry STEP           run the interrupted STEP again\n"
     "      --approve STEP, --yes  approvals still to be given\n"
     "      --audit-key-file F     the log's HMAC key (or DRBOOK_AUDIT_KEY_FILE)\n"
+    "      --sign-key-file F      sign the log's heads (or DRBOOK_SIGN_KEY_FILE)\n"
+    "      --evidence s3://B/P    ship the log there (default: where run.start says)\n"
+    "      --runs-dir DIR         where an s3:// log is downloaded (default ./drbook-runs)\n"
     "      --json, --quiet        output as for run\n"
     "The run takes its run locks again (DRBOOK_LOCK_DIR, default /run/drbook/locks).\n";
 
 static const char usage_audit[] =
-    "usage: drbook audit verify AUDIT [--key-file F]\n"
+    "usage: drbook audit verify AUDIT|s3://BUCKET/PREFIX/RUN_ID [--key-file F]\n"
+    "                           [--public-key P]\n"
     "\n"
     "Verifies the hash chain (and the HMACs, with a key) of an audit log. Prints the first\n"
     "bad line. Exit codes: 0 intact, 1 tampered (or wrong key), 2 usage or unreadable file.\n"
-    "A truncated last line is reported as an interrupted write (exit 1 too, with its own\n"
-    "message).\n";
+    "A truncated last line is reported as an interrupted write (a warning, exit 0).\n"
+    "With --public-key (Ed25519, PEM) the signed heads are checked too and the log is\n"
+    "proven up to its last head: a bad signature, no head, or a log whose run.end and\n"
+    "final head are missing ('truncated') exit 1. An s3:// operand is downloaded from the\n"
+    "evidence bucket to a scratch folder and verified.\n";
 
 static const char usage_report[] =
     "usage: drbook report AUDIT [--format md|html|json] [--key-file F]\n"
@@ -177,6 +196,7 @@ typedef struct cli {
 	char *retry[MAX_LIST];
 	size_t n_retry;
 	const char *audit, *key_file, *incident, *runs_dir, *format, *runbook;
+	const char *sign_key_file, *public_key, *evidence;
 	int drill, yes, json, quiet, due, list, history;
 } cli;
 
@@ -211,7 +231,10 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 		O_RUNBOOK,
 		O_DUE,
 		O_LIST,
-		O_HISTORY
+		O_HISTORY,
+		O_SIGN,
+		O_PUB,
+		O_EVIDENCE
 	};
 	static const struct option opts[] = {
 	    {"param", required_argument, NULL, 'p'},
@@ -232,6 +255,9 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 	    {"due", no_argument, NULL, O_DUE},
 	    {"list", no_argument, NULL, O_LIST},
 	    {"history", no_argument, NULL, O_HISTORY},
+	    {"sign-key-file", required_argument, NULL, O_SIGN},
+	    {"public-key", required_argument, NULL, O_PUB},
+	    {"evidence", required_argument, NULL, O_EVIDENCE},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -318,6 +344,15 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 		case O_HISTORY:
 			c->history = 1;
 			break;
+		case O_SIGN:
+			c->sign_key_file = optarg;
+			break;
+		case O_PUB:
+			c->public_key = optarg;
+			break;
+		case O_EVIDENCE:
+			c->evidence = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(0);
@@ -348,6 +383,16 @@ static int action_mode(void *ud, const char *name)
 	return m;
 }
 
+/* The action_schema callback: registry, then Lua custom actions' declarations. */
+static const drb_action_schema *action_schema(void *ud, const char *name)
+{
+	const drb_action_schema *s = drb_engine_action_schema(NULL, name);
+
+	if (!s && ud)
+		s = drb_lua_custom_schema(ud, name);
+	return s;
+}
+
 /* Loads and validates a runbook, with custom actions from its Lua modules. Prints the
  * problems. Returns 0 or DRB_EINVAL. */
 static int load(const char *path, drb_runbook **out)
@@ -355,7 +400,7 @@ static int load(const char *path, drb_runbook **out)
 	drb_diags d;
 	drb_runbook *probe = NULL;
 	drb_lua *L = NULL;
-	drb_load_opts lo = {action_mode, NULL};
+	drb_load_opts lo = {action_mode, NULL, action_schema};
 	drb_err err = {0};
 	int rc;
 
@@ -399,6 +444,19 @@ static int load(const char *path, drb_runbook **out)
 	return rc;
 }
 
+/* A secret key others on the machine can read is no secret: say so (the run goes on, since
+ * refusing at 3 a.m. over a mode bit helps nobody). */
+static void warn_loose_key(const char *path, const char *what)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+		fprintf(stderr,
+			"drbook: warning: %s %s is readable or writable by group or others "
+			"(mode %03o): chmod 600 it\n",
+			what, path, (unsigned)(st.st_mode & 0777));
+}
+
 static int load_key(const cli *c, unsigned char **key, size_t *len)
 {
 	const char *f = c->key_file ? c->key_file : getenv("DRBOOK_AUDIT_KEY_FILE");
@@ -408,6 +466,7 @@ static int load_key(const cli *c, unsigned char **key, size_t *len)
 	*len = 0;
 	if (!f || !*f)
 		return 0;
+	warn_loose_key(f, "audit key file");
 	if (drb_audit_key_load(f, key, len, &err)) {
 		fprintf(stderr, "drbook: audit key: %s\n", err.msg);
 		return -1;
@@ -421,6 +480,31 @@ static void free_key(unsigned char *key, size_t len)
 		OPENSSL_cleanse(key, len);
 		free(key);
 	}
+}
+
+/* --sign-key-file (or DRBOOK_SIGN_KEY_FILE): the Ed25519 key that signs the log's heads. */
+static int load_sign_key(const cli *c, drb_audit_signkey **out)
+{
+	const char *f = c->sign_key_file ? c->sign_key_file : getenv("DRBOOK_SIGN_KEY_FILE");
+	drb_err err = {0};
+
+	*out = NULL;
+	if (!f || !*f)
+		return 0;
+	warn_loose_key(f, "signing key file");
+	if (drb_audit_signkey_load(out, f, 1, &err)) {
+		fprintf(stderr, "drbook: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* --evidence (or DRBOOK_EVIDENCE); "" from the environment means none. */
+static const char *evidence_of(const cli *c)
+{
+	const char *e = c->evidence ? c->evidence : getenv("DRBOOK_EVIDENCE");
+
+	return e && *e ? e : NULL;
 }
 
 /* The one place where error codes become exit codes. */
@@ -493,6 +577,7 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 	drb_err err = {0};
 	unsigned char *key = NULL;
 	size_t klen = 0;
+	drb_audit_signkey *sk = NULL;
 	const char *usage = mode == DRB_MODE_PLAN ? usage_plan : usage_run;
 	int first =
 		parse(argc, argv, &c, usage,
@@ -500,7 +585,7 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 			  ? " param drill audit audit-key-file key-file runs-dir json quiet "
 			    "incident-start "
 			  : " param drill audit audit-key-file key-file approve yes incident-start "
-			    "runs-dir json quiet "),
+			    "runs-dir json quiet sign-key-file evidence "),
 	    rc;
 
 	memset(&res, 0, sizeof(res));
@@ -512,12 +597,15 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 	}
 	if (load(argv[first], &rb))
 		return DRB_EXIT_USAGE;
-	if (load_key(&c, &key, &klen)) {
+	if (load_key(&c, &key, &klen) || (mode != DRB_MODE_PLAN && load_sign_key(&c, &sk))) {
 		rc = DRB_EXIT_USAGE;
 		goto out;
 	}
 	fill_opts(&o, &c, key, klen);
 	o.mode = mode;
+	o.sign_key = sk;
+	if (mode != DRB_MODE_PLAN)
+		o.evidence = evidence_of(&c);
 	p = drb_progress_new(c.json, c.quiet, &o.sink);
 	rc = drb_engine_run(rb, &o, &res, &err);
 	if (rc) {
@@ -536,6 +624,7 @@ out:
 	drb_run_result_free(&res);
 	drb_runbook_free(rb);
 	free_key(key, klen);
+	drb_audit_signkey_free(sk);
 	return rc;
 }
 
@@ -548,9 +637,12 @@ static int cmd_resume(int argc, char **argv)
 	drb_err err = {0};
 	unsigned char *key = NULL;
 	size_t klen = 0;
+	drb_audit_signkey *sk = NULL;
+	char logp[4096], rbp[4096], base[1200];
+	const char *audit;
 	int first = parse(argc, argv, &c, usage_resume,
 			  " assume-done retry approve yes audit-key-file key-file runs-dir json "
-			  "quiet "),
+			  "quiet sign-key-file evidence "),
 	    rc;
 
 	memset(&res, 0, sizeof(res));
@@ -560,11 +652,33 @@ static int cmd_resume(int argc, char **argv)
 		fprintf(stderr, "drbook: resume needs exactly one AUDIT log\n\n%s", usage_resume);
 		return DRB_EXIT_USAGE;
 	}
+	audit = argv[first];
 	if (load_key(&c, &key, &klen))
 		return DRB_EXIT_USAGE;
+	if (load_sign_key(&c, &sk)) {
+		free_key(key, klen);
+		return DRB_EXIT_USAGE;
+	}
 	fill_opts(&o, &c, key, klen);
+	o.sign_key = sk;
+	o.evidence = evidence_of(&c);
+	if (!strncmp(argv[first], "s3://", 5)) {
+		/* another machine: fetch the log into the runs folder, resume it there, and keep
+		 * shipping to the same place */
+		rc = drb_evidence_fetch(argv[first], c.runs_dir, logp, sizeof(logp), rbp,
+					sizeof(rbp), base, sizeof(base), &err);
+		if (rc) {
+			fprintf(stderr, "drbook: resume: %s\n", err.msg);
+			rc = exit_for(rc);
+			goto out;
+		}
+		audit = logp;
+		o.runbook_fallback = rbp[0] ? rbp : NULL;
+		if (!o.evidence)
+			o.evidence = base;
+	}
 	p = drb_progress_new(c.json, c.quiet, &o.sink);
-	rc = drb_engine_resume(argv[first], &o, &res, &err);
+	rc = drb_engine_resume(audit, &o, &res, &err);
 	if (rc) {
 		drb_progress_free(p);
 		p = NULL;
@@ -580,6 +694,7 @@ out:
 	drb_progress_free(p);
 	drb_run_result_free(&res);
 	free_key(key, klen);
+	drb_audit_signkey_free(sk);
 	return rc;
 }
 
@@ -590,6 +705,9 @@ static int cmd_audit(int argc, char **argv)
 	drb_err err = {0};
 	unsigned char *key = NULL;
 	size_t klen = 0;
+	drb_audit_signkey *pub = NULL;
+	char dir[4096] = "", local[4096] = "";
+	const char *path;
 	int first, rc;
 
 	if (argc < 2 ||
@@ -601,7 +719,8 @@ static int cmd_audit(int argc, char **argv)
 		fputs(usage_audit, stdout);
 		return 0;
 	}
-	first = parse(argc - 1, argv + 1, &c, usage_audit, " key-file audit-key-file quiet ");
+	first = parse(argc - 1, argv + 1, &c, usage_audit,
+		      " key-file audit-key-file quiet public-key ");
 	if (first < 0)
 		return DRB_EXIT_USAGE;
 	if (first >= argc - 1 || argc - 1 - first != 1) {
@@ -610,30 +729,64 @@ static int cmd_audit(int argc, char **argv)
 	}
 	if (load_key(&c, &key, &klen))
 		return DRB_EXIT_USAGE;
-	memset(&vr, 0, sizeof(vr));
-	rc = drb_audit_verify(argv[1 + first], key, klen, &vr, &err);
-	free_key(key, klen);
-	if (rc) {
+	if (c.public_key && drb_audit_signkey_load(&pub, c.public_key, 0, &err)) {
+		free_key(key, klen);
 		fprintf(stderr, "drbook: audit verify: %s\n", err.msg);
 		return DRB_EXIT_USAGE;
 	}
-	if (vr.kind == DRB_VERIFY_OK) {
-		if (!c.quiet)
-			printf("%s: ok: %s\n", argv[1 + first], vr.msg);
-		return 0;
+	memset(&vr, 0, sizeof(vr));
+	path = argv[1 + first];
+	if (!strncmp(path, "s3://", 5)) {
+		/* verified from a private scratch copy, removed afterwards */
+		const char *tmp = getenv("TMPDIR");
+		char rbp[4096], base[1200];
+
+		snprintf(dir, sizeof(dir), "%s/drbook-verify-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(dir)) {
+			fprintf(stderr,
+				"drbook: audit verify: %s: cannot create a scratch folder\n", dir);
+			rc = DRB_EXIT_USAGE;
+			goto done;
+		}
+		rc = drb_evidence_fetch(path, dir, local, sizeof(local), rbp, sizeof(rbp), base,
+					sizeof(base), &err);
+		if (rbp[0])
+			unlink(rbp);
+		if (rc) {
+			fprintf(stderr, "drbook: audit verify: %s\n", err.msg);
+			rc = DRB_EXIT_USAGE;
+			goto done;
+		}
+		path = local;
 	}
-	if (vr.kind == DRB_VERIFY_TRUNCATED) {
+	rc = drb_audit_verify_signed(path, key, klen, pub, &vr, &err);
+	path = argv[1 + first];
+	if (rc) {
+		fprintf(stderr, "drbook: audit verify: %s\n", err.msg);
+		rc = DRB_EXIT_USAGE;
+	} else if (vr.kind == DRB_VERIFY_OK) {
+		if (!c.quiet)
+			printf("%s: ok: %s\n", path, vr.msg);
+	} else if (vr.kind == DRB_VERIFY_TRUNCATED) {
 		/* a crash, not tampering: every complete record verified (exit 1 means tampered) */
-		fprintf(stderr, "%s:%ld: warning: %s\n", argv[1 + first], vr.line, vr.msg);
+		fprintf(stderr, "%s:%ld: warning: %s\n", path, vr.line, vr.msg);
 		if (!c.quiet)
 			printf(
 			    "%s: ok up to line %ld (%ld complete records verified); the last line "
 			    "is an interrupted write\n",
-			    argv[1 + first], vr.line - 1, vr.records);
-		return 0;
+			    path, vr.line - 1, vr.records);
+	} else {
+		fprintf(stderr, "%s:%ld: %s\n", path, vr.line, vr.msg);
+		rc = DRB_EXIT_FAILED;
 	}
-	fprintf(stderr, "%s:%ld: %s\n", argv[1 + first], vr.line, vr.msg);
-	return DRB_EXIT_FAILED;
+done:
+	if (local[0])
+		unlink(local);
+	if (dir[0])
+		rmdir(dir);
+	free_key(key, klen);
+	drb_audit_signkey_free(pub);
+	return rc;
 }
 
 static int cmd_replay(int argc, char **argv)
@@ -1042,6 +1195,8 @@ int main(int argc, char **argv)
 		rc = cmd_replay(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "report")) {
 		rc = cmd_report(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "actions")) {
+		rc = drb_cli_actions(argc - 1, argv + 1);
 	} else {
 		fprintf(stderr, "drbook: unknown command '%s'\n\n%s", argv[1], usage_main);
 		rc = DRB_EXIT_USAGE;

@@ -402,3 +402,37 @@ char *drb_strdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
 }
+
+int drb_edit_distance(const char *a, const char *b, int cap)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	int row[64], best;
+
+	if (lb >= sizeof(row) / sizeof(row[0]))
+		return cap + 1;
+	if ((la > lb ? la - lb : lb - la) > (size_t)cap)
+		return cap + 1;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (int)j;
+	for (size_t i = 1; i <= la; i++) {
+		int diag = row[0];
+
+		row[0] = (int)i;
+		best = row[0];
+		for (size_t j = 1; j <= lb; j++) {
+			int up = row[j], v = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < v)
+				v = up + 1;
+			if (row[j - 1] + 1 < v)
+				v = row[j - 1] + 1;
+			diag = up;
+			row[j] = v;
+			if (v < best)
+				best = v;
+		}
+		if (best > cap)
+			return cap + 1;
+	}
+	return row[lb] > cap ? cap + 1 : row[lb];
+}

@@ -787,7 +787,6 @@ static int result_of(const json_t *resp, json_t **result, drb_err *err)
 
 static int exec_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"argv", "timeout", "env", "cwd", "stdin", NULL};
 	exec_job j;
 	json_t *req = NULL, *resp = NULL;
 	const json_t *in;
@@ -802,7 +801,7 @@ static int exec_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb
 	j.seam = ctx->seam;
 	j.drbook_pid = getpid();
 	j.death_sig = SIGRTMIN + 2; /* no program expects it; computed here, not after fork */
-	rc = drb_args_known(args, known, err);
+	rc = drb_args_check(drb_action_exec.schema, args, err);
 	if (rc == 0)
 		rc = build_argv(&j, args, err);
 	if (rc == 0)
@@ -856,4 +855,26 @@ const drb_action drb_action_exec = {
     .mode_of = NULL,
     .positional = exec_positional,
     .fn = exec_fn,
+    .schema =
+	&(const drb_action_schema){
+	    .doc = "Runs a program without a shell",
+	    .args =
+		(const drb_arg_spec[]){
+		    {"argv", DRB_T_LIST, 1, NULL, NULL, "program and arguments; no shell"},
+		    {"timeout", DRB_T_DURATION, 0, "60s", NULL, "killed (and failed) after this"},
+		    {"env", DRB_T_MAP, 0, NULL, NULL,
+		     "variables added to the inherited environment"},
+		    {"cwd", DRB_T_STRING, 0, NULL, NULL, "working directory"},
+		    {"stdin", DRB_T_STRING, 0, NULL, NULL, "text written to the program's input"},
+		    {NULL, 0, 0, NULL, NULL, NULL}},
+	    .result =
+		(const drb_field_spec[]){
+		    {"exit_code", DRB_T_INT, "the program's exit code"},
+		    {"signal", DRB_T_INT, "the signal that ended it, or absent"},
+		    {"stdout", DRB_T_STRING, "standard output (truncated)"},
+		    {"stderr", DRB_T_STRING, "standard error (truncated)"},
+		    {"stdout_truncated", DRB_T_BOOL, "stdout was cut"},
+		    {"stderr_truncated", DRB_T_BOOL, "stderr was cut"},
+		    {"duration_ms", DRB_T_INT, "how long it ran"},
+		    {NULL, 0, NULL}}},
 };

@@ -304,8 +304,6 @@ static int result_of(const json_t *resp, json_t **result, drb_err *err)
 
 static int http_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"method",  "url",	  "headers",	  "body",
-					    "timeout", "ca_file", "max_response", NULL};
 	http_job j;
 	json_t *req = NULL, *resp = NULL;
 	const json_t *body;
@@ -316,7 +314,7 @@ static int http_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb
 
 	memset(&j, 0, sizeof(j));
 	*result = NULL;
-	rc = drb_args_known(args, known, err);
+	rc = drb_args_check(drb_action_http.schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "url", &j.req.url, err);
 	if (rc == 0)
@@ -410,4 +408,25 @@ const drb_action drb_action_http = {
     .mode_of = http_mode_of,
     .positional = http_positional,
     .fn = http_fn,
+    .schema =
+	&(const drb_action_schema){
+	    .doc = "An HTTP(S) request",
+	    .args =
+		(const drb_arg_spec[]){
+		    {"method", DRB_T_STRING, 0, "GET", NULL, "HTTP method"},
+		    {"url", DRB_T_STRING, 1, NULL, NULL, "http:// or https:// URL"},
+		    {"headers", DRB_T_MAP, 0, NULL, NULL, "request headers"},
+		    {"body", DRB_T_ANY, 0, NULL, NULL, "a string, or a value sent as JSON"},
+		    {"timeout", DRB_T_DURATION, 0, "30s", NULL, "for the whole request"},
+		    {"ca_file", DRB_T_STRING, 0, NULL, NULL,
+		     "extra CA certificates (PEM) to trust"},
+		    {"max_response", DRB_T_INT, 0, "8388608", NULL, "bytes of body kept"},
+		    {NULL, 0, 0, NULL, NULL, NULL}},
+	    .result = (const drb_field_spec[]){{"status", DRB_T_INT, "HTTP status"},
+					       {"headers", DRB_T_MAP, "response headers"},
+					       {"body", DRB_T_STRING, "response body (truncated)"},
+					       {"body_truncated", DRB_T_BOOL, "the body was cut"},
+					       {"latency_ms", DRB_T_INT, "time to the answer"},
+					       {NULL, 0, NULL}},
+	    .resource = "url"},
 };

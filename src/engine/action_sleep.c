@@ -10,12 +10,11 @@
 
 static int sleep_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"duration", NULL};
 	double duration = -1, end, now;
 	int rc;
 
 	*result = NULL;
-	rc = drb_args_known(args, known, err);
+	rc = drb_args_check(drb_action_sleep.schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_duration_opt(args, "duration", &duration, err);
 	if (rc != 0)
@@ -29,8 +28,9 @@ static int sleep_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, dr
 	if (ctx->replay) {
 		/* a replay does not wait; it only decides what the wait would have come to */
 		if (ctx->deadline > 0 && end > ctx->deadline) {
-			rc = drb_err_set(err, DRB_ETIMEOUT,
-					 "sleep: the step's deadline passed before the duration ended");
+			rc = drb_err_set(
+			    err, DRB_ETIMEOUT,
+			    "sleep: the step's deadline passed before the duration ended");
 			goto out;
 		}
 		end = now;
@@ -71,4 +71,9 @@ const drb_action drb_action_sleep = {
     .mode_of = NULL,
     .positional = sleep_positional,
     .fn = sleep_fn,
+    .schema =
+	&(const drb_action_schema){
+	    .doc = "Waits (a cancelled run or the step's deadline ends the wait early)",
+	    .args = (const drb_arg_spec[]){{"duration", DRB_T_DURATION, 1, NULL, NULL, "how long"},
+					   {NULL, 0, 0, NULL, NULL, NULL}}},
 };

@@ -31,9 +31,8 @@ int drb_approval(drb_run *r, const drb_step *s, const char *uid, const json_t *a
 	char ts[32], who[256];
 	json_t *d;
 	int answer = -2, rc;
-	static const char *const known[] = {"message", "timeout", NULL};
 
-	if ((rc = drb_args_known(args, known, err)) ||
+	if ((rc = drb_args_check(drb_action_approval.schema, args, err)) ||
 	    (rc = drb_arg_string_opt(args, "message", &msg, err)) ||
 	    (rc = drb_arg_duration_opt(args, "timeout", &timeout, err)))
 		return rc;

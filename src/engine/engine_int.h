@@ -68,7 +68,31 @@ typedef struct drb_run {
 	drb_prior *prior;
 	size_t n_prior;
 	int resuming;
+
+	/* --evidence: the log's copy in S3 (evidence.c), or NULL */
+	struct drb_evidence *evidence;
+	char stop_reason[512]; /* why *cancel was set from inside the run, or "" */
 } drb_run;
+
+/* ---- evidence (evidence.c) ---------------------------------------------------------------- */
+typedef struct drb_evidence drb_evidence;
+/* Splits s3://BUCKET/PREFIX (PREFIX may be empty; trailing slashes dropped). DRB_EINVAL. */
+int drb_evidence_parse(const char *url, char *bucket, size_t bcap, char *prefix, size_t pcap,
+		       drb_err *err);
+/* Ships log_path to URL's PREFIX/RUN_ID/audit.jsonl. *out is the caller's. */
+int drb_evidence_open(drb_evidence **out, const char *url, const char *run_id, const char *log_path,
+		      drb_err *err);
+/* "s3://BUCKET/PREFIX" (without the run id), borrowed. */
+const char *drb_evidence_base(const drb_evidence *ev);
+/* Uploads the whole log as it is now (thread-safe). Errors of the S3 call, already retried
+ * by the client (throttling, 5xx, timeouts). */
+int drb_evidence_ship(drb_evidence *ev, drb_err *err);
+/* Uploads the runbook as PREFIX/RUN_ID/runbook.yaml. */
+int drb_evidence_ship_runbook(drb_evidence *ev, const char *runbook_path, drb_err *err);
+void drb_evidence_close(drb_evidence *ev); /* NULL is fine */
+/* The hook after a record: ships the log after run.start, step.end and run.end; a failure
+ * is recorded (evidence.failed), reported, and stops the run before its next step. */
+void drb_evidence_after(drb_run *r, const char *event);
 
 /* err.cause of a step whose check said no (assert false, until not met, a read-only lua
  * step raising an error): before any change,

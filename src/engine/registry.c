@@ -13,36 +13,73 @@
 #include "builtins.h"
 #include "engine_int.h"
 
-const drb_action drb_action_lua = {.name = "lua", .mode = DRB_ACT_STEP};
+const drb_action drb_action_lua = {
+    .name = "lua",
+    .mode = DRB_ACT_STEP,
+    .schema = &(const drb_action_schema){
+	.doc = "Runs a Lua script in the sandbox",
+	.args = (const drb_arg_spec[]){{"script", DRB_T_STRING, 0, NULL, NULL,
+					"the script, when the step has no script:"},
+				       {NULL, 0, 0, NULL, NULL, NULL}},
+	.result_doc = "whatever the script returns"}};
 /* An approval changes nothing outside: a denied one before any change is a refusal. The
  * loader keeps it out of preflight by name. */
-const drb_action drb_action_approval = {.name = "approval", .mode = DRB_ACT_RO};
+const drb_action drb_action_approval = {
+    .name = "approval",
+    .mode = DRB_ACT_RO,
+    .schema = &(const drb_action_schema){
+	.doc = "Waits for an operator's yes (terminal, --approve STEP or --yes)",
+	.args = (const drb_arg_spec[]){{"message", DRB_T_STRING, 0, "Proceed?", NULL,
+					"the question shown to the operator"},
+				       {"timeout", DRB_T_DURATION, 0, "15m", NULL,
+					"no answer within this is a refusal (exit 3)"},
+				       {NULL, 0, 0, NULL, NULL, NULL}},
+	.result = (const drb_field_spec[]){{"approver", DRB_T_STRING, "who approved"},
+					   {"approved_at", DRB_T_STRING, "RFC 3339 time"},
+					   {"how", DRB_T_STRING, "--yes, --approve or terminal"},
+					   {NULL, 0, NULL}}}};
 
 static const drb_action *const builtins[] = {
     &drb_action_lua,  &drb_action_approval, &drb_action_sleep,
     &drb_action_exec, &drb_action_http,	    NULL,
 };
 
-/* The providers' tables, in lookup order; each NULL-terminated. */
-static const drb_action *const *const tables[] = {builtins, drb_aws_actions, drb_pg_actions,
-						  drb_dns_actions, drb_notify_actions};
+/* The providers' tables, in lookup order; each NULL-terminated. The AWS provider's is a
+ * table of rows (ended by a NULL name) rather than of pointers. */
+static const drb_action *const *const tables[] = {builtins, drb_pg_actions, drb_dns_actions,
+						  drb_notify_actions};
+#define N_TABLES (sizeof(tables) / sizeof(tables[0]))
 
 const drb_action *drb_engine_action_at(size_t i)
 {
-	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+	for (size_t t = 0; t < N_TABLES; t++) {
 		for (size_t j = 0; tables[t][j]; j++)
 			if (i-- == 0)
 				return tables[t][j];
+		if (t == 0) /* the AWS actions come after the built-ins, as before */
+			for (size_t j = 0; drb_aws_actions[j].name; j++)
+				if (i-- == 0)
+					return &drb_aws_actions[j];
+	}
 	return NULL;
 }
 
 const drb_action *drb_engine_action(const char *name)
 {
-	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
-		for (size_t j = 0; tables[t][j]; j++)
-			if (!strcmp(tables[t][j]->name, name))
-				return tables[t][j];
+	const drb_action *a;
+
+	for (size_t i = 0; (a = drb_engine_action_at(i)); i++)
+		if (!strcmp(a->name, name))
+			return a;
 	return NULL;
+}
+
+const drb_action_schema *drb_engine_action_schema(void *ud, const char *name)
+{
+	const drb_action *a = drb_engine_action(name);
+
+	(void)ud;
+	return a ? a->schema : NULL;
 }
 
 int drb_engine_action_mode(void *ud, const char *name)

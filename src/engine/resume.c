@@ -241,8 +241,26 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 				 audit_path);
 		goto out;
 	}
-	if ((rc = drb_log_runbook(records, audit_path, NULL, &rb, err)))
-		goto out;
+	{
+		/* on another machine the recorded runbook may be missing: use the copy fetched
+		 * from the evidence bucket, if it is the same file (sha256) */
+		const char *rp = json_string_value(json_object_get(sd, "runbook_path")),
+			   *sha = json_string_value(json_object_get(sd, "runbook_sha256")),
+			   *fb = o->runbook_fallback && (!rp || access(rp, R_OK) != 0)
+				     ? o->runbook_fallback
+				     : NULL;
+
+		if ((rc = drb_log_runbook(records, audit_path, fb, &rb, err)))
+			goto out;
+		if (fb && (!sha || strcmp(rb->sha256, sha))) {
+			rc = drb_err_set(
+			    err, DRB_EINVAL,
+			    "runbook %s from the evidence bucket is not the one the run "
+			    "started with (sha256 differs)",
+			    fb);
+			goto out;
+		}
+	}
 	o2.drill = json_is_true(json_object_get(sd, "drill"));
 	o2.mode = DRB_MODE_RUN;
 	if (json_is_string(json_object_get(sd, "incident_start")))
@@ -326,8 +344,19 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 
 	/* units completed from now on are newer than every one in the log */
 	r.unit_order = (int64_t)json_array_size(records) + 1;
-	if ((rc = drb_audit_open_append(&r.audit, audit_path, o->key, o->key_len, err)))
+	if ((rc = drb_audit_open_append(&r.audit, audit_path, o->key, o->key_len, err)) ||
+	    (o->sign_key && (rc = drb_audit_sign_with(r.audit, o->sign_key, err))))
 		goto out;
+	{
+		/* keep shipping where the run shipped (or where --evidence says) */
+		const char *ev =
+		    o->evidence ? o->evidence : json_string_value(json_object_get(sd, "evidence"));
+
+		if (ev && !strcmp(ev, "none"))
+			ev = NULL; /* the operator's explicit choice to go on without a copy */
+		if (ev && (rc = drb_evidence_open(&r.evidence, ev, r.run_id, audit_path, err)))
+			goto out;
+	}
 	if (drb_run_lock_take(&locks, rb, json_object_get(sd, "lock"), r.run_id, r.cancel, err)) {
 		rc = refuse(out, r.run_id, audit_path, DRB_EXIT_REFUSED, "refused", err);
 		goto out;

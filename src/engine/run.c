@@ -130,6 +130,7 @@ int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data
 		shown = drb_audit_scrub(red);
 		r->o->sink.event(r->o->sink.ud, ts, event, step, shown ? shown : red);
 	}
+	drb_evidence_after(r, event);
 out:
 	json_decref(shown);
 	json_decref(red);
@@ -259,6 +260,9 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 	int mut = drb_action_mutates(a, s, args), rc;
 
 	*result = NULL;
+	/* the literals were checked by validate; this catches what ${ } produced */
+	if ((rc = drb_args_check(a->schema, args, err)))
+		return drb_err_prefix(err, "%s: ", a->name);
 	if (mut && r->phase_ro)
 		return drb_err_set(err, DRB_EDENIED, "%s is a mutating action: not allowed in %s",
 				   a->name, r->o->mode == DRB_MODE_PLAN ? "plan" : "preflight");
@@ -640,6 +644,7 @@ void drb_run_fini(drb_run *r)
 	free(r->prior);
 	drb_lua_free(r->lua);
 	drb_audit_close(r->audit);
+	drb_evidence_close(r->evidence);
 	json_decref(r->summary);
 	json_decref(r->end_info);
 	json_decref(r->secrets);
@@ -952,8 +957,9 @@ static void run_graph(drb_run *r, gstop *x, drb_err *first)
 			}
 			if (*r->cancel || (r->deadline > 0 && drb_mono_now() >= r->deadline)) {
 				if (*r->cancel) {
-					drb_err_set(&g.errs[i], DRB_EINTERRUPTED,
-						    "run interrupted");
+					drb_err_set(&g.errs[i], DRB_EINTERRUPTED, "%s",
+						    r->stop_reason[0] ? r->stop_reason
+								      : "run interrupted");
 				} else {
 					char w[32];
 
@@ -1133,6 +1139,12 @@ verdict:
 		exit_code = DRB_EXIT_FAILED;
 	}
 	json_decref(end);
+	if (r->evidence && r->stop_reason[0] && !first.msg[0]) {
+		/* the run did its work but its evidence is not where it was promised: not a
+		 * silent success (docs/audit.md "Evidence in S3") */
+		exit_code = DRB_EXIT_FAILED;
+		snprintf(first.msg, sizeof(first.msg), "%s", r->stop_reason);
+	}
 	snprintf(out->status, sizeof(out->status), "%s",
 		 r->o->mode == DRB_MODE_PLAN && exit_code == 0 ? "planned" : status);
 	out->exit_code = exit_code;
@@ -1187,12 +1199,15 @@ static int open_log(drb_run *r, const drb_engine_opts *o, drb_err *err)
 {
 	char path[4096];
 	const char *dir = o->runs_dir ? o->runs_dir : "drbook-runs";
+	int rc;
 
 	if (o->audit_path)
 		snprintf(path, sizeof(path), "%s", o->audit_path);
 	else
 		snprintf(path, sizeof(path), "%s/%s.jsonl", dir, r->run_id);
-	return drb_audit_create(&r->audit, path, r->run_id, o->key, o->key_len, err);
+	if ((rc = drb_audit_create(&r->audit, path, r->run_id, o->key, o->key_len, err)))
+		return rc;
+	return o->sign_key ? drb_audit_sign_with(r->audit, o->sign_key, err) : 0;
 }
 
 int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_result *out,
@@ -1241,6 +1256,12 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 		json_object_set_new(start, "incident_start", json_string(o->incident_start));
 	if (o->gameday)
 		json_object_set_new(start, "gameday", json_string(o->gameday));
+	if (o->evidence && o->mode != DRB_MODE_PLAN) {
+		if ((rc = drb_evidence_open(&r.evidence, o->evidence, r.run_id,
+					    drb_audit_path(r.audit), err)))
+			goto out;
+		json_object_set_new(start, "evidence", json_string(drb_evidence_base(r.evidence)));
+	}
 	{
 		char abs[PATH_MAX];
 
@@ -1249,6 +1270,14 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	}
 	if ((rc = drb_emit(&r, "run.start", NULL, start, err)))
 		goto out;
+	/* before any change: a run whose evidence cannot leave the machine is refused */
+	if (!refused && r.evidence &&
+	    (drb_evidence_ship_runbook(r.evidence, rb->path, &lock_err) ||
+	     drb_evidence_ship(r.evidence, &lock_err))) {
+		refused = 1;
+		drb_evidence_close(r.evidence); /* no more tries: the refusal says why */
+		r.evidence = NULL;
+	}
 	if (refused) {
 		json_t *end = json_pack("{s:s, s:i, s:s, s:{s:s, s:s}}", "status", "refused",
 					"exit_code", DRB_EXIT_REFUSED, "error", lock_err.msg, "targets",

@@ -105,6 +105,7 @@ static const drb_action *find_action(drb_run *r, const char *name, drb_action *c
 	memset(custom, 0, sizeof(*custom));
 	custom->name = name;
 	custom->mode = m ? DRB_ACT_MUT : DRB_ACT_RO;
+	custom->schema = drb_lua_custom_schema(r->lua, name);
 	return custom;
 }
 

@@ -228,7 +228,41 @@ out:
 
 /* ---- the drbook table ---- */
 
-/* drbook.action(name, {mode = "ro"|"mut"}, fn) */
+/* Parses and keeps a declaration's schema (the table at idx); raises on a bad one. */
+static void keep_schema(lua_State *L, const char *name, int idx)
+{
+	drb_lua *D = drb_luai_ctx(L);
+	struct drb_luai_schema *v;
+	drb_action_schema *sch = NULL;
+	json_t *decl = NULL;
+	char *copy = NULL;
+	drb_err e = {0};
+	int rc;
+
+	rc = drb_lua_to_json(L, idx, &decl, &e);
+	if (rc == 0)
+		rc = drb_action_schema_from_json(decl, &sch, &e);
+	json_decref(decl);
+	if (rc == 0) {
+		v = realloc(D->schemas, (D->n_schemas + 1) * sizeof(*v));
+		copy = strdup(name);
+		if (v)
+			D->schemas = v;
+		if (!v || !copy) {
+			free(copy);
+			drb_action_schema_free(sch);
+			luaL_error(L, "drbook.action '%s': out of memory", name);
+			return;
+		}
+		D->schemas[D->n_schemas].name = copy;
+		D->schemas[D->n_schemas].s = sch;
+		D->n_schemas++;
+		return;
+	}
+	luaL_error(L, "drbook.action '%s': %s", name, e.msg);
+}
+
+/* drbook.action(name, {mode = "ro"|"mut", doc, args, result, resource}, fn) */
 static int db_action(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
@@ -247,11 +281,13 @@ static int db_action(lua_State *L)
 		m = 1;
 	else
 		return luaL_error(L, "drbook.action '%s': mode must be \"ro\" or \"mut\"", name);
+	lua_pop(L, 1);
 	lua_rawgetp(L, LUA_REGISTRYINDEX, &customs_key);
 	lua_getfield(L, -1, name);
 	if (!lua_isnil(L, -1))
 		return luaL_error(L, "drbook.action: action '%s' is already registered", name);
 	lua_pop(L, 1);
+	keep_schema(L, name, 2);
 	lua_createtable(L, 0, 2);
 	lua_pushinteger(L, m);
 	lua_setfield(L, -2, "mode");
@@ -353,6 +389,18 @@ static int custom_lookup(lua_State *L)
 	lua_getfield(L, -1, "mode");
 	j->mode = (int)lua_tointeger(L, -1);
 	return 0;
+}
+
+const drb_action_schema *drb_lua_custom_schema(drb_lua *D, const char *name)
+{
+	const drb_action_schema *s = NULL;
+
+	drb_lua_lock(D);
+	for (size_t i = 0; i < D->n_schemas && !s; i++)
+		if (!strcmp(D->schemas[i].name, name))
+			s = D->schemas[i].s;
+	drb_lua_unlock(D);
+	return s;
 }
 
 int drb_lua_custom_mode(drb_lua *D, const char *name)

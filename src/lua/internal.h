@@ -42,6 +42,12 @@ struct drb_lua {
 	void (*print)(void *ud, const char *line);
 	void *print_ud;
 	char trace[4096]; /* last failed entry: message and traceback */
+	/* custom actions' schemas (drbook.action declarations), owned; freed with the state */
+	struct drb_luai_schema {
+		char *name;
+		drb_action_schema *s;
+	} * schemas;
+	size_t n_schemas;
 };
 
 /* The sandbox that owns a lua_State (kept in the state's extra space). */

@@ -740,6 +740,11 @@ void drb_lua_free(drb_lua *D)
 	if (D->L)
 		lua_close(D->L); /* no Lua finalizers can exist: see sb_setmetatable */
 	pthread_mutex_destroy(&D->mu);
+	for (size_t i = 0; i < D->n_schemas; i++) {
+		free(D->schemas[i].name);
+		drb_action_schema_free(D->schemas[i].s);
+	}
+	free(D->schemas);
 	free(D->lib_dir);
 	free(D->runbook_dir);
 	free(D);

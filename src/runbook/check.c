@@ -1,6 +1,6 @@
 /* Small pieces the loader's checks are built from: the diagnostics list, compiling Lua
- * expressions and chunks without running them, and the edit distance that suggests the key a
- * user probably meant. (The ${ } scanner is core's luatext.c, shared with the run.) */
+ * expressions and chunks without running them. (The ${ } scanner is core's luatext.c, shared
+ * with the run; the edit distance that suggests the key a user meant is drb_edit_distance.) */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,38 +236,4 @@ int drb_expr_refs(const char *s, const char *root,
 		if (rc)
 			return rc;
 	}
-}
-
-int drb_edit_distance(const char *a, const char *b, int cap)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	int row[64], best;
-
-	if (lb >= sizeof(row) / sizeof(row[0]))
-		return cap + 1;
-	if ((la > lb ? la - lb : lb - la) > (size_t)cap)
-		return cap + 1;
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = (int)j;
-	for (size_t i = 1; i <= la; i++) {
-		int diag = row[0];
-
-		row[0] = (int)i;
-		best = row[0];
-		for (size_t j = 1; j <= lb; j++) {
-			int up = row[j], v = diag + (a[i - 1] != b[j - 1]);
-
-			if (up + 1 < v)
-				v = up + 1;
-			if (row[j - 1] + 1 < v)
-				v = row[j - 1] + 1;
-			diag = up;
-			row[j] = v;
-			if (v < best)
-				best = v;
-		}
-		if (best > cap)
-			return cap + 1;
-	}
-	return row[lb] > cap ? cap + 1 : row[lb];
 }

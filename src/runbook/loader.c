@@ -451,6 +451,15 @@ store:
 	}
 }
 
+/* with: against the action's schema (with_check.c), when the caller gave schemas. */
+static void check_with(vctx *v, const ynode *m, const ynode *a, const char *prefix)
+{
+	if (!is_str(a) || !v->opts || !v->opts->action_schema)
+		return;
+	drb_with_check(v->d, prefix, a->str, v->opts->action_schema(v->opts->ud, a->str),
+		       opt(m, "with"), a);
+}
+
 /* An action invocation: rollback:, done_when: {...}, notify entries. */
 static void parse_call(vctx *v, const ynode *m, const char *const *keys, const char *prefix,
 		       const char *where, const char *with_path, int need_ro, drb_call_spec *out)
@@ -475,6 +484,7 @@ static void parse_call(vctx *v, const ynode *m, const char *const *keys, const c
 			diag(v, a, "%saction '%.80s' is not read-only", prefix, a->str);
 	}
 	out->with = with_field(v, m, prefix, with_path, NULL);
+	check_with(v, m, a, prefix);
 	if (in_list("script", keys))
 		check_script(v, m, action, prefix, &out->script, NULL);
 	if (in_list("assert", keys))
@@ -784,6 +794,7 @@ static void parse_step(vctx *v, const ynode *m, size_t idx, int preflight, drb_s
 			diag(v, a, "%sunknown action '%.80s'", prefix, a->str);
 	}
 	s->with = with_field(v, m, prefix, "with", &s->with_pos);
+	check_with(v, m, a, prefix);
 	check_script(v, m, action, prefix, &s->script, &s->script_pos);
 	expr_field(v, m, "assert", prefix, &s->assert_);
 	expr_field(v, m, "when", prefix, &s->when);

@@ -66,11 +66,14 @@ int drb_check_chunk_in(lua_State *L, const char *src, drb_err *err);
  * parameters and for_each variables used out of scope, in every expression, template and
  * script. Adds to d; compiles in L like the functions above. */
 void drb_check_refs(drb_diags *d, lua_State *L, const ynode *root);
+/* Checks the with: mapping w of a step or call against schema s (with_check.c): unknown
+ * arguments at their key, wrong literal values at the value, missing required arguments at
+ * w (or at `at` when there is no with:). Values holding ${ } are left to the run, which
+ * checks them once interpolated. prefix starts every message ("step 'x': "). */
+void drb_with_check(drb_diags *d, const char *prefix, const char *action,
+		    const drb_action_schema *s, const ynode *w, const ynode *at);
 
 /* 1 when buf is UTF-8 text without NUL bytes (what a runbook or schedule may be). */
 int drb_runbook_is_text(const unsigned char *buf, size_t len);
-
-/* Levenshtein distance, capped: returns cap + 1 as soon as it is exceeded. */
-int drb_edit_distance(const char *a, const char *b, int cap);
 
 #endif

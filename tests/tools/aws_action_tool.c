@@ -86,9 +86,9 @@ int main(int argc, char **argv)
 				goto out;
 			}
 		} else if (!strcmp(argv[i], "--list")) {
-			for (size_t k = 0; drb_aws_actions[k]; k++)
-				printf("%s %s\n", drb_aws_actions[k]->name,
-				       drb_aws_actions[k]->mode == DRB_ACT_RO ? "ro" : "mut");
+			for (size_t k = 0; drb_aws_actions[k].name; k++)
+				printf("%s %s\n", drb_aws_actions[k].name,
+				       drb_aws_actions[k].mode == DRB_ACT_RO ? "ro" : "mut");
 			rc = 0;
 			goto out;
 		} else if (!name) {
@@ -101,9 +101,7 @@ int main(int argc, char **argv)
 		usage();
 		goto out;
 	}
-	for (size_t k = 0; drb_aws_actions[k]; k++)
-		if (!strcmp(drb_aws_actions[k]->name, name))
-			a = drb_aws_actions[k];
+	a = drb_aws_action(name);
 	if (!a) {
 		fprintf(stderr, "aws_action_tool: unknown action %s\n", name);
 		goto out;

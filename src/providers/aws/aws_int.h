@@ -1,6 +1,6 @@
 /* Private to src/providers/aws: the service descriptions, the one signed call through the
  * seam (client.c) and the XML helpers (xml.c) that the per-service action files share.
- * Nothing here is visible to the engine; it sees only drb_aws_actions. */
+ * Nothing here is visible to the engine; it sees only drb_aws_actions (actions.c). */
 #ifndef DRB_AWS_INT_H
 #define DRB_AWS_INT_H
 
@@ -11,7 +11,9 @@
 #include <drbook/aws.h>
 #include <drbook/util.h>
 
-enum { AWS_QUERY = 0, AWS_JSON = 1, AWS_RESTXML = 2, AWS_JSON10 = 3 }; /* JSON: 1.1 */
+/* JSON: 1.1. AWS_S3 is REST-XML as S3 wants it: the path signed as given (no normalising),
+ * X-Amz-Content-SHA256 signed, a body of any bytes, and answers that may be an object. */
+enum { AWS_QUERY = 0, AWS_JSON = 1, AWS_RESTXML = 2, AWS_JSON10 = 3, AWS_S3 = 4 };
 
 /* One AWS service as drbook speaks to it. */
 typedef struct aws_svc {
@@ -26,7 +28,7 @@ typedef struct aws_svc {
 } aws_svc;
 
 extern const aws_svc drb_awsi_rds, drb_awsi_route53, drb_awsi_ecs, drb_awsi_sns, drb_awsi_sts,
-    drb_awsi_cloudwatch, drb_awsi_dynamodb;
+    drb_awsi_cloudwatch, drb_awsi_dynamodb, drb_awsi_s3;
 
 /* What one request says. All borrowed. */
 typedef struct aws_req {
@@ -42,6 +44,13 @@ typedef struct aws_req {
 	const char *path;
 	const char *query;
 	const char *body;
+	/* AWS_S3 only: body_len bytes of body (any bytes), its Content-Type and Content-MD5
+	 * (base64; S3 Object Lock refuses a PUT without an integrity header), and raw_answer: a
+	 * 2xx body is the object, not XML (left unparsed in raw.body). */
+	size_t body_len;
+	const char *content_type;
+	const char *content_md5;
+	int raw_answer;
 } aws_req;
 
 /* A successful answer. Owned: release with drb_awsi_resp_free. */
@@ -54,12 +63,23 @@ typedef struct aws_resp {
 
 void drb_awsi_resp_free(aws_resp *r);
 
-/* The start of every action: refuses unknown arguments (known must list the action's own;
- * region and connection are added here), refuses a mutating action in a read-only context,
- * looks the connection up in ctx->connections and resolves region and endpoint. */
-int drb_awsi_begin(drb_action_ctx *ctx, const json_t *args, const char *const *known,
-		   const aws_svc *svc, const char *action, int mutating, drb_aws_endpoint *ep,
-		   drb_err *err);
+/* The start of every action: checks args against the schema of the action's row in
+ * drb_aws_actions (unknown, missing, mistyped arguments), refuses a mutating action in a
+ * read-only context, looks the connection up in ctx->connections and resolves region and
+ * endpoint. */
+int drb_awsi_begin(drb_action_ctx *ctx, const json_t *args, const aws_svc *svc, const char *action,
+		   drb_aws_endpoint *ep, drb_err *err);
+
+/* The implementations behind the table in actions.c (in the service files). */
+typedef int aws_action_impl(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err);
+aws_action_impl drb_awsi_sts_caller, drb_awsi_sns_publish, drb_awsi_cw_put_metric;
+aws_action_impl drb_awsi_rds_describe, drb_awsi_rds_promote, drb_awsi_rds_reboot,
+    drb_awsi_rds_failover_cluster, drb_awsi_rds_snapshots, drb_awsi_rds_restore_pitr,
+    drb_awsi_rds_restore_snapshot;
+aws_action_impl drb_awsi_r53_get_record, drb_awsi_r53_upsert, drb_awsi_r53_get_change,
+    drb_awsi_r53_hc_status, drb_awsi_r53_hc_update;
+aws_action_impl drb_awsi_ecs_describe, drb_awsi_ecs_update, drb_awsi_ecs_list_tasks,
+    drb_awsi_ecs_stop_task;
 
 /* Sends one request through ctx->seam (signing and drb_http_perform_retry happen inside the
  * seam's perform) and reads the answer. A 2xx answer fills *out. An AWS error becomes

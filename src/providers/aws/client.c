@@ -14,6 +14,7 @@
 #include "aws_int.h"
 
 #define AWS_MAX_RESPONSE ((size_t)4 << 20)
+#define AWS_S3_MAX_RESPONSE ((size_t)256 << 20) /* an evidence object: a whole audit log */
 #define AWS_TIMEOUT_S 30.0
 #define AWS_RETRY_CAP_S 20.0
 #define AWS_ATTEMPTS 4
@@ -27,10 +28,11 @@ const aws_svc drb_awsi_cloudwatch = {
     "cloudwatch", "monitoring", "monitoring", "CLOUDWATCH", AWS_QUERY, 0, "2010-08-01", NULL};
 const aws_svc drb_awsi_ecs = {"ecs",	"ecs", "ecs", "ECS",
 			      AWS_JSON, 0,     NULL,  "AmazonEC2ContainerServiceV20141113"};
-const aws_svc drb_awsi_dynamodb = {"dynamodb", "dynamodb",	"dynamodb",	 "DYNAMODB",
-				   AWS_JSON10, 0,	  NULL,		 "DynamoDB_20120810"};
+const aws_svc drb_awsi_dynamodb = {"dynamodb", "dynamodb", "dynamodb", "DYNAMODB",
+				   AWS_JSON10, 0,	   NULL,       "DynamoDB_20120810"};
 const aws_svc drb_awsi_route53 = {"route53",   "route53", "route53", "ROUTE_53",
 				  AWS_RESTXML, 1,	  NULL,	     NULL};
+const aws_svc drb_awsi_s3 = {"s3", "s3", "s3", "S3", AWS_S3, 0, NULL, NULL};
 
 /* ---- encoding ---------------------------------------------------------------------------- */
 
@@ -163,6 +165,7 @@ typedef struct aws_job {
 	const char *body; /* may be NULL */
 	size_t body_len;
 	const char *content_type;
+	const char *content_md5;
 	char target[200];
 	double timeout_s;
 	double retry_cap_s;
@@ -204,7 +207,7 @@ static int aws_perform(void *arg, json_t **response, drb_err *err)
 	const aws_job *j = arg;
 	drb_aws_creds cr;
 	drb_sigv4_creds sc;
-	drb_sigv4_header in[3];
+	drb_sigv4_header in[4];
 	drb_sigv4_req sr;
 	drb_sigv4_out so;
 	drb_http_req hr;
@@ -239,6 +242,8 @@ static int aws_perform(void *arg, json_t **response, drb_err *err)
 		in[nin++] = (drb_sigv4_header){"Content-Type", j->content_type};
 	if (j->target[0])
 		in[nin++] = (drb_sigv4_header){"X-Amz-Target", j->target};
+	if (j->content_md5)
+		in[nin++] = (drb_sigv4_header){"Content-MD5", j->content_md5};
 	sr.method = j->method;
 	sr.path = j->path;
 	sr.query = j->query;
@@ -248,7 +253,8 @@ static int aws_perform(void *arg, json_t **response, drb_err *err)
 	sr.body_len = j->body_len;
 	sr.region = j->ep->region;
 	sr.service = j->svc->signing;
-	sr.normalize_path = 1;
+	sr.normalize_path = j->svc->proto != AWS_S3;
+	sr.add_content_sha256 = j->svc->proto == AWS_S3;
 	rc = drb_sigv4_sign(&sr, &sc, &so, err);
 	if (rc != 0) {
 		drb_err_prefix(err, "signing: ");
@@ -272,7 +278,7 @@ static int aws_perform(void *arg, json_t **response, drb_err *err)
 	hr.body_len = j->body_len;
 	hr.timeout_s = j->timeout_s;
 	hr.connect_timeout_s = j->timeout_s < 5 ? j->timeout_s : 5;
-	hr.max_response = AWS_MAX_RESPONSE;
+	hr.max_response = j->svc->proto == AWS_S3 ? AWS_S3_MAX_RESPONSE : AWS_MAX_RESPONSE;
 	hr.cancel = j->cancel;
 	pol.max_attempts = AWS_ATTEMPTS;
 	pol.cap_s = j->retry_cap_s;
@@ -350,7 +356,9 @@ static json_t *redacted_request(const aws_job *j, const aws_req *rq)
 	else if (j->svc->proto == AWS_JSON || j->svc->proto == AWS_JSON10) {
 		drb_awsi_set(o, "target", json_string(j->target), &bad);
 		drb_awsi_set(o, "body", json_deep_copy(rq->json), &bad);
-	} else if (rq->body)
+	} else if (j->svc->proto == AWS_S3)
+		drb_awsi_set(o, "bytes", json_integer((json_int_t)j->body_len), &bad);
+	else if (rq->body)
 		drb_awsi_set(o, "body", json_string(rq->body), &bad);
 	if (bad) {
 		json_decref(o);
@@ -420,7 +428,7 @@ int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoin
 			j.retry_cap_s = left / AWS_ATTEMPTS > 0.05 ? left / AWS_ATTEMPTS : 0.05;
 	}
 	rc = drb_buf_puts(&url, ep->url);
-	if (svc->proto == AWS_RESTXML) {
+	if (svc->proto == AWS_RESTXML || svc->proto == AWS_S3) {
 		j.method = rq->method ? rq->method : "GET";
 		j.path = rq->path;
 		j.query = rq->query && *rq->query ? rq->query : NULL;
@@ -428,7 +436,12 @@ int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoin
 			rc = drb_buf_puts(&url, rq->path);
 		if (rc == 0 && j.query)
 			rc = drb_buf_printf(&url, "?%s", j.query);
-		if (rq->body) {
+		if (rq->body && svc->proto == AWS_S3) {
+			j.body = rq->body;
+			j.body_len = rq->body_len;
+			j.content_type = rq->content_type;
+			j.content_md5 = rq->content_md5;
+		} else if (rq->body) {
 			j.body = rq->body;
 			j.body_len = strlen(rq->body);
 			j.content_type = "application/xml";
@@ -499,7 +512,7 @@ int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoin
 					 svc->name, rq->operation, je.text);
 			goto out;
 		}
-	} else if (json_string_length(bj) > 0) {
+	} else if (json_string_length(bj) > 0 && !rq->raw_answer) {
 		rc = drb_awsx_parse(json_string_value(bj), json_string_length(bj), &out->doc, err);
 		if (rc != 0) {
 			drb_err_prefix(err, "%s %s: ", svc->name, rq->operation);
@@ -520,31 +533,24 @@ out:
 
 /* ---- common arguments ---------------------------------------------------------------------- */
 
-int drb_awsi_begin(drb_action_ctx *ctx, const json_t *args, const char *const *known,
-		   const aws_svc *svc, const char *action, int mutating, drb_aws_endpoint *ep,
-		   drb_err *err)
+int drb_awsi_begin(drb_action_ctx *ctx, const json_t *args, const aws_svc *svc, const char *action,
+		   drb_aws_endpoint *ep, drb_err *err)
 {
-	const char *all[24];
+	const drb_action *a = drb_aws_action(action);
 	const char *region = NULL, *conn_name = NULL;
 	const json_t *conn = NULL;
-	size_t n = 0;
 	int rc;
 
-	for (; known && known[n] && n < 20; n++)
-		all[n] = known[n];
-	all[n++] = "region";
-	all[n++] = "connection";
-	all[n] = NULL;
-	if (args && !json_is_object(args))
-		return drb_err_set(err, DRB_EINVAL, "%s: arguments must be a map", action);
-	rc = drb_args_known(args, all, err);
+	if (!a)
+		return drb_err_set(err, DRB_ERR, "%s: not in the AWS action table", action);
+	rc = drb_args_check(a->schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string_opt(args, "region", &region, err);
 	if (rc == 0)
 		rc = drb_arg_string_opt(args, "connection", &conn_name, err);
 	if (rc != 0)
-		return rc;
-	if (mutating && ctx->read_only)
+		return drb_err_prefix(err, "%s: ", action);
+	if (a->mode == DRB_ACT_MUT && ctx->read_only)
 		return drb_err_set(err, DRB_EDENIED,
 				   "%s is a mutating action: refused in preflight and plan",
 				   action);

@@ -77,9 +77,8 @@ static json_t *service_json(const json_t *s)
 	return o;
 }
 
-static int describe_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_ecs_describe(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"cluster", "service", NULL};
 	const char *A = "aws.ecs.describe_service", *cluster = NULL, *service = NULL;
 	drb_aws_endpoint ep;
 	aws_req rq = {.operation = "DescribeServices"};
@@ -89,7 +88,7 @@ static int describe_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
 	int rc;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_ecs, A, 0, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_ecs, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "cluster", &cluster, err);
 	if (rc == 0)
@@ -116,10 +115,8 @@ out:
 	return rc;
 }
 
-static int update_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_ecs_update(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"cluster", "service", "desired_count",
-					    "force_new_deployment", NULL};
 	const char *A = "aws.ecs.update_service", *cluster = NULL, *service = NULL;
 	drb_aws_endpoint ep;
 	aws_req rq = {.operation = "UpdateService"};
@@ -130,7 +127,7 @@ static int update_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, d
 	int rc, force = -1, bad = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_ecs, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_ecs, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "cluster", &cluster, err);
 	if (rc == 0)
@@ -190,16 +187,15 @@ out:
 	return rc;
 }
 
-static int list_tasks_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_ecs_list_tasks(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"cluster", "service", "desired_status", NULL};
 	const char *A = "aws.ecs.list_tasks", *cluster = NULL, *service = NULL, *dstatus = NULL;
 	drb_aws_endpoint ep;
 	json_t *tasks = NULL, *o = NULL, *next = NULL;
 	int rc, page, bad = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_ecs, A, 0, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_ecs, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "cluster", &cluster, err);
 	if (rc == 0)
@@ -267,9 +263,8 @@ out:
 	return rc;
 }
 
-static int stop_task_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_ecs_stop_task(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"cluster", "task", "reason", NULL};
 	const char *A = "aws.ecs.stop_task", *cluster = NULL, *task = NULL;
 	const char *reason = "stopped by drbook";
 	drb_aws_endpoint ep;
@@ -280,7 +275,7 @@ static int stop_task_fn(drb_action_ctx *ctx, const json_t *args, json_t **result
 	int rc, bad = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_ecs, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_ecs, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "cluster", &cluster, err);
 	if (rc == 0)
@@ -323,12 +318,3 @@ out:
 	drb_awsi_resp_free(&resp);
 	return rc;
 }
-
-const drb_action drb_aws_ecs_describe_service = {
-    .name = "aws.ecs.describe_service", .mode = DRB_ACT_RO, .fn = describe_fn};
-const drb_action drb_aws_ecs_update_service = {
-    .name = "aws.ecs.update_service", .mode = DRB_ACT_MUT, .fn = update_fn};
-const drb_action drb_aws_ecs_list_tasks = {
-    .name = "aws.ecs.list_tasks", .mode = DRB_ACT_RO, .fn = list_tasks_fn};
-const drb_action drb_aws_ecs_stop_task = {
-    .name = "aws.ecs.stop_task", .mode = DRB_ACT_MUT, .fn = stop_task_fn};

@@ -12,7 +12,7 @@ static int nomem(const char *action, drb_err *err)
 	return drb_err_set(err, DRB_ENOMEM, "%s: out of memory", action);
 }
 
-static int caller_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_sts_caller(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
 	const char *A = "aws.sts.get_caller_identity";
 	drb_aws_endpoint ep;
@@ -23,7 +23,7 @@ static int caller_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, d
 	int rc, bad = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, NULL, &drb_awsi_sts, A, 0, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_sts, A, &ep, err);
 	if (rc == 0)
 		rc = drb_awsi_call(ctx, &drb_awsi_sts, &ep, &rq, &resp, err);
 	if (rc != 0)
@@ -53,9 +53,8 @@ out:
 	return rc;
 }
 
-static int publish_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_sns_publish(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"topic_arn", "subject", "message", NULL};
 	const char *A = "aws.sns.publish", *topic = NULL, *subject = NULL, *message = NULL;
 	drb_aws_endpoint ep;
 	aws_req rq = {.operation = "Publish"};
@@ -64,7 +63,7 @@ static int publish_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, 
 	int rc, bad = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_sns, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_sns, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "topic_arn", &topic, err);
 	if (rc == 0)
@@ -113,10 +112,8 @@ out:
 	return rc;
 }
 
-static int put_metric_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_cw_put_metric(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"namespace", "name",       "value",
-					    "unit",	 "dimensions", NULL};
 	const char *A = "aws.cloudwatch.put_metric_data", *ns = NULL, *name = NULL, *unit = NULL;
 	const json_t *value = json_object_get(args, "value"), *dims, *v;
 	drb_aws_endpoint ep;
@@ -127,7 +124,7 @@ static int put_metric_fn(drb_action_ctx *ctx, const json_t *args, json_t **resul
 	int rc, bad = 0, i = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_cloudwatch, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_cloudwatch, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "namespace", &ns, err);
 	if (rc == 0)
@@ -191,10 +188,3 @@ out:
 	drb_awsi_resp_free(&resp);
 	return rc;
 }
-
-const drb_action drb_aws_sts_get_caller_identity = {
-    .name = "aws.sts.get_caller_identity", .mode = DRB_ACT_RO, .fn = caller_fn};
-const drb_action drb_aws_sns_publish = {
-    .name = "aws.sns.publish", .mode = DRB_ACT_MUT, .fn = publish_fn};
-const drb_action drb_aws_cloudwatch_put_metric_data = {
-    .name = "aws.cloudwatch.put_metric_data", .mode = DRB_ACT_MUT, .fn = put_metric_fn};

@@ -89,93 +89,111 @@ static int nomem(const char *action, drb_err *err)
 	return drb_err_set(err, DRB_ENOMEM, "%s: out of memory", action);
 }
 
-static int describe_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+/* The instance actions that differ only in their operation and in which argument becomes
+ * which parameter: one row each. Values are converted by the argument's schema type; an
+ * absent argument is left out, or sent as its schema default when it has one. */
+typedef struct rds_op {
+	const char *action, *operation;
+	const char *id_arg;    /* names the instance in messages */
+	const char *map[6][2]; /* {argument, Query parameter}, in request order; NULL-ended */
+} rds_op;
+
+static const rds_op ops[] = {
+    {"aws.rds.describe_db_instance", "DescribeDBInstances", "id", {{"id", "DBInstanceIdentifier"}}},
+    {"aws.rds.promote_read_replica",
+     "PromoteReadReplica",
+     "id",
+     {{"id", "DBInstanceIdentifier"}, {"backup_retention_days", "BackupRetentionPeriod"}}},
+    {"aws.rds.reboot_db_instance",
+     "RebootDBInstance",
+     "id",
+     {{"id", "DBInstanceIdentifier"}, {"force_failover", "ForceFailover"}}},
+    {"aws.rds.restore_db_instance_from_snapshot",
+     "RestoreDBInstanceFromDBSnapshot",
+     "target",
+     {{"target", "DBInstanceIdentifier"},
+      {"snapshot", "DBSnapshotIdentifier"},
+      {"instance_class", "DBInstanceClass"},
+      {"subnet_group", "DBSubnetGroupName"},
+      {"multi_az", "MultiAZ"}}},
+};
+
+/* The Query value of an argument that passed its schema check ("true" -> true, "5" -> 5). */
+static json_t *param_value(const drb_arg_spec *a, const json_t *v)
 {
-	static const char *const known[] = {"id", NULL};
-	const char *A = "aws.rds.describe_db_instance", *id = NULL;
+	json_t *dflt = NULL, *out;
+
+	if ((!v || json_is_null(v)) && a->def)
+		v = dflt = json_loads(a->def, JSON_DECODE_ANY, NULL);
+	if (!v || json_is_null(v))
+		out = NULL;
+	else if (a->type == DRB_T_BOOL)
+		out = json_boolean(json_is_true(v) ||
+				   (json_is_string(v) && !strcmp(json_string_value(v), "true")));
+	else if (a->type == DRB_T_INT && json_is_string(v))
+		out = json_integer(strtoll(json_string_value(v), NULL, 10));
+	else if (a->type == DRB_T_INT && json_is_real(v))
+		out = json_integer((json_int_t)json_real_value(v));
+	else
+		out = json_deep_copy(v);
+	json_decref(dflt);
+	return out;
+}
+
+static int instance_action(const rds_op *op, drb_action_ctx *ctx, const json_t *args,
+			   json_t **result, drb_err *err)
+{
+	const drb_action *a = drb_aws_action(op->action);
 	drb_aws_endpoint ep;
 	json_t *p = NULL;
 	int rc, bad = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 0, &ep, err);
-	if (rc == 0)
-		rc = drb_arg_string(args, "id", &id, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_rds, op->action, &ep, err);
 	if (rc != 0)
-		goto out;
-	p = params_of(&bad, "DBInstanceIdentifier", json_string(id), NULL);
-	if (bad) {
-		rc = nomem(A, err);
-		goto out;
+		return rc;
+	p = json_object();
+	for (size_t i = 0; p && !bad && i < 6 && op->map[i][0]; i++) {
+		const drb_arg_spec *spec = drb_schema_arg(a->schema, op->map[i][0]);
+		json_t *v = spec ? param_value(spec, json_object_get(args, op->map[i][0])) : NULL;
+
+		if (v)
+			drb_awsi_set(p, op->map[i][1], v, &bad);
 	}
-	rc = instance_call(ctx, &ep, "DescribeDBInstances", p, id, result, err);
-out:
+	if (!p || bad)
+		rc = nomem(op->action, err);
+	else
+		rc = instance_call(ctx, &ep, op->operation, p,
+				   json_string_value(json_object_get(args, op->id_arg)), result,
+				   err);
 	json_decref(p);
 	return rc;
 }
 
-static int promote_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_rds_describe(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"id", "backup_retention_days", NULL};
-	const char *A = "aws.rds.promote_read_replica", *id = NULL;
-	drb_aws_endpoint ep;
-	json_t *p = NULL;
-	long long keep = -1;
-	int rc, bad = 0;
-
-	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 1, &ep, err);
-	if (rc == 0)
-		rc = drb_arg_string(args, "id", &id, err);
-	if (rc == 0)
-		rc = drb_arg_int_opt(args, "backup_retention_days", &keep, err);
-	if (rc != 0)
-		goto out;
-	p = params_of(&bad, "DBInstanceIdentifier", json_string(id), NULL);
-	if (!bad && keep >= 0)
-		drb_awsi_set(p, "BackupRetentionPeriod", json_integer(keep), &bad);
-	if (bad) {
-		rc = nomem(A, err);
-		goto out;
-	}
-	rc = instance_call(ctx, &ep, "PromoteReadReplica", p, id, result, err);
-out:
-	json_decref(p);
-	return rc;
+	return instance_action(&ops[0], ctx, args, result, err);
 }
 
-static int reboot_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_rds_promote(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"id", "force_failover", NULL};
-	const char *A = "aws.rds.reboot_db_instance", *id = NULL;
-	drb_aws_endpoint ep;
-	json_t *p = NULL;
-	int rc, bad = 0, force = 0;
-
-	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 1, &ep, err);
-	if (rc == 0)
-		rc = drb_arg_string(args, "id", &id, err);
-	if (rc == 0)
-		rc = drb_arg_bool_opt(args, "force_failover", &force, err);
-	if (rc != 0)
-		goto out;
-	p = params_of(&bad, "DBInstanceIdentifier", json_string(id), "ForceFailover",
-		      json_boolean(force), NULL);
-	if (bad) {
-		rc = nomem(A, err);
-		goto out;
-	}
-	rc = instance_call(ctx, &ep, "RebootDBInstance", p, id, result, err);
-out:
-	json_decref(p);
-	return rc;
+	return instance_action(&ops[1], ctx, args, result, err);
 }
 
-static int failover_cluster_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
-			       drb_err *err)
+int drb_awsi_rds_reboot(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"cluster", "target", NULL};
+	return instance_action(&ops[2], ctx, args, result, err);
+}
+
+int drb_awsi_rds_restore_snapshot(drb_action_ctx *ctx, const json_t *args, json_t **result,
+				  drb_err *err)
+{
+	return instance_action(&ops[3], ctx, args, result, err);
+}
+
+int drb_awsi_rds_failover_cluster(drb_action_ctx *ctx, const json_t *args, json_t **result,
+				  drb_err *err)
+{
 	const char *A = "aws.rds.failover_db_cluster", *cluster = NULL, *target = NULL;
 	drb_aws_endpoint ep;
 	aws_req rq = {.operation = "FailoverDBCluster"};
@@ -185,7 +203,7 @@ static int failover_cluster_fn(drb_action_ctx *ctx, const json_t *args, json_t *
 	int rc, bad = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_rds, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "cluster", &cluster, err);
 	if (rc == 0)
@@ -253,9 +271,8 @@ static int by_created_desc(const void *a, const void *b)
 	return mx < my ? 1 : mx > my ? -1 : 0;
 }
 
-static int snapshots_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_rds_snapshots(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"id", NULL};
 	const char *A = "aws.rds.describe_db_snapshots", *id = NULL;
 	drb_aws_endpoint ep;
 	json_t *list = NULL, **items = NULL, *sorted = NULL;
@@ -264,7 +281,7 @@ static int snapshots_fn(drb_action_ctx *ctx, const json_t *args, json_t **result
 	size_t i, n;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 0, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_rds, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string_opt(args, "id", &id, err);
 	if (rc != 0)
@@ -352,11 +369,9 @@ out:
 	return rc;
 }
 
-static int restore_pitr_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_rds_restore_pitr(drb_action_ctx *ctx, const json_t *args, json_t **result,
+			      drb_err *err)
 {
-	static const char *const known[] = {
-	    "source",	      "target",	      "restore_time", "latest",
-	    "instance_class", "subnet_group", "multi_az",     NULL};
 	const char *A = "aws.rds.restore_db_instance_to_point_in_time";
 	const char *source = NULL, *target = NULL, *when = NULL, *cls = NULL, *subnet = NULL;
 	drb_aws_endpoint ep;
@@ -365,7 +380,7 @@ static int restore_pitr_fn(drb_action_ctx *ctx, const json_t *args, json_t **res
 	int64_t ms;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_rds, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "source", &source, err);
 	if (rc == 0)
@@ -420,65 +435,3 @@ out:
 	json_decref(p);
 	return rc;
 }
-
-static int restore_snapshot_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
-			       drb_err *err)
-{
-	static const char *const known[] = {"snapshot",	    "target",	"instance_class",
-					    "subnet_group", "multi_az", NULL};
-	const char *A = "aws.rds.restore_db_instance_from_snapshot";
-	const char *snap = NULL, *target = NULL, *cls = NULL, *subnet = NULL;
-	drb_aws_endpoint ep;
-	json_t *p = NULL;
-	int rc, bad = 0, multi = -1;
-
-	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_rds, A, 1, &ep, err);
-	if (rc == 0)
-		rc = drb_arg_string(args, "snapshot", &snap, err);
-	if (rc == 0)
-		rc = drb_arg_string(args, "target", &target, err);
-	if (rc == 0)
-		rc = drb_arg_string_opt(args, "instance_class", &cls, err);
-	if (rc == 0)
-		rc = drb_arg_string_opt(args, "subnet_group", &subnet, err);
-	if (rc == 0)
-		rc = drb_arg_bool_opt(args, "multi_az", &multi, err);
-	if (rc != 0)
-		goto out;
-	p = params_of(&bad, "DBInstanceIdentifier", json_string(target), "DBSnapshotIdentifier",
-		      json_string(snap), NULL);
-	if (!bad && cls)
-		drb_awsi_set(p, "DBInstanceClass", json_string(cls), &bad);
-	if (!bad && subnet)
-		drb_awsi_set(p, "DBSubnetGroupName", json_string(subnet), &bad);
-	if (!bad && multi >= 0)
-		drb_awsi_set(p, "MultiAZ", json_boolean(multi), &bad);
-	if (bad) {
-		rc = nomem(A, err);
-		goto out;
-	}
-	rc = instance_call(ctx, &ep, "RestoreDBInstanceFromDBSnapshot", p, target, result, err);
-out:
-	json_decref(p);
-	return rc;
-}
-
-const drb_action drb_aws_rds_describe_db_instance = {
-    .name = "aws.rds.describe_db_instance", .mode = DRB_ACT_RO, .fn = describe_fn};
-const drb_action drb_aws_rds_promote_read_replica = {
-    .name = "aws.rds.promote_read_replica", .mode = DRB_ACT_MUT, .fn = promote_fn};
-const drb_action drb_aws_rds_reboot_db_instance = {
-    .name = "aws.rds.reboot_db_instance", .mode = DRB_ACT_MUT, .fn = reboot_fn};
-const drb_action drb_aws_rds_failover_db_cluster = {
-    .name = "aws.rds.failover_db_cluster", .mode = DRB_ACT_MUT, .fn = failover_cluster_fn};
-const drb_action drb_aws_rds_describe_db_snapshots = {
-    .name = "aws.rds.describe_db_snapshots", .mode = DRB_ACT_RO, .fn = snapshots_fn};
-const drb_action drb_aws_rds_restore_db_instance_to_point_in_time = {
-    .name = "aws.rds.restore_db_instance_to_point_in_time",
-    .mode = DRB_ACT_MUT,
-    .fn = restore_pitr_fn};
-const drb_action drb_aws_rds_restore_db_instance_from_snapshot = {
-    .name = "aws.rds.restore_db_instance_from_snapshot",
-    .mode = DRB_ACT_MUT,
-    .fn = restore_snapshot_fn};

@@ -111,9 +111,8 @@ static json_t *record_json(xmlNode *r)
 	return o;
 }
 
-static int get_record_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_r53_get_record(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"zone_id", "name", "type", NULL};
 	const char *A = "aws.route53.get_record", *zone_arg = NULL, *name = NULL, *type = NULL;
 	char zone[64], want[512], got[512], gtype[16];
 	drb_aws_endpoint ep;
@@ -126,7 +125,7 @@ static int get_record_fn(drb_action_ctx *ctx, const json_t *args, json_t **resul
 	*result = NULL;
 	drb_buf_init(&path, 1024);
 	drb_buf_init(&query, 2048);
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_route53, A, 0, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_route53, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "zone_id", &zone_arg, err);
 	if (rc == 0)
@@ -238,16 +237,15 @@ static int status_is(const json_t *change, const char *want)
 	return s && !strcmp(s, want);
 }
 
-static int get_change_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_r53_get_change(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"id", NULL};
 	const char *A = "aws.route53.get_change", *arg = NULL;
 	drb_aws_endpoint ep;
 	char id[64];
 	int rc;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_route53, A, 0, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_route53, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "id", &arg, err);
 	if (rc == 0)
@@ -327,10 +325,8 @@ static int upsert_body(drb_buf *b, const char *name, const char *type, long long
 	return rc;
 }
 
-static int upsert_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_r53_upsert(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"zone_id", "name", "type",	  "ttl",
-					    "values",  "wait", "comment", NULL};
 	const char *A = "aws.route53.upsert_record", *zone_arg = NULL, *name = NULL, *type = NULL;
 	const char *comment = "drbook";
 	const json_t *values = NULL;
@@ -347,7 +343,7 @@ static int upsert_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, d
 
 	*result = NULL;
 	drb_buf_init(&body, (size_t)256 << 10);
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_route53, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_route53, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "zone_id", &zone_arg, err);
 	if (rc == 0)
@@ -431,9 +427,8 @@ out:
 	return rc;
 }
 
-static int hc_status_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_r53_hc_status(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"id", NULL};
 	const char *A = "aws.route53.get_health_check_status", *arg = NULL;
 	char id[80], path[160];
 	drb_aws_endpoint ep;
@@ -445,7 +440,7 @@ static int hc_status_fn(drb_action_ctx *ctx, const json_t *args, json_t **result
 	int rc, bad = 0;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_route53, A, 0, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_route53, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "id", &arg, err);
 	if (rc == 0)
@@ -490,9 +485,8 @@ out:
 	return rc;
 }
 
-static int hc_update_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+int drb_awsi_r53_hc_update(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"id", "disabled", "inverted", NULL};
 	const char *A = "aws.route53.update_health_check", *arg = NULL;
 	char id[80], path[160], body[512];
 	drb_aws_endpoint ep;
@@ -504,7 +498,7 @@ static int hc_update_fn(drb_action_ctx *ctx, const json_t *args, json_t **result
 	int rc, bad = 0, disabled = -1, inverted = -1;
 
 	*result = NULL;
-	rc = drb_awsi_begin(ctx, args, known, &drb_awsi_route53, A, 1, &ep, err);
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_route53, A, &ep, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "id", &arg, err);
 	if (rc == 0)
@@ -554,14 +548,3 @@ out:
 	drb_awsi_resp_free(&resp);
 	return rc;
 }
-
-const drb_action drb_aws_route53_get_record = {
-    .name = "aws.route53.get_record", .mode = DRB_ACT_RO, .fn = get_record_fn};
-const drb_action drb_aws_route53_upsert_record = {
-    .name = "aws.route53.upsert_record", .mode = DRB_ACT_MUT, .fn = upsert_fn};
-const drb_action drb_aws_route53_get_change = {
-    .name = "aws.route53.get_change", .mode = DRB_ACT_RO, .fn = get_change_fn};
-const drb_action drb_aws_route53_get_health_check_status = {
-    .name = "aws.route53.get_health_check_status", .mode = DRB_ACT_RO, .fn = hc_status_fn};
-const drb_action drb_aws_route53_update_health_check = {
-    .name = "aws.route53.update_health_check", .mode = DRB_ACT_MUT, .fn = hc_update_fn};

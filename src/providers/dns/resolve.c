@@ -238,9 +238,10 @@ static int dns_perform(void *arg, json_t **resp, drb_err *err)
 	return rc;
 }
 
+static const drb_action drb_dns_resolve;
+
 static int resolve_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {"name", "type", "servers", "timeout", NULL};
 	static const struct {
 		const char *name;
 		ldns_rr_type type;
@@ -257,7 +258,7 @@ static int resolve_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, 
 	int rc;
 
 	*result = NULL;
-	rc = drb_args_known(args, known, err);
+	rc = drb_args_check(drb_dns_resolve.schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "name", &j.name, err);
 	if (rc == 0)
@@ -315,12 +316,33 @@ static int resolve_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, 
 }
 
 static const char *const resolve_positional[] = {"name", "type", NULL};
+static const char *const resolve_types[] = {"A", "AAAA", "CNAME", "TXT", NULL};
 
 static const drb_action drb_dns_resolve = {
     .name = "dns.resolve",
     .mode = DRB_ACT_RO,
     .positional = resolve_positional,
     .fn = resolve_fn,
+    .schema =
+	&(const drb_action_schema){
+	    .doc = "Asks DNS servers directly, as a client would (the servers in turn until one "
+		   "answers)",
+	    .args =
+		(const drb_arg_spec[]){
+		    {"name", DRB_T_STRING, 1, NULL, NULL, "the name to look up"},
+		    {"type", DRB_T_STRING, 0, "A", resolve_types, "the record type"},
+		    {"servers", DRB_T_LIST, 0, NULL, NULL,
+		     "IP, IP:PORT or [IPv6]:PORT of each server to ask; empty: the system "
+		     "resolver"},
+		    {"timeout", DRB_T_DURATION, 0, "5s", NULL, "per server"},
+		    {NULL, 0, 0, NULL, NULL, NULL}},
+	    .result =
+		(const drb_field_spec[]){
+		    {"answers", DRB_T_LIST, "addresses, the CNAME target or TXT text, sorted"},
+		    {"ttl", DRB_T_INT, "the smallest TTL of the answers (null when none)"},
+		    {"server", DRB_T_STRING, "IP:PORT of the server that answered"},
+		    {"rcode", DRB_T_STRING, "NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ..."},
+		    {NULL, 0, NULL}}},
 };
 
 const drb_action *const drb_dns_actions[] = {&drb_dns_resolve, NULL};

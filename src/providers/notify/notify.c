@@ -360,15 +360,12 @@ static void arn_region(const char *arn, char *out, size_t n)
 static int send_sns(drb_action_ctx *ctx, const json_t *args, const char *text, int severity,
 		    json_t **result, drb_err *err)
 {
-	const drb_action *publish = NULL;
+	const drb_action *publish = drb_aws_action("aws.sns.publish");
 	const char *topic = NULL, *region = NULL, *conn = NULL;
 	char *env_topic = NULL, subject[100], arn_reg[64];
 	json_t *pargs = NULL, *res = NULL;
 	int rc;
 
-	for (size_t i = 0; drb_aws_actions[i]; i++)
-		if (!strcmp(drb_aws_actions[i]->name, "aws.sns.publish"))
-			publish = drb_aws_actions[i];
 	if (!publish) {
 		rc = drb_err_set(err, DRB_ERR, "the AWS provider has no aws.sns.publish");
 		goto out;
@@ -452,9 +449,6 @@ static int env_arg(const json_t *args, const char *arg, const char *dflt, const 
 
 static int notify_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	static const char *const known[] = {
-	    "channel",	       "text",	    "severity", "dedup_key",  "webhook_env",
-	    "routing_key_env", "topic_arn", "region",	"connection", NULL};
 	const char *chan = NULL, *text = NULL, *sev = NULL, *dedup = NULL;
 	char host[256], *sent = NULL;
 	notify_job j;
@@ -462,7 +456,7 @@ static int notify_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, d
 
 	memset(&j, 0, sizeof(j));
 	*result = NULL;
-	rc = drb_args_known(args, known, err);
+	rc = drb_args_check(drb_notify_actions[0]->schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "channel", &chan, err);
 	if (rc != 0)
@@ -549,12 +543,37 @@ out:
 }
 
 static const char *const notify_positional[] = {"channel", "text", NULL};
+static const char *const severities[] = {"info", "warning", "error", "critical", NULL};
 
 static const drb_action drb_notify_action = {
     .name = "notify",
     .mode = DRB_ACT_MUT,
     .positional = notify_positional,
     .fn = notify_fn,
+    .schema =
+	&(const drb_action_schema){
+	    .doc = "Tells people: a Slack-compatible webhook, PagerDuty Events v2 or SNS",
+	    .args =
+		(const drb_arg_spec[]){
+		    {"channel", DRB_T_STRING, 1, NULL, channels, "where to send"},
+		    {"text", DRB_T_STRING, 1, NULL, NULL,
+		     "the message ([DRILL] is added in drills)"},
+		    {"severity", DRB_T_STRING, 0, "info", severities, "how urgent"},
+		    {"dedup_key", DRB_T_STRING, 0, NULL, NULL, "pagerduty: groups related events"},
+		    {"webhook_env", DRB_T_STRING, 0, DRB_NOTIFY_SLACK_ENV, NULL,
+		     "slack: the variable holding the webhook URL"},
+		    {"routing_key_env", DRB_T_STRING, 0, DRB_NOTIFY_PAGERDUTY_KEY_ENV, NULL,
+		     "pagerduty: the variable holding the routing key"},
+		    {"topic_arn", DRB_T_STRING, 0, NULL, NULL,
+		     "sns: the topic (default: $" DRB_NOTIFY_SNS_TOPIC_ENV ")"},
+		    {"region", DRB_T_STRING, 0, NULL, NULL, "sns: default: the topic ARN's"},
+		    {"connection", DRB_T_STRING, 0, NULL, NULL, "sns: an aws connection"},
+		    {NULL, 0, 0, NULL, NULL, NULL}},
+	    .result = (const drb_field_spec[]){{"delivered", DRB_T_BOOL, "the channel accepted it"},
+					       {"channel", DRB_T_STRING, "the channel used"},
+					       {"message_id", DRB_T_STRING, "sns: the message id"},
+					       {NULL, 0, NULL}},
+	    .resource = "channel"},
 };
 
 const drb_action *const drb_notify_actions[] = {&drb_notify_action, NULL};

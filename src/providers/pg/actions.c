@@ -99,11 +99,11 @@ out:
 	return rc;
 }
 
-/* Reads connection (required) and refuses unknown arguments. */
+/* Checks the arguments against the action's schema and reads connection. */
 static int common_args(drb_action_ctx *ctx, const drb_action *a, const json_t *args,
-		       const char *const *known, const char **conn, drb_err *err)
+		       const char **conn, drb_err *err)
 {
-	int rc = drb_args_known(args, known, err);
+	int rc = drb_args_check(a->schema, args, err);
 
 	if (rc == 0)
 		rc = drb_arg_string(args, "connection", conn, err);
@@ -131,7 +131,6 @@ static int sql_args(const json_t *args, const char **sql, const json_t **params,
 
 /* ---- pg.query, pg.exec ---- */
 
-static const char *const sql_known[] = {"connection", "sql", "args", NULL};
 static const char *const sql_positional[] = {"connection", "sql", "args...", NULL};
 
 static int sql_action(drb_action_ctx *ctx, const drb_action *a, const json_t *args, json_t **result,
@@ -144,7 +143,7 @@ static int sql_action(drb_action_ctx *ctx, const drb_action *a, const json_t *ar
 	int ro = a->mode == DRB_ACT_RO, rc;
 
 	*result = NULL;
-	rc = common_args(ctx, a, args, sql_known, &conn, err);
+	rc = common_args(ctx, a, args, &conn, err);
 	if (rc == 0)
 		rc = sql_args(args, &sql, &params, err);
 	if (rc)
@@ -176,7 +175,8 @@ out:
 	return rc;
 }
 
-static const drb_action act_query, act_exec;
+static const drb_action act_query, act_exec, act_status, act_lag, act_promote, act_fence,
+    act_sentinel_write, act_sentinel_check, act_validate;
 
 static int query_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
@@ -188,15 +188,139 @@ static int exec_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb
 	return sql_action(ctx, &act_exec, args, result, err);
 }
 
-static const drb_action act_query = {
-    .name = "pg.query", .mode = DRB_ACT_RO, .positional = sql_positional, .fn = query_fn,
-    .lua_returns = "rows"};
-static const drb_action act_exec = {
-    .name = "pg.exec", .mode = DRB_ACT_MUT, .positional = sql_positional, .fn = exec_fn};
+/* ---- schemas ---- */
+
+#define CONN                                                                                       \
+	{                                                                                          \
+		"connection", DRB_T_STRING, 1, NULL, NULL,                                         \
+		    "a postgres connection from connections:"                                      \
+	}
+#define ARGS_END                                                                                   \
+	{                                                                                          \
+		NULL, 0, 0, NULL, NULL, NULL                                                       \
+	}
+#define FIELDS_END                                                                                 \
+	{                                                                                          \
+		NULL, 0, NULL                                                                      \
+	}
+
+static const drb_action_schema query_schema = {
+    .doc = "A query in a READ ONLY transaction; from Lua pg.query(conn, sql, ...) returns rows",
+    .args =
+	(const drb_arg_spec[]){CONN,
+			       {"sql", DRB_T_STRING, 1, NULL, NULL, "one statement; $1, $2 ..."},
+			       {"args", DRB_T_LIST, 0, NULL, NULL, "values of $1, $2 ..."},
+			       ARGS_END},
+    .result = (const drb_field_spec[]){{"rows", DRB_T_LIST, "list of tables (column: value)"},
+				       {"row_count", DRB_T_INT, "number of rows"},
+				       {"command_tag", DRB_T_STRING, "e.g. SELECT 1"},
+				       FIELDS_END},
+    .resource = "connection"};
+static const drb_action_schema exec_schema = {
+    .doc = "A statement that changes the database",
+    .args = query_schema.args,
+    .result = (const drb_field_spec[]){{"rows_affected", DRB_T_INT, "rows changed"},
+				       {"command_tag", DRB_T_STRING, "e.g. UPDATE 3"},
+				       {"rows", DRB_T_LIST, "rows of a RETURNING clause"},
+				       FIELDS_END},
+    .resource = "connection"};
+static const drb_action_schema status_schema = {
+    .doc = "Role and position of a server",
+    .args = (const drb_arg_spec[]){CONN, ARGS_END},
+    .result = (const drb_field_spec[]){{"in_recovery", DRB_T_BOOL, "a standby"},
+				       {"timeline", DRB_T_INT, "current timeline"},
+				       {"lsn", DRB_T_STRING, "current (or replayed) WAL position"},
+				       {"server_version", DRB_T_STRING, "e.g. 15.8"},
+				       {"server_version_num", DRB_T_INT, "e.g. 150008"},
+				       FIELDS_END},
+    .resource = "connection"};
+static const drb_action_schema lag_schema = {
+    .doc = "Replication lag, on a standby (its own) or a primary (its worst replica's)",
+    .args = (const drb_arg_spec[]){CONN, ARGS_END},
+    .result =
+	(const drb_field_spec[]){
+	    {"replay_lag_s", DRB_T_NUMBER, "seconds behind (0 when caught up; null when unknown)"},
+	    {"lag_bytes", DRB_T_INT,
+	     "WAL bytes received but not replayed (primary: worst replica)"},
+	    {"receive_lsn", DRB_T_STRING, "standby: last WAL position received"},
+	    {"replay_lsn", DRB_T_STRING, "standby: last WAL position replayed"},
+	    {"in_recovery", DRB_T_BOOL, "a standby"},
+	    {"role", DRB_T_STRING, "primary or replica"},
+	    {"last_replay_at", DRB_T_STRING,
+	     "standby: commit time of the last replayed transaction"},
+	    {"replay_paused", DRB_T_BOOL, "standby: replay is paused"},
+	    {"receiver_status", DRB_T_STRING, "standby: the WAL receiver's status"},
+	    {"replicas", DRB_T_LIST, "primary: one entry per connected replica"},
+	    FIELDS_END},
+    .resource = "connection"};
+static const drb_action_schema promote_schema = {
+    .doc = "Promotes a standby (pg_promote); an already promoted server is not an error",
+    .args = (const drb_arg_spec[]){CONN,
+				   {"wait", DRB_T_BOOL | DRB_T_DURATION, 0, "true", NULL,
+				    "wait for the end of recovery (or how long to wait)"},
+				   {"timeout", DRB_T_DURATION, 0, "60s", NULL, "how long to wait"},
+				   ARGS_END},
+    .result = (const drb_field_spec[]){{"promoted", DRB_T_BOOL, "this call promoted it"},
+				       {"already_primary", DRB_T_BOOL, "it was a primary already"},
+				       {"in_recovery", DRB_T_BOOL, "still a standby"},
+				       {"took_ms", DRB_T_INT, "time the promotion took"},
+				       FIELDS_END},
+    .resource = "connection"};
+static const drb_action_schema fence_schema = {
+    .doc = "Fences an old primary: read-only by default, client sessions ended",
+    .args = (const drb_arg_spec[]){CONN, ARGS_END},
+    .result = (const drb_field_spec[]){{"fenced", DRB_T_BOOL, "the server is fenced"},
+				       {"reachable", DRB_T_BOOL, "false: the server was down"},
+				       {"terminated", DRB_T_INT, "client sessions ended"},
+				       {"error", DRB_T_STRING, "why it was unreachable"},
+				       FIELDS_END},
+    .resource = "connection"};
+static const drb_action_schema sentinel_write_schema = {
+    .doc = "Writes a sentinel row (drbook.sentinel) to measure RPO later",
+    .args = (const drb_arg_spec[]){CONN,
+				   {"note", DRB_T_STRING, 0, NULL, NULL, "stored with the row"},
+				   ARGS_END},
+    .result = (const drb_field_spec[]){{"id", DRB_T_STRING, "the sentinel's id"},
+				       {"written_at", DRB_T_STRING, "commit time, RFC 3339"},
+				       {"lsn", DRB_T_STRING, "WAL position after the commit"},
+				       FIELDS_END},
+    .resource = "connection"};
+static const drb_action_schema sentinel_check_schema = {
+    .doc = "Whether a sentinel row is present (after a failover or a restore)",
+    .args = (const drb_arg_spec[]){CONN,
+				   {"id", DRB_T_STRING, 1, NULL, NULL, "from pg.sentinel_write"},
+				   ARGS_END},
+    .result = (const drb_field_spec[]){{"present", DRB_T_BOOL, "the row is there"},
+				       {"id", DRB_T_STRING, "the id asked for"},
+				       {"written_at", DRB_T_STRING, "when present"},
+				       FIELDS_END},
+    .resource = "connection"};
+static const drb_action_schema validate_schema = {
+    .doc = "Read-only checks of restored data: each query's first value against expect",
+    .args = (const drb_arg_spec[]){CONN,
+				   {"checks", DRB_T_LIST, 1, NULL, NULL,
+				    "list of {name, sql, expect, args}"},
+				   ARGS_END},
+    .result = (const drb_field_spec[]){{"passed", DRB_T_BOOL, "every check passed"},
+				       {"failures", DRB_T_LIST, "{name, expected, got, error}"},
+				       {"results", DRB_T_LIST, "{name, ok, got} per check"},
+				       FIELDS_END},
+    .resource = "connection"};
+
+static const drb_action act_query = {.name = "pg.query",
+				     .mode = DRB_ACT_RO,
+				     .positional = sql_positional,
+				     .fn = query_fn,
+				     .lua_returns = "rows",
+				     .schema = &query_schema};
+static const drb_action act_exec = {.name = "pg.exec",
+				    .mode = DRB_ACT_MUT,
+				    .positional = sql_positional,
+				    .fn = exec_fn,
+				    .schema = &exec_schema};
 
 /* ---- pg.status ---- */
 
-static const char *const conn_known[] = {"connection", NULL};
 static const char *const conn_positional[] = {"connection", NULL};
 
 /* The timeline: on a primary the current WAL file's name starts with it; on a standby (where
@@ -223,7 +347,7 @@ static int status_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, d
 	int rc;
 
 	*result = NULL;
-	rc = drb_args_known(args, conn_known, err);
+	rc = drb_args_check(act_status.schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "connection", &conn, err);
 	if (rc == 0)
@@ -326,7 +450,7 @@ static int lag_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_
 	int rc;
 
 	*result = NULL;
-	rc = drb_args_known(args, conn_known, err);
+	rc = drb_args_check(act_lag.schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "connection", &conn, err);
 	if (rc == 0)
@@ -378,7 +502,6 @@ out:
 
 /* ---- pg.promote ---- */
 
-static const char *const promote_known[] = {"connection", "wait", "timeout", NULL};
 static const char *const promote_positional[] = {"connection", "wait", NULL};
 
 static int promote_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
@@ -391,7 +514,7 @@ static int promote_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, 
 	drb_pgi_stmt st[3];
 
 	*result = NULL;
-	rc = drb_args_known(args, promote_known, err);
+	rc = drb_args_check(act_promote.schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "connection", &conn, err);
 	if (rc == 0 && ctx->read_only)
@@ -484,7 +607,7 @@ static int fence_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, dr
 	int rc;
 
 	*result = NULL;
-	rc = drb_args_known(args, conn_known, err);
+	rc = drb_args_check(act_fence.schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "connection", &conn, err);
 	if (rc == 0 && ctx->read_only)
@@ -517,7 +640,6 @@ out:
 
 /* ---- pg.sentinel_write, pg.sentinel_check ---- */
 
-static const char *const sw_known[] = {"connection", "note", NULL};
 static const char *const sw_positional[] = {"connection", "note", NULL};
 
 static int sentinel_write_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
@@ -530,7 +652,7 @@ static int sentinel_write_fn(drb_action_ctx *ctx, const json_t *args, json_t **r
 	int rc;
 
 	*result = NULL;
-	rc = drb_args_known(args, sw_known, err);
+	rc = drb_args_check(act_sentinel_write.schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "connection", &conn, err);
 	if (rc == 0)
@@ -581,7 +703,6 @@ out:
 	return rc;
 }
 
-static const char *const sc_known[] = {"connection", "id", NULL};
 static const char *const sc_positional[] = {"connection", "id", NULL};
 
 static int sentinel_check_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
@@ -592,7 +713,7 @@ static int sentinel_check_fn(drb_action_ctx *ctx, const json_t *args, json_t **r
 	int rc;
 
 	*result = NULL;
-	rc = drb_args_known(args, sc_known, err);
+	rc = drb_args_check(act_sentinel_check.schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "connection", &conn, err);
 	if (rc == 0)
@@ -635,7 +756,6 @@ out:
 
 /* ---- pg.validate ---- */
 
-static const char *const val_known[] = {"connection", "checks", NULL};
 static const char *const val_positional[] = {"connection", "checks", NULL};
 static const char *const check_known[] = {"name", "sql", "expect", "args", NULL};
 
@@ -688,7 +808,7 @@ static int validate_fn(drb_action_ctx *ctx, const json_t *args, json_t **result,
 	int rc;
 
 	*result = NULL;
-	rc = drb_args_known(args, val_known, err);
+	rc = drb_args_check(act_validate.schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "connection", &conn, err);
 	if (rc == 0)
@@ -774,24 +894,41 @@ out:
 
 /* ---- the table ---- */
 
-static const drb_action act_status = {
-    .name = "pg.status", .mode = DRB_ACT_RO, .positional = conn_positional, .fn = status_fn};
-static const drb_action act_lag = {
-    .name = "pg.replication_lag", .mode = DRB_ACT_RO, .positional = conn_positional, .fn = lag_fn};
-static const drb_action act_promote = {
-    .name = "pg.promote", .mode = DRB_ACT_MUT, .positional = promote_positional, .fn = promote_fn};
-static const drb_action act_fence = {
-    .name = "pg.fence", .mode = DRB_ACT_MUT, .positional = conn_positional, .fn = fence_fn};
+static const drb_action act_status = {.name = "pg.status",
+				      .mode = DRB_ACT_RO,
+				      .positional = conn_positional,
+				      .fn = status_fn,
+				      .schema = &status_schema};
+static const drb_action act_lag = {.name = "pg.replication_lag",
+				   .mode = DRB_ACT_RO,
+				   .positional = conn_positional,
+				   .fn = lag_fn,
+				   .schema = &lag_schema};
+static const drb_action act_promote = {.name = "pg.promote",
+				       .mode = DRB_ACT_MUT,
+				       .positional = promote_positional,
+				       .fn = promote_fn,
+				       .schema = &promote_schema};
+static const drb_action act_fence = {.name = "pg.fence",
+				     .mode = DRB_ACT_MUT,
+				     .positional = conn_positional,
+				     .fn = fence_fn,
+				     .schema = &fence_schema};
 static const drb_action act_sentinel_write = {.name = "pg.sentinel_write",
 					      .mode = DRB_ACT_MUT,
 					      .positional = sw_positional,
-					      .fn = sentinel_write_fn};
+					      .fn = sentinel_write_fn,
+					      .schema = &sentinel_write_schema};
 static const drb_action act_sentinel_check = {.name = "pg.sentinel_check",
 					      .mode = DRB_ACT_RO,
 					      .positional = sc_positional,
-					      .fn = sentinel_check_fn};
-static const drb_action act_validate = {
-    .name = "pg.validate", .mode = DRB_ACT_RO, .positional = val_positional, .fn = validate_fn};
+					      .fn = sentinel_check_fn,
+					      .schema = &sentinel_check_schema};
+static const drb_action act_validate = {.name = "pg.validate",
+					.mode = DRB_ACT_RO,
+					.positional = val_positional,
+					.fn = validate_fn,
+					.schema = &validate_schema};
 
 const drb_action *const drb_pg_actions[] = {
     &act_query, &act_exec,	     &act_status,	  &act_lag,	 &act_promote,

@@ -69,9 +69,9 @@ static void replay_seam_free(replay_seam *r)
 
 static const drb_action *aws_action(const char *name)
 {
-	for (size_t i = 0; drb_aws_actions[i]; i++)
-		if (!strcmp(drb_aws_actions[i]->name, name))
-			return drb_aws_actions[i];
+	for (size_t i = 0; drb_aws_actions[i].name; i++)
+		if (!strcmp(drb_aws_actions[i].name, name))
+			return &drb_aws_actions[i];
 	return NULL;
 }
 

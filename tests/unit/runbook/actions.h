@@ -1,6 +1,7 @@
 /* The action catalog of DESIGN.md as a fixed table for the runbook tests: the loader asks the
  * engine's registry in real use; here the names and modes come straight from the catalog
- * (0 read-only, 1 mutating, 2 decided at run time, 3 mutating unless read_only: true). */
+ * (0 read-only, 1 mutating, 2 decided at run time, 3 mutating unless read_only: true).
+ * With DRB_TEST_SCHEMAS defined, with: is checked against the registry's schemas too. */
 #ifndef DRB_TEST_RUNBOOK_ACTIONS_H
 #define DRB_TEST_RUNBOOK_ACTIONS_H
 
@@ -56,6 +57,13 @@ static int test_action_mode(void *ud, const char *name)
 	return -1;
 }
 
-static const drb_load_opts test_opts = {test_action_mode, NULL};
+#ifdef DRB_TEST_SCHEMAS
+/* The corpus checks with: against the real schemas, as drbook validate does: it links the
+ * engine's registry (tests/CMakeLists.txt). */
+#include <drbook/engine.h>
+static const drb_load_opts test_opts = {test_action_mode, NULL, drb_engine_action_schema};
+#else
+static const drb_load_opts test_opts = {test_action_mode, NULL, NULL};
+#endif
 
 #endif

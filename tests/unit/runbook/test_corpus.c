@@ -18,6 +18,7 @@
 #include <drbook/runbook.h>
 #include <drbook/util.h>
 
+#define DRB_TEST_SCHEMAS
 #include "runbook/actions.h"
 
 #define CORPUS DRB_SOURCE_DIR "/tests/corpus"
@@ -245,7 +246,8 @@ static void expect_file_level(const char *path, int want_rc, const char *want_ms
 	drb_diags_free(&d);
 }
 
-static const char VALID[] = "version: 1\nname: t\nsteps:\n  - id: a\n    action: sleep\n";
+static const char VALID[] =
+    "version: 1\nname: t\nsteps:\n  - id: a\n    action: sleep\n    with: {duration: 1s}\n";
 
 static void test_binary_nul(void **state)
 {
@@ -279,8 +281,8 @@ static void test_binary_bad_utf8(void **state)
 	}
 	/* valid multi-byte text is fine */
 	{
-		const char *ok =
-		    "version: 1\nname: \"café ☃ 𝄞\"\nsteps: [{id: a, action: sleep}]\n";
+		const char *ok = "version: 1\nname: \"café ☃ 𝄞\"\nsteps: [{id: a, action: sleep, "
+				 "with: {duration: 1s}}]\n";
 		char path[512];
 		drb_runbook *rb = NULL;
 		drb_diags d;
@@ -344,8 +346,10 @@ static void test_alias_bomb_fast(void **state)
 	double t0;
 
 	drb_buf_init(&b, 1 << 20);
-	drb_buf_puts(&b, "version: 1\nname: t\nsteps: [{id: a, action: sleep}]\nparams:\n"
-			 "  p0: {type: list, default: &a0 [x, x, x, x, x, x, x, x, x, x]}\n");
+	drb_buf_puts(
+	    &b,
+	    "version: 1\nname: t\nsteps: [{id: a, action: sleep, with: {duration: 1s}}]\nparams:\n"
+	    "  p0: {type: list, default: &a0 [x, x, x, x, x, x, x, x, x, x]}\n");
 	for (int i = 1; i < 30; i++) {
 		drb_buf_printf(&b, "  p%d: {type: list, default: &a%d [", i, i);
 		for (int j = 0; j < 10; j++)
@@ -372,8 +376,10 @@ static void test_node_cap_plain(void **state)
 	drb_diags d;
 
 	drb_buf_init(&b, DRB_RUNBOOK_MAX_BYTES);
-	drb_buf_puts(&b, "version: 1\nname: t\nsteps: [{id: a, action: sleep}]\nparams:\n"
-			 "  p: {type: list, default: [1");
+	drb_buf_puts(
+	    &b,
+	    "version: 1\nname: t\nsteps: [{id: a, action: sleep, with: {duration: 1s}}]\nparams:\n"
+	    "  p: {type: list, default: [1");
 	for (int i = 1; i < 150000; i++)
 		assert_int_equal(drb_buf_puts(&b, ",1"), 0);
 	drb_buf_puts(&b, "]}\n");

@@ -229,7 +229,8 @@ static void test_every_field(void **state)
 	assert_int_equal(s->on_failure, DRB_ONF_ROLLBACK);
 	assert_string_equal(s->when.src, "not params.force");
 	assert_true(json_equal(s->with, s->rollback->with)); /* *scale_args copied the anchor */
-	assert_json(json_object_get(s->with, "labels"),
+	s = drb_runbook_step(rb, "post");
+	assert_json(json_object_get(s->with, "body"),
 		    "{\"a\":\"${ ({x = 1}).x }\",\"b\":[\"${'}' .. '{'}\",\"plain\"]}");
 
 	s = drb_runbook_step(rb, "wait");
