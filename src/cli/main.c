@@ -30,7 +30,7 @@ static volatile int interrupted;
 static void on_signal(int sig)
 {
 	(void)sig;
-	interrupted = 1;
+	interrupted++; /* the engine: the first stops the run, a second skips its rollbacks */
 }
 
 static const char usage_main[] =

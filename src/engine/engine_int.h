@@ -45,8 +45,16 @@ typedef struct drb_run {
 	int64_t t0_wall;      /* wall ms at start (or of the original start when resuming) */
 	int64_t incident_ms;  /* --incident-start or 0 */
 	double deadline;      /* run deadline (mono) or 0 */
-	volatile int *cancel; /* the caller's interrupt flag, or cancel_own */
+	volatile int *cancel; /* &cancel_own: no new step starts, running actions stop */
 	volatile int cancel_own;
+	/* Stop signals: the caller counts them (o->interrupt); a watcher thread turns the first
+	 * into a stop with the declared rollbacks and the second into skipping them. */
+	const volatile int *signals;
+	int signals_seen; /* protected by mu */
+	int no_rollback;  /* a stop after which nothing more may run (the log failed) */
+	pthread_t watcher;
+	int watching;
+	volatile int watch_stop;
 	int phase_ro;	  /* preflight or plan: mutating calls refused */
 	int lua_ro;	  /* a read-only Lua entry is running (protected by the Lua lock) */
 	double rpo_s;	  /* measured RPO, < 0 unknown */

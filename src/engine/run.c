@@ -122,6 +122,7 @@ int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data
 	}
 	if (rc) {
 		drb_err_prefix(err, "audit log: ");
+		r->no_rollback = 1;
 		*r->cancel = 1; /* nothing may proceed unrecorded */
 		goto out;
 	}
@@ -373,6 +374,15 @@ static int rollback(drb_run *r, const char *reason)
 
 		if (!c)
 			continue;
+		if (*r->cancel) {
+			/* a second signal: the operator chose to leave the rest as it is */
+			data = json_pack("{s:s, s:s}", "action", c->action, "reason",
+					 "skipped: a second signal stopped the rollback");
+			drb_emit(r, "rollback.skipped", u->uid, data, &e);
+			json_decref(data);
+			failed++;
+			continue;
+		}
 		drb_err_clear(&e);
 		a = drb_engine_action(c->action);
 		snprintf(chunk, sizeof(chunk), "%s:%d:%d (rollback)", r->rb->path, c->pos.line,
@@ -563,6 +573,45 @@ const char *drb_operator(char *buf, size_t n)
 	}
 	return "unknown";
 }
+#define SIGNAL_REASON "interrupted by a signal"
+
+/* Turns the caller's signal count into the run's stop: the first signal stops new steps and
+ * running actions (the declared rollbacks then run); a second one while they run skips the
+ * rest. Polls: the signal handler itself may only set a counter. */
+static void *signal_watcher(void *arg)
+{
+	drb_run *r = arg;
+	const struct timespec tick = {0, 20 * 1000 * 1000};
+
+	while (!r->watch_stop) {
+		int n = *r->signals;
+
+		pthread_mutex_lock(&r->mu);
+		if (n > r->signals_seen) {
+			r->signals_seen = n;
+			if (!r->stop_reason[0])
+				snprintf(r->stop_reason, sizeof(r->stop_reason), SIGNAL_REASON);
+			*r->cancel = 1;
+		}
+		pthread_mutex_unlock(&r->mu);
+		nanosleep(&tick, NULL);
+	}
+	return NULL;
+}
+
+/* 1 when the run was stopped by one signal only, and nothing else forbids compensating: the
+ * declared rollbacks run (with the stop flag cleared for them; a second signal sets it). */
+static int rollback_after_signal(drb_run *r)
+{
+	int yes;
+
+	pthread_mutex_lock(&r->mu);
+	yes = r->signals_seen == 1 && !r->no_rollback && !strcmp(r->stop_reason, SIGNAL_REASON);
+	if (yes)
+		*r->cancel = 0;
+	pthread_mutex_unlock(&r->mu);
+	return yes;
+}
 
 /* Sets up everything a run needs except the audit log. */
 int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, json_t *params,
@@ -578,10 +627,13 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, js
 	r->o = o;
 	r->params = params;
 	r->rpo_s = -1;
-	r->cancel = o->interrupt ? o->interrupt : &r->cancel_own;
+	r->cancel = &r->cancel_own;
+	r->signals = o->interrupt;
 	r->t0 = drb_mono_now();
 	r->t0_wall = drb_wall_ms();
 	pthread_mutex_init(&r->mu, NULL);
+	if (r->signals && pthread_create(&r->watcher, NULL, signal_watcher, r) == 0)
+		r->watching = 1;
 	r->summary = json_array();
 	r->secrets = json_array();
 	r->connections = json_object();
@@ -630,6 +682,11 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, js
 
 void drb_run_fini(drb_run *r)
 {
+	if (r->watching) {
+		r->watch_stop = 1;
+		pthread_join(r->watcher, NULL);
+		r->watching = 0;
+	}
 	for (size_t i = 0; i < r->n_units; i++) {
 		free(r->units[i].uid);
 		json_decref(r->units[i].item);
@@ -848,7 +905,12 @@ static void graph_ended(drb_run *r, graph *g, size_t i, gstop *x, drb_err *first
 	g->state[i] = G_DONE;
 	if (status_passes(st))
 		return;
-	if (!first->msg[0])
+	if (!first->msg[0] && *r->cancel && r->stop_reason[0] &&
+	    !strstr(err->msg, r->stop_reason))
+		/* stopped from outside the step (a signal, a lost lease, the log): say why first */
+		snprintf(first->msg, sizeof(first->msg), "step '%s': %s (%s)", s->id,
+			 r->stop_reason, err->msg);
+	else if (!first->msg[0])
 		snprintf(first->msg, sizeof(first->msg), "step '%s': %s", s->id, err->msg);
 	if (x->stop)
 		return; /* the first failure decides */
@@ -1077,13 +1139,15 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		}
 		if (x.stop) {
 			exit_code = DRB_EXIT_FAILED; /* something changed: refusals ended above */
-			if (x.pol == DRB_ONF_ROLLBACK && !(*r->cancel)) {
+			if (x.pol == DRB_ONF_ROLLBACK &&
+			    (!(*r->cancel) || rollback_after_signal(r))) {
 				rolled_failed = rollback(r, first.msg);
 				status = rolled_failed ? "failed" : "rolled_back";
 				if (rolled_failed)
 					snprintf(first.msg + strlen(first.msg),
 						 sizeof(first.msg) - strlen(first.msg),
-						 "; %d rollback action(s) failed: needs a human",
+						 "; %d rollback action(s) failed or were skipped: "
+						 "needs a human",
 						 rolled_failed);
 			} else {
 				status = "failed";
@@ -1280,8 +1344,8 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	}
 	if (refused) {
 		json_t *end = json_pack("{s:s, s:i, s:s, s:{s:s, s:s}}", "status", "refused",
-					"exit_code", DRB_EXIT_REFUSED, "error", lock_err.msg, "targets",
-					"rto", "unknown", "rpo", "unknown");
+					"exit_code", DRB_EXIT_REFUSED, "error", lock_err.msg,
+					"targets", "rto", "unknown", "rpo", "unknown");
 
 		*err = lock_err;
 		drb_emit(&r, "run.end", NULL, end, err);
