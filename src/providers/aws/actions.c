@@ -52,6 +52,16 @@ static const drb_field_spec change_fields[] = {
     FIELD("status", S, "PENDING or INSYNC"), FIELD("submitted_at", S, "RFC 3339 time"), END};
 
 static const char *const task_status[] = {"RUNNING", "PENDING", "STOPPED", NULL};
+static const char *const on_off[] = {"On", "Off", NULL};
+
+#define ARC_ENDPOINTS                                                                              \
+	ARG("cluster_endpoints", DRB_T_LIST, 1, NULL,                                              \
+	    "the cluster's endpoint URLs (or {url, region}), tried in turn until one answers; "    \
+	    "each is signed for its own region (from the host name, else region)")
+
+static const drb_field_spec arc_fields[] = {
+    FIELD("state", S, "On or Off"), FIELD("endpoint", S, "the cluster endpoint that answered"),
+    END};
 
 const drb_action drb_aws_actions[] = {
     {.name = "aws.sts.get_caller_identity",
@@ -139,19 +149,16 @@ const drb_action drb_aws_actions[] = {
      .schema =
 	 &(const drb_action_schema){
 	     .doc = "Restores an instance to a point in time into a new instance",
-	     .args = (const drb_arg_spec[]){ARG("source", S, 1, NULL,
-						"the instance to restore from"),
-					    ARG("target", S, 1, NULL,
-						"identifier of the new instance"),
-					    ARG("restore_time", S, 0, NULL,
-						"RFC 3339 time to restore to (exactly one of "
-						"restore_time, latest)"),
-					    ARG("latest", B, 0, "false",
-						"restore to the latest restorable time"),
-					    ARG("instance_class", S,
-						0, NULL, "default: the source's"),
-					    ARG("subnet_group", S, 0, NULL, "DB subnet group name"),
-					    ARG("multi_az", B, 0, NULL, "default: RDS's"), COMMON},
+	     .args = (const drb_arg_spec
+			  []){ARG("source", S, 1, NULL, "the instance to restore from"),
+			      ARG("target", S, 1, NULL, "identifier of the new instance"),
+			      ARG("restore_time", S, 0, NULL,
+				  "RFC 3339 time to restore to (exactly one of "
+				  "restore_time, latest)"),
+			      ARG("latest", B, 0, "false", "restore to the latest restorable time"),
+			      ARG("instance_class", S, 0, NULL, "default: the source's"),
+			      ARG("subnet_group", S, 0, NULL, "DB subnet group name"),
+			      ARG("multi_az", B, 0, NULL, "default: RDS's"), COMMON},
 	     .result = instance_fields,
 	     .result_doc = "the new instance, as aws.rds.describe_db_instance",
 	     .resource = "target"}},
@@ -251,6 +258,32 @@ const drb_action drb_aws_actions[] = {
 					  FIELD("disabled", B, "as now configured"),
 					  FIELD("inverted", B, "as now configured"), END},
 	     .resource = "id"}},
+    {.name = "aws.arc.get_routing_control_state",
+     .mode = DRB_ACT_RO,
+     .fn = drb_awsi_arc_get,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "A routing control's state from the ARC cluster's data plane "
+		    "(GetRoutingControlState)",
+	     .args = (const drb_arg_spec[]){ARG("routing_control_arn", S, 1, NULL,
+						"the routing control"),
+					    ARC_ENDPOINTS, COMMON},
+	     .result = arc_fields,
+	     .resource = "routing_control_arn"}},
+    {.name = "aws.arc.update_routing_control_state",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_arc_update,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Turns a routing control On or Off through the ARC cluster's data plane "
+		    "(UpdateRoutingControlState): no us-east-1 control plane needed",
+	     .args = (const drb_arg_spec[]){ARG("routing_control_arn", S, 1, NULL,
+						"the routing control"),
+					    {"state", S, 1, NULL, on_off, "On or Off"},
+					    ARC_ENDPOINTS,
+					    COMMON},
+	     .result = arc_fields,
+	     .resource = "routing_control_arn"}},
     {.name = "aws.ecs.describe_service",
      .mode = DRB_ACT_RO,
      .fn = drb_awsi_ecs_describe,

@@ -80,6 +80,7 @@ aws_action_impl drb_awsi_r53_get_record, drb_awsi_r53_upsert, drb_awsi_r53_get_c
     drb_awsi_r53_hc_status, drb_awsi_r53_hc_update;
 aws_action_impl drb_awsi_ecs_describe, drb_awsi_ecs_update, drb_awsi_ecs_list_tasks,
     drb_awsi_ecs_stop_task;
+aws_action_impl drb_awsi_arc_get, drb_awsi_arc_update;
 
 /* Sends one request through ctx->seam (signing and drb_http_perform_retry happen inside the
  * seam's perform) and reads the answer. A 2xx answer fills *out. An AWS error becomes

@@ -448,9 +448,9 @@ int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoin
 		}
 	} else {
 		j.method = "POST";
-		j.path = "/";
+		j.path = rq->path ? rq->path : "/"; /* ARC endpoints may carry a path (/v1) */
 		if (rc == 0)
-			rc = drb_buf_puts(&url, "/");
+			rc = drb_buf_puts(&url, j.path);
 		if (svc->proto == AWS_QUERY) {
 			if (rc == 0)
 				rc = query_body(svc, rq, &body);
