@@ -616,7 +616,8 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 		goto out;
 	}
 	drb_progress_finish(p, rb, &res);
-	if (res.exit_code && c.quiet && res.error[0])
+	/* the reason also goes to stderr, unless a person already reads it in the summary */
+	if (res.exit_code && res.error[0] && (c.quiet || c.json || !isatty(STDOUT_FILENO)))
 		fprintf(stderr, "drbook: %s\n", res.error);
 	rc = res.exit_code;
 out:
@@ -687,7 +688,7 @@ static int cmd_resume(int argc, char **argv)
 		goto out;
 	}
 	drb_progress_finish(p, NULL, &res);
-	if (res.exit_code && res.error[0] && (c.quiet || c.json))
+	if (res.exit_code && res.error[0] && (c.quiet || c.json || !isatty(STDOUT_FILENO)))
 		fprintf(stderr, "drbook: %s\n", res.error);
 	rc = res.exit_code;
 out:

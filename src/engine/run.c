@@ -123,6 +123,9 @@ int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data
 	if (rc) {
 		drb_err_prefix(err, "audit log: ");
 		r->no_rollback = 1;
+		if (!r->stop_reason[0]) /* the reason every later step reports */
+			snprintf(r->stop_reason, sizeof(r->stop_reason),
+				 "%s: nothing more may run unrecorded", err->msg);
 		*r->cancel = 1; /* nothing may proceed unrecorded */
 		goto out;
 	}
@@ -1169,6 +1172,13 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		exit_code = DRB_EXIT_FAILED;
 	}
 verdict:
+	if (r->no_rollback && exit_code != DRB_EXIT_FAILED) {
+		/* a record could not be written (a step.end, say): the run did not succeed, whatever
+		 * its steps did, because its log does not say everything it did */
+		status = "failed";
+		exit_code = DRB_EXIT_FAILED;
+		snprintf(first.msg, sizeof(first.msg), "%s", r->stop_reason);
+	}
 	end = json_pack("{s:s, s:i, s:I}", "status", status, "exit_code", exit_code, "duration_ms",
 			(json_int_t)(drb_wall_ms() - r->t0_wall));
 	if (rto >= 0)
@@ -1201,6 +1211,8 @@ verdict:
 	if (drb_emit(r, "run.end", NULL, end, &err) && exit_code == DRB_EXIT_OK) {
 		status = "failed";
 		exit_code = DRB_EXIT_FAILED;
+		snprintf(first.msg, sizeof(first.msg), "the run's end could not be recorded: %s",
+			 err.msg);
 	}
 	json_decref(end);
 	if (r->evidence && r->stop_reason[0] && !first.msg[0]) {

@@ -121,5 +121,40 @@ def test_write_failure_is_cut_back_and_stops_the_run(c):
     check(v.code == 0, "the log verifies (no partial line)", v)
 
 
+def test_a_fault_at_every_record_stops_the_run_unrecorded_nothing(c):
+    # For every record of a run, make its write fail (ENOSPC) and, separately, its fsync
+    # fail (EIO): no action whose step.start is at or after that record may run, the reason
+    # reaches stderr, and what was written still verifies.
+    rb = c.write("r.yaml", ROLLBACK_RUNBOOK)
+    clean = c.drbook("run", rb, "--audit", "clean.jsonl")
+    check(clean.code == 0, "clean run", clean)
+    records = c.log("clean.jsonl")
+    starts = {r["step"]: r["seq"] for r in records if r["event"] == "step.start"}
+    ok = total = 0
+    for k in range(1, len(records) + 1):
+        for call, errno_name, text in (("write", "ENOSPC", "No space left on device"),
+                                       ("fsync", "EIO", "Input/output error")):
+            total += 1
+            for f in ("one", "two", "three", "undone", "calls", "run.jsonl"):
+                if os.path.exists(c.path(f)):
+                    os.unlink(c.path(f))
+            r = c.drbook("run", rb, "--audit", "run.jsonl",
+                         env=shim_env(c, f"{call}:{k}:{errno_name}"))
+            where = f"record {k} ({records[k - 1]['event']} {records[k - 1]['step']}), {call}"
+            check(r.code != 0, f"{where}: the run does not succeed", r)
+            check(text in r.err, f"{where}: the reason is on stderr", r)
+            for step, seq in starts.items():
+                if seq >= k:
+                    check(not os.path.exists(c.path(step)),
+                          f"{where}: step {step}'s action ran unrecorded")
+            if os.path.exists(c.path("run.jsonl")) and os.path.getsize(c.path("run.jsonl")):
+                v = c.drbook("audit", "verify", "run.jsonl")
+                check(v.code == 0, f"{where}: what was written verifies", v)
+            ok += 1
+    print(f"audit faults: {ok} of {total} (every record, write and fsync) stopped the run "
+          "with nothing unrecorded")
+    check(ok == total, f"{ok} of {total}")
+
+
 if __name__ == "__main__":
     main(globals())
