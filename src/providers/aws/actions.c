@@ -53,6 +53,7 @@ static const drb_field_spec change_fields[] = {
 
 static const char *const task_status[] = {"RUNNING", "PENDING", "STOPPED", NULL};
 static const char *const on_off[] = {"On", "Off", NULL};
+static const char *const failover_roles[] = {"PRIMARY", "SECONDARY", NULL};
 
 #define ARC_ENDPOINTS                                                                              \
 	ARG("cluster_endpoints", DRB_T_LIST, 1, NULL,                                              \
@@ -184,12 +185,14 @@ const drb_action drb_aws_actions[] = {
      .schema =
 	 &(const drb_action_schema){
 	     .doc = "One record set of a hosted zone (ListResourceRecordSets)",
-	     .args = (const drb_arg_spec[]){ARG("zone_id", S, 1, NULL,
-						"hosted zone id (Z123 or /hostedzone/Z123)"),
-					    ARG("name", S, 1, NULL, "record name"),
-					    ARG("type", S, 1, NULL,
-						"record type: A, AAAA, CNAME, ..."),
-					    COMMON},
+	     .args = (const drb_arg_spec
+			  []){ARG("zone_id", S, 1, NULL,
+				  "hosted zone id (Z123 or /hostedzone/Z123)"),
+			      ARG("name", S, 1, NULL, "record name"),
+			      ARG("type", S, 1, NULL, "record type: A, AAAA, CNAME, ..."),
+			      ARG("set_identifier", S, 0, NULL,
+				  "with a routing policy: which record of the name"),
+			      COMMON},
 	     .result =
 		 (const drb_field_spec[]){
 		     FIELD("name", S, "record name, with the trailing dot"),
@@ -197,7 +200,10 @@ const drb_action drb_aws_actions[] = {
 		     FIELD("ttl", I, "TTL in seconds (null for an alias)"),
 		     FIELD("values", DRB_T_LIST, "the values (an alias: its DNS name)"),
 		     FIELD("alias", B, "present and true for an alias record"),
-		     FIELD("set_identifier", S, "routing policy set identifier, or null"), END},
+		     FIELD("set_identifier", S, "routing policy set identifier, or null"),
+		     FIELD("failover", S, "PRIMARY or SECONDARY for a failover record, or null"),
+		     FIELD("weight", I, "a weighted record's weight, or null"),
+		     FIELD("health_check_id", S, "the health check deciding it, or null"), END},
 	     .resource = "name"}},
     {.name = "aws.route53.upsert_record",
      .mode = DRB_ACT_MUT,
@@ -209,8 +215,22 @@ const drb_action drb_aws_actions[] = {
 					    ARG("name", S, 1, NULL, "record name"),
 					    ARG("type", S, 1, NULL, "record type"),
 					    ARG("ttl", I, 0, "300", "TTL in seconds"),
-					    ARG("values", S | DRB_T_LIST, 1, NULL,
-						"the values (one string or a list)"),
+					    ARG("values", S | DRB_T_LIST, 0, NULL,
+						"the values (one string or a list); required "
+						"unless alias"),
+					    ARG("set_identifier", S, 0, NULL,
+						"routing policy set identifier (needed with "
+						"failover, weight, geolocation)"),
+					    {"failover", S, 0, NULL, failover_roles,
+					     "PRIMARY or SECONDARY (failover routing)"},
+					    ARG("health_check_id", S, 0,
+						NULL, "the health check that decides the record"),
+					    ARG("weight", I, 0, NULL, "0..255 (weighted routing)"),
+					    ARG("geolocation", DRB_T_MAP, 0, NULL,
+						"{continent} or {country[, subdivision]}"),
+					    ARG("alias", DRB_T_MAP, 0, NULL,
+						"{dns_name, zone_id[, evaluate_target_health]}: "
+						"an alias instead of values"),
 					    ARG("wait", B, 0, "false",
 						"wait until the change is INSYNC"),
 					    ARG("comment", S, 0,

@@ -104,6 +104,9 @@ static json_t *record_json(xmlNode *r)
 		drb_awsi_set(o, "values", v, &bad);
 	}
 	drb_awsi_set(o, "set_identifier", drb_awsx_str(r, "SetIdentifier"), &bad);
+	drb_awsi_set(o, "failover", drb_awsx_str(r, "Failover"), &bad);
+	drb_awsi_set(o, "weight", drb_awsx_int(r, "Weight"), &bad);
+	drb_awsi_set(o, "health_check_id", drb_awsx_str(r, "HealthCheckId"), &bad);
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -114,6 +117,7 @@ static json_t *record_json(xmlNode *r)
 int drb_awsi_r53_get_record(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
 	const char *A = "aws.route53.get_record", *zone_arg = NULL, *name = NULL, *type = NULL;
+	const char *set_id = NULL;
 	char zone[64], want[512], got[512], gtype[16];
 	drb_aws_endpoint ep;
 	drb_buf path, query;
@@ -133,6 +137,8 @@ int drb_awsi_r53_get_record(drb_action_ctx *ctx, const json_t *args, json_t **re
 	if (rc == 0)
 		rc = drb_arg_string(args, "type", &type, err);
 	if (rc == 0)
+		rc = drb_arg_string_opt(args, "set_identifier", &set_id, err);
+	if (rc == 0)
 		rc = bare_id(A, "zone_id", zone_arg, "/hostedzone/", zone, sizeof(zone), err);
 	if (rc != 0)
 		goto out;
@@ -145,7 +151,7 @@ int drb_awsi_r53_get_record(drb_action_ctx *ctx, const json_t *args, json_t **re
 	}
 	rc = drb_buf_printf(&path, API "/hostedzone/%s/rrset", zone);
 	if (rc == 0)
-		rc = drb_buf_puts(&query, "maxitems=1&name=");
+		rc = drb_buf_puts(&query, "maxitems=100&name=");
 	if (rc == 0)
 		rc = drb_awsi_urlencode(&query, name);
 	if (rc == 0)
@@ -159,20 +165,28 @@ int drb_awsi_r53_get_record(drb_action_ctx *ctx, const json_t *args, json_t **re
 	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
 	if (rc != 0)
 		goto out;
-	r = drb_awsx_find(xmlDocGetRootElement(resp.doc), "ResourceRecordSet");
 	norm_name(name, want, sizeof(want));
-	got[0] = gtype[0] = '\0';
-	if (r) {
-		char raw[512];
+	/* The API lists from (name, type) onwards: the first answer may be the next record, and
+	 * a routing policy gives several records of one name and type (set_identifier picks). */
+	for (r = drb_awsx_find(xmlDocGetRootElement(resp.doc), "ResourceRecordSet"); r;
+	     r = drb_awsx_next(r)) {
+		char raw[512], sid[256];
 
 		drb_awsx_text(r, "Name", raw, sizeof(raw));
 		norm_name(raw, got, sizeof(got));
 		drb_awsx_text(r, "Type", gtype, sizeof(gtype));
+		if (strcmp(want, got) != 0 || strcmp(type, gtype) != 0) {
+			r = NULL;
+			break;
+		}
+		drb_awsx_text(r, "SetIdentifier", sid, sizeof(sid));
+		if (!set_id || !strcmp(set_id, sid))
+			break;
 	}
-	/* The API lists from (name, type) onwards: the first answer may be the next record. */
-	if (!r || strcmp(want, got) != 0 || strcmp(type, gtype) != 0) {
-		rc = drb_err_set(err, DRB_ENOTFOUND, "%s: no %s record named %s in zone %s", A,
-				 type, want, zone);
+	if (!r) {
+		rc = drb_err_set(err, DRB_ENOTFOUND, "%s: no %s record named %s%s%s in zone %s", A,
+				 type, want, set_id ? " with set identifier " : "",
+				 set_id ? set_id : "", zone);
 		goto out;
 	}
 	*result = record_json(r);
@@ -280,8 +294,30 @@ static int values_arg(const char *A, const json_t *args, const json_t **list, dr
 	return 0;
 }
 
+/* The routing-policy parts of a record (all optional; checked by upsert before). */
+typedef struct r53_routing {
+	const char *set_identifier, *failover, *health_check_id;
+	long long weight; /* -1: none */
+	const json_t *geolocation, *alias;
+} r53_routing;
+
+/* An element with escaped text, when text is set. */
+static int xml_elem(drb_buf *b, const char *tag, const char *text)
+{
+	int rc = 0;
+
+	if (!text)
+		return 0;
+	rc = drb_buf_printf(b, "<%s>", tag);
+	if (rc == 0)
+		rc = drb_awsi_xml_escape(b, text);
+	if (rc == 0)
+		rc = drb_buf_printf(b, "</%s>", tag);
+	return rc;
+}
+
 static int upsert_body(drb_buf *b, const char *name, const char *type, long long ttl,
-		       const json_t *values, const char *comment)
+		       const json_t *values, const char *comment, const r53_routing *rt)
 {
 	int rc;
 
@@ -296,8 +332,57 @@ static int upsert_body(drb_buf *b, const char *name, const char *type, long long
 	if (rc == 0)
 		rc = drb_awsi_xml_escape(b, name);
 	if (rc == 0)
-		rc = drb_buf_printf(b, "</Name><Type>%s</Type><TTL>%lld</TTL><ResourceRecords>",
-				    type, ttl);
+		rc = drb_buf_printf(b, "</Name><Type>%s</Type>", type);
+	/* the order of Route 53's schema: SetIdentifier, Weight, GeoLocation, Failover, TTL,
+	 * ResourceRecords, AliasTarget, HealthCheckId */
+	if (rc == 0)
+		rc = xml_elem(b, "SetIdentifier", rt->set_identifier);
+	if (rc == 0 && rt->weight >= 0)
+		rc = drb_buf_printf(b, "<Weight>%lld</Weight>", rt->weight);
+	if (rc == 0 && rt->geolocation) {
+		rc = drb_buf_puts(b, "<GeoLocation>");
+		if (rc == 0)
+			rc = xml_elem(
+			    b, "ContinentCode",
+			    json_string_value(json_object_get(rt->geolocation, "continent")));
+		if (rc == 0)
+			rc = xml_elem(
+			    b, "CountryCode",
+			    json_string_value(json_object_get(rt->geolocation, "country")));
+		if (rc == 0)
+			rc = xml_elem(
+			    b, "SubdivisionCode",
+			    json_string_value(json_object_get(rt->geolocation, "subdivision")));
+		if (rc == 0)
+			rc = drb_buf_puts(b, "</GeoLocation>");
+	}
+	if (rc == 0)
+		rc = xml_elem(b, "Failover", rt->failover);
+	if (rt->alias) {
+		/* an alias has no TTL and no records of its own */
+		if (rc == 0)
+			rc = drb_buf_puts(b, "<AliasTarget>");
+		if (rc == 0)
+			rc = xml_elem(b, "HostedZoneId",
+				      json_string_value(json_object_get(rt->alias, "zone_id")));
+		if (rc == 0)
+			rc = xml_elem(b, "DNSName",
+				      json_string_value(json_object_get(rt->alias, "dns_name")));
+		if (rc == 0)
+			rc = drb_buf_printf(
+			    b, "<EvaluateTargetHealth>%s</EvaluateTargetHealth></AliasTarget>",
+			    json_is_true(json_object_get(rt->alias, "evaluate_target_health"))
+				? "true"
+				: "false");
+		if (rc == 0)
+			rc = xml_elem(b, "HealthCheckId", rt->health_check_id);
+		if (rc == 0)
+			rc = drb_buf_puts(b, "</ResourceRecordSet></Change></Changes>"
+					     "</ChangeBatch></ChangeResourceRecordSetsRequest>");
+		return rc;
+	}
+	if (rc == 0)
+		rc = drb_buf_printf(b, "<TTL>%lld</TTL><ResourceRecords>", ttl);
 	if (json_is_string(values)) {
 		if (rc == 0)
 			rc = drb_buf_puts(b, "<ResourceRecord><Value>");
@@ -320,9 +405,64 @@ static int upsert_body(drb_buf *b, const char *name, const char *type, long long
 		}
 	}
 	if (rc == 0)
-		rc = drb_buf_puts(b, "</ResourceRecords></ResourceRecordSet></Change></Changes>"
+		rc = drb_buf_puts(b, "</ResourceRecords>");
+	if (rc == 0)
+		rc = xml_elem(b, "HealthCheckId", rt->health_check_id);
+	if (rc == 0)
+		rc = drb_buf_puts(b, "</ResourceRecordSet></Change></Changes>"
 				     "</ChangeBatch></ChangeResourceRecordSetsRequest>");
 	return rc;
+}
+
+/* The routing arguments of upsert_record, checked against what Route 53 accepts together. */
+static int routing_args(const char *A, const json_t *args, r53_routing *rt, drb_err *err)
+{
+	int rc;
+
+	memset(rt, 0, sizeof(*rt));
+	rt->weight = -1;
+	rc = drb_arg_string_opt(args, "set_identifier", &rt->set_identifier, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "failover", &rt->failover, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "health_check_id", &rt->health_check_id, err);
+	if (rc == 0)
+		rc = drb_arg_int_opt(args, "weight", &rt->weight, err);
+	if (rc)
+		return rc;
+	rt->geolocation = json_object_get(args, "geolocation");
+	rt->alias = json_object_get(args, "alias");
+	if (json_is_null(rt->geolocation))
+		rt->geolocation = NULL;
+	if (json_is_null(rt->alias))
+		rt->alias = NULL;
+	if (rt->failover && strcmp(rt->failover, "PRIMARY") && strcmp(rt->failover, "SECONDARY"))
+		return drb_err_set(err, DRB_EINVAL, "%s: 'failover' must be PRIMARY or SECONDARY",
+				   A);
+	if (rt->weight != -1 && (rt->weight < 0 || rt->weight > 255))
+		return drb_err_set(err, DRB_EINVAL, "%s: 'weight' must be 0..255", A);
+	if ((rt->failover || rt->weight >= 0 || rt->geolocation) && !rt->set_identifier)
+		return drb_err_set(err, DRB_EINVAL,
+				   "%s: a failover, weighted or geolocation record needs "
+				   "'set_identifier'",
+				   A);
+	if (!!rt->failover + (rt->weight >= 0) + !!rt->geolocation > 1)
+		return drb_err_set(err, DRB_EINVAL,
+				   "%s: give one routing policy: failover, weight or geolocation",
+				   A);
+	if (rt->geolocation && (!json_is_object(rt->geolocation) ||
+				!(json_is_string(json_object_get(rt->geolocation, "continent")) ||
+				  json_is_string(json_object_get(rt->geolocation, "country")))))
+		return drb_err_set(
+		    err, DRB_EINVAL,
+		    "%s: 'geolocation' must be {continent} or {country[, subdivision]}", A);
+	if (rt->alias && (!json_is_object(rt->alias) ||
+			  !json_is_string(json_object_get(rt->alias, "dns_name")) ||
+			  !json_is_string(json_object_get(rt->alias, "zone_id"))))
+		return drb_err_set(
+		    err, DRB_EINVAL,
+		    "%s: 'alias' must be {dns_name, zone_id[, evaluate_target_health]}", A);
+	return 0;
 }
 
 int drb_awsi_r53_upsert(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
@@ -340,6 +480,7 @@ int drb_awsi_r53_upsert(drb_action_ctx *ctx, const json_t *args, json_t **result
 	long long ttl = 300;
 	int rc, wait = 0;
 	double delay = 1.0, give_up;
+	r53_routing rt;
 
 	*result = NULL;
 	drb_buf_init(&body, (size_t)256 << 10);
@@ -357,6 +498,8 @@ int drb_awsi_r53_upsert(drb_action_ctx *ctx, const json_t *args, json_t **result
 	if (rc == 0)
 		rc = drb_arg_string_opt(args, "comment", &comment, err);
 	if (rc == 0)
+		rc = routing_args(A, args, &rt, err);
+	if (rc == 0 && !(rt.alias && !json_object_get(args, "values")))
 		rc = values_arg(A, args, &values, err);
 	if (rc == 0)
 		rc = bare_id(A, "zone_id", zone_arg, "/hostedzone/", zone, sizeof(zone), err);
@@ -373,7 +516,7 @@ int drb_awsi_r53_upsert(drb_action_ctx *ctx, const json_t *args, json_t **result
 		rc = drb_err_set(err, DRB_EINVAL, "%s: 'ttl' must be 0..2147483647 seconds", A);
 		goto out;
 	}
-	if (upsert_body(&body, name, type, ttl, values, comment) != 0) {
+	if (upsert_body(&body, name, type, ttl, values, comment, &rt) != 0) {
 		rc = drb_err_set(err, DRB_ELIMIT, "%s: the change is too large", A);
 		goto out;
 	}
