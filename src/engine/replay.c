@@ -105,11 +105,20 @@ int drb_replay_approval(drb_run *r, const char *uid, json_t **result, drb_err *e
 			   uid);
 }
 
+static int reached(const json_t *summary, const char *uid)
+{
+	size_t j;
+	json_t *s;
+
+	json_array_foreach(summary, j, s) if (!strcmp(sget(s, "id") ?: "", uid)) return 1;
+	return 0;
+}
+
 double drb_replay_rto(drb_run *r)
 {
-	const json_t *start = json_array_get(r->recorded, 0), *rec, *s;
+	const json_t *start = json_array_get(r->recorded, 0), *rec;
 	int64_t from = 0, to = 0, t;
-	size_t i, j;
+	size_t i;
 
 	if (drb_rfc3339_parse(sget(start, "ts") ?: "", &from))
 		return -1;
@@ -119,15 +128,10 @@ double drb_replay_rto(drb_run *r)
 	pthread_mutex_lock(&r->mu);
 	json_array_foreach(r->recorded, i, rec)
 	{
-		if (strcmp(sget(rec, "event") ?: "", "step.end") ||
-		    drb_rfc3339_parse(sget(rec, "ts") ?: "", &t) || t <= to)
-			continue;
-		json_array_foreach(r->summary, j,
-				   s) if (!strcmp(sget(s, "id") ?: "", sget(rec, "step") ?: ""))
-		{
+		if (!strcmp(sget(rec, "event") ?: "", "step.end") &&
+		    !drb_rfc3339_parse(sget(rec, "ts") ?: "", &t) && t > to &&
+		    reached(r->summary, sget(rec, "step") ?: ""))
 			to = t;
-			break;
-		}
 	}
 	pthread_mutex_unlock(&r->mu);
 	return (double)(to - from) / 1000.0;
