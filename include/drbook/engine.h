@@ -97,10 +97,12 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_result *out,
 		      drb_err *err);
 
-/* Replays the run recorded in audit_path offline (see docs/cli.md "replay"): the runbook
- * (runbook, or the recorded one when NULL) runs against the recorded answers. out->status is
- * "identical" or "diverged", out->plan lists the differences {step, recorded, replayed}, and
- * exit_code is 0 or 1. o->audit_path, when set, receives the replay's own log. */
+/* Replays the run recorded in audit_path offline (see docs/cli.md "replay"): the log is
+ * verified first (chain, and MACs with o->key): DRB_EINTEGRITY, naming the line, when it is
+ * not intact, and nothing runs. Then the runbook (runbook, or the recorded one when NULL) runs
+ * against the recorded answers without waiting. out->status is "identical" or "diverged",
+ * out->plan lists the differences {step, field (status|result|rto_s|rpo_s), recorded,
+ * replayed}, and exit_code is 0 or 1. o->audit_path, when set, receives the replay's own log. */
 int drb_engine_replay(const char *audit_path, const char *runbook, const drb_engine_opts *o,
 		      drb_run_result *out, drb_err *err);
 

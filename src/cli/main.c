@@ -153,13 +153,20 @@ static const char usage_report[] =
     "still written), 2 usage or unreadable log.\n";
 
 static const char usage_replay[] =
-    "usage: drbook replay AUDIT [--runbook FILE] [--json|--quiet] [--audit FILE]\n"
+    "usage: drbook replay AUDIT [--runbook FILE] [--key-file F] [--json|--quiet] [--audit FILE]\n"
     "\n"
-    "Runs the recorded run's runbook again, offline: every AWS, PostgreSQL, HTTP and exec call\n"
-    "is answered from the log's call records, approvals are the recorded ones, and nothing\n"
-    "waits. Then compares each step's outcome with the recorded one. With --runbook, a changed\n"
-    "runbook is tried against the recorded answers. Nothing outside the process is touched.\n"
-    "Exit codes: 0 the same decisions, 1 they diverged, 2 usage or unreadable log.\n";
+    "Verifies the log's hash chain first (and its MACs with --key-file/--audit-key-file or\n"
+    "DRBOOK_AUDIT_KEY_FILE, as 'audit verify' does) and refuses a tampered log, naming the\n"
+    "line and the reason, before anything is replayed. Then runs the recorded run's runbook\n"
+    "again, offline: every AWS, PostgreSQL, HTTP and exec call is answered from the log's\n"
+    "call records, approvals are the recorded ones, and nothing waits (sleep, until polling,\n"
+    "retry backoff and approval timeouts take no real time). Then compares each step's status\n"
+    "and result, and the run's status, RTO and RPO (from the recorded timestamps, where both\n"
+    "are known), with the recorded ones and lists every difference (step, field, recorded,\n"
+    "replayed). With --runbook, a changed runbook is tried against the recorded answers.\n"
+    "Nothing outside the process is touched.\n"
+    "Exit codes: 0 the same decisions, 1 they differ or the log is tampered, 2 usage or\n"
+    "unreadable log.\n";
 
 static const char usage_gameday[] =
     "usage: drbook gameday SCHEDULE [--due|--list|--history] [options]\n"
@@ -799,7 +806,11 @@ static int cmd_replay(int argc, char **argv)
 	drb_err err = {0};
 	json_t *diff = NULL, *d;
 	size_t i;
-	int first = parse(argc, argv, &c, usage_replay, " runbook json quiet audit runs-dir "), rc;
+	unsigned char *key = NULL;
+	size_t klen = 0;
+	int first = parse(argc, argv, &c, usage_replay,
+			  " runbook json quiet audit runs-dir key-file audit-key-file "),
+	    rc;
 
 	memset(&res, 0, sizeof(res));
 	if (first < 0)
@@ -808,15 +819,19 @@ static int cmd_replay(int argc, char **argv)
 		fputs(usage_replay, stderr);
 		return DRB_EXIT_USAGE;
 	}
-	fill_opts(&o, &c, NULL, 0);
+	if (load_key(&c, &key, &klen))
+		return DRB_EXIT_USAGE;
+	fill_opts(&o, &c, key, klen);
 	c.yes = 0;
 	p = drb_progress_new(c.json, c.quiet, &o.sink);
 	o.sink.ask = NULL;
 	rc = drb_engine_replay(argv[first], c.runbook, &o, &res, &err);
 	if (rc) {
 		drb_progress_free(p);
+		free_key(key, klen);
 		fprintf(stderr, "drbook: replay: %s\n", err.msg);
-		return DRB_EXIT_USAGE;
+		/* a tampered log is the log's verdict, like 'audit verify': 1 */
+		return rc == DRB_EINTEGRITY ? DRB_EXIT_FAILED : DRB_EXIT_USAGE;
 	}
 	diff = res.plan;
 	res.plan = NULL;
@@ -825,8 +840,9 @@ static int cmd_replay(int argc, char **argv)
 		printf("\nreplay of %s: %s\n", argv[first],
 		       json_array_size(diff) ? "decisions DIVERGED" : "the same decisions");
 		json_array_foreach(diff, i, d)
-		    printf("  %-30s recorded %-14s replayed %s\n",
+		    printf("  %-24s %-7s recorded %-14s replayed %s\n",
 			   json_string_value(json_object_get(d, "step")),
+			   json_string_value(json_object_get(d, "field")),
 			   json_string_value(json_object_get(d, "recorded")),
 			   json_string_value(json_object_get(d, "replayed")));
 	} else if (c.json) {
@@ -842,6 +858,7 @@ static int cmd_replay(int argc, char **argv)
 	json_decref(diff);
 	drb_progress_free(p);
 	drb_run_result_free(&res);
+	free_key(key, klen);
 	return rc;
 }
 

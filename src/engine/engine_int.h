@@ -222,6 +222,17 @@ int drb_replay_approval(drb_run *r, const char *uid, json_t **result, drb_err *e
 int drb_log_runbook(const json_t *records, const char *audit_path, const char *runbook_override,
 		    drb_runbook **rb, drb_err *err);
 
+/* Verifies a log's chain (and its MACs when key is set) before resume or replay use it:
+ * DRB_EINTEGRITY naming the line and the reason ("refusing to <verb>") when it is not
+ * intact; a last line cut short (an interrupted run) is accepted. */
+int drb_log_verify(const char *audit_path, const unsigned char *key, size_t key_len,
+		   const char *verb, drb_err *err);
+
+/* Replay: the RTO the replayed run would have had, from the recorded timestamps: from the
+ * incident start (or the recorded run.start) to the last recorded step.end of a step the
+ * replay reached. */
+double drb_replay_rto(drb_run *r);
+
 /* Resume: evaluates a step's done_when (string or call form) read-only. */
 int drb_step_done_when(drb_run *r, const drb_step *s, int *done, drb_err *err);
 

@@ -4,6 +4,7 @@
  * (the next unused record of the same step, service and operation), approvals are the recorded
  * ones, and nothing waits. Then each step's outcome is compared with the recorded one: a
  * reviewer sees whether the same answers lead to the same decisions. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,8 @@ int drb_replay_approval(drb_run *r, const char *uid, json_t **result, drb_err *e
 			continue;
 		if (json_is_true(json_object_get(d, "approved"))) {
 			*result = json_pack("{s:s?, s:s?, s:s}", "approver", sget(d, "approver"),
-					    "approved_at", sget(d, "approved_at"), "how", "replay");
+					    "approved_at", sget(d, "approved_at"), "how",
+					    sget(d, "how") ?: "replay");
 			return 0;
 		}
 		return drb_err_set(err, DRB_EDENIED, "approval '%s' was not given: %s", uid,
@@ -103,8 +105,112 @@ int drb_replay_approval(drb_run *r, const char *uid, json_t **result, drb_err *e
 			   uid);
 }
 
-/* Compares the replayed outcome of each step with the recorded one. */
-static json_t *compare(const json_t *recorded, const json_t *summary)
+static int reached(const json_t *summary, const char *uid)
+{
+	size_t j;
+	json_t *s;
+
+	json_array_foreach(summary, j, s) if (!strcmp(sget(s, "id") ?: "", uid)) return 1;
+	return 0;
+}
+
+double drb_replay_rto(drb_run *r)
+{
+	const json_t *start = json_array_get(r->recorded, 0), *rec;
+	int64_t from = 0, to = 0, t;
+	size_t i;
+
+	if (drb_rfc3339_parse(sget(start, "ts") ?: "", &from))
+		return -1;
+	to = from;
+	if (r->incident_ms)
+		from = r->incident_ms;
+	pthread_mutex_lock(&r->mu);
+	json_array_foreach(r->recorded, i, rec)
+	{
+		if (!strcmp(sget(rec, "event") ?: "", "step.end") &&
+		    !drb_rfc3339_parse(sget(rec, "ts") ?: "", &t) && t > to &&
+		    reached(r->summary, sget(rec, "step") ?: ""))
+			to = t;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return (double)(to - from) / 1000.0;
+}
+
+/* The replay's own step.end records, caught on their way to the caller's sink: the replayed
+ * status and result of each step, by its id. */
+typedef struct capture {
+	drb_sink next;
+	pthread_mutex_t mu;
+	json_t *ends; /* {uid: step.end data}, owned */
+} capture;
+
+static void capture_event(void *ud, const char *ts, const char *event, const char *step,
+			  const json_t *data)
+{
+	capture *c = ud;
+
+	if (step && !strcmp(event, "step.end")) {
+		pthread_mutex_lock(&c->mu);
+		json_object_set_new(c->ends, step, json_deep_copy(data));
+		pthread_mutex_unlock(&c->mu);
+	}
+	if (c->next.event)
+		c->next.event(c->next.ud, ts, event, step, data);
+}
+
+static int capture_ask(void *ud, const char *step, const char *message, double timeout_s)
+{
+	capture *c = ud;
+
+	return c->next.ask ? c->next.ask(c->next.ud, step, message, timeout_s) : -1;
+}
+
+/* A value as the difference list shows it: strings as they are, the rest as compact JSON
+ * (cut at 300 bytes). Returns a new string, or NULL for none. */
+static json_t *shown(const json_t *v)
+{
+	char *txt;
+	json_t *out;
+
+	if (!v)
+		return NULL;
+	if (json_is_string(v))
+		return json_incref((json_t *)v);
+	txt = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	if (!txt)
+		return NULL;
+	if (strlen(txt) > 300)
+		memcpy(txt + 290, "...(cut)", 9);
+	out = json_string(txt);
+	free(txt);
+	return out;
+}
+
+static void differ(json_t *diff, const char *step, const char *field, json_t *was, json_t *now)
+{
+	json_t *d = json_pack("{s:s, s:s, s:o?, s:o?}", "step", step, "field", field, "recorded",
+			      was, "replayed", now);
+
+	if (!json_object_get(d, "recorded"))
+		json_object_set_new(d, "recorded", json_string("(none)"));
+	if (!json_object_get(d, "replayed"))
+		json_object_set_new(d, "replayed", json_string("(none)"));
+	json_array_append_new(diff, d);
+}
+
+static json_t *number(double v)
+{
+	char buf[64];
+
+	if (v < 0)
+		return json_string("unknown");
+	snprintf(buf, sizeof(buf), "%.3f", v);
+	return json_string(buf);
+}
+
+/* Compares the replayed outcome of each step (status and result) with the recorded one. */
+static json_t *compare(const json_t *recorded, const json_t *summary, const json_t *ends)
 {
 	json_t *diff = json_array(), *rec, *s;
 	size_t i, j;
@@ -112,16 +218,30 @@ static json_t *compare(const json_t *recorded, const json_t *summary)
 	json_array_foreach(recorded, i, rec)
 	{
 		const char *uid = sget(rec, "step"), *was, *now = NULL;
+		const json_t *d = json_object_get(rec, "data"), *rw, *rn;
 
 		if (!uid || strcmp(sget(rec, "event") ?: "", "step.end"))
 			continue;
-		was = sget(json_object_get(rec, "data"), "status");
+		was = sget(d, "status");
 		json_array_foreach(summary, j, s) if (!strcmp(sget(s, "id") ?: "", uid)) now =
 		    sget(s, "status");
-		if (!now || strcmp(now, was ?: ""))
-			json_array_append_new(diff, json_pack("{s:s, s:s?, s:s}", "step", uid,
-							      "recorded", was, "replayed",
-							      now ? now : "not reached"));
+		if (!now || strcmp(now, was ?: "")) {
+			differ(diff, uid, "status", json_string(was ?: "(none)"),
+			       json_string(now ? now : "not reached"));
+			continue;
+		}
+		rw = json_object_get(d, "result");
+		rn = json_object_get(json_object_get(ends, uid), "result");
+		if (json_is_null(rw))
+			rw = NULL;
+		if (json_is_null(rn))
+			rn = NULL;
+		/* an answer too large for the log was not kept: nothing to compare it with */
+		if (json_is_string(rw) &&
+		    !strcmp(json_string_value(rw), "(too large for the audit log)"))
+			continue;
+		if ((rw || rn) && !(rw && rn && json_equal(rw, rn)))
+			differ(diff, uid, "result", shown(rw), shown(rn));
 	}
 	json_array_foreach(summary, j, s)
 	{
@@ -132,11 +252,29 @@ static json_t *compare(const json_t *recorded, const json_t *summary)
 					    !strcmp(sget(rec, "step") ?: "", sget(s, "id") ?: ""))
 		    found = 1;
 		if (!found)
-			json_array_append_new(
-			    diff, json_pack("{s:s?, s:s, s:s?}", "step", sget(s, "id"), "recorded",
-					    "not reached", "replayed", sget(s, "status")));
+			differ(diff, sget(s, "id") ?: "?", "status", json_string("not reached"),
+			       json_string(sget(s, "status") ?: "(none)"));
 	}
 	return diff;
+}
+
+/* The run's verdict, RTO and RPO against the recorded run.end (each where both are known). */
+static void compare_run(json_t *diff, const json_t *end, const drb_run_result *out)
+{
+	const json_t *rto = json_object_get(end, "rto_s"), *rpo = json_object_get(end, "rpo_s");
+
+	if (!end)
+		return;
+	if (strcmp(out->status, sget(end, "status") ?: ""))
+		differ(diff, "(run)", "status", json_string(sget(end, "status") ?: "(none)"),
+		       json_string(out->status));
+	/* the recorded RTO was measured a moment after its last step.end was written */
+	if (json_is_number(rto) && out->rto_s >= 0 &&
+	    fabs(json_number_value(rto) - out->rto_s) > 1.0)
+		differ(diff, "(run)", "rto_s", number(json_number_value(rto)), number(out->rto_s));
+	if (json_is_number(rpo) && out->rpo_s >= 0 &&
+	    fabs(json_number_value(rpo) - out->rpo_s) > 0.001)
+		differ(diff, "(run)", "rpo_s", number(json_number_value(rpo)), number(out->rpo_s));
 }
 
 int drb_engine_replay(const char *audit_path, const char *runbook, const drb_engine_opts *o,
@@ -148,9 +286,13 @@ int drb_engine_replay(const char *audit_path, const char *runbook, const drb_eng
 	drb_run r;
 	int rc, inited = 0;
 	size_t i;
+	capture cap = {.ends = json_object()};
 
 	memset(out, 0, sizeof(*out));
+	pthread_mutex_init(&cap.mu, NULL);
 	out->rto_s = out->rpo_s = -1;
+	if ((rc = drb_log_verify(audit_path, o->key, o->key_len, "replay", err)))
+		goto out;
 	if ((rc = drb_audit_read(audit_path, &records, err)))
 		goto out;
 	sd = json_object_get(json_array_get(records, 0), "data");
@@ -168,6 +310,10 @@ int drb_engine_replay(const char *audit_path, const char *runbook, const drb_eng
 		goto out;
 	json_array_foreach(records, i, rec) if (!strcmp(sget(rec, "event") ?: "", "run.end")) end =
 	    json_object_get(rec, "data");
+	cap.next = o->sink;
+	o2.sink.event = capture_event;
+	o2.sink.ask = capture_ask;
+	o2.sink.ud = &cap;
 	o2.drill = json_is_true(json_object_get(sd, "drill"));
 	o2.mode = DRB_MODE_RUN;
 	o2.incident_start = sget(sd, "incident_start");
@@ -195,15 +341,8 @@ int drb_engine_replay(const char *audit_path, const char *runbook, const drb_eng
 	}
 	if ((rc = drb_run_body(&r, out, 1)))
 		goto out;
-	/* the replay's own clock means nothing: the recorded RTO stands */
-	out->rto_s = end && json_is_number(json_object_get(end, "rto_s"))
-			 ? json_number_value(json_object_get(end, "rto_s"))
-			 : -1;
-	out->plan = compare(records, out->steps);
-	if (end && strcmp(out->status, sget(end, "status") ?: ""))
-		json_array_append_new(out->plan,
-				      json_pack("{s:s, s:s?, s:s}", "step", "(run)", "recorded",
-						sget(end, "status"), "replayed", out->status));
+	out->plan = compare(records, out->steps, cap.ends);
+	compare_run(out->plan, end, out);
 	snprintf(out->status, sizeof(out->status), "%s",
 		 json_array_size(out->plan) ? "diverged" : "identical");
 	out->exit_code = json_array_size(out->plan) ? DRB_EXIT_FAILED : DRB_EXIT_OK;
@@ -215,5 +354,7 @@ out:
 	}
 	drb_runbook_free(rb);
 	json_decref(records);
+	json_decref(cap.ends);
+	pthread_mutex_destroy(&cap.mu);
 	return rc;
 }

@@ -84,6 +84,22 @@ out:
 	return rc;
 }
 
+int drb_log_verify(const char *audit_path, const unsigned char *key, size_t key_len,
+		   const char *verb, drb_err *err)
+{
+	/* nothing is trusted before the chain is: a tampered log is refused */
+	drb_verify_result vr;
+	int rc;
+
+	memset(&vr, 0, sizeof(vr));
+	if ((rc = drb_audit_verify(audit_path, key, key_len, &vr, err)))
+		return rc;
+	if (vr.kind != DRB_VERIFY_OK && vr.kind != DRB_VERIFY_TRUNCATED)
+		return drb_err_set(err, DRB_EINTEGRITY, "%s:%ld: %s: refusing to %s", audit_path,
+				   vr.line, vr.msg, verb);
+	return 0;
+}
+
 drb_resume_decision drb_resume_decide(const drb_step *s, const drb_action *a, int assume_done,
 				      int retry, const char **why)
 {
@@ -189,19 +205,8 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 
 	memset(out, 0, sizeof(*out));
 	out->rto_s = out->rpo_s = -1;
-	{
-		/* nothing is trusted before the chain is: a tampered log is refused */
-		drb_verify_result vr;
-
-		memset(&vr, 0, sizeof(vr));
-		if ((rc = drb_audit_verify(audit_path, o->key, o->key_len, &vr, err)))
-			goto out;
-		if (vr.kind != DRB_VERIFY_OK && vr.kind != DRB_VERIFY_TRUNCATED) {
-			rc = drb_err_set(err, DRB_EINTEGRITY, "%s:%ld: %s: refusing to resume",
-					 audit_path, vr.line, vr.msg);
-			goto out;
-		}
-	}
+	if ((rc = drb_log_verify(audit_path, o->key, o->key_len, "resume", err)))
+		goto out;
 	if ((rc = drb_audit_read(audit_path, &records, err)))
 		goto out;
 	first = json_array_get(records, 0);

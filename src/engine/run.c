@@ -1164,7 +1164,8 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 	} else {
 		int64_t from = r->incident_ms ? r->incident_ms : r->t0_wall;
 
-		rto = (double)(drb_wall_ms() - from) / 1000.0;
+		/* a replay's own clock means nothing: its RTO comes from the recorded times */
+		rto = r->replay ? drb_replay_rto(r) : (double)(drb_wall_ms() - from) / 1000.0;
 	}
 	if (r->o->targets_required && exit_code == DRB_EXIT_OK &&
 	    missed_target(rb, rto, r->rpo_s, first.msg, sizeof(first.msg))) {
