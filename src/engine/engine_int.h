@@ -104,8 +104,10 @@ void drb_evidence_after(drb_run *r, const char *event);
 
 /* err.cause of a step whose check said no (assert false, until not met, a read-only lua
  * step raising an error): before any change,
- * such a failure is a refusal (a guard), where an action's error is a failure. */
-#define DRB_CAUSE_CHECK 1
+ * such a failure is a refusal (a guard), where an action's error is a failure. Negative:
+ * providers put an errno, CURLcode or HTTP status there (CURLcode 1 is a garbage answer,
+ * a failure, never a guard). */
+#define DRB_CAUSE_CHECK (-1)
 
 /* Status of a finished step. */
 typedef enum drb_step_status {
