@@ -92,5 +92,28 @@ def test_garbage_aws_answer_fails_the_step(c):
         server.wait()
 
 
+def test_hung_aws_endpoint_costs_the_step_timeout_once(c):
+    # 4 attempts of the AWS call share the step's 3 s, not 3 s (or 30 s) each
+    server, port = start_raw_server("hang")
+    try:
+        rb = c.write("h.yaml", """
+            version: 1
+            name: hung-aws
+            steps:
+              - id: who
+                action: aws.sts.get_caller_identity
+                timeout: 3s
+        """)
+        r = c.drbook("run", rb, "--audit", "run.jsonl", env=aws_env(c, port), timeout=60)
+        check(r.code == 1, "a hung endpoint fails the run", r)
+        end = events(c.log(), "step.end", "who")[0]["data"]
+        check(end["status"] == "failed" and end["code"] == "timeout", f"timed out: {end}")
+        check(end["duration_ms"] < 3500, f"within the step's 3 s: {end['duration_ms']} ms", r)
+        check(r.elapsed < 6, f"the run ended in {r.elapsed:.1f} s", r)
+    finally:
+        server.kill()
+        server.wait()
+
+
 if __name__ == "__main__":
     main(globals())
