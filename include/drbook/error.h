@@ -24,7 +24,7 @@ typedef enum drb_code {
 
 typedef struct drb_err {
 	int code;       /* a drb_code; 0 when no error */
-	long cause;     /* errno, CURLcode, HTTP status... 0 when none */
+	long cause;     /* errno, CURLcode, HTTP status... 0 when none; negative: the engine's own */
 	char msg[1024]; /* human message, context prefixed on the way up */
 } drb_err;
 

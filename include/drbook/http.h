@@ -26,6 +26,9 @@ typedef struct drb_http_req {
 				       instead of failing with DRB_ELIMIT */
 	const volatile int *cancel; /* may be NULL; becoming non-zero aborts the transfer with
 				       DRB_EINTERRUPTED */
+	double deadline; /* drb_mono_now() time or 0: one budget for all attempts; each attempt
+			    gets min(timeout_s, time left), none starts (nor backoff sleeps)
+			    past it (DRB_ETIMEOUT) */
 } drb_http_req;
 
 /* One answer. Owned by the caller: release with drb_http_resp_free. */

@@ -57,6 +57,7 @@ typedef struct drb_run {
 	volatile int watch_stop;
 	int phase_ro;	  /* preflight or plan: mutating calls refused */
 	int lua_ro;	  /* a read-only Lua entry is running (protected by the Lua lock) */
+	size_t printed;	  /* bytes of Lua print logged so far (protected by the Lua lock) */
 	double rpo_s;	  /* measured RPO, < 0 unknown */
 	json_t *end_info; /* at the end: {rto_s, rpo_s, targets} for the `run` global */
 	int changed;	  /* a mutating action ran: exit 3 is no longer possible */
@@ -104,8 +105,10 @@ void drb_evidence_after(drb_run *r, const char *event);
 
 /* err.cause of a step whose check said no (assert false, until not met, a read-only lua
  * step raising an error): before any change,
- * such a failure is a refusal (a guard), where an action's error is a failure. */
-#define DRB_CAUSE_CHECK 1
+ * such a failure is a refusal (a guard), where an action's error is a failure. Negative:
+ * providers put an errno, CURLcode or HTTP status there (CURLcode 1 is a garbage answer,
+ * a failure, never a guard). */
+#define DRB_CAUSE_CHECK (-1)
 
 /* Status of a finished step. */
 typedef enum drb_step_status {

@@ -552,12 +552,28 @@ static void make_run_id(char *out, size_t n)
 		 ts + 14, ts + 17, rnd[0], rnd[1], rnd[2]);
 }
 
+/* Lua print, one lua.print record per call, up to DRB_PRINT_RUN_MAX bytes per run: a script
+ * printing in a loop must not fill the disk holding the log. Past the cap, one record says
+ * so and the rest is dropped; the script itself goes on. Called under the Lua lock. */
+#define DRB_PRINT_RUN_MAX ((size_t)8 * 1024 * 1024)
+
 static void print_to_log(void *ud, const char *line)
 {
 	drb_run *r = ud;
-	json_t *d = json_pack("{s:s}", "line", line);
+	size_t n = strlen(line);
+	json_t *d = NULL;
 	drb_err e = {0};
 
+	if (r->printed > DRB_PRINT_RUN_MAX)
+		return;
+	if (n > DRB_PRINT_RUN_MAX - r->printed) {
+		r->printed = DRB_PRINT_RUN_MAX + 1;
+		d = json_pack("{s:s, s:b}", "line",
+			      "print output truncated: over 8 MiB in this run", "truncated", 1);
+	} else {
+		r->printed += n;
+		d = json_pack("{s:s}", "line", line);
+	}
 	drb_emit(r, "lua.print", NULL, d, &e);
 	json_decref(d);
 }
@@ -908,8 +924,7 @@ static void graph_ended(drb_run *r, graph *g, size_t i, gstop *x, drb_err *first
 	g->state[i] = G_DONE;
 	if (status_passes(st))
 		return;
-	if (!first->msg[0] && *r->cancel && r->stop_reason[0] &&
-	    !strstr(err->msg, r->stop_reason))
+	if (!first->msg[0] && *r->cancel && r->stop_reason[0] && !strstr(err->msg, r->stop_reason))
 		/* stopped from outside the step (a signal, a lost lease, the log): say why first */
 		snprintf(first->msg, sizeof(first->msg), "step '%s': %s (%s)", s->id,
 			 r->stop_reason, err->msg);

@@ -946,6 +946,12 @@ static int id_cmp(const void *pa, const void *pb)
 
 	if (c)
 		return c;
+	/* "first" is first in the file: preflight is parsed before steps but may be written
+	 * after them */
+	if (a->pos.line != b->pos.line)
+		return a->pos.line < b->pos.line ? -1 : 1;
+	if (a->pos.col != b->pos.col)
+		return a->pos.col < b->pos.col ? -1 : 1;
 	return a->order < b->order ? -1 : a->order > b->order;
 }
 
@@ -1093,7 +1099,6 @@ static void parse_lock(vctx *v, const ynode *n, drb_runbook *rb)
 		rb->locks[rb->n_locks++] = strdup(k->str);
 	}
 }
-
 
 /* ---- the step graph (needs:) and steps.Y references ---- */
 

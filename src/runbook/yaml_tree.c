@@ -529,6 +529,10 @@ int drb_yaml_parse(const char *buf, size_t len, ynode **out, drb_diags *d)
 	*out = NULL;
 	if (!yaml_parser_initialize(&p))
 		return DRB_ENOMEM;
+	/* A UTF-8 BOM (editors on Windows write one) is not content: with the encoding set
+	 * explicitly libyaml would read it as a character and misplace the first key. */
+	if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
+		buf += 3, len -= 3;
 	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
 	yaml_parser_set_encoding(&p, YAML_UTF8_ENCODING);
 	while (!done && !b.fatal) {

@@ -169,6 +169,7 @@ typedef struct aws_job {
 	char target[200];
 	double timeout_s;
 	double retry_cap_s;
+	double deadline; /* the step's, drb_mono_now() time or 0: shared by all attempts */
 	const volatile int *cancel;
 } aws_job;
 
@@ -280,6 +281,7 @@ static int aws_perform(void *arg, json_t **response, drb_err *err)
 	hr.connect_timeout_s = j->timeout_s < 5 ? j->timeout_s : 5;
 	hr.max_response = j->svc->proto == AWS_S3 ? AWS_S3_MAX_RESPONSE : AWS_MAX_RESPONSE;
 	hr.cancel = j->cancel;
+	hr.deadline = j->deadline;
 	pol.max_attempts = AWS_ATTEMPTS;
 	pol.cap_s = j->retry_cap_s;
 	pol.classify = classify;
@@ -423,6 +425,7 @@ int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoin
 		}
 		if (left < j.timeout_s)
 			j.timeout_s = left;
+		j.deadline = ctx->deadline;
 		/* Backoff must not sleep past the deadline the step set. */
 		if (left / AWS_ATTEMPTS < j.retry_cap_s)
 			j.retry_cap_s = left / AWS_ATTEMPTS > 0.05 ? left / AWS_ATTEMPTS : 0.05;

@@ -420,6 +420,17 @@ int drb_http_perform(const drb_http_req *r, drb_http_resp *out, drb_err *err)
 
 	conn_s = r->connect_timeout_s > 0 ? r->connect_timeout_s : DEF_CONNECT_S;
 	total_s = r->timeout_s > 0 ? r->timeout_s : DEF_TIMEOUT_S;
+	if (r->deadline > 0) {
+		double left = r->deadline - drb_mono_now();
+
+		if (left < 0.001) { /* curl reads a timeout of 0 as none */
+			rc = drb_err_set(err, DRB_ETIMEOUT, "%s %s: timed out (deadline passed)",
+					 method, origin);
+			goto out;
+		}
+		if (left < total_s)
+			total_s = left;
+	}
 	if (conn_s > total_s)
 		conn_s = total_s;
 	curl_easy_setopt(h, CURLOPT_URL, r->url);
@@ -581,6 +592,9 @@ int drb_http_perform_retry(const drb_http_req *r, const drb_http_retry *p, drb_h
 			break;
 		delay = ra >= 0 ? (ra < cap ? ra : cap)
 				: drb_backoff_delay(base, cap, n - 1, drb_http_random_unit());
+		/* the budget is the caller's, across attempts: no attempt that cannot start */
+		if (r && r->deadline > 0 && drb_mono_now() + delay >= r->deadline)
+			break;
 		drb_http_resp_free(out);
 		if (sleep_cancellable(delay, r ? r->cancel : NULL)) {
 			rc = drb_err_set(err, DRB_EINTERRUPTED, "http: cancelled between attempts");

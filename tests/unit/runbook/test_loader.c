@@ -698,6 +698,68 @@ static void test_truncated_inputs(void **state)
 	free(buf);
 }
 
+static void assert_same_steps(const drb_step *a, const drb_step *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(a[i].id, b[i].id);
+		assert_string_equal(a[i].action, b[i].action);
+		assert_true(json_equal(a[i].with, b[i].with));
+		assert_int_equal(a[i].pos.line, b[i].pos.line);
+		assert_int_equal(a[i].pos.col, b[i].pos.col);
+		assert_int_equal(a[i].with_pos.line, b[i].with_pos.line);
+		assert_int_equal(a[i].with_pos.col, b[i].with_pos.col);
+		assert_int_equal(a[i].n_deps, b[i].n_deps);
+	}
+}
+
+/* A UTF-8 BOM before the first key (what some editors write) is accepted, and the file
+ * loads into the same model, positions included, as without it; errors keep their place. */
+static void test_utf8_bom(void **state)
+{
+	fixture *f = *state;
+	char *plain = NULL, *bom = NULL;
+	size_t len = 0;
+	drb_runbook *rb = NULL;
+	drb_diags d;
+	drb_err e;
+	const char *bad = "version: 1\nname: x\nsteps:\n  - id: a\n    action: nope.nothing\n";
+	char badbom[128];
+	int n;
+
+	assert_int_equal(drb_file_read(CORPUS "/valid/every-field.yaml", DRB_RUNBOOK_MAX_BYTES,
+				       &plain, &len, &e),
+			 0);
+	bom = malloc(len + 3);
+	assert_non_null(bom);
+	memcpy(bom, "\xEF\xBB\xBF", 3);
+	memcpy(bom + 3, plain, len);
+	load_ok(f, CORPUS "/valid/every-field.yaml");
+	drb_diags_init(&d, "bom.yaml");
+	assert_int_equal(drb_runbook_load_buffer(&rb, "bom.yaml", bom, len + 3, &test_opts, &d), 0);
+	assert_int_equal(d.n, 0);
+	assert_string_equal(rb->name, f->rb->name);
+	assert_int_equal(rb->n_params, f->rb->n_params);
+	assert_int_equal(rb->n_conns, f->rb->n_conns);
+	assert_int_equal(rb->n_preflight, f->rb->n_preflight);
+	assert_int_equal(rb->n_steps, f->rb->n_steps);
+	assert_same_steps(rb->preflight, f->rb->preflight, rb->n_preflight);
+	assert_same_steps(rb->steps, f->rb->steps, rb->n_steps);
+	drb_runbook_free(rb);
+	rb = NULL;
+	drb_diags_free(&d);
+
+	n = snprintf(badbom, sizeof(badbom), "\xEF\xBB\xBF%s", bad);
+	drb_diags_init(&d, "bom.yaml");
+	assert_int_not_equal(
+	    drb_runbook_load_buffer(&rb, "bom.yaml", badbom, (size_t)n, &test_opts, &d), 0);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.v[0].pos.line, 5);
+	assert_int_equal(d.v[0].pos.col, 13);
+	drb_diags_free(&d);
+	free(bom);
+	free(plain);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -719,6 +781,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_needs_graph, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_max_parallel_default, setup, teardown),
 	    cmocka_unit_test(test_lua_refs),
+	    cmocka_unit_test_setup_teardown(test_utf8_bom, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
