@@ -242,7 +242,7 @@ static void test_route53_get_record(void **state)
 	assert_string_equal(json_string_value(json_object_get(req, "method")), "GET");
 	assert_string_equal(json_string_value(json_object_get(req, "url")),
 			    "https://route53.amazonaws.com/2013-04-01/hostedzone/Z1D633PJN98FT9/"
-			    "rrset?maxitems=1&name=API.example.com&type=CNAME");
+			    "rrset?maxitems=100&name=API.example.com&type=CNAME");
 	assert_string_equal(
 	    json_string_value(json_object_get(json_array_get(r.records, 0), "region")),
 	    "us-east-1");
