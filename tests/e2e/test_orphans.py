@@ -45,6 +45,10 @@ def start(c):
     p = c.spawn("run", rb, "--audit", "run.jsonl", "--quiet")
     program = wait_for(c.path("program.pid"))
     grandchild = wait_for(c.path("grandchild.pid"))
+    # the program may write its pid files before drbook has recorded it (a slow build)
+    end = time.monotonic() + 20
+    while time.monotonic() < end and '"exec.child"' not in open(c.path("run.jsonl")).read():
+        time.sleep(0.02)
     return p, program, grandchild
 
 
