@@ -5,6 +5,7 @@
  * The call goes through the seam like every call that leaves the process, so it is logged
  * and a replay answers it from the log. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,19 @@ typedef struct dns_job {
 	double deadline; /* ctx->deadline, 0 = none */
 } dns_job;
 
+/* A port number, or -1 when s is not all digits or out of range. */
+static int port_of(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v <= 0 || v > 65535)
+		return -1;
+	return (int)v;
+}
+
 /* "IP", "IP:PORT", "[IPv6]:PORT" or a bare IPv6 address -> address text and port. */
 static int parse_server(const char *s, char *addr, size_t n, int *port)
 {
@@ -41,11 +55,11 @@ static int parse_server(const char *s, char *addr, size_t n, int *port)
 			return -1;
 		len = (size_t)(end - s - 1);
 		if (end[1])
-			*port = atoi(end + 2);
+			*port = port_of(end + 2);
 		s++;
 	} else if ((colon = strchr(s, ':')) && !strchr(colon + 1, ':')) {
 		len = (size_t)(colon - s);
-		*port = atoi(colon + 1);
+		*port = port_of(colon + 1);
 	} else {
 		len = strlen(s);
 	}
