@@ -2,33 +2,12 @@
 times: exactly one proceeds each time (the machine-wide lock folder decides). An integration
 test (not e2e) so that the ASan pass does not repeat its 200 runs."""
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from drbtest import DRBOOK, check, main  # noqa: E402
-
-HOLD = """
-    version: 1
-    name: {name}
-    {lock}
-    steps:
-      - id: hold
-        action: exec
-        with: {{ argv: [sh, -c, "while [ ! -e '{release}' ]; do sleep 0.01; done"], timeout: 60s }}
-"""
-
-
-def holder(c, folder, name, lock, release):
-    os.makedirs(c.path(folder), exist_ok=True)
-    return c.write(os.path.join(folder, "hold.yaml"),
-                   HOLD.format(name=name, lock=lock, release=release))
-
-
-def spawn_in(c, folder, *args):
-    return subprocess.Popen([DRBOOK, *args], cwd=c.path(folder), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+from drbtest import check, main  # noqa: E402
+from test_locks import holder, spawn_in  # noqa: E402
 
 
 def test_race_of_two_folders_exactly_one_proceeds_100_times(c):
