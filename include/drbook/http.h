@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include <drbook/action.h>
 #include <drbook/error.h>
 
 /* One request. All members are borrowed. Zero values mean the default. */
@@ -87,5 +88,10 @@ int drb_http_perform_retry(const drb_http_req *r, const drb_http_retry *p, drb_h
  * output (a response body, a process's stdout) can be stored in JSON. NULL only when out of
  * memory. The caller owns the reference. */
 json_t *drb_http_json_text(const void *p, size_t n);
+
+
+/* The `http.request` action (action.c): one HTTP call with this client; a non-2xx status is
+ * an answer for the runbook to assert on, not an error. */
+extern const drb_action drb_action_http;
 
 #endif

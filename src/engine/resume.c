@@ -11,7 +11,7 @@
 
 #include <drbook/util.h>
 
-#include "builtins.h"
+#include <drbook/exec.h>
 #include "engine_int.h"
 
 drb_prior *drb_prior_find(drb_run *r, const char *uid)
