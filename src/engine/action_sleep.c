@@ -35,7 +35,8 @@ static int sleep_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, dr
 	if (rc == DRB_EINTERRUPTED)
 		rc = drb_err_set(err, rc, "sleep: cancelled");
 	else if (rc == DRB_ETIMEOUT)
-		rc = drb_err_set(err, rc, "sleep: the step's deadline passed before the duration ended");
+		rc = drb_err_set(err, rc,
+				 "sleep: the step's deadline passed before the duration ended");
 	if (rc != 0)
 		goto out;
 	*result = json_object();
