@@ -31,13 +31,16 @@ int drb_duration_parse(const char *s, double *out_seconds);
 void drb_duration_format(double seconds, char *out, size_t n);
 
 /* Clocks. */
-double drb_mono_now(void);   /* monotonic seconds */
-int64_t drb_wall_ms(void);   /* wall clock, ms since the epoch */
-void drb_sleep_s(double s);  /* sleeps, restarting after signals */
+double drb_mono_now(void);  /* monotonic seconds */
+int64_t drb_wall_ms(void);  /* wall clock, ms since the epoch */
+void drb_sleep_s(double s); /* sleeps, restarting after signals */
 /* Sleeps until the monotonic time end, waking at least every 100 ms to look at *cancel (may
  * be NULL). Returns 0 at end, DRB_EINTERRUPTED once *cancel is set, DRB_ETIMEOUT when
  * deadline (> 0) comes before end (it returns at the deadline). */
 int drb_sleep_until(double end, double deadline, const volatile int *cancel);
+
+/* Who runs drbook: SUDO_USER, else the login name of the uid (buf holds it when needed). */
+const char *drb_operator(char *buf, size_t n);
 
 /* A uniformly distributed number in [0, 1) from a per-call generator seeded from the kernel
  * (getrandom): thread-safe, no shared state. */

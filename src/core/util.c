@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +220,21 @@ void drb_sleep_s(double s)
 	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
 	while (nanosleep(&ts, &rem) == -1 && errno == EINTR)
 		ts = rem;
+}
+
+const char *drb_operator(char *buf, size_t n)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[1024];
+	const char *u = getenv("SUDO_USER");
+
+	if (u && *u)
+		return u;
+	if (getpwuid_r(getuid(), &pw, tmp, sizeof(tmp), &res) == 0 && res) {
+		snprintf(buf, n, "%s", res->pw_name);
+		return buf;
+	}
+	return "unknown";
 }
 
 int drb_sleep_until(double end, double deadline, const volatile int *cancel)

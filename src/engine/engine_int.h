@@ -99,9 +99,10 @@ int drb_evidence_ship(drb_evidence *ev, drb_err *err);
 /* Uploads the runbook as PREFIX/RUN_ID/runbook.yaml. */
 int drb_evidence_ship_runbook(drb_evidence *ev, const char *runbook_path, drb_err *err);
 void drb_evidence_close(drb_evidence *ev); /* NULL is fine */
-/* The hook after a record: ships the log after run.start, step.end and run.end; a failure
- * is recorded (evidence.failed), reported, and stops the run before its next step. */
-void drb_evidence_after(drb_run *r, const char *event);
+/* The hook after a record: ships the log after run.start, step.end and run.end. When the
+ * copy fails, sets the run's stop reason and returns the data of the evidence.failed record
+ * the caller writes before stopping the run (new; NULL when there is nothing to record). */
+json_t *drb_evidence_after(drb_run *r, const char *event);
 
 /* err.cause of a step whose check said no (assert false, until not met, a read-only lua
  * step raising an error): before any change,
@@ -121,8 +122,17 @@ typedef enum drb_step_status {
 
 const char *drb_status_name(drb_step_status st);
 
+/* ---- the seam (seam.c) ------------------------------------------------------------------ */
+
 /* Writes an event to the audit log, then to the sink. data may be NULL; it is borrowed. */
 int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data, drb_err *err);
+
+/* Adds the leaves of a secret parameter's value to the run's secrets (never logged). */
+void drb_secret_add(drb_run *r, const json_t *v);
+
+/* Registers every action with a provider function as a Lua function of the run's state, each
+ * call going through the seam. */
+int drb_seam_lua_actions(drb_run *r, drb_err *err);
 
 /* Runs one top-level step (or for_each fan-out) to its end, logging it. */
 drb_step_status drb_step_execute(drb_run *r, const drb_step *s, drb_err *err);
@@ -131,13 +141,10 @@ drb_step_status drb_step_execute(drb_run *r, const drb_step *s, drb_err *err);
  * or by the step's read_only: (lua, exec; s may be NULL: then mutating). */
 int drb_action_mutates(const drb_action *a, const drb_step *s, const json_t *args);
 
-/* Invokes an action with interpolated arguments (checks read-only rules, builds the ctx). */
+/* Invokes an action with interpolated arguments (checks read-only rules, builds the ctx); an
+ * approval asks the operator (or grants it per --approve/--yes, or replays it). */
 int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *uid,
 	       const json_t *args, double deadline, json_t **result, drb_err *err);
-
-/* Asks for or grants an approval; returns 0 (approved, *result filled), DRB_EDENIED. */
-int drb_approval(drb_run *r, const drb_step *s, const char *uid, const json_t *args,
-		 json_t **result, drb_err *err);
 
 /* Takes the run lock for key; returns 0 and an fd, or DRB_EDENIED when held elsewhere. */
 typedef struct drb_lockset drb_lockset;
@@ -172,9 +179,6 @@ void drb_unit_add(drb_run *r, const drb_step *s, const char *uid, const json_t *
  * skipped and the reason. */
 void drb_step_skip(drb_run *r, const drb_step *s, const char *reason);
 
-/* Resume: the prior record for uid, or NULL. */
-drb_prior *drb_prior_find(drb_run *r, const char *uid);
-
 /* A step's result that carries rpo_s sets the run's RPO (also a result restored by resume). */
 void drb_run_note_rpo(drb_run *r, const json_t *result);
 
@@ -204,14 +208,18 @@ drb_resume_decision drb_resume_decide(const drb_step *s, const drb_action *a, in
 /* Wires providers to each other through the engine (RDS endpoints for pg). Idempotent. */
 void drb_engine_providers_init(void);
 
-/* Who runs drbook: SUDO_USER, else the login name of the uid. */
-const char *drb_operator(char *buf, size_t n);
-
 /* Run lifecycle, shared by run and resume (run.c). */
 int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, json_t *params,
 		 drb_err *err);
 int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight);
 void drb_run_fini(drb_run *r);
+
+/* ---- a run's history, from its log (history.c) ---------------------------------------- */
+
+/* Resume: the prior record for uid, or NULL; drb_prior_get adds an empty one when missing
+ * (NULL when out of memory). */
+drb_prior *drb_prior_find(drb_run *r, const char *uid);
+drb_prior *drb_prior_get(drb_run *r, const char *uid);
 
 /* Replay: the recorded answer of the next call of step uid to the same service and
  * operation (or its recorded error). */

@@ -283,21 +283,20 @@ out:
 	return rc;
 }
 
-void drb_evidence_after(drb_run *r, const char *event)
+json_t *drb_evidence_after(drb_run *r, const char *event)
 {
 	drb_err e = {0};
-	json_t *d;
 	int end = !strcmp(event, "run.end");
 
 	if (!r->evidence || (strcmp(event, "step.end") && !end && strcmp(event, "run.resume")))
-		return;
+		return NULL;
 	if (drb_evidence_ship(r->evidence, &e) == 0)
-		return;
+		return NULL;
 	/* the last copy is the one that matters most: give S3 a little longer */
 	for (int i = 0; end && i < 2; i++) {
 		drb_sleep_s(2.0 * (i + 1));
 		if (drb_evidence_ship(r->evidence, &e) == 0)
-			return;
+			return NULL;
 	}
 	pthread_mutex_lock(&r->mu);
 	if (!r->stop_reason[0])
@@ -307,10 +306,7 @@ void drb_evidence_after(drb_run *r, const char *event)
 			 end ? "" : ": the run stops before its next step");
 	pthread_mutex_unlock(&r->mu);
 	if (end)
-		return; /* nothing may follow run.end and its head; drb_run_body reports it */
-	d = json_pack("{s:s, s:s, s:s}", "evidence", drb_evidence_base(r->evidence), "after", event,
-		      "error", e.msg);
-	drb_emit(r, "evidence.failed", NULL, d, NULL);
-	json_decref(d);
-	*r->cancel = 1;
+		return NULL; /* nothing may follow run.end and its head; drb_run_body reports it */
+	return json_pack("{s:s, s:s, s:s}", "evidence", drb_evidence_base(r->evidence), "after",
+			 event, "error", e.msg);
 }

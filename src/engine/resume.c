@@ -14,88 +14,11 @@
 #include <drbook/exec.h>
 #include "engine_int.h"
 
-drb_prior *drb_prior_find(drb_run *r, const char *uid)
-{
-	for (size_t i = 0; i < r->n_prior; i++)
-		if (!strcmp(r->prior[i].uid, uid))
-			return &r->prior[i];
-	return NULL;
-}
-
-static drb_prior *prior_get(drb_run *r, const char *uid)
-{
-	drb_prior *p = drb_prior_find(r, uid), *v;
-
-	if (p)
-		return p;
-	v = realloc(r->prior, (r->n_prior + 1) * sizeof(*v));
-	if (!v)
-		return NULL;
-	r->prior = v;
-	p = &r->prior[r->n_prior++];
-	memset(p, 0, sizeof(*p));
-	p->uid = strdup(uid);
-	return p;
-}
-
 static int listed(char *const *v, size_t n, const char *s)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(v[i], s))
 			return 1;
-	return 0;
-}
-
-int drb_log_runbook(const json_t *records, const char *audit_path, const char *override,
-		    const char *lua_dir, drb_runbook **rb, drb_err *err)
-{
-	const json_t *sd = json_object_get(json_array_get(records, 0), "data");
-	const char *path = override,
-		   *sha = json_string_value(json_object_get(sd, "runbook_sha256"));
-	drb_diags diags;
-	int rc = 0;
-
-	*rb = NULL;
-	if (!path)
-		path = json_string_value(json_object_get(sd, "runbook_path"));
-	if (!path)
-		path = json_string_value(json_object_get(sd, "runbook"));
-	if (!path || !sha)
-		return drb_err_set(err, DRB_EINVAL, "%s: run.start lacks the runbook", audit_path);
-	drb_diags_init(&diags, path);
-	if (drb_engine_load(path, lua_dir, rb, &diags)) {
-		rc = drb_err_set(err, DRB_EINVAL, "runbook %s does not load (%zu problems%s%s)",
-				 path, diags.n, diags.n ? ", first: " : "",
-				 diags.n ? diags.v[0].msg : "");
-		goto out;
-	}
-	if (!override && strcmp((*rb)->sha256, sha)) {
-		rc = drb_err_set(
-		    err, DRB_EINVAL,
-		    "runbook %s changed since the run started (sha256 %.12s, now %.12s): "
-		    "restore the original",
-		    path, sha, (*rb)->sha256);
-		drb_runbook_free(*rb);
-		*rb = NULL;
-	}
-out:
-	drb_diags_free(&diags);
-	return rc;
-}
-
-int drb_log_verify(const char *audit_path, const unsigned char *key, size_t key_len,
-		   const char *verb, drb_err *err)
-{
-	/* nothing is trusted before the chain is: a tampered log is refused */
-	drb_verify_result vr;
-	int rc;
-
-	memset(&vr, 0, sizeof(vr));
-	if ((rc = drb_audit_verify(audit_path, key, key_len, &vr, err)))
-		return rc;
-	if (vr.kind != DRB_VERIFY_OK && vr.kind != DRB_VERIFY_TRUNCATED)
-		return drb_err_set(err, DRB_EINTEGRITY, "%s:%ld: %s: refusing to %s", audit_path,
-				   vr.line, vr.msg, verb);
 	return 0;
 }
 
@@ -304,7 +227,7 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 						 uid);
 				goto out;
 			}
-			if (!(p = prior_get(&r, uid))) {
+			if (!(p = drb_prior_get(&r, uid))) {
 				rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
 				goto out;
 			}

@@ -1,0 +1,449 @@
+/* The seam: every provider call of a run is performed (or, in a replay, answered from the
+ * log) here and recorded, with secrets redacted, and what a step leaves in the run (its
+ * result for later expressions, the unit rollback may undo, a measured RPO) is kept here.
+ * run.c and step.c both call in; this file calls neither. */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <drbook/util.h>
+
+#include "engine_int.h"
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+/* The secrets are the leaves of the parameters declared `secret: true`: strings, and numbers
+ * kept both as numbers and as their decimal text. A string holding a secret's text is hidden
+ * whole; a number equal to a numeric secret is hidden. A number's text shorter than 4
+ * characters is matched as a number only (it would hide every string holding a digit). */
+static int leaks(const json_t *x, const json_t *secrets)
+{
+	size_t i;
+	json_t *s;
+
+	json_array_foreach(secrets, i, s)
+	{
+		if (json_is_string(x) && json_is_string(s) &&
+		    strstr(json_string_value(x), json_string_value(s)))
+			return 1;
+		if (json_is_number(x) && json_is_number(s) &&
+		    json_number_value(x) == json_number_value(s))
+			return 1;
+	}
+	return 0;
+}
+
+static void redact_into(json_t *v, const json_t *secrets)
+{
+	size_t i;
+	const char *k;
+	json_t *x;
+
+	if (json_is_object(v)) {
+		void *tmp;
+
+		json_object_foreach_safe(v, tmp, k, x)
+		{
+			if (leaks(x, secrets))
+				json_object_set_new(v, k, json_string("***"));
+			else
+				redact_into(x, secrets);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+		{
+			if (leaks(x, secrets))
+				json_array_set_new(v, i, json_string("***"));
+			else
+				redact_into(x, secrets);
+		}
+	}
+}
+
+/* Adds the leaves of a secret parameter's value to secrets (see leaks()). */
+static void add_secret(json_t *secrets, const json_t *v, int depth)
+{
+	size_t i;
+	const char *k;
+	json_t *x;
+
+	if (depth > 64)
+		return;
+	if (json_is_string(v) && json_string_length(v) > 0) {
+		json_array_append(secrets, (json_t *)v);
+	} else if (json_is_number(v)) {
+		char buf[64];
+
+		json_array_append(secrets, (json_t *)v);
+		if (json_is_integer(v))
+			snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		else
+			snprintf(buf, sizeof(buf), "%.17g", json_real_value(v));
+		if (strlen(buf) >= 4)
+			json_array_append_new(secrets, json_string(buf));
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x) add_secret(secrets, x, depth + 1);
+	} else if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, x) add_secret(secrets, x, depth + 1);
+	}
+}
+
+json_t *drb_redact(drb_run *r, const json_t *v)
+{
+	json_t *c = json_deep_copy(v);
+
+	if (c && r->secrets && json_array_size(r->secrets))
+		redact_into(c, r->secrets);
+	return c;
+}
+
+int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data, drb_err *err)
+{
+	json_t *red = data ? drb_redact(r, data) : json_object();
+	json_t *shown = NULL, *failed;
+	char ts[32];
+	int rc;
+
+	if (!red)
+		return drb_err_set(err, DRB_ENOMEM, "out of memory");
+	rc = r->audit ? drb_audit_append(r->audit, event, step, red, err) : 0;
+	if (rc == DRB_ELIMIT) {
+		/* an oversized answer: keep the record, drop the bulky part */
+		json_object_set_new(red, "result", json_string("(too large for the audit log)"));
+		json_object_set_new(red, "response", json_string("(too large for the audit log)"));
+		rc = drb_audit_append(r->audit, event, step, red, err);
+	}
+	if (rc) {
+		drb_err_prefix(err, "audit log: ");
+		r->no_rollback = 1;
+		if (!r->stop_reason[0]) /* the reason every later step reports */
+			snprintf(r->stop_reason, sizeof(r->stop_reason),
+				 "%s: nothing more may run unrecorded", err->msg);
+		*r->cancel = 1; /* nothing may proceed unrecorded */
+		goto out;
+	}
+	if (r->o->sink.event) {
+		drb_rfc3339_ms(drb_wall_ms(), ts);
+		shown = drb_audit_scrub(red);
+		r->o->sink.event(r->o->sink.ud, ts, event, step, shown ? shown : red);
+	}
+	if ((failed = drb_evidence_after(r, event))) {
+		/* the copy failed: recorded, and the run stops before its next step */
+		drb_emit(r, "evidence.failed", NULL, failed, NULL);
+		json_decref(failed);
+		*r->cancel = 1;
+	}
+out:
+	json_decref(shown);
+	json_decref(red);
+	return rc;
+}
+
+/* ---- the seam: every provider call is performed here and logged ------------------------ */
+
+typedef struct step_seam {
+	drb_seam base;
+	drb_run *r;
+	const char *uid;
+} step_seam;
+
+static int seam_call(drb_seam *s, const drb_call *c, drb_perform_fn perform, void *arg,
+		     json_t **response, drb_err *err)
+{
+	step_seam *ss = (step_seam *)s;
+	double t0 = drb_mono_now();
+	json_t *resp = NULL, *data;
+	drb_err logerr = {0};
+	int rc;
+
+	*response = NULL;
+	if (ss->r->replay)
+		rc = drb_replay_answer(ss->r, ss->uid, c, &resp, err);
+	else
+		rc = perform(arg, &resp, err);
+	data = json_pack("{s:s, s:s, s:s?, s:O?, s:I}", "service", c->service, "operation",
+			 c->operation, "region", c->region, "request", c->request, "latency_ms",
+			 (json_int_t)llround((drb_mono_now() - t0) * 1000));
+	if (resp) {
+		json_object_set(data, "status", json_object_get(resp, "status"));
+		json_object_set(data, "response", resp);
+	}
+	if (rc) {
+		json_object_set_new(data, "error", json_string(err->msg));
+		json_object_set_new(data, "code", json_string(drb_code_name(rc)));
+	}
+	if (drb_emit(ss->r, "call", ss->uid, data, &logerr) && !rc) {
+		rc = DRB_EIO;
+		*err = logerr;
+	}
+	json_decref(data);
+	if (rc) {
+		json_decref(resp);
+		return rc;
+	}
+	*response = resp;
+	return 0;
+}
+
+/* ---- invoking actions ------------------------------------------------------------------ */
+
+int drb_action_mutates(const drb_action *a, const drb_step *s, const json_t *args)
+{
+	switch (a->mode) {
+	case DRB_ACT_RO:
+		return 0;
+	case DRB_ACT_MUT:
+		return 1;
+	case DRB_ACT_DEPENDS:
+		return a->mode_of ? a->mode_of(args) : 1;
+	case DRB_ACT_STEP:
+		return !(s && s->read_only);
+	}
+	return 1;
+}
+
+static int seam_note(drb_seam *s, const char *event, const json_t *data, drb_err *err)
+{
+	step_seam *ss = (step_seam *)s;
+
+	return ss->r->replay ? 0 : drb_emit(ss->r, event, ss->uid, data, err);
+}
+
+static int call_provider(drb_run *r, const drb_action *a, const char *uid, const json_t *args,
+			 double deadline, int ro, json_t **result, drb_err *err)
+{
+	step_seam seam = {{seam_call, NULL, seam_note}, r, uid};
+	drb_action_ctx ctx = {
+	    .seam = &seam.base,
+	    .step_id = uid,
+	    .connections = r->connections,
+	    .drill = r->o->drill,
+	    .read_only = ro,
+	    .deadline = deadline,
+	    .cancel = r->cancel,
+	    .replay = r->replay,
+	    .engine = r,
+	};
+
+	return a->fn(&ctx, args, result, err);
+}
+
+/* Calls from Lua scripts (aws.rds.x{...}, pg.query(...)) arrive here with the Lua lock held. */
+typedef struct lua_call_ctx {
+	const char *uid;
+	double deadline;
+} lua_call_ctx;
+static __thread lua_call_ctx *lua_current;
+
+static int lua_invoke(void *ud, const drb_action *a, const json_t *args, json_t **result,
+		      drb_err *err)
+{
+	drb_run *r = ud;
+	int ro = r->phase_ro || r->lua_ro;
+	int rc;
+
+	if (drb_action_mutates(a, NULL, args) && ro)
+		return drb_err_set(err, DRB_EDENIED, "%s is a mutating action: not allowed in %s",
+				   a->name,
+				   r->o->mode == DRB_MODE_PLAN ? "plan" : "a read-only context");
+	rc = call_provider(r, a, lua_current ? lua_current->uid : "lua", args,
+			   lua_current ? lua_current->deadline : r->deadline, ro, result, err);
+	if (rc == 0 && drb_action_mutates(a, NULL, args)) {
+		pthread_mutex_lock(&r->mu);
+		r->changed = 1;
+		pthread_mutex_unlock(&r->mu);
+	}
+	return rc;
+}
+
+/* ---- approvals ------------------------------------------------------------------------- */
+
+/* Approvals: a human says yes before a change. Granted by --approve STEP or --yes, or asked on
+ * the terminal through the sink; with no terminal and no flag the run is refused at once (a
+ * game-day schedule must say what it approves). Every decision is an "approval" event; a
+ * replay answers with the recorded one. */
+/* Steps of a graph run at the same time: one question on the terminal at a time. */
+static pthread_mutex_t ask_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int approval_listed(char *const *v, size_t n, const char *id, const char *uid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], id) || !strcmp(v[i], uid))
+			return 1;
+	return 0;
+}
+
+static int approval(drb_run *r, const drb_step *s, const char *uid, const json_t *args,
+		    json_t **result, drb_err *err)
+{
+	const char *msg = "Proceed?";
+	const char *id = s && s->id ? s->id : uid;
+	double timeout = 900;
+	const char *how = NULL, *approver = NULL;
+	char ts[32], who[256];
+	json_t *d;
+	int answer = -2, rc;
+
+	if ((rc = drb_args_check(drb_action_approval.schema, args, err)) ||
+	    (rc = drb_arg_string_opt(args, "message", &msg, err)) ||
+	    (rc = drb_arg_duration_opt(args, "timeout", &timeout, err)))
+		return rc;
+	if (r->replay)
+		return drb_replay_approval(r, uid, result, err);
+	if (r->o->yes) {
+		how = "--yes";
+	} else if (approval_listed(r->o->approve, r->o->n_approve, id, uid)) {
+		how = "--approve";
+	} else if (r->o->sink.ask) {
+		d = json_pack("{s:s, s:f, s:s}", "message", msg, "timeout_s", timeout, "state",
+			      "asking");
+		drb_emit(r, "approval", uid, d, err);
+		json_decref(d);
+		pthread_mutex_lock(&ask_mu);
+		answer = r->o->sink.ask(r->o->sink.ud, uid, msg, timeout);
+		pthread_mutex_unlock(&ask_mu);
+		if (answer == 1)
+			how = "terminal";
+	}
+	approver = drb_operator(who, sizeof(who));
+	drb_rfc3339_ms(drb_wall_ms(), ts);
+	if (how) {
+		d = json_pack("{s:s, s:b, s:s, s:s, s:s}", "message", msg, "approved", 1,
+			      "approver", approver, "how", how, "approved_at", ts);
+		rc = drb_emit(r, "approval", uid, d, err);
+		json_decref(d);
+		if (rc)
+			return rc;
+		*result = json_pack("{s:s, s:s, s:s}", "approver", approver, "approved_at", ts,
+				    "how", how);
+		return 0;
+	}
+	if (answer == -2)
+		drb_err_set(
+		    err, DRB_EDENIED,
+		    "approval '%s' needed and no terminal to ask: pass --approve %s or --yes", id,
+		    id);
+	else if (answer == -1)
+		drb_err_set(err, DRB_EDENIED, "approval '%s' timed out: no answer", id);
+	else
+		drb_err_set(err, DRB_EDENIED, "approval '%s' denied by %s", id, approver);
+	d = json_pack("{s:s, s:b, s:s, s:s}", "message", msg, "approved", 0, "reason", err->msg,
+		      "at", ts);
+	drb_emit(r, "approval", uid, d, NULL);
+	json_decref(d);
+	return DRB_EDENIED;
+}
+
+int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *uid,
+	       const json_t *args, double deadline, json_t **result, drb_err *err)
+{
+	int mut = drb_action_mutates(a, s, args), rc;
+
+	*result = NULL;
+	/* the literals were checked by validate; this catches what ${ } produced */
+	if ((rc = drb_args_check(a->schema, args, err)))
+		return drb_err_prefix(err, "%s: ", a->name);
+	if (mut && r->phase_ro)
+		return drb_err_set(err, DRB_EDENIED, "%s is a mutating action: not allowed in %s",
+				   a->name, r->o->mode == DRB_MODE_PLAN ? "plan" : "preflight");
+	if (mut) {
+		pthread_mutex_lock(&r->mu);
+		r->changed = 1;
+		pthread_mutex_unlock(&r->mu);
+	}
+	if (a == &drb_action_approval)
+		return approval(r, s, uid, args, result, err);
+	if (a == &drb_action_lua || !a->fn) {
+		lua_call_ctx lc = {uid, deadline};
+		char chunk[512];
+		const char *script = s ? s->script : NULL;
+		int was_ro = r->lua_ro;
+
+		if (!script)
+			script = json_string_value(json_object_get(args, "script"));
+		drb_lua_lock(r->lua);
+		lua_current = &lc;
+		r->lua_ro = !mut;
+		if (a == &drb_action_lua) {
+			if (!script) {
+				rc = drb_err_set(err, DRB_EINVAL, "lua: no script");
+			} else {
+				snprintf(chunk, sizeof(chunk), "%s:%d:%d (script)", r->rb->path,
+					 s ? s->script_pos.line : 0, s ? s->script_pos.col : 0);
+				rc = drb_lua_run(r->lua, script, chunk, result, err);
+			}
+		} else {
+			rc = drb_lua_call_custom(r->lua, a->name, args, result, err);
+		}
+		r->lua_ro = was_ro;
+		lua_current = NULL;
+		drb_lua_unlock(r->lua);
+		return rc;
+	}
+	return call_provider(r, a, uid, args, deadline, !mut, result, err);
+}
+
+int drb_bind(drb_run *r, const char *as, const json_t *item, const json_t *result, drb_err *err)
+{
+	int rc = drb_lua_set_result(r->lua, result, err);
+
+	if (!rc && as)
+		rc = drb_lua_set_global(r->lua, as, item ? item : json_null(), err);
+	return rc;
+}
+
+void drb_unit_add(drb_run *r, const drb_step *s, const char *uid, const json_t *item,
+		  const json_t *result, int64_t order)
+{
+	pthread_mutex_lock(&r->mu);
+	if (r->n_units == r->cap_units) {
+		size_t cap = r->cap_units ? r->cap_units * 2 : 16;
+		drb_unit *u = realloc(r->units, cap * sizeof(*u));
+
+		if (!u)
+			goto out;
+		r->units = u;
+		r->cap_units = cap;
+	}
+	r->units[r->n_units].step = s;
+	r->units[r->n_units].uid = strdup(uid);
+	r->units[r->n_units].item = item ? json_deep_copy(item) : NULL;
+	r->units[r->n_units].result = result ? json_deep_copy(result) : NULL;
+	r->units[r->n_units].order = order ? order : ++r->unit_order;
+	if (order > r->unit_order)
+		r->unit_order = order;
+	r->n_units++;
+out:
+	pthread_mutex_unlock(&r->mu);
+}
+
+void drb_secret_add(drb_run *r, const json_t *v)
+{
+	add_secret(r->secrets, v, 0);
+}
+
+int drb_seam_lua_actions(drb_run *r, drb_err *err)
+{
+	int rc;
+
+	for (size_t i = 0; drb_engine_action_at(i); i++) {
+		const drb_action *a = drb_engine_action_at(i);
+
+		if (a->fn && (rc = drb_lua_register_action(r->lua, a, lua_invoke, r, err)))
+			return rc;
+	}
+	return 0;
+}
+
+void drb_run_note_rpo(drb_run *r, const json_t *result)
+{
+	const json_t *rpo = json_is_object(result) ? json_object_get(result, "rpo_s") : NULL;
+
+	if (!json_is_number(rpo))
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->rpo_s = json_number_value(rpo);
+	pthread_mutex_unlock(&r->mu);
+}
