@@ -51,7 +51,12 @@ typedef struct aws_req {
 	const char *content_type;
 	const char *content_md5;
 	int raw_answer;
+	/* AWS_S3 only: more request headers to sign and send (x-amz-meta-NAME: value...), an
+	 * object of strings, at most AWS_S3_MAX_EXTRA_HEADERS; NULL for none. */
+	const json_t *extra_headers;
 } aws_req;
+
+#define AWS_S3_MAX_EXTRA_HEADERS 24
 
 /* A successful answer. Owned: release with drb_awsi_resp_free. */
 typedef struct aws_resp {

@@ -49,19 +49,18 @@ static int valid_bucket(const char *b)
 	return 1;
 }
 
-/* Resolves the endpoint for bucket and builds the request path for key (NULL: the bucket). */
-static int s3_target(const char *region, const char *bucket, const char *key, drb_aws_endpoint *ep,
-		     drb_buf *path, drb_err *err)
+/* Turns ep (resolved for S3) into the address of bucket and builds the request path for key
+ * (NULL: the bucket itself): path-style with a custom endpoint or a dotted bucket name, else
+ * virtual-hosted. */
+static int s3_address(const char *bucket, const char *key, drb_aws_endpoint *ep, drb_buf *path,
+		      drb_err *err)
 {
 	int rc;
 
 	if (!bucket || !valid_bucket(bucket))
 		return drb_err_set(err, DRB_EINVAL,
-				   "s3: bucket name '%s' is not valid (3-63 of a-z 0-9 . -)",
+				   "s3: bucket name '%.100s' is not valid (3-63 of a-z 0-9 . -)",
 				   bucket ? bucket : "");
-	rc = drb_aws_resolve(NULL, region, drb_awsi_s3.host_prefix, drb_awsi_s3.env_id, 0, ep, err);
-	if (rc)
-		return rc;
 	if (ep->custom || strchr(bucket, '.')) {
 		rc = drb_buf_printf(path, "/%s/", bucket);
 	} else {
@@ -80,38 +79,62 @@ static int s3_target(const char *region, const char *bucket, const char *key, dr
 	return 0;
 }
 
+/* Resolves the endpoint for bucket (no connection: the evidence shipper's way) and builds the
+ * request path for key. */
+static int s3_target(const char *region, const char *bucket, const char *key, drb_aws_endpoint *ep,
+		     drb_buf *path, drb_err *err)
+{
+	int rc;
+
+	if (!bucket || !valid_bucket(bucket))
+		return drb_err_set(err, DRB_EINVAL,
+				   "s3: bucket name '%.100s' is not valid (3-63 of a-z 0-9 . -)",
+				   bucket ? bucket : "");
+	rc = drb_aws_resolve(NULL, region, drb_awsi_s3.host_prefix, drb_awsi_s3.env_id, 0, ep, err);
+	if (rc)
+		return rc;
+	return s3_address(bucket, key, ep, path, err);
+}
+
+/* PutObject of len bytes at path with its Content-MD5 (buckets under Object Lock refuse a PUT
+ * without it) and the extra headers (x-amz-meta-*); the answer is the caller's. */
+static int put_at(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const char *path,
+		  const void *body, size_t len, const char *content_type, const json_t *extra,
+		  aws_resp *resp, drb_err *err)
+{
+	aws_req rq;
+	unsigned char md5[16];
+	char md5_b64[32];
+	unsigned int md_len = 0;
+
+	memset(&rq, 0, sizeof(rq));
+	if (EVP_Digest(body ? body : "", len, md5, &md_len, EVP_md5(), NULL) != 1)
+		return drb_err_set(err, DRB_ERR, "s3: MD5 unavailable");
+	EVP_EncodeBlock((unsigned char *)md5_b64, md5, 16);
+	rq.operation = "PutObject";
+	rq.method = "PUT";
+	rq.path = path;
+	rq.body = body ? body : "";
+	rq.body_len = len;
+	rq.content_type = content_type ? content_type : "application/octet-stream";
+	rq.content_md5 = md5_b64;
+	rq.extra_headers = extra;
+	return drb_awsi_call(ctx, &drb_awsi_s3, ep, &rq, resp, err);
+}
+
 int drb_aws_s3_put(drb_action_ctx *ctx, const char *region, const char *bucket, const char *key,
 		   const void *body, size_t len, const char *content_type, drb_err *err)
 {
 	drb_aws_endpoint ep;
 	drb_buf path;
-	aws_req rq;
 	aws_resp resp;
-	unsigned char md5[16];
-	char md5_b64[32];
-	unsigned int md_len = 0;
 	int rc;
 
 	drb_buf_init(&path, 4096);
-	memset(&rq, 0, sizeof(rq));
 	memset(&resp, 0, sizeof(resp));
 	rc = s3_target(region, bucket, key, &ep, &path, err);
-	if (rc)
-		goto out;
-	if (EVP_Digest(body, len, md5, &md_len, EVP_md5(), NULL) != 1) {
-		rc = drb_err_set(err, DRB_ERR, "s3: MD5 unavailable");
-		goto out;
-	}
-	EVP_EncodeBlock((unsigned char *)md5_b64, md5, 16);
-	rq.operation = "PutObject";
-	rq.method = "PUT";
-	rq.path = path.p;
-	rq.body = body ? body : "";
-	rq.body_len = len;
-	rq.content_type = content_type ? content_type : "application/octet-stream";
-	rq.content_md5 = md5_b64;
-	rc = drb_awsi_call(ctx, &drb_awsi_s3, &ep, &rq, &resp, err);
-out:
+	if (rc == 0)
+		rc = put_at(ctx, &ep, path.p, body, len, content_type, NULL, &resp, err);
 	drb_awsi_resp_free(&resp);
 	drb_buf_free(&path);
 	return rc;
