@@ -270,8 +270,8 @@ static int permission_params(const char *A, const json_t *args, json_t *p, drb_e
 	if ((!strcmp(proto, "tcp") || !strcmp(proto, "udp") || !strcmp(proto, "6") ||
 	     !strcmp(proto, "17")) &&
 	    (!has_from || !has_to))
-		return drb_err_set(err, DRB_EINVAL, "%s: protocol %s needs from_port and to_port", A,
-				   proto);
+		return drb_err_set(err, DRB_EINVAL, "%s: protocol %s needs from_port and to_port",
+				   A, proto);
 	if (has_from && has_to && from > to && from != -1)
 		return drb_err_set(err, DRB_EINVAL, "%s: from_port %lld is above to_port %lld", A,
 				   from, to);

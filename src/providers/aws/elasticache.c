@@ -12,8 +12,8 @@
 /* drb_awsi_call's message for a group that is already there */
 #define EXISTS "elasticache CreateReplicationGroup: ReplicationGroupAlreadyExists:"
 
-const aws_svc drb_awsi_elasticache = {"elasticache", "elasticache", "elasticache", "ELASTICACHE",
-				      AWS_QUERY,     0,		    "2015-02-02",  NULL};
+const aws_svc drb_awsi_elasticache = {
+    "elasticache", "elasticache", "elasticache", "ELASTICACHE", AWS_QUERY, 0, "2015-02-02", NULL};
 
 static int nomem(const char *action, drb_err *err)
 {
@@ -114,8 +114,8 @@ static json_t *group_json(xmlNode *g)
 }
 
 /* DescribeReplicationGroups of id (NULL: every group, all pages) into a JSON array. */
-static int describe(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const char *A,
-		    const char *id, json_t **groups, drb_err *err)
+static int describe(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const char *A, const char *id,
+		    json_t **groups, drb_err *err)
 {
 	char marker[1024] = "";
 	int rc = 0, bad = 0, page;
@@ -174,8 +174,7 @@ static int describe(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const char 
 	return rc;
 }
 
-int drb_awsi_ec_describe_rgs(drb_action_ctx *ctx, const json_t *args, json_t **result,
-			     drb_err *err)
+int drb_awsi_ec_describe_rgs(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
 	const char *A = "aws.elasticache.describe_replication_groups", *id = NULL;
 	drb_aws_endpoint ep;
@@ -223,19 +222,18 @@ static const ec_param create_map[] = {
     {"tags", "Tags", "Tag"},
     {NULL, NULL, NULL}};
 
-static const ec_param modify_map[] = {
-    {"id", "ReplicationGroupId", NULL},
-    {"description", "ReplicationGroupDescription", NULL},
-    {"apply_immediately", "ApplyImmediately", NULL},
-    {"node_type", "CacheNodeType", NULL},
-    {"engine_version", "EngineVersion", NULL},
-    {"primary_cluster_id", "PrimaryClusterId", NULL},
-    {"automatic_failover", "AutomaticFailoverEnabled", NULL},
-    {"multi_az", "MultiAZEnabled", NULL},
-    {"cache_parameter_group", "CacheParameterGroupName", NULL},
-    {"security_group_ids", "SecurityGroupIds", "SecurityGroupId"},
-    {"snapshot_retention_limit", "SnapshotRetentionLimit", NULL},
-    {NULL, NULL, NULL}};
+static const ec_param modify_map[] = {{"id", "ReplicationGroupId", NULL},
+				      {"description", "ReplicationGroupDescription", NULL},
+				      {"apply_immediately", "ApplyImmediately", NULL},
+				      {"node_type", "CacheNodeType", NULL},
+				      {"engine_version", "EngineVersion", NULL},
+				      {"primary_cluster_id", "PrimaryClusterId", NULL},
+				      {"automatic_failover", "AutomaticFailoverEnabled", NULL},
+				      {"multi_az", "MultiAZEnabled", NULL},
+				      {"cache_parameter_group", "CacheParameterGroupName", NULL},
+				      {"security_group_ids", "SecurityGroupIds", "SecurityGroupId"},
+				      {"snapshot_retention_limit", "SnapshotRetentionLimit", NULL},
+				      {NULL, NULL, NULL}};
 
 /* The Query parameters of args by map, each converted by its schema type. */
 static int build_params(const char *A, const ec_param *map, const json_t *args, json_t *p,
@@ -314,8 +312,8 @@ static int group_call(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const cha
 		return rc;
 	g = resp.doc ? drb_awsx_find(xmlDocGetRootElement(resp.doc), "ReplicationGroup") : NULL;
 	if (!g)
-		rc = drb_err_set(err, DRB_EINVAL, "elasticache %s: no replication group in the answer",
-				 op);
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "elasticache %s: no replication group in the answer", op);
 	else if (!(*out = group_json(g)))
 		rc = nomem(A, err);
 	drb_awsi_resp_free(&resp);

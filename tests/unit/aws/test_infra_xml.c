@@ -38,9 +38,9 @@ static const char *param(replay_seam *r, size_t i, const char *name)
 /* Queues an S3 answer whose fields are headers (HEAD, PUT). */
 static void add_with_headers(replay_seam *r, long status, const char *headers_json)
 {
-	json_t *a = json_pack("{s:i, s:s, s:n, s:i, s:o}", "status", (int)status, "body", "",
-			      "request_id", "attempts", 1, "headers",
-			      json_loads(headers_json, 0, NULL));
+	json_t *a =
+	    json_pack("{s:i, s:s, s:n, s:i, s:o}", "status", (int)status, "body", "", "request_id",
+		      "attempts", 1, "headers", json_loads(headers_json, 0, NULL));
 
 	assert_non_null(a);
 	r->answers[r->n_answers++] = a;
@@ -111,11 +111,12 @@ static void test_s3_head_and_put(void **state)
 
 	(void)state;
 	replay_seam_init(&r);
-	add_with_headers(&r, 200,
-			 "{\"etag\": \"\\\"abc\\\"\", \"content-length\": \"12\", "
-			 "\"last-modified\": \"Tue, 29 Feb 2028 23:59:58 GMT\", "
-			 "\"x-amz-replication-status\": \"REPLICA\", \"x-amz-version-id\": \"v9\", "
-			 "\"x-amz-meta-written-at\": \"2028-02-29\", \"content-type\": \"text/plain\"}");
+	add_with_headers(
+	    &r, 200,
+	    "{\"etag\": \"\\\"abc\\\"\", \"content-length\": \"12\", "
+	    "\"last-modified\": \"Tue, 29 Feb 2028 23:59:58 GMT\", "
+	    "\"x-amz-replication-status\": \"REPLICA\", \"x-amz-version-id\": \"v9\", "
+	    "\"x-amz-meta-written-at\": \"2028-02-29\", \"content-type\": \"text/plain\"}");
 	assert_int_equal(run_action(&r, "aws.s3.head_object",
 				    "{\"bucket\": \"dst.eu\", \"key\": \"a b/c\", \"region\": "
 				    "\"eu-west-1\", \"version_id\": \"v 9\"}",
@@ -147,17 +148,18 @@ static void test_s3_head_and_put(void **state)
 				    "{\"bucket\": \"dst-eu\", \"key\": \"k\"}", 0, &res, &e),
 			 DRB_ENOTFOUND);
 	assert_non_null(strstr(e.msg, "NotFound: no object 'k' in bucket dst-eu"));
-	assert_string_equal(json_string_value(json_object_get(json_array_get(r.records, 1),
-							      "operation")),
-			    "HeadBucket");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_array_get(r.records, 1), "operation")),
+	    "HeadBucket");
 	replay_seam_free(&r);
 	replay_seam_init(&r);
 	add_with_headers(&r, 404, "{}");
 	add_with_headers(&r, 200, "{}");
-	assert_int_equal(run_action(&r, "aws.s3.head_object",
-				    "{\"bucket\": \"dst-eu\", \"key\": \"k\", \"missing_ok\": true}",
-				    0, &res, &e),
-			 0);
+	assert_int_equal(
+	    run_action(&r, "aws.s3.head_object",
+		       "{\"bucket\": \"dst-eu\", \"key\": \"k\", \"missing_ok\": true}", 0, &res,
+		       &e),
+	    0);
 	assert_true(json_is_false(json_object_get(res, "exists")));
 	assert_true(json_is_null(json_object_get(res, "etag")));
 	json_decref(res);
@@ -166,10 +168,11 @@ static void test_s3_head_and_put(void **state)
 	replay_seam_init(&r);
 	add_with_headers(&r, 404, "{}");
 	add_with_headers(&r, 404, "{}");
-	assert_int_equal(run_action(&r, "aws.s3.head_object",
-				    "{\"bucket\": \"dst-eu\", \"key\": \"k\", \"missing_ok\": true}",
-				    0, &res, &e),
-			 DRB_ENOTFOUND);
+	assert_int_equal(
+	    run_action(&r, "aws.s3.head_object",
+		       "{\"bucket\": \"dst-eu\", \"key\": \"k\", \"missing_ok\": true}", 0, &res,
+		       &e),
+	    DRB_ENOTFOUND);
 	assert_non_null(strstr(e.msg, "NoSuchBucket"));
 	replay_seam_free(&r);
 
@@ -257,9 +260,9 @@ static void test_ec2_security_groups(void **state)
 
 	/* a list item that is not a string is refused before anything is sent */
 	replay_seam_init(&r);
-	assert_int_equal(run_action(&r, "aws.ec2.describe_security_groups",
-				    "{\"group_ids\": [1]}", 0, &res, &e),
-			 DRB_EINVAL);
+	assert_int_equal(
+	    run_action(&r, "aws.ec2.describe_security_groups", "{\"group_ids\": [1]}", 0, &res, &e),
+	    DRB_EINVAL);
 	assert_non_null(strstr(e.msg, "group_ids[1]"));
 	assert_int_equal(r.calls, 0);
 	replay_seam_free(&r);
@@ -343,15 +346,15 @@ static void test_elasticache_exists(void **state)
 	assert_int_equal(json_integer_value(json_object_get(
 			     json_object_get(req_of(&r, 0), "params"), "NumCacheClusters")),
 			 2);
-	assert_true(json_is_true(json_object_get(json_object_get(req_of(&r, 0), "params"),
-						 "TransitEncryptionEnabled")));
+	assert_true(json_is_true(
+	    json_object_get(json_object_get(req_of(&r, 0), "params"), "TransitEncryptionEnabled")));
 	assert_string_equal(param(&r, 1, "ReplicationGroupId"), "cache-eu");
 	assert_true(json_is_false(json_object_get(res, "created")));
 	assert_string_equal(json_string_value(json_object_get(res, "status")), "modifying");
 	assert_int_equal(json_array_size(json_object_get(res, "member_clusters")), 2);
-	assert_string_equal(json_string_value(json_object_get(
-				json_object_get(res, "reader_endpoint"), "address")),
-			    "replica.x");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(res, "reader_endpoint"), "address")),
+	    "replica.x");
 	assert_true(json_is_null(json_object_get(res, "configuration_endpoint")));
 	assert_true(json_is_null(json_object_get(res, "engine")));
 	json_decref(res);
@@ -361,7 +364,7 @@ static void test_elasticache_exists(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_s3_replication),     cmocka_unit_test(test_s3_head_and_put),
+	    cmocka_unit_test(test_s3_replication),	cmocka_unit_test(test_s3_head_and_put),
 	    cmocka_unit_test(test_ec2_security_groups), cmocka_unit_test(test_ec2_revoke_unknown),
 	    cmocka_unit_test(test_elasticache_exists),
 	};
