@@ -22,12 +22,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
 
 from motoserver import MotoServer  # noqa: E402
-from sandbox_lib.testkit import Checks  # noqa: E402
+from sandbox_lib.testkit import Checks, wait_for  # noqa: E402
 
 DRBOOK = os.environ["DRBOOK"]
 
@@ -247,6 +248,36 @@ def s3_part(moto, tmp, env, c):
          "an empty object in an unversioned bucket: MD5 of nothing, version null")
     c.eq((r.result("missing-ok") or {}).get("exists"), False,
          "missing_ok: a missing object is exists=false")
+
+    # The documented wait: head_object with missing_ok under an until, polling while the
+    # object is missing, done once it arrives (written here by boto3 when the run has polled).
+    log = os.path.join(tmp, "s3-wait.jsonl")
+
+    def polled_twice():
+        if os.path.exists(log):
+            with open(log) as f:
+                return sum('"HeadObject"' in line for line in f) >= 2
+        return False
+
+    def late_writer():
+        if wait_for(polled_twice, 60, 0.1):
+            s3.put_object(Bucket="prod-assets-eu", Key="dr/late.json", Body=b"late")
+
+    writer = threading.Thread(target=late_writer)
+    writer.start()
+    r = run(tmp, env, "s3-wait", """
+  - id: wait
+    action: aws.s3.head_object
+    with: { bucket: prod-assets-eu, key: dr/late.json, missing_ok: true }
+    until: result.exists and result.size == 4
+    every: 250ms
+    timeout: 60s
+""")
+    writer.join()
+    heads = [x for x in r.calls if x["operation"] == "HeadObject"]
+    c.ok(r.rc == 0 and (r.result("wait") or {}).get("exists") is True and len(heads) >= 3,
+         "an until over head_object(missing_ok) polls while the object is missing and ends "
+         "when it arrives (%d HEADs): %s" % (len(heads), r.stderr))
 
     cases = [
         ("no-repl", "aws.s3.get_bucket_replication", "{ bucket: plain-bucket }",
