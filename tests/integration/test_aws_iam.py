@@ -44,6 +44,17 @@ IAM_OF = {
     "aws.ecs.stop_task": ["ecs:StopTask"],
     "aws.sns.publish": ["sns:Publish"],
     "aws.cloudwatch.put_metric_data": ["cloudwatch:PutMetricData"],
+    # EC2, S3 and ElastiCache (docs/aws.md lists them too)
+    "aws.ec2.describe_security_groups": ["ec2:DescribeSecurityGroups"],
+    "aws.ec2.authorize_security_group_ingress": ["ec2:AuthorizeSecurityGroupIngress"],
+    "aws.ec2.revoke_security_group_ingress": ["ec2:RevokeSecurityGroupIngress"],
+    "aws.s3.get_bucket_replication": ["s3:GetReplicationConfiguration"],
+    "aws.s3.head_object": ["s3:GetObject"],
+    "aws.s3.put_object": ["s3:PutObject"],
+    "aws.elasticache.describe_replication_groups": ["elasticache:DescribeReplicationGroups"],
+    "aws.elasticache.create_replication_group": ["elasticache:CreateReplicationGroup",
+                                                 "elasticache:DescribeReplicationGroups"],
+    "aws.elasticache.modify_replication_group": ["elasticache:ModifyReplicationGroup"],
 }
 
 NOTIFY = ["aws.sns.publish", "aws.cloudwatch.put_metric_data", "aws.sts.get_caller_identity"]

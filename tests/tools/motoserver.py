@@ -7,7 +7,12 @@ serialise_dynamodb=True makes moto's DynamoDB decide writes one item at a time a
 service does (moto's threaded server does not lock its backend, so two conditional writes could
 interleave); the lease tests need it.
 
-Run as a program (`python3 motoserver.py PORT [--serialise-dynamodb]`) it is the child: it prints
+elasticache_modify=True adds ElastiCache ModifyReplicationGroup, which moto does not implement
+(it answers 500): with ApplyImmediately the given settings take effect at once (moto changes
+nothing gradually), without it they are left for the maintenance window, i.e. unchanged, as
+AWS does. An unknown group is moto's own ReplicationGroupNotFoundFault.
+
+Run as a program (`python3 motoserver.py PORT [--serialise-dynamodb] [--elasticache-modify]`) it is the child: it prints
 "ready" once serving and stops when its stdin closes."""
 import os
 import socket
@@ -25,13 +30,15 @@ def free_port():
 
 
 class MotoServer:
-    def __init__(self, serialise_dynamodb=False, region=REGION):
+    def __init__(self, serialise_dynamodb=False, region=REGION, elasticache_modify=False):
         self.port = free_port()
         self.region = region
         self.url = f"http://127.0.0.1:{self.port}"
         args = [sys.executable, os.path.abspath(__file__), str(self.port)]
         if serialise_dynamodb:
             args.append("--serialise-dynamodb")
+        if elasticache_modify:
+            args.append("--elasticache-modify")
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
         if self.proc.stdout.readline().strip() != "ready":
@@ -85,11 +92,41 @@ def _serialise_dynamodb():
         setattr(DynamoDBBackend, name, wrapped)
 
 
-def _serve(port, serialise_dynamodb):
+def _elasticache_modify():
+    from moto.core.responses import ActionResult
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    def modify_replication_group(self):
+        group = self.elasticache_backend.describe_replication_groups(
+            replication_group_id=self._get_param("ReplicationGroupId"))[0]
+        if self._get_bool_param("ApplyImmediately"):
+            for param, attr in (("ReplicationGroupDescription", "description"),
+                                ("CacheNodeType", "cache_node_type"),
+                                ("EngineVersion", "engine_version"),
+                                ("CacheParameterGroupName", "cache_parameter_group_name"),
+                                ("SecurityGroupIds", "security_group_ids"),
+                                ("PrimaryClusterId", "primary_cluster_id")):
+                if self._get_param(param) is not None:
+                    setattr(group, attr, self._get_param(param))
+            if self._get_int_param("SnapshotRetentionLimit") is not None:
+                group.snapshot_retention_limit = self._get_int_param("SnapshotRetentionLimit")
+            for param, attr in (("AutomaticFailoverEnabled", "automatic_failover"),
+                                ("MultiAZEnabled", "multi_az")):
+                if self._get_bool_param(param) is not None:
+                    setattr(group, attr,
+                            "enabled" if self._get_bool_param(param) else "disabled")
+        return ActionResult({"ReplicationGroup": group})
+
+    ElastiCacheResponse.modify_replication_group = modify_replication_group
+
+
+def _serve(port, serialise_dynamodb, elasticache_modify=False):
     from moto.server import ThreadedMotoServer
 
     if serialise_dynamodb:
         _serialise_dynamodb()
+    if elasticache_modify:
+        _elasticache_modify()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     print("ready", flush=True)
@@ -100,4 +137,5 @@ def _serve(port, serialise_dynamodb):
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), "--serialise-dynamodb" in sys.argv[2:])
+    _serve(int(sys.argv[1]), "--serialise-dynamodb" in sys.argv[2:],
+           "--elasticache-modify" in sys.argv[2:])

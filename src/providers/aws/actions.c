@@ -64,6 +64,65 @@ static const drb_field_spec arc_fields[] = {
     FIELD("state", S, "On or Off"), FIELD("endpoint", S, "the cluster endpoint that answered"),
     END};
 
+/* EC2, S3 and ElastiCache rows (the seed's whole platform, DESIGN.md). */
+static const drb_field_spec sg_rule_fields[] = {
+    FIELD("group_id", S, "the security group"),
+    FIELD("changed", B,
+	  "false when the rule was already there (authorize) or not there (revoke)"),
+    END};
+
+#define SG_RULE_ARGS                                                                               \
+	ARG("group_id", S, 1, NULL, "security group id (sg-...)"),                                 \
+	    ARG("protocol", S, 1, NULL, "tcp, udp, icmp, a protocol number, or -1 for all"),       \
+	    ARG("from_port", I, 0, NULL,                                                           \
+		"first port (ICMP: the type); required for tcp and udp"),                          \
+	    ARG("to_port", I, 0, NULL, "last port (ICMP: the code); required for tcp and udp"),    \
+	    ARG("cidr", S, 0, NULL,                                                                \
+		"source CIDR, IPv4 or IPv6 (exactly one of cidr, source_group_id)"),               \
+	    ARG("source_group_id", S, 0, NULL, "source security group id"),                       \
+	    ARG("description", S, 0, NULL, "the rule's description")
+
+#define RG_FIELDS                                                                                  \
+	FIELD("id", S, "replication group id"), FIELD("description", S, "its description"),      \
+	    FIELD("status", S,                                                                     \
+		  "creating, available, modifying, deleting, create-failed, snapshotting"),        \
+	    FIELD("engine", S, "redis or valkey (null when the answer omits it)"),                 \
+	    FIELD("node_type", S, "cache node type (cache.r6g.large, ...)"),                       \
+	    FIELD("member_clusters", DRB_T_LIST, "the cache cluster ids of the group"),            \
+	    FIELD("node_groups", DRB_T_LIST,                                                       \
+		  "shards: {id, status, primary_endpoint, reader_endpoint, members: "              \
+		  "[{cluster_id, node_id, role, az, read_endpoint}]}"),                            \
+	    FIELD("primary_endpoint", DRB_T_MAP,                                                   \
+		  "{address, port} of the first node group's primary (cluster mode disabled), "    \
+		  "or null"),                                                                      \
+	    FIELD("reader_endpoint", DRB_T_MAP,                                                    \
+		  "{address, port} of the first node group's readers, or null"),                   \
+	    FIELD("configuration_endpoint", DRB_T_MAP,                                             \
+		  "{address, port} (cluster mode enabled), or null"),                              \
+	    FIELD("automatic_failover", S, "enabled, disabled, enabling, disabling"),              \
+	    FIELD("multi_az", S, "enabled or disabled"),                                           \
+	    FIELD("cluster_enabled", B, "cluster mode (sharding) is on"),                          \
+	    FIELD("arn", S, "the group's ARN")
+
+static const drb_field_spec rg_fields[] = {RG_FIELDS, END};
+
+static const drb_field_spec rg_create_fields[] = {
+    RG_FIELDS, FIELD("created", B, "false when the group already existed (returned as it is)"),
+    END};
+
+static const drb_field_spec head_fields[] = {
+    FIELD("exists", B, "true; false only with missing_ok when the object is missing"),
+    FIELD("size", I, "bytes"),
+    FIELD("etag", S, "the ETag, without quotes"),
+    FIELD("last_modified", S, "RFC 3339 time"),
+    FIELD("version_id", S, "version id, or null when the bucket is not versioned"),
+    FIELD("replication_status", S,
+	  "PENDING, COMPLETED, FAILED (source) or REPLICA (destination); null when not replicated"),
+    FIELD("content_type", S, "Content-Type"),
+    FIELD("storage_class", S, "null for STANDARD"),
+    FIELD("metadata", DRB_T_MAP, "user metadata (x-amz-meta-*), names in lower case"),
+    END};
+
 const drb_action drb_aws_actions[] = {
     {.name = "aws.sts.get_caller_identity",
      .mode = DRB_ACT_RO,
@@ -393,6 +452,170 @@ const drb_action drb_aws_actions[] = {
 						"name: value pairs (at most 30)"),
 					    COMMON},
 	     .resource = "namespace"}},
+    {.name = "aws.ec2.describe_security_groups",
+     .mode = DRB_ACT_RO,
+     .fn = drb_awsi_ec2_describe_sgs,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Security groups and their rules (DescribeSecurityGroups, all pages)",
+	     .args = (const drb_arg_spec[]){
+		 ARG("group_ids", DRB_T_LIST, 0, NULL, "security group ids (sg-...)"),
+		 ARG("group_names", DRB_T_LIST, 0, NULL, "security group names (default VPC)"),
+		 ARG("vpc_id", S, 0, NULL, "only the groups of this VPC (filter vpc-id)"),
+		 ARG("filters", DRB_T_MAP, 0, NULL,
+		     "more filters: name: value or [values] (group-name, tag:Name, ...)"),
+		 COMMON},
+	     .result = (const drb_field_spec[]){
+		 FIELD("groups", DRB_T_LIST,
+		       "{id, name, description, vpc_id, owner_id, ingress, egress}; each rule "
+		       "{protocol, from_port, to_port, cidrs, groups} (ports null for -1; groups: "
+		       "source group ids)"),
+		 END},
+	     .resource = "group_ids"}},
+    {.name = "aws.ec2.authorize_security_group_ingress",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_ec2_authorize_ingress,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Adds one ingress rule to a security group (AuthorizeSecurityGroupIngress); "
+		    "a rule already there is success with changed=false",
+	     .args = (const drb_arg_spec[]){SG_RULE_ARGS, COMMON},
+	     .result = sg_rule_fields,
+	     .resource = "group_id"}},
+    {.name = "aws.ec2.revoke_security_group_ingress",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_ec2_revoke_ingress,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Removes one ingress rule from a security group (RevokeSecurityGroupIngress); "
+		    "a rule not there is success with changed=false",
+	     .args = (const drb_arg_spec[]){SG_RULE_ARGS, COMMON},
+	     .result = sg_rule_fields,
+	     .resource = "group_id"}},
+    {.name = "aws.s3.get_bucket_replication",
+     .mode = DRB_ACT_RO,
+     .fn = drb_awsi_s3_get_replication,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "A bucket's replication configuration (GetBucketReplication); none: code "
+		    "not_found, message ReplicationConfigurationNotFoundError",
+	     .args = (const drb_arg_spec[]){ARG("bucket", S, 1, NULL, "bucket name"), COMMON},
+	     .result = (const drb_field_spec[]){
+		 FIELD("role", S, "the IAM role S3 replicates with"),
+		 FIELD("rules", DRB_T_LIST,
+		       "{id, status (Enabled|Disabled), priority, prefix, destination_bucket "
+		       "(ARN), destination_bucket_name, destination_account, storage_class, "
+		       "delete_marker_replication, replication_time}"),
+		 END},
+	     .resource = "bucket"}},
+    {.name = "aws.s3.head_object",
+     .mode = DRB_ACT_RO,
+     .fn = drb_awsi_s3_head_object,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "An object's size, ETag, version, replication status and metadata "
+		    "(HeadObject); missing: code not_found (NotFound), or exists=false with "
+		    "missing_ok; a missing bucket is always not_found (NoSuchBucket)",
+	     .args = (const drb_arg_spec[]){
+		 ARG("bucket", S, 1, NULL, "bucket name"), ARG("key", S, 1, NULL, "object key"),
+		 ARG("version_id", S, 0, NULL, "a version (default: the current one)"),
+		 ARG("missing_ok", B, 0, "false",
+		     "a missing object is a result (exists=false) instead of an error: for an "
+		     "until that waits for replication"),
+		 COMMON},
+	     .result = head_fields,
+	     .resource = "bucket"}},
+    {.name = "aws.s3.put_object",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_s3_put_object,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Writes an object (PutObject, with Content-MD5) such as a replication marker",
+	     .args = (const drb_arg_spec[]){
+		 ARG("bucket", S, 1, NULL, "bucket name"), ARG("key", S, 1, NULL, "object key"),
+		 ARG("body", S, 0, "", "the object's content (text)"),
+		 ARG("content_type", S, 0, "application/octet-stream", "Content-Type"),
+		 ARG("metadata", DRB_T_MAP, 0, NULL,
+		     "user metadata name: value (x-amz-meta-*; printable ASCII, at most 2 KB)"),
+		 COMMON},
+	     .result = (const drb_field_spec[]){
+		 FIELD("etag", S, "the new object's ETag, without quotes"),
+		 FIELD("version_id", S, "its version id, or null when the bucket is not versioned"),
+		 END},
+	     .resource = "bucket"}},
+    {.name = "aws.elasticache.describe_replication_groups",
+     .mode = DRB_ACT_RO,
+     .fn = drb_awsi_ec_describe_rgs,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "ElastiCache replication groups (DescribeReplicationGroups, all pages); "
+		    "an unknown id: code not_found (ReplicationGroupNotFoundFault)",
+	     .args = (const drb_arg_spec[]){
+		 ARG("id", S, 0, NULL, "replication group id (default: every group)"), COMMON},
+	     .result = (const drb_field_spec[]){
+		 FIELD("groups", DRB_T_LIST,
+		       "the groups: {id, description, status, engine, node_type, "
+		       "member_clusters, node_groups, primary_endpoint, reader_endpoint, "
+		       "configuration_endpoint, automatic_failover, multi_az, cluster_enabled, "
+		       "arn} as aws.elasticache.create_replication_group returns one"),
+		 END},
+	     .resource = "id"}},
+    {.name = "aws.elasticache.create_replication_group",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_ec_create_rg,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Creates a replication group (CreateReplicationGroup); one already there is "
+		    "returned as it is with created=false",
+	     .args = (const drb_arg_spec[]){
+		 ARG("id", S, 1, NULL, "replication group id"),
+		 ARG("description", S, 0, "drbook", "its description"),
+		 ARG("engine", S, 0, NULL, "redis or valkey (default: AWS's, redis)"),
+		 ARG("engine_version", S, 0, NULL, "default: the engine's latest"),
+		 ARG("node_type", S, 0, NULL, "cache node type (cache.r6g.large, ...)"),
+		 ARG("num_cache_clusters", I, 0, NULL,
+		     "nodes, primary included (cluster mode disabled)"),
+		 ARG("num_node_groups", I, 0, NULL, "shards (cluster mode enabled)"),
+		 ARG("replicas_per_node_group", I, 0, NULL, "replicas of each shard"),
+		 ARG("primary_cluster_id", S, 0, NULL, "build the group around this cluster"),
+		 ARG("automatic_failover", B, 0, NULL, "AutomaticFailoverEnabled"),
+		 ARG("multi_az", B, 0, NULL, "MultiAZEnabled"),
+		 ARG("preferred_cache_cluster_azs", DRB_T_LIST, 0, NULL,
+		     "availability zones of the nodes, in order"),
+		 ARG("cache_parameter_group", S, 0, NULL, "cache parameter group name"),
+		 ARG("cache_subnet_group", S, 0, NULL, "cache subnet group name (the VPC)"),
+		 ARG("security_group_ids", DRB_T_LIST, 0, NULL, "VPC security group ids"),
+		 ARG("snapshot_name", S, 0, NULL, "seed the group from this snapshot"),
+		 ARG("port", I, 0, NULL, "default: the engine's (6379)"),
+		 ARG("transit_encryption", B, 0, NULL, "TransitEncryptionEnabled"),
+		 ARG("at_rest_encryption", B, 0, NULL, "AtRestEncryptionEnabled"),
+		 ARG("tags", DRB_T_MAP, 0, NULL, "key: value tags"), COMMON},
+	     .result = rg_create_fields,
+	     .resource = "id"}},
+    {.name = "aws.elasticache.modify_replication_group",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_ec_modify_rg,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Changes a replication group's settings (ModifyReplicationGroup); an unknown "
+		    "id: code not_found",
+	     .args = (const drb_arg_spec[]){
+		 ARG("id", S, 1, NULL, "replication group id"),
+		 ARG("apply_immediately", B, 0, "false",
+		     "apply now rather than in the next maintenance window"),
+		 ARG("node_type", S, 0, NULL, "scale to this cache node type"),
+		 ARG("engine_version", S, 0, NULL, "upgrade to this version"),
+		 ARG("description", S, 0, NULL, "new description"),
+		 ARG("primary_cluster_id", S, 0, NULL, "make this cluster the primary"),
+		 ARG("automatic_failover", B, 0, NULL, "AutomaticFailoverEnabled"),
+		 ARG("multi_az", B, 0, NULL, "MultiAZEnabled"),
+		 ARG("cache_parameter_group", S, 0, NULL, "cache parameter group name"),
+		 ARG("security_group_ids", DRB_T_LIST, 0, NULL, "VPC security group ids"),
+		 ARG("snapshot_retention_limit", I, 0, NULL, "days of automatic snapshots"),
+		 COMMON},
+	     .result = rg_fields,
+	     .result_doc = "the group, as an item of aws.elasticache.describe_replication_groups",
+	     .resource = "id"}},
     {.name = NULL},
 };
 

@@ -51,7 +51,12 @@ typedef struct aws_req {
 	const char *content_type;
 	const char *content_md5;
 	int raw_answer;
+	/* AWS_S3 only: more request headers to sign and send (x-amz-meta-NAME: value...), an
+	 * object of strings, at most AWS_S3_MAX_EXTRA_HEADERS; NULL for none. */
+	const json_t *extra_headers;
 } aws_req;
+
+#define AWS_S3_MAX_EXTRA_HEADERS 24
 
 /* A successful answer. Owned: release with drb_awsi_resp_free. */
 typedef struct aws_resp {
@@ -127,5 +132,12 @@ json_t *drb_awsx_list(xmlNode *n, const char *path);
 
 /* Sets key to v (stealing it) and remembers an allocation failure in *bad. */
 void drb_awsi_set(json_t *o, const char *key, json_t *v, int *bad);
+
+/* EC2, S3 actions and ElastiCache (ec2.c, s3.c, elasticache.c). */
+extern const aws_svc drb_awsi_ec2, drb_awsi_elasticache;
+aws_action_impl drb_awsi_ec2_describe_sgs, drb_awsi_ec2_authorize_ingress,
+    drb_awsi_ec2_revoke_ingress;
+aws_action_impl drb_awsi_s3_get_replication, drb_awsi_s3_head_object, drb_awsi_s3_put_object;
+aws_action_impl drb_awsi_ec_describe_rgs, drb_awsi_ec_create_rg, drb_awsi_ec_modify_rg;
 
 #endif

@@ -166,6 +166,7 @@ typedef struct aws_job {
 	size_t body_len;
 	const char *content_type;
 	const char *content_md5;
+	const json_t *extra_headers; /* AWS_S3: signed x-amz-* headers, or NULL */
 	char target[200];
 	double timeout_s;
 	double retry_cap_s;
@@ -208,13 +209,13 @@ static int aws_perform(void *arg, json_t **response, drb_err *err)
 	const aws_job *j = arg;
 	drb_aws_creds cr;
 	drb_sigv4_creds sc;
-	drb_sigv4_header in[4];
+	drb_sigv4_header in[4 + AWS_S3_MAX_EXTRA_HEADERS];
 	drb_sigv4_req sr;
 	drb_sigv4_out so;
 	drb_http_req hr;
 	drb_http_resp resp;
 	drb_http_retry pol;
-	char *hl[12] = {0};
+	char *hl[12 + AWS_S3_MAX_EXTRA_HEADERS] = {0};
 	size_t nin = 0, nh = 0, i;
 	int rc, attempts = 0, bad = 0;
 	json_t *r = NULL, *hdrs = NULL;
@@ -245,6 +246,22 @@ static int aws_perform(void *arg, json_t **response, drb_err *err)
 		in[nin++] = (drb_sigv4_header){"X-Amz-Target", j->target};
 	if (j->content_md5)
 		in[nin++] = (drb_sigv4_header){"Content-MD5", j->content_md5};
+	if (j->extra_headers) {
+		const char *hk;
+		const json_t *hv;
+
+		json_object_foreach((json_t *)j->extra_headers, hk, hv)
+		{
+			if (nin >= sizeof(in) / sizeof(in[0]) || !json_is_string(hv)) {
+				rc = drb_err_set(err, DRB_EINVAL,
+						 "%s %s: too many headers or a header that is not "
+						 "a string",
+						 j->svc->name, j->operation);
+				goto out;
+			}
+			in[nin++] = (drb_sigv4_header){hk, json_string_value(hv)};
+		}
+	}
 	sr.method = j->method;
 	sr.path = j->path;
 	sr.query = j->query;
@@ -297,15 +314,37 @@ static int aws_perform(void *arg, json_t **response, drb_err *err)
 		rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
 		goto out;
 	}
-	/* Only headers the parser needs: the rest (cookies, server details) is noise. */
+	/* Only headers the parser needs: the rest (cookies, server details) is noise. S3
+	 * answers an object's HEAD and PUT in headers: those and its user metadata are kept. */
 	{
 		static const char *const keep[] = {"content-type", "x-amzn-errortype",
 						   "retry-after", NULL};
+		static const char *const keep_s3[] = {"etag",
+						      "last-modified",
+						      "content-length",
+						      "x-amz-version-id",
+						      "x-amz-replication-status",
+						      "x-amz-delete-marker",
+						      "x-amz-storage-class",
+						      NULL};
+		const char *hk;
+		json_t *hv;
 
 		for (i = 0; keep[i]; i++)
 			if (header(resp.headers, keep[i]))
 				drb_awsi_set(hdrs, keep[i],
 					     json_string(header(resp.headers, keep[i])), &bad);
+		for (i = 0; j->svc->proto == AWS_S3 && keep_s3[i]; i++)
+			if (header(resp.headers, keep_s3[i]))
+				drb_awsi_set(hdrs, keep_s3[i],
+					     json_string(header(resp.headers, keep_s3[i])), &bad);
+		if (j->svc->proto == AWS_S3)
+			json_object_foreach(resp.headers, hk, hv)
+			{
+				if (!strncmp(hk, "x-amz-meta-", 11) && json_is_string(hv))
+					drb_awsi_set(hdrs, hk, json_string(json_string_value(hv)),
+						     &bad);
+			}
 	}
 	drb_awsi_set(r, "status", json_integer(resp.status), &bad);
 	drb_awsi_set(r, "body", drb_http_json_text(resp.body, resp.body_len), &bad);
@@ -439,6 +478,8 @@ int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoin
 			rc = drb_buf_puts(&url, rq->path);
 		if (rc == 0 && j.query)
 			rc = drb_buf_printf(&url, "?%s", j.query);
+		if (svc->proto == AWS_S3)
+			j.extra_headers = rq->extra_headers;
 		if (rq->body && svc->proto == AWS_S3) {
 			j.body = rq->body;
 			j.body_len = rq->body_len;
