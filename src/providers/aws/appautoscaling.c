@@ -60,12 +60,12 @@ static json_t *target_json(const json_t *t)
 	drb_awsi_set(o, "service_namespace", str_or_null(json_object_get(t, "ServiceNamespace")),
 		     &bad);
 	drb_awsi_set(o, "resource_id", str_or_null(json_object_get(t, "ResourceId")), &bad);
-	drb_awsi_set(o, "scalable_dimension",
-		     str_or_null(json_object_get(t, "ScalableDimension")), &bad);
-	drb_awsi_set(o, "min_capacity", json_incref(json_object_get(t, "MinCapacity"))
-					    ?: json_null(), &bad);
-	drb_awsi_set(o, "max_capacity", json_incref(json_object_get(t, "MaxCapacity"))
-					    ?: json_null(), &bad);
+	drb_awsi_set(o, "scalable_dimension", str_or_null(json_object_get(t, "ScalableDimension")),
+		     &bad);
+	drb_awsi_set(o, "min_capacity",
+		     json_incref(json_object_get(t, "MinCapacity")) ?: json_null(), &bad);
+	drb_awsi_set(o, "max_capacity",
+		     json_incref(json_object_get(t, "MaxCapacity")) ?: json_null(), &bad);
 	drb_awsi_set(o, "arn", str_or_null(json_object_get(t, "ScalableTargetARN")), &bad);
 	drb_awsi_set(o, "role_arn", str_or_null(json_object_get(t, "RoleARN")), &bad);
 	drb_awsi_set(o, "created_at", epoch_text(json_object_get(t, "CreationTime")), &bad);
@@ -107,7 +107,8 @@ static int target_key(const char *A, const json_t *args, int need, const char **
 		return drb_err_prefix(err, "%s: ", A);
 	if (res && (cluster || service))
 		return drb_err_set(err, DRB_EINVAL,
-				   "%s: give 'resource_id' or 'cluster' and 'service', not both", A);
+				   "%s: give 'resource_id' or 'cluster' and 'service', not both",
+				   A);
 	if (!!cluster != !!service)
 		return drb_err_set(err, DRB_EINVAL, "%s: give both 'cluster' and 'service'", A);
 	if (cluster && strcmp(*ns, "ecs") != 0)

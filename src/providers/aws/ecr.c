@@ -13,8 +13,8 @@
 
 #define MAX_PAGES 50
 
-static const aws_svc ecr = {
-    "ecr", "ecr", "api.ecr", "ECR", AWS_JSON, 0, NULL, "AmazonEC2ContainerRegistry_V20150921"};
+static const aws_svc ecr = {"ecr",    "ecr", "api.ecr", "ECR",
+			    AWS_JSON, 0,     NULL,	"AmazonEC2ContainerRegistry_V20150921"};
 
 static int nomem(const char *action, drb_err *err)
 {
@@ -39,9 +39,10 @@ static json_t *image_json(const json_t *d)
 		if (json_is_string(v) && json_array_append(tags, (json_t *)v) != 0)
 			bad = 1;
 	}
-	drb_awsi_set(o, "digest", json_is_string(json_object_get(d, "imageDigest"))
-				      ? json_incref(json_object_get(d, "imageDigest"))
-				      : json_null(),
+	drb_awsi_set(o, "digest",
+		     json_is_string(json_object_get(d, "imageDigest"))
+			 ? json_incref(json_object_get(d, "imageDigest"))
+			 : json_null(),
 		     &bad);
 	drb_awsi_set(o, "tags", tags, &bad);
 	if (json_is_number(t)) {
@@ -50,9 +51,10 @@ static json_t *image_json(const json_t *d)
 	} else {
 		drb_awsi_set(o, "pushed_at", json_null(), &bad);
 	}
-	drb_awsi_set(o, "size_bytes", json_is_integer(json_object_get(d, "imageSizeInBytes"))
-					  ? json_incref(json_object_get(d, "imageSizeInBytes"))
-					  : json_null(),
+	drb_awsi_set(o, "size_bytes",
+		     json_is_integer(json_object_get(d, "imageSizeInBytes"))
+			 ? json_incref(json_object_get(d, "imageSizeInBytes"))
+			 : json_null(),
 		     &bad);
 	if (bad) {
 		json_decref(o);

@@ -192,18 +192,21 @@ typedef struct rds_param {
  * argument is left out, or sent as its schema default when it has one. */
 typedef struct rds_op {
 	const char *action, *operation;
-	const char *id_arg; /* names the object in messages */
+	const char *id_arg;	       /* names the object in messages */
 	rds_param map[RDS_MAX_PARAMS]; /* in request order; NULL-ended */
 } rds_op;
 
 /* Where a new or restored instance lands (DESIGN.md issue 11 point 6): the same
  * arguments for every action that creates or moves one. */
 #define RDS_PLACEMENT                                                                              \
-	{"instance_class", "DBInstanceClass", NULL}, {"db_subnet_group", "DBSubnetGroupName", NULL}, \
+	{"instance_class", "DBInstanceClass", NULL},                                               \
+	    {"db_subnet_group", "DBSubnetGroupName", NULL},                                        \
 	    {"subnet_group", "DBSubnetGroupName", NULL},                                           \
 	    {"vpc_security_group_ids", "VpcSecurityGroupIds", "VpcSecurityGroupId"},               \
 	    {"db_parameter_group", "DBParameterGroupName", NULL}, {"multi_az", "MultiAZ", NULL},   \
-	    {"tags", "Tags", "Tag"}
+	{                                                                                          \
+		"tags", "Tags", "Tag"                                                              \
+	}
 
 enum {
 	OP_DESCRIBE,
@@ -230,7 +233,8 @@ static const rds_op ops[] = {
     [OP_REBOOT] = {"aws.rds.reboot_db_instance",
 		   "RebootDBInstance",
 		   "id",
-		   {{"id", "DBInstanceIdentifier", NULL}, {"force_failover", "ForceFailover", NULL}}},
+		   {{"id", "DBInstanceIdentifier", NULL},
+		    {"force_failover", "ForceFailover", NULL}}},
     [OP_RESTORE_SNAPSHOT] = {"aws.rds.restore_db_instance_from_snapshot",
 			     "RestoreDBInstanceFromDBSnapshot",
 			     "target",
@@ -728,7 +732,15 @@ static int replicates(const json_t *r, const char *source)
 {
 	const char *rs = json_string_value(json_object_get(r, "replica_source"));
 
-	return rs && (!strcmp(rs, source) || !strcmp(arn_name(rs, NULL, 0), arn_name(source, NULL, 0)));
+	if (!rs)
+		return 0;
+	if (!strcmp(rs, source))
+		return 1;
+	/* Two ARNs must be equal (the same name in two regions is two instances); an ARN and
+	 * an identifier agree on the name. */
+	if (!strncmp(rs, "arn:", 4) && !strncmp(source, "arn:", 4))
+		return 0;
+	return !strcmp(arn_name(rs, NULL, 0), arn_name(source, NULL, 0));
 }
 
 int drb_awsi_rds_read_replica(drb_action_ctx *ctx, const json_t *args, json_t **result,
@@ -877,8 +889,7 @@ static int snapshot_action(const rds_op *op, drb_action_ctx *ctx, const json_t *
 		rc = op_params(op, args, &p, err);
 	if (rc != 0)
 		goto out;
-	rc = object_call(ctx, &ep, op->operation, p, "DBSnapshot", snapshot_json, id, result,
-			 err);
+	rc = object_call(ctx, &ep, op->operation, p, "DBSnapshot", snapshot_json, id, result, err);
 	if (rc == 0 || !aws_code_is(err, op->operation, "DBSnapshotAlreadyExists"))
 		goto out;
 	/* Idempotent in effect: the snapshot a run that died after sending asked for is the
@@ -1104,8 +1115,7 @@ int drb_awsi_rds_events(drb_action_ctx *ctx, const json_t *args, json_t **result
 			break;
 	}
 	if (page == MAX_PAGES) {
-		rc = drb_err_set(err, DRB_ELIMIT, "%s: more than %d pages of events", A,
-				 MAX_PAGES);
+		rc = drb_err_set(err, DRB_ELIMIT, "%s: more than %d pages of events", A, MAX_PAGES);
 		goto out;
 	}
 	n = json_array_size(list);

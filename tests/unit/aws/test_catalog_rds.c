@@ -76,13 +76,14 @@ static void test_read_replica_wire(void **state)
 	replay_seam_add(&r, 404, NOT_FOUND, NULL, 1);
 	replay_seam_add(&r, 200, REPLICA, NULL, 1);
 	assert_int_equal(
-	    run_action(&r, "aws.rds.create_db_instance_read_replica",
-		       "{\"id\": \"prod-db-r\", \"source\": \"arn:aws:rds:us-east-1:1:db:prod-db\", "
-		       "\"source_region\": \"us-east-1\", \"region\": \"eu-west-1\", "
-		       "\"vpc_security_group_ids\": [\"sg-1\", \"sg-2\"], "
-		       "\"db_subnet_group\": \"db-private\", \"db_parameter_group\": \"pg16-dr\", "
-		       "\"multi_az\": \"false\", \"tags\": {\"team\": \"dr\", \"n\": 2}}",
-		       0, &res, &e),
+	    run_action(
+		&r, "aws.rds.create_db_instance_read_replica",
+		"{\"id\": \"prod-db-r\", \"source\": \"arn:aws:rds:us-east-1:1:db:prod-db\", "
+		"\"source_region\": \"us-east-1\", \"region\": \"eu-west-1\", "
+		"\"vpc_security_group_ids\": [\"sg-1\", \"sg-2\"], "
+		"\"db_subnet_group\": \"db-private\", \"db_parameter_group\": \"pg16-dr\", "
+		"\"multi_az\": \"false\", \"tags\": {\"team\": \"dr\", \"n\": 2}}",
+		0, &res, &e),
 	    0);
 	assert_int_equal(r.calls, 2);
 	assert_string_equal(
@@ -106,9 +107,9 @@ static void test_read_replica_wire(void **state)
 	assert_string_equal(json_string_value(json_object_get(res, "instance_class")),
 			    "db.r6g.large");
 	assert_int_equal(json_array_size(json_object_get(res, "vpc_security_group_ids")), 2);
-	assert_string_equal(json_string_value(json_array_get(
-				json_object_get(res, "vpc_security_group_ids"), 1)),
-			    "sg-2");
+	assert_string_equal(
+	    json_string_value(json_array_get(json_object_get(res, "vpc_security_group_ids"), 1)),
+	    "sg-2");
 	assert_string_equal(json_string_value(json_object_get(res, "db_subnet_group")),
 			    "db-private");
 	assert_string_equal(json_string_value(json_object_get(res, "db_parameter_group")),
@@ -173,7 +174,8 @@ static void test_refused_before_sending(void **state)
 	     "\"db_subnet_group\": \"b\"}"},
 	    {"aws.rds.modify_db_instance", "{\"id\": \"x\", \"apply_immediately\": true}"},
 	    {"aws.rds.modify_db_instance", "{\"id\": \"x\", \"instance_clas\": \"db.t3.micro\"}"},
-	    {"aws.rds.describe_events", "{\"duration\": 5, \"start_time\": \"2026-01-01T00:00:00Z\"}"},
+	    {"aws.rds.describe_events",
+	     "{\"duration\": 5, \"start_time\": \"2026-01-01T00:00:00Z\"}"},
 	    {"aws.rds.describe_events", "{\"duration\": 0}"},
 	    {"aws.rds.describe_events", "{\"source_type\": \"db-thing\"}"},
 	    {"aws.appautoscaling.register_scalable_target",
@@ -383,18 +385,19 @@ static void test_register_scalable_target(void **state)
 	assert_string_equal(pstr(body, "ScalableDimension"), "ecs:service:DesiredCount");
 	assert_string_equal(pstr(body, "ServiceNamespace"), "ecs");
 	assert_int_equal(json_integer_value(json_object_get(body, "MaxCapacity")), 10);
-	assert_true(json_is_true(json_object_get(json_object_get(body, "SuspendedState"),
-						 "DynamicScalingInSuspended")));
-	assert_null(json_object_get(json_object_get(body, "SuspendedState"),
-				    "ScheduledScalingSuspended"));
+	assert_true(json_is_true(
+	    json_object_get(json_object_get(body, "SuspendedState"), "DynamicScalingInSuspended")));
+	assert_null(
+	    json_object_get(json_object_get(body, "SuspendedState"), "ScheduledScalingSuspended"));
 	assert_int_equal(json_integer_value(json_object_get(res, "min_capacity")), 6);
 	assert_string_equal(json_string_value(json_object_get(res, "created_at")),
 			    "2025-11-24T16:00:00Z");
 	assert_true(json_is_true(json_object_get(res, "dynamic_scaling_in_suspended")));
 	assert_true(json_is_false(json_object_get(res, "scheduled_scaling_suspended")));
 	body = json_object_get(json_object_get(json_array_get(r.records, 1), "request"), "body");
-	assert_string_equal(json_string_value(json_array_get(json_object_get(body, "ResourceIds"), 0)),
-			    "service/prod/api");
+	assert_string_equal(
+	    json_string_value(json_array_get(json_object_get(body, "ResourceIds"), 0)),
+	    "service/prod/api");
 	json_decref(res);
 	replay_seam_free(&r);
 }
@@ -466,9 +469,13 @@ static void test_catalog_additions(void **state)
 	    {"aws.appautoscaling.register_scalable_target", "resource_id", DRB_ACT_MUT},
 	    {"aws.ecr.describe_images", "repository", DRB_ACT_RO},
 	};
-	static const char *const placement[] = {"vpc_security_group_ids", "db_subnet_group",
-						"db_parameter_group", "instance_class",
-						"multi_az", "tags", NULL};
+	static const char *const placement[] = {"vpc_security_group_ids",
+						"db_subnet_group",
+						"db_parameter_group",
+						"instance_class",
+						"multi_az",
+						"tags",
+						NULL};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cat) / sizeof(cat[0]); i++) {
