@@ -382,7 +382,15 @@ def main():
   - id: all
     action: aws.ecr.describe_images
     with: { repository: api }
-""")
+  - id: from-lua
+    action: lua
+    read_only: true
+    with:
+      script: |
+        local r = aws.ecr.describe_images{repository = "api", image_digest = "%s"}
+        local t = aws.appautoscaling.describe_scalable_targets{cluster = "prod", service = "api"}
+        return { digest = r.images[1].digest, min = t.targets[1].min_capacity }
+""" % digest)
         check(p.returncode == 0, "the ECR runbook succeeds: " + p.stderr[-2000:])
         img = ((ends.get("by-tag", {}).get("result") or {}).get("images") or [{}])[0]
         check(img.get("digest") == digest and img.get("tags") == ["v42"] and
@@ -390,6 +398,9 @@ def main():
               "describe_images by tag: digest, tags, pushed_at: %s" % img)
         check(len((ends.get("all", {}).get("result") or {}).get("images", [])) == 1,
               "describe_images of the repository lists its one image")
+        check((ends.get("from-lua", {}).get("result") or {}) == {"digest": digest, "min": 6},
+              "a lua step calls the new actions as functions: %s"
+              % ends.get("from-lua", {}).get("result"))
         check(recorded(calls, "DescribeImages").get("body") == botocore_json(
             "ecr", "DescribeImages", {"repositoryName": "api", "imageIds": [{"imageTag": "v42"}]}),
             "DescribeImages on the wire = botocore's")
