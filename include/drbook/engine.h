@@ -116,6 +116,12 @@ int drb_evidence_fetch(const char *url, const char *runs_dir, char *log_out, siz
 		       char *runbook_out, size_t rb_cap, char *base_out, size_t base_cap,
 		       drb_err *err);
 
+/* Loads and checks a runbook as every command must: its Lua modules first (lua_dir: the
+ * engine's own Lua library, NULL the built-in default), so that the custom actions they
+ * define are checked like the registry's. Returns 0 and *out (the caller's), or DRB_EINVAL
+ * with the problems added to d (the caller's, initialised; every problem of the file). */
+int drb_engine_load(const char *path, const char *lua_dir, drb_runbook **out, drb_diags *d);
+
 /* The action registry: built-ins and providers. NULL when unknown. */
 const drb_action *drb_engine_action(const char *name);
 /* For drb_load_opts.action_mode: answers for registry actions (ud unused: may be NULL). */

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include <drbook/action.h>
 #include <drbook/error.h>
 
 /* One request. All members are borrowed. Zero values mean the default. */
@@ -83,18 +84,14 @@ typedef struct drb_http_retry {
 int drb_http_perform_retry(const drb_http_req *r, const drb_http_retry *p, drb_http_resp *out,
 			   int *attempts, drb_err *err);
 
-/* Full-jitter exponential backoff, pure so that it can be tested and reused by the engine's
- * step retry: unit_random * min(cap, base * 2^attempt), attempt counted from 0 for the
- * first retry; unit_random is clamped to [0, 1]; never negative, never above cap. */
-double drb_backoff_delay(double base, double cap, int attempt, double unit_random);
-
-/* A uniformly distributed number in [0, 1) from a per-call generator seeded from the kernel
- * (getrandom): thread-safe, no shared state. */
-double drb_http_random_unit(void);
-
 /* A new JSON string from arbitrary bytes: invalid UTF-8 becomes U+FFFD so that binary
  * output (a response body, a process's stdout) can be stored in JSON. NULL only when out of
  * memory. The caller owns the reference. */
 json_t *drb_http_json_text(const void *p, size_t n);
+
+
+/* The `http.request` action (action.c): one HTTP call with this client; a non-2xx status is
+ * an answer for the runbook to assert on, not an error. */
+extern const drb_action drb_action_http;
 
 #endif

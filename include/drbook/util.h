@@ -34,6 +34,18 @@ void drb_duration_format(double seconds, char *out, size_t n);
 double drb_mono_now(void);   /* monotonic seconds */
 int64_t drb_wall_ms(void);   /* wall clock, ms since the epoch */
 void drb_sleep_s(double s);  /* sleeps, restarting after signals */
+/* Sleeps until the monotonic time end, waking at least every 100 ms to look at *cancel (may
+ * be NULL). Returns 0 at end, DRB_EINTERRUPTED once *cancel is set, DRB_ETIMEOUT when
+ * deadline (> 0) comes before end (it returns at the deadline). */
+int drb_sleep_until(double end, double deadline, const volatile int *cancel);
+
+/* A uniformly distributed number in [0, 1) from a per-call generator seeded from the kernel
+ * (getrandom): thread-safe, no shared state. */
+double drb_random_unit(void);
+/* Full-jitter exponential backoff, pure so that it can be tested: unit_random * min(cap,
+ * base * 2^attempt), attempt counted from 0 for the first retry; unit_random is clamped to
+ * [0, 1]; never negative, never above cap. Used by the HTTP client and the step retry. */
+double drb_backoff_delay(double base, double cap, int attempt, double unit_random);
 
 /* RFC 3339 UTC with milliseconds: 2026-11-25T16:39:06.123Z (out needs 25 bytes). */
 void drb_rfc3339_ms(int64_t ms, char out[32]);

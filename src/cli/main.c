@@ -14,7 +14,6 @@
 
 #include <drbook/audit.h>
 #include <drbook/engine.h>
-#include <drbook/lua.h>
 #include <drbook/report.h>
 #include <drbook/runbook.h>
 #include <drbook/util.h>
@@ -380,73 +379,17 @@ static const char *lua_dir(void)
 	return d && *d ? d : DRB_LUA_DIR;
 }
 
-/* The action_mode callback for the loader: registry, then Lua custom actions. */
-static int action_mode(void *ud, const char *name)
-{
-	int m = drb_engine_action_mode(NULL, name);
-
-	if (m < 0 && ud)
-		m = drb_lua_custom_mode(ud, name);
-	return m;
-}
-
-/* The action_schema callback: registry, then Lua custom actions' declarations. */
-static const drb_action_schema *action_schema(void *ud, const char *name)
-{
-	const drb_action_schema *s = drb_engine_action_schema(NULL, name);
-
-	if (!s && ud)
-		s = drb_lua_custom_schema(ud, name);
-	return s;
-}
-
-/* Loads and validates a runbook, with custom actions from its Lua modules. Prints the
- * problems. Returns 0 or DRB_EINVAL. */
+/* Loads and validates a runbook (drb_engine_load). Prints the problems. Returns 0 or
+ * DRB_EINVAL. */
 static int load(const char *path, drb_runbook **out)
 {
 	drb_diags d;
-	drb_runbook *probe = NULL;
-	drb_lua *L = NULL;
-	drb_load_opts lo = {action_mode, NULL, action_schema};
-	drb_err err = {0};
 	int rc;
 
-	*out = NULL;
 	drb_diags_init(&d, path);
-	/* modules may define actions: look at the module list first, without action checks */
-	if (drb_runbook_load(&probe, path, NULL, &d) == 0 && probe->n_lua_modules) {
-		drb_lua_opts o = {.lib_dir = lua_dir(), .runbook_dir = probe->dir};
-
-		if (drb_lua_new(&L, &o, &err) == 0) {
-			for (size_t i = 0; i < probe->n_lua_modules; i++)
-				if (drb_lua_require(L, probe->lua_modules[i], &err)) {
-					drb_pos p = {0, 0};
-
-					drb_diags_add(&d, p, "lua module '%s': %s",
-						      probe->lua_modules[i], err.msg);
-				}
-		}
-		lo.ud = L;
-	}
-	drb_runbook_free(probe);
-	{
-		/* the real pass, with action names checked; module problems are kept */
-		drb_diags mods = d;
-
-		drb_diags_init(&d, path);
-		rc = drb_runbook_load(out, path, &lo, &d);
-		for (size_t i = 0; i < mods.n && i < 64; i++)
-			if (mods.v[i].pos.line == 0 && strstr(mods.v[i].msg, "lua module"))
-				drb_diags_add(&d, mods.v[i].pos, "%s", mods.v[i].msg);
-		drb_diags_free(&mods);
-	}
-	if (rc || d.n) {
+	rc = drb_engine_load(path, lua_dir(), out, &d);
+	if (rc)
 		drb_diags_print(&d, stderr);
-		drb_runbook_free(*out);
-		*out = NULL;
-		rc = DRB_EINVAL;
-	}
-	drb_lua_free(L);
 	drb_diags_free(&d);
 	return rc;
 }

@@ -4,10 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -216,6 +219,69 @@ void drb_sleep_s(double s)
 	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
 	while (nanosleep(&ts, &rem) == -1 && errno == EINTR)
 		ts = rem;
+}
+
+int drb_sleep_until(double end, double deadline, const volatile int *cancel)
+{
+	for (;;) {
+		double now = drb_mono_now(), until = end;
+
+		if (cancel && *cancel)
+			return DRB_EINTERRUPTED;
+		if (deadline > 0 && deadline < end) {
+			if (now >= deadline)
+				return DRB_ETIMEOUT;
+			until = deadline;
+		}
+		if (now >= end)
+			return 0;
+		drb_sleep_s(until - now < 0.1 ? until - now : 0.1);
+	}
+}
+
+/* ---- randomness and backoff ----------------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ULL;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+	return x ^ (x >> 31);
+}
+
+double drb_random_unit(void)
+{
+	uint64_t seed = 0;
+	ssize_t got = getrandom(&seed, sizeof(seed), GRND_NONBLOCK);
+
+	if (got != (ssize_t)sizeof(seed)) {
+		/* Without kernel entropy the jitter still only needs to differ between callers:
+		 * mix the clock, the thread and a stack address. */
+		uintptr_t here = (uintptr_t)&seed;
+
+		seed = (uint64_t)(drb_mono_now() * 1e9) ^ (uint64_t)pthread_self() ^ (uint64_t)here;
+	}
+	return (double)(splitmix64(seed) >> 11) / 9007199254740992.0; /* 2^53 */
+}
+
+double drb_backoff_delay(double base, double cap, int attempt, double unit_random)
+{
+	double ceiling;
+
+	if (!(base > 0) || !(cap > 0))
+		return 0;
+	if (!(unit_random > 0))
+		unit_random = 0; /* also NaN */
+	if (unit_random > 1)
+		unit_random = 1;
+	if (attempt < 0)
+		attempt = 0;
+	if (attempt > 1000)
+		attempt = 1000; /* ldexp stays finite up to 2^1023 */
+	ceiling = ldexp(base, attempt);
+	if (!(ceiling < cap))
+		ceiling = cap;
+	return unit_random * ceiling;
 }
 
 void drb_rfc3339_ms(int64_t ms, char out[32])

@@ -1,16 +1,13 @@
-/* The built-in `sleep` action: waits a duration in short slices so that a cancelled run or
+/* The built-in `sleep` action: waits a duration (drb_sleep_until) so that a cancelled run or
  * the step's deadline ends the wait promptly instead of after the full duration. */
 #include <drbook/action.h>
 #include <drbook/util.h>
 
 #include "builtins.h"
 
-/* Short enough that cancelling feels immediate, long enough not to spin. */
-#define SLICE_S 0.05
-
 static int sleep_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	double duration = -1, end, now;
+	double duration = -1, end;
 	int rc;
 
 	*result = NULL;
@@ -23,8 +20,7 @@ static int sleep_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, dr
 		rc = drb_err_set(err, DRB_EINVAL, "argument 'duration' is required");
 		goto out;
 	}
-	now = drb_mono_now();
-	end = now + duration;
+	end = drb_mono_now() + duration;
 	if (ctx->replay) {
 		/* a replay does not wait; it only decides what the wait would have come to */
 		if (ctx->deadline > 0 && end > ctx->deadline) {
@@ -33,29 +29,16 @@ static int sleep_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, dr
 			    "sleep: the step's deadline passed before the duration ended");
 			goto out;
 		}
-		end = now;
+		end = 0;
 	}
-	for (;;) {
-		double until = end;
-
-		if (ctx->cancel && *ctx->cancel) {
-			rc = drb_err_set(err, DRB_EINTERRUPTED, "sleep: cancelled");
-			goto out;
-		}
-		if (ctx->deadline > 0 && ctx->deadline < end) {
-			if (now >= ctx->deadline) {
-				rc = drb_err_set(err, DRB_ETIMEOUT,
-						 "sleep: the step's deadline passed before the "
-						 "duration ended");
-				goto out;
-			}
-			until = ctx->deadline;
-		}
-		if (now >= end)
-			break;
-		drb_sleep_s(until - now < SLICE_S ? until - now : SLICE_S);
-		now = drb_mono_now();
-	}
+	rc = drb_sleep_until(end, ctx->deadline, ctx->cancel);
+	if (rc == DRB_EINTERRUPTED)
+		rc = drb_err_set(err, rc, "sleep: cancelled");
+	else if (rc == DRB_ETIMEOUT)
+		rc = drb_err_set(err, rc,
+				 "sleep: the step's deadline passed before the duration ended");
+	if (rc != 0)
+		goto out;
 	*result = json_object();
 	if (!*result)
 		rc = drb_err_set(err, DRB_ENOMEM, "sleep: out of memory");

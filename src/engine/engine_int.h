@@ -220,10 +220,10 @@ int drb_replay_answer(drb_run *r, const char *uid, const drb_call *c, json_t **r
 /* Replay: the recorded approval decision for uid. */
 int drb_replay_approval(drb_run *r, const char *uid, json_t **result, drb_err *err);
 
-/* Reads the run.start record of a log and loads its runbook (or runbook_override): shared by
- * resume and replay. */
+/* Reads the run.start record of a log and loads its runbook (or runbook_override) with
+ * drb_engine_load: shared by resume and replay. */
 int drb_log_runbook(const json_t *records, const char *audit_path, const char *runbook_override,
-		    drb_runbook **rb, drb_err *err);
+		    const char *lua_dir, drb_runbook **rb, drb_err *err);
 
 /* Verifies a log's chain (and its MACs when key is set) before resume or replay use it:
  * DRB_EINTEGRITY naming the line and the reason ("refusing to <verb>") when it is not

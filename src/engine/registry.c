@@ -7,6 +7,8 @@
 #include <drbook/aws.h>
 #include <drbook/dns.h>
 #include <drbook/engine.h>
+#include <drbook/exec.h>
+#include <drbook/http.h>
 #include <drbook/notify.h>
 #include <drbook/pg.h>
 

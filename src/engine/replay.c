@@ -306,7 +306,7 @@ int drb_engine_replay(const char *audit_path, const char *runbook, const drb_eng
 				 audit_path);
 		goto out;
 	}
-	if ((rc = drb_log_runbook(records, audit_path, runbook, &rb, err)))
+	if ((rc = drb_log_runbook(records, audit_path, runbook, o->lua_dir, &rb, err)))
 		goto out;
 	json_array_foreach(records, i, rec) if (!strcmp(sget(rec, "event") ?: "", "run.end")) end =
 	    json_object_get(rec, "data");

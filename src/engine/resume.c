@@ -11,7 +11,7 @@
 
 #include <drbook/util.h>
 
-#include "builtins.h"
+#include <drbook/exec.h>
 #include "engine_int.h"
 
 drb_prior *drb_prior_find(drb_run *r, const char *uid)
@@ -47,7 +47,7 @@ static int listed(char *const *v, size_t n, const char *s)
 }
 
 int drb_log_runbook(const json_t *records, const char *audit_path, const char *override,
-		    drb_runbook **rb, drb_err *err)
+		    const char *lua_dir, drb_runbook **rb, drb_err *err)
 {
 	const json_t *sd = json_object_get(json_array_get(records, 0), "data");
 	const char *path = override,
@@ -63,8 +63,7 @@ int drb_log_runbook(const json_t *records, const char *audit_path, const char *o
 	if (!path || !sha)
 		return drb_err_set(err, DRB_EINVAL, "%s: run.start lacks the runbook", audit_path);
 	drb_diags_init(&diags, path);
-	/* action names were checked when the run started (or are checked when used) */
-	if (drb_runbook_load(rb, path, NULL, &diags)) {
+	if (drb_engine_load(path, lua_dir, rb, &diags)) {
 		rc = drb_err_set(err, DRB_EINVAL, "runbook %s does not load (%zu problems%s%s)",
 				 path, diags.n, diags.n ? ", first: " : "",
 				 diags.n ? diags.v[0].msg : "");
@@ -255,7 +254,7 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 				     ? o->runbook_fallback
 				     : NULL;
 
-		if ((rc = drb_log_runbook(records, audit_path, fb, &rb, err)))
+		if ((rc = drb_log_runbook(records, audit_path, fb, o->lua_dir, &rb, err)))
 			goto out;
 		if (fb && (!sha || strcmp(rb->sha256, sha))) {
 			rc = drb_err_set(

@@ -43,24 +43,9 @@ double drb_retry_delay(const drb_retry *p, int n, double unit_random)
 /* Sleeps up to s seconds, waking early for cancel or deadline. Returns 0 or the reason. */
 static int wait_for(drb_run *r, double s, double deadline)
 {
-	double end = drb_mono_now() + s;
-
 	if (r->replay)
 		return 0; /* the recorded answers already hold what the wait waited for */
-	for (;;) {
-		double now = drb_mono_now(), slice;
-
-		if ((*r->cancel))
-			return DRB_EINTERRUPTED;
-		if (deadline > 0 && now >= deadline)
-			return DRB_ETIMEOUT;
-		if (now >= end)
-			return 0;
-		slice = end - now;
-		if (deadline > 0 && deadline - now < slice)
-			slice = deadline - now;
-		drb_sleep_s(slice < 0.1 ? slice : 0.1);
-	}
+	return drb_sleep_until(drb_mono_now() + s, deadline, r->cancel);
 }
 
 /* The pause before the next check of an `until`: a fifth of the time already waited, at
@@ -378,7 +363,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 		if (!step_retryable(rc) || attempts >= policy->attempts)
 			goto failed;
 		{
-			double delay = drb_retry_delay(policy, attempts, drb_http_random_unit());
+			double delay = drb_retry_delay(policy, attempts, drb_random_unit());
 			json_t *d = json_pack("{s:i, s:s, s:f}", "attempt", attempts, "error",
 					      err->msg, "delay_s", delay);
 			drb_err e2 = {0};

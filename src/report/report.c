@@ -392,6 +392,7 @@ void drb_report_html_escape(FILE *f, const char *s)
 }
 
 /* Escapes the characters that would break a Markdown table cell. */
+
 static void md(FILE *f, const char *s)
 {
 	for (; s && *s; s++) {
@@ -402,6 +403,41 @@ static void md(FILE *f, const char *s)
 		else
 			fputc(*s, f);
 	}
+}
+
+/* A table of timed entries ({id, offset_s, status, error}): the run's notifications, its
+ * rollback. Nothing when there are none. */
+static void event_table(FILE *f, int is_html, const char *title, const char *first,
+			const json_t *rows)
+{
+	void (*esc)(FILE *, const char *) = is_html ? drb_report_html_escape : md;
+	size_t i;
+	json_t *s;
+
+	if (!json_array_size(rows))
+		return;
+	if (is_html)
+		fprintf(f,
+			"<h2>%s</h2>\n<table><tr><th>%s</th><th>at</th><th>status</th>"
+			"<th>error</th></tr>\n",
+			title, first);
+	else
+		fprintf(f, "\n## %s\n\n| %s | at | status | error |\n|---|---|---|---|\n", title,
+			first);
+	json_array_foreach(rows, i, s)
+	{
+		fputs(is_html ? "<tr><td>" : "| ", f);
+		esc(f, str(s, "id"));
+		fprintf(f,
+			is_html ? "</td><td>+%.1fs</td><td class=\"%s\">%s</td><td>"
+				: " | +%.1fs | %.0s%s | ",
+			json_number_value(json_object_get(s, "offset_s")),
+			drb_report_token(str(s, "status")), drb_report_token(str(s, "status")));
+		esc(f, str(s, "error"));
+		fputs(is_html ? "</td></tr>\n" : " |\n", f);
+	}
+	if (is_html)
+		fputs("</table>\n", f);
 }
 
 int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *err)
@@ -497,50 +533,9 @@ int drb_report_write(const json_t *m, drb_report_format fmt, FILE *f, drb_err *e
 		fputs("</ul>\n<h2>Chart</h2>\n", f);
 		drb_report_gantt(f, m);
 	}
-	if (json_array_size(json_object_get(m, "notifications"))) {
-		fputs(is_html ? "<h2>Notifications</h2>\n<table><tr><th>notification</th>"
-				"<th>at</th><th>status</th><th>error</th></tr>\n"
-			      : "\n## Notifications\n\n| notification | at | status | error |\n"
-				"|---|---|---|---|\n",
-		      f);
-		json_array_foreach(json_object_get(m, "notifications"), i, s)
-		{
-			fputs(is_html ? "<tr><td>" : "| ", f);
-			esc(f, str(s, "id"));
-			fprintf(f,
-				is_html ? "</td><td>+%.1fs</td><td class=\"%s\">%s</td><td>"
-					: " | +%.1fs | %.0s%s | ",
-				json_number_value(json_object_get(s, "offset_s")),
-				drb_report_token(str(s, "status")),
-				drb_report_token(str(s, "status")));
-			esc(f, str(s, "error"));
-			fputs(is_html ? "</td></tr>\n" : " |\n", f);
-		}
-		if (is_html)
-			fputs("</table>\n", f);
-	}
-	if (json_array_size(json_object_get(m, "rollbacks"))) {
-		fputs(is_html ? "<h2>Rollback</h2>\n<table><tr><th>compensation of</th><th>start"
-				"</th><th>status</th><th>error</th></tr>\n"
-			      : "\n## Rollback\n\n| compensation of | start | status | error |\n"
-				"|---|---|---|---|\n",
-		      f);
-		json_array_foreach(json_object_get(m, "rollbacks"), i, s)
-		{
-			fputs(is_html ? "<tr><td>" : "| ", f);
-			esc(f, str(s, "id"));
-			fprintf(f,
-				is_html ? "</td><td>+%.1fs</td><td class=\"%s\">%s</td><td>"
-					: " | +%.1fs | %.0s%s | ",
-				json_number_value(json_object_get(s, "offset_s")),
-				drb_report_token(str(s, "status")),
-				drb_report_token(str(s, "status")));
-			esc(f, str(s, "error"));
-			fputs(is_html ? "</td></tr>\n" : " |\n", f);
-		}
-		if (is_html)
-			fputs("</table>\n", f);
-	}
+	event_table(f, is_html, "Notifications", "notification",
+		    json_object_get(m, "notifications"));
+	event_table(f, is_html, "Rollback", "compensation of", json_object_get(m, "rollbacks"));
 	if (is_html)
 		fputs("<h2>Steps</h2>\n<table><tr><th>step</th><th>action</th><th>status</th>"
 		      "<th>start</th><th>duration</th><th>attempts</th><th>calls</th><th>error</th>"

@@ -47,6 +47,21 @@ def calls(c):
         return [line.split()[0] for line in f if line.strip()]
 
 
+def clean_run(c):
+    """The runbook, run once without faults: its path and the records of that run."""
+    rb = c.write("r.yaml", ROLLBACK_RUNBOOK)
+    clean = c.drbook("run", rb, "--audit", "clean.jsonl")
+    check(clean.code == 0, "clean run", clean)
+    return rb, c.log("clean.jsonl")
+
+
+def reset(c):
+    """Removes what the last run left (the steps' marker files, the shim's call list, its log)."""
+    for f in ("one", "two", "three", "undone", "calls", "run.jsonl"):
+        if os.path.exists(c.path(f)):
+            os.unlink(c.path(f))
+
+
 def test_every_record_is_one_write_and_one_fsync(c):
     rb = c.write("r.yaml", ROLLBACK_RUNBOOK)
     r = c.drbook("run", rb, "--audit", "run.jsonl", env=shim_env(c))
@@ -74,13 +89,9 @@ def test_every_record_is_one_write_and_one_fsync(c):
 
 
 def test_fsync_failure_stops_the_run(c):
-    rb = c.write("r.yaml", ROLLBACK_RUNBOOK)
-    clean = c.drbook("run", rb, "--audit", "clean.jsonl")
-    check(clean.code == 0, "clean run", clean)
-    k = events(c.log("clean.jsonl"), "step.start", "two")[0]["seq"]
-    for f in ("one", "two", "three", "calls"):
-        if os.path.exists(c.path(f)):
-            os.unlink(c.path(f))
+    rb, records = clean_run(c)
+    k = events(records, "step.start", "two")[0]["seq"]
+    reset(c)
     # the fsync of step two's step.start record fails
     r = c.drbook("run", rb, "--audit", "run.jsonl", env=shim_env(c, f"fsync:{k}:EIO"))
     check(r.code == 1, "a failed fsync fails the run", r)
@@ -100,13 +111,9 @@ def test_fsync_failure_stops_the_run(c):
 
 
 def test_write_failure_is_cut_back_and_stops_the_run(c):
-    rb = c.write("r.yaml", ROLLBACK_RUNBOOK)
-    clean = c.drbook("run", rb, "--audit", "clean.jsonl")
-    check(clean.code == 0, "clean run", clean)
-    k = events(c.log("clean.jsonl"), "step.start", "two")[0]["seq"]
-    for f in ("one", "two", "three", "calls"):
-        if os.path.exists(c.path(f)):
-            os.unlink(c.path(f))
+    rb, records = clean_run(c)
+    k = events(records, "step.start", "two")[0]["seq"]
+    reset(c)
     r = c.drbook("run", rb, "--audit", "run.jsonl", env=shim_env(c, f"write:{k}:ENOSPC"))
     check(r.code == 1, "a failed write fails the run", r)
     check("No space left on device" in r.out + r.err, "the reason is reported", r)
@@ -125,19 +132,14 @@ def test_a_fault_at_every_record_stops_the_run_unrecorded_nothing(c):
     # For every record of a run, make its write fail (ENOSPC) and, separately, its fsync
     # fail (EIO): no action whose step.start is at or after that record may run, the reason
     # reaches stderr, and what was written still verifies.
-    rb = c.write("r.yaml", ROLLBACK_RUNBOOK)
-    clean = c.drbook("run", rb, "--audit", "clean.jsonl")
-    check(clean.code == 0, "clean run", clean)
-    records = c.log("clean.jsonl")
+    rb, records = clean_run(c)
     starts = {r["step"]: r["seq"] for r in records if r["event"] == "step.start"}
     ok = total = 0
     for k in range(1, len(records) + 1):
         for call, errno_name, text in (("write", "ENOSPC", "No space left on device"),
                                        ("fsync", "EIO", "Input/output error")):
             total += 1
-            for f in ("one", "two", "three", "undone", "calls", "run.jsonl"):
-                if os.path.exists(c.path(f)):
-                    os.unlink(c.path(f))
+            reset(c)
             r = c.drbook("run", rb, "--audit", "run.jsonl",
                          env=shim_env(c, f"{call}:{k}:{errno_name}"))
             where = f"record {k} ({records[k - 1]['event']} {records[k - 1]['step']}), {call}"

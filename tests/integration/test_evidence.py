@@ -9,33 +9,17 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from motoserver import MotoServer  # noqa: E402
+
 DRBOOK = os.environ.get("DRBOOK")
 BUCKET = "drbook-evidence"
 REGION = "eu-west-1"
-
-
-def serve_moto(port):
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    print("ready", flush=True)
-    try:
-        sys.stdin.read()
-    finally:
-        server.stop()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def check(cond, what):
@@ -65,21 +49,10 @@ steps:
 class Env:
     def __init__(self, tmp):
         self.tmp = tmp
-        self.port = free_port()
-        self.moto = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-moto",
-                                      str(self.port)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        if self.moto.stdout.readline().strip() != "ready":
-            raise RuntimeError("moto did not start")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.base = {
-            "AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-        }
-        import boto3
-        self.s3 = boto3.client("s3", endpoint_url=self.url, region_name=REGION,
-                               aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.moto = MotoServer(region=REGION)
+        self.url = self.moto.url
+        self.base = self.moto.env(base={})
+        self.s3 = self.moto.client("s3")
         self.s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True,
                               CreateBucketConfiguration={"LocationConstraint": REGION})
         self.s3.put_object_lock_configuration(
@@ -137,13 +110,7 @@ class Env:
             return None
 
     def close(self):
-        if self.moto.poll() is None:
-            self.moto.stdin.close()
-            try:
-                self.moto.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.moto.kill()
-                self.moto.wait()
+        self.moto.close()
 
 
 def records(data):
@@ -315,22 +282,15 @@ def test_unreachable_evidence_refuses(e):
 
 def test_failed_copy_stops_the_run(e):
     # a second S3 that goes away mid-run: the copy after 'hold' fails, the run stops there
-    port = free_port()
-    moto = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-moto",
-                             str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    moto = MotoServer(region=REGION)
     p = None
     try:
-        check(moto.stdout.readline().strip() == "ready", "second moto started")
-        url = f"http://127.0.0.1:{port}"
-        import boto3
-        boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id="testing",
-                     aws_secret_access_key="testing").create_bucket(
+        moto.client("s3").create_bucket(
             Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         release = os.path.join(e.tmp, "release-gone")
         rb = e.runbook("gone", "gone", release)
         d, env = e.host("gone")
-        env["AWS_ENDPOINT_URL"] = url
+        env["AWS_ENDPOINT_URL"] = moto.url
         p = subprocess.Popen([DRBOOK, "run", rb, "--runs-dir", "runs", "--quiet",
                               "--evidence", f"s3://{BUCKET}/x"], cwd=d, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -338,8 +298,7 @@ def test_failed_copy_stops_the_run(e):
         run = wait_for(lambda: run_id_of(d), "the local log")
         log = os.path.join(d, "runs", run + ".jsonl")
         wait_for(lambda: b'"step":"hold"' in open(log, "rb").read(), "hold started")
-        moto.stdin.close()
-        moto.wait(timeout=20)
+        moto.close()
         open(release, "w").close()
         out, err = p.communicate(timeout=120)
         check(p.returncode == 1, f"the run stopped: {p.returncode} {err}")
@@ -353,9 +312,7 @@ def test_failed_copy_stops_the_run(e):
     finally:
         if p:
             stop(p)
-        if moto.poll() is None:
-            moto.kill()
-            moto.wait()
+        moto.close()
 
 
 def test_loose_key_file_warned(e):
@@ -379,9 +336,6 @@ def test_loose_key_file_warned(e):
 
 
 def main():
-    if len(sys.argv) > 2 and sys.argv[1] == "--serve-moto":
-        serve_moto(int(sys.argv[2]))
-        return
     if not DRBOOK:
         sys.exit("DRBOOK must name the drbook binary")
     passed = failed = 0

@@ -6,47 +6,18 @@ a run whose lease is taken over stops."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from motoserver import MotoServer  # noqa: E402
+
 DRBOOK = os.environ.get("DRBOOK")
 TABLE = "drbook-leases"
 REGION = "eu-west-1"
-
-
-def serve_moto(port):
-    # DynamoDB decides conditional writes on one item one at a time; moto's threaded server
-    # does not lock its backend, so the test serialises its write calls as the real service
-    # would (fidelity, not a shortcut: without it two conditional writes could interleave).
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.server import ThreadedMotoServer
-
-    lock = threading.Lock()
-    for name in ("update_item", "put_item", "delete_item", "get_item"):
-        orig = getattr(DynamoDBBackend, name)
-
-        def wrapped(self, *a, __orig=orig, **k):
-            with lock:
-                return __orig(self, *a, **k)
-
-        setattr(DynamoDBBackend, name, wrapped)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    print("ready", flush=True)
-    try:
-        sys.stdin.read()
-    finally:
-        server.stop()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 HOLD = """version: 1
@@ -65,22 +36,9 @@ steps:
 class Env:
     def __init__(self, tmp):
         self.tmp = tmp
-        self.port = free_port()
-        self.moto = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-moto",
-                                      str(self.port)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        if self.moto.stdout.readline().strip() != "ready":
-            raise RuntimeError("moto did not start")
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.base = {
-            "AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION, "DRBOOK_LEASE_TABLE": TABLE,
-            "DRBOOK_LEASE_REGION": REGION,
-        }
-        import boto3
-        self.ddb = boto3.client("dynamodb", endpoint_url=self.url, region_name=REGION,
-                                aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.moto = MotoServer(serialise_dynamodb=True, region=REGION)
+        self.base = self.moto.env(base={}, DRBOOK_LEASE_TABLE=TABLE, DRBOOK_LEASE_REGION=REGION)
+        self.ddb = self.moto.client("dynamodb")
         self.ddb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST",
                               KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
                               AttributeDefinitions=[{"AttributeName": "key",
@@ -93,8 +51,7 @@ class Env:
         env = dict(os.environ)
         env.update(self.base)
         env.update({"HOME": os.path.join(d, "home"), "DRBOOK_LOCK_DIR": os.path.join(d, "locks")})
-        for k in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-            env.pop(k, None)
+        env.pop("AWS_PROFILE", None)
         return d, env
 
     def spawn(self, host, *args, extra=None):
@@ -109,13 +66,7 @@ class Env:
                                  ConsistentRead=True).get("Item")
 
     def close(self):
-        if self.moto.poll() is None:
-            self.moto.stdin.close()
-            try:
-                self.moto.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.moto.kill()
-                self.moto.wait()
+        self.moto.close()
 
 
 def write(path, text):
@@ -243,9 +194,6 @@ def test_run_whose_lease_is_taken_over_stops(e):
 
 
 def main():
-    if len(sys.argv) > 2 and sys.argv[1] == "--serve-moto":
-        serve_moto(int(sys.argv[2]))
-        return
     if not DRBOOK:
         sys.exit("DRBOOK must name the drbook binary")
     passed = failed = 0

@@ -378,9 +378,67 @@ def run_tests(E, primary_dir):
     check("promote: again on a primary reports already_primary, promoted=false",
           ok(r) and r["result"]["promoted"] is False and r["result"]["already_primary"] is True, r)
 
-    # --- pg.fence ---
+    # --- pg.fence method roles (what works on RDS: no superuser setting) and pg.unfence ---
     env = dict(os.environ, PGPASSWORD=PASSWORD)
     psql = os.path.join(PGBIN, "psql")
+    weird = 'we"ird app'
+    for role in ("app", weird):
+        r = act(E, "pg.exec", {"connection": "primary", "sql":
+                "create role \"%s\" login password '%s'" % (role.replace('"', '""'), PASSWORD)})
+        check("fence roles: role %r created" % role, ok(r), r)
+
+    def login(role):
+        return subprocess.run([psql, "-h", "127.0.0.1", "-p", str(E.pport), "-U", role,
+                               "-d", "postgres", "-Atc", "select 1"], env=env,
+                              capture_output=True, text=True, timeout=30)
+
+    check("fence roles: app can log in before", login("app").returncode == 0)
+    app_victim = subprocess.Popen([psql, "-h", "127.0.0.1", "-p", str(E.pport), "-U", "app",
+                                   "-d", "postgres", "-c", "select pg_sleep(60)"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (lambda x: ok(x) and x["result"]["rows"][0]["n"] > 0)(
+            act(E, "pg.query", {"connection": "primary", "sql":
+                "select count(*)::int as n from pg_stat_activity where usename = 'app'"})))
+        r = act(E, "pg.fence", {"connection": "primary", "method": "roles"})
+        check("fence roles: without roles it is an error naming them",
+              not ok(r) and "roles" in r["error"], r)
+        r = act(E, "pg.fence", {"connection": "primary", "roles": ["app"]})
+        check("fence roles: roles with method settings is an error",
+              not ok(r) and "method roles" in r["error"], r)
+        r = act(E, "pg.fence", {"connection": "primary", "method": "roles",
+                                "roles": ["app", weird]})
+        check("fence roles: fenced, the app's session ended, method reported",
+              ok(r) and r["result"]["fenced"] is True and r["result"]["method"] == "roles"
+              and r["result"]["terminated"] >= 1, r)
+        try:
+            app_victim.wait(timeout=10)
+            gone = True
+        except subprocess.TimeoutExpired:
+            gone = False
+        check("fence roles: the app's session was ended", gone and app_victim.returncode != 0)
+    finally:
+        if app_victim.poll() is None:
+            app_victim.kill()
+            app_victim.wait()
+    for role in ("app", weird):
+        x = login(role)
+        check("fence roles: %r can no longer log in" % role,
+              x.returncode != 0 and "not permitted to log in" in x.stderr, x.stderr)
+    check("fence roles: other roles still log in", login("postgres").returncode == 0)
+    r = act(E, "pg.exec", {"connection": "primary", "sql": "insert into t_ro values (8)"})
+    check("fence roles: the server itself still takes writes (only the roles are fenced)",
+          ok(r), r)
+    r = act(E, "pg.unfence", {"connection": "primary", "method": "roles",
+                              "roles": ["app", weird]}, extra=["--read-only"])
+    check("unfence: refused in read-only mode", not ok(r) and r["code"] == "denied", r)
+    r = act(E, "pg.unfence", {"connection": "primary", "method": "roles",
+                              "roles": ["app", weird]})
+    check("unfence roles: lifted", ok(r) and r["result"]["unfenced"] is True, r)
+    check("unfence roles: app logs in again",
+          login("app").returncode == 0 and login(weird).returncode == 0)
+
+    # --- pg.fence ---
     victim = subprocess.Popen([psql, "-h", "127.0.0.1", "-p", str(E.pport), "-U", "postgres",
                                "-d", "postgres", "-c", "select pg_sleep(60)"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -410,6 +468,14 @@ def run_tests(E, primary_dir):
         timeout=10)
     check("fence: the old primary refuses writes", w and w["code"] == "denied"
           and "25006" in w["error"], w)
+    r = act(E, "pg.unfence", {"connection": "primary"})
+    check("unfence settings: lifted", ok(r) and r["result"]["unfenced"] is True, r)
+    w = wait_until(lambda: (lambda x: x if ok(x) else None)(
+        act(E, "pg.exec", {"connection": "primary", "sql": "insert into t_ro values (9)"})),
+        timeout=10)
+    check("unfence settings: the old primary takes writes again", w is not None, w)
+    r = act(E, "pg.fence", {"connection": "primary"})
+    check("fence: fenced again", ok(r) and r["result"]["fenced"] is True, r)
     stop_server(primary_dir)
     r = act(E, "pg.fence", {"connection": "primary"})
     check("fence: a stopped primary is fenced=false, reachable=false, not an error",

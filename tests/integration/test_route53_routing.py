@@ -5,29 +5,18 @@ identifiers, PRIMARY/SECONDARY, health checks), weighted and geolocation records
 get_record picks a record by set_identifier; bad combinations are refused before sending."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from motoserver import MotoServer  # noqa: E402
+
 DRBOOK = os.environ["DRBOOK"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main():
-    import boto3
-    port = free_port()
-    moto = subprocess.Popen([sys.executable, "-c", f"""
-import sys
-from moto.server import ThreadedMotoServer
-s = ThreadedMotoServer(ip_address="127.0.0.1", port={port}, verbose=False)
-s.start(); print("ready", flush=True); sys.stdin.read(); s.stop()
-"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    moto = MotoServer()
     passed = failed = 0
 
     def check(cond, msg):
@@ -37,14 +26,8 @@ s.start(); print("ready", flush=True); sys.stdin.read(); s.stop()
         failed += not cond
 
     try:
-        assert moto.stdout.readline().strip() == "ready"
-        url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing",
-                   AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1",
-                   AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null",
-                   AWS_SHARED_CREDENTIALS_FILE="/dev/null")
-        r53 = boto3.client("route53", endpoint_url=url, region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        env = moto.env()
+        r53 = moto.client("route53")
         zone = r53.create_hosted_zone(Name="example.internal.", CallerReference="t")
         zid = zone["HostedZone"]["Id"].split("/")[-1]
         hc = r53.create_health_check(CallerReference="hc", HealthCheckConfig={
@@ -122,13 +105,7 @@ s.start(); print("ready", flush=True); sys.stdin.read(); s.stop()
                    ["ResourceRecordSets"] if s["Name"] == "x.example.internal."],
               "nothing was created")
     finally:
-        if moto.poll() is None:
-            moto.stdin.close()
-            try:
-                moto.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                moto.kill()
-                moto.wait()
+        moto.close()
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed or not passed else 0)
 

@@ -255,7 +255,7 @@ int drb_awsc_imds_fetch(const char *base_url, double timeout_s, int attempts, in
 		 * to their end are used for another 15 min plus 2 to 10 (random) instead of
 		 * being refreshed on every call while the service is impaired. */
 		long long now = (long long)time(NULL);
-		long long window = 15 * 60 + 120 + (long long)(drb_http_random_unit() * 480);
+		long long window = 15 * 60 + 120 + (long long)(drb_random_unit() * 480);
 
 		if (out->expiration && now >= out->expiration - window)
 			out->expiration = now + window;

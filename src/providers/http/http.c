@@ -118,51 +118,6 @@ json_t *drb_http_json_text(const void *p, size_t n)
 	return j;
 }
 
-/* ---- randomness and backoff ----------------------------------------------------------- */
-
-static uint64_t splitmix64(uint64_t x)
-{
-	x += 0x9E3779B97F4A7C15ULL;
-	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-	return x ^ (x >> 31);
-}
-
-double drb_http_random_unit(void)
-{
-	uint64_t seed = 0;
-	ssize_t got = getrandom(&seed, sizeof(seed), GRND_NONBLOCK);
-
-	if (got != (ssize_t)sizeof(seed)) {
-		/* Without kernel entropy the jitter still only needs to differ between callers:
-		 * mix the clock, the thread and a stack address. */
-		uintptr_t here = (uintptr_t)&seed;
-
-		seed = (uint64_t)(drb_mono_now() * 1e9) ^ (uint64_t)pthread_self() ^ (uint64_t)here;
-	}
-	return (double)(splitmix64(seed) >> 11) / 9007199254740992.0; /* 2^53 */
-}
-
-double drb_backoff_delay(double base, double cap, int attempt, double unit_random)
-{
-	double ceiling;
-
-	if (!(base > 0) || !(cap > 0))
-		return 0;
-	if (!(unit_random > 0))
-		unit_random = 0; /* also NaN */
-	if (unit_random > 1)
-		unit_random = 1;
-	if (attempt < 0)
-		attempt = 0;
-	if (attempt > 1000)
-		attempt = 1000; /* ldexp stays finite up to 2^1023 */
-	ceiling = ldexp(base, attempt);
-	if (!(ceiling < cap))
-		ceiling = cap;
-	return unit_random * ceiling;
-}
-
 /* ---- one attempt ---------------------------------------------------------------------- */
 
 typedef struct xfer {
@@ -553,21 +508,6 @@ static double retry_after_s(const drb_http_resp *resp)
 }
 
 /* Sleeps s seconds in short slices; returns 1 when cancelled. */
-static int sleep_cancellable(double s, const volatile int *cancel)
-{
-	double end = drb_mono_now() + s;
-
-	for (;;) {
-		double left = end - drb_mono_now();
-
-		if (cancel && *cancel)
-			return 1;
-		if (left <= 0)
-			return 0;
-		drb_sleep_s(left < 0.1 ? left : 0.1);
-	}
-}
-
 int drb_http_perform_retry(const drb_http_req *r, const drb_http_retry *p, drb_http_resp *out,
 			   int *attempts, drb_err *err)
 {
@@ -591,12 +531,12 @@ int drb_http_perform_retry(const drb_http_req *r, const drb_http_retry *p, drb_h
 		if (!again || n >= max || (r && r->cancel && *r->cancel))
 			break;
 		delay = ra >= 0 ? (ra < cap ? ra : cap)
-				: drb_backoff_delay(base, cap, n - 1, drb_http_random_unit());
+				: drb_backoff_delay(base, cap, n - 1, drb_random_unit());
 		/* the budget is the caller's, across attempts: no attempt that cannot start */
 		if (r && r->deadline > 0 && drb_mono_now() + delay >= r->deadline)
 			break;
 		drb_http_resp_free(out);
-		if (sleep_cancellable(delay, r ? r->cancel : NULL)) {
+		if (drb_sleep_until(drb_mono_now() + delay, 0, r ? r->cancel : NULL)) {
 			rc = drb_err_set(err, DRB_EINTERRUPTED, "http: cancelled between attempts");
 			break;
 		}

@@ -176,7 +176,7 @@ out:
 }
 
 static const drb_action act_query, act_exec, act_status, act_lag, act_promote, act_fence,
-    act_sentinel_write, act_sentinel_check, act_validate;
+    act_unfence, act_sentinel_write, act_sentinel_check, act_validate;
 
 static int query_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
@@ -266,13 +266,35 @@ static const drb_action_schema promote_schema = {
 				       {"took_ms", DRB_T_INT, "time the promotion took"},
 				       FIELDS_END},
     .resource = "connection"};
+static const char *const fence_methods[] = {"settings", "roles", NULL};
+#define FENCE_ARGS                                                                                 \
+	CONN,                                                                                      \
+	    {"method",                                                                             \
+	     DRB_T_STRING,                                                                         \
+	     0,                                                                                    \
+	     "settings",                                                                           \
+	     fence_methods,                                                                        \
+	     "settings: the server's default_transaction_read_only (ALTER SYSTEM, superuser); "    \
+	     "roles: the roles in `roles` may not log in (works on RDS)"},                         \
+	{                                                                                          \
+		"roles", DRB_T_LIST, 0, NULL, NULL,                                                \
+		    "the application's roles (method roles); never the connection's own role"      \
+	}
 static const drb_action_schema fence_schema = {
-    .doc = "Fences an old primary: read-only by default, client sessions ended",
-    .args = (const drb_arg_spec[]){CONN, ARGS_END},
+    .doc = "Fences an old primary: no new writes from the application, its sessions ended",
+    .args = (const drb_arg_spec[]){FENCE_ARGS, ARGS_END},
     .result = (const drb_field_spec[]){{"fenced", DRB_T_BOOL, "the server is fenced"},
 				       {"reachable", DRB_T_BOOL, "false: the server was down"},
+				       {"method", DRB_T_STRING, "settings or roles"},
 				       {"terminated", DRB_T_INT, "client sessions ended"},
 				       {"error", DRB_T_STRING, "why it was unreachable"},
+				       FIELDS_END},
+    .resource = "connection"};
+static const drb_action_schema unfence_schema = {
+    .doc = "Undoes pg.fence (the same method and roles): writes and logins allowed again",
+    .args = (const drb_arg_spec[]){FENCE_ARGS, ARGS_END},
+    .result = (const drb_field_spec[]){{"unfenced", DRB_T_BOOL, "the fence is lifted"},
+				       {"method", DRB_T_STRING, "settings or roles"},
 				       FIELDS_END},
     .resource = "connection"};
 static const drb_action_schema sentinel_write_schema = {
@@ -588,45 +610,163 @@ out:
 	return rc;
 }
 
-/* ---- pg.fence ---- */
+/* ---- pg.fence and pg.unfence ---- */
 
-static int fence_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+/* The roles to fence, as one JSON array text (the statements read it with
+ * json_array_elements_text, so no role name is ever spliced into SQL as text), plus one
+ * ALTER ROLE statement per role, its name quoted as an identifier. */
+typedef struct fence_plan {
+	const char *method;
+	char *roles_json;
+	char **alter; /* n_roles statements */
+	size_t n_roles;
+} fence_plan;
+
+static void fence_plan_free(fence_plan *f)
+{
+	for (size_t i = 0; i < f->n_roles; i++)
+		free(f->alter[i]);
+	free(f->alter);
+	free(f->roles_json);
+}
+
+/* "ALTER ROLE "na""me" NOLOGIN": the identifier quoted as quote_ident does. NULL when out
+ * of memory (never a cut statement). */
+static char *alter_role(const char *role, const char *what)
+{
+	drb_buf b;
+	int rc;
+
+	drb_buf_init(&b, 4096);
+	rc = drb_buf_puts(&b, "ALTER ROLE \"");
+	for (const char *p = role; rc == 0 && *p; p++)
+		rc = *p == '"' ? drb_buf_puts(&b, "\"\"") : drb_buf_append(&b, p, 1);
+	if (rc == 0)
+		rc = drb_buf_printf(&b, "\" %s", what);
+	if (rc) {
+		drb_buf_free(&b);
+		return NULL;
+	}
+	return drb_buf_steal(&b);
+}
+
+static int fence_plan_make(const json_t *args, const char *action, int undo, fence_plan *f,
+			   drb_err *err)
+{
+	const json_t *roles = json_object_get(args, "roles");
+	size_t i;
+	json_t *v;
+	int rc;
+
+	memset(f, 0, sizeof(*f));
+	f->method = "settings";
+	if ((rc = drb_arg_string_opt(args, "method", &f->method, err)))
+		return rc;
+	if (!f->method)
+		f->method = "settings";
+	if (strcmp(f->method, "roles")) {
+		if (roles && !json_is_null(roles))
+			return drb_err_set(err, DRB_EINVAL,
+					   "%s: roles is for method roles (method is %s)", action,
+					   f->method);
+		return 0;
+	}
+	if (!json_is_array(roles) || !json_array_size(roles))
+		return drb_err_set(
+		    err, DRB_EINVAL,
+		    "%s: method roles needs roles, a list of the application's roles", action);
+	f->alter = calloc(json_array_size(roles), sizeof(*f->alter));
+	if (!f->alter)
+		return drb_err_set(err, DRB_ENOMEM, "%s: out of memory", action);
+	json_array_foreach(roles, i, v)
+	{
+		const char *name = json_string_value(v);
+
+		if (!name || !*name || strlen(name) > 63)
+			return drb_err_set(err, DRB_EINVAL,
+					   "%s: roles[%zu] must be a role name (1 to 63 bytes)",
+					   action, i);
+		f->alter[i] = alter_role(name, undo ? "LOGIN" : "NOLOGIN");
+		if (!f->alter[i])
+			return drb_err_set(err, DRB_ENOMEM, "%s: out of memory", action);
+		f->n_roles++;
+	}
+	f->roles_json = json_dumps(roles, JSON_COMPACT);
+	if (!f->roles_json)
+		return drb_err_set(err, DRB_ENOMEM, "%s: out of memory", action);
+	return 0;
+}
+
+/* Ends client sessions (the aggregate's filter only sees rows that passed WHERE: never our
+ * own backend, never a WAL sender); with roles, only theirs. */
+#define TERMINATE_SQL                                                                              \
+	"SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS terminated"              \
+	" FROM pg_stat_activity"                                                                   \
+	" WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+#define TERMINATE_ROLES_SQL                                                                        \
+	TERMINATE_SQL " AND usename IN (SELECT json_array_elements_text($1::json))"
+
+static int fence_common(drb_action_ctx *ctx, const drb_action *act, int undo, const json_t *args,
+			json_t **result, drb_err *err)
 {
 	const char *conn = NULL;
-	json_t *resp = NULL, *r = NULL;
-	drb_pgi_stmt st[3] = {
-	    {"ALTER SYSTEM SET default_transaction_read_only = on", NULL, 0},
-	    {"SELECT pg_reload_conf()", NULL, 0},
-	    /* the aggregate's filter only sees rows that passed WHERE: never our own backend,
-	     * never a WAL sender */
-	    {"SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS terminated"
-	     " FROM pg_stat_activity"
-	     " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
-	     NULL, 0},
-	};
+	json_t *resp = NULL, *r = NULL, *params = NULL;
+	drb_pgi_stmt *st = NULL;
+	fence_plan f;
+	size_t n = 0, last;
 	int rc;
 
 	*result = NULL;
-	rc = drb_args_check(act_fence.schema, args, err);
+	memset(&f, 0, sizeof(f));
+	rc = drb_args_check(act->schema, args, err);
 	if (rc == 0)
 		rc = drb_arg_string(args, "connection", &conn, err);
+	if (rc == 0)
+		rc = fence_plan_make(args, act->name, undo, &f, err);
 	if (rc == 0 && ctx->read_only)
 		rc = drb_err_set(err, DRB_EDENIED,
-				 "pg.fence changes the database: refused in preflight and plan");
-	if (rc == 0)
-		rc = run(ctx, "pg.fence", conn, st, 3, 0, 1, &resp, err);
+				 "%s changes the database: refused in preflight and plan",
+				 act->name);
+	if (rc)
+		goto out;
+	st = calloc(f.n_roles + 3, sizeof(*st));
+	if (!st || (f.roles_json && !(params = json_pack("[s]", f.roles_json)))) {
+		rc = drb_err_set(err, DRB_ENOMEM, "%s: out of memory", act->name);
+		goto out;
+	}
+	if (f.n_roles) {
+		for (size_t i = 0; i < f.n_roles; i++)
+			st[n++] = (drb_pgi_stmt){f.alter[i], NULL, 0};
+		if (!undo)
+			st[n++] = (drb_pgi_stmt){TERMINATE_ROLES_SQL, params, 0};
+	} else {
+		st[n++] =
+		    (drb_pgi_stmt){undo ? "ALTER SYSTEM RESET default_transaction_read_only"
+					: "ALTER SYSTEM SET default_transaction_read_only = on",
+				   NULL, 0};
+		st[n++] = (drb_pgi_stmt){"SELECT pg_reload_conf()", NULL, 0};
+		if (!undo)
+			st[n++] = (drb_pgi_stmt){TERMINATE_SQL, NULL, 0};
+	}
+	last = n - 1;
+	rc = run(ctx, act->name, conn, st, n, 0, !undo, &resp, err);
 	if (rc)
 		goto out;
 	if (json_is_false(json_object_get(resp, "reachable"))) {
 		/* the old primary being down is the usual case in a region outage: an answer */
-		r = json_pack("{s:b, s:b, s:O}", "fenced", 0, "reachable", 0, "error",
+		r = json_pack("{s:b, s:b, s:s, s:O}", "fenced", 0, "reachable", 0, "method",
+			      f.method, "error",
 			      json_object_get(json_object_get(resp, "error"), "message"));
 	} else {
 		rc = drb_pgi_response_error(resp, conn, err);
 		if (rc)
 			goto out;
-		r = json_pack("{s:b, s:b, s:O}", "fenced", 1, "reachable", 1, "terminated",
-			      json_object_get(row0(resp, 2), "terminated"));
+		if (undo)
+			r = json_pack("{s:b, s:s}", "unfenced", 1, "method", f.method);
+		else
+			r = json_pack("{s:b, s:b, s:s, s:O}", "fenced", 1, "reachable", 1, "method",
+				      f.method, "terminated",
+				      json_object_get(row0(resp, last), "terminated"));
 	}
 	if (!r) {
 		rc = drb_err_set(err, DRB_EINVAL, "connection '%s': incomplete answer", conn);
@@ -634,8 +774,21 @@ static int fence_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, dr
 	}
 	*result = r;
 out:
+	free(st);
+	fence_plan_free(&f);
+	json_decref(params);
 	json_decref(resp);
 	return rc;
+}
+
+static int fence_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	return fence_common(ctx, &act_fence, 0, args, result, err);
+}
+
+static int unfence_fn(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	return fence_common(ctx, &act_unfence, 1, args, result, err);
 }
 
 /* ---- pg.sentinel_write, pg.sentinel_check ---- */
@@ -914,6 +1067,11 @@ static const drb_action act_fence = {.name = "pg.fence",
 				     .positional = conn_positional,
 				     .fn = fence_fn,
 				     .schema = &fence_schema};
+static const drb_action act_unfence = {.name = "pg.unfence",
+				       .mode = DRB_ACT_MUT,
+				       .positional = conn_positional,
+				       .fn = unfence_fn,
+				       .schema = &unfence_schema};
 static const drb_action act_sentinel_write = {.name = "pg.sentinel_write",
 					      .mode = DRB_ACT_MUT,
 					      .positional = sw_positional,
@@ -931,6 +1089,6 @@ static const drb_action act_validate = {.name = "pg.validate",
 					.schema = &validate_schema};
 
 const drb_action *const drb_pg_actions[] = {
-    &act_query, &act_exec,	     &act_status,	  &act_lag,	 &act_promote,
-    &act_fence, &act_sentinel_write, &act_sentinel_check, &act_validate, NULL,
+    &act_query,	  &act_exec,	       &act_status,	    &act_lag,	   &act_promote, &act_fence,
+    &act_unfence, &act_sentinel_write, &act_sentinel_check, &act_validate, NULL,
 };

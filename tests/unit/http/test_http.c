@@ -595,7 +595,7 @@ static void test_backoff(void **state)
 	assert_true(drb_backoff_delay(0.2, 20, 2, NAN) == 0);
 	assert_true(drb_backoff_delay(0, 20, 2, 1) == 0);
 	for (i = 0; i < 100; i++) {
-		double a = drb_http_random_unit(), b = drb_http_random_unit();
+		double a = drb_random_unit(), b = drb_random_unit();
 
 		assert_true(a >= 0 && a < 1);
 		differ += a != b;

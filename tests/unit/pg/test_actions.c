@@ -149,6 +149,7 @@ static void test_table(void **state)
 	    {"pg.replication_lag", DRB_ACT_RO, "connection"},
 	    {"pg.promote", DRB_ACT_MUT, "connection,wait"},
 	    {"pg.fence", DRB_ACT_MUT, "connection"},
+	    {"pg.unfence", DRB_ACT_MUT, "connection"},
 	    {"pg.sentinel_write", DRB_ACT_MUT, "connection,note"},
 	    {"pg.sentinel_check", DRB_ACT_RO, "connection,id"},
 	    {"pg.validate", DRB_ACT_RO, "connection,checks"},
@@ -422,14 +423,16 @@ static void test_fence(void **state)
 	answer(f,
 	       "{\"status\":0,\"reachable\":false,\"error\":{\"message\":\"connection refused\"}}");
 	assert_int_equal(call(f, "pg.fence", "{\"connection\":\"db\"}", &r, &err), 0);
-	assert_json(r, "{\"fenced\":false,\"reachable\":false,\"error\":\"connection refused\"}");
+	assert_json(r, "{\"fenced\":false,\"reachable\":false,\"method\":\"settings\",\"error\":"
+		       "\"connection refused\"}");
 	json_decref(r);
 
 	answer(f, "{\"status\":0,\"reachable\":true,\"results\":[{\"command_tag\":\"ALTER SYSTEM\","
 		  "\"rows\":[]},{\"rows\":[{\"pg_reload_conf\":true}]},{\"rows\":[{\"terminated\":"
 		  "3}]}]}");
 	assert_int_equal(call(f, "pg.fence", "{\"connection\":\"db\"}", &r, &err), 0);
-	assert_json(r, "{\"fenced\":true,\"reachable\":true,\"terminated\":3}");
+	assert_json(
+	    r, "{\"fenced\":true,\"reachable\":true,\"method\":\"settings\",\"terminated\":3}");
 	json_decref(r);
 
 	answer(f,

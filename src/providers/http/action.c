@@ -1,4 +1,4 @@
-/* The built-in `http.request` action: one HTTP call through the seam with the shared client
+/* The `http.request` action: one HTTP call through the seam with the shared client
  * (src/providers/http). A non-2xx status is an answer for the runbook to assert on, not an
  * error; transport failures are errors the step's retry policy may retry. */
 #include <ctype.h>
@@ -11,7 +11,6 @@
 #include <drbook/http.h>
 #include <drbook/util.h>
 
-#include "builtins.h"
 
 #define DEFAULT_TIMEOUT_S 30.0
 #define DEFAULT_MAX_RESPONSE ((long long)8 << 20)

@@ -1,4 +1,4 @@
-/* Tests for src/engine/action_http.c (http.request) against the local fault server: what
+/* Tests for src/providers/http/action.c (http.request) against the local fault server: what
  * is sent, what comes back, what the audit log would see (redacted), the read-only mode,
  * and which failures are errors. */
 #include <setjmp.h>
@@ -17,7 +17,6 @@
 #include <drbook/http.h>
 #include <drbook/util.h>
 
-#include "engine/builtins.h"
 #include "http/direct_seam.h"
 #include "test_server.h"
 

@@ -1,4 +1,4 @@
-/* Tests for src/engine/action_exec.c: no shell, captured and capped output, exit codes and
+/* Tests for src/providers/exec/exec.c: no shell, captured and capped output, exit codes and
  * signals, environment, stdin, cwd, and that a timeout or cancel kills the whole process
  * group and leaves no child, zombie or fd behind. */
 #include <dirent.h>
@@ -21,7 +21,7 @@
 #include <drbook/action.h>
 #include <drbook/util.h>
 
-#include "engine/builtins.h"
+#include <drbook/exec.h>
 #include "http/direct_seam.h"
 
 typedef struct fixture {

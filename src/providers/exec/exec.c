@@ -1,4 +1,4 @@
-/* The built-in `exec` action: runs a program (no shell) in its own process group, captures
+/* The `exec` action: runs a program (no shell) in its own process group, captures
  * capped stdout/stderr, feeds stdin, and on timeout or cancel kills the whole group and reaps
  * it, so that a runbook step can never leave a stray process, fd or zombie behind. */
 
@@ -27,7 +27,7 @@
 #include <drbook/http.h>
 #include <drbook/util.h>
 
-#include "builtins.h"
+#include <drbook/exec.h>
 
 extern char **environ;
 
