@@ -120,6 +120,11 @@ def main():
         p, ends, calls = r.run(f"""  - id: events
     action: aws.rds.describe_events
     with: {{ source_identifier: prod-db, duration: 120 }}
+  - id: events-window
+    action: aws.rds.describe_events
+    with: {{ source_identifier: prod-db, source_type: db-instance,
+            start_time: "2026-11-25T04:00:00+01:00", end_time: "2026-11-25T05:00:00Z",
+            event_categories: [failover, availability] }}
   - id: replica
     action: aws.rds.create_db_instance_read_replica
     with: {{ id: prod-db-replica, source: prod-db, instance_class: db.r6g.xlarge,
@@ -173,6 +178,22 @@ def main():
             % ev)
         check(recorded(calls, "DescribeEvents").get("params", {}).get("SourceType") ==
               "db-instance", "describe_events sends SourceType db-instance with an identifier")
+
+        import datetime
+        utc = datetime.timezone.utc
+        check(wire(recorded(calls, "DescribeEvents", 1).get("params", {})) == botocore_query(
+            "DescribeEvents", {"SourceIdentifier": "prod-db", "SourceType": "db-instance",
+                               "StartTime": datetime.datetime(2026, 11, 25, 3, tzinfo=utc),
+                               "EndTime": datetime.datetime(2026, 11, 25, 5, tzinfo=utc),
+                               "EventCategories": ["failover", "availability"],
+                               "MaxRecords": 100}),
+              "DescribeEvents on the wire = botocore's (times in UTC, categories as "
+              "EventCategories.EventCategory.N): %s"
+              % recorded(calls, "DescribeEvents", 1).get("params"))
+        # moto ignores the window and the categories (it filters by source only), so only
+        # the request is checked for them, against botocore.
+        check(ends.get("events-window", {}).get("status") == "ok",
+              "describe_events with a time window and categories runs")
 
         rep = res.get("replica", {})
         check((rep.get("id"), rep.get("replica_source"), rep.get("instance_class")) ==
