@@ -1,6 +1,11 @@
 /* The aws.rds.* actions (RDS Query API 2014-10-31): describe, promote, reboot with failover,
- * cluster failover, snapshots and the two restores. Every instance-returning action gives
- * the same fields (DESIGN.md catalog v1) so runbooks can poll any of them the same way. */
+ * cluster failover, snapshots (list, create, copy), the two restores, read replicas,
+ * modify and events. Every instance-returning action gives the same fields (DESIGN.md
+ * catalog v1, and where the instance lives) so runbooks can poll any of them the same way.
+ * Lists and tags are sent as the botocore model says (PARAM.LOCATIONNAME.N,
+ * Tags.Tag.N.Key/Value); the creating actions are idempotent in effect where RDS lets
+ * drbook tell its own earlier effect from someone else's (replicas, snapshots), and the
+ * restores are not (RDS does not say which snapshot an instance came from). */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -364,7 +369,7 @@ static int add_param(const char *action, const rds_param *m, const json_t *v, js
 			if (!*k || tag_text(e, tmp, sizeof(tmp), &t) != 0)
 				return drb_err_set(err, DRB_EINVAL,
 						   "%s: argument '%s': tag '%.100s' needs a "
-						   "non-empty key and a string value",
+						   "non-empty key and a string (or number) value",
 						   action, m->arg, k);
 			i++;
 			snprintf(key, sizeof(key), "%s.%s.%zu.Key", m->param, m->member, i);
