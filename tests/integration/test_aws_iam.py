@@ -33,6 +33,14 @@ IAM_OF = {
     "aws.rds.describe_db_snapshots": ["rds:DescribeDBSnapshots"],
     "aws.rds.restore_db_instance_to_point_in_time": ["rds:RestoreDBInstanceToPointInTime"],
     "aws.rds.restore_db_instance_from_snapshot": ["rds:RestoreDBInstanceFromDBSnapshot"],
+    "aws.rds.describe_events": ["rds:DescribeEvents"],
+    # looks the name up first (idempotent in effect), then creates
+    "aws.rds.create_db_instance_read_replica": ["rds:DescribeDBInstances",
+                                                "rds:CreateDBInstanceReadReplica"],
+    "aws.rds.modify_db_instance": ["rds:ModifyDBInstance"],
+    # DescribeDBSnapshots only when the name exists (to tell our snapshot from another)
+    "aws.rds.create_db_snapshot": ["rds:CreateDBSnapshot", "rds:DescribeDBSnapshots"],
+    "aws.rds.copy_db_snapshot": ["rds:CopyDBSnapshot", "rds:DescribeDBSnapshots"],
     "aws.route53.get_record": ["route53:ListResourceRecordSets"],
     "aws.route53.upsert_record": ["route53:ChangeResourceRecordSets", "route53:GetChange"],
     "aws.route53.get_change": ["route53:GetChange"],
@@ -42,6 +50,13 @@ IAM_OF = {
     "aws.ecs.update_service": ["ecs:UpdateService"],
     "aws.ecs.list_tasks": ["ecs:ListTasks"],
     "aws.ecs.stop_task": ["ecs:StopTask"],
+    "aws.appautoscaling.describe_scalable_targets":
+        ["application-autoscaling:DescribeScalableTargets"],
+    # reads the target back after registering it
+    "aws.appautoscaling.register_scalable_target":
+        ["application-autoscaling:RegisterScalableTarget",
+         "application-autoscaling:DescribeScalableTargets"],
+    "aws.ecr.describe_images": ["ecr:DescribeImages"],
     "aws.sns.publish": ["sns:Publish"],
     "aws.cloudwatch.put_metric_data": ["cloudwatch:PutMetricData"],
     # EC2, S3 and ElastiCache (docs/aws.md lists them too)

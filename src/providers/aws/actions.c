@@ -45,7 +45,87 @@ static const drb_field_spec instance_fields[] = {
     FIELD("replica_source", S, "the instance this one replicates, null when not a replica"),
     FIELD("replicas", DRB_T_LIST, "identifiers of this instance's read replicas"),
     FIELD("cluster", S, "Aurora cluster identifier, or null"),
+    FIELD("arn", S, "the instance's ARN (a cross-region replica's source names it)"),
+    FIELD("instance_class", S, "db.r6g.large, ..."),
+    FIELD("vpc_security_group_ids", DRB_T_LIST, "its VPC security groups"),
+    FIELD("db_subnet_group", S, "its DB subnet group, or null"),
+    FIELD("db_parameter_group", S, "its (first) DB parameter group, or null"),
+    FIELD("backup_retention_days", I, "automated backup retention (0: none)"),
+    FIELD("pending_instance_class", S, "an instance class change not applied yet, or null"),
+    FIELD("tags", DRB_T_MAP, "tags as {key: value} (when RDS includes them in the answer)"),
     END};
+
+/* Where a new or restored instance lands: without them AWS puts it in the default VPC
+ * security group and subnet group, unreachable from the services (issue 11 point 6). */
+#define RDS_PLACEMENT                                                                              \
+	ARG("instance_class", S, 0, NULL, "DB instance class (db.r6g.large...)"),                  \
+	    ARG("db_subnet_group", S, 0, NULL, "DB subnet group name (DBSubnetGroupName)"),        \
+	    ARG("vpc_security_group_ids", DRB_T_LIST, 0, NULL,                                     \
+		"VPC security group ids (VpcSecurityGroupIds)"),                                   \
+	    ARG("db_parameter_group", S, 0, NULL, "DB parameter group name (DBParameterGroupName)"), \
+	    ARG("multi_az", B, 0, NULL, "a Multi-AZ deployment (default: RDS's)"),                 \
+	    ARG("tags", DRB_T_MAP, 0, NULL, "tags as {key: value}")
+#define RDS_OLD_SUBNET_GROUP                                                                       \
+	ARG("subnet_group", S, 0, NULL, "old name of db_subnet_group (give one of them)")
+
+/* The fields of every snapshot-returning RDS action. */
+static const drb_field_spec snapshot_fields[] = {
+    FIELD("id", S, "DB snapshot identifier"),
+    FIELD("status", S, "creating, available, copying, ..."),
+    FIELD("instance", S, "the instance it was taken of"),
+    FIELD("created_at", S, "RFC 3339 time, or null while creating"),
+    FIELD("arn", S, "the snapshot's ARN (what a cross-region copy names as source)"),
+    FIELD("type", S, "manual or automated"),
+    FIELD("engine", S, "postgres, ..."),
+    FIELD("percent_progress", I, "0..100"),
+    FIELD("encrypted", B, "encrypted at rest"),
+    FIELD("source_region", S, "a copy's source region, or null"),
+    FIELD("source_snapshot", S, "a cross-region copy's source ARN, or null"),
+    FIELD("tags", DRB_T_MAP, "tags as {key: value}"),
+    END};
+
+static const char *const rds_source_types[] = {
+    "db-instance", "db-parameter-group", "db-security-group", "db-snapshot", "db-cluster",
+    "db-cluster-snapshot", "custom-engine-version", "db-proxy", "blue-green-deployment",
+    "db-shard-group", "zero-etl", NULL};
+
+static const char *const aas_namespaces[] = {
+    "ecs", "elasticmapreduce", "ec2", "appstream", "dynamodb", "rds", "sagemaker",
+    "custom-resource", "comprehend", "lambda", "cassandra", "kafka", "elasticache", "neptune",
+    "workspaces", NULL};
+
+/* Which scalable target: the same arguments for describe and register. */
+#define AAS_TARGET                                                                                 \
+	{"service_namespace", S, 0, "ecs", aas_namespaces, "the service the target belongs to"},   \
+	    ARG("resource_id", S, 0, NULL,                                                         \
+		"the resource (service/CLUSTER/SERVICE for ECS); or cluster and service"),         \
+	    ARG("cluster", S, 0, NULL, "ECS cluster name: with service, resource_id "             \
+				       "service/CLUSTER/SERVICE"),                                \
+	    ARG("service", S, 0, NULL, "ECS service name (with cluster)"),                         \
+	    ARG("scalable_dimension", S, 0, "ecs:service:DesiredCount",                            \
+		"what scales (the default applies to service_namespace ecs only)")
+
+static const drb_field_spec aas_target_fields[] = {
+    FIELD("service_namespace", S, "ecs, ..."),
+    FIELD("resource_id", S, "service/CLUSTER/SERVICE for ECS"),
+    FIELD("scalable_dimension", S, "ecs:service:DesiredCount, ..."),
+    FIELD("min_capacity", I, "auto scaling never goes below it"),
+    FIELD("max_capacity", I, "auto scaling never goes above it"),
+    FIELD("arn", S, "the scalable target's ARN"),
+    FIELD("role_arn", S, "the service-linked role"),
+    FIELD("created_at", S, "RFC 3339 time"),
+    FIELD("dynamic_scaling_in_suspended", B, "scale-in by policies suspended"),
+    FIELD("dynamic_scaling_out_suspended", B, "scale-out by policies suspended"),
+    FIELD("scheduled_scaling_suspended", B, "scheduled actions suspended"),
+    END};
+
+#define AAS_SUSPEND                                                                                \
+	ARG("dynamic_scaling_in_suspended", B, 0, NULL,                                            \
+	    "suspend scale-in by scaling policies (default: unchanged)"),                          \
+	    ARG("dynamic_scaling_out_suspended", B, 0, NULL,                                       \
+		"suspend scale-out by scaling policies (default: unchanged)"),                     \
+	    ARG("scheduled_scaling_suspended", B, 0, NULL,                                         \
+		"suspend scheduled scaling actions (default: unchanged)")
 
 static const drb_field_spec change_fields[] = {
     FIELD("change_id", S, "Route 53 change id (without /change/)"),
@@ -216,9 +296,8 @@ const drb_action drb_aws_actions[] = {
 				  "RFC 3339 time to restore to (exactly one of "
 				  "restore_time, latest)"),
 			      ARG("latest", B, 0, "false", "restore to the latest restorable time"),
-			      ARG("instance_class", S, 0, NULL, "default: the source's"),
-			      ARG("subnet_group", S, 0, NULL, "DB subnet group name"),
-			      ARG("multi_az", B, 0, NULL, "default: RDS's"), COMMON},
+			      ARG("availability_zone", S, 0, NULL, "default: RDS chooses"),
+			      RDS_PLACEMENT, RDS_OLD_SUBNET_GROUP, COMMON},
 	     .result = instance_fields,
 	     .result_doc = "the new instance, as aws.rds.describe_db_instance",
 	     .resource = "target"}},
@@ -231,12 +310,122 @@ const drb_action drb_aws_actions[] = {
 	     .args = (const drb_arg_spec[]){ARG("snapshot", S, 1, NULL, "snapshot identifier"),
 					    ARG("target", S, 1, NULL,
 						"identifier of the new instance"),
-					    ARG("instance_class", S, 0, NULL,
-						"default: the snapshot's"),
-					    ARG("subnet_group", S, 0, NULL, "DB subnet group name"),
-					    ARG("multi_az", B, 0, NULL, "default: RDS's"), COMMON},
+					    ARG("availability_zone", S, 0, NULL,
+						"default: RDS chooses"),
+					    RDS_PLACEMENT, RDS_OLD_SUBNET_GROUP, COMMON},
 	     .result = instance_fields,
 	     .result_doc = "the new instance, as aws.rds.describe_db_instance",
+	     .resource = "target"}},
+    {.name = "aws.rds.describe_events",
+     .mode = DRB_ACT_RO,
+     .fn = drb_awsi_rds_events,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "RDS events of a source, oldest first (DescribeEvents): a failover RDS "
+		    "made by itself, a reboot, a backup",
+	     .args =
+		 (const drb_arg_spec[]){
+		     ARG("source_identifier", S, 0, NULL,
+			 "the instance (or snapshot, cluster...) the events are about; "
+			 "default: every source"),
+		     {"source_type", S, 0, NULL, rds_source_types,
+		      "the kind of source; default db-instance when source_identifier is "
+		      "given"},
+		     ARG("duration", I, 0, NULL,
+			 "minutes back from now, 1..20160 (default: RDS's 60)"),
+		     ARG("start_time", S, 0, NULL, "RFC 3339 time (instead of duration)"),
+		     ARG("end_time", S, 0, NULL, "RFC 3339 time (default: now)"),
+		     ARG("event_categories", DRB_T_LIST, 0, NULL,
+			 "only these categories: failover, availability, failure, ..."),
+		     COMMON},
+	     .result = (const drb_field_spec[]){FIELD("events", DRB_T_LIST,
+						      "{time, message, categories, source, "
+						      "source_type, source_arn}, oldest first"),
+						END},
+	     .resource = "source_identifier"}},
+    {.name = "aws.rds.create_db_instance_read_replica",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_rds_read_replica,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Creates a read replica of an instance, here or from another region "
+		    "(CreateDBInstanceReadReplica); an existing replica of the same source "
+		    "under that name is the answer",
+	     .args = (const drb_arg_spec
+			  []){ARG("id", S, 1, NULL, "identifier of the new replica"),
+			      ARG("source", S, 1, NULL,
+				  "the instance to replicate: its identifier, or its ARN when it "
+				  "is in another region"),
+			      ARG("source_region", S, 0, NULL,
+				  "the source's region when it is not this one (checked against "
+				  "the ARN)"),
+			      ARG("availability_zone", S, 0, NULL, "default: RDS chooses"),
+			      ARG("kms_key_id", S, 0, NULL,
+				  "KMS key in this region (needed for an encrypted source in "
+				  "another region)"),
+			      RDS_PLACEMENT, COMMON},
+	     .result = instance_fields,
+	     .result_doc = "the new replica, as aws.rds.describe_db_instance",
+	     .resource = "id"}},
+    {.name = "aws.rds.modify_db_instance",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_rds_modify,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Changes an instance's class, Multi-AZ, network, parameter group or "
+		    "backups (ModifyDBInstance); the same values again change nothing",
+	     .args = (const drb_arg_spec
+			  []){ARG("id", S, 1, NULL, "DB instance identifier"),
+			      ARG("apply_immediately", B, 0, "true",
+				  "apply now (false: in the next maintenance window, AWS's own "
+				  "default)"),
+			      ARG("instance_class", S, 0, NULL, "new DB instance class"),
+			      ARG("multi_az", B, 0, NULL, "add or remove the Multi-AZ standby"),
+			      ARG("vpc_security_group_ids", DRB_T_LIST, 0, NULL,
+				  "the VPC security groups (replaces the list)"),
+			      ARG("db_subnet_group", S, 0, NULL, "move to this DB subnet group"),
+			      ARG("db_parameter_group", S, 0, NULL, "DB parameter group name"),
+			      ARG("backup_retention_days", I, 0, NULL,
+				  "automated backup retention, 0..35 (0 turns backups off)"),
+			      ARG("allocated_storage", I, 0, NULL, "storage in GiB"),
+			      ARG("deletion_protection", B, 0, NULL, "refuse deletion"), COMMON},
+	     .result = instance_fields,
+	     .result_doc = "the instance, as aws.rds.describe_db_instance (changes not yet "
+			   "applied show in pending_instance_class and the status)",
+	     .resource = "id"}},
+    {.name = "aws.rds.create_db_snapshot",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_rds_create_snapshot,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Takes a manual snapshot of an instance (CreateDBSnapshot); an existing "
+		    "snapshot of the same instance under that name is the answer",
+	     .args = (const drb_arg_spec[]){ARG("snapshot", S, 1, NULL,
+						"identifier of the new snapshot"),
+					    ARG("instance", S, 1, NULL, "the DB instance"),
+					    ARG("tags", DRB_T_MAP, 0, NULL, "tags as {key: value}"),
+					    COMMON},
+	     .result = snapshot_fields,
+	     .resource = "snapshot"}},
+    {.name = "aws.rds.copy_db_snapshot",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_rds_copy_snapshot,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Copies a snapshot, also from another region into this one "
+		    "(CopyDBSnapshot); an existing copy of the same source is the answer",
+	     .args = (const drb_arg_spec
+			  []){ARG("source", S, 1, NULL,
+				  "the snapshot to copy: its identifier, or its ARN when it is in "
+				  "another region"),
+			      ARG("target", S, 1, NULL, "identifier of the copy"),
+			      ARG("kms_key_id", S, 0, NULL,
+				  "KMS key in this region (needed to copy an encrypted snapshot "
+				  "across regions)"),
+			      ARG("copy_tags", B, 0, NULL, "copy the source's tags"),
+			      ARG("tags", DRB_T_MAP, 0, NULL, "tags as {key: value}"), COMMON},
+	     .result = snapshot_fields,
+	     .result_doc = "the copy",
 	     .resource = "target"}},
     {.name = "aws.route53.get_record",
      .mode = DRB_ACT_RO,
@@ -616,6 +805,59 @@ const drb_action drb_aws_actions[] = {
 	     .result = rg_fields,
 	     .result_doc = "the group, as an item of aws.elasticache.describe_replication_groups",
 	     .resource = "id"}},
+    {.name = "aws.appautoscaling.describe_scalable_targets",
+     .mode = DRB_ACT_RO,
+     .fn = drb_awsi_aas_describe,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Application Auto Scaling targets: a service's minimum and maximum "
+		    "(DescribeScalableTargets)",
+	     .args = (const drb_arg_spec[]){AAS_TARGET, COMMON},
+	     .result = (const drb_field_spec[]){FIELD("targets", DRB_T_LIST,
+						      "the targets (all pages), each with the "
+						      "fields of register_scalable_target; empty "
+						      "when none is registered"),
+						END},
+	     .resource = "resource_id"}},
+    {.name = "aws.appautoscaling.register_scalable_target",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_aas_register,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Registers or updates a scalable target's minimum and maximum "
+		    "(RegisterScalableTarget), so auto scaling cannot undo a failover's scaling",
+	     .args = (const drb_arg_spec[]){AAS_TARGET,
+					    ARG("min_capacity", I, 0, NULL,
+						"new minimum (required for a new target)"),
+					    ARG("max_capacity", I, 0, NULL,
+						"new maximum (required for a new target)"),
+					    AAS_SUSPEND,
+					    ARG("tags", DRB_T_MAP, 0, NULL,
+						"tags as {key: value} (a new target only)"),
+					    COMMON},
+	     .result = aas_target_fields,
+	     .result_doc = "the target as registered (read back)",
+	     .resource = "resource_id"}},
+    {.name = "aws.ecr.describe_images",
+     .mode = DRB_ACT_RO,
+     .fn = drb_awsi_ecr_describe_images,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Images of an ECR repository, or one by tag or digest (DescribeImages): a "
+		    "missing repository or image is not_found (RepositoryNotFoundException, "
+		    "ImageNotFoundException in the message)",
+	     .args = (const drb_arg_spec[]){ARG("repository", S, 1, NULL, "repository name"),
+					    ARG("image_tag", S, 0, NULL, "only the image so tagged"),
+					    ARG("image_digest", S, 0, NULL,
+						"only the image with this digest (sha256:...)"),
+					    ARG("registry_id", S, 0, NULL,
+						"the registry's account id (default: yours)"),
+					    COMMON},
+	     .result = (const drb_field_spec[]){FIELD("images", DRB_T_LIST,
+						      "{digest, tags, pushed_at (RFC 3339), "
+						      "size_bytes} (all pages)"),
+						END},
+	     .resource = "repository"}},
     {.name = NULL},
 };
 
