@@ -58,6 +58,7 @@ typedef struct drb_run {
 	int phase_ro;	  /* preflight or plan: mutating calls refused */
 	int lua_ro;	  /* a read-only Lua entry is running (protected by the Lua lock) */
 	size_t printed;	  /* bytes of Lua print logged so far (protected by the Lua lock) */
+	json_t *print_steps; /* {uid: bytes printed} by each step's script (same lock), or NULL */
 	double rpo_s;	  /* measured RPO, < 0 unknown */
 	json_t *end_info; /* at the end: {rto_s, rpo_s, targets} for the `run` global */
 	int changed;	  /* a mutating action ran: exit 3 is no longer possible */

@@ -282,10 +282,13 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 		char chunk[512];
 		const char *script = s ? s->script : NULL;
 		int was_ro = r->lua_ro;
+		double was_stop;
 
 		if (!script)
 			script = json_string_value(json_object_get(args, "script"));
 		drb_lua_lock(r->lua);
+		/* the script ends with the step's time budget, like the calls it makes */
+		was_stop = drb_lua_set_step_deadline(r->lua, deadline);
 		lua_current = &lc;
 		r->lua_ro = !mut;
 		if (a == &drb_action_lua) {
@@ -301,6 +304,7 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 		}
 		r->lua_ro = was_ro;
 		lua_current = NULL;
+		drb_lua_set_step_deadline(r->lua, was_stop);
 		drb_lua_unlock(r->lua);
 		return rc;
 	}
@@ -552,29 +556,48 @@ static void make_run_id(char *out, size_t n)
 		 ts + 14, ts + 17, rnd[0], rnd[1], rnd[2]);
 }
 
-/* Lua print, one lua.print record per call, up to DRB_PRINT_RUN_MAX bytes per run: a script
- * printing in a loop must not fill the disk holding the log. Past the cap, one record says
- * so and the rest is dropped; the script itself goes on. Called under the Lua lock. */
+/* Lua print, one lua.print record per call, up to DRB_PRINT_STEP_MAX bytes per step (a lua
+ * step's script or custom action, all its attempts) and DRB_PRINT_RUN_MAX per run: a script
+ * printing in a loop must not fill the disk holding the log. Past a cap, one record says so
+ * and the rest is dropped; the script itself goes on. Called under the Lua lock. */
 #define DRB_PRINT_RUN_MAX ((size_t)8 * 1024 * 1024)
+#define DRB_PRINT_STEP_MAX ((size_t)1024 * 1024)
 
 static void print_to_log(void *ud, const char *line)
 {
 	drb_run *r = ud;
-	size_t n = strlen(line);
+	size_t n = strlen(line), step_used = 0;
+	const char *uid = lua_current ? lua_current->uid : NULL;
 	json_t *d = NULL;
 	drb_err e = {0};
 
 	if (r->printed > DRB_PRINT_RUN_MAX)
 		return;
+	if (uid) {
+		if (!r->print_steps && !(r->print_steps = json_object()))
+			return;
+		step_used = (size_t)json_integer_value(json_object_get(r->print_steps, uid));
+		if (step_used > DRB_PRINT_STEP_MAX)
+			return;
+	}
 	if (n > DRB_PRINT_RUN_MAX - r->printed) {
 		r->printed = DRB_PRINT_RUN_MAX + 1;
 		d = json_pack("{s:s, s:b}", "line",
 			      "print output truncated: over 8 MiB in this run", "truncated", 1);
+	} else if (uid && n > DRB_PRINT_STEP_MAX - step_used) {
+		step_used = DRB_PRINT_STEP_MAX + 1;
+		d = json_pack("{s:s, s:b}", "line",
+			      "print output truncated: over 1 MiB in this step", "truncated", 1);
 	} else {
 		r->printed += n;
+		step_used += n;
 		d = json_pack("{s:s}", "line", line);
 	}
-	drb_emit(r, "lua.print", NULL, d, &e);
+	if (uid && json_object_set_new(r->print_steps, uid, json_integer((json_int_t)step_used))) {
+		json_decref(d);
+		return;
+	}
+	drb_emit(r, "lua.print", uid, d, &e);
 	json_decref(d);
 }
 
@@ -722,6 +745,7 @@ void drb_run_fini(drb_run *r)
 	drb_audit_close(r->audit);
 	drb_evidence_close(r->evidence);
 	json_decref(r->summary);
+	json_decref(r->print_steps);
 	json_decref(r->end_info);
 	json_decref(r->secrets);
 	json_decref(r->connections);
