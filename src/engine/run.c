@@ -540,7 +540,8 @@ void drb_run_result_free(drb_run_result *r)
 	json_decref(r->steps);
 	json_decref(r->plan);
 	json_decref(r->critical_path);
-	r->steps = r->plan = r->critical_path = NULL;
+	json_decref(r->forecast);
+	r->steps = r->plan = r->critical_path = r->forecast = NULL;
 }
 
 static void make_run_id(char *out, size_t n)
