@@ -397,11 +397,18 @@ static void print_plan(const drb_runbook *rb, const drb_run_result *res)
 		print_step_forecast(res->forecast, i);
 		if (json_object_get(s, "for_each")) {
 			const json_t *kids = json_object_get(s, "children");
+			long long over = json_integer_value(json_object_get(s, "items_over_cap"));
 
 			if (kids)
 				printf("      for each %s: %zu items\n",
 				       json_string_value(json_object_get(s, "for_each")),
 				       json_array_size(kids));
+			else if (over)
+				printf(
+				    "      for each %s: %lld items, more than the %d allowed: the "
+				    "run will fail this step\n",
+				    json_string_value(json_object_get(s, "for_each")), over,
+				    DRB_FOR_EACH_MAX);
 			else
 				printf("      for each %s: items known only during the run\n",
 				       json_string_value(json_object_get(s, "for_each")));

@@ -849,7 +849,12 @@ static json_t *plan_steps(drb_run *r, json_t **critical)
 			}
 			plan_unit(r, s, NULL, o); /* as written, for the step as a whole */
 			json_object_del(o, "when_result");
-			if (json_is_array(items)) {
+			if (json_array_size(items) > DRB_FOR_EACH_MAX) {
+				/* the run fails this step: no children are listed */
+				json_object_set_new(
+				    o, "items_over_cap",
+				    json_integer((json_int_t)json_array_size(items)));
+			} else if (json_is_array(items)) {
 				json_t *kids = json_array(), *it;
 				size_t k;
 

@@ -394,14 +394,24 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 			goto failed;
 		{
 			double delay = drb_retry_delay(policy, attempts, drb_http_random_unit());
-			json_t *d = json_pack("{s:i, s:s, s:f}", "attempt", attempts, "error",
-					      err->msg, "delay_s", delay);
+			json_t *d = NULL;
 			drb_err e2 = {0};
 
+			/* no retry is announced that the step's budget has no room for */
+			if (deadline > 0 && drb_mono_now() + delay >= deadline) {
+				size_t n = strlen(err->msg);
+
+				snprintf(
+				    err->msg + n, sizeof(err->msg) - n,
+				    " (not retried: the step's time budget ends before attempt "
+				    "%d could start)",
+				    attempts + 1);
+				goto failed;
+			}
+			d = json_pack("{s:i, s:s, s:f}", "attempt", attempts, "error", err->msg,
+				      "delay_s", delay);
 			drb_emit(r, "step.retry", uid, d, &e2);
 			json_decref(d);
-			if (deadline > 0 && drb_mono_now() + delay >= deadline)
-				goto failed;
 			if ((rc = wait_for(r, delay, deadline)) != 0)
 				goto failed;
 		}

@@ -137,6 +137,9 @@ def test_for_each_value_over_the_cap_fails_at_run_time(c):
     """)
     r = c.drbook("run", rb, "--audit", "small.jsonl")
     check(r.code == 0, "a short list runs", r)
+    r = c.drbook("plan", rb, "-p", "n=5000", "--audit", "plan.jsonl")
+    check(r.code == 0 and "5000 items, more than the 1000 allowed: the run will fail this step"
+          in r.out, "plan says so before the run, listing no items", r)
     r = c.drbook("run", rb, "-p", "n=5000", "--audit", "run.jsonl")
     check(r.code == 1, "a list over the cap fails the step", r)
     log = c.log()
@@ -182,6 +185,9 @@ def test_retries_share_the_step_timeout(c):
     end = events(c.log(), "step.end", "hang")[0]["data"]
     check(end["duration_ms"] < 3000, f"all attempts within the step's 2 s: {end}")
     check(r.elapsed < 8, f"the run took {r.elapsed:.1f}s", r)
+    check("not retried: the step's time budget ends before attempt 2" in end["error"],
+          f"the error says why no retry came: {end}")
+    check(not events(c.log(), "step.retry", "hang"), "no retry announced that never came")
 
 
 def test_until_polls_and_retries_stop_at_the_run_deadline(c):
