@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
 sys.path.insert(0, HERE)
 
-from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import run_test  # noqa: E402
 from test_scenario_ecs import DRBOOK, SRC, Alerts  # noqa: E402
 from test_scenario_region import make_sentinel_table, now_rfc3339, region_params  # noqa: E402
 
