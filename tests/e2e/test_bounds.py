@@ -159,7 +159,7 @@ def test_lua_step_ends_at_its_timeout(c):
             timeout: 1s
             script: |
               local x = ""
-              while true do x = string.rep("ab", 300000):upper() end
+              while true do x = string.rep("ab", 30000):upper() end
     """)
     r = c.drbook("run", rb, "--audit", "run.jsonl")
     check(r.code == 1, "the step fails", r)
@@ -197,18 +197,16 @@ def test_until_polls_and_retries_stop_at_the_run_deadline(c):
         deadline: 2s
         steps:
           - id: wait
-            action: lua
+            action: exec
             read_only: true
-            script: |
-              local x = ""
-              for i = 1, 40 do x = string.rep("ab", 300000):upper() end
-              return { ready = false }
-            until: result.ready
+            with: { argv: [sh, -c, "sleep 0.3; echo no"] }
+            until: result.stdout == "yes"
             every: 1s
             retry: { attempts: 5, backoff: fixed, initial: 1s }
     """)
     r = c.drbook("run", rb, "--audit", "run.jsonl")
-    check(r.code == 3, "the wait fails (a check saying no before any change: refused)", r)
+    # 3 when the deadline comes between checks (a check saying no), 1 when it stops a call
+    check(r.code in (1, 3), "the wait fails", r)
     end = events(c.log(), "step.end", "wait")[0]["data"]
     check(end["duration_ms"] < 3500, f"polls end with the run's 2 s deadline: {end}")
     check(r.elapsed < 8, f"the run took {r.elapsed:.1f}s", r)
