@@ -82,6 +82,7 @@ typedef struct drb_run_result {
 	 * for_each, items, children: [{item, with, mutating, when_result, rollback}]} */
 	json_t *plan;
 	json_t *critical_path; /* plan mode: the ids of the graph's critical path */
+	json_t *forecast;      /* plan: the RTO forecast (drb_report_forecast), set by the CLI */
 	char error[1024];      /* why the run did not succeed, or "" */
 } drb_run_result;
 

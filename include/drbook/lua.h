@@ -42,6 +42,10 @@ typedef struct drb_lua_opts {
 
 /* Containers nested deeper than this are refused by every conversion (DRB_ELIMIT). */
 #define DRB_LUA_MAX_DEPTH 64
+/* A Lua value converted to JSON (a step result, with: arguments, an expression's value) may
+ * take at most this many bytes of text, counting each reference to a string or table again:
+ * the copy lives outside the Lua memory cap. Larger values are refused (DRB_ELIMIT). */
+#define DRB_LUA_JSON_MAX (16 * 1024 * 1024)
 
 int drb_lua_new(drb_lua **out, const drb_lua_opts *opts, drb_err *err);
 void drb_lua_free(drb_lua *L); /* NULL is fine */
@@ -50,6 +54,12 @@ void drb_lua_free(drb_lua *L); /* NULL is fine */
  * it for its own duration; hold it yourself to keep several entries together. */
 void drb_lua_lock(drb_lua *L);
 void drb_lua_unlock(drb_lua *L);
+
+/* The time budget of the step whose Lua runs now (monotonic seconds, 0 = none): any entry
+ * (script, expression, custom action) past it ends with DRB_ETIMEOUT "the step's time budget
+ * ran out", like the run's deadline. Returns the previous value, for the caller to put back;
+ * hold drb_lua_lock around the set, the entries and the reset. */
+double drb_lua_set_step_deadline(drb_lua *L, double at);
 
 /* Sets a global from JSON (params, drill...). Objects become tables, arrays sequences
  * (1-based), null nil. */
@@ -106,7 +116,8 @@ int drb_lua_register_action(drb_lua *L, const drb_action *a, drb_lua_invoke_fn i
  * (holes become null when at least half of 1..n is present; sparser tables are refused),
  * empty tables are objects, string keys objects; mixed keys, functions, userdata, NaN and
  * infinities, invalid UTF-8 and cycles are refused (DRB_EINVAL), nesting deeper than
- * DRB_LUA_MAX_DEPTH too (DRB_ELIMIT). to_json never raises a Lua error. */
+ * DRB_LUA_MAX_DEPTH or larger than DRB_LUA_JSON_MAX too (DRB_ELIMIT). to_json never raises
+ * a Lua error. */
 int drb_lua_to_json(lua_State *L, int idx, json_t **out, drb_err *err);
 /* Pushes exactly one value (0), or nothing (DRB_ELIMIT: too deep). JSON null is nil, so
  * nulls inside arrays leave holes. May raise a Lua memory error: call it from a C function

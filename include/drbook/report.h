@@ -43,8 +43,21 @@ int drb_report_write(const json_t *model, drb_report_format fmt, FILE *f, drb_er
  * outcome}]. rto and rpo are met, missed or unknown: run.end's targets.{rto,rpo} when the log
  * has them, else targets.{rto,rpo}_met, else rto_s/rpo_s against the recorded targets.
  * outcome: succeeded, failed (also a run that succeeded but missed a target), refused,
- * interrupted (no run.end). A missing folder is no runs. *out is the caller's. */
+ * interrupted (no run.end), and steps_ms: {step id: duration_ms} of each step (not a
+ * for_each child) that ended ok. A missing folder is no runs. *out is the caller's. */
 int drb_report_runs(const char *dir, json_t **out, drb_err *err);
+
+/* The RTO forecast of `drbook plan` from runs (drb_report_runs): the past runs and drills of
+ * the runbook called name (plans left out). plan is the engine's plan ([{id, needs}...]),
+ * preflight the ids of the preflight checks (or NULL). *out: {runs, history (false: no past
+ * run), target_rto_s (when >= 0), and with history: steps: [{id, samples, median_s, p95_s}]
+ * in plan order (samples 0 when no run has the step), critical_path (the longest chain of
+ * needs by predicted median; a step without history counts 0), preflight_median_s,
+ * preflight_p95_s, critical_path_median_s, critical_path_p95_s, rto_median_s and rto_p95_s
+ * (preflight + critical path), exceeds and p95_exceeds (against the target)}. Medians are the
+ * middle value, p95 the nearest-rank 95th percentile. *out is the caller's. */
+int drb_report_forecast(const json_t *runs, const char *name, const json_t *plan,
+			const json_t *preflight, double target_rto_s, json_t **out, drb_err *err);
 
 /* A drill of the schedule, for drb_report_history: its targets from its runbook (-1 when
  * unknown) judge the logs that recorded none. Strings are borrowed. */

@@ -15,6 +15,9 @@
 
 #define DRB_RUNBOOK_MAX_BYTES (1024 * 1024) /* larger files are refused */
 #define DRB_RUNBOOK_MAX_DEPTH 64            /* deeper YAML nesting is refused */
+/* A for_each list may hold at most this many items: validate refuses a longer literal list
+ * (a list parameter's default), the run a longer value (the step fails, DRB_ELIMIT). */
+#define DRB_FOR_EACH_MAX 1000
 
 typedef struct drb_pos {
 	int line, col; /* 1-based; 0 when unknown */

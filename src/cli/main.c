@@ -98,6 +98,11 @@ static const char usage_plan[] =
     "when decision and its rollback, then the critical path of the step graph. Calls no\n"
     "mutating action.\n"
     "\n"
+    "RTO forecast: from the past runs and drills of the same runbook in the runs folder,\n"
+    "each step's predicted duration (median and p95) is shown beside it, with the critical\n"
+    "path by predicted duration and the predicted RTO; a warning when it exceeds the\n"
+    "runbook's RTO target, \"no history\" when there is no past run.\n"
+    "\n"
     "options:\n"
     "  -p, --param KEY=VALUE      set a parameter (repeatable)\n"
     "      --drill                plan as a drill\n"
@@ -214,6 +219,30 @@ static int push(char **v, size_t *n, char *s, const char *what)
 	}
 	v[(*n)++] = s;
 	return 0;
+}
+
+/* plan: each step's predicted duration from the past runs and drills of the runbook in the
+ * runs folder (the logs `gameday --history` reads), and the predicted RTO against the target.
+ * A folder that cannot be read is said in the forecast, never fatal to the plan. */
+static void plan_forecast(const drb_runbook *rb, const char *runs_dir, drb_run_result *res)
+{
+	const char *dir = runs_dir ? runs_dir : "drbook-runs";
+	json_t *runs = NULL, *pre = json_array();
+	drb_err err = {0};
+
+	for (size_t i = 0; pre && i < rb->n_preflight; i++)
+		json_array_append_new(pre, json_string(rb->preflight[i].id));
+	if (!pre || drb_report_runs(dir, &runs, &err) ||
+	    drb_report_forecast(runs, rb->name, res->plan, pre, rb->target_rto_s, &res->forecast,
+				&err)) {
+		json_decref(res->forecast);
+		res->forecast = json_pack("{s:I, s:b, s:s}", "runs", (json_int_t)0, "history", 0,
+					  "error", err.msg[0] ? err.msg : "out of memory");
+	}
+	if (res->forecast)
+		json_object_set_new(res->forecast, "runs_dir", json_string(dir));
+	json_decref(runs);
+	json_decref(pre);
 }
 
 /* Parses options of run/plan/resume; returns the index of the first operand or -1. */
@@ -565,6 +594,8 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 		rc = exit_for(rc);
 		goto out;
 	}
+	if (mode == DRB_MODE_PLAN && res.plan)
+		plan_forecast(rb, c.runs_dir, &res);
 	drb_progress_finish(p, rb, &res);
 	/* the reason also goes to stderr, unless a person already reads it in the summary */
 	if (res.exit_code && res.error[0] && (c.quiet || c.json || !isatty(STDOUT_FILENO)))

@@ -295,6 +295,81 @@ static void print_plan_unit(const json_t *u, const char *indent)
 	}
 }
 
+/* The forecast of the plan's step i (drb_report_forecast's steps, in plan order). */
+static void print_step_forecast(const json_t *f, size_t i)
+{
+	const json_t *s = json_array_get(json_object_get(f, "steps"), i);
+	char med[32], p95[32];
+
+	if (!s)
+		return;
+	if (!json_integer_value(json_object_get(s, "samples"))) {
+		printf("      predicted: no history for this step\n");
+		return;
+	}
+	drb_duration_format(json_real_value(json_object_get(s, "median_s")), med, sizeof(med));
+	drb_duration_format(json_real_value(json_object_get(s, "p95_s")), p95, sizeof(p95));
+	printf("      predicted %s (p95 %s, %lld runs)\n", med, p95,
+	       (long long)json_integer_value(json_object_get(s, "samples")));
+}
+
+/* The RTO forecast under the plan: the predicted critical path and RTO against the target. */
+static void print_forecast(const json_t *f)
+{
+	const json_t *id;
+	char a[32], b[32], t[32];
+	double target = -1, med, p95;
+	size_t k;
+
+	if (!f)
+		return;
+	if (json_is_number(json_object_get(f, "target_rto_s")))
+		target = json_number_value(json_object_get(f, "target_rto_s"));
+	if (json_object_get(f, "error")) {
+		printf("\n  RTO forecast: not available (%s)\n",
+		       json_string_value(json_object_get(f, "error")));
+		return;
+	}
+	if (!json_is_true(json_object_get(f, "history"))) {
+		printf(
+		    "\n  RTO forecast: no history (no past run or drill of this runbook in %s)\n",
+		    json_string_value(json_object_get(f, "runs_dir")));
+		return;
+	}
+	med = json_real_value(json_object_get(f, "rto_median_s"));
+	p95 = json_real_value(json_object_get(f, "rto_p95_s"));
+	drb_duration_format(json_real_value(json_object_get(f, "critical_path_median_s")), a,
+			    sizeof(a));
+	drb_duration_format(json_real_value(json_object_get(f, "critical_path_p95_s")), b,
+			    sizeof(b));
+	printf("\n  RTO forecast from %lld past runs in %s:\n",
+	       (long long)json_integer_value(json_object_get(f, "runs")),
+	       json_string_value(json_object_get(f, "runs_dir")));
+	printf("    predicted critical path:");
+	json_array_foreach(json_object_get(f, "critical_path"), k, id)
+	    printf("%s %s", k ? " ->" : "", json_string_value(id));
+	printf("\n    critical path %s (p95 %s)", a, b);
+	drb_duration_format(json_real_value(json_object_get(f, "preflight_median_s")), a,
+			    sizeof(a));
+	printf(", with preflight %s\n", a);
+	drb_duration_format(med, a, sizeof(a));
+	drb_duration_format(p95, b, sizeof(b));
+	if (target >= 0) {
+		drb_duration_format(target, t, sizeof(t));
+		printf("    predicted RTO %s (p95 %s), target %s\n", a, b, t);
+		if (med > target)
+			printf("  warning: the predicted critical path (%s) exceeds the RTO target "
+			       "(%s)\n",
+			       a, t);
+		else if (p95 > target)
+			printf("  warning: the predicted RTO at p95 (%s) exceeds the RTO target "
+			       "(%s)\n",
+			       b, t);
+	} else {
+		printf("    predicted RTO %s (p95 %s), no RTO target\n", a, b);
+	}
+}
+
 static void print_plan(const drb_runbook *rb, const drb_run_result *res)
 {
 	size_t i, k;
@@ -319,13 +394,21 @@ static void print_plan(const drb_runbook *rb, const drb_run_result *res)
 		}
 		if (json_object_get(s, "when"))
 			printf("      when %s\n", json_string_value(json_object_get(s, "when")));
+		print_step_forecast(res->forecast, i);
 		if (json_object_get(s, "for_each")) {
 			const json_t *kids = json_object_get(s, "children");
+			long long over = json_integer_value(json_object_get(s, "items_over_cap"));
 
 			if (kids)
 				printf("      for each %s: %zu items\n",
 				       json_string_value(json_object_get(s, "for_each")),
 				       json_array_size(kids));
+			else if (over)
+				printf(
+				    "      for each %s: %lld items, more than the %d allowed: the "
+				    "run will fail this step\n",
+				    json_string_value(json_object_get(s, "for_each")), over,
+				    DRB_FOR_EACH_MAX);
 			else
 				printf("      for each %s: items known only during the run\n",
 				       json_string_value(json_object_get(s, "for_each")));
@@ -352,6 +435,7 @@ static void print_plan(const drb_runbook *rb, const drb_run_result *res)
 		    printf("%s %s", k ? " ->" : "", json_string_value(id));
 		printf("\n");
 	}
+	print_forecast(res->forecast);
 }
 
 void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_result *res)
@@ -371,6 +455,8 @@ void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_r
 
 		if (res->critical_path)
 			json_object_set(o, "critical_path", res->critical_path);
+		if (res->forecast)
+			json_object_set(o, "forecast", res->forecast);
 		if (res->rto_s >= 0)
 			json_object_set_new(o, "rto_s", json_real(res->rto_s));
 		if (res->rpo_s >= 0)

@@ -58,6 +58,7 @@ typedef struct drb_run {
 	int phase_ro;	  /* preflight or plan: mutating calls refused */
 	int lua_ro;	  /* a read-only Lua entry is running (protected by the Lua lock) */
 	size_t printed;	  /* bytes of Lua print logged so far (protected by the Lua lock) */
+	json_t *print_steps; /* {uid: bytes printed} by each step's script (same lock), or NULL */
 	double rpo_s;	  /* measured RPO, < 0 unknown */
 	json_t *end_info; /* at the end: {rto_s, rpo_s, targets} for the `run` global */
 	int changed;	  /* a mutating action ran: exit 3 is no longer possible */
@@ -133,6 +134,10 @@ void drb_secret_add(drb_run *r, const json_t *v);
 /* Registers every action with a provider function as a Lua function of the run's state, each
  * call going through the seam. */
 int drb_seam_lua_actions(drb_run *r, drb_err *err);
+
+/* The uid of the step whose Lua (script or custom action) runs on this thread, or NULL (an
+ * expression). Called under the Lua lock. */
+const char *drb_seam_lua_uid(void);
 
 /* Runs one top-level step (or for_each fan-out) to its end, logging it. */
 drb_step_status drb_step_execute(drb_run *r, const drb_step *s, drb_err *err);

@@ -200,7 +200,8 @@ void drb_run_result_free(drb_run_result *r)
 	json_decref(r->steps);
 	json_decref(r->plan);
 	json_decref(r->critical_path);
-	r->steps = r->plan = r->critical_path = NULL;
+	json_decref(r->forecast);
+	r->steps = r->plan = r->critical_path = r->forecast = NULL;
 }
 
 static void make_run_id(char *out, size_t n)
@@ -216,29 +217,48 @@ static void make_run_id(char *out, size_t n)
 		 ts + 14, ts + 17, rnd[0], rnd[1], rnd[2]);
 }
 
-/* Lua print, one lua.print record per call, up to DRB_PRINT_RUN_MAX bytes per run: a script
- * printing in a loop must not fill the disk holding the log. Past the cap, one record says
- * so and the rest is dropped; the script itself goes on. Called under the Lua lock. */
+/* Lua print, one lua.print record per call, up to DRB_PRINT_STEP_MAX bytes per step (a lua
+ * step's script or custom action, all its attempts) and DRB_PRINT_RUN_MAX per run: a script
+ * printing in a loop must not fill the disk holding the log. Past a cap, one record says so
+ * and the rest is dropped; the script itself goes on. Called under the Lua lock. */
 #define DRB_PRINT_RUN_MAX ((size_t)8 * 1024 * 1024)
+#define DRB_PRINT_STEP_MAX ((size_t)1024 * 1024)
 
 static void print_to_log(void *ud, const char *line)
 {
 	drb_run *r = ud;
-	size_t n = strlen(line);
+	size_t n = strlen(line), step_used = 0;
+	const char *uid = drb_seam_lua_uid();
 	json_t *d = NULL;
 	drb_err e = {0};
 
 	if (r->printed > DRB_PRINT_RUN_MAX)
 		return;
+	if (uid) {
+		if (!r->print_steps && !(r->print_steps = json_object()))
+			return;
+		step_used = (size_t)json_integer_value(json_object_get(r->print_steps, uid));
+		if (step_used > DRB_PRINT_STEP_MAX)
+			return;
+	}
 	if (n > DRB_PRINT_RUN_MAX - r->printed) {
 		r->printed = DRB_PRINT_RUN_MAX + 1;
 		d = json_pack("{s:s, s:b}", "line",
 			      "print output truncated: over 8 MiB in this run", "truncated", 1);
+	} else if (uid && n > DRB_PRINT_STEP_MAX - step_used) {
+		step_used = DRB_PRINT_STEP_MAX + 1;
+		d = json_pack("{s:s, s:b}", "line",
+			      "print output truncated: over 1 MiB in this step", "truncated", 1);
 	} else {
 		r->printed += n;
+		step_used += n;
 		d = json_pack("{s:s}", "line", line);
 	}
-	drb_emit(r, "lua.print", NULL, d, &e);
+	if (uid && json_object_set_new(r->print_steps, uid, json_integer((json_int_t)step_used))) {
+		json_decref(d);
+		return;
+	}
+	drb_emit(r, "lua.print", uid, d, &e);
 	json_decref(d);
 }
 
@@ -368,6 +388,7 @@ void drb_run_fini(drb_run *r)
 	drb_audit_close(r->audit);
 	drb_evidence_close(r->evidence);
 	json_decref(r->summary);
+	json_decref(r->print_steps);
 	json_decref(r->end_info);
 	json_decref(r->secrets);
 	json_decref(r->connections);
@@ -470,7 +491,12 @@ static json_t *plan_steps(drb_run *r, json_t **critical)
 			}
 			plan_unit(r, s, NULL, o); /* as written, for the step as a whole */
 			json_object_del(o, "when_result");
-			if (json_is_array(items)) {
+			if (json_array_size(items) > DRB_FOR_EACH_MAX) {
+				/* the run fails this step: no children are listed */
+				json_object_set_new(
+				    o, "items_over_cap",
+				    json_integer((json_int_t)json_array_size(items)));
+			} else if (json_is_array(items)) {
 				json_t *kids = json_array(), *it;
 				size_t k;
 

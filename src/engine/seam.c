@@ -360,10 +360,13 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 		char chunk[512];
 		const char *script = s ? s->script : NULL;
 		int was_ro = r->lua_ro;
+		double was_stop;
 
 		if (!script)
 			script = json_string_value(json_object_get(args, "script"));
 		drb_lua_lock(r->lua);
+		/* the script ends with the step's time budget, like the calls it makes */
+		was_stop = drb_lua_set_step_deadline(r->lua, deadline);
 		lua_current = &lc;
 		r->lua_ro = !mut;
 		if (a == &drb_action_lua) {
@@ -379,6 +382,7 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 		}
 		r->lua_ro = was_ro;
 		lua_current = NULL;
+		drb_lua_set_step_deadline(r->lua, was_stop);
 		drb_lua_unlock(r->lua);
 		return rc;
 	}
@@ -422,6 +426,11 @@ out:
 void drb_secret_add(drb_run *r, const json_t *v)
 {
 	add_secret(r->secrets, v, 0);
+}
+
+const char *drb_seam_lua_uid(void)
+{
+	return lua_current ? lua_current->uid : NULL;
 }
 
 int drb_seam_lua_actions(drb_run *r, drb_err *err)

@@ -94,19 +94,23 @@ static const drb_action *find_action(drb_run *r, const char *name, drb_action *c
 	return custom;
 }
 
+/* stop: the step's time budget (mono seconds, 0 = none): the expression ends there. */
 static int eval_bool(drb_run *r, const drb_expr *e, const char *what, const char *as,
-		     const json_t *item, const json_t *result, int *out, drb_err *err)
+		     const json_t *item, const json_t *result, double stop, int *out, drb_err *err)
 {
 	char chunk[512];
+	double was;
 	int rc;
 
 	snprintf(chunk, sizeof(chunk), "%s:%d:%d (%s)", r->rb->path, e->pos.line, e->pos.col, what);
 	drb_lua_lock(r->lua);
+	was = drb_lua_set_step_deadline(r->lua, stop);
 	r->lua_ro = 1;
 	rc = drb_bind(r, as, item, result, err);
 	if (!rc)
 		rc = drb_lua_eval_bool(r->lua, e->src, chunk, out, err);
 	r->lua_ro = 0;
+	drb_lua_set_step_deadline(r->lua, was);
 	drb_lua_unlock(r->lua);
 	if (rc)
 		drb_err_prefix(err, "%s: ", what);
@@ -114,19 +118,23 @@ static int eval_bool(drb_run *r, const drb_expr *e, const char *what, const char
 }
 
 static int interpolate(drb_run *r, const drb_step *s, const json_t *tmpl, const char *as,
-		       const json_t *item, const json_t *result, json_t **out, drb_err *err)
+		       const json_t *item, const json_t *result, double stop, json_t **out,
+		       drb_err *err)
 {
 	char chunk[512];
+	double was;
 	int rc;
 
 	snprintf(chunk, sizeof(chunk), "%s:%d:%d (with)", r->rb->path, s->with_pos.line,
 		 s->with_pos.col);
 	drb_lua_lock(r->lua);
+	was = drb_lua_set_step_deadline(r->lua, stop);
 	r->lua_ro = 1;
 	rc = drb_bind(r, as, item, result, err);
 	if (!rc)
 		rc = drb_lua_interpolate(r->lua, tmpl, chunk, out, err);
 	r->lua_ro = 0;
+	drb_lua_set_step_deadline(r->lua, was);
 	drb_lua_unlock(r->lua);
 	return rc;
 }
@@ -258,13 +266,18 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 		deadline = t0 + s->timeout_s;
 	if (r->deadline > 0 && (deadline == 0 || r->deadline < deadline))
 		deadline = r->deadline;
-	if (s->until.src)
+	/* One budget for the whole step: every attempt, every retry's backoff and every poll of
+	 * an until share it (an until without timeout or run deadline polls for
+	 * DRB_DEFAULT_POLL_TIMEOUT, and its calls end there too). */
+	if (s->until.src) {
 		poll_end = deadline > 0 ? deadline : t0 + DRB_DEFAULT_POLL_TIMEOUT;
+		deadline = poll_end;
+	}
 
 	if (s->when.src) {
 		int go = 0;
 
-		if (eval_bool(r, &s->when, "when", as, item, NULL, &go, err))
+		if (eval_bool(r, &s->when, "when", as, item, NULL, deadline, &go, err))
 			goto failed;
 		if (!go) {
 			json_t *extra = json_pack("{s:s}", "reason", "when is false");
@@ -279,7 +292,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 		drb_err_set(err, DRB_EINVAL, "unknown action '%s'", s->action);
 		goto failed;
 	}
-	if (interpolate(r, s, s->with, as, item, NULL, &args, err)) {
+	if (interpolate(r, s, s->with, as, item, NULL, deadline, &args, err)) {
 		drb_err_prefix(err, "with: ");
 		goto failed;
 	}
@@ -306,7 +319,8 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 		if (rc == 0 && s->until.src) {
 			int met = 0;
 
-			rc = eval_bool(r, &s->until, "until", as, item, result, &met, err);
+			rc =
+			    eval_bool(r, &s->until, "until", as, item, result, deadline, &met, err);
 			if (rc == 0 && !met) {
 				char w[32];
 
@@ -339,7 +353,8 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 		}
 		if (rc == 0 && s->assert_.src) {
 			ok = 0;
-			rc = eval_bool(r, &s->assert_, "assert", as, item, result, &ok, err);
+			rc = eval_bool(r, &s->assert_, "assert", as, item, result, deadline, &ok,
+				       err);
 			if (rc == 0 && !ok) {
 				rc = drb_err_set(err, DRB_ESCRIPT, "assert failed: %s",
 						 s->assert_.src);
@@ -364,14 +379,24 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 			goto failed;
 		{
 			double delay = drb_retry_delay(policy, attempts, drb_random_unit());
-			json_t *d = json_pack("{s:i, s:s, s:f}", "attempt", attempts, "error",
-					      err->msg, "delay_s", delay);
+			json_t *d = NULL;
 			drb_err e2 = {0};
 
+			/* no retry is announced that the step's budget has no room for */
+			if (deadline > 0 && drb_mono_now() + delay >= deadline) {
+				size_t n = strlen(err->msg);
+
+				snprintf(
+				    err->msg + n, sizeof(err->msg) - n,
+				    " (not retried: the step's time budget ends before attempt "
+				    "%d could start)",
+				    attempts + 1);
+				goto failed;
+			}
+			d = json_pack("{s:i, s:s, s:f}", "attempt", attempts, "error", err->msg,
+				      "delay_s", delay);
 			drb_emit(r, "step.retry", uid, d, &e2);
 			json_decref(d);
-			if (deadline > 0 && drb_mono_now() + delay >= deadline)
-				goto failed;
 			if ((rc = wait_for(r, delay, deadline)) != 0)
 				goto failed;
 		}
@@ -491,6 +516,12 @@ static drb_step_status run_fanout(drb_run *r, const drb_step *s, drb_err *err)
 		goto failed;
 	}
 	f.n = json_array_size(f.items);
+	if (f.n > DRB_FOR_EACH_MAX) {
+		drb_err_set(err, DRB_ELIMIT,
+			    "for_each: '%s' has %zu items, more than the %d allowed",
+			    s->for_each.src, f.n, DRB_FOR_EACH_MAX);
+		goto failed;
+	}
 	f.stop_on_failure = s->critical && pol != DRB_ONF_CONTINUE;
 	f.st = calloc(f.n + 1, sizeof(*f.st));
 	f.results = calloc(f.n + 1, sizeof(*f.results));
@@ -573,7 +604,7 @@ int drb_step_done_when(drb_run *r, const drb_step *s, int *done, drb_err *err)
 {
 	*done = 0;
 	if (s->done_when.src)
-		return eval_bool(r, &s->done_when, "done_when", NULL, NULL, NULL, done, err);
+		return eval_bool(r, &s->done_when, "done_when", NULL, NULL, NULL, 0, done, err);
 	if (s->done_when_call) {
 		const drb_call_spec *c = s->done_when_call;
 		drb_action custom;
@@ -584,13 +615,14 @@ int drb_step_done_when(drb_run *r, const drb_step *s, int *done, drb_err *err)
 		if (!a)
 			return drb_err_set(err, DRB_EINVAL, "done_when: unknown action '%s'",
 					   c->action);
-		if ((rc = interpolate(r, s, c->with, NULL, NULL, NULL, &args, err)))
+		if ((rc = interpolate(r, s, c->with, NULL, NULL, NULL, 0, &args, err)))
 			return rc;
 		r->phase_ro = 1;
 		rc = drb_invoke(r, a, s, s->id, args, drb_mono_now() + 60, &result, err);
 		r->phase_ro = 0;
 		if (rc == 0 && c->assert_.src)
-			rc = eval_bool(r, &c->assert_, "done_when", NULL, NULL, result, done, err);
+			rc = eval_bool(r, &c->assert_, "done_when", NULL, NULL, result, 0, done,
+				       err);
 		else if (rc == 0)
 			*done = 1;
 		json_decref(args);

@@ -17,7 +17,24 @@
 struct tj_path {
 	const void *t[DRB_LUA_MAX_DEPTH + 1];
 	int n;
+	size_t size; /* bytes charged so far: each string, key and value, each time it is seen */
 };
+
+/* A value costs its text plus this much for its jansson node: the JSON copy of a table that
+ * holds one large string many times is as large as all the copies, so the charge counts
+ * every reference again. */
+#define TJ_NODE 32
+
+static int tj_charge(struct tj_path *path, size_t n, drb_err *err)
+{
+	if (n > DRB_LUA_JSON_MAX - path->size || TJ_NODE > DRB_LUA_JSON_MAX - path->size - n)
+		return drb_err_set(err, DRB_ELIMIT,
+				   "the value is too large to convert to JSON: over %d MiB (each "
+				   "reference to a string or table counts again)",
+				   DRB_LUA_JSON_MAX / (1024 * 1024));
+	path->size += n + TJ_NODE;
+	return 0;
+}
 
 static int tj_value(lua_State *L, int idx, json_t **out, drb_err *err, struct tj_path *path);
 
@@ -96,7 +113,9 @@ static int tj_object(lua_State *L, int idx, json_t **out, drb_err *err, struct t
 		/* keys are strings (checked by tj_scan): lua_tolstring does not convert them */
 		const char *k = lua_tolstring(L, -2, &kn);
 
-		rc = tj_value(L, -1, &v, err, path);
+		rc = tj_charge(path, kn, err);
+		if (rc == 0)
+			rc = tj_value(L, -1, &v, err, path);
 		if (rc == 0 && json_object_setn_new(o, k, kn, v) != 0)
 			rc = drb_err_set(err, DRB_EINVAL, "a table key is not valid UTF-8");
 		lua_pop(L, 1);
@@ -158,6 +177,10 @@ static int tj_value(lua_State *L, int idx, json_t **out, drb_err *err, struct tj
 
 	*out = NULL;
 	idx = lua_absindex(L, idx);
+	if (lua_type(L, idx) == LUA_TSTRING)
+		(void)lua_tolstring(L, idx, &n);
+	if (tj_charge(path, n, err))
+		return DRB_ELIMIT;
 	switch (lua_type(L, idx)) {
 	case LUA_TNIL:
 		v = json_null();
@@ -201,6 +224,7 @@ int drb_lua_to_json(lua_State *L, int idx, json_t **out, drb_err *err)
 	struct tj_path path;
 
 	path.n = 0;
+	path.size = 0;
 	*out = NULL;
 	return tj_value(L, idx, out, err, &path);
 }

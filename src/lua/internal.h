@@ -17,7 +17,8 @@ enum {
 	DRB_LUAI_LIMIT_INSTR,
 	DRB_LUAI_LIMIT_TIME,
 	DRB_LUAI_LIMIT_CANCEL,  /* the run is being stopped (a signal) */
-	DRB_LUAI_LIMIT_DEADLINE /* the run's deadline passed */
+	DRB_LUAI_LIMIT_DEADLINE, /* the run's deadline passed */
+	DRB_LUAI_LIMIT_STEP	 /* the step's time budget (drb_lua_set_step_deadline) ran out */
 };
 
 struct drb_lua {
@@ -34,6 +35,7 @@ struct drb_lua {
 	 * run's deadline (monotonic seconds, 0 none); the hook checks both */
 	const volatile int *cancel;
 	const volatile double *stop_at;
+	double step_stop; /* mono seconds, 0 = none: set by the engine under the lock */
 	int depth; /* nesting of entries: only the outermost resets the budget */
 	/* the last action error raised into Lua, so its code survives the trip through Lua */
 	int act_code;

@@ -76,6 +76,8 @@ static const char *limit_text(int limit)
 		return "interrupted: the run is being stopped";
 	case DRB_LUAI_LIMIT_DEADLINE:
 		return "the run's deadline passed";
+	case DRB_LUAI_LIMIT_STEP:
+		return "the step's time budget ran out";
 	default:
 		return "instruction limit exceeded";
 	}
@@ -93,6 +95,8 @@ void drb_luai_charge(lua_State *L, long long n)
 			D->limit = DRB_LUAI_LIMIT_CANCEL;
 		else if (D->stop_at && *D->stop_at > 0 && now > *D->stop_at)
 			D->limit = DRB_LUAI_LIMIT_DEADLINE;
+		else if (D->step_stop > 0 && now > D->step_stop)
+			D->limit = DRB_LUAI_LIMIT_STEP;
 		else if (D->instr_count > D->instr_limit)
 			D->limit = DRB_LUAI_LIMIT_INSTR;
 		else if (now > D->deadline)
@@ -189,6 +193,11 @@ static int sb_classify(drb_lua *D, int status, const char *where, drb_err *err)
 				   "%s: interrupted: the run is being stopped", where);
 	if (D->limit == DRB_LUAI_LIMIT_DEADLINE)
 		return drb_err_set(err, DRB_ETIMEOUT, "%s: the run's deadline passed", where);
+	if (D->limit == DRB_LUAI_LIMIT_STEP)
+		return drb_err_set(err, DRB_ETIMEOUT,
+				   "%s: the step's time budget ran out (its timeout or the run's "
+				   "deadline)",
+				   where);
 	/* A memory error a script caught with pcall and raised again is still the cap. */
 	oom = strstr(full, "not enough memory");
 	if (status == LUA_ERRMEM || (D->mem_hit && oom && oom < full + n)) {
@@ -853,6 +862,17 @@ int drb_lua_set_result(drb_lua *D, const json_t *result, drb_err *err)
 	struct sb_set s = {"result", NULL, result, 0};
 
 	return sb_setter(D, sb_set_global, &s, err);
+}
+
+double drb_lua_set_step_deadline(drb_lua *D, double at)
+{
+	double was;
+
+	pthread_mutex_lock(&D->mu);
+	was = D->step_stop;
+	D->step_stop = at;
+	pthread_mutex_unlock(&D->mu);
+	return was;
 }
 
 /* ---- entries ---- */

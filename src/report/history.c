@@ -64,6 +64,8 @@ static json_t *summarize(const char *path, const json_t *recs)
 	size_t i;
 	int64_t ms = 0;
 
+	json_t *steps_ms = NULL;
+
 	json_array_foreach(recs, i, rec)
 	{
 		const char *ev = str(rec, "event");
@@ -75,6 +77,19 @@ static json_t *summarize(const char *path, const json_t *recs)
 	}
 	if (!start || drb_rfc3339_parse(str(start, "ts"), &ms))
 		return NULL;
+	/* how long each step (not a for_each child) took when it ended ok: the forecast's data */
+	if (!(steps_ms = json_object()))
+		return NULL;
+	json_array_foreach(recs, i, rec)
+	{
+		const json_t *d = json_object_get(rec, "data");
+		const char *uid = str(rec, "step");
+
+		if (!strcmp(str(rec, "event"), "step.end") && *uid && !strchr(uid, '[') &&
+		    !strcmp(str(d, "status"), "ok") &&
+		    json_is_integer(json_object_get(d, "duration_ms")))
+			json_object_set(steps_ms, uid, json_object_get(d, "duration_ms"));
+	}
 	st = json_object_get(start, "data");
 	s = json_pack("{s:s, s:s, s:O?, s:s, s:O?, s:O?, s:s, s:b, s:s, s:I}", "log", path, "run",
 		      str(start, "run"), "gameday", json_object_get(st, "gameday"), "name",
@@ -82,8 +97,12 @@ static json_t *summarize(const char *path, const json_t *recs)
 		      json_object_get(st, "runbook"), "mode", str(st, "mode"), "drill",
 		      json_is_true(json_object_get(st, "drill")), "started_at", str(start, "ts"),
 		      "started_ms", (json_int_t)ms);
-	if (!s)
+	if (!s || json_object_set_new(s, "steps_ms", steps_ms)) {
+		if (!s)
+			json_decref(steps_ms);
+		json_decref(s);
 		return NULL;
+	}
 	/* targets: run.end's (the run's verdict) over run.start's (what it aimed at) */
 	tg = json_object();
 	json_object_update(tg, json_object_get(st, "targets"));
@@ -191,6 +210,183 @@ out:
 		json_decref(v[i]);
 	free(v);
 	closedir(d);
+	return rc;
+}
+
+/* ---- RTO forecast (drbook plan) ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median and nearest-rank 95th percentile of v[0..n-1] (sorted here), n > 0. */
+static void quantiles(double *v, size_t n, double *median, double *p95)
+{
+	size_t r = (size_t)ceil(0.95 * (double)n);
+
+	qsort(v, n, sizeof(*v), cmp_double);
+	*median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	*p95 = v[(r ? r : 1) - 1];
+}
+
+/* {samples, median_s, p95_s} of step id over the runs, or NULL when no run has it. */
+static json_t *step_forecast(const json_t *runs, const char *id)
+{
+	size_t i, n = 0;
+	const json_t *run;
+	double *v = malloc((json_array_size(runs) + 1) * sizeof(*v)), med, p95;
+	json_t *o = NULL;
+
+	if (!v)
+		return NULL;
+	json_array_foreach(runs, i, run)
+	{
+		const json_t *ms = json_object_get(json_object_get(run, "steps_ms"), id);
+
+		if (json_is_integer(ms))
+			v[n++] = (double)json_integer_value(ms) / 1000.0;
+	}
+	if (n) {
+		quantiles(v, n, &med, &p95);
+		o = json_pack("{s:s, s:I, s:f, s:f}", "id", id, "samples", (json_int_t)n,
+			      "median_s", med, "p95_s", p95);
+	}
+	free(v);
+	return o;
+}
+
+static size_t plan_index(const json_t *plan, const char *id)
+{
+	size_t i;
+	const json_t *s;
+
+	json_array_foreach(plan, i, s)
+	{
+		if (!strcmp(str(s, "id"), id))
+			return i;
+	}
+	return (size_t)-1;
+}
+
+int drb_report_forecast(const json_t *all_runs, const char *name, const json_t *plan,
+			const json_t *preflight, double target_rto_s, json_t **out, drb_err *err)
+{
+	json_t *runs = json_array(), *f = NULL, *steps = json_array(), *path = json_array();
+	json_t **fc = NULL;
+	size_t i, n = json_array_size(plan), best = 0, k;
+	const json_t *run, *s, *id;
+	double *len = NULL, pre_med = 0, pre_p95 = 0, path_med = 0, path_p95 = 0;
+	size_t *prev = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	fc = calloc(n + 1, sizeof(*fc));
+	len = calloc(n + 1, sizeof(*len));
+	prev = calloc(n + 1, sizeof(*prev));
+	if (!runs || !steps || !path || !fc || !len || !prev) {
+		rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* the past runs and drills of this runbook (a plan runs no step) */
+	json_array_foreach(all_runs, i, run)
+	{
+		if (!strcmp(str(run, "name"), name) && strcmp(str(run, "mode"), "plan") &&
+		    json_object_size(json_object_get(run, "steps_ms")))
+			json_array_append(runs, (json_t *)run);
+	}
+	f = json_pack("{s:I, s:b}", "runs", (json_int_t)json_array_size(runs), "history",
+		      json_array_size(runs) > 0);
+	if (!f) {
+		rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (target_rto_s >= 0)
+		json_object_set_new(f, "target_rto_s", json_real(target_rto_s));
+	if (!json_array_size(runs))
+		goto done;
+	json_array_foreach(preflight, i, id)
+	{
+		json_t *p = step_forecast(runs, json_string_value(id));
+
+		if (p) {
+			pre_med += json_real_value(json_object_get(p, "median_s"));
+			pre_p95 += json_real_value(json_object_get(p, "p95_s"));
+		}
+		json_decref(p);
+	}
+	json_array_foreach(plan, i, s)
+	{
+		fc[i] = step_forecast(runs, str(s, "id"));
+		if (fc[i])
+			json_array_append(steps, fc[i]);
+		else
+			json_array_append_new(
+			    steps, json_pack("{s:s, s:i}", "id", str(s, "id"), "samples", 0));
+	}
+	/* the longest chain by predicted median (needs may point forward: relax until stable,
+	 * at most n rounds in an acyclic graph); a step without history counts 0 */
+	for (size_t round = 0, changed = 1; changed && round <= n; round++) {
+		changed = 0;
+		json_array_foreach(plan, i, s)
+		{
+			double w = fc[i] ? json_real_value(json_object_get(fc[i], "median_s")) : 0;
+			double l = w;
+			size_t p = i;
+
+			json_array_foreach(json_object_get(s, "needs"), k, id)
+			{
+				size_t d = plan_index(plan, json_string_value(id));
+
+				if (d < n && len[d] + w > l)
+					l = len[d] + w, p = d;
+			}
+			if (l != len[i] || p != prev[i])
+				len[i] = l, prev[i] = p, changed = 1;
+		}
+	}
+	/* ties: the chain ending last (a step without history after the path still ends it) */
+	for (i = 1; i < n; i++)
+		if (len[i] >= len[best])
+			best = i;
+	for (i = best; n;) {
+		json_array_insert_new(path, 0, json_string(str(json_array_get(plan, i), "id")));
+		if (fc[i]) {
+			path_med += json_real_value(json_object_get(fc[i], "median_s"));
+			path_p95 += json_real_value(json_object_get(fc[i], "p95_s"));
+		}
+		if (prev[i] == i || json_array_size(path) > n)
+			break;
+		i = prev[i];
+	}
+	json_object_set(f, "steps", steps);
+	json_object_set(f, "critical_path", path);
+	json_object_set_new(f, "preflight_median_s", json_real(pre_med));
+	json_object_set_new(f, "preflight_p95_s", json_real(pre_p95));
+	json_object_set_new(f, "critical_path_median_s", json_real(path_med));
+	json_object_set_new(f, "critical_path_p95_s", json_real(path_p95));
+	json_object_set_new(f, "rto_median_s", json_real(pre_med + path_med));
+	json_object_set_new(f, "rto_p95_s", json_real(pre_p95 + path_p95));
+	if (target_rto_s >= 0) {
+		json_object_set_new(f, "exceeds", json_boolean(pre_med + path_med > target_rto_s));
+		json_object_set_new(f, "p95_exceeds",
+				    json_boolean(pre_p95 + path_p95 > target_rto_s));
+	}
+done:
+	*out = f;
+	f = NULL;
+out:
+	for (i = 0; fc && i < n; i++)
+		json_decref(fc[i]);
+	free(fc);
+	free(len);
+	free(prev);
+	json_decref(f);
+	json_decref(runs);
+	json_decref(steps);
+	json_decref(path);
 	return rc;
 }
 

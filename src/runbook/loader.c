@@ -1649,6 +1649,42 @@ int drb_runbook_is_text(const unsigned char *s, size_t n)
 	return 1;
 }
 
+/* for_each over a list parameter whose default is longer than DRB_FOR_EACH_MAX: the run would
+ * refuse it, so validate says so first, at the for_each. */
+static void check_for_each_sizes(vctx *v, const drb_step *steps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *e = steps[i].for_each.src, *z;
+		size_t len;
+
+		if (!e)
+			continue;
+		while (isspace((unsigned char)*e))
+			e++;
+		if (strncmp(e, "params.", 7))
+			continue;
+		e += 7;
+		for (z = e; isalnum((unsigned char)*z) || *z == '_'; z++)
+			;
+		len = (size_t)(z - e);
+		while (isspace((unsigned char)*z))
+			z++;
+		if (*z || !len)
+			continue;
+		for (size_t k = 0; k < v->rb->n_params; k++) {
+			const drb_param *p = &v->rb->params[k];
+
+			if (strlen(p->name) == len && !strncmp(p->name, e, len) &&
+			    json_is_array(p->def) && json_array_size(p->def) > DRB_FOR_EACH_MAX)
+				drb_diags_add(v->d, steps[i].for_each.pos,
+					      "step '%.80s': for_each over params.%s: its default "
+					      "has %zu items, more than the %d a for_each may have",
+					      steps[i].id ? steps[i].id : "?", p->name,
+					      json_array_size(p->def), DRB_FOR_EACH_MAX);
+		}
+	}
+}
+
 static int load_buffer(drb_runbook **out, const char *name, const char *buf, size_t len,
 		       const drb_load_opts *opts, drb_diags *diags)
 {
@@ -1699,6 +1735,8 @@ static int load_buffer(drb_runbook **out, const char *name, const char *buf, siz
 	v.rb = rb;
 	v.L = luaL_newstate(); /* NULL: each check makes its own */
 	parse_top(&v, root);
+	check_for_each_sizes(&v, rb->preflight, rb->n_preflight);
+	check_for_each_sizes(&v, rb->steps, rb->n_steps);
 	drb_check_refs(diags, v.L, root);
 	if (diags->n > before)
 		rc = DRB_EINVAL;

@@ -169,6 +169,43 @@ static void test_to_json_direct(void **state)
 	lua_settop(S, top);
 }
 
+/* The JSON copy of a value counts each reference again: one 1 MiB string held 20 times (a
+ * table shared by two keys, each holding it 10 times) is refused, the same string once is
+ * not; keys count too. */
+static void test_size_cap(void **state)
+{
+	lt_fix *f = *state;
+	drb_err e = {0};
+	json_t *out = NULL;
+
+	assert_int_equal(drb_lua_run(f->L,
+				     "local s = string.rep('x', 1024 * 1024)\n"
+				     "local t = {}\n"
+				     "for i = 1, 10 do t[i] = s end\n"
+				     "return {a = t, b = t}",
+				     "t", &out, &e),
+			 DRB_ELIMIT);
+	assert_null(out);
+	assert_non_null(strstr(e.msg, "the value is too large to convert to JSON: over 16 MiB"));
+	assert_int_equal(strncmp(e.msg, "t: return value: key '", 22), 0);
+	assert_int_equal(drb_lua_run(f->L,
+				     "local s = string.rep('x', 1024 * 1024)\n"
+				     "return {a = s, b = {s, s, s}}",
+				     "t", &out, &e),
+			 0);
+	assert_int_equal(json_string_length(json_object_get(out, "a")), 1024 * 1024);
+	json_decref(out);
+	assert_int_equal(
+	    drb_lua_run(f->L,
+			"local t = {}\n"
+			"for i = 1, 17 do t[string.rep('k', 1024 * 1024 - 8) .. i] = 1 "
+			"end\n"
+			"return t",
+			"t", &out, &e),
+	    DRB_ELIMIT);
+	assert_null(out);
+}
+
 /* json_encode / json_decode from Lua: keys sorted, integers kept, errors catchable. */
 static void test_json_functions(void **state)
 {
@@ -205,6 +242,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_depth_limits, lt_setup, lt_teardown),
 	    cmocka_unit_test_setup_teardown(test_to_json_direct, lt_setup, lt_teardown),
 	    cmocka_unit_test_setup_teardown(test_json_functions, lt_setup, lt_teardown),
+	    cmocka_unit_test_setup_teardown(test_size_cap, lt_setup, lt_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
