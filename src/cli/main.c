@@ -1,6 +1,7 @@
 /* drbook's command line: parses arguments, loads runbooks, hands them to the engine and maps
  * every outcome to the exit codes of docs/cli.md in one place (exit_for). */
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -400,6 +401,30 @@ static const drb_action_schema *action_schema(void *ud, const char *name)
 	return s;
 }
 
+/* The runbook size cap: DRBOOK_RUNBOOK_MAX_BYTES when set (in bytes, 1 to 4 GiB), else the
+ * loader's default of 1 MiB. Returns 0, or DRB_EINVAL after printing why. */
+static int runbook_cap(size_t *cap)
+{
+	const char *v = getenv("DRBOOK_RUNBOOK_MAX_BYTES");
+	char *end = NULL;
+	unsigned long long n;
+
+	*cap = 0;
+	if (!v || !*v)
+		return 0;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || *end || n == 0 || v[0] == '-' || n > (1ULL << 32)) {
+		fprintf(stderr,
+			"drbook: DRBOOK_RUNBOOK_MAX_BYTES: '%s' is not a number of bytes from 1 "
+			"to 4294967296\n",
+			v);
+		return DRB_EINVAL;
+	}
+	*cap = (size_t)n;
+	return 0;
+}
+
 /* Loads and validates a runbook, with custom actions from its Lua modules. Prints the
  * problems. Returns 0 or DRB_EINVAL. */
 static int load(const char *path, drb_runbook **out)
@@ -407,14 +432,18 @@ static int load(const char *path, drb_runbook **out)
 	drb_diags d;
 	drb_runbook *probe = NULL;
 	drb_lua *L = NULL;
-	drb_load_opts lo = {action_mode, NULL, action_schema};
+	drb_load_opts lo = {action_mode, NULL, action_schema, 0};
+	drb_load_opts bare = {NULL, NULL, NULL, 0};
 	drb_err err = {0};
 	int rc;
 
 	*out = NULL;
+	if (runbook_cap(&lo.max_bytes))
+		return DRB_EINVAL;
+	bare.max_bytes = lo.max_bytes;
 	drb_diags_init(&d, path);
 	/* modules may define actions: look at the module list first, without action checks */
-	if (drb_runbook_load(&probe, path, NULL, &d) == 0 && probe->n_lua_modules) {
+	if (drb_runbook_load(&probe, path, &bare, &d) == 0 && probe->n_lua_modules) {
 		drb_lua_opts o = {.lib_dir = lua_dir(), .runbook_dir = probe->dir};
 
 		if (drb_lua_new(&L, &o, &err) == 0) {

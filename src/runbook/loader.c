@@ -1649,6 +1649,20 @@ int drb_runbook_is_text(const unsigned char *s, size_t n)
 	return 1;
 }
 
+static size_t max_bytes(const drb_load_opts *opts)
+{
+	return opts && opts->max_bytes ? opts->max_bytes : (size_t)DRB_RUNBOOK_MAX_BYTES;
+}
+
+static void too_large(drb_diags *diags, const drb_load_opts *opts)
+{
+	if (max_bytes(opts) == (size_t)DRB_RUNBOOK_MAX_BYTES)
+		drb_diags_add(diags, (drb_pos){0, 0}, "runbook larger than 1 MiB");
+	else
+		drb_diags_add(diags, (drb_pos){0, 0}, "runbook larger than the cap of %zu bytes",
+			      max_bytes(opts));
+}
+
 static int load_buffer(drb_runbook **out, const char *name, const char *buf, size_t len,
 		       const drb_load_opts *opts, drb_diags *diags)
 {
@@ -1660,8 +1674,8 @@ static int load_buffer(drb_runbook **out, const char *name, const char *buf, siz
 
 	*out = NULL;
 	memset(&v, 0, sizeof(v));
-	if (len > DRB_RUNBOOK_MAX_BYTES) {
-		drb_diags_add(diags, (drb_pos){0, 0}, "runbook larger than 1 MiB");
+	if (len > max_bytes(opts)) {
+		too_large(diags, opts);
 		rc = DRB_EINVAL;
 		goto out;
 	}
@@ -1731,9 +1745,9 @@ int drb_runbook_load(drb_runbook **out, const char *path, const drb_load_opts *o
 
 	*out = NULL;
 	drb_err_clear(&err);
-	rc = drb_file_read(path, DRB_RUNBOOK_MAX_BYTES, &buf, &len, &err);
+	rc = drb_file_read(path, max_bytes(opts), &buf, &len, &err);
 	if (rc == DRB_ELIMIT) {
-		drb_diags_add(diags, (drb_pos){0, 0}, "runbook larger than 1 MiB");
+		too_large(diags, opts);
 		rc = DRB_EINVAL;
 		goto out;
 	}
