@@ -30,8 +30,10 @@ def test_validate_examples_prints_nothing(c):
 
 def test_runbook_size_cap_is_configurable(c):
     # 1.2 MiB of valid steps: refused by default, accepted with DRBOOK_RUNBOOK_MAX_BYTES
-    steps = "".join("  - id: s%d\n    action: lua\n    read_only: true\n    script: return %d\n" %
-                    (i, i) for i in range(20000))
+    # (few steps with long descriptions: the file is large, its validation quick)
+    pad = "x" * 600
+    steps = "".join("  - id: s%d\n    description: %s\n    action: lua\n    read_only: true\n"
+                    "    script: return %d\n" % (i, pad, i) for i in range(2000))
     big = c.write("big.yaml", "version: 1\nname: big\nsteps:\n" + steps)
     assert os.path.getsize(big) > 1024 * 1024
     r = c.drbook("validate", big)
