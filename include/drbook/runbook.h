@@ -188,6 +188,9 @@ typedef struct drb_load_opts {
 	 * done_when, notify) is checked against it: unknown and missing required arguments,
 	 * wrong types, bad durations, values outside the choices. May be NULL. */
 	const drb_action_schema *(*action_schema)(void *ud, const char *name);
+	/* The largest file accepted, in bytes; 0: DRB_RUNBOOK_MAX_BYTES (1 MiB). The CLI sets
+	 * it from DRBOOK_RUNBOOK_MAX_BYTES (benchmarks load 10,000-step runbooks). */
+	size_t max_bytes;
 } drb_load_opts;
 
 /* Loads and validates a runbook. Returns 0 and *out (the caller's; drb_runbook_free), or

@@ -1,6 +1,7 @@
 /* drbook's command line: parses arguments, loads runbooks, hands them to the engine and maps
  * every outcome to the exit codes of docs/cli.md in one place (exit_for). */
 #include <dirent.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>

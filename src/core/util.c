@@ -406,16 +406,29 @@ void drb_hex(const unsigned char *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/* OpenSSL 3's SHA256() fetches the algorithm from the provider on every call, about four
+ * times the work of hashing an audit record (bench/run, docs/performance.md): fetch it once.
+ * The EVP_MD is read-only after the fetch and shared by every thread; it lives until exit. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void drb_sha256(const void *data, size_t n, unsigned char out[32])
 {
-	SHA256(data, n, out);
+	pthread_once(&sha256_once, sha256_fetch);
+	if (!sha256_md || !EVP_Digest(data, n, out, NULL, sha256_md, NULL))
+		SHA256(data, n, out); /* no provider to fetch from: the one-shot way */
 }
 
 void drb_sha256_hex(const void *data, size_t n, char out[65])
 {
 	unsigned char md[32];
 
-	SHA256(data, n, md);
+	drb_sha256(data, n, md);
 	drb_hex(md, 32, out);
 }
 

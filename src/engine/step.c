@@ -255,7 +255,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 	drb_retry single = {.attempts = 1, .exponential = 1, .initial_s = 1, .max_s = 1};
 	const drb_retry *policy = s->has_retry ? &s->retry : &single;
 	int attempts = 0, mut, rc, ok, polls = 0;
-	double wait_t0 = 0, iv;
+	double wait_t0 = 0, iv, slept = 0, w0;
 	json_t *waited = NULL;
 
 	if (!item)
@@ -332,7 +332,10 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 					err->cause = DRB_CAUSE_CHECK;
 					goto failed;
 				}
-				if ((rc = wait_for(r, iv, poll_end)) != 0) {
+				w0 = drb_mono_now();
+				rc = wait_for(r, iv, poll_end);
+				slept += drb_mono_now() - w0;
+				if (rc != 0) {
 					drb_err_set(err, rc, "until: interrupted");
 					goto failed;
 				}
@@ -343,10 +346,14 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 			   drb_mono_now() + iv <= poll_end) {
 			/* a transient error while polling: keep polling */
 			json_t *d = json_pack("{s:s}", "error", err->msg);
+			int wrc;
 
 			drb_emit(r, "step.poll_error", uid, d, err);
 			json_decref(d);
-			if (wait_for(r, iv, poll_end) == 0) {
+			w0 = drb_mono_now();
+			wrc = wait_for(r, iv, poll_end);
+			slept += drb_mono_now() - w0;
+			if (wrc == 0) {
 				attempts--;
 				continue;
 			}
@@ -403,8 +410,9 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 	}
 	/* the time an until waited for its condition, from the first check to the last */
 	if (s->until.src && polls)
-		waited = json_pack("{s:i, s:I}", "polls", polls, "wait_ms",
-				   (json_int_t)llround((drb_mono_now() - wait_t0) * 1000));
+		waited = json_pack("{s:i, s:I, s:I}", "polls", polls, "wait_ms",
+				   (json_int_t)llround((drb_mono_now() - wait_t0) * 1000),
+				   "slept_ms", (json_int_t)llround(slept * 1000));
 	if (st == DRB_ST_OK && mut)
 		drb_unit_add(r, s, uid, item, result, 0);
 	st = finish(r, s, uid, top, st, attempts, t0, item, result, err, waited);
@@ -413,8 +421,9 @@ failed:
 	if (!err->code)
 		drb_err_set(err, DRB_ERR, "failed");
 	if (s->until.src && polls)
-		waited = json_pack("{s:i, s:I}", "polls", polls, "wait_ms",
-				   (json_int_t)llround((drb_mono_now() - wait_t0) * 1000));
+		waited = json_pack("{s:i, s:I, s:I}", "polls", polls, "wait_ms",
+				   (json_int_t)llround((drb_mono_now() - wait_t0) * 1000),
+				   "slept_ms", (json_int_t)llround(slept * 1000));
 	st = finish(r, s, uid, top, DRB_ST_FAILED, attempts, t0, item, result, err, waited);
 out:
 	json_decref(waited);

@@ -1685,6 +1685,20 @@ static void check_for_each_sizes(vctx *v, const drb_step *steps, size_t n)
 	}
 }
 
+static size_t max_bytes(const drb_load_opts *opts)
+{
+	return opts && opts->max_bytes ? opts->max_bytes : (size_t)DRB_RUNBOOK_MAX_BYTES;
+}
+
+static void too_large(drb_diags *diags, const drb_load_opts *opts)
+{
+	if (max_bytes(opts) == (size_t)DRB_RUNBOOK_MAX_BYTES)
+		drb_diags_add(diags, (drb_pos){0, 0}, "runbook larger than 1 MiB");
+	else
+		drb_diags_add(diags, (drb_pos){0, 0}, "runbook larger than the cap of %zu bytes",
+			      max_bytes(opts));
+}
+
 static int load_buffer(drb_runbook **out, const char *name, const char *buf, size_t len,
 		       const drb_load_opts *opts, drb_diags *diags)
 {
@@ -1696,8 +1710,8 @@ static int load_buffer(drb_runbook **out, const char *name, const char *buf, siz
 
 	*out = NULL;
 	memset(&v, 0, sizeof(v));
-	if (len > DRB_RUNBOOK_MAX_BYTES) {
-		drb_diags_add(diags, (drb_pos){0, 0}, "runbook larger than 1 MiB");
+	if (len > max_bytes(opts)) {
+		too_large(diags, opts);
 		rc = DRB_EINVAL;
 		goto out;
 	}
@@ -1769,9 +1783,9 @@ int drb_runbook_load(drb_runbook **out, const char *path, const drb_load_opts *o
 
 	*out = NULL;
 	drb_err_clear(&err);
-	rc = drb_file_read(path, DRB_RUNBOOK_MAX_BYTES, &buf, &len, &err);
+	rc = drb_file_read(path, max_bytes(opts), &buf, &len, &err);
 	if (rc == DRB_ELIMIT) {
-		drb_diags_add(diags, (drb_pos){0, 0}, "runbook larger than 1 MiB");
+		too_large(diags, opts);
 		rc = DRB_EINVAL;
 		goto out;
 	}

@@ -35,6 +35,7 @@ typedef struct builder {
 	size_t total; /* nodes created, copies included */
 	int aliased;  /* an alias was expanded: names the likely cause when the cap is hit */
 	int fatal;
+	size_t max_nodes; /* the node cap, from the input's size */
 } builder;
 
 static drb_pos mark_pos(yaml_mark_t m)
@@ -93,14 +94,14 @@ static void bury(builder *b, ynode *n)
  * adding n more nodes would pass it. */
 static int over_cap(builder *b, size_t n, yaml_mark_t m)
 {
-	if (b->total + n <= DRB_YAML_MAX_NODES)
+	if (b->total + n <= b->max_nodes)
 		return 0;
 	if (b->aliased || n > 1)
 		drb_diags_add(b->d, mark_pos(m),
 			      "too many YAML nodes after alias expansion (billion laughs?)");
 	else
-		drb_diags_add(b->d, mark_pos(m), "too many YAML nodes (more than %d)",
-			      DRB_YAML_MAX_NODES);
+		drb_diags_add(b->d, mark_pos(m), "too many YAML nodes (more than %zu)",
+			      b->max_nodes);
 	b->fatal = 1;
 	return -1;
 }
@@ -526,6 +527,12 @@ int drb_yaml_parse(const char *buf, size_t len, ynode **out, drb_diags *d)
 
 	memset(&b, 0, sizeof(b));
 	b.d = d;
+	/* a file within the default 1 MiB cap: the fixed node cap; a larger one (allowed with
+	 * DRBOOK_RUNBOOK_MAX_BYTES): one node per 2 bytes of text (`[a,a,a]`), as many as
+	 * the text can spell out; an alias expansion's blow-up stays refused */
+	b.max_nodes = len > DRB_RUNBOOK_MAX_BYTES && len / 2 > DRB_YAML_MAX_NODES
+			  ? len / 2
+			  : DRB_YAML_MAX_NODES;
 	*out = NULL;
 	if (!yaml_parser_initialize(&p))
 		return DRB_ENOMEM;

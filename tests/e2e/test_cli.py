@@ -28,6 +28,25 @@ def test_validate_examples_prints_nothing(c):
     check(r.code == 0 and r.out == "" and r.err == "", "valid examples are silent", r)
 
 
+def test_runbook_size_cap_is_configurable(c):
+    # 1.2 MiB of valid steps: refused by default, accepted with DRBOOK_RUNBOOK_MAX_BYTES
+    # (few steps with long descriptions: the file is large, its validation quick)
+    pad = "x" * 600
+    steps = "".join("  - id: s%d\n    description: %s\n    action: lua\n    read_only: true\n"
+                    "    script: return %d\n" % (i, pad, i) for i in range(2000))
+    big = c.write("big.yaml", "version: 1\nname: big\nsteps:\n" + steps)
+    assert os.path.getsize(big) > 1024 * 1024
+    r = c.drbook("validate", big)
+    check(r.code == 2 and "runbook larger than 1 MiB" in r.err, "default cap 1 MiB", r)
+    r = c.drbook("validate", big, env={"DRBOOK_RUNBOOK_MAX_BYTES": "2000000"})
+    check(r.code == 0 and r.err == "", "a raised cap takes the file", r)
+    r = c.drbook("validate", big, env={"DRBOOK_RUNBOOK_MAX_BYTES": "100000"})
+    check(r.code == 2 and "larger than the cap of 100000 bytes" in r.err, "a lower cap", r)
+    for bad in ("0", "-5", "1e6", "lots"):
+        r = c.drbook("validate", big, env={"DRBOOK_RUNBOOK_MAX_BYTES": bad})
+        check(r.code == 2 and "DRBOOK_RUNBOOK_MAX_BYTES" in r.err, "refused: %s" % bad, r)
+
+
 def test_validate_reports_all_errors_with_positions(c):
     rb = c.write("bad.yaml", """
         version: 1

@@ -314,6 +314,10 @@ def test_until_sees_the_condition_soon_after_it_holds(c):
     # the flag appears after 1 s: a fixed 20 s schedule would see it after 20 s
     check(d["duration_ms"] < 10000 and d["polls"] >= 3 and
           d["wait_ms"] <= d["duration_ms"], "checked at once, then soon: %s" % d)
+    # the sleeps between the checks are the declared wait: at least 100 ms before each check
+    # after the first, and less than the whole wait (the checks themselves take time)
+    check(100 * (d["polls"] - 1) - 5 <= d["slept_ms"] < d["wait_ms"],
+          "slept_ms is the time slept between checks: %s" % d)
     check("waited" in r.out and "checks" in r.out, "the timeline shows the wait", r)
 
 

@@ -69,9 +69,9 @@ static int test_action_mode(void *ud, const char *name)
 /* The corpus checks with: against the real schemas, as drbook validate does: it links the
  * engine's registry (tests/CMakeLists.txt). */
 #include <drbook/engine.h>
-static const drb_load_opts test_opts = {test_action_mode, NULL, drb_engine_action_schema};
+static const drb_load_opts test_opts = {test_action_mode, NULL, drb_engine_action_schema, 0};
 #else
-static const drb_load_opts test_opts = {test_action_mode, NULL, NULL};
+static const drb_load_opts test_opts = {test_action_mode, NULL, NULL, 0};
 #endif
 
 #endif
