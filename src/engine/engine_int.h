@@ -52,6 +52,14 @@ typedef struct drb_run {
 	const volatile int *signals;
 	int signals_seen; /* protected by mu */
 	int no_rollback;  /* a stop after which nothing more may run (the log failed) */
+	/* stop_when: the same watcher thread polls the runbook's CloudWatch alarms while the
+	 * steps run (stop_armed); stop_hit once one stopped the run. Protected by mu, except
+	 * stop_seen and stop_fails (the one thread checking at a time owns them). */
+	int stop_armed, stop_hit;
+	double stop_next;		 /* drb_mono_now() of the next poll */
+	char (*stop_seen)[32];		 /* per alarm: the state (or "error") last recorded */
+	int stop_fails;			 /* checks in a row that could not be made */
+	char stop_cond_reason[300];	 /* "stop condition NAME": run.end's reason */
 	pthread_t watcher;
 	int watching;
 	volatile int watch_stop;
