@@ -441,7 +441,17 @@ void drb_run_note_rpo(drb_run *r, const json_t *result)
 
 /* ---- notifications ---------------------------------------------------------------------- */
 
-/* The global `run`: {id, started_at, incident_start, drill, event, status, error}; event,
+/* run.start's mode and run.mode: run, plan or readiness. */
+static const char *mode_name(const drb_engine_opts *o)
+{
+	if (o->mode != DRB_MODE_PLAN)
+		return "run";
+	return o->readiness ? "readiness" : "plan";
+}
+
+/* The global `run`: {id, mode, started_at, incident_start, drill, event, status, error};
+ * mode is run, plan or readiness (a preflight check may skip itself in a readiness check:
+ * `when: run.mode ~= "readiness"`); event,
  * status and error only while a notification is built; at the end also rto_s, rpo_s (where
  * measured) and targets {rto, rpo} (met, missed or unknown), so a notification can say them. */
 static void set_run_global(drb_run *r, const char *event, const char *status, const char *error)
@@ -453,10 +463,10 @@ static void set_run_global(drb_run *r, const char *event, const char *status, co
 	drb_rfc3339_ms(r->t0_wall, started);
 	if (r->incident_ms)
 		drb_rfc3339_ms(r->incident_ms, incident);
-	v = json_pack("{s:s, s:s, s:s?, s:b, s:s?, s:s?, s:s?}", "id", r->run_id, "started_at",
-		      started, "incident_start", r->incident_ms ? incident : NULL, "drill",
-		      r->o->drill, "event", event, "status", status, "error",
-		      error && *error ? error : NULL);
+	v = json_pack("{s:s, s:s, s:s, s:s?, s:b, s:s?, s:s?, s:s?}", "id", r->run_id, "mode",
+		      mode_name(r->o), "started_at", started, "incident_start",
+		      r->incident_ms ? incident : NULL, "drill", r->o->drill, "event", event,
+		      "status", status, "error", error && *error ? error : NULL);
 	if (v && status && r->end_info)
 		json_object_update(v, r->end_info);
 	if (v)
@@ -473,7 +483,7 @@ static void notify(drb_run *r, const char *when, const char *status, const char 
 	int saved_ro = r->phase_ro, saved_changed;
 	json_t *e0, *red;
 
-	if (r->o->mode == DRB_MODE_PLAN)
+	if (r->o->mode == DRB_MODE_PLAN && !r->o->readiness)
 		return;
 	/* the error may quote a secret parameter: people get what the log gets */
 	e0 = json_pack("{s:s?}", "error", error);
@@ -499,6 +509,8 @@ static void notify(drb_run *r, const char *when, const char *status, const char 
 				hit = 1;
 		if (!hit || !(a = drb_engine_action(n->call.action)))
 			continue;
+		if (r->o->readiness && i < r->rb->n_notify)
+			continue; /* a readiness check is not a run: the runbook's are not for it */
 		if (i < r->rb->n_notify)
 			snprintf(uid, sizeof(uid), "notify[%zu]", i + 1);
 		else
@@ -611,8 +623,8 @@ static int stop_direct_call(drb_seam *s, const drb_call *c, drb_perform_fn perfo
 }
 
 /* One stop_condition record: what the check decided for one alarm. */
-static void stop_record(drb_run *r, const drb_stop_cond *sc, const char *state,
-			const char *why, const char *error, const char *decision)
+static void stop_record(drb_run *r, const drb_stop_cond *sc, const char *state, const char *why,
+			const char *error, const char *decision)
 {
 	json_t *d = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s}", "alarm", sc->alarm, "region",
 			      sc->region, "state", state, "alarm_reason", why, "error", error,
@@ -720,10 +732,11 @@ static int stop_check(drb_run *r)
 				if (r->o->drill && r->stop_fails + 1 >= STOP_DRILL_FAILS && !stop) {
 					char reason[300];
 
-					snprintf(reason, sizeof(reason),
-						 "stop condition %s could not be checked (%d checks "
-						 "in a row) in a drill",
-						 sc->alarm, STOP_DRILL_FAILS);
+					snprintf(
+					    reason, sizeof(reason),
+					    "stop condition %s could not be checked (%d checks "
+					    "in a row) in a drill",
+					    sc->alarm, STOP_DRILL_FAILS);
 					if (stop_now(r, reason)) {
 						stop_record(r, sc, NULL, NULL, msg, "stop");
 						stop = 1;
@@ -1304,11 +1317,15 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		if ((st == DRB_ST_FAILED || st == DRB_ST_REFUSED) && rb->preflight[i].critical) {
 			status = "refused";
 			exit_code = DRB_EXIT_REFUSED;
-			snprintf(first.msg, sizeof(first.msg), "preflight '%s' failed: %s",
-				 rb->preflight[i].id, err.msg);
-			goto verdict;
+			if (!first.msg[0])
+				snprintf(first.msg, sizeof(first.msg), "preflight '%s' failed: %s",
+					 rb->preflight[i].id, err.msg);
+			if (!r->o->readiness) /* readiness: every check says what it sees */
+				goto verdict;
 		}
 	}
+	if (exit_code != DRB_EXIT_OK || r->o->readiness)
+		goto verdict;
 	if (r->o->mode == DRB_MODE_PLAN) {
 		out->plan = plan_steps(r, &out->critical_path);
 		json_t *d = json_pack("{s:O, s:O}", "steps", out->plan, "critical_path",
@@ -1326,7 +1343,8 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		if (stop_check(r)) {
 			status = "refused";
 			exit_code = DRB_EXIT_REFUSED;
-			snprintf(first.msg, sizeof(first.msg), "%s: the alarm is in ALARM before any step started",
+			snprintf(first.msg, sizeof(first.msg),
+				 "%s: the alarm is in ALARM before any step started",
 				 r->stop_cond_reason);
 			goto verdict;
 		}
@@ -1398,8 +1416,8 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 	}
 verdict:
 	if (r->no_rollback && exit_code != DRB_EXIT_FAILED) {
-		/* a record could not be written (a step.end, say): the run did not succeed, whatever
-		 * its steps did, because its log does not say everything it did */
+		/* a record could not be written (a step.end, say): the run did not succeed,
+		 * whatever its steps did, because its log does not say everything it did */
 		status = "failed";
 		exit_code = DRB_EXIT_FAILED;
 		snprintf(first.msg, sizeof(first.msg), "%s", r->stop_reason);
@@ -1550,7 +1568,7 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	start = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:s, s:b, s:s, s:s, s:i, s:s, s:o, s:o}",
 			  "runbook", rb->path, "runbook_sha256", rb->sha256, "name", rb->name,
 			  "scenario", rb->scenario, "params", params_shown(&r), "mode",
-			  o->mode == DRB_MODE_PLAN ? "plan" : "run", "drill", o->drill, "operator",
+			  mode_name(o), "drill", o->drill, "operator",
 			  drb_operator(opbuf, sizeof(opbuf)), "host", host, "pid", (int)getpid(),
 			  "version", DRB_VERSION, "lock", lock_keys(rb), "targets", targets);
 	if (locks && (leases = drb_lockset_leases(locks)))
