@@ -1449,10 +1449,9 @@ verdict:
 		json_object_set_new(end, "error", json_string(first.msg));
 	if (r->stop_cond_reason[0])
 		json_object_set_new(end, "reason", json_string(r->stop_cond_reason));
-	if (r->o->mode != DRB_MODE_PLAN)
-		notify(r, strcmp(status, "succeeded") ? "failure" : "success", status, first.msg);
-	if (r->o->mode != DRB_MODE_PLAN)
-		notify(r, "end", status, first.msg);
+	/* notify() itself sends nothing in a plan, only the caller's in a readiness check */
+	notify(r, strcmp(status, "succeeded") ? "failure" : "success", status, first.msg);
+	notify(r, "end", status, first.msg);
 	if (drb_emit(r, "run.end", NULL, end, &err) && exit_code == DRB_EXIT_OK) {
 		status = "failed";
 		exit_code = DRB_EXIT_FAILED;
