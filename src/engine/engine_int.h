@@ -165,6 +165,11 @@ void drb_lockset_release(drb_lockset *ls); /* accepts NULL */
  * list), else the runbook's lock: keys, else its name. */
 int drb_run_lock_take(drb_lockset **out, const drb_runbook *rb, const json_t *recorded,
 		      const char *run_id, volatile int *cancel, drb_err *err);
+/* Readiness: with DRBOOK_LEASE_TABLE, reads (never writes) the lease of each of rb's lock
+ * keys: 0 and out says who holds what, or the call's error; 1 when no table is configured. */
+int drb_lease_probe(const drb_runbook *rb, char *out, size_t cap, drb_err *err);
+/* Readiness: lists an empty prefix of the evidence bucket (read-only): 0 or the error. */
+int drb_evidence_probe(const char *url, drb_err *err);
 /* The machine-wide lock folder (see lock.c); 0 or DRB_EINVAL. */
 int drb_lock_dir(char *buf, size_t cap, drb_err *err);
 

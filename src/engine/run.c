@@ -1293,6 +1293,63 @@ static int missed_target(const drb_runbook *rb, double rto, double rpo, char *wh
 	return 0;
 }
 
+/* One check of a readiness check's own (not a preflight step): a readiness.check record and
+ * a line of the summary, as a step would have. */
+static void readiness_record(drb_run *r, const char *id, double t0, const char *detail,
+			     const char *error)
+{
+	json_t *d = json_pack("{s:s, s:b, s:s?, s:s?}", "check", id, "ok", !error, "detail", detail,
+			      "error", error),
+	       *o = json_pack("{s:s, s:s, s:i, s:I}", "id", id, "status", error ? "failed" : "ok",
+			      "attempts", 1, "duration_ms",
+			      (json_int_t)llround((drb_mono_now() - t0) * 1000));
+	drb_err e = {0};
+
+	if (d)
+		drb_emit(r, "readiness.check", NULL, d, &e);
+	if (o && error)
+		json_object_set_new(o, "error", json_string(error));
+	pthread_mutex_lock(&r->mu);
+	if (o)
+		json_array_append(r->summary, o);
+	pthread_mutex_unlock(&r->mu);
+	json_decref(o);
+	json_decref(d);
+}
+
+/* The checks a readiness check adds to the runbook's preflight: the lease table
+ * (DRBOOK_LEASE_TABLE) and the evidence bucket (DRBOOK_EVIDENCE) answer, when configured: a
+ * failover would be refused without them. Read-only. Returns 1 when one failed (first says
+ * why, unless a preflight check already did). */
+static int readiness_infra(drb_run *r, drb_err *first)
+{
+	const char *ev = r->o->evidence ? r->o->evidence : getenv("DRBOOK_EVIDENCE");
+	char holders[1024];
+	drb_err e = {0};
+	double t0 = drb_mono_now();
+	int rc, bad = 0;
+
+	rc = drb_lease_probe(r->rb, holders, sizeof(holders), &e);
+	if (rc != 1) {
+		readiness_record(r, "lease-table", t0, rc ? NULL : holders, rc ? e.msg : NULL);
+		if (rc && !first->msg[0])
+			snprintf(first->msg, sizeof(first->msg),
+				 "readiness 'lease-table' failed: %s", e.msg);
+		bad |= rc != 0;
+	}
+	if (ev && *ev) {
+		drb_err_clear(&e);
+		t0 = drb_mono_now();
+		rc = drb_evidence_probe(ev, &e);
+		readiness_record(r, "evidence-bucket", t0, rc ? NULL : ev, rc ? e.msg : NULL);
+		if (rc && !first->msg[0])
+			snprintf(first->msg, sizeof(first->msg),
+				 "readiness 'evidence-bucket' failed: %s", e.msg);
+		bad |= rc != 0;
+	}
+	return bad;
+}
+
 /* Runs preflight (if any), then the steps, then decides the verdict and writes run.end. */
 int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 {
@@ -1323,6 +1380,10 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 			if (!r->o->readiness) /* readiness: every check says what it sees */
 				goto verdict;
 		}
+	}
+	if (r->o->readiness && readiness_infra(r, &first)) {
+		status = "refused";
+		exit_code = DRB_EXIT_REFUSED;
 	}
 	if (exit_code != DRB_EXIT_OK || r->o->readiness)
 		goto verdict;

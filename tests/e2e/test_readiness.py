@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import re
+import sys
 import threading
 import time
 
@@ -209,6 +210,42 @@ def test_notify_once_per_change(c):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+
+def test_lease_table_and_evidence_bucket_must_answer(c):
+    """With DRBOOK_LEASE_TABLE / DRBOOK_EVIDENCE set, a failover needs them: readiness reads
+    the leases (never writes them) and lists the bucket; missing ones make it not ready."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+    from motoserver import MotoServer
+
+    book(c, "infra", "i")
+    with MotoServer() as moto:
+        env = moto.env(DRBOOK_LEASE_TABLE="drbook-leases",
+                       DRBOOK_EVIDENCE="s3://drbook-evidence/prod")
+        r = c.drbook("readiness", "i.yaml", "--runs-dir", "runs", "--json", env=env)
+        check(r.code == 3, "neither the table nor the bucket exists: not ready", r)
+        checks = {x["check"]: x for x in json.loads(r.out)["runbooks"][0]["checks"]}
+        check(not checks["lease-table"]["ok"] and "drbook-leases" in checks["lease-table"]["error"],
+              f"lease-table: {checks}")
+        check(not checks["evidence-bucket"]["ok"], f"evidence-bucket: {checks}")
+        check(checks["flag-present"]["ok"], "the runbook's own checks ran too")
+
+        ddb = moto.client("dynamodb")
+        ddb.create_table(TableName="drbook-leases", BillingMode="PAY_PER_REQUEST",
+                         KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+                         AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}])
+        moto.client("s3").create_bucket(Bucket="drbook-evidence")
+        r = c.drbook("readiness", "i.yaml", "--runs-dir", "runs", "--metrics-file", "m.prom",
+                     env=env)
+        check(r.code == 0, "both answer: ready", r)
+        m = metrics(c.path("m.prom"))
+        check(m[("drbook_check_ok", (("runbook", "infra"), ("check", "lease-table")))] == 1
+              and m[("drbook_check_ok", (("runbook", "infra"), ("check", "evidence-bucket")))]
+              == 1, f"metrics {m}")
+        check(ddb.scan(TableName="drbook-leases")["Count"] == 0, "no lease was written")
+        check(moto.client("s3").list_objects_v2(Bucket="drbook-evidence")["KeyCount"] == 0,
+              "nothing was uploaded")
 
 
 if __name__ == "__main__":
