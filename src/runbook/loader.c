@@ -31,8 +31,9 @@ typedef struct vctx {
 } vctx;
 
 static const char *const TOP_KEYS[] = {
-    "version",	 "name",  "description", "scenario", "targets", "params", "connections",  "lua",
-    "preflight", "steps", "on_failure",	 "deadline", "lock",	"notify", "max_parallel", "stop_when", NULL};
+    "version",	   "name",   "description",  "scenario",  "targets",	"params",
+    "connections", "lua",    "preflight",    "steps",	  "on_failure", "deadline",
+    "lock",	   "notify", "max_parallel", "stop_when", NULL};
 static const char *const PARAM_KEYS[] = {"type",   "default", "description", "required",
 					 "secret", "choices", NULL};
 static const char *const PG_KEYS[] = {"kind",
@@ -1107,15 +1108,17 @@ static void parse_stop_when(vctx *v, const ynode *n, drb_runbook *rb)
 		a = opt(e, "alarm");
 		r = opt(e, "region");
 		if (!a) {
-			diag(v, e, "%s: missing required key 'alarm' (a CloudWatch alarm name)", where);
+			diag(v, e, "%s: missing required key 'alarm' (a CloudWatch alarm name)",
+			     where);
 			bad = 1;
-		} else if (!is_str(a) || !*a->str || strlen(a->str) > 255 ||
-			   has_control(a->str)) {
-			diag(v, a, "%s: 'alarm' must be an alarm name: 1 to 255 characters of one line",
+		} else if (!is_str(a) || !*a->str || strlen(a->str) > 255 || has_control(a->str)) {
+			diag(v, a,
+			     "%s: 'alarm' must be an alarm name: 1 to 255 characters of one line",
 			     where);
 			bad = 1;
 		} else if (strstr(a->str, "${")) {
-			diag(v, a, "%s: 'alarm' is read before the run starts: no ${ } here", where);
+			diag(v, a, "%s: 'alarm' is read before the run starts: no ${ } here",
+			     where);
 			bad = 1;
 		}
 		if (r && (!is_str(r) || !region_name_ok(r->str))) {

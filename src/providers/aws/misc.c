@@ -230,14 +230,16 @@ int drb_awsi_cw_describe_alarms(drb_action_ctx *ctx, const json_t *args, json_t 
 	if (names && !json_is_null(names) &&
 	    (!json_is_array(names) || json_array_size(names) > 100)) {
 		rc = drb_err_set(err, DRB_EINVAL,
-				 "%s: argument 'alarm_names' must be a list of at most 100 names", A);
+				 "%s: argument 'alarm_names' must be a list of at most 100 names",
+				 A);
 		goto out;
 	}
 	json_array_foreach(names, i, v)
 	{
 		if (!json_is_string(v) || !*json_string_value(v)) {
 			rc = drb_err_set(err, DRB_EINVAL,
-					 "%s: alarm_names[%zu] must be a non-empty string", A, i + 1);
+					 "%s: alarm_names[%zu] must be a non-empty string", A,
+					 i + 1);
 			goto out;
 		}
 	}
