@@ -643,7 +643,7 @@ static int stop_now(drb_run *r, const char *reason)
 	int armed;
 
 	pthread_mutex_lock(&r->mu);
-	armed = r->stop_armed && !r->stop_hit;
+	armed = r->stop_armed && !r->stop_hit && !*r->cancel; /* else stopped already */
 	if (!armed) {
 		pthread_mutex_unlock(&r->mu);
 		return 0;
@@ -806,11 +806,9 @@ static int rollback_after_signal(drb_run *r)
 	int yes;
 
 	pthread_mutex_lock(&r->mu);
-	if (r->stop_hit)
+	yes = r->signals_seen == 1 && !r->no_rollback && !strcmp(r->stop_reason, SIGNAL_REASON);
+	if (r->stop_hit) /* a stop condition came first, and no signal since */
 		yes = r->signals_seen == 0 && !r->no_rollback;
-	else
-		yes = r->signals_seen == 1 && !r->no_rollback &&
-		      !strcmp(r->stop_reason, SIGNAL_REASON);
 	if (yes)
 		*r->cancel = 0;
 	pthread_mutex_unlock(&r->mu);
