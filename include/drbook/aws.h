@@ -292,6 +292,10 @@ typedef struct drb_aws_lease_cfg {
  * reported as DRB_EDENIED: no lease, no run). */
 int drb_aws_lease_take(drb_action_ctx *ctx, const drb_aws_lease_cfg *cfg, const char *key,
 		       long long *token, drb_err *err);
+/* Reads key's lease without changing it (GetItem, consistent): out gets "free", "free
+ * (expired lease, token T)" or the holder and its time left. Errors of the call. */
+int drb_aws_lease_peek(drb_action_ctx *ctx, const drb_aws_lease_cfg *cfg, const char *key,
+		       char *out, size_t cap, drb_err *err);
 /* Extends the lease by ttl_s while it still carries token; DRB_EDENIED when it was taken over. */
 int drb_aws_lease_renew(drb_action_ctx *ctx, const drb_aws_lease_cfg *cfg, const char *key,
 			long long token, drb_err *err);

@@ -59,6 +59,11 @@ typedef struct drb_engine_opts {
 	const drb_notify *notify;   /* run-level notifications besides the runbook's (borrowed) */
 	size_t n_notify;
 	int targets_required; /* a missed RTO or RPO target fails the run (game days) */
+	/* with DRB_MODE_PLAN: a readiness check (drbook readiness): every preflight check runs
+	 * (not only up to the first that fails), no step is planned, run.start's mode and
+	 * run.mode say "readiness", and of the notifications only the caller's (notify above)
+	 * are sent, never the runbook's own. */
+	int readiness;
 	/* resume only */
 	char *const *assume_done;
 	size_t n_assume_done;

@@ -142,6 +142,14 @@ typedef struct drb_notify {
 	drb_call_spec call;
 } drb_notify;
 
+/* One stop condition (stop_when:): a CloudWatch alarm that, in state ALARM, stops the run. */
+typedef struct drb_stop_cond {
+	char *alarm;  /* alarm name */
+	char *region; /* or NULL: the AWS default region (AWS_REGION) */
+	drb_pos pos;
+} drb_stop_cond;
+#define DRB_STOP_WHEN_MAX 100 /* one DescribeAlarms call takes at most 100 names */
+
 typedef struct drb_runbook {
 	char *path;        /* as given */
 	char *dir;         /* folder of the file: Lua modules may load from here */
@@ -168,6 +176,8 @@ typedef struct drb_runbook {
 	int max_parallel;          /* steps running at once (runbook level), default 8 */
 	drb_notify *notify;
 	size_t n_notify;
+	drb_stop_cond *stop_when;  /* stop_when: alarms watched while the run lives */
+	size_t n_stop_when;
 } drb_runbook;
 
 /* Lock keys (and a runbook's name, the default key) name lock files and DynamoDB items:

@@ -1,5 +1,6 @@
 /* drbook's command line: parses arguments, loads runbooks, hands them to the engine and maps
  * every outcome to the exit codes of docs/cli.md in one place (exit_for). */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +22,7 @@
 
 #include "catalog.h"
 #include "progress.h"
+#include "readiness.h"
 
 #define DRB_VERSION "0.1.0"
 #define MAX_LIST 64
@@ -47,6 +49,7 @@ static const char usage_main[] =
     "  report AUDIT                what a run did: timeline, steps, RTO/RPO (md, html, json)\n"
     "  replay AUDIT                re-run a recorded run's decisions offline\n"
     "  gameday SCHEDULE            run the drills of a game-day schedule that are due\n"
+    "  readiness RUNBOOK...        could each failover start now? (preflight; metrics)\n"
     "  actions [--json]            the action catalog: arguments, results, modes\n"
     "\n"
     "Run 'drbook COMMAND --help' for a command's options. Exit codes: 0 success, 1 the run\n"
@@ -198,6 +201,33 @@ static const char usage_gameday[] =
     "a target), 2 usage or an invalid schedule or runbook, 3 a drill was refused.\n"
     "See docs/gameday.md.\n";
 
+static const char usage_readiness[] =
+    "usage: drbook readiness RUNBOOK... [options]\n"
+    "\n"
+    "Says whether each runbook's failover could start now: runs its preflight checks, all of\n"
+    "them, read-only, as `plan` does (no mutating call, no run lock taken: a readiness check\n"
+    "never takes the lock from a real failover). A check the runbook skips in readiness\n"
+    "checks (when: run.mode ~= \"readiness\") passes. The last check's log of each runbook is\n"
+    "kept as RUNS/readiness/NAME.jsonl.\n"
+    "\n"
+    "options:\n"
+    "  -p, --param KEY=VALUE      set a parameter of every runbook that declares KEY\n"
+    "                             (repeatable; a KEY no runbook declares is an error)\n"
+    "      --metrics-file F       write Prometheus metrics to F atomically (for\n"
+    "                             node_exporter's textfile collector): drbook_ready,\n"
+    "                             drbook_check_ok, drbook_last_run_success/_rto_seconds/\n"
+    "                             _rpo_seconds (the runs folder's last run, drill, shadow)\n"
+    "      --notify CHANNEL       slack, pagerduty or sns (repeatable): tell people when a\n"
+    "                             runbook turns not ready and when it is ready again (once\n"
+    "                             per change); configured as for the notify action\n"
+    "      --runs-dir DIR         where run logs live (default ./drbook-runs)\n"
+    "      --audit-key-file F     HMAC key for the checks' logs (or DRBOOK_AUDIT_KEY_FILE)\n"
+    "      --json                 the result as one JSON document on stdout\n"
+    "      --quiet                print nothing but errors\n"
+    "\n"
+    "Exit codes: 0 every runbook ready, 1 the metrics file could not be written, 2 usage or\n"
+    "an invalid runbook (nothing checked), 3 one or more not ready. See docs/operations.md.\n";
+
 typedef struct cli {
 	char *params[MAX_LIST];
 	size_t n_params;
@@ -208,7 +238,9 @@ typedef struct cli {
 	char *retry[MAX_LIST];
 	size_t n_retry;
 	const char *audit, *key_file, *incident, *runs_dir, *format, *runbook;
-	const char *sign_key_file, *public_key, *evidence;
+	const char *sign_key_file, *public_key, *evidence, *metrics_file;
+	char *notify[MAX_LIST];
+	size_t n_notify;
 	int drill, yes, json, quiet, due, list, history;
 } cli;
 
@@ -270,7 +302,9 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 		O_HISTORY,
 		O_SIGN,
 		O_PUB,
-		O_EVIDENCE
+		O_EVIDENCE,
+		O_METRICS,
+		O_NOTIFY
 	};
 	static const struct option opts[] = {
 	    {"param", required_argument, NULL, 'p'},
@@ -294,6 +328,8 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 	    {"sign-key-file", required_argument, NULL, O_SIGN},
 	    {"public-key", required_argument, NULL, O_PUB},
 	    {"evidence", required_argument, NULL, O_EVIDENCE},
+	    {"metrics-file", required_argument, NULL, O_METRICS},
+	    {"notify", required_argument, NULL, O_NOTIFY},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -388,6 +424,21 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 			break;
 		case O_EVIDENCE:
 			c->evidence = optarg;
+			break;
+		case O_METRICS:
+			c->metrics_file = optarg;
+			break;
+		case O_NOTIFY:
+			if (strcmp(optarg, "slack") && strcmp(optarg, "pagerduty") &&
+			    strcmp(optarg, "sns")) {
+				fprintf(
+				    stderr,
+				    "drbook: --notify takes slack, pagerduty or sns, not '%s'\n",
+				    optarg);
+				return -1;
+			}
+			if (push(c->notify, &c->n_notify, optarg, "--notify"))
+				return -1;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -1151,6 +1202,317 @@ static int cmd_report(int argc, char **argv)
 	return rc;
 }
 
+/* ---- readiness ---------------------------------------------------------------------------- */
+
+/* The mode a run counts under in drbook_last_run_success: run, drill or shadow; NULL for
+ * plans and readiness checks. */
+static const char *run_mode_label(const json_t *run)
+{
+	const char *m = json_string_value(json_object_get(run, "mode"));
+
+	if (m && (!strcmp(m, "plan") || !strcmp(m, "readiness")))
+		return NULL;
+	if (m && !strcmp(m, "shadow"))
+		return "shadow";
+	return json_is_true(json_object_get(run, "drill")) ? "drill" : "run";
+}
+
+/* The newest run of runbook `name` in each mode, from the runs folder's logs as read by
+ * drb_report_runs (gameday --history's reader). A new array. */
+static json_t *last_runs_of(const json_t *runs, const char *name)
+{
+	static const char *const modes[] = {"run", "drill", "shadow"};
+	json_t *out = json_array();
+
+	for (size_t m = 0; out && m < 3; m++)
+		for (size_t i = json_array_size(runs); i-- > 0;) {
+			const json_t *r = json_array_get(runs, i);
+			const char *label = run_mode_label(r);
+			const char *outcome = json_string_value(json_object_get(r, "outcome"));
+			json_t *o;
+
+			if (!label || strcmp(label, modes[m]) ||
+			    strcmp(json_string_value(json_object_get(r, "name")) ?: "", name))
+				continue;
+			o = json_pack("{s:s, s:b, s:s?, s:O?, s:O?, s:O?, s:O?}", "mode", modes[m],
+				      "success", outcome && !strcmp(outcome, "succeeded"), "status",
+				      outcome, "rto_s", json_object_get(r, "rto_s"), "rpo_s",
+				      json_object_get(r, "rpo_s"), "run", json_object_get(r, "run"),
+				      "ended_at", json_object_get(r, "ended_at"));
+			if (o)
+				json_array_append_new(out, o);
+			break;
+		}
+	return out;
+}
+
+/* A runbook name as a file name: anything but letters, digits, '-' and '_' becomes '_'. */
+static void file_name_of(const char *name, char *out, size_t n)
+{
+	size_t i = 0;
+
+	for (; name[i] && i + 1 < n; i++)
+		out[i] = isalnum((unsigned char)name[i]) || name[i] == '-' || name[i] == '_'
+			     ? name[i]
+			     : '_';
+	out[i] = '\0';
+}
+
+/* What the last readiness check of a runbook said ("ready", "not-ready"), or "" when there
+ * was none: notifications go out on a change only. */
+static void readiness_state(const char *path, char *out, size_t n)
+{
+	FILE *f = fopen(path, "r");
+
+	out[0] = '\0';
+	if (!f)
+		return;
+	if (!fgets(out, (int)n, f))
+		out[0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	fclose(f);
+}
+
+static void readiness_state_write(const char *path, const char *state)
+{
+	char tmp[4600];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fprintf(f, "%s\n", state);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		unlink(tmp);
+}
+
+/* The -p values rb declares (pointers borrowed from c->params). */
+static size_t params_for(const drb_runbook *rb, const cli *c, char **out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->n_params; i++) {
+		size_t k = strcspn(c->params[i], "=");
+
+		for (size_t j = 0; j < rb->n_params; j++)
+			if (strlen(rb->params[j].name) == k &&
+			    !strncmp(rb->params[j].name, c->params[i], k))
+				out[n++] = c->params[i];
+	}
+	return n;
+}
+
+/* One notification per --notify channel, sent by the check's own run on `failure` (it turned
+ * not ready) or `success` (ready again). Freed with notify_entries_free. */
+static drb_notify *notify_entries(const cli *c, const char *name, int failure)
+{
+	drb_notify *v = calloc(c->n_notify + 1, sizeof(*v));
+	char text[512], key[200], safe[200];
+
+	if (!v)
+		return NULL;
+	/* the name is text, not a template: no ${ of it may be evaluated */
+	snprintf(safe, sizeof(safe), "%s", name);
+	for (char *p = safe; (p = strstr(p, "${"));)
+		*p = '$', p[1] = ' ';
+	snprintf(text, sizeof(text), "drbook readiness: %s %s", safe,
+		 failure ? "is NOT READY: ${run.error}" : "is ready again");
+	snprintf(key, sizeof(key), "drbook-readiness-%s", safe);
+	for (size_t i = 0; i < c->n_notify; i++) {
+		v[i].on = calloc(1, sizeof(char *));
+		if (v[i].on) {
+			v[i].on[0] = strdup(failure ? "failure" : "success");
+			v[i].n_on = v[i].on[0] ? 1 : 0;
+		}
+		v[i].call.action = strdup("notify");
+		v[i].call.with =
+		    json_pack("{s:s, s:s, s:s, s:s}", "channel", c->notify[i], "text", text,
+			      "severity", failure ? "error" : "info", "dedup_key", key);
+	}
+	return v;
+}
+
+static void notify_entries_free(drb_notify *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		if (v[i].on)
+			free(v[i].on[0]);
+		free(v[i].on);
+		free(v[i].call.action);
+		json_decref(v[i].call.with);
+	}
+	free(v);
+}
+
+/* One runbook's readiness: its preflight as a readiness check; the model's entry (new). */
+static json_t *readiness_one(const drb_runbook *rb, cli *c, const char *dir, const json_t *runs,
+			     const unsigned char *key, size_t klen)
+{
+	char *pv[MAX_LIST], fname[256], logp[4400], tmpp[4500], statep[4400], prev[32];
+	drb_engine_opts o;
+	drb_run_result res;
+	drb_notify *nt = NULL;
+	drb_err err = {0};
+	json_t *checks = json_array(), *st, *one;
+	size_t j;
+	int failure, ready;
+	double t0 = drb_mono_now();
+
+	file_name_of(rb->name, fname, sizeof(fname));
+	snprintf(logp, sizeof(logp), "%s/%s.jsonl", dir, fname);
+	snprintf(tmpp, sizeof(tmpp), "%s/%s.jsonl.tmp.%ld", dir, fname, (long)getpid());
+	snprintf(statep, sizeof(statep), "%s/%s.state", dir, fname);
+	readiness_state(statep, prev, sizeof(prev));
+	/* news: a failure unless the last check said so already; ready after not ready */
+	failure = strcmp(prev, "not-ready") != 0;
+	fill_opts(&o, c, key, klen);
+	o.mode = DRB_MODE_PLAN;
+	o.readiness = 1;
+	o.params_kv = pv;
+	o.n_params_kv = params_for(rb, c, pv);
+	o.audit_path = tmpp;
+	if (c->n_notify && (failure || !strcmp(prev, "not-ready"))) {
+		nt = notify_entries(c, rb->name, failure);
+		o.notify = nt;
+		o.n_notify = nt ? c->n_notify : 0;
+	}
+	memset(&res, 0, sizeof(res));
+	unlink(tmpp);
+	if (drb_engine_run(rb, &o, &res, &err)) {
+		/* bad parameters and the like: not ready, and why */
+		res.exit_code = DRB_EXIT_USAGE;
+		snprintf(res.error, sizeof(res.error), "%s", err.msg);
+	}
+	if (!res.audit_path[0] || rename(tmpp, logp) != 0)
+		unlink(tmpp);
+	json_array_foreach(res.steps, j, st)
+	{
+		const char *id = json_string_value(json_object_get(st, "id")),
+			   *s = json_string_value(json_object_get(st, "status")) ?: "";
+		int critical = 1;
+
+		for (size_t k = 0; id && k < rb->n_preflight; k++)
+			if (!strcmp(rb->preflight[k].id, id))
+				critical = rb->preflight[k].critical;
+		json_array_append_new(
+		    checks, json_pack("{s:s?, s:b, s:s, s:b, s:O?}", "check", id, "ok",
+				      !strcmp(s, "ok") || !strcmp(s, "skipped"), "status", s,
+				      "critical", critical, "error", json_object_get(st, "error")));
+	}
+	ready = res.exit_code == DRB_EXIT_OK;
+	one = json_pack("{s:s, s:s, s:b, s:s, s:s?, s:f, s:s?, s:o, s:o}", "runbook", rb->name,
+			"path", rb->path, "ready", ready, "status", ready ? "ready" : "not ready",
+			"error", res.error[0] ? res.error : NULL, "duration_s", drb_mono_now() - t0,
+			"audit", res.audit_path[0] ? logp : NULL, "checks", checks, "last_runs",
+			last_runs_of(runs, rb->name));
+	readiness_state_write(statep, ready ? "ready" : "not-ready");
+	notify_entries_free(nt, nt ? c->n_notify : 0);
+	drb_run_result_free(&res);
+	return one;
+}
+
+static int cmd_readiness(int argc, char **argv)
+{
+	cli c = {0};
+	int first =
+		parse(argc, argv, &c, usage_readiness,
+		      " param metrics-file notify runs-dir audit-key-file key-file json quiet "),
+	    rc = DRB_EXIT_OK, n;
+	drb_runbook **rbs = NULL;
+	unsigned char *key = NULL;
+	size_t klen = 0;
+	json_t *runs = NULL, *model = NULL, *list;
+	const char *runs_dir;
+	char dir[4096];
+	drb_err err = {0};
+
+	if (first < 0)
+		return DRB_EXIT_USAGE;
+	if (first >= argc) {
+		fprintf(stderr, "drbook: readiness needs at least one RUNBOOK\n\n%s",
+			usage_readiness);
+		return DRB_EXIT_USAGE;
+	}
+	n = argc - first;
+	runs_dir = c.runs_dir ? c.runs_dir : "drbook-runs";
+	rbs = calloc((size_t)n, sizeof(*rbs));
+	if (!rbs)
+		return DRB_EXIT_FAILED;
+	/* every runbook valid and every -p declared somewhere, before anything is checked */
+	for (int i = 0; i < n; i++)
+		if (load(argv[first + i], &rbs[i]))
+			rc = DRB_EXIT_USAGE;
+	for (size_t p = 0; rc == DRB_EXIT_OK && p < c.n_params; p++) {
+		size_t k = strcspn(c.params[p], "=");
+		int declared = 0;
+
+		for (int i = 0; i < n; i++)
+			for (size_t j = 0; j < rbs[i]->n_params; j++)
+				declared |= strlen(rbs[i]->params[j].name) == k &&
+					    !strncmp(rbs[i]->params[j].name, c.params[p], k);
+		if (!declared) {
+			fprintf(stderr,
+				"drbook: -p %.*s: no runbook given declares this parameter\n",
+				(int)k, c.params[p]);
+			rc = DRB_EXIT_USAGE;
+		}
+	}
+	if (rc != DRB_EXIT_OK)
+		goto out;
+	if (load_key(&c, &key, &klen)) {
+		rc = DRB_EXIT_USAGE;
+		goto out;
+	}
+	snprintf(dir, sizeof(dir), "%s/readiness", runs_dir);
+	if ((mkdir(runs_dir, 0750) && errno != EEXIST) || (mkdir(dir, 0750) && errno != EEXIST)) {
+		fprintf(stderr, "drbook: readiness: cannot create %s: %s\n", dir, strerror(errno));
+		rc = DRB_EXIT_FAILED;
+		goto out;
+	}
+	if (drb_report_runs(runs_dir, &runs, &err)) {
+		fprintf(stderr, "drbook: readiness: the runs folder %s: %s\n", runs_dir, err.msg);
+		rc = DRB_EXIT_FAILED;
+		goto out;
+	}
+	model = json_pack("{s:b, s:I, s:[]}", "ready", 1, "checked_at_s",
+			  (json_int_t)(drb_wall_ms() / 1000), "runbooks");
+	list = json_object_get(model, "runbooks");
+	for (int i = 0; i < n && !interrupted; i++) {
+		json_t *one = readiness_one(rbs[i], &c, dir, runs, key, klen);
+
+		if (!one || !json_is_true(json_object_get(one, "ready"))) {
+			json_object_set_new(model, "ready", json_false());
+			rc = DRB_EXIT_REFUSED;
+		}
+		if (one)
+			json_array_append_new(list, one);
+	}
+	if (interrupted) {
+		fprintf(stderr, "drbook: readiness: interrupted\n");
+		rc = DRB_EXIT_FAILED;
+		goto out;
+	}
+	if (c.metrics_file && drb_readiness_metrics_write(model, c.metrics_file, &err)) {
+		fprintf(stderr, "drbook: readiness: %s\n", err.msg);
+		rc = DRB_EXIT_FAILED;
+	}
+	if (c.json) {
+		json_dumpf(model, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+	} else if (!c.quiet) {
+		drb_readiness_text(model, stdout);
+	}
+out:
+	for (int i = 0; rbs && i < n; i++)
+		drb_runbook_free(rbs[i]);
+	free(rbs);
+	free_key(key, klen);
+	json_decref(runs);
+	json_decref(model);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa;
@@ -1184,6 +1546,8 @@ int main(int argc, char **argv)
 		rc = cmd_audit(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "gameday")) {
 		rc = cmd_gameday(argc - 1, argv + 1);
+	} else if (!strcmp(argv[1], "readiness")) {
+		rc = cmd_readiness(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "replay")) {
 		rc = cmd_replay(argc - 1, argv + 1);
 	} else if (!strcmp(argv[1], "report")) {

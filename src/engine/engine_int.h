@@ -52,6 +52,14 @@ typedef struct drb_run {
 	const volatile int *signals;
 	int signals_seen; /* protected by mu */
 	int no_rollback;  /* a stop after which nothing more may run (the log failed) */
+	/* stop_when: the same watcher thread polls the runbook's CloudWatch alarms while the
+	 * steps run (stop_armed); stop_hit once one stopped the run. Protected by mu, except
+	 * stop_seen and stop_fails (the one thread checking at a time owns them). */
+	int stop_armed, stop_hit;
+	double stop_next;		 /* drb_mono_now() of the next poll */
+	char (*stop_seen)[32];		 /* per alarm: the state (or "error") last recorded */
+	int stop_fails;			 /* checks in a row that could not be made */
+	char stop_cond_reason[300];	 /* "stop condition NAME": run.end's reason */
 	pthread_t watcher;
 	int watching;
 	volatile int watch_stop;
@@ -169,6 +177,11 @@ void drb_lockset_release(drb_lockset *ls); /* accepts NULL */
  * list), else the runbook's lock: keys, else its name. */
 int drb_run_lock_take(drb_lockset **out, const drb_runbook *rb, const json_t *recorded,
 		      const char *run_id, volatile int *cancel, drb_err *err);
+/* Readiness: with DRBOOK_LEASE_TABLE, reads (never writes) the lease of each of rb's lock
+ * keys: 0 and out says who holds what, or the call's error; 1 when no table is configured. */
+int drb_lease_probe(const drb_runbook *rb, char *out, size_t cap, drb_err *err);
+/* Readiness: lists an empty prefix of the evidence bucket (read-only): 0 or the error. */
+int drb_evidence_probe(const char *url, drb_err *err);
 /* The machine-wide lock folder (see lock.c); 0 or DRB_EINVAL. */
 int drb_lock_dir(char *buf, size_t cap, drb_err *err);
 

@@ -310,3 +310,25 @@ json_t *drb_evidence_after(drb_run *r, const char *event)
 	return json_pack("{s:s, s:s, s:s}", "evidence", drb_evidence_base(r->evidence), "after",
 			 event, "error", e.msg);
 }
+
+int drb_evidence_probe(const char *url, drb_err *err)
+{
+	char bucket[64], prefix[900], probe[1000];
+	const char *region = getenv("DRBOOK_EVIDENCE_REGION");
+	drb_action_ctx ctx;
+	drb_seam seam;
+	json_t *keys = NULL;
+	int rc;
+
+	if ((rc = drb_evidence_parse(url, bucket, sizeof(bucket), prefix, sizeof(prefix), err)))
+		return rc;
+	/* a prefix that holds nothing: the answer proves the bucket answers and may be listed,
+	 * without reading every run's evidence */
+	snprintf(probe, sizeof(probe), "%s%sdrbook-readiness-probe/", prefix, *prefix ? "/" : "");
+	s3_ctx(&ctx, &seam);
+	rc = drb_aws_s3_list(&ctx, region && *region ? region : NULL, bucket, probe, &keys, err);
+	json_decref(keys);
+	if (rc)
+		drb_err_prefix(err, "evidence bucket %s: ", bucket);
+	return rc;
+}

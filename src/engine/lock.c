@@ -408,3 +408,32 @@ int drb_run_lock_take(drb_lockset **out, const drb_runbook *rb, const json_t *re
 		 drb_operator(op, sizeof(op)), host, (int)getpid());
 	return drb_lockset_take(out, keys, n, run_id, holder, cancel, err);
 }
+
+int drb_lease_probe(const drb_runbook *rb, char *out, size_t cap, drb_err *err)
+{
+	const char *table = getenv("DRBOOK_LEASE_TABLE"), *region = getenv("DRBOOK_LEASE_REGION");
+	drb_aws_lease_cfg cfg = {0};
+	drb_action_ctx ctx;
+	drb_seam seam;
+	size_t used = 0;
+	int rc = 0;
+
+	out[0] = '\0';
+	if (!table || !*table)
+		return 1;
+	cfg.table = table;
+	cfg.region = region && *region ? region : NULL;
+	for (size_t i = 0; rc == 0 && i < (rb->n_locks ? rb->n_locks : 1); i++) {
+		const char *key = rb->n_locks ? rb->locks[i] : rb->name;
+		char one[700];
+
+		lease_ctx(&ctx, &seam);
+		rc = drb_aws_lease_peek(&ctx, &cfg, key, one, sizeof(one), err);
+		if (rc)
+			drb_err_prefix(err, "lease table %s, key %s: ", table, key);
+		else if (used < cap)
+			used += (size_t)snprintf(out + used, cap - used, "%s%s: %s",
+						 used ? "; " : "", key, one);
+	}
+	return rc;
+}

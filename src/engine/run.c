@@ -105,7 +105,17 @@ const char *drb_target_verdict(double measured, double target)
 
 /* ---- notifications ---------------------------------------------------------------------- */
 
-/* The global `run`: {id, started_at, incident_start, drill, event, status, error}; event,
+/* run.start's mode and run.mode: run, plan or readiness. */
+static const char *mode_name(const drb_engine_opts *o)
+{
+	if (o->mode != DRB_MODE_PLAN)
+		return "run";
+	return o->readiness ? "readiness" : "plan";
+}
+
+/* The global `run`: {id, mode, started_at, incident_start, drill, event, status, error};
+ * mode is run, plan or readiness (a preflight check may skip itself in a readiness check:
+ * `when: run.mode ~= "readiness"`); event,
  * status and error only while a notification is built; at the end also rto_s, rpo_s (where
  * measured) and targets {rto, rpo} (met, missed or unknown), so a notification can say them. */
 static void set_run_global(drb_run *r, const char *event, const char *status, const char *error)
@@ -117,10 +127,10 @@ static void set_run_global(drb_run *r, const char *event, const char *status, co
 	drb_rfc3339_ms(r->t0_wall, started);
 	if (r->incident_ms)
 		drb_rfc3339_ms(r->incident_ms, incident);
-	v = json_pack("{s:s, s:s, s:s?, s:b, s:s?, s:s?, s:s?}", "id", r->run_id, "started_at",
-		      started, "incident_start", r->incident_ms ? incident : NULL, "drill",
-		      r->o->drill, "event", event, "status", status, "error",
-		      error && *error ? error : NULL);
+	v = json_pack("{s:s, s:s, s:s, s:s?, s:b, s:s?, s:s?, s:s?}", "id", r->run_id, "mode",
+		      mode_name(r->o), "started_at", started, "incident_start",
+		      r->incident_ms ? incident : NULL, "drill", r->o->drill, "event", event,
+		      "status", status, "error", error && *error ? error : NULL);
 	if (v && status && r->end_info)
 		json_object_update(v, r->end_info);
 	if (v)
@@ -137,7 +147,7 @@ static void notify(drb_run *r, const char *when, const char *status, const char 
 	int saved_ro = r->phase_ro, saved_changed;
 	json_t *e0, *red;
 
-	if (r->o->mode == DRB_MODE_PLAN)
+	if (r->o->mode == DRB_MODE_PLAN && !r->o->readiness)
 		return;
 	/* the error may quote a secret parameter: people get what the log gets */
 	e0 = json_pack("{s:s?}", "error", error);
@@ -163,6 +173,8 @@ static void notify(drb_run *r, const char *when, const char *status, const char 
 				hit = 1;
 		if (!hit || !(a = drb_engine_action(n->call.action)))
 			continue;
+		if (r->o->readiness && i < r->rb->n_notify)
+			continue; /* a readiness check is not a run: the runbook's are not for it */
 		if (i < r->rb->n_notify)
 			snprintf(uid, sizeof(uid), "notify[%zu]", i + 1);
 		else
@@ -264,16 +276,176 @@ static void print_to_log(void *ud, const char *line)
 
 #define SIGNAL_REASON "interrupted by a signal"
 
+/* ---- stop conditions (stop_when) --------------------------------------------------------- */
+
+#define STOP_POLL_S 2.0	   /* between two checks of the alarms */
+#define STOP_CALL_S 2.0	   /* one check's time budget: the watcher also watches signals */
+#define STOP_DRILL_FAILS 3 /* a drill stops after this many checks in a row could not be made */
+
+/* The alarms are the run's own bookkeeping, like the lease: the check is performed directly,
+ * not logged as a call record every two seconds; its decisions are (stop_condition). */
+static int stop_direct_call(drb_seam *s, const drb_call *c, drb_perform_fn perform, void *arg,
+			    json_t **response, drb_err *err)
+{
+	(void)s;
+	(void)c;
+	return perform(arg, response, err);
+}
+
+/* One stop_condition record: what the check decided for one alarm. */
+static void stop_record(drb_run *r, const drb_stop_cond *sc, const char *state, const char *why,
+			const char *error, const char *decision)
+{
+	json_t *d = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s}", "alarm", sc->alarm, "region",
+			      sc->region, "state", state, "alarm_reason", why, "error", error,
+			      "decision", decision);
+	drb_err e = {0};
+
+	if (d)
+		drb_emit(r, "stop_condition", NULL, d, &e);
+	json_decref(d);
+}
+
+/* Stops the run for a stop condition, while the conditions are armed (the steps run): 1 when
+ * it did. */
+static int stop_now(drb_run *r, const char *reason)
+{
+	int armed;
+
+	pthread_mutex_lock(&r->mu);
+	armed = r->stop_armed && !r->stop_hit && !*r->cancel; /* else stopped already */
+	if (!armed) {
+		pthread_mutex_unlock(&r->mu);
+		return 0;
+	}
+	r->stop_hit = 1;
+	snprintf(r->stop_cond_reason, sizeof(r->stop_cond_reason), "%s", reason);
+	if (!r->stop_reason[0])
+		snprintf(r->stop_reason, sizeof(r->stop_reason), "%s", reason);
+	*r->cancel = 1;
+	pthread_mutex_unlock(&r->mu);
+	return 1;
+}
+
+/* Checks every stop_when alarm once (one DescribeAlarms per region, through the catalog's
+ * aws.cloudwatch.describe_alarms) and records a decision when an alarm's state changed since
+ * the last record, when the check failed, and when it stops the run. A check that cannot be
+ * made does not stop a run: the outage being recovered from may be what keeps CloudWatch
+ * away. A drill stops after STOP_DRILL_FAILS such checks in a row: a rehearsal without its
+ * safety net must not go on. Returns 1 when the run is to stop. */
+static int stop_check(drb_run *r)
+{
+	const drb_runbook *rb = r->rb;
+	const drb_action *a = drb_engine_action("aws.cloudwatch.describe_alarms");
+	char *done = calloc(rb->n_stop_when + 1, 1);
+	int stop = 0, failed = 0;
+
+	if (!done || !a)
+		goto out;
+	for (size_t i = 0; i < rb->n_stop_when; i++) {
+		const char *region = rb->stop_when[i].region;
+		drb_seam seam = {stop_direct_call, NULL, NULL};
+		drb_action_ctx ctx = {.seam = &seam,
+				      .step_id = "stop_when",
+				      .connections = r->connections,
+				      .drill = r->o->drill,
+				      .read_only = 1,
+				      .deadline = drb_mono_now() + STOP_CALL_S,
+				      .cancel = &r->watch_stop};
+		json_t *args, *names = json_array(), *res = NULL, *alarms;
+		drb_err e = {0};
+		int rc;
+
+		if (done[i])
+			continue;
+		/* every alarm of this region in one call */
+		for (size_t j = i; names && j < rb->n_stop_when; j++)
+			if (!strcmp(rb->stop_when[j].region ?: "", region ?: ""))
+				json_array_append_new(names, json_string(rb->stop_when[j].alarm));
+		args = json_pack("{s:o?, s:s?}", "alarm_names", names, "region", region);
+		rc = args ? a->fn(&ctx, args, &res, &e)
+			  : drb_err_set(&e, DRB_ENOMEM, "out of memory");
+		json_decref(args);
+		alarms = json_object_get(res, "alarms");
+		for (size_t j = i; j < rb->n_stop_when; j++) {
+			const drb_stop_cond *sc = &rb->stop_when[j];
+			const json_t *hit = NULL, *al;
+			const char *state = NULL, *why = NULL;
+			char msg[400];
+			size_t k;
+
+			if (strcmp(sc->region ?: "", region ?: ""))
+				continue;
+			done[j] = 1;
+			json_array_foreach(alarms, k, al)
+			{
+				const char *nm = json_string_value(json_object_get(al, "name"));
+
+				if (nm && !strcmp(nm, sc->alarm))
+					hit = al;
+			}
+			if (hit) {
+				state = json_string_value(json_object_get(hit, "state"));
+				why = json_string_value(json_object_get(hit, "reason"));
+			}
+			if (rc || !state) {
+				failed = 1;
+				if (rc)
+					snprintf(msg, sizeof(msg), "%s", e.msg);
+				else
+					snprintf(msg, sizeof(msg),
+						 "no alarm named '%s' in %s (DescribeAlarms)",
+						 sc->alarm, region ?: "the default region");
+				if (strcmp(r->stop_seen[j], "error"))
+					stop_record(r, sc, NULL, NULL, msg, "continue");
+				snprintf(r->stop_seen[j], sizeof(r->stop_seen[j]), "error");
+				if (r->o->drill && r->stop_fails + 1 >= STOP_DRILL_FAILS && !stop) {
+					char reason[300];
+
+					snprintf(
+					    reason, sizeof(reason),
+					    "stop condition %s could not be checked (%d checks "
+					    "in a row) in a drill",
+					    sc->alarm, STOP_DRILL_FAILS);
+					if (stop_now(r, reason)) {
+						stop_record(r, sc, NULL, NULL, msg, "stop");
+						stop = 1;
+					}
+				}
+				continue;
+			}
+			if (!strcmp(state, "ALARM")) {
+				char reason[300];
+
+				snprintf(reason, sizeof(reason), "stop condition %s", sc->alarm);
+				if (stop_now(r, reason)) {
+					stop_record(r, sc, state, why, NULL, "stop");
+					stop = 1;
+				}
+			} else if (strcmp(r->stop_seen[j], state)) {
+				stop_record(r, sc, state, why, NULL, "continue");
+			}
+			snprintf(r->stop_seen[j], sizeof(r->stop_seen[j]), "%s", state);
+		}
+		json_decref(res);
+	}
+	r->stop_fails = failed ? r->stop_fails + 1 : 0;
+out:
+	free(done);
+	return stop;
+}
+
 /* Turns the caller's signal count into the run's stop: the first signal stops new steps and
  * running actions (the declared rollbacks then run); a second one while they run skips the
- * rest. Polls: the signal handler itself may only set a counter. */
+ * rest. Polls: the signal handler itself may only set a counter. The same thread polls the
+ * stop_when alarms while the steps run (every STOP_POLL_S). */
 static void *signal_watcher(void *arg)
 {
 	drb_run *r = arg;
 	const struct timespec tick = {0, 20 * 1000 * 1000};
 
 	while (!r->watch_stop) {
-		int n = *r->signals;
+		int n = r->signals ? *r->signals : 0, check;
 
 		pthread_mutex_lock(&r->mu);
 		if (n > r->signals_seen) {
@@ -282,20 +454,31 @@ static void *signal_watcher(void *arg)
 				snprintf(r->stop_reason, sizeof(r->stop_reason), SIGNAL_REASON);
 			*r->cancel = 1;
 		}
+		check = r->stop_armed == 2 && !r->stop_hit && drb_mono_now() >= r->stop_next;
 		pthread_mutex_unlock(&r->mu);
+		if (check) {
+			stop_check(r);
+			pthread_mutex_lock(&r->mu);
+			r->stop_next = drb_mono_now() + STOP_POLL_S;
+			pthread_mutex_unlock(&r->mu);
+		}
 		nanosleep(&tick, NULL);
 	}
 	return NULL;
 }
 
 /* 1 when the run was stopped by one signal only, and nothing else forbids compensating: the
- * declared rollbacks run (with the stop flag cleared for them; a second signal sets it). */
+ * declared rollbacks run (with the stop flag cleared for them; a second signal sets it). A
+ * stop condition runs them whatever the on_failure policy says (DESIGN.md v1.1), unless a
+ * signal came too. */
 static int rollback_after_signal(drb_run *r)
 {
 	int yes;
 
 	pthread_mutex_lock(&r->mu);
 	yes = r->signals_seen == 1 && !r->no_rollback && !strcmp(r->stop_reason, SIGNAL_REASON);
+	if (r->stop_hit) /* a stop condition came first, and no signal since */
+		yes = r->signals_seen == 0 && !r->no_rollback;
 	if (yes)
 		*r->cancel = 0;
 	pthread_mutex_unlock(&r->mu);
@@ -321,7 +504,13 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, js
 	r->t0 = drb_mono_now();
 	r->t0_wall = drb_wall_ms();
 	pthread_mutex_init(&r->mu, NULL);
-	if (r->signals && pthread_create(&r->watcher, NULL, signal_watcher, r) == 0)
+	if (rb->n_stop_when && o->mode != DRB_MODE_PLAN) {
+		r->stop_seen = calloc(rb->n_stop_when, sizeof(*r->stop_seen));
+		if (!r->stop_seen)
+			return drb_err_set(err, DRB_ENOMEM, "out of memory");
+	}
+	if ((r->signals || r->stop_seen) &&
+	    pthread_create(&r->watcher, NULL, signal_watcher, r) == 0)
 		r->watching = 1;
 	r->summary = json_array();
 	r->secrets = json_array();
@@ -384,6 +573,7 @@ void drb_run_fini(drb_run *r)
 		json_decref(r->prior[i].item);
 	}
 	free(r->prior);
+	free(r->stop_seen);
 	drb_lua_free(r->lua);
 	drb_audit_close(r->audit);
 	drb_evidence_close(r->evidence);
@@ -773,6 +963,63 @@ static int missed_target(const drb_runbook *rb, double rto, double rpo, char *wh
 	return 0;
 }
 
+/* One check of a readiness check's own (not a preflight step): a readiness.check record and
+ * a line of the summary, as a step would have. */
+static void readiness_record(drb_run *r, const char *id, double t0, const char *detail,
+			     const char *error)
+{
+	json_t *d = json_pack("{s:s, s:b, s:s?, s:s?}", "check", id, "ok", !error, "detail", detail,
+			      "error", error),
+	       *o = json_pack("{s:s, s:s, s:i, s:I}", "id", id, "status", error ? "failed" : "ok",
+			      "attempts", 1, "duration_ms",
+			      (json_int_t)llround((drb_mono_now() - t0) * 1000));
+	drb_err e = {0};
+
+	if (d)
+		drb_emit(r, "readiness.check", NULL, d, &e);
+	if (o && error)
+		json_object_set_new(o, "error", json_string(error));
+	pthread_mutex_lock(&r->mu);
+	if (o)
+		json_array_append(r->summary, o);
+	pthread_mutex_unlock(&r->mu);
+	json_decref(o);
+	json_decref(d);
+}
+
+/* The checks a readiness check adds to the runbook's preflight: the lease table
+ * (DRBOOK_LEASE_TABLE) and the evidence bucket (DRBOOK_EVIDENCE) answer, when configured: a
+ * failover would be refused without them. Read-only. Returns 1 when one failed (first says
+ * why, unless a preflight check already did). */
+static int readiness_infra(drb_run *r, drb_err *first)
+{
+	const char *ev = r->o->evidence ? r->o->evidence : getenv("DRBOOK_EVIDENCE");
+	char holders[1024];
+	drb_err e = {0};
+	double t0 = drb_mono_now();
+	int rc, bad = 0;
+
+	rc = drb_lease_probe(r->rb, holders, sizeof(holders), &e);
+	if (rc != 1) {
+		readiness_record(r, "lease-table", t0, rc ? NULL : holders, rc ? e.msg : NULL);
+		if (rc && !first->msg[0])
+			snprintf(first->msg, sizeof(first->msg),
+				 "readiness 'lease-table' failed: %s", e.msg);
+		bad |= rc != 0;
+	}
+	if (ev && *ev) {
+		drb_err_clear(&e);
+		t0 = drb_mono_now();
+		rc = drb_evidence_probe(ev, &e);
+		readiness_record(r, "evidence-bucket", t0, rc ? NULL : ev, rc ? e.msg : NULL);
+		if (rc && !first->msg[0])
+			snprintf(first->msg, sizeof(first->msg),
+				 "readiness 'evidence-bucket' failed: %s", e.msg);
+		bad |= rc != 0;
+	}
+	return bad;
+}
+
 /* Runs preflight (if any), then the steps, then decides the verdict and writes run.end. */
 int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 {
@@ -797,11 +1044,19 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		if ((st == DRB_ST_FAILED || st == DRB_ST_REFUSED) && rb->preflight[i].critical) {
 			status = "refused";
 			exit_code = DRB_EXIT_REFUSED;
-			snprintf(first.msg, sizeof(first.msg), "preflight '%s' failed: %s",
-				 rb->preflight[i].id, err.msg);
-			goto verdict;
+			if (!first.msg[0])
+				snprintf(first.msg, sizeof(first.msg), "preflight '%s' failed: %s",
+					 rb->preflight[i].id, err.msg);
+			if (!r->o->readiness) /* readiness: every check says what it sees */
+				goto verdict;
 		}
 	}
+	if (r->o->readiness && readiness_infra(r, &first)) {
+		status = "refused";
+		exit_code = DRB_EXIT_REFUSED;
+	}
+	if (exit_code != DRB_EXIT_OK || r->o->readiness)
+		goto verdict;
 	if (r->o->mode == DRB_MODE_PLAN) {
 		out->plan = plan_steps(r, &out->critical_path);
 		json_t *d = json_pack("{s:O, s:O}", "steps", out->plan, "critical_path",
@@ -811,10 +1066,41 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		goto verdict;
 	}
 	r->phase_ro = 0;
+	if (r->stop_seen && !r->replay) {
+		/* an alarm already in ALARM: the run does not start (nothing changed yet) */
+		pthread_mutex_lock(&r->mu);
+		r->stop_armed = 1; /* the first check, here; then the watcher's (2) */
+		pthread_mutex_unlock(&r->mu);
+		if (stop_check(r)) {
+			status = "refused";
+			exit_code = DRB_EXIT_REFUSED;
+			snprintf(first.msg, sizeof(first.msg),
+				 "%s: the alarm is in ALARM before any step started",
+				 r->stop_cond_reason);
+			goto verdict;
+		}
+		pthread_mutex_lock(&r->mu);
+		r->stop_armed = 2;
+		r->stop_next = drb_mono_now() + STOP_POLL_S;
+		pthread_mutex_unlock(&r->mu);
+	}
 	{
 		gstop x = {0};
+		int stop_hit;
 
 		run_graph(r, &x, &first);
+		pthread_mutex_lock(&r->mu);
+		r->stop_armed = 0;
+		stop_hit = r->stop_hit;
+		pthread_mutex_unlock(&r->mu);
+		if (stop_hit) {
+			/* whatever the steps did: the stop condition decides, and undoes */
+			x.stop = 1;
+			x.refuse = 0;
+			x.pol = DRB_ONF_ROLLBACK;
+			if (!first.msg[0])
+				snprintf(first.msg, sizeof(first.msg), "%s", r->stop_cond_reason);
+		}
 		if (x.refuse && r->changed) {
 			/* a step running beside it changed something: no longer a refusal */
 			x.refuse = 0;
@@ -892,10 +1178,11 @@ verdict:
 	}
 	if (first.msg[0])
 		json_object_set_new(end, "error", json_string(first.msg));
-	if (r->o->mode != DRB_MODE_PLAN)
-		notify(r, strcmp(status, "succeeded") ? "failure" : "success", status, first.msg);
-	if (r->o->mode != DRB_MODE_PLAN)
-		notify(r, "end", status, first.msg);
+	if (r->stop_cond_reason[0])
+		json_object_set_new(end, "reason", json_string(r->stop_cond_reason));
+	/* notify() itself sends nothing in a plan, only the caller's in a readiness check */
+	notify(r, strcmp(status, "succeeded") ? "failure" : "success", status, first.msg);
+	notify(r, "end", status, first.msg);
 	if (drb_emit(r, "run.end", NULL, end, &err) && exit_code == DRB_EXIT_OK) {
 		status = "failed";
 		exit_code = DRB_EXIT_FAILED;
@@ -1011,7 +1298,7 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	start = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:s, s:b, s:s, s:s, s:i, s:s, s:o, s:o}",
 			  "runbook", rb->path, "runbook_sha256", rb->sha256, "name", rb->name,
 			  "scenario", rb->scenario, "params", params_shown(&r), "mode",
-			  o->mode == DRB_MODE_PLAN ? "plan" : "run", "drill", o->drill, "operator",
+			  mode_name(o), "drill", o->drill, "operator",
 			  drb_operator(opbuf, sizeof(opbuf)), "host", host, "pid", (int)getpid(),
 			  "version", DRB_VERSION, "lock", lock_keys(rb), "targets", targets);
 	if (locks && (leases = drb_lockset_leases(locks)))

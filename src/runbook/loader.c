@@ -31,8 +31,9 @@ typedef struct vctx {
 } vctx;
 
 static const char *const TOP_KEYS[] = {
-    "version",	 "name",  "description", "scenario", "targets", "params", "connections",  "lua",
-    "preflight", "steps", "on_failure",	 "deadline", "lock",	"notify", "max_parallel", NULL};
+    "version",	   "name",   "description",  "scenario",  "targets",	"params",
+    "connections", "lua",    "preflight",    "steps",	  "on_failure", "deadline",
+    "lock",	   "notify", "max_parallel", "stop_when", NULL};
 static const char *const PARAM_KEYS[] = {"type",   "default", "description", "required",
 					 "secret", "choices", NULL};
 static const char *const PG_KEYS[] = {"kind",
@@ -1053,6 +1054,94 @@ static void parse_notify(vctx *v, const ynode *l, drb_runbook *rb)
 
 /* lock: KEY or [KEY, ...]; each key names a lock file, so its length and characters are
  * checked here rather than refused at run time. */
+static int has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* us-east-1, eu-west-1, us-gov-west-1, cn-north-1: lowercase letters, digits and dashes. */
+static int region_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 40 || s[0] == '-' || s[n - 1] == '-')
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-'))
+			return 0;
+	return 1;
+}
+
+/* stop_when: [{alarm: NAME, region: R}, ...]: CloudWatch alarms that stop the run while it
+ * lives (DESIGN.md v1.1). Literal text only: the watcher reads them before any step runs. */
+static void parse_stop_when(vctx *v, const ynode *n, drb_runbook *rb)
+{
+	static const char *const keys[] = {"alarm", "region", NULL};
+
+	if (n->kind != YN_SEQ || !n->n) {
+		diag(v, n, "'stop_when' must be a non-empty list of {alarm: NAME, region: REGION}");
+		return;
+	}
+	if (n->n > DRB_STOP_WHEN_MAX) {
+		diag(v, n, "'stop_when' lists %zu alarms; at most %d", n->n, DRB_STOP_WHEN_MAX);
+		return;
+	}
+	rb->stop_when = calloc(n->n, sizeof(*rb->stop_when));
+	if (!rb->stop_when) {
+		diag(v, n, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n->n; i++) {
+		const ynode *e = n->kids[i], *a, *r;
+		char where[48];
+		int bad = 0;
+
+		snprintf(where, sizeof(where), "stop_when entry #%zu", i + 1);
+		if (e->kind != YN_MAP) {
+			diag(v, e, "%s must be a mapping {alarm: NAME, region: REGION}", where);
+			continue;
+		}
+		check_keys(v, e, keys, where);
+		a = opt(e, "alarm");
+		r = opt(e, "region");
+		if (!a) {
+			diag(v, e, "%s: missing required key 'alarm' (a CloudWatch alarm name)",
+			     where);
+			bad = 1;
+		} else if (!is_str(a) || !*a->str || strlen(a->str) > 255 || has_control(a->str)) {
+			diag(v, a,
+			     "%s: 'alarm' must be an alarm name: 1 to 255 characters of one line",
+			     where);
+			bad = 1;
+		} else if (strstr(a->str, "${")) {
+			diag(v, a, "%s: 'alarm' is read before the run starts: no ${ } here",
+			     where);
+			bad = 1;
+		}
+		if (r && (!is_str(r) || !region_name_ok(r->str))) {
+			diag(v, r, "%s: 'region' must be an AWS region name like eu-west-1", where);
+			bad = 1;
+		}
+		if (bad)
+			continue;
+		for (size_t j = 0; j < rb->n_stop_when; j++)
+			if (!strcmp(rb->stop_when[j].alarm, a->str) &&
+			    !strcmp(rb->stop_when[j].region ?: "", r ? r->str : "")) {
+				diag(v, a, "%s: alarm '%s' is listed twice", where, a->str);
+				bad = 1;
+			}
+		if (bad)
+			continue;
+		rb->stop_when[rb->n_stop_when].alarm = strdup(a->str);
+		rb->stop_when[rb->n_stop_when].region = r ? strdup(r->str) : NULL;
+		rb->stop_when[rb->n_stop_when].pos = a->pos;
+		rb->n_stop_when++;
+	}
+}
+
 static void parse_lock(vctx *v, const ynode *n, drb_runbook *rb)
 {
 	const ynode *one = n;
@@ -1603,6 +1692,9 @@ static void parse_top(vctx *v, const ynode *root)
 	n = opt(root, "notify");
 	if (n)
 		parse_notify(v, n, rb);
+	n = opt(root, "stop_when");
+	if (n)
+		parse_stop_when(v, n, rb);
 	rb->max_parallel = 8;
 	n = opt(root, "max_parallel");
 	if (n && (n->kind != YN_SCALAR || n->vt != YV_INT || n->i < 1 || n->i > 64))

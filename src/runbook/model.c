@@ -73,6 +73,11 @@ void drb_runbook_free(drb_runbook *rb)
 	for (size_t i = 0; i < rb->n_locks; i++)
 		free(rb->locks[i]);
 	free(rb->locks);
+	for (size_t i = 0; i < rb->n_stop_when; i++) {
+		free(rb->stop_when[i].alarm);
+		free(rb->stop_when[i].region);
+	}
+	free(rb->stop_when);
 	for (size_t i = 0; i < rb->n_notify; i++) {
 		for (size_t j = 0; j < rb->notify[i].n_on; j++)
 			free(rb->notify[i].on[j]);

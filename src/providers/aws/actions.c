@@ -134,6 +134,7 @@ static const drb_field_spec change_fields[] = {
 static const char *const task_status[] = {"RUNNING", "PENDING", "STOPPED", NULL};
 static const char *const on_off[] = {"On", "Off", NULL};
 static const char *const failover_roles[] = {"PRIMARY", "SECONDARY", NULL};
+static const char *const alarm_states[] = {"OK", "ALARM", "INSUFFICIENT_DATA", NULL};
 
 #define ARC_ENDPOINTS                                                                              \
 	ARG("cluster_endpoints", DRB_T_LIST, 1, NULL,                                              \
@@ -641,6 +642,23 @@ const drb_action drb_aws_actions[] = {
 						"name: value pairs (at most 30)"),
 					    COMMON},
 	     .resource = "namespace"}},
+    {.name = "aws.cloudwatch.describe_alarms",
+     .mode = DRB_ACT_RO,
+     .fn = drb_awsi_cw_describe_alarms,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Metric and composite alarms with their state (DescribeAlarms)",
+	     .args = (const drb_arg_spec[]){ARG("alarm_names", DRB_T_LIST, 0, NULL,
+						"only these alarms (at most 100 names; default: "
+						"every alarm)"),
+					    {"state_value", S, 0, NULL, alarm_states,
+					     "only alarms in this state"},
+					    COMMON},
+	     .result = (const drb_field_spec[]){FIELD("alarms", DRB_T_LIST,
+						      "the alarms: {name, state (OK, ALARM or "
+						      "INSUFFICIENT_DATA), reason, updated_at}"),
+						END},
+	     .resource = "alarm_names"}},
     {.name = "aws.ec2.describe_security_groups",
      .mode = DRB_ACT_RO,
      .fn = drb_awsi_ec2_describe_sgs,

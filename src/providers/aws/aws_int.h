@@ -77,7 +77,8 @@ int drb_awsi_begin(drb_action_ctx *ctx, const json_t *args, const aws_svc *svc, 
 
 /* The implementations behind the table in actions.c (in the service files). */
 typedef int aws_action_impl(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err);
-aws_action_impl drb_awsi_sts_caller, drb_awsi_sns_publish, drb_awsi_cw_put_metric;
+aws_action_impl drb_awsi_sts_caller, drb_awsi_sns_publish, drb_awsi_cw_put_metric,
+    drb_awsi_cw_describe_alarms;
 aws_action_impl drb_awsi_rds_describe, drb_awsi_rds_promote, drb_awsi_rds_reboot,
     drb_awsi_rds_failover_cluster, drb_awsi_rds_snapshots, drb_awsi_rds_restore_pitr,
     drb_awsi_rds_restore_snapshot, drb_awsi_rds_events, drb_awsi_rds_read_replica,

@@ -63,28 +63,42 @@ static json_t *num(long long v)
 	return json_pack("{s:s}", "N", b);
 }
 
+int drb_aws_lease_peek(drb_action_ctx *ctx, const drb_aws_lease_cfg *cfg, const char *key,
+		       char *out, size_t cap, drb_err *err)
+{
+	json_t *ans = NULL;
+	const json_t *item;
+	int rc;
+
+	snprintf(out, cap, "free");
+	rc = lease_call(ctx, cfg, "GetItem",
+			json_pack("{s:s, s:{s:{s:s}}, s:b}", "TableName", cfg->table, "Key", "key",
+				  "S", key, "ConsistentRead", 1),
+			&ans, err);
+	if (rc == 0 && (item = json_object_get(ans, "Item"))) {
+		long long left = attr_n(item, "expires") - drb_wall_ms();
+
+		if (left > 0)
+			snprintf(out, cap, "%s, lease expires in %llds (token %lld)",
+				 attr_s(item, "holder") ? attr_s(item, "holder") : "another run",
+				 (left + 999) / 1000, attr_n(item, "token"));
+		else
+			snprintf(out, cap, "free (expired lease, token %lld)",
+				 attr_n(item, "token"));
+	}
+	json_decref(ans);
+	return rc;
+}
+
 /* Who holds key now, for the refusal ("run R (operator O on host H, pid P), N s left"). */
 static void describe_holder(drb_action_ctx *ctx, const drb_aws_lease_cfg *cfg, const char *key,
 			    char *out, size_t cap)
 {
-	json_t *ans = NULL;
 	drb_err e;
-	const json_t *item;
 
 	memset(&e, 0, sizeof(e));
-	snprintf(out, cap, "another run");
-	if (lease_call(ctx, cfg, "GetItem",
-		       json_pack("{s:s, s:{s:{s:s}}, s:b}", "TableName", cfg->table, "Key", "key",
-				 "S", key, "ConsistentRead", 1),
-		       &ans, &e) == 0 &&
-	    (item = json_object_get(ans, "Item"))) {
-		long long left = attr_n(item, "expires") - drb_wall_ms();
-
-		snprintf(out, cap, "%s, lease expires in %llds (token %lld)",
-			 attr_s(item, "holder") ? attr_s(item, "holder") : "another run",
-			 left > 0 ? (left + 999) / 1000 : 0, attr_n(item, "token"));
-	}
-	json_decref(ans);
+	if (drb_aws_lease_peek(ctx, cfg, key, out, cap, &e) || !strncmp(out, "free", 4))
+		snprintf(out, cap, "another run");
 }
 
 int drb_aws_lease_take(drb_action_ctx *ctx, const drb_aws_lease_cfg *cfg, const char *key,

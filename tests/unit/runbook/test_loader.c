@@ -192,6 +192,11 @@ static void test_every_field(void **state)
 	assert_true(rb->deadline_s == 3600);
 	assert_int_equal(rb->n_locks, 1);
 	assert_string_equal(rb->locks[0], "prod-eu-failover");
+	assert_int_equal(rb->n_stop_when, 2);
+	assert_string_equal(rb->stop_when[0].alarm, "api-5xx-rate");
+	assert_string_equal(rb->stop_when[0].region, "eu-west-1");
+	assert_string_equal(rb->stop_when[1].alarm, "payments p99 > 2s");
+	assert_null(rb->stop_when[1].region);
 	assert_int_equal(rb->n_lua_modules, 2);
 	assert_string_equal(rb->lua_modules[1], "site.checks-v2");
 
