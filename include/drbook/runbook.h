@@ -165,6 +165,15 @@ typedef struct drb_runbook {
 	int max_parallel;          /* steps running at once (runbook level), default 8 */
 	drb_notify *notify;
 	size_t n_notify;
+	/* shadow: (format v1.1), what `run --shadow` adds: setup steps making throwaway copies,
+	 * parameter overrides pointing the steps at them, teardown steps that always run.
+	 * has_shadow is 0 when the runbook has no shadow: section (then --shadow is refused). */
+	int has_shadow;
+	drb_step *shadow_setup;
+	size_t n_shadow_setup;
+	json_t *shadow_params; /* name -> value typed as the parameter is; NULL without shadow: */
+	drb_step *shadow_teardown;
+	size_t n_shadow_teardown;
 } drb_runbook;
 
 /* Lock keys (and a runbook's name, the default key) name lock files and DynamoDB items:

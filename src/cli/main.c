@@ -70,6 +70,12 @@ static const char usage_run[] =
     "options:\n"
     "  -p, --param KEY=VALUE      set a parameter (repeatable)\n"
     "      --drill                mark the run as a drill (visible to the runbook as `drill`)\n"
+    "      --shadow               a shadow drill: run the runbook's shadow: section (setup\n"
+    "                             makes drill- copies, params point the steps at them,\n"
+    "                             teardown always runs) and refuse, before sending it, any\n"
+    "                             change to a resource that is not a shadow resource (step\n"
+    "                             fails with shadow_violation, rollback, teardown, exit 1);\n"
+    "                             a runbook without shadow: exits 2. Implies --drill\n"
     "      --audit FILE           audit log path (default ./drbook-runs/RUN_ID.jsonl)\n"
     "      --audit-key-file F     HMAC key for the audit log (or DRBOOK_AUDIT_KEY_FILE)\n"
     "      --approve STEP         approve the approval step STEP (repeatable)\n"
@@ -204,7 +210,7 @@ typedef struct cli {
 	size_t n_retry;
 	const char *audit, *key_file, *incident, *runs_dir, *format, *runbook;
 	const char *sign_key_file, *public_key, *evidence;
-	int drill, yes, json, quiet, due, list, history;
+	int drill, shadow, yes, json, quiet, due, list, history;
 } cli;
 
 static int push(char **v, size_t *n, char *s, const char *what)
@@ -241,11 +247,13 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 		O_HISTORY,
 		O_SIGN,
 		O_PUB,
-		O_EVIDENCE
+		O_EVIDENCE,
+		O_SHADOW
 	};
 	static const struct option opts[] = {
 	    {"param", required_argument, NULL, 'p'},
 	    {"drill", no_argument, NULL, O_DRILL},
+	    {"shadow", no_argument, NULL, O_SHADOW},
 	    {"audit", required_argument, NULL, O_AUDIT},
 	    {"audit-key-file", required_argument, NULL, O_KEY},
 	    {"key-file", required_argument, NULL, O_KEY},
@@ -297,6 +305,9 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 			break;
 		case O_DRILL:
 			c->drill = 1;
+			break;
+		case O_SHADOW:
+			c->shadow = 1;
 			break;
 		case O_AUDIT:
 			c->audit = optarg;
@@ -557,7 +568,8 @@ static void fill_opts(drb_engine_opts *o, cli *c, const unsigned char *key, size
 	memset(o, 0, sizeof(*o));
 	o->params_kv = c->params;
 	o->n_params_kv = c->n_params;
-	o->drill = c->drill;
+	o->drill = c->drill || c->shadow; /* a shadow drill is a drill */
+	o->shadow = c->shadow;
 	o->audit_path = c->audit;
 	o->runs_dir = c->runs_dir;
 	o->key = key;
@@ -586,13 +598,12 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 	size_t klen = 0;
 	drb_audit_signkey *sk = NULL;
 	const char *usage = mode == DRB_MODE_PLAN ? usage_plan : usage_run;
-	int first =
-		parse(argc, argv, &c, usage,
-		      mode == DRB_MODE_PLAN
-			  ? " param drill audit audit-key-file key-file runs-dir json quiet "
-			    "incident-start "
-			  : " param drill audit audit-key-file key-file approve yes incident-start "
-			    "runs-dir json quiet sign-key-file evidence "),
+	int first = parse(argc, argv, &c, usage,
+			  mode == DRB_MODE_PLAN
+			      ? " param drill audit audit-key-file key-file runs-dir json quiet "
+				"incident-start "
+			      : " param drill shadow audit audit-key-file key-file approve yes "
+				"incident-start runs-dir json quiet sign-key-file evidence "),
 	    rc;
 
 	memset(&res, 0, sizeof(res));

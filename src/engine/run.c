@@ -113,6 +113,8 @@ int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data
 
 	if (!red)
 		return drb_err_set(err, DRB_ENOMEM, "out of memory");
+	if (r->phase && step && json_is_object(red)) /* a shadow setup or teardown step's */
+		json_object_set_new(red, "phase", json_string(r->phase));
 	rc = r->audit ? drb_audit_append(r->audit, event, step, red, err) : 0;
 	if (rc == DRB_ELIMIT) {
 		/* an oversized answer: keep the record, drop the bulky part */
@@ -204,6 +206,150 @@ int drb_action_mutates(const drb_action *a, const drb_step *s, const json_t *arg
 	return 1;
 }
 
+/* ---- the guard: what a call may change, checked before it is performed ---------------- */
+
+int drb_shadow_name(const char *v)
+{
+	size_t n = strcspn(v, "?#"), start = 0;
+
+	while (n > 0 && (v[n - 1] == '/' || v[n - 1] == '.'))
+		n--;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == '/' || v[i] == ':')
+			start = i + 1;
+	return n - start > 6 &&
+	       (!strncmp(v + start, "drill-", 6) || !strncmp(v + start, "drill.", 6));
+}
+
+/* Actions a shadow drill may run whatever their arguments: they change nothing outside
+ * drbook (approval, sleep), reach people rather than the system being rehearsed (notify), or
+ * are Lua whose every call is itself guarded here (lua, custom Lua actions). exec and a
+ * mutating http.request are not among them: what they touch is not known, or is their url. */
+static int shadow_exempt(const drb_action *a)
+{
+	return a == &drb_action_lua || a == &drb_action_approval || !a->fn ||
+	       !strcmp(a->name, "sleep") || !strcmp(a->name, "notify");
+}
+
+/* The name a resource argument stands for: a connection's RDS instance when it names one
+ * (pg actions take a connection), else the value itself. Borrowed. */
+static const char *resource_name(const drb_run *r, const char *arg, const char *v)
+{
+	const json_t *spec = json_object_get(r->connections, v);
+	const char *inst = json_string_value(json_object_get(spec, "rds_instance"));
+
+	return !strcmp(arg, "connection") && inst ? inst : v;
+}
+
+static int shadow_ok(drb_run *r, const char *arg, const json_t *v)
+{
+	const char *name;
+	int made;
+
+	if (!json_is_string(v))
+		return 0;
+	name = resource_name(r, arg, json_string_value(v));
+	if (drb_shadow_name(name))
+		return 1;
+	pthread_mutex_lock(&r->mu);
+	made = json_object_get(r->shadow_made, name) != NULL;
+	pthread_mutex_unlock(&r->mu);
+	return made;
+}
+
+/* Refusals on this thread: a Lua script that catches one still fails its step (drb_invoke). */
+static __thread int shadow_refusals;
+static __thread char shadow_refusal[600];
+
+/* In a shadow drill, a mutating call must name its resource (the schema's .resource
+ * argument; a list: every item) and each must be a shadow resource: by its name, or because
+ * this run's setup made it. Refused before anything is sent, recorded as shadow.violation. */
+static int shadow_check(drb_run *r, const drb_action *a, const char *uid, const json_t *args,
+			drb_err *err)
+{
+	const char *arg = a->schema ? a->schema->resource : NULL;
+	const json_t *v = arg ? json_object_get(args, arg) : NULL;
+	int ok = v != NULL;
+	json_t *d;
+	drb_err e = {0};
+
+	if (shadow_exempt(a))
+		return 0;
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *x;
+
+		ok = json_array_size(v) > 0;
+		json_array_foreach(v, i, x) ok = ok && shadow_ok(r, arg, x);
+	} else if (v) {
+		ok = shadow_ok(r, arg, v);
+	}
+	if (ok)
+		return 0;
+	if (!arg)
+		drb_err_set(err, DRB_ESHADOW,
+			    "shadow drill: %s changes something it does not name (no resource "
+			    "argument): refused before it was sent",
+			    a->name);
+	else if (!v)
+		drb_err_set(err, DRB_ESHADOW,
+			    "shadow drill: %s without '%s': refused before it was sent", a->name,
+			    arg);
+	else
+		drb_err_set(err, DRB_ESHADOW,
+			    "shadow drill: %s on %s '%s', which is not a shadow resource (its "
+			    "name does not start with drill- and this run's setup did not create "
+			    "it): refused before it was sent",
+			    a->name, arg,
+			    json_is_string(v) ? resource_name(r, arg, json_string_value(v))
+					      : "(a list)");
+	d = json_pack("{s:s, s:s?, s:O?, s:s}", "action", a->name, "resource", arg, "value", v,
+		      "error", err->msg);
+	drb_emit(r, "shadow.violation", uid, d, &e);
+	json_decref(d);
+	shadow_refusals++;
+	snprintf(shadow_refusal, sizeof(shadow_refusal), "%s", err->msg);
+	return DRB_ESHADOW;
+}
+
+/* Setup's changes make their resources shadow resources for the rest of the run: the
+ * resource argument's value, and the id and arn the answer gives. */
+static void shadow_note_made(drb_run *r, const drb_action *a, const json_t *args,
+			     const json_t *result)
+{
+	const char *arg = a->schema ? a->schema->resource : NULL;
+	const char *keys[] = {"id", "arn"};
+	json_t *v = arg ? json_object_get(args, arg) : NULL;
+
+	pthread_mutex_lock(&r->mu);
+	if (json_is_string(v))
+		json_object_set_new(r->shadow_made, resource_name(r, arg, json_string_value(v)),
+				    json_true());
+	for (size_t i = 0; i < 2 && json_is_object(result); i++) {
+		const char *x = json_string_value(json_object_get(result, keys[i]));
+
+		if (x && *x)
+			json_object_set_new(r->shadow_made, x, json_true());
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* The one check before every action call (drb_invoke, and each call a Lua script makes):
+ * preflight, plan and read-only Lua change nothing; a shadow drill changes nothing but
+ * shadow resources. ctx names the read-only context for the message. */
+static int guard(drb_run *r, const drb_action *a, const char *uid, const json_t *args, int mut,
+		 int ro, const char *ctx, drb_err *err)
+{
+	if (!mut)
+		return 0;
+	if (ro)
+		return drb_err_set(err, DRB_EDENIED, "%s is a mutating action: not allowed in %s",
+				   a->name, r->o->mode == DRB_MODE_PLAN ? "plan" : ctx);
+	if (r->shadow)
+		return shadow_check(r, a, uid, args, err);
+	return 0;
+}
+
 static int seam_note(drb_seam *s, const char *event, const json_t *data, drb_err *err)
 {
 	step_seam *ss = (step_seam *)s;
@@ -226,8 +372,11 @@ static int call_provider(drb_run *r, const drb_action *a, const char *uid, const
 	    .replay = r->replay,
 	    .engine = r,
 	};
+	int rc = a->fn(&ctx, args, result, err);
 
-	return a->fn(&ctx, args, result, err);
+	if (rc == 0 && r->shadow && r->phase && !strcmp(r->phase, "setup") && !ro)
+		shadow_note_made(r, a, args, *result);
+	return rc;
 }
 
 /* Calls from Lua scripts (aws.rds.x{...}, pg.query(...)) arrive here with the Lua lock held. */
@@ -244,10 +393,9 @@ static int lua_invoke(void *ud, const drb_action *a, const json_t *args, json_t 
 	int ro = r->phase_ro || r->lua_ro;
 	int rc;
 
-	if (drb_action_mutates(a, NULL, args) && ro)
-		return drb_err_set(err, DRB_EDENIED, "%s is a mutating action: not allowed in %s",
-				   a->name,
-				   r->o->mode == DRB_MODE_PLAN ? "plan" : "a read-only context");
+	if ((rc = guard(r, a, lua_current ? lua_current->uid : "lua", args,
+			drb_action_mutates(a, NULL, args), ro, "a read-only context", err)))
+		return rc;
 	rc = call_provider(r, a, lua_current ? lua_current->uid : "lua", args,
 			   lua_current ? lua_current->deadline : r->deadline, ro, result, err);
 	if (rc == 0 && drb_action_mutates(a, NULL, args)) {
@@ -267,9 +415,8 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 	/* the literals were checked by validate; this catches what ${ } produced */
 	if ((rc = drb_args_check(a->schema, args, err)))
 		return drb_err_prefix(err, "%s: ", a->name);
-	if (mut && r->phase_ro)
-		return drb_err_set(err, DRB_EDENIED, "%s is a mutating action: not allowed in %s",
-				   a->name, r->o->mode == DRB_MODE_PLAN ? "plan" : "preflight");
+	if ((rc = guard(r, a, uid, args, mut, r->phase_ro, "preflight", err)))
+		return rc;
 	if (mut) {
 		pthread_mutex_lock(&r->mu);
 		r->changed = 1;
@@ -281,7 +428,7 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 		lua_call_ctx lc = {uid, deadline};
 		char chunk[512];
 		const char *script = s ? s->script : NULL;
-		int was_ro = r->lua_ro;
+		int was_ro = r->lua_ro, refusals = shadow_refusals;
 
 		if (!script)
 			script = json_string_value(json_object_get(args, "script"));
@@ -302,6 +449,13 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 		r->lua_ro = was_ro;
 		lua_current = NULL;
 		drb_lua_unlock(r->lua);
+		if (shadow_refusals != refusals && rc != DRB_ESHADOW) {
+			/* the script caught the refusal, or raised another error after it: the
+			 * step still failed the drill's one rule */
+			json_decref(*result);
+			*result = NULL;
+			rc = drb_err_set(err, DRB_ESHADOW, "%s", shadow_refusal);
+		}
 		return rc;
 	}
 	return call_provider(r, a, uid, args, deadline, !mut, result, err);
@@ -606,7 +760,10 @@ static void *signal_watcher(void *arg)
 		int n = *r->signals;
 
 		pthread_mutex_lock(&r->mu);
-		if (n > r->signals_seen) {
+		if (n > r->signals_seen && r->teardown_running) {
+			/* a shadow drill's teardown runs to its end: its copies must go */
+			r->signals_seen = n;
+		} else if (n > r->signals_seen) {
 			r->signals_seen = n;
 			if (!r->stop_reason[0])
 				snprintf(r->stop_reason, sizeof(r->stop_reason), SIGNAL_REASON);
@@ -654,6 +811,8 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, js
 	if (r->signals && pthread_create(&r->watcher, NULL, signal_watcher, r) == 0)
 		r->watching = 1;
 	r->summary = json_array();
+	r->shadow = o->shadow;
+	r->shadow_made = json_object();
 	r->secrets = json_array();
 	r->connections = json_object();
 	for (size_t i = 0; i < rb->n_params; i++) {
@@ -722,6 +881,7 @@ void drb_run_fini(drb_run *r)
 	drb_audit_close(r->audit);
 	drb_evidence_close(r->evidence);
 	json_decref(r->summary);
+	json_decref(r->shadow_made);
 	json_decref(r->end_info);
 	json_decref(r->secrets);
 	json_decref(r->connections);
@@ -932,6 +1092,13 @@ static void graph_ended(drb_run *r, graph *g, size_t i, gstop *x, drb_err *first
 		snprintf(first->msg, sizeof(first->msg), "step '%s': %s", s->id, err->msg);
 	if (x->stop)
 		return; /* the first failure decides */
+	if (err->code == DRB_ESHADOW) {
+		/* whatever the step's policy: a drill that reached for production stops, and
+		 * undoes what it did */
+		x->stop = 1;
+		x->pol = DRB_ONF_ROLLBACK;
+		return;
+	}
 	pthread_mutex_lock(&r->mu);
 	changed = r->changed;
 	pthread_mutex_unlock(&r->mu);
@@ -1101,12 +1268,107 @@ static int missed_target(const drb_runbook *rb, double rto, double rpo, char *wh
 	return 0;
 }
 
+/* ---- shadow drills ----------------------------------------------------------------------- */
+
+/* Runs the shadow setup steps one after the other (before preflight: the overridden
+ * parameters point the checks at the copies setup makes). Returns 0, or -1 with the reason in
+ * first when one did not end ok. */
+static int shadow_setup(drb_run *r, drb_err *first)
+{
+	const drb_runbook *rb = r->rb;
+	int failed = 0;
+	json_t *d = json_pack("{s:I}", "steps", (json_int_t)rb->n_shadow_setup);
+	drb_err e = {0};
+
+	drb_emit(r, "shadow.setup.begin", NULL, d, &e);
+	json_decref(d);
+	r->phase = "setup";
+	for (size_t i = 0; i < rb->n_shadow_setup && !failed; i++) {
+		drb_step_status st;
+
+		drb_err_clear(&e);
+		if (*r->cancel) {
+			snprintf(first->msg, sizeof(first->msg), "shadow setup: %s",
+				 r->stop_reason[0] ? r->stop_reason : "run interrupted");
+			failed = 1;
+			break;
+		}
+		st = drb_step_execute(r, &rb->shadow_setup[i], &e);
+		if (!status_passes(st)) {
+			snprintf(first->msg, sizeof(first->msg), "shadow setup step '%s': %s",
+				 rb->shadow_setup[i].id, e.msg);
+			failed = 1;
+		}
+	}
+	r->phase = NULL;
+	pthread_mutex_lock(&r->mu);
+	d = json_pack("{s:s, s:o}", "status", failed ? "failed" : "ok", "made",
+		      json_deep_copy(r->shadow_made));
+	pthread_mutex_unlock(&r->mu);
+	drb_emit(r, "shadow.setup.end", NULL, d, &e);
+	json_decref(d);
+	return failed ? -1 : 0;
+}
+
+/* Runs every teardown step, whatever happened before (also after a failure, a rollback, a
+ * refusal or a signal: signals no longer stop anything, the run's deadline no longer
+ * applies; each step's own timeout bounds it). A failed teardown step does not stop the
+ * others: each removes what it can. Returns how many failed; their reasons go to why. */
+static int shadow_teardown(drb_run *r, const char *after, char *why, size_t n)
+{
+	const drb_runbook *rb = r->rb;
+	int failed = 0;
+	json_t *d;
+	drb_err e = {0};
+
+	if (r->no_rollback) {
+		/* the log failed: nothing may run unrecorded, not even this */
+		snprintf(why, n, "shadow teardown skipped: %s", r->stop_reason);
+		return (int)rb->n_shadow_teardown;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->teardown_running = 1;
+	*r->cancel = 0;
+	pthread_mutex_unlock(&r->mu);
+	r->deadline = 0;
+	r->phase_ro = 0;
+	d = json_pack("{s:s, s:I}", "after", after, "steps", (json_int_t)rb->n_shadow_teardown);
+	drb_emit(r, "shadow.teardown.begin", NULL, d, &e);
+	json_decref(d);
+	r->phase = "teardown";
+	for (size_t i = 0; i < rb->n_shadow_teardown; i++) {
+		drb_step_status st;
+
+		drb_err_clear(&e);
+		pthread_mutex_lock(&r->mu);
+		*r->cancel = r->no_rollback; /* only a failed log stops a teardown */
+		pthread_mutex_unlock(&r->mu);
+		st = drb_step_execute(r, &rb->shadow_teardown[i], &e);
+		if (!status_passes(st)) {
+			size_t used = strlen(why);
+
+			if (!failed)
+				snprintf(why, n, "shadow teardown step '%s': %s",
+					 rb->shadow_teardown[i].id, e.msg);
+			else if (used < n)
+				snprintf(why + used, n - used, "; step '%s': %s",
+					 rb->shadow_teardown[i].id, e.msg);
+			failed++;
+		}
+	}
+	r->phase = NULL;
+	d = json_pack("{s:s, s:i}", "status", failed ? "failed" : "ok", "failed", failed);
+	drb_emit(r, "shadow.teardown.end", NULL, d, &e);
+	json_decref(d);
+	return failed;
+}
+
 /* Runs preflight (if any), then the steps, then decides the verdict and writes run.end. */
 int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 {
 	const drb_runbook *rb = r->rb;
 	const char *status = "succeeded";
-	int exit_code = DRB_EXIT_OK, critical_failed = 0, rolled_failed = 0;
+	int exit_code = DRB_EXIT_OK, critical_failed = 0, rolled_failed = 0, shadow_begun = 0;
 	drb_err err = {0}, first = {0};
 	json_t *end;
 	double rto = -1;
@@ -1117,6 +1379,14 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 
 	if (!r->resuming)
 		notify(r, "start", NULL, NULL);
+	if (r->shadow && r->o->mode != DRB_MODE_PLAN) {
+		shadow_begun = 1;
+		if (shadow_setup(r, &first)) {
+			status = "failed";
+			exit_code = DRB_EXIT_FAILED;
+			goto verdict;
+		}
+	}
 	r->phase_ro = 1;
 	for (size_t i = 0; do_preflight && i < rb->n_preflight; i++) {
 		drb_step_status st = drb_step_execute(r, &rb->preflight[i], &err);
@@ -1188,6 +1458,20 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		exit_code = DRB_EXIT_FAILED;
 	}
 verdict:
+	if (shadow_begun) {
+		char why[sizeof(first.msg)] = "";
+
+		if (shadow_teardown(r, status, why, sizeof(why))) {
+			/* the copies may still be there: not a success, and not a clean refusal */
+			size_t used = strlen(first.msg);
+
+			status = "failed";
+			exit_code = DRB_EXIT_FAILED;
+			snprintf(first.msg + used, sizeof(first.msg) - used,
+				 "%s%s; drill resources may be left behind: needs a human",
+				 used ? "; " : "", why);
+		}
+	}
 	if (r->no_rollback && exit_code != DRB_EXIT_FAILED) {
 		/* a record could not be written (a step.end, say): the run did not succeed, whatever
 		 * its steps did, because its log does not say everything it did */
@@ -1315,8 +1599,16 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	memset(out, 0, sizeof(*out));
 	memset(&lock_err, 0, sizeof(lock_err));
 	out->rto_s = out->rpo_s = -1;
+	if (o->shadow && !rb->has_shadow)
+		return drb_err_set(err, DRB_EINVAL,
+				   "%s has no shadow: section: --shadow needs one (setup, params, "
+				   "teardown; see docs/runbook-format.md)",
+				   rb->path);
 	if ((rc = drb_runbook_bind_params(rb, o->params_kv, o->n_params_kv, &params, err)))
 		return rc;
+	/* a shadow drill points the steps at its copies, whatever -p said */
+	if (o->shadow && rb->shadow_params)
+		json_object_update(params, rb->shadow_params);
 	rc = drb_run_init(&r, rb, o, params, err);
 	params = NULL; /* owned by r */
 	if (rc)
@@ -1339,7 +1631,10 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	start = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:s, s:b, s:s, s:s, s:i, s:s, s:o, s:o}",
 			  "runbook", rb->path, "runbook_sha256", rb->sha256, "name", rb->name,
 			  "scenario", rb->scenario, "params", params_shown(&r), "mode",
-			  o->mode == DRB_MODE_PLAN ? "plan" : "run", "drill", o->drill, "operator",
+			  o->mode == DRB_MODE_PLAN ? "plan"
+			  : o->shadow		   ? "shadow"
+						   : "run",
+			  "drill", o->drill || o->shadow, "operator",
 			  drb_operator(opbuf, sizeof(opbuf)), "host", host, "pid", (int)getpid(),
 			  "version", DRB_VERSION, "lock", lock_keys(rb), "targets", targets);
 	if (locks && (leases = drb_lockset_leases(locks)))
