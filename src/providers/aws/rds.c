@@ -116,6 +116,13 @@ static const rds_op ops[] = {
       {"instance_class", "DBInstanceClass"},
       {"subnet_group", "DBSubnetGroupName"},
       {"multi_az", "MultiAZ"}}},
+    {"aws.rds.delete_db_instance",
+     "DeleteDBInstance",
+     "id",
+     {{"id", "DBInstanceIdentifier"},
+      {"skip_final_snapshot", "SkipFinalSnapshot"},
+      {"final_snapshot", "FinalDBSnapshotIdentifier"},
+      {"delete_automated_backups", "DeleteAutomatedBackups"}}},
 };
 
 /* The Query value of an argument that passed its schema check ("true" -> true, "5" -> 5). */
@@ -189,6 +196,22 @@ int drb_awsi_rds_restore_snapshot(drb_action_ctx *ctx, const json_t *args, json_
 				  drb_err *err)
 {
 	return instance_action(&ops[3], ctx, args, result, err);
+}
+
+/* Deleting an instance that is already gone succeeds (status deleted): a teardown run twice,
+ * or after a setup that failed half-way, has nothing more to do. */
+int drb_awsi_rds_delete(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	int rc = instance_action(&ops[4], ctx, args, result, err);
+
+	if (rc == DRB_ENOTFOUND) {
+		drb_err_clear(err);
+		*result = json_pack("{s:s?, s:s}", "id",
+				    json_string_value(json_object_get(args, "id")), "status",
+				    "deleted");
+		rc = *result ? 0 : nomem("aws.rds.delete_db_instance", err);
+	}
+	return rc;
 }
 
 int drb_awsi_rds_failover_cluster(drb_action_ctx *ctx, const json_t *args, json_t **result,
