@@ -391,13 +391,20 @@ const drb_action drb_aws_actions[] = {
      .fn = drb_awsi_ecs_create,
      .schema =
 	 &(const drb_action_schema){
-	     .doc = "Creates a service running a task definition (CreateService)",
+	     .doc = "Creates a service running a task definition, or a copy of another "
+		    "service (CreateService)",
 	     .args = (const drb_arg_spec[]){ARG("cluster", S, 1, NULL, "cluster name or ARN"),
 					    ARG("service", S, 1, NULL, "the new service's name"),
-					    ARG("task_definition", S, 1, NULL,
-						"family, family:revision or ARN"),
+					    ARG("like", S, 0, NULL,
+						"an existing service of the cluster whose task "
+						"definition, launch type and network configuration "
+						"the new one copies (only read)"),
+					    ARG("task_definition", S, 0, NULL,
+						"family, family:revision or ARN (required without "
+						"like)"),
 					    ARG("desired_count", I, 0, "1", "tasks to run"),
-					    ARG("launch_type", S, 0, "FARGATE", "FARGATE or EC2"),
+					    ARG("launch_type", S, 0, NULL,
+						"FARGATE or EC2; default: like's, else FARGATE"),
 					    ARG("subnets", DRB_T_LIST, 0, NULL,
 						"awsvpc subnets (Fargate needs them on AWS)"),
 					    ARG("security_groups", DRB_T_LIST, 0, NULL,

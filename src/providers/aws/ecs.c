@@ -339,16 +339,19 @@ static int service_result(const char *A, const json_t *svc, json_t **result, drb
 	return 0;
 }
 
+/* With `like`, the new service copies an existing one's task definition, launch type and
+ * network configuration (a shadow copy of a production service runs what it runs, where it
+ * runs); the arguments given win. The existing service is only read (DescribeServices). */
 int drb_awsi_ecs_create(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
 	const char *A = "aws.ecs.create_service", *cluster = NULL, *service = NULL;
-	const char *taskdef = NULL, *launch = "FARGATE";
+	const char *taskdef = NULL, *launch = NULL, *like = NULL;
 	drb_aws_endpoint ep;
-	aws_req rq = {.operation = "CreateService"};
-	aws_resp resp = {0};
-	json_t *body = NULL;
+	aws_req rq = {.operation = "CreateService"}, lq = {.operation = "DescribeServices"};
+	aws_resp resp = {0}, lresp = {0};
+	json_t *body = NULL, *lbody = NULL;
 	const json_t *subnets = json_object_get(args, "subnets"),
-		     *groups = json_object_get(args, "security_groups"), *svc;
+		     *groups = json_object_get(args, "security_groups"), *svc, *model = NULL;
 	long long desired = 1;
 	int rc, bad = 0;
 
@@ -359,7 +362,9 @@ int drb_awsi_ecs_create(drb_action_ctx *ctx, const json_t *args, json_t **result
 	if (rc == 0)
 		rc = drb_arg_string(args, "service", &service, err);
 	if (rc == 0)
-		rc = drb_arg_string(args, "task_definition", &taskdef, err);
+		rc = drb_arg_string_opt(args, "task_definition", &taskdef, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "like", &like, err);
 	if (rc == 0)
 		rc = drb_arg_int_opt(args, "desired_count", &desired, err);
 	if (rc == 0)
@@ -371,14 +376,44 @@ int drb_awsi_ecs_create(drb_action_ctx *ctx, const json_t *args, json_t **result
 				 desired);
 		goto out;
 	}
+	if (!taskdef && !like) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: give 'task_definition' or 'like'", A);
+		goto out;
+	}
+	if (like) {
+		lbody = json_pack("{s:s, s:[s]}", "cluster", cluster, "services", like);
+		if (!lbody) {
+			rc = nomem(A, err);
+			goto out;
+		}
+		lq.json = lbody;
+		rc = drb_awsi_call(ctx, &drb_awsi_ecs, &ep, &lq, &lresp, err);
+		if (rc == 0)
+			rc = first_service(A, lq.operation, lresp.json, cluster, like, &model, err);
+		if (rc != 0)
+			goto out;
+		if (!taskdef)
+			taskdef = json_string_value(json_object_get(model, "taskDefinition"));
+		if (!launch)
+			launch = json_string_value(json_object_get(model, "launchType"));
+		if (!taskdef) {
+			rc = drb_err_set(err, DRB_EINVAL, "%s: service %s has no task definition", A,
+					 like);
+			goto out;
+		}
+	}
 	body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "cluster", cluster, "serviceName", service,
 			 "taskDefinition", taskdef, "desiredCount", (json_int_t)desired,
-			 "launchType", launch);
+			 "launchType", launch ? launch : "FARGATE");
 	if (!body) {
 		rc = nomem(A, err);
 		goto out;
 	}
-	if (json_array_size(subnets) || json_array_size(groups)) {
+	if (!json_array_size(subnets) && !json_array_size(groups) &&
+	    json_is_object(json_object_get(model, "networkConfiguration")))
+		drb_awsi_set(body, "networkConfiguration",
+			     json_deep_copy(json_object_get(model, "networkConfiguration")), &bad);
+	else if (json_array_size(subnets) || json_array_size(groups)) {
 		json_t *vpc = json_object();
 
 		drb_awsi_set(vpc, "subnets", json_is_array(subnets) ? json_deep_copy(subnets)
@@ -401,7 +436,9 @@ int drb_awsi_ecs_create(drb_action_ctx *ctx, const json_t *args, json_t **result
 		rc = service_result(A, svc, result, err);
 out:
 	json_decref(body);
+	json_decref(lbody);
 	drb_awsi_resp_free(&resp);
+	drb_awsi_resp_free(&lresp);
 	return rc;
 }
 
