@@ -137,6 +137,10 @@ def test_shadow_drill_runs_setup_steps_on_the_copy_and_teardown(c):
         check(end["status"] == "succeeded" and end["exit_code"] == 0, f"run.end: {end}")
         rp = c.drbook("replay", "run.jsonl")
         check(rp.code == 0, "a shadow drill's log replays (setup and teardown included)", rp)
+        for fmt in ("md", "html", "json"):
+            rep = c.drbook("report", "run.jsonl", "--format", fmt)
+            check(rep.code == 0 and "remove-copy" in rep.out,
+                  f"the {fmt} report shows the teardown step", rep)
     finally:
         stub.close()
 
@@ -331,6 +335,34 @@ def test_teardown_runs_after_sigterm_and_a_second_signal_does_not_stop_it(c):
         check(td and td[0]["data"]["status"] == "ok",
               f"the slow teardown step was not interrupted by the second signal: {td}")
         check(events(log, "run.end"), "run.end is written")
+    finally:
+        stub.close()
+
+
+def test_a_killed_shadow_drill_is_not_resumed(c):
+    stub = Stub()
+    try:
+        rb = runbook(c, stub, """
+          - id: long
+            action: sleep
+            with: { duration: 60s }
+        """)
+        p = c.spawn("run", rb, "--shadow", "--audit", "run.jsonl", "--quiet")
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (
+                    os.path.exists(c.path("run.jsonl")) and
+                    events(c.log(), "step.start", "long")):
+                time.sleep(0.05)
+        finally:
+            p.kill()
+            p.wait()
+        check(not events(c.log(), "run.end"), "killed: the log has no run.end")
+        n = len(stub.requests)
+        r = c.drbook("resume", "run.jsonl")
+        check(r.code == 2 and "shadow drill" in r.err and "not resumed" in r.err,
+              "resume refuses a shadow drill's log, saying what to do", r)
+        check(len(stub.requests) == n, "and sends nothing")
     finally:
         stub.close()
 
