@@ -397,8 +397,8 @@ int drb_awsi_ecs_create(drb_action_ctx *ctx, const json_t *args, json_t **result
 		if (!launch)
 			launch = json_string_value(json_object_get(model, "launchType"));
 		if (!taskdef) {
-			rc = drb_err_set(err, DRB_EINVAL, "%s: service %s has no task definition", A,
-					 like);
+			rc = drb_err_set(err, DRB_EINVAL, "%s: service %s has no task definition",
+					 A, like);
 			goto out;
 		}
 	}
@@ -416,9 +416,8 @@ int drb_awsi_ecs_create(drb_action_ctx *ctx, const json_t *args, json_t **result
 	else if (json_array_size(subnets) || json_array_size(groups)) {
 		json_t *vpc = json_object();
 
-		drb_awsi_set(vpc, "subnets", json_is_array(subnets) ? json_deep_copy(subnets)
-								   : json_array(),
-			     &bad);
+		drb_awsi_set(vpc, "subnets",
+			     json_is_array(subnets) ? json_deep_copy(subnets) : json_array(), &bad);
 		if (json_is_array(groups))
 			drb_awsi_set(vpc, "securityGroups", json_deep_copy(groups), &bad);
 		drb_awsi_set(body, "networkConfiguration",
@@ -464,8 +463,7 @@ int drb_awsi_ecs_delete(drb_action_ctx *ctx, const json_t *args, json_t **result
 		rc = drb_arg_bool_opt(args, "force", &force, err);
 	if (rc != 0)
 		goto out;
-	body = json_pack("{s:s, s:s, s:b}", "cluster", cluster, "service", service, "force",
-			 force);
+	body = json_pack("{s:s, s:s, s:b}", "cluster", cluster, "service", service, "force", force);
 	if (!body) {
 		rc = nomem(A, err);
 		goto out;
@@ -474,8 +472,8 @@ int drb_awsi_ecs_delete(drb_action_ctx *ctx, const json_t *args, json_t **result
 	rc = drb_awsi_call(ctx, &drb_awsi_ecs, &ep, &rq, &resp, err);
 	if (rc == DRB_ENOTFOUND) {
 		drb_err_clear(err);
-		*result = json_pack("{s:n, s:s, s:i, s:i}", "arn", "status", "MISSING", "desired", 0,
-				    "running", 0);
+		*result = json_pack("{s:n, s:s, s:i, s:i}", "arn", "status", "MISSING", "desired",
+				    0, "running", 0);
 		rc = *result ? 0 : nomem(A, err);
 		goto out;
 	}

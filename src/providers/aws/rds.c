@@ -206,9 +206,9 @@ int drb_awsi_rds_delete(drb_action_ctx *ctx, const json_t *args, json_t **result
 
 	if (rc == DRB_ENOTFOUND) {
 		drb_err_clear(err);
-		*result = json_pack("{s:s?, s:s}", "id",
-				    json_string_value(json_object_get(args, "id")), "status",
-				    "deleted");
+		*result =
+		    json_pack("{s:s?, s:s}", "id", json_string_value(json_object_get(args, "id")),
+			      "status", "deleted");
 		rc = *result ? 0 : nomem("aws.rds.delete_db_instance", err);
 	}
 	return rc;
