@@ -1395,8 +1395,12 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		if ((st == DRB_ST_FAILED || st == DRB_ST_REFUSED) && rb->preflight[i].critical) {
 			status = "refused";
 			exit_code = DRB_EXIT_REFUSED;
-			snprintf(first.msg, sizeof(first.msg), "preflight '%s' failed: %s",
-				 rb->preflight[i].id, err.msg);
+			/* stopped from outside (a signal): say so, as a step's failure does */
+			int why = *r->cancel && r->stop_reason[0] && !strstr(err.msg, r->stop_reason);
+
+			snprintf(first.msg, sizeof(first.msg), "preflight '%s' failed: %s%s%s%s",
+				 rb->preflight[i].id, err.msg, why ? " (" : "",
+				 why ? r->stop_reason : "", why ? ")" : "");
 			goto verdict;
 		}
 	}

@@ -9,7 +9,10 @@
 #   - with a production service degraded and named in the drill's services, the runbook
 #     reaches for it: refused before it is sent (shadow_violation), the run rolls back and
 #     tears down (teardown after a failure), exit 1, production as it was;
-#   - SIGTERM while the drill waits for steady state: teardown still runs, exit 1.
+#   - SIGTERM once setup has made the copy (the drill is in its checks or steps): teardown
+#     still runs, exit 1;
+#   - a drill- instance restored from the seed snapshot is backed by a real PostgreSQL server
+#     (the drill writes to it through an rds_instance connection) and is deleted by teardown.
 # The scheduler's own replacement of stopped tasks is pushed out of reach
 # (DRB_SANDBOX_ECS_REPLACE_DELAY) so that nothing changes production by itself meanwhile.
 import json
@@ -202,9 +205,10 @@ def case_sigterm_tears_down(sb, c, d):
     p = subprocess.Popen(argv, cwd=d.tmp, env=d.env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        got = wait_for(lambda: ev(log_of(audit), "step.start", "steady") or
-                       ev(log_of(audit), "step.start", "steady[1]"), 60, 0.05)
-        c.ok(got, "the drill reached its wait for steady state")
+        # as soon as setup has made drill-api: the drill is then still in its preflight or
+        # its steps (the copy's tasks take 4 s to start), never already done
+        got = wait_for(lambda: ev(log_of(audit), "shadow.setup.end"), 60, 0.02)
+        c.ok(got, "setup made drill-api")
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=120)
         d._check_stderr(err)
@@ -212,10 +216,75 @@ def case_sigterm_tears_down(sb, c, d):
         if p.poll() is None:
             p.kill()
             p.wait()
-    c.eq(p.returncode, 1, "SIGTERM stops the drill: exit 1")
     log = log_of(audit)
+    end = ev(log, "run.end")[0]["data"] if ev(log, "run.end") else {}
+    # stopped in preflight: refused (3); in the steps: failed (1); either way by the signal
+    c.ok("interrupted by a signal" in (end.get("error") or ""),
+         "run.end says the signal stopped it (%s)" % end.get("error"))
+    c.eq(p.returncode, 3 if end.get("status") == "refused" else 1,
+         "SIGTERM stops the drill: exit 3 in preflight, else 1 (status %s)" % end.get("status"))
     c.ok(teardown_ok(log) and calls(log, "DeleteService"), "teardown ran after SIGTERM")
     c.eq(diff(before, production_state(sb)), [], "production unchanged after the stopped drill")
+
+
+RDS_COPY = """
+version: 1
+name: shadow-rds-copy
+lock: [db:drill-restore]
+params:
+  instance: { type: string, default: prod-db }
+connections:
+  drill_copy: { kind: postgres, rds_instance: drill-restore, region: us-east-1, user: postgres,
+                dbname: app, password_env: DRB_SANDBOX_PG_PASSWORD }
+steps:
+  - id: copy-available
+    action: aws.rds.describe_db_instance
+    with: { id: "${params.instance}", region: us-east-1 }
+    assert: result.status == "available" and result.id == "drill-restore"
+  - id: copy-takes-writes
+    action: pg.sentinel_write
+    with: { connection: drill_copy }
+shadow:
+  setup:
+    - id: restore
+      action: aws.rds.restore_db_instance_from_snapshot
+      with: { snapshot: "%s", target: drill-restore, region: us-east-1 }
+    - id: restored
+      action: aws.rds.describe_db_instance
+      with: { id: drill-restore, region: us-east-1 }
+      until: result.status == "available"
+      every: 1s
+      timeout: 3m
+  params: { instance: drill-restore }
+  teardown:
+    - id: drop
+      action: aws.rds.delete_db_instance
+      with: { id: drill-restore, region: us-east-1 }
+    - id: drop-again
+      action: aws.rds.delete_db_instance
+      with: { id: drill-restore, region: us-east-1 }
+"""
+
+
+def case_restored_copy_backed_by_postgres(sb, c, d):
+    # a drill- instance restored from the seed snapshot is a real PostgreSQL server: the drill
+    # writes to it (pg.sentinel_write through an rds_instance connection), and teardown
+    # deletes it (twice: the second finds it gone, which is not an error)
+    before = production_state(sb)
+    rb = os.path.join(d.tmp, "rds-copy.yaml")
+    with open(rb, "w") as f:
+        f.write(RDS_COPY % sb.vars["DRB_SANDBOX_SNAPSHOT"])
+    code, log = d.run(rb)
+    c.eq(code, 0, "restored-copy drill: exit 0")
+    w = ev(log, "step.end", "copy-takes-writes")
+    c.ok(w and w[0]["data"]["status"] == "ok", "the drill- copy took a write")
+    c.eq(len(calls(log, "DeleteDBInstance")), 2, "teardown deleted the copy (and again)")
+    c.ok(teardown_ok(log), "both teardown steps ended ok")
+    rds = sb.client("rds")
+    gone = wait_for(lambda: not [db for db in rds.describe_db_instances()["DBInstances"]
+                                 if db["DBInstanceIdentifier"] == "drill-restore"], 30)
+    c.ok(gone, "drill-restore is gone")
+    c.eq(diff(before, production_state(sb)), [], "production unchanged after the copy's drill")
 
 
 def body(sb, c):
@@ -226,7 +295,7 @@ def body(sb, c):
         sb.client("sns").create_topic(Name="drill-alerts")
         d = Drill(sb, tmp)
         for case in (case_ecs_shadow_drill, case_violation_rolls_back_and_tears_down,
-                     case_sigterm_tears_down):
+                     case_sigterm_tears_down, case_restored_copy_backed_by_postgres):
             print("# %s" % case.__name__, flush=True)
             case(sb, c, d)
         c.eq(d.sanitizer, [], "no sanitizer report from any drbook run")
@@ -235,7 +304,7 @@ def body(sb, c):
 
 
 if __name__ == "__main__":
-    # tasks start 4 s after a change (time to send SIGTERM while the drill waits for them);
+    # tasks start 4 s after a change (the drill is still running when SIGTERM comes);
     # a stopped production task is not replaced by the scheduler within the test
     sys.exit(run_test(body, {"DRB_SANDBOX_ECS_REPLACE_DELAY": "600",
                              "DRB_SANDBOX_ECS_START_DELAY": "4"}))
