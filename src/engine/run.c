@@ -1396,7 +1396,8 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 			status = "refused";
 			exit_code = DRB_EXIT_REFUSED;
 			/* stopped from outside (a signal): say so, as a step's failure does */
-			int why = *r->cancel && r->stop_reason[0] && !strstr(err.msg, r->stop_reason);
+			int why =
+			    *r->cancel && r->stop_reason[0] && !strstr(err.msg, r->stop_reason);
 
 			snprintf(first.msg, sizeof(first.msg), "preflight '%s' failed: %s%s%s%s",
 				 rb->preflight[i].id, err.msg, why ? " (" : "",
