@@ -39,6 +39,10 @@ typedef struct drb_engine_opts {
 	char *const *params_kv; /* "-p k=v" as given */
 	size_t n_params_kv;
 	int drill;		  /* --drill: visible to the runbook as `drill` */
+	/* --shadow: run the runbook's shadow: section around the steps (setup, parameter
+	 * overrides, teardown) and refuse every change to a resource that is not a shadow
+	 * resource (docs/runbook-format.md "Shadow drills"); implies drill */
+	int shadow;
 	const char *audit_path;	  /* --audit; NULL: <runs_dir>/<run id>.jsonl */
 	const char *runs_dir;	  /* NULL: ./drbook-runs */
 	const unsigned char *key; /* HMAC key for the audit log, or NULL */

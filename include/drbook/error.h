@@ -19,7 +19,8 @@ typedef enum drb_code {
 	DRB_ESCRIPT = -9,    /* a Lua error or a false assertion */
 	DRB_EINTEGRITY = -10,/* tampered or corrupt data (audit log) */
 	DRB_EIO = -11,       /* the OS said no: open, write, fsync, fork */
-	DRB_EINTERRUPTED = -12 /* a truncated write or a cancelled run */
+	DRB_EINTERRUPTED = -12, /* a truncated write or a cancelled run */
+	DRB_ESHADOW = -13    /* a shadow drill refused a change to a resource not its own */
 } drb_code;
 
 typedef struct drb_err {

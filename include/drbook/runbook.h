@@ -178,6 +178,15 @@ typedef struct drb_runbook {
 	size_t n_notify;
 	drb_stop_cond *stop_when;  /* stop_when: alarms watched while the run lives */
 	size_t n_stop_when;
+	/* shadow: (format v1.1), what `run --shadow` adds: setup steps making throwaway copies,
+	 * parameter overrides pointing the steps at them, teardown steps that always run.
+	 * has_shadow is 0 when the runbook has no shadow: section (then --shadow is refused). */
+	int has_shadow;
+	drb_step *shadow_setup;
+	size_t n_shadow_setup;
+	json_t *shadow_params; /* name -> value typed as the parameter is; NULL without shadow: */
+	drb_step *shadow_teardown;
+	size_t n_shadow_teardown;
 } drb_runbook;
 
 /* Lock keys (and a runbook's name, the default key) name lock files and DynamoDB items:

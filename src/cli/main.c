@@ -73,6 +73,12 @@ static const char usage_run[] =
     "options:\n"
     "  -p, --param KEY=VALUE      set a parameter (repeatable)\n"
     "      --drill                mark the run as a drill (visible to the runbook as `drill`)\n"
+    "      --shadow               a shadow drill: run the runbook's shadow: section (setup\n"
+    "                             makes drill- copies, params point the steps at them,\n"
+    "                             teardown always runs) and refuse, before sending it, any\n"
+    "                             change to a resource that is not a shadow resource (step\n"
+    "                             fails with shadow_violation, rollback, teardown, exit 1);\n"
+    "                             a runbook without shadow: exits 2. Implies --drill\n"
     "      --audit FILE           audit log path (default ./drbook-runs/RUN_ID.jsonl)\n"
     "      --audit-key-file F     HMAC key for the audit log (or DRBOOK_AUDIT_KEY_FILE)\n"
     "      --approve STEP         approve the approval step STEP (repeatable)\n"
@@ -241,7 +247,7 @@ typedef struct cli {
 	const char *sign_key_file, *public_key, *evidence, *metrics_file;
 	char *notify[MAX_LIST];
 	size_t n_notify;
-	int drill, yes, json, quiet, due, list, history;
+	int drill, shadow, yes, json, quiet, due, list, history;
 } cli;
 
 static int push(char **v, size_t *n, char *s, const char *what)
@@ -304,11 +310,13 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 		O_PUB,
 		O_EVIDENCE,
 		O_METRICS,
-		O_NOTIFY
+		O_NOTIFY,
+		O_SHADOW
 	};
 	static const struct option opts[] = {
 	    {"param", required_argument, NULL, 'p'},
 	    {"drill", no_argument, NULL, O_DRILL},
+	    {"shadow", no_argument, NULL, O_SHADOW},
 	    {"audit", required_argument, NULL, O_AUDIT},
 	    {"audit-key-file", required_argument, NULL, O_KEY},
 	    {"key-file", required_argument, NULL, O_KEY},
@@ -362,6 +370,9 @@ static int parse(int argc, char **argv, cli *c, const char *usage, const char *a
 			break;
 		case O_DRILL:
 			c->drill = 1;
+			break;
+		case O_SHADOW:
+			c->shadow = 1;
 			break;
 		case O_AUDIT:
 			c->audit = optarg;
@@ -581,7 +592,8 @@ static void fill_opts(drb_engine_opts *o, cli *c, const unsigned char *key, size
 	memset(o, 0, sizeof(*o));
 	o->params_kv = c->params;
 	o->n_params_kv = c->n_params;
-	o->drill = c->drill;
+	o->drill = c->drill || c->shadow; /* a shadow drill is a drill */
+	o->shadow = c->shadow;
 	o->audit_path = c->audit;
 	o->runs_dir = c->runs_dir;
 	o->key = key;
@@ -610,13 +622,12 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 	size_t klen = 0;
 	drb_audit_signkey *sk = NULL;
 	const char *usage = mode == DRB_MODE_PLAN ? usage_plan : usage_run;
-	int first =
-		parse(argc, argv, &c, usage,
-		      mode == DRB_MODE_PLAN
-			  ? " param drill audit audit-key-file key-file runs-dir json quiet "
-			    "incident-start "
-			  : " param drill audit audit-key-file key-file approve yes incident-start "
-			    "runs-dir json quiet sign-key-file evidence "),
+	int first = parse(argc, argv, &c, usage,
+			  mode == DRB_MODE_PLAN
+			      ? " param drill audit audit-key-file key-file runs-dir json quiet "
+				"incident-start "
+			      : " param drill shadow audit audit-key-file key-file approve yes "
+				"incident-start runs-dir json quiet sign-key-file evidence "),
 	    rc;
 
 	memset(&res, 0, sizeof(res));

@@ -70,6 +70,8 @@ const char *drb_code_name(int code)
 		return "io";
 	case DRB_EINTERRUPTED:
 		return "interrupted";
+	case DRB_ESHADOW:
+		return "shadow_violation";
 	default:
 		return "error";
 	}

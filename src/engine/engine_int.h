@@ -87,6 +87,12 @@ typedef struct drb_run {
 	size_t n_prior;
 	int resuming;
 
+	/* --shadow (run.c, "shadow drills"): every change must touch a shadow resource */
+	int shadow;
+	const char *phase;    /* "setup" or "teardown" while those run (their records say so) */
+	int teardown_running; /* signals no longer stop anything (protected by mu) */
+	json_t *shadow_made;  /* names setup's changes touched: {name: true} (protected by mu) */
+
 	/* --evidence: the log's copy in S3 (evidence.c), or NULL */
 	struct drb_evidence *evidence;
 	char stop_reason[512]; /* why *cancel was set from inside the run, or "" */
@@ -202,6 +208,11 @@ void drb_run_note_rpo(drb_run *r, const json_t *result);
 
 /* "met", "missed" or "unknown" (no target, or not measured: < 0). */
 const char *drb_target_verdict(double measured, double target);
+
+/* Whether a resource name is a shadow resource by its name alone: its last component (after
+ * the last '/' or ':'; a URL's query or fragment and a trailing '/' or '.' dropped) starts
+ * with "drill-" or "drill." (a DNS name whose first label is drill). */
+int drb_shadow_name(const char *v);
 
 /* Returns a copy of v with secret parameter values replaced by "***". */
 json_t *drb_redact(drb_run *r, const json_t *v);

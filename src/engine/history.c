@@ -32,6 +32,7 @@ static int code_of(const char *name)
 	    {"integrity", DRB_EINTEGRITY},
 	    {"io", DRB_EIO},
 	    {"interrupted", DRB_EINTERRUPTED},
+	    {"shadow_violation", DRB_ESHADOW},
 	};
 
 	for (size_t i = 0; name && i < sizeof(map) / sizeof(map[0]); i++)

@@ -43,10 +43,11 @@ static int runbook_cap(size_t *cap, drb_diags *d)
 	errno = 0;
 	n = strtoull(v, &end, 10);
 	if (errno || *end || n == 0 || v[0] == '-' || n > (1ULL << 32)) {
-		drb_diags_add(d, (drb_pos){0, 0},
-			      "DRBOOK_RUNBOOK_MAX_BYTES: '%.40s' is not a number of bytes from 1 to "
-			      "4294967296",
-			      v);
+		drb_diags_add(
+		    d, (drb_pos){0, 0},
+		    "DRBOOK_RUNBOOK_MAX_BYTES: '%.40s' is not a number of bytes from 1 to "
+		    "4294967296",
+		    v);
 		return DRB_EINVAL;
 	}
 	*cap = (size_t)n;

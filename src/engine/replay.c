@@ -196,6 +196,7 @@ int drb_engine_replay(const char *audit_path, const char *runbook, const drb_eng
 	o2.sink.ask = capture_ask;
 	o2.sink.ud = &cap;
 	o2.drill = json_is_true(json_object_get(sd, "drill"));
+	o2.shadow = !strcmp(sget(sd, "mode") ?: "", "shadow"); /* setup and teardown replay too */
 	o2.mode = DRB_MODE_RUN;
 	o2.incident_start = sget(sd, "incident_start");
 	rc = drb_run_init(&r, rb, &o2, json_deep_copy(json_object_get(sd, "params")), err);

@@ -168,6 +168,15 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 				 audit_path);
 		goto out;
 	}
+	if (!strcmp(json_string_value(json_object_get(sd, "mode")) ?: "", "shadow")) {
+		/* a rehearsal has nothing to finish: what matters is that its copies go away */
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "%s is the log of a shadow drill: it is not resumed; remove what "
+				 "its setup created (its shadow.setup step.end records list them) "
+				 "and run the drill again",
+				 audit_path);
+		goto out;
+	}
 	{
 		/* on another machine the recorded runbook may be missing: use the copy fetched
 		 * from the evidence bucket, if it is the same file (sha256) */

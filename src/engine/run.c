@@ -109,12 +109,12 @@ const char *drb_target_verdict(double measured, double target)
 static const char *mode_name(const drb_engine_opts *o)
 {
 	if (o->mode != DRB_MODE_PLAN)
-		return "run";
+		return o->shadow ? "shadow" : "run";
 	return o->readiness ? "readiness" : "plan";
 }
 
 /* The global `run`: {id, mode, started_at, incident_start, drill, event, status, error};
- * mode is run, plan or readiness (a preflight check may skip itself in a readiness check:
+ * mode is run, shadow, plan or readiness (a preflight check may skip itself in a readiness check:
  * `when: run.mode ~= "readiness"`); event,
  * status and error only while a notification is built; at the end also rto_s, rpo_s (where
  * measured) and targets {rto, rpo} (met, missed or unknown), so a notification can say them. */
@@ -448,7 +448,10 @@ static void *signal_watcher(void *arg)
 		int n = r->signals ? *r->signals : 0, check;
 
 		pthread_mutex_lock(&r->mu);
-		if (n > r->signals_seen) {
+		if (n > r->signals_seen && r->teardown_running) {
+			/* a shadow drill's teardown runs to its end: its copies must go */
+			r->signals_seen = n;
+		} else if (n > r->signals_seen) {
 			r->signals_seen = n;
 			if (!r->stop_reason[0])
 				snprintf(r->stop_reason, sizeof(r->stop_reason), SIGNAL_REASON);
@@ -513,6 +516,8 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, js
 	    pthread_create(&r->watcher, NULL, signal_watcher, r) == 0)
 		r->watching = 1;
 	r->summary = json_array();
+	r->shadow = o->shadow;
+	r->shadow_made = json_object();
 	r->secrets = json_array();
 	r->connections = json_object();
 	for (size_t i = 0; i < rb->n_params; i++) {
@@ -579,6 +584,7 @@ void drb_run_fini(drb_run *r)
 	drb_evidence_close(r->evidence);
 	json_decref(r->summary);
 	json_decref(r->print_steps);
+	json_decref(r->shadow_made);
 	json_decref(r->end_info);
 	json_decref(r->secrets);
 	json_decref(r->connections);
@@ -794,6 +800,13 @@ static void graph_ended(drb_run *r, graph *g, size_t i, gstop *x, drb_err *first
 		snprintf(first->msg, sizeof(first->msg), "step '%s': %s", s->id, err->msg);
 	if (x->stop)
 		return; /* the first failure decides */
+	if (err->code == DRB_ESHADOW) {
+		/* whatever the step's policy: a drill that reached for production stops, and
+		 * undoes what it did */
+		x->stop = 1;
+		x->pol = DRB_ONF_ROLLBACK;
+		return;
+	}
 	pthread_mutex_lock(&r->mu);
 	changed = r->changed;
 	pthread_mutex_unlock(&r->mu);
@@ -1020,12 +1033,107 @@ static int readiness_infra(drb_run *r, drb_err *first)
 	return bad;
 }
 
+/* ---- shadow drills ----------------------------------------------------------------------- */
+
+/* Runs the shadow setup steps one after the other (before preflight: the overridden
+ * parameters point the checks at the copies setup makes). Returns 0, or -1 with the reason in
+ * first when one did not end ok. */
+static int shadow_setup(drb_run *r, drb_err *first)
+{
+	const drb_runbook *rb = r->rb;
+	int failed = 0;
+	json_t *d = json_pack("{s:I}", "steps", (json_int_t)rb->n_shadow_setup);
+	drb_err e = {0};
+
+	drb_emit(r, "shadow.setup.begin", NULL, d, &e);
+	json_decref(d);
+	r->phase = "setup";
+	for (size_t i = 0; i < rb->n_shadow_setup && !failed; i++) {
+		drb_step_status st;
+
+		drb_err_clear(&e);
+		if (*r->cancel) {
+			snprintf(first->msg, sizeof(first->msg), "shadow setup: %s",
+				 r->stop_reason[0] ? r->stop_reason : "run interrupted");
+			failed = 1;
+			break;
+		}
+		st = drb_step_execute(r, &rb->shadow_setup[i], &e);
+		if (!status_passes(st)) {
+			snprintf(first->msg, sizeof(first->msg), "shadow setup step '%s': %s",
+				 rb->shadow_setup[i].id, e.msg);
+			failed = 1;
+		}
+	}
+	r->phase = NULL;
+	pthread_mutex_lock(&r->mu);
+	d = json_pack("{s:s, s:o}", "status", failed ? "failed" : "ok", "made",
+		      json_deep_copy(r->shadow_made));
+	pthread_mutex_unlock(&r->mu);
+	drb_emit(r, "shadow.setup.end", NULL, d, &e);
+	json_decref(d);
+	return failed ? -1 : 0;
+}
+
+/* Runs every teardown step, whatever happened before (also after a failure, a rollback, a
+ * refusal or a signal: signals no longer stop anything, the run's deadline no longer
+ * applies; each step's own timeout bounds it). A failed teardown step does not stop the
+ * others: each removes what it can. Returns how many failed; their reasons go to why. */
+static int shadow_teardown(drb_run *r, const char *after, char *why, size_t n)
+{
+	const drb_runbook *rb = r->rb;
+	int failed = 0;
+	json_t *d;
+	drb_err e = {0};
+
+	if (r->no_rollback) {
+		/* the log failed: nothing may run unrecorded, not even this */
+		snprintf(why, n, "shadow teardown skipped: %s", r->stop_reason);
+		return (int)rb->n_shadow_teardown;
+	}
+	pthread_mutex_lock(&r->mu);
+	r->teardown_running = 1;
+	*r->cancel = 0;
+	pthread_mutex_unlock(&r->mu);
+	r->deadline = 0;
+	r->phase_ro = 0;
+	d = json_pack("{s:s, s:I}", "after", after, "steps", (json_int_t)rb->n_shadow_teardown);
+	drb_emit(r, "shadow.teardown.begin", NULL, d, &e);
+	json_decref(d);
+	r->phase = "teardown";
+	for (size_t i = 0; i < rb->n_shadow_teardown; i++) {
+		drb_step_status st;
+
+		drb_err_clear(&e);
+		pthread_mutex_lock(&r->mu);
+		*r->cancel = r->no_rollback; /* only a failed log stops a teardown */
+		pthread_mutex_unlock(&r->mu);
+		st = drb_step_execute(r, &rb->shadow_teardown[i], &e);
+		if (!status_passes(st)) {
+			size_t used = strlen(why);
+
+			if (!failed)
+				snprintf(why, n, "shadow teardown step '%s': %s",
+					 rb->shadow_teardown[i].id, e.msg);
+			else if (used < n)
+				snprintf(why + used, n - used, "; step '%s': %s",
+					 rb->shadow_teardown[i].id, e.msg);
+			failed++;
+		}
+	}
+	r->phase = NULL;
+	d = json_pack("{s:s, s:i}", "status", failed ? "failed" : "ok", "failed", failed);
+	drb_emit(r, "shadow.teardown.end", NULL, d, &e);
+	json_decref(d);
+	return failed;
+}
+
 /* Runs preflight (if any), then the steps, then decides the verdict and writes run.end. */
 int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 {
 	const drb_runbook *rb = r->rb;
 	const char *status = "succeeded";
-	int exit_code = DRB_EXIT_OK, critical_failed = 0, rolled_failed = 0;
+	int exit_code = DRB_EXIT_OK, critical_failed = 0, rolled_failed = 0, shadow_begun = 0;
 	drb_err err = {0}, first = {0};
 	json_t *end;
 	double rto = -1;
@@ -1036,6 +1144,14 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 
 	if (!r->resuming)
 		notify(r, "start", NULL, NULL);
+	if (r->shadow && r->o->mode != DRB_MODE_PLAN) {
+		shadow_begun = 1;
+		if (shadow_setup(r, &first)) {
+			status = "failed";
+			exit_code = DRB_EXIT_FAILED;
+			goto verdict;
+		}
+	}
 	r->phase_ro = 1;
 	for (size_t i = 0; do_preflight && i < rb->n_preflight; i++) {
 		drb_step_status st = drb_step_execute(r, &rb->preflight[i], &err);
@@ -1044,9 +1160,15 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		if ((st == DRB_ST_FAILED || st == DRB_ST_REFUSED) && rb->preflight[i].critical) {
 			status = "refused";
 			exit_code = DRB_EXIT_REFUSED;
+			/* stopped from outside (a signal): say so, as a step's failure does */
+			int why =
+			    *r->cancel && r->stop_reason[0] && !strstr(err.msg, r->stop_reason);
+
 			if (!first.msg[0])
-				snprintf(first.msg, sizeof(first.msg), "preflight '%s' failed: %s",
-					 rb->preflight[i].id, err.msg);
+				snprintf(first.msg, sizeof(first.msg),
+					 "preflight '%s' failed: %s%s%s%s", rb->preflight[i].id,
+					 err.msg, why ? " (" : "", why ? r->stop_reason : "",
+					 why ? ")" : "");
 			if (!r->o->readiness) /* readiness: every check says what it sees */
 				goto verdict;
 		}
@@ -1146,6 +1268,20 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		exit_code = DRB_EXIT_FAILED;
 	}
 verdict:
+	if (shadow_begun) {
+		char why[sizeof(first.msg)] = "";
+
+		if (shadow_teardown(r, status, why, sizeof(why))) {
+			/* the copies may still be there: not a success, and not a clean refusal */
+			size_t used = strlen(first.msg);
+
+			status = "failed";
+			exit_code = DRB_EXIT_FAILED;
+			snprintf(first.msg + used, sizeof(first.msg) - used,
+				 "%s%s; drill resources may be left behind: needs a human",
+				 used ? "; " : "", why);
+		}
+	}
 	if (r->no_rollback && exit_code != DRB_EXIT_FAILED) {
 		/* a record could not be written (a step.end, say): the run did not succeed,
 		 * whatever its steps did, because its log does not say everything it did */
@@ -1274,8 +1410,16 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	memset(out, 0, sizeof(*out));
 	memset(&lock_err, 0, sizeof(lock_err));
 	out->rto_s = out->rpo_s = -1;
+	if (o->shadow && !rb->has_shadow)
+		return drb_err_set(err, DRB_EINVAL,
+				   "%s has no shadow: section: --shadow needs one (setup, params, "
+				   "teardown; see docs/runbook-format.md)",
+				   rb->path);
 	if ((rc = drb_runbook_bind_params(rb, o->params_kv, o->n_params_kv, &params, err)))
 		return rc;
+	/* a shadow drill points the steps at its copies, whatever -p said */
+	if (o->shadow && rb->shadow_params)
+		json_object_update(params, rb->shadow_params);
 	rc = drb_run_init(&r, rb, o, params, err);
 	params = NULL; /* owned by r */
 	if (rc)
@@ -1298,7 +1442,7 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 	start = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:s, s:b, s:s, s:s, s:i, s:s, s:o, s:o}",
 			  "runbook", rb->path, "runbook_sha256", rb->sha256, "name", rb->name,
 			  "scenario", rb->scenario, "params", params_shown(&r), "mode",
-			  mode_name(o), "drill", o->drill, "operator",
+			  mode_name(o), "drill", o->drill || o->shadow, "operator",
 			  drb_operator(opbuf, sizeof(opbuf)), "host", host, "pid", (int)getpid(),
 			  "version", DRB_VERSION, "lock", lock_keys(rb), "targets", targets);
 	if (locks && (leases = drb_lockset_leases(locks)))

@@ -108,6 +108,8 @@ int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data
 
 	if (!red)
 		return drb_err_set(err, DRB_ENOMEM, "out of memory");
+	if (r->phase && step && json_is_object(red)) /* a shadow setup or teardown step's */
+		json_object_set_new(red, "phase", json_string(r->phase));
 	rc = r->audit ? drb_audit_append(r->audit, event, step, red, err) : 0;
 	if (rc == DRB_ELIMIT) {
 		/* an oversized answer: keep the record, drop the bulky part */
@@ -204,6 +206,150 @@ int drb_action_mutates(const drb_action *a, const drb_step *s, const json_t *arg
 	return 1;
 }
 
+/* ---- the guard: what a call may change, checked before it is performed ---------------- */
+
+int drb_shadow_name(const char *v)
+{
+	size_t n = strcspn(v, "?#"), start = 0;
+
+	while (n > 0 && (v[n - 1] == '/' || v[n - 1] == '.'))
+		n--;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == '/' || v[i] == ':')
+			start = i + 1;
+	return n - start > 6 &&
+	       (!strncmp(v + start, "drill-", 6) || !strncmp(v + start, "drill.", 6));
+}
+
+/* Actions a shadow drill may run whatever their arguments: they change nothing outside
+ * drbook (approval, sleep), reach people rather than the system being rehearsed (notify), or
+ * are Lua whose every call is itself guarded here (lua, custom Lua actions). exec and a
+ * mutating http.request are not among them: what they touch is not known, or is their url. */
+static int shadow_exempt(const drb_action *a)
+{
+	return a == &drb_action_lua || a == &drb_action_approval || !a->fn ||
+	       !strcmp(a->name, "sleep") || !strcmp(a->name, "notify");
+}
+
+/* The name a resource argument stands for: a connection's RDS instance when it names one
+ * (pg actions take a connection), else the value itself. Borrowed. */
+static const char *resource_name(const drb_run *r, const char *arg, const char *v)
+{
+	const json_t *spec = json_object_get(r->connections, v);
+	const char *inst = json_string_value(json_object_get(spec, "rds_instance"));
+
+	return !strcmp(arg, "connection") && inst ? inst : v;
+}
+
+static int shadow_ok(drb_run *r, const char *arg, const json_t *v)
+{
+	const char *name;
+	int made;
+
+	if (!json_is_string(v))
+		return 0;
+	name = resource_name(r, arg, json_string_value(v));
+	if (drb_shadow_name(name))
+		return 1;
+	pthread_mutex_lock(&r->mu);
+	made = json_object_get(r->shadow_made, name) != NULL;
+	pthread_mutex_unlock(&r->mu);
+	return made;
+}
+
+/* Refusals on this thread: a Lua script that catches one still fails its step (drb_invoke). */
+static __thread int shadow_refusals;
+static __thread char shadow_refusal[600];
+
+/* In a shadow drill, a mutating call must name its resource (the schema's .resource
+ * argument; a list: every item) and each must be a shadow resource: by its name, or because
+ * this run's setup made it. Refused before anything is sent, recorded as shadow.violation. */
+static int shadow_check(drb_run *r, const drb_action *a, const char *uid, const json_t *args,
+			drb_err *err)
+{
+	const char *arg = a->schema ? a->schema->resource : NULL;
+	const json_t *v = arg ? json_object_get(args, arg) : NULL;
+	int ok = v != NULL;
+	json_t *d;
+	drb_err e = {0};
+
+	if (shadow_exempt(a))
+		return 0;
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *x;
+
+		ok = json_array_size(v) > 0;
+		json_array_foreach(v, i, x) ok = ok && shadow_ok(r, arg, x);
+	} else if (v) {
+		ok = shadow_ok(r, arg, v);
+	}
+	if (ok)
+		return 0;
+	if (!arg)
+		drb_err_set(err, DRB_ESHADOW,
+			    "shadow drill: %s changes something it does not name (no resource "
+			    "argument): refused before it was sent",
+			    a->name);
+	else if (!v)
+		drb_err_set(err, DRB_ESHADOW,
+			    "shadow drill: %s without '%s': refused before it was sent", a->name,
+			    arg);
+	else
+		drb_err_set(err, DRB_ESHADOW,
+			    "shadow drill: %s on %s '%s', which is not a shadow resource (its "
+			    "name does not start with drill- and this run's setup did not create "
+			    "it): refused before it was sent",
+			    a->name, arg,
+			    json_is_string(v) ? resource_name(r, arg, json_string_value(v))
+					      : "(a list)");
+	d = json_pack("{s:s, s:s?, s:O?, s:s}", "action", a->name, "resource", arg, "value", v,
+		      "error", err->msg);
+	drb_emit(r, "shadow.violation", uid, d, &e);
+	json_decref(d);
+	shadow_refusals++;
+	snprintf(shadow_refusal, sizeof(shadow_refusal), "%s", err->msg);
+	return DRB_ESHADOW;
+}
+
+/* Setup's changes make their resources shadow resources for the rest of the run: the
+ * resource argument's value, and the id and arn the answer gives. */
+static void shadow_note_made(drb_run *r, const drb_action *a, const json_t *args,
+			     const json_t *result)
+{
+	const char *arg = a->schema ? a->schema->resource : NULL;
+	const char *keys[] = {"id", "arn"};
+	json_t *v = arg ? json_object_get(args, arg) : NULL;
+
+	pthread_mutex_lock(&r->mu);
+	if (json_is_string(v))
+		json_object_set_new(r->shadow_made, resource_name(r, arg, json_string_value(v)),
+				    json_true());
+	for (size_t i = 0; i < 2 && json_is_object(result); i++) {
+		const char *x = json_string_value(json_object_get(result, keys[i]));
+
+		if (x && *x)
+			json_object_set_new(r->shadow_made, x, json_true());
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* The one check before every action call (drb_invoke, and each call a Lua script makes):
+ * preflight, plan and read-only Lua change nothing; a shadow drill changes nothing but
+ * shadow resources. ctx names the read-only context for the message. */
+static int guard(drb_run *r, const drb_action *a, const char *uid, const json_t *args, int mut,
+		 int ro, const char *ctx, drb_err *err)
+{
+	if (!mut)
+		return 0;
+	if (ro)
+		return drb_err_set(err, DRB_EDENIED, "%s is a mutating action: not allowed in %s",
+				   a->name, r->o->mode == DRB_MODE_PLAN ? "plan" : ctx);
+	if (r->shadow)
+		return shadow_check(r, a, uid, args, err);
+	return 0;
+}
+
 static int seam_note(drb_seam *s, const char *event, const json_t *data, drb_err *err)
 {
 	step_seam *ss = (step_seam *)s;
@@ -226,8 +372,11 @@ static int call_provider(drb_run *r, const drb_action *a, const char *uid, const
 	    .replay = r->replay,
 	    .engine = r,
 	};
+	int rc = a->fn(&ctx, args, result, err);
 
-	return a->fn(&ctx, args, result, err);
+	if (rc == 0 && r->shadow && r->phase && !strcmp(r->phase, "setup") && !ro)
+		shadow_note_made(r, a, args, *result);
+	return rc;
 }
 
 /* Calls from Lua scripts (aws.rds.x{...}, pg.query(...)) arrive here with the Lua lock held. */
@@ -244,10 +393,9 @@ static int lua_invoke(void *ud, const drb_action *a, const json_t *args, json_t 
 	int ro = r->phase_ro || r->lua_ro;
 	int rc;
 
-	if (drb_action_mutates(a, NULL, args) && ro)
-		return drb_err_set(err, DRB_EDENIED, "%s is a mutating action: not allowed in %s",
-				   a->name,
-				   r->o->mode == DRB_MODE_PLAN ? "plan" : "a read-only context");
+	if ((rc = guard(r, a, lua_current ? lua_current->uid : "lua", args,
+			drb_action_mutates(a, NULL, args), ro, "a read-only context", err)))
+		return rc;
 	rc = call_provider(r, a, lua_current ? lua_current->uid : "lua", args,
 			   lua_current ? lua_current->deadline : r->deadline, ro, result, err);
 	if (rc == 0 && drb_action_mutates(a, NULL, args)) {
@@ -345,9 +493,8 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 	/* the literals were checked by validate; this catches what ${ } produced */
 	if ((rc = drb_args_check(a->schema, args, err)))
 		return drb_err_prefix(err, "%s: ", a->name);
-	if (mut && r->phase_ro)
-		return drb_err_set(err, DRB_EDENIED, "%s is a mutating action: not allowed in %s",
-				   a->name, r->o->mode == DRB_MODE_PLAN ? "plan" : "preflight");
+	if ((rc = guard(r, a, uid, args, mut, r->phase_ro, "preflight", err)))
+		return rc;
 	if (mut) {
 		pthread_mutex_lock(&r->mu);
 		r->changed = 1;
@@ -359,7 +506,7 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 		lua_call_ctx lc = {uid, deadline};
 		char chunk[512];
 		const char *script = s ? s->script : NULL;
-		int was_ro = r->lua_ro;
+		int was_ro = r->lua_ro, refusals = shadow_refusals;
 		double was_stop;
 
 		if (!script)
@@ -384,6 +531,13 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 		lua_current = NULL;
 		drb_lua_set_step_deadline(r->lua, was_stop);
 		drb_lua_unlock(r->lua);
+		if (shadow_refusals != refusals && rc != DRB_ESHADOW) {
+			/* the script caught the refusal, or raised another error after it: the
+			 * step still failed the drill's one rule */
+			json_decref(*result);
+			*result = NULL;
+			rc = drb_err_set(err, DRB_ESHADOW, "%s", shadow_refusal);
+		}
 		return rc;
 	}
 	return call_provider(r, a, uid, args, deadline, !mut, result, err);

@@ -69,6 +69,7 @@ static int step_retryable(int code)
 	case DRB_ELIMIT:
 	case DRB_EINTEGRITY:
 	case DRB_EINTERRUPTED:
+	case DRB_ESHADOW:
 		return 0;
 	default:
 		return 1;

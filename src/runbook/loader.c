@@ -28,12 +28,14 @@ typedef struct vctx {
 	seen_id *ids;
 	size_t n_ids;
 	lua_State *L; /* one bare state compiles every expression of the file */
+	const char *kind; /* "shadow setup " or "shadow teardown " while parsing those, or NULL */
 } vctx;
 
 static const char *const TOP_KEYS[] = {
     "version",	   "name",   "description",  "scenario",  "targets",	"params",
     "connections", "lua",    "preflight",    "steps",	  "on_failure", "deadline",
-    "lock",	   "notify", "max_parallel", "stop_when", NULL};
+    "lock",	   "notify", "max_parallel", "stop_when", "shadow",	NULL};
+static const char *const SHADOW_KEYS[] = {"setup", "params", "teardown", NULL};
 static const char *const PARAM_KEYS[] = {"type",   "default", "description", "required",
 					 "secret", "choices", NULL};
 static const char *const PG_KEYS[] = {"kind",
@@ -750,7 +752,11 @@ static void parse_step(vctx *v, const ynode *m, size_t idx, int preflight, drb_s
 
 	s->critical = 1;
 	s->pos = m->pos;
-	snprintf(where, sizeof(where), "%sstep #%zu", preflight ? "preflight " : "", idx + 1);
+	snprintf(where, sizeof(where), "%sstep #%zu",
+		 v->kind     ? v->kind
+		 : preflight ? "preflight "
+			     : "",
+		 idx + 1);
 	if (m->kind != YN_MAP) {
 		diag(v, m, "%s must be a mapping", where);
 		return;
@@ -1574,6 +1580,117 @@ out:
 	free(stack);
 }
 
+/* shadow: { setup: [STEP...], params: {NAME: VALUE...}, teardown: [STEP...] }. Setup and
+ * teardown steps are steps (ids unique across the file) that run one after the other: no
+ * needs, no rollback (teardown undoes what setup made), no approval in teardown (it runs
+ * unattended, also after a signal). Each override names a declared parameter and has its
+ * type (and is one of its choices). Setup without teardown is refused: what it creates must
+ * go away. */
+static void parse_shadow_steps(vctx *v, const ynode *sh, const char *key, drb_step **out,
+			       size_t *n_out)
+{
+	const ynode *l = opt(sh, key);
+	char kind[32];
+
+	if (!l)
+		return;
+	if (l->kind != YN_SEQ || !l->n) {
+		diag(v, l, "'shadow.%s' must be a list of at least one step", key);
+		return;
+	}
+	*out = calloc(l->n, sizeof(**out));
+	if (!*out)
+		return;
+	*n_out = l->n;
+	snprintf(kind, sizeof(kind), "shadow %s ", key);
+	v->kind = kind;
+	for (size_t i = 0; i < l->n; i++) {
+		drb_step *s = &(*out)[i];
+		const ynode *m = l->kids[i];
+		char where[160];
+
+		parse_step(v, m, i, 0, s);
+		if (m->kind != YN_MAP)
+			continue;
+		if (s->id)
+			snprintf(where, sizeof(where), "shadow %s step '%.80s'", key, s->id);
+		else
+			snprintf(where, sizeof(where), "shadow %s step #%zu", key, i + 1);
+		if (key_node(m, "needs"))
+			diag(v, key_node(m, "needs"),
+			     "%s cannot have needs: shadow %s steps run one after the other", where,
+			     key);
+		if (key_node(m, "rollback"))
+			diag(v, key_node(m, "rollback"),
+			     "%s cannot have a rollback: teardown undoes what setup made", where);
+		if (!strcmp(key, "teardown") && s->action && !strcmp(s->action, "approval"))
+			diag(v, mget(m, "action"),
+			     "%s cannot ask for approval: teardown runs unattended", where);
+	}
+	v->kind = NULL;
+}
+
+static void parse_shadow(vctx *v, const ynode *sh)
+{
+	drb_runbook *rb = v->rb;
+	const ynode *p;
+
+	if (sh->kind != YN_MAP) {
+		diag(v, sh, "'shadow' must be a mapping {setup, params, teardown}");
+		return;
+	}
+	rb->has_shadow = 1;
+	check_keys(v, sh, SHADOW_KEYS, "shadow");
+	parse_shadow_steps(v, sh, "setup", &rb->shadow_setup, &rb->n_shadow_setup);
+	parse_shadow_steps(v, sh, "teardown", &rb->shadow_teardown, &rb->n_shadow_teardown);
+	if (opt(sh, "setup") && !opt(sh, "teardown"))
+		diag(v, key_node(sh, "setup"),
+		     "'shadow' has setup steps but no teardown: what setup creates must be torn "
+		     "down");
+	rb->shadow_params = json_object();
+	p = opt(sh, "params");
+	if (p && p->kind != YN_MAP) {
+		diag(v, p, "'shadow.params' must be a mapping of parameter name to value");
+		return;
+	}
+	for (size_t i = 0; p && i + 1 < p->n; i += 2) {
+		const ynode *k = p->kids[i], *val = p->kids[i + 1];
+		const drb_param *dp = NULL;
+		json_t *tv;
+
+		for (size_t j = 0; is_str(k) && j < rb->n_params; j++)
+			if (rb->params[j].name && !strcmp(rb->params[j].name, k->str))
+				dp = &rb->params[j];
+		if (!dp) {
+			diag(v, k,
+			     "shadow.params: unknown parameter '%.80s' (declare it in 'params')",
+			     is_str(k) ? k->str : "?");
+			continue;
+		}
+		tv = typed_value(val, dp->type);
+		if (!tv) {
+			diag(v, val, "shadow.params.%.80s must be %s", dp->name,
+			     type_expect(dp->type));
+			continue;
+		}
+		if (dp->choices) {
+			size_t j;
+			json_t *c;
+			int found = 0;
+
+			json_array_foreach(dp->choices, j, c) found |= json_equal(c, tv);
+			if (!found) {
+				diag(v, val,
+				     "shadow.params.%.80s is not one of the parameter's choices",
+				     dp->name);
+				json_decref(tv);
+				continue;
+			}
+		}
+		json_object_set_new(rb->shadow_params, dp->name, tv);
+	}
+}
+
 static void parse_top(vctx *v, const ynode *root)
 {
 	drb_runbook *rb = v->rb;
@@ -1661,6 +1778,9 @@ static void parse_top(vctx *v, const ynode *root)
 
 	parse_steps(v, root, "preflight", 1, &rb->preflight, &rb->n_preflight);
 	parse_steps(v, root, "steps", 0, &rb->steps, &rb->n_steps);
+	n = opt(root, "shadow");
+	if (n)
+		parse_shadow(v, n);
 	check_unique_ids(v);
 	check_graph(v, root);
 

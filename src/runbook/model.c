@@ -70,6 +70,13 @@ void drb_runbook_free(drb_runbook *rb)
 	for (size_t i = 0; i < rb->n_steps; i++)
 		step_free(&rb->steps[i]);
 	free(rb->steps);
+	for (size_t i = 0; i < rb->n_shadow_setup; i++)
+		step_free(&rb->shadow_setup[i]);
+	free(rb->shadow_setup);
+	for (size_t i = 0; i < rb->n_shadow_teardown; i++)
+		step_free(&rb->shadow_teardown[i]);
+	free(rb->shadow_teardown);
+	json_decref(rb->shadow_params);
 	for (size_t i = 0; i < rb->n_locks; i++)
 		free(rb->locks[i]);
 	free(rb->locks);
@@ -95,6 +102,12 @@ const drb_step *drb_runbook_step(const drb_runbook *rb, const char *id)
 	for (size_t i = 0; i < rb->n_preflight; i++)
 		if (rb->preflight[i].id && !strcmp(rb->preflight[i].id, id))
 			return &rb->preflight[i];
+	for (size_t i = 0; i < rb->n_shadow_setup; i++)
+		if (rb->shadow_setup[i].id && !strcmp(rb->shadow_setup[i].id, id))
+			return &rb->shadow_setup[i];
+	for (size_t i = 0; i < rb->n_shadow_teardown; i++)
+		if (rb->shadow_teardown[i].id && !strcmp(rb->shadow_teardown[i].id, id))
+			return &rb->shadow_teardown[i];
 	for (size_t i = 0; i < rb->n_steps; i++)
 		if (rb->steps[i].id && !strcmp(rb->steps[i].id, id))
 			return &rb->steps[i];

@@ -509,6 +509,16 @@ void drb_check_refs(drb_diags *d, lua_State *L, const ynode *root)
 	for (int k = 0; k < 2; k++)
 		for (size_t i = 0; steps[k] && steps[k]->kind == YN_SEQ && i < steps[k]->n; i++)
 			check_step(&c, steps[k]->kids[i], i, k == 0);
+	{
+		/* shadow: setup and teardown steps read params like any step */
+		const ynode *sh = get(root, "shadow");
+		const ynode *sl[2] = {sh && sh->kind == YN_MAP ? get(sh, "setup") : NULL,
+				      sh && sh->kind == YN_MAP ? get(sh, "teardown") : NULL};
+
+		for (int k = 0; k < 2; k++)
+			for (size_t i = 0; sl[k] && sl[k]->kind == YN_SEQ && i < sl[k]->n; i++)
+				check_step(&c, sl[k]->kids[i], i, 0);
+	}
 	nt = get(root, "notify");
 	for (size_t i = 0; nt && nt->kind == YN_SEQ && i < nt->n; i++) {
 		char prefix[64];

@@ -62,7 +62,8 @@ static const drb_field_spec instance_fields[] = {
 	    ARG("db_subnet_group", S, 0, NULL, "DB subnet group name (DBSubnetGroupName)"),        \
 	    ARG("vpc_security_group_ids", DRB_T_LIST, 0, NULL,                                     \
 		"VPC security group ids (VpcSecurityGroupIds)"),                                   \
-	    ARG("db_parameter_group", S, 0, NULL, "DB parameter group name (DBParameterGroupName)"), \
+	    ARG("db_parameter_group", S, 0, NULL,                                                  \
+		"DB parameter group name (DBParameterGroupName)"),                                 \
 	    ARG("multi_az", B, 0, NULL, "a Multi-AZ deployment (default: RDS's)"),                 \
 	    ARG("tags", DRB_T_MAP, 0, NULL, "tags as {key: value}")
 #define RDS_OLD_SUBNET_GROUP                                                                       \
@@ -85,22 +86,24 @@ static const drb_field_spec snapshot_fields[] = {
     END};
 
 static const char *const rds_source_types[] = {
-    "db-instance", "db-parameter-group", "db-security-group", "db-snapshot", "db-cluster",
-    "db-cluster-snapshot", "custom-engine-version", "db-proxy", "blue-green-deployment",
-    "db-shard-group", "zero-etl", NULL};
+    "db-instance",	     "db-parameter-group", "db-security-group",
+    "db-snapshot",	     "db-cluster",	   "db-cluster-snapshot",
+    "custom-engine-version", "db-proxy",	   "blue-green-deployment",
+    "db-shard-group",	     "zero-etl",	   NULL};
 
 static const char *const aas_namespaces[] = {
-    "ecs", "elasticmapreduce", "ec2", "appstream", "dynamodb", "rds", "sagemaker",
-    "custom-resource", "comprehend", "lambda", "cassandra", "kafka", "elasticache", "neptune",
-    "workspaces", NULL};
+    "ecs",	   "elasticmapreduce", "ec2",	     "appstream", "dynamodb",  "rds",
+    "sagemaker",   "custom-resource",  "comprehend", "lambda",	  "cassandra", "kafka",
+    "elasticache", "neptune",	       "workspaces", NULL};
 
 /* Which scalable target: the same arguments for describe and register. */
 #define AAS_TARGET                                                                                 \
 	{"service_namespace", S, 0, "ecs", aas_namespaces, "the service the target belongs to"},   \
 	    ARG("resource_id", S, 0, NULL,                                                         \
 		"the resource (service/CLUSTER/SERVICE for ECS); or cluster and service"),         \
-	    ARG("cluster", S, 0, NULL, "ECS cluster name: with service, resource_id "             \
-				       "service/CLUSTER/SERVICE"),                                \
+	    ARG("cluster", S, 0, NULL,                                                             \
+		"ECS cluster name: with service, resource_id "                                     \
+		"service/CLUSTER/SERVICE"),                                                        \
 	    ARG("service", S, 0, NULL, "ECS service name (with cluster)"),                         \
 	    ARG("scalable_dimension", S, 0, "ecs:service:DesiredCount",                            \
 		"what scales (the default applies to service_namespace ecs only)")
@@ -148,23 +151,21 @@ static const drb_field_spec arc_fields[] = {
 /* EC2, S3 and ElastiCache rows (the seed's whole platform, DESIGN.md). */
 static const drb_field_spec sg_rule_fields[] = {
     FIELD("group_id", S, "the security group"),
-    FIELD("changed", B,
-	  "false when the rule was already there (authorize) or not there (revoke)"),
+    FIELD("changed", B, "false when the rule was already there (authorize) or not there (revoke)"),
     END};
 
 #define SG_RULE_ARGS                                                                               \
 	ARG("group_id", S, 1, NULL, "security group id (sg-...)"),                                 \
 	    ARG("protocol", S, 1, NULL, "tcp, udp, icmp, a protocol number, or -1 for all"),       \
-	    ARG("from_port", I, 0, NULL,                                                           \
-		"first port (ICMP: the type); required for tcp and udp"),                          \
+	    ARG("from_port", I, 0, NULL, "first port (ICMP: the type); required for tcp and udp"), \
 	    ARG("to_port", I, 0, NULL, "last port (ICMP: the code); required for tcp and udp"),    \
 	    ARG("cidr", S, 0, NULL,                                                                \
 		"source CIDR, IPv4 or IPv6 (exactly one of cidr, source_group_id)"),               \
-	    ARG("source_group_id", S, 0, NULL, "source security group id"),                       \
+	    ARG("source_group_id", S, 0, NULL, "source security group id"),                        \
 	    ARG("description", S, 0, NULL, "the rule's description")
 
 #define RG_FIELDS                                                                                  \
-	FIELD("id", S, "replication group id"), FIELD("description", S, "its description"),      \
+	FIELD("id", S, "replication group id"), FIELD("description", S, "its description"),        \
 	    FIELD("status", S,                                                                     \
 		  "creating, available, modifying, deleting, create-failed, snapshotting"),        \
 	    FIELD("engine", S, "redis or valkey (null when the answer omits it)"),                 \
@@ -324,21 +325,20 @@ const drb_action drb_aws_actions[] = {
 	 &(const drb_action_schema){
 	     .doc = "RDS events of a source, oldest first (DescribeEvents): a failover RDS "
 		    "made by itself, a reboot, a backup",
-	     .args =
-		 (const drb_arg_spec[]){
-		     ARG("source_identifier", S, 0, NULL,
-			 "the instance (or snapshot, cluster...) the events are about; "
-			 "default: every source"),
-		     {"source_type", S, 0, NULL, rds_source_types,
-		      "the kind of source; default db-instance when source_identifier is "
-		      "given"},
-		     ARG("duration", I, 0, NULL,
-			 "minutes back from now, 1..20160 (default: RDS's 60)"),
-		     ARG("start_time", S, 0, NULL, "RFC 3339 time (instead of duration)"),
-		     ARG("end_time", S, 0, NULL, "RFC 3339 time (default: now)"),
-		     ARG("event_categories", DRB_T_LIST, 0, NULL,
-			 "only these categories: failover, availability, failure, ..."),
-		     COMMON},
+	     .args = (const drb_arg_spec
+			  []){ARG("source_identifier", S, 0, NULL,
+				  "the instance (or snapshot, cluster...) the events are about; "
+				  "default: every source"),
+			      {"source_type", S, 0, NULL, rds_source_types,
+			       "the kind of source; default db-instance when source_identifier is "
+			       "given"},
+			      ARG("duration", I, 0, NULL,
+				  "minutes back from now, 1..20160 (default: RDS's 60)"),
+			      ARG("start_time", S, 0, NULL, "RFC 3339 time (instead of duration)"),
+			      ARG("end_time", S, 0, NULL, "RFC 3339 time (default: now)"),
+			      ARG("event_categories", DRB_T_LIST, 0, NULL,
+				  "only these categories: failover, availability, failure, ..."),
+			      COMMON},
 	     .result = (const drb_field_spec[]){FIELD("events", DRB_T_LIST,
 						      "{time, message, categories, source, "
 						      "source_type, source_arn}, oldest first"),
@@ -428,6 +428,25 @@ const drb_action drb_aws_actions[] = {
 	     .result = snapshot_fields,
 	     .result_doc = "the copy",
 	     .resource = "target"}},
+    {.name = "aws.rds.delete_db_instance",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_rds_delete,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Deletes an instance (DeleteDBInstance); one already gone is not an error",
+	     .args = (const drb_arg_spec[]){ARG("id", S, 1, NULL, "DB instance identifier"),
+					    ARG("skip_final_snapshot", B, 0, "true",
+						"delete without a final snapshot"),
+					    ARG("final_snapshot", S, 0, NULL,
+						"the final snapshot's identifier (with "
+						"skip_final_snapshot: false)"),
+					    ARG("delete_automated_backups", B, 0, NULL,
+						"default: RDS's"),
+					    COMMON},
+	     .result = instance_fields,
+	     .result_doc = "the instance as it is being deleted (status deleting), or {id, "
+			   "status = \"deleted\"} when it was already gone",
+	     .resource = "id"}},
     {.name = "aws.route53.get_record",
      .mode = DRB_ACT_RO,
      .fn = drb_awsi_r53_get_record,
@@ -616,6 +635,54 @@ const drb_action drb_aws_actions[] = {
 						FIELD("last_status", S, "RUNNING, STOPPED, ..."),
 						FIELD("desired_status", S, "STOPPED"), END},
 	     .resource = "task"}},
+    {.name = "aws.ecs.create_service",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_ecs_create,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Creates a service running a task definition, or a copy of another "
+		    "service (CreateService)",
+	     .args = (const drb_arg_spec[]){ARG("cluster", S, 1, NULL, "cluster name or ARN"),
+					    ARG("service", S, 1, NULL, "the new service's name"),
+					    ARG("like", S, 0, NULL,
+						"an existing service of the cluster whose task "
+						"definition, launch type and network configuration "
+						"the new one copies (only read)"),
+					    ARG("task_definition", S, 0, NULL,
+						"family, family:revision or ARN (required without "
+						"like)"),
+					    ARG("desired_count", I, 0, "1", "tasks to run"),
+					    ARG("launch_type", S, 0, NULL,
+						"FARGATE or EC2; default: like's, else FARGATE"),
+					    ARG("subnets", DRB_T_LIST, 0, NULL,
+						"awsvpc subnets (Fargate needs them on AWS)"),
+					    ARG("security_groups", DRB_T_LIST, 0, NULL,
+						"awsvpc security groups"),
+					    COMMON},
+	     .result =
+		 (const drb_field_spec[]){FIELD("arn", S, "the service's ARN"),
+					  FIELD("status", S, "ACTIVE, ..."),
+					  FIELD("desired", I, "desired task count"),
+					  FIELD("running", I, "running tasks"), END},
+	     .resource = "service"}},
+    {.name = "aws.ecs.delete_service",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_ecs_delete,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Deletes a service (DeleteService); one already gone is not an error",
+	     .args = (const drb_arg_spec[]){ARG("cluster", S, 1, NULL, "cluster name or ARN"),
+					    ARG("service", S, 1, NULL, "service name or ARN"),
+					    ARG("force", B, 0, "true",
+						"delete even when it still runs tasks"),
+					    COMMON},
+	     .result = (const drb_field_spec[]){FIELD("arn", S, "the service's ARN, or null"),
+						FIELD("status", S,
+						      "DRAINING, INACTIVE, or MISSING when it was "
+						      "already gone"),
+						FIELD("desired", I, "desired task count"),
+						FIELD("running", I, "running tasks"), END},
+	     .resource = "service"}},
     {.name = "aws.sns.publish",
      .mode = DRB_ACT_MUT,
      .fn = drb_awsi_sns_publish,
@@ -665,19 +732,24 @@ const drb_action drb_aws_actions[] = {
      .schema =
 	 &(const drb_action_schema){
 	     .doc = "Security groups and their rules (DescribeSecurityGroups, all pages)",
-	     .args = (const drb_arg_spec[]){
-		 ARG("group_ids", DRB_T_LIST, 0, NULL, "security group ids (sg-...)"),
-		 ARG("group_names", DRB_T_LIST, 0, NULL, "security group names (default VPC)"),
-		 ARG("vpc_id", S, 0, NULL, "only the groups of this VPC (filter vpc-id)"),
-		 ARG("filters", DRB_T_MAP, 0, NULL,
-		     "more filters: name: value or [values] (group-name, tag:Name, ...)"),
-		 COMMON},
-	     .result = (const drb_field_spec[]){
-		 FIELD("groups", DRB_T_LIST,
-		       "{id, name, description, vpc_id, owner_id, ingress, egress}; each rule "
-		       "{protocol, from_port, to_port, cidrs, groups} (ports null for -1; groups: "
-		       "source group ids)"),
-		 END},
+	     .args = (const drb_arg_spec[]){ARG("group_ids", DRB_T_LIST, 0, NULL,
+						"security group ids (sg-...)"),
+					    ARG("group_names", DRB_T_LIST, 0, NULL,
+						"security group names (default VPC)"),
+					    ARG("vpc_id", S, 0, NULL,
+						"only the groups of this VPC (filter vpc-id)"),
+					    ARG("filters", DRB_T_MAP, 0, NULL,
+						"more filters: name: value or [values] "
+						"(group-name, tag:Name, ...)"),
+					    COMMON},
+	     .result =
+		 (const drb_field_spec[]){
+		     FIELD("groups", DRB_T_LIST,
+			   "{id, name, description, vpc_id, owner_id, ingress, egress}; each rule "
+			   "{protocol, from_port, to_port, cidrs, groups} (ports null for -1; "
+			   "groups: "
+			   "source group ids)"),
+		     END},
 	     .resource = "group_ids"}},
     {.name = "aws.ec2.authorize_security_group_ingress",
      .mode = DRB_ACT_MUT,
@@ -707,13 +779,14 @@ const drb_action drb_aws_actions[] = {
 	     .doc = "A bucket's replication configuration (GetBucketReplication); none: code "
 		    "not_found, message ReplicationConfigurationNotFoundError",
 	     .args = (const drb_arg_spec[]){ARG("bucket", S, 1, NULL, "bucket name"), COMMON},
-	     .result = (const drb_field_spec[]){
-		 FIELD("role", S, "the IAM role S3 replicates with"),
-		 FIELD("rules", DRB_T_LIST,
-		       "{id, status (Enabled|Disabled), priority, prefix, destination_bucket "
-		       "(ARN), destination_bucket_name, destination_account, storage_class, "
-		       "delete_marker_replication, replication_time}"),
-		 END},
+	     .result =
+		 (const drb_field_spec[]){
+		     FIELD("role", S, "the IAM role S3 replicates with"),
+		     FIELD("rules", DRB_T_LIST,
+			   "{id, status (Enabled|Disabled), priority, prefix, destination_bucket "
+			   "(ARN), destination_bucket_name, destination_account, storage_class, "
+			   "delete_marker_replication, replication_time}"),
+		     END},
 	     .resource = "bucket"}},
     {.name = "aws.s3.head_object",
      .mode = DRB_ACT_RO,
@@ -723,13 +796,15 @@ const drb_action drb_aws_actions[] = {
 	     .doc = "An object's size, ETag, version, replication status and metadata "
 		    "(HeadObject); missing: code not_found (NotFound), or exists=false with "
 		    "missing_ok; a missing bucket is always not_found (NoSuchBucket)",
-	     .args = (const drb_arg_spec[]){
-		 ARG("bucket", S, 1, NULL, "bucket name"), ARG("key", S, 1, NULL, "object key"),
-		 ARG("version_id", S, 0, NULL, "a version (default: the current one)"),
-		 ARG("missing_ok", B, 0, "false",
-		     "a missing object is a result (exists=false) instead of an error: for an "
-		     "until that waits for replication"),
-		 COMMON},
+	     .args = (const drb_arg_spec[]){ARG("bucket", S, 1, NULL, "bucket name"),
+					    ARG("key", S, 1, NULL, "object key"),
+					    ARG("version_id", S, 0, NULL,
+						"a version (default: the current one)"),
+					    ARG("missing_ok", B, 0, "false",
+						"a missing object is a result (exists=false) "
+						"instead of an error: for an "
+						"until that waits for replication"),
+					    COMMON},
 	     .result = head_fields,
 	     .resource = "bucket"}},
     {.name = "aws.s3.put_object",
@@ -738,17 +813,21 @@ const drb_action drb_aws_actions[] = {
      .schema =
 	 &(const drb_action_schema){
 	     .doc = "Writes an object (PutObject, with Content-MD5) such as a replication marker",
-	     .args = (const drb_arg_spec[]){
-		 ARG("bucket", S, 1, NULL, "bucket name"), ARG("key", S, 1, NULL, "object key"),
-		 ARG("body", S, 0, "", "the object's content (text)"),
-		 ARG("content_type", S, 0, "application/octet-stream", "Content-Type"),
-		 ARG("metadata", DRB_T_MAP, 0, NULL,
-		     "user metadata name: value (x-amz-meta-*; printable ASCII, at most 2 KB)"),
-		 COMMON},
-	     .result = (const drb_field_spec[]){
-		 FIELD("etag", S, "the new object's ETag, without quotes"),
-		 FIELD("version_id", S, "its version id, or null when the bucket is not versioned"),
-		 END},
+	     .args = (const drb_arg_spec[]){ARG("bucket", S, 1, NULL, "bucket name"),
+					    ARG("key", S, 1, NULL, "object key"),
+					    ARG("body", S, 0, "", "the object's content (text)"),
+					    ARG("content_type", S, 0,
+						"application/octet-stream", "Content-Type"),
+					    ARG("metadata", DRB_T_MAP, 0, NULL,
+						"user metadata name: value (x-amz-meta-*; "
+						"printable ASCII, at most 2 KB)"),
+					    COMMON},
+	     .result =
+		 (const drb_field_spec[]){
+		     FIELD("etag", S, "the new object's ETag, without quotes"),
+		     FIELD("version_id", S,
+			   "its version id, or null when the bucket is not versioned"),
+		     END},
 	     .resource = "bucket"}},
     {.name = "aws.elasticache.describe_replication_groups",
      .mode = DRB_ACT_RO,
@@ -757,15 +836,17 @@ const drb_action drb_aws_actions[] = {
 	 &(const drb_action_schema){
 	     .doc = "ElastiCache replication groups (DescribeReplicationGroups, all pages); "
 		    "an unknown id: code not_found (ReplicationGroupNotFoundFault)",
-	     .args = (const drb_arg_spec[]){
-		 ARG("id", S, 0, NULL, "replication group id (default: every group)"), COMMON},
-	     .result = (const drb_field_spec[]){
-		 FIELD("groups", DRB_T_LIST,
-		       "the groups: {id, description, status, engine, node_type, "
-		       "member_clusters, node_groups, primary_endpoint, reader_endpoint, "
-		       "configuration_endpoint, automatic_failover, multi_az, cluster_enabled, "
-		       "arn} as aws.elasticache.create_replication_group returns one"),
-		 END},
+	     .args = (const drb_arg_spec[]){ARG("id", S, 0, NULL,
+						"replication group id (default: every group)"),
+					    COMMON},
+	     .result =
+		 (const drb_field_spec[]){
+		     FIELD("groups", DRB_T_LIST,
+			   "the groups: {id, description, status, engine, node_type, "
+			   "member_clusters, node_groups, primary_endpoint, reader_endpoint, "
+			   "configuration_endpoint, automatic_failover, multi_az, cluster_enabled, "
+			   "arn} as aws.elasticache.create_replication_group returns one"),
+		     END},
 	     .resource = "id"}},
     {.name = "aws.elasticache.create_replication_group",
      .mode = DRB_ACT_MUT,
@@ -774,29 +855,35 @@ const drb_action drb_aws_actions[] = {
 	 &(const drb_action_schema){
 	     .doc = "Creates a replication group (CreateReplicationGroup); one already there is "
 		    "returned as it is with created=false",
-	     .args = (const drb_arg_spec[]){
-		 ARG("id", S, 1, NULL, "replication group id"),
-		 ARG("description", S, 0, "drbook", "its description"),
-		 ARG("engine", S, 0, NULL, "redis or valkey (default: AWS's, redis)"),
-		 ARG("engine_version", S, 0, NULL, "default: the engine's latest"),
-		 ARG("node_type", S, 0, NULL, "cache node type (cache.r6g.large, ...)"),
-		 ARG("num_cache_clusters", I, 0, NULL,
-		     "nodes, primary included (cluster mode disabled)"),
-		 ARG("num_node_groups", I, 0, NULL, "shards (cluster mode enabled)"),
-		 ARG("replicas_per_node_group", I, 0, NULL, "replicas of each shard"),
-		 ARG("primary_cluster_id", S, 0, NULL, "build the group around this cluster"),
-		 ARG("automatic_failover", B, 0, NULL, "AutomaticFailoverEnabled"),
-		 ARG("multi_az", B, 0, NULL, "MultiAZEnabled"),
-		 ARG("preferred_cache_cluster_azs", DRB_T_LIST, 0, NULL,
-		     "availability zones of the nodes, in order"),
-		 ARG("cache_parameter_group", S, 0, NULL, "cache parameter group name"),
-		 ARG("cache_subnet_group", S, 0, NULL, "cache subnet group name (the VPC)"),
-		 ARG("security_group_ids", DRB_T_LIST, 0, NULL, "VPC security group ids"),
-		 ARG("snapshot_name", S, 0, NULL, "seed the group from this snapshot"),
-		 ARG("port", I, 0, NULL, "default: the engine's (6379)"),
-		 ARG("transit_encryption", B, 0, NULL, "TransitEncryptionEnabled"),
-		 ARG("at_rest_encryption", B, 0, NULL, "AtRestEncryptionEnabled"),
-		 ARG("tags", DRB_T_MAP, 0, NULL, "key: value tags"), COMMON},
+	     .args = (const drb_arg_spec
+			  []){ARG("id", S, 1, NULL, "replication group id"),
+			      ARG("description", S, 0, "drbook", "its description"),
+			      ARG("engine", S, 0, NULL, "redis or valkey (default: AWS's, redis)"),
+			      ARG("engine_version", S, 0, NULL, "default: the engine's latest"),
+			      ARG("node_type", S, 0, NULL,
+				  "cache node type (cache.r6g.large, ...)"),
+			      ARG("num_cache_clusters", I, 0, NULL,
+				  "nodes, primary included (cluster mode disabled)"),
+			      ARG("num_node_groups", I, 0, NULL, "shards (cluster mode enabled)"),
+			      ARG("replicas_per_node_group", I, 0, NULL, "replicas of each shard"),
+			      ARG("primary_cluster_id", S, 0, NULL,
+				  "build the group around this cluster"),
+			      ARG("automatic_failover", B, 0, NULL, "AutomaticFailoverEnabled"),
+			      ARG("multi_az", B, 0, NULL, "MultiAZEnabled"),
+			      ARG("preferred_cache_cluster_azs", DRB_T_LIST, 0, NULL,
+				  "availability zones of the nodes, in order"),
+			      ARG("cache_parameter_group", S, 0, NULL,
+				  "cache parameter group name"),
+			      ARG("cache_subnet_group", S, 0, NULL,
+				  "cache subnet group name (the VPC)"),
+			      ARG("security_group_ids", DRB_T_LIST, 0, NULL,
+				  "VPC security group ids"),
+			      ARG("snapshot_name", S, 0, NULL, "seed the group from this snapshot"),
+			      ARG("port", I, 0, NULL, "default: the engine's (6379)"),
+			      ARG("transit_encryption", B, 0, NULL, "TransitEncryptionEnabled"),
+			      ARG("at_rest_encryption", B, 0, NULL, "AtRestEncryptionEnabled"),
+			      ARG("tags", DRB_T_MAP, 0, NULL, "key: value tags"),
+			      COMMON},
 	     .result = rg_create_fields,
 	     .resource = "id"}},
     {.name = "aws.elasticache.modify_replication_group",
@@ -806,20 +893,24 @@ const drb_action drb_aws_actions[] = {
 	 &(const drb_action_schema){
 	     .doc = "Changes a replication group's settings (ModifyReplicationGroup); an unknown "
 		    "id: code not_found",
-	     .args = (const drb_arg_spec[]){
-		 ARG("id", S, 1, NULL, "replication group id"),
-		 ARG("apply_immediately", B, 0, "false",
-		     "apply now rather than in the next maintenance window"),
-		 ARG("node_type", S, 0, NULL, "scale to this cache node type"),
-		 ARG("engine_version", S, 0, NULL, "upgrade to this version"),
-		 ARG("description", S, 0, NULL, "new description"),
-		 ARG("primary_cluster_id", S, 0, NULL, "make this cluster the primary"),
-		 ARG("automatic_failover", B, 0, NULL, "AutomaticFailoverEnabled"),
-		 ARG("multi_az", B, 0, NULL, "MultiAZEnabled"),
-		 ARG("cache_parameter_group", S, 0, NULL, "cache parameter group name"),
-		 ARG("security_group_ids", DRB_T_LIST, 0, NULL, "VPC security group ids"),
-		 ARG("snapshot_retention_limit", I, 0, NULL, "days of automatic snapshots"),
-		 COMMON},
+	     .args = (const drb_arg_spec
+			  []){ARG("id", S, 1, NULL, "replication group id"),
+			      ARG("apply_immediately", B, 0, "false",
+				  "apply now rather than in the next maintenance window"),
+			      ARG("node_type", S, 0, NULL, "scale to this cache node type"),
+			      ARG("engine_version", S, 0, NULL, "upgrade to this version"),
+			      ARG("description", S, 0, NULL, "new description"),
+			      ARG("primary_cluster_id", S, 0, NULL,
+				  "make this cluster the primary"),
+			      ARG("automatic_failover", B, 0, NULL, "AutomaticFailoverEnabled"),
+			      ARG("multi_az", B, 0, NULL, "MultiAZEnabled"),
+			      ARG("cache_parameter_group", S, 0, NULL,
+				  "cache parameter group name"),
+			      ARG("security_group_ids", DRB_T_LIST, 0, NULL,
+				  "VPC security group ids"),
+			      ARG("snapshot_retention_limit", I, 0, NULL,
+				  "days of automatic snapshots"),
+			      COMMON},
 	     .result = rg_fields,
 	     .result_doc = "the group, as an item of aws.elasticache.describe_replication_groups",
 	     .resource = "id"}},
@@ -865,11 +956,12 @@ const drb_action drb_aws_actions[] = {
 		    "missing repository or image is not_found (RepositoryNotFoundException, "
 		    "ImageNotFoundException in the message)",
 	     .args = (const drb_arg_spec[]){ARG("repository", S, 1, NULL, "repository name"),
-					    ARG("image_tag", S, 0, NULL, "only the image so tagged"),
+					    ARG("image_tag", S, 0, NULL,
+						"only the image so tagged"),
 					    ARG("image_digest", S, 0, NULL,
 						"only the image with this digest (sha256:...)"),
-					    ARG("registry_id", S, 0, NULL,
-						"the registry's account id (default: yours)"),
+					    ARG("registry_id", S, 0,
+						NULL, "the registry's account id (default: yours)"),
 					    COMMON},
 	     .result = (const drb_field_spec[]){FIELD("images", DRB_T_LIST,
 						      "{digest, tags, pushed_at (RFC 3339), "

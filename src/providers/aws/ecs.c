@@ -318,3 +318,171 @@ out:
 	drb_awsi_resp_free(&resp);
 	return rc;
 }
+
+/* The result of CreateService/DeleteService: the service's arn, status and counts. */
+static int service_result(const char *A, const json_t *svc, json_t **result, drb_err *err)
+{
+	json_t *o = json_object();
+	int bad = !o;
+
+	if (o) {
+		drb_awsi_set(o, "arn", str_or_null(json_object_get(svc, "serviceArn")), &bad);
+		drb_awsi_set(o, "status", str_or_null(json_object_get(svc, "status")), &bad);
+		drb_awsi_set(o, "desired", num_or_null(json_object_get(svc, "desiredCount")), &bad);
+		drb_awsi_set(o, "running", num_or_null(json_object_get(svc, "runningCount")), &bad);
+	}
+	if (bad) {
+		json_decref(o);
+		return nomem(A, err);
+	}
+	*result = o;
+	return 0;
+}
+
+/* With `like`, the new service copies an existing one's task definition, launch type and
+ * network configuration (a shadow copy of a production service runs what it runs, where it
+ * runs); the arguments given win. The existing service is only read (DescribeServices). */
+int drb_awsi_ecs_create(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	const char *A = "aws.ecs.create_service", *cluster = NULL, *service = NULL;
+	const char *taskdef = NULL, *launch = NULL, *like = NULL;
+	drb_aws_endpoint ep;
+	aws_req rq = {.operation = "CreateService"}, lq = {.operation = "DescribeServices"};
+	aws_resp resp = {0}, lresp = {0};
+	json_t *body = NULL, *lbody = NULL;
+	const json_t *subnets = json_object_get(args, "subnets"),
+		     *groups = json_object_get(args, "security_groups"), *svc, *model = NULL;
+	long long desired = 1;
+	int rc, bad = 0;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_ecs, A, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "cluster", &cluster, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "service", &service, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "task_definition", &taskdef, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "like", &like, err);
+	if (rc == 0)
+		rc = drb_arg_int_opt(args, "desired_count", &desired, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "launch_type", &launch, err);
+	if (rc != 0)
+		goto out;
+	if (desired < 0 || desired > 100000) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: 'desired_count' %lld is out of range", A,
+				 desired);
+		goto out;
+	}
+	if (!taskdef && !like) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: give 'task_definition' or 'like'", A);
+		goto out;
+	}
+	if (like) {
+		lbody = json_pack("{s:s, s:[s]}", "cluster", cluster, "services", like);
+		if (!lbody) {
+			rc = nomem(A, err);
+			goto out;
+		}
+		lq.json = lbody;
+		rc = drb_awsi_call(ctx, &drb_awsi_ecs, &ep, &lq, &lresp, err);
+		if (rc == 0)
+			rc = first_service(A, lq.operation, lresp.json, cluster, like, &model, err);
+		if (rc != 0)
+			goto out;
+		if (!taskdef)
+			taskdef = json_string_value(json_object_get(model, "taskDefinition"));
+		if (!launch)
+			launch = json_string_value(json_object_get(model, "launchType"));
+		if (!taskdef) {
+			rc = drb_err_set(err, DRB_EINVAL, "%s: service %s has no task definition",
+					 A, like);
+			goto out;
+		}
+	}
+	body = json_pack("{s:s, s:s, s:s, s:I, s:s}", "cluster", cluster, "serviceName", service,
+			 "taskDefinition", taskdef, "desiredCount", (json_int_t)desired,
+			 "launchType", launch ? launch : "FARGATE");
+	if (!body) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	if (!json_array_size(subnets) && !json_array_size(groups) &&
+	    json_is_object(json_object_get(model, "networkConfiguration")))
+		drb_awsi_set(body, "networkConfiguration",
+			     json_deep_copy(json_object_get(model, "networkConfiguration")), &bad);
+	else if (json_array_size(subnets) || json_array_size(groups)) {
+		json_t *vpc = json_object();
+
+		drb_awsi_set(vpc, "subnets",
+			     json_is_array(subnets) ? json_deep_copy(subnets) : json_array(), &bad);
+		if (json_is_array(groups))
+			drb_awsi_set(vpc, "securityGroups", json_deep_copy(groups), &bad);
+		drb_awsi_set(body, "networkConfiguration",
+			     json_pack("{s:o}", "awsvpcConfiguration", vpc), &bad);
+	}
+	if (bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	rq.json = body;
+	rc = drb_awsi_call(ctx, &drb_awsi_ecs, &ep, &rq, &resp, err);
+	if (rc == 0)
+		rc = first_service(A, rq.operation, resp.json, cluster, service, &svc, err);
+	if (rc == 0)
+		rc = service_result(A, svc, result, err);
+out:
+	json_decref(body);
+	json_decref(lbody);
+	drb_awsi_resp_free(&resp);
+	drb_awsi_resp_free(&lresp);
+	return rc;
+}
+
+/* Deleting a service that is already gone succeeds (status MISSING): a teardown run twice, or
+ * after a setup that failed half-way, has nothing more to do. */
+int drb_awsi_ecs_delete(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	const char *A = "aws.ecs.delete_service", *cluster = NULL, *service = NULL;
+	drb_aws_endpoint ep;
+	aws_req rq = {.operation = "DeleteService"};
+	aws_resp resp = {0};
+	json_t *body = NULL;
+	const json_t *svc;
+	int rc, force = 1;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_ecs, A, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "cluster", &cluster, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "service", &service, err);
+	if (rc == 0)
+		rc = drb_arg_bool_opt(args, "force", &force, err);
+	if (rc != 0)
+		goto out;
+	body = json_pack("{s:s, s:s, s:b}", "cluster", cluster, "service", service, "force", force);
+	if (!body) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	rq.json = body;
+	rc = drb_awsi_call(ctx, &drb_awsi_ecs, &ep, &rq, &resp, err);
+	if (rc == DRB_ENOTFOUND) {
+		drb_err_clear(err);
+		*result = json_pack("{s:n, s:s, s:i, s:i}", "arn", "status", "MISSING", "desired",
+				    0, "running", 0);
+		rc = *result ? 0 : nomem(A, err);
+		goto out;
+	}
+	if (rc == 0)
+		rc = first_service(A, rq.operation, resp.json, cluster, service, &svc, err);
+	if (rc == 0)
+		rc = service_result(A, svc, result, err);
+out:
+	json_decref(body);
+	drb_awsi_resp_free(&resp);
+	return rc;
+}

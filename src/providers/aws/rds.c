@@ -222,7 +222,8 @@ enum {
 	OP_READ_REPLICA,
 	OP_MODIFY,
 	OP_CREATE_SNAPSHOT,
-	OP_COPY_SNAPSHOT
+	OP_COPY_SNAPSHOT,
+	OP_DELETE
 };
 
 static const rds_op ops[] = {
@@ -290,6 +291,13 @@ static const rds_op ops[] = {
 			   {"kms_key_id", "KmsKeyId", NULL},
 			   {"tags", "Tags", "Tag"},
 			   {"copy_tags", "CopyTags", NULL}}},
+    [OP_DELETE] = {"aws.rds.delete_db_instance",
+		   "DeleteDBInstance",
+		   "id",
+		   {{"id", "DBInstanceIdentifier", NULL},
+		    {"skip_final_snapshot", "SkipFinalSnapshot", NULL},
+		    {"final_snapshot", "FinalDBSnapshotIdentifier", NULL},
+		    {"delete_automated_backups", "DeleteAutomatedBackups", NULL}}},
 };
 
 /* The Query value of a scalar argument that passed its schema check ("true" -> true,
@@ -466,6 +474,22 @@ int drb_awsi_rds_restore_snapshot(drb_action_ctx *ctx, const json_t *args, json_
 				  drb_err *err)
 {
 	return instance_action(&ops[OP_RESTORE_SNAPSHOT], ctx, args, result, err);
+}
+
+/* Deleting an instance that is already gone succeeds (status deleted): a teardown run twice,
+ * or after a setup that failed half-way, has nothing more to do. */
+int drb_awsi_rds_delete(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	int rc = instance_action(&ops[OP_DELETE], ctx, args, result, err);
+
+	if (rc == DRB_ENOTFOUND) {
+		drb_err_clear(err);
+		*result =
+		    json_pack("{s:s?, s:s}", "id", json_string_value(json_object_get(args, "id")),
+			      "status", "deleted");
+		rc = *result ? 0 : nomem("aws.rds.delete_db_instance", err);
+	}
+	return rc;
 }
 
 int drb_awsi_rds_failover_cluster(drb_action_ctx *ctx, const json_t *args, json_t **result,

@@ -652,6 +652,44 @@ static void test_max_parallel_default(void **state)
 	assert_int_equal(rb->max_parallel, 8);
 }
 
+/* shadow: lands in the model: setup and teardown steps in order, overrides typed as their
+ * parameters (a duration in seconds); a runbook without it has has_shadow 0. */
+static void test_shadow_section(void **state)
+{
+	fixture *f = *state;
+	drb_runbook *rb =
+	    load_text_ok(f, "version: 1\n"
+			    "name: s\n"
+			    "params:\n"
+			    "  svc: { type: string, default: api }\n"
+			    "  wait: { type: duration, default: 1m }\n"
+			    "  list: { type: list, default: [a] }\n"
+			    "steps:\n"
+			    "  - { id: a, action: sleep, with: { duration: 1ms } }\n"
+			    "shadow:\n"
+			    "  setup:\n"
+			    "    - { id: mk, action: sleep, with: { duration: 1ms } }\n"
+			    "    - { id: mk2, action: sleep, with: { duration: 1ms } }\n"
+			    "  params: { svc: drill-api, wait: 90s, list: [drill-a, drill-b] }\n"
+			    "  teardown:\n"
+			    "    - { id: rm, action: sleep, with: { duration: 1ms } }\n");
+
+	assert_int_equal(rb->has_shadow, 1);
+	assert_int_equal(rb->n_shadow_setup, 2);
+	assert_string_equal(rb->shadow_setup[0].id, "mk");
+	assert_string_equal(rb->shadow_setup[1].id, "mk2");
+	assert_int_equal(rb->n_shadow_teardown, 1);
+	assert_string_equal(rb->shadow_teardown[0].id, "rm");
+	assert_json(rb->shadow_params, "{\"svc\": \"drill-api\", \"wait\": 90, \"list\": "
+				       "[\"drill-a\", \"drill-b\"]}");
+	assert_ptr_equal(drb_runbook_step(rb, "rm"), &rb->shadow_teardown[0]);
+	drb_runbook_free(f->rb);
+	f->rb = NULL;
+	rb = load_text_ok(f, "version: 1\nname: g\nsteps:\n  - { id: a, action: sleep }\n");
+	assert_int_equal(rb->has_shadow, 0);
+	assert_null(rb->shadow_params);
+}
+
 typedef struct refs {
 	char got[256];
 } refs;
@@ -785,6 +823,7 @@ int main(void)
 	    cmocka_unit_test(test_truncated_inputs),
 	    cmocka_unit_test_setup_teardown(test_needs_graph, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_max_parallel_default, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shadow_section, setup, teardown),
 	    cmocka_unit_test(test_lua_refs),
 	    cmocka_unit_test_setup_teardown(test_utf8_bom, setup, teardown),
 	};

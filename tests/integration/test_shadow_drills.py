@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+# Shadow drills against the sandbox (drbook run --shadow; docs/runbook-format.md "Shadow
+# drills"): the production state, read with boto3 describe calls (ECS services and their
+# tasks in both regions, RDS instances, the Route 53 zone) and from the real PostgreSQL
+# servers (recovery state, timeline, table contents), is taken before and after each drill and
+# must not differ. Cases, on runbooks/ecs-task-failure.yaml:
+#   - the shadow drill repairs its drill-api copy (created by setup, degraded because its tasks
+#     start late), measures RTO as a real run does, and tears the copy down;
+#   - with a production service degraded and named in the drill's services, the runbook
+#     reaches for it: refused before it is sent (shadow_violation), the run rolls back and
+#     tears down (teardown after a failure), exit 1, production as it was;
+#   - SIGTERM once setup has made the copy (the drill is in its checks or steps): teardown
+#     still runs, exit 1;
+#   - a drill- instance restored from the seed snapshot is backed by a real PostgreSQL server
+#     (the drill writes to it through an rds_instance connection) and is deleted by teardown.
+# The scheduler's own replacement of stopped tasks is pushed out of reach
+# (DRB_SANDBOX_ECS_REPLACE_DELAY) so that nothing changes production by itself meanwhile.
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
+
+from sandbox_lib.common import psql  # noqa: E402
+from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+
+SRC = os.environ.get("SRC") or os.path.abspath(os.path.join(HERE, "..", ".."))
+DRBOOK = os.environ.get("DRBOOK")
+if not DRBOOK or not os.access(DRBOOK, os.X_OK):
+    sys.exit("DRBOOK must name the built drbook binary (ctest sets it)")
+ECS_RUNBOOK = os.path.join(SRC, "runbooks", "ecs-task-failure.yaml")
+REGIONS = {"us-east-1": "DRB_SANDBOX_CLUSTER_US", "eu-west-1": "DRB_SANDBOX_CLUSTER_EU"}
+DSNS = ("PRIMARY_DB_DSN", "DR_DB_DSN", "STANDBY_DB_DSN")
+
+
+def production_state(sb):
+    """Everything a shadow drill must leave as it was, as plain data."""
+    v = sb.vars
+    state = {"ecs": {}, "rds": {}, "route53": [], "pg": {}}
+    for region, var in REGIONS.items():
+        ecs, cluster = sb.client("ecs", region), v[var]
+        arns = ecs.list_services(cluster=cluster)["serviceArns"]
+        svcs = ecs.describe_services(cluster=cluster, services=arns)["services"] if arns else []
+        for s in svcs:
+            if s["serviceName"].startswith("drill-") and s["status"] != "ACTIVE":
+                continue        # a torn-down copy: INACTIVE, as AWS keeps it for a while
+            tasks = ecs.list_tasks(cluster=cluster, serviceName=s["serviceName"])["taskArns"]
+            state["ecs"]["%s/%s" % (cluster, s["serviceName"])] = {
+                "status": s["status"], "desired": s["desiredCount"],
+                "running": s["runningCount"], "pending": s["pendingCount"],
+                "task_definition": s["taskDefinition"], "tasks": sorted(tasks)}
+    for region in REGIONS:
+        for db in sb.client("rds", region).describe_db_instances()["DBInstances"]:
+            state["rds"][db["DBInstanceIdentifier"]] = {
+                "status": db["DBInstanceStatus"], "multi_az": db.get("MultiAZ"),
+                "source": db.get("ReadReplicaSourceDBInstanceIdentifier"),
+                "replicas": sorted(db.get("ReadReplicaDBInstanceIdentifiers", [])),
+                "endpoint": (db.get("Endpoint") or {}).get("Port"),
+                "az": db.get("AvailabilityZone"),
+                "secondary_az": db.get("SecondaryAvailabilityZone")}
+    r53 = sb.client("route53")
+    for rr in r53.list_resource_record_sets(HostedZoneId=v["DRB_SANDBOX_ZONE_ID"])[
+            "ResourceRecordSets"]:
+        state["route53"].append(json.dumps(rr, sort_keys=True, default=str))
+    state["route53"].sort()
+    for var in DSNS:
+        dsn = v.get(var) or sb.env.get(var)
+        rec = psql(dsn, "select pg_is_in_recovery(), "
+                        "(select timeline_id from pg_control_checkpoint())").strip()
+        rows = psql(dsn, "select 'accounts', count(*), md5(coalesce(string_agg(t::text, '|' "
+                         "order by t::text), '')) from accounts t union all "
+                         "select 'orders', count(*), md5(coalesce(string_agg(t::text, '|' "
+                         "order by t::text), '')) from orders t").strip()
+        state["pg"][var] = {"recovery_timeline": rec, "data": rows}
+    return state
+
+
+def diff(before, after, path=""):
+    """The differences between two states, one line each."""
+    out = []
+    if isinstance(before, dict) and isinstance(after, dict):
+        for k in sorted(set(before) | set(after)):
+            if k not in after:
+                out.append("%s/%s: gone" % (path, k))
+            elif k not in before:
+                out.append("%s/%s: new %s" % (path, k, after[k]))
+            else:
+                out += diff(before[k], after[k], "%s/%s" % (path, k))
+    elif before != after:
+        out.append("%s: %s -> %s" % (path, before, after))
+    return out
+
+
+class Drill:
+    def __init__(self, sb, tmp):
+        self.sb, self.tmp, self.n = sb, tmp, 0
+        self.env = dict(os.environ, **sb.vars)
+        self.env.update(AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
+        self.env.pop("DRBOOK_AUDIT_KEY_FILE", None)
+        self.sanitizer = []
+
+    def argv(self, runbook, *params):
+        self.n += 1
+        audit = os.path.join(self.tmp, "shadow%d.jsonl" % self.n)
+        argv = [DRBOOK, "run", runbook, "--shadow", "--yes", "--audit", audit, "--quiet"]
+        for p in params:
+            argv += ["-p", p]
+        return argv, audit
+
+    def run(self, runbook, *params, timeout=240):
+        argv, audit = self.argv(runbook, *params)
+        p = subprocess.run(argv, cwd=self.tmp, env=self.env, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=timeout)
+        self._check_stderr(p.stderr)
+        print("  drbook exit %d (%s) %s" % (p.returncode, os.path.basename(audit),
+                                            p.stderr.strip()[-300:]), flush=True)
+        return p.returncode, log_of(audit)
+
+    def _check_stderr(self, err):
+        if any(m in err for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:")):
+            self.sanitizer.append(err[-3000:])
+
+
+def log_of(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def ev(log, event, step=None):
+    return [r for r in log if r["event"] == event and (step is None or r["step"] == step)]
+
+
+def calls(log, op):
+    return [r for r in ev(log, "call") if r["data"].get("operation") == op]
+
+
+def teardown_ok(log):
+    te = ev(log, "shadow.teardown.end")
+    return bool(te) and te[0]["data"]["status"] == "ok"
+
+
+def case_ecs_shadow_drill(sb, c, d):
+    before = production_state(sb)
+    code, log = d.run(ECS_RUNBOOK)
+    c.eq(code, 0, "ecs shadow drill: exit 0")
+    start = ev(log, "run.start")[0]["data"] if log else {}
+    c.eq((start.get("mode"), start.get("drill")), ("shadow", True), "run.start: mode shadow")
+    c.eq(start.get("params", {}).get("services"), ["drill-api"],
+         "the drill's services are the copy only")
+    made = calls(log, "CreateService")
+    c.ok(made and made[0]["data"]["request"]["body"]["serviceName"] == "drill-api" and
+         made[0]["data"].get("status") == 200, "setup created drill-api")
+    upd = calls(log, "UpdateService")
+    c.ok(upd and all(r["data"]["request"]["body"]["service"] == "drill-api" for r in upd),
+         "the repair touched drill-api only (%s)" % [r["data"]["request"]["body"] for r in upd])
+    steady = ev(log, "step.end", "steady[1]") or ev(log, "step.end", "steady")
+    c.ok(steady and steady[-1]["data"]["status"] == "ok", "the copy reached steady state")
+    end = ev(log, "run.end")[0]["data"] if ev(log, "run.end") else {}
+    c.ok(isinstance(end.get("rto_s"), float) and end.get("rpo_s") == 0.0,
+         "RTO and RPO measured as in a real run (%s, %s)" % (end.get("rto_s"), end.get("rpo_s")))
+    c.ok(teardown_ok(log) and calls(log, "DeleteService"), "teardown deleted drill-api")
+    td = [r for r in log if r["data"].get("phase") == "teardown"]
+    c.ok(td and all(r["step"] == "remove-shadow-service" for r in td),
+         "the teardown's records say phase teardown")
+    after = production_state(sb)
+    c.eq(diff(before, after), [], "production unchanged after the shadow drill")
+
+
+def case_violation_rolls_back_and_tears_down(sb, c, d):
+    # production's payment service runs below its desired count; a drill that names it must
+    # not repair it (that would change production): the shadow rule refuses it
+    inj = sb.inject("ecs-task", "--service", "payment")
+    c.ok(inj.get("task"), "inject: a payment task stopped")
+    before = production_state(sb)
+    text = open(ECS_RUNBOOK).read().replace("    services: [drill-api]",
+                                             "    services: [drill-api, payment]")
+    c.ok("services: [drill-api, payment]" in text, "a drill whose overrides miss payment")
+    rb = os.path.join(d.tmp, "ecs-leaky.yaml")
+    with open(rb, "w") as f:
+        f.write(text)
+    code, log = d.run(rb)
+    c.eq(code, 1, "a shadow violation fails the drill: exit 1")
+    sent = [r["data"]["request"]["body"]["service"] for r in calls(log, "UpdateService")]
+    c.ok("payment" not in sent, "no UpdateService for payment was sent (%s)" % sent)
+    ends = [r for r in ev(log, "step.end") if r["data"].get("code") == "shadow_violation"]
+    c.ok(ends, "a step failed with code shadow_violation")
+    viol = ev(log, "shadow.violation")
+    c.ok(viol and viol[0]["data"]["value"] == "payment", "the refusal names payment")
+    end = ev(log, "run.end")[0]["data"] if ev(log, "run.end") else {}
+    c.eq(end.get("status"), "rolled_back", "run.end rolled_back")
+    c.ok(teardown_ok(log), "teardown ran after the failure")
+    c.eq(diff(before, production_state(sb)), [], "production unchanged after the refused drill")
+
+
+def case_sigterm_tears_down(sb, c, d):
+    before = production_state(sb)
+    argv, audit = d.argv(ECS_RUNBOOK, "strategy=scheduler")
+    p = subprocess.Popen(argv, cwd=d.tmp, env=d.env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # as soon as setup has made drill-api: the drill is then still in its preflight or
+        # its steps (the copy's tasks take 4 s to start), never already done
+        got = wait_for(lambda: ev(log_of(audit), "shadow.setup.end"), 60, 0.02)
+        c.ok(got, "setup made drill-api")
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+        d._check_stderr(err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    log = log_of(audit)
+    end = ev(log, "run.end")[0]["data"] if ev(log, "run.end") else {}
+    # stopped in preflight: refused (3); in the steps: failed (1); either way by the signal
+    c.ok("interrupted by a signal" in (end.get("error") or ""),
+         "run.end says the signal stopped it (%s)" % end.get("error"))
+    c.eq(p.returncode, 3 if end.get("status") == "refused" else 1,
+         "SIGTERM stops the drill: exit 3 in preflight, else 1 (status %s)" % end.get("status"))
+    c.ok(teardown_ok(log) and calls(log, "DeleteService"), "teardown ran after SIGTERM")
+    c.eq(diff(before, production_state(sb)), [], "production unchanged after the stopped drill")
+
+
+RDS_COPY = """
+version: 1
+name: shadow-rds-copy
+lock: [db:drill-restore]
+params:
+  instance: { type: string, default: prod-db }
+connections:
+  drill_copy: { kind: postgres, rds_instance: drill-restore, region: us-east-1, user: postgres,
+                dbname: app, password_env: DRB_SANDBOX_PG_PASSWORD }
+steps:
+  - id: copy-available
+    action: aws.rds.describe_db_instance
+    with: { id: "${params.instance}", region: us-east-1 }
+    assert: result.status == "available" and result.id == "drill-restore"
+  - id: copy-takes-writes
+    action: pg.sentinel_write
+    with: { connection: drill_copy }
+shadow:
+  setup:
+    - id: restore
+      action: aws.rds.restore_db_instance_from_snapshot
+      with: { snapshot: "%s", target: drill-restore, region: us-east-1 }
+    - id: restored
+      action: aws.rds.describe_db_instance
+      with: { id: drill-restore, region: us-east-1 }
+      until: result.status == "available"
+      every: 1s
+      timeout: 3m
+  params: { instance: drill-restore }
+  teardown:
+    - id: drop
+      action: aws.rds.delete_db_instance
+      with: { id: drill-restore, region: us-east-1 }
+    - id: drop-again
+      action: aws.rds.delete_db_instance
+      with: { id: drill-restore, region: us-east-1 }
+"""
+
+
+def case_restored_copy_backed_by_postgres(sb, c, d):
+    # a drill- instance restored from the seed snapshot is a real PostgreSQL server: the drill
+    # writes to it (pg.sentinel_write through an rds_instance connection), and teardown
+    # deletes it (twice: the second finds it gone, which is not an error)
+    before = production_state(sb)
+    rb = os.path.join(d.tmp, "rds-copy.yaml")
+    with open(rb, "w") as f:
+        f.write(RDS_COPY % sb.vars["DRB_SANDBOX_SNAPSHOT"])
+    code, log = d.run(rb)
+    c.eq(code, 0, "restored-copy drill: exit 0")
+    w = ev(log, "step.end", "copy-takes-writes")
+    c.ok(w and w[0]["data"]["status"] == "ok", "the drill- copy took a write")
+    c.eq(len(calls(log, "DeleteDBInstance")), 2, "teardown deleted the copy (and again)")
+    c.ok(teardown_ok(log), "both teardown steps ended ok")
+    rds = sb.client("rds")
+    gone = wait_for(lambda: not [db for db in rds.describe_db_instances()["DBInstances"]
+                                 if db["DBInstanceIdentifier"] == "drill-restore"], 30)
+    c.ok(gone, "drill-restore is gone")
+    c.eq(diff(before, production_state(sb)), [], "production unchanged after the copy's drill")
+
+
+def body(sb, c):
+    sb.up()
+    tmp = tempfile.mkdtemp(prefix="drb-shadow-")
+    try:
+        # the drills' topic: drill notifications go there (shadow.params.topic_arn)
+        sb.client("sns").create_topic(Name="drill-alerts")
+        d = Drill(sb, tmp)
+        for case in (case_ecs_shadow_drill, case_violation_rolls_back_and_tears_down,
+                     case_sigterm_tears_down, case_restored_copy_backed_by_postgres):
+            print("# %s" % case.__name__, flush=True)
+            case(sb, c, d)
+        c.eq(d.sanitizer, [], "no sanitizer report from any drbook run")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    # tasks start 4 s after a change (the drill is still running when SIGTERM comes);
+    # a stopped production task is not replaced by the scheduler within the test
+    sys.exit(run_test(body, {"DRB_SANDBOX_ECS_REPLACE_DELAY": "600",
+                             "DRB_SANDBOX_ECS_START_DELAY": "4"}))
