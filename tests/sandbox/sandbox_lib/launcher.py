@@ -333,6 +333,9 @@ def main():
             if cmd == "inject":
                 _log("inject %s %s" % (req.get("scenario"), req.get("args")))
                 return glue.inject(req.get("scenario"), req.get("args"))
+            if cmd == "region-state":
+                _log("region-state %s" % req.get("args"))
+                return glue.region_state(req.get("args"))
             if cmd == "shutdown":
                 stop.set()
                 return "stopping"
