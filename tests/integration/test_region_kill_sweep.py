@@ -12,8 +12,9 @@
 #
 # DRB_KILL_SWEEP=full runs every boundary (each record of an uninterrupted run but the last,
 # without the third and later polls of a waiting step, which repeat the second: about 70); by
-# default a deterministic sample of 10: the records around the promotion's and the switch's
-# calls plus evenly spaced ones (docs/testing.md). DRB_KILL_POINTS=3,17 runs just those.
+# default a deterministic sample of 13: just after the step.start of each step that changes
+# something, just after the answered calls of the promotion and the routing switches, and two
+# more (docs/testing.md). DRB_KILL_POINTS=3,17 runs just those.
 # Prints "kill points: N of N".
 import json
 import os
@@ -35,10 +36,11 @@ BUILD = os.environ.get("BUILD") or os.path.join(os.environ.get("SRC", "."), "bui
 SHIM = os.path.join(BUILD, "tests", "libdrb_fault.so")
 BUCKET = "drbook-evidence-eu"
 TTL = 2
-SAMPLE = 10
-MUTATING = ("aws.rds.promote_read_replica", "aws.ecs.update_service",
-            "aws.arc.update_routing_control_state", "pg.sentinel_write", "pg.fence",
-            "aws.sns.publish")
+# the steps that change something (a for_each by its first child), and those whose effect
+# goes on after the answer (the kill lands between the answer and step.end)
+MUTATING_STEPS = ("notify-start", "fence-old-primary", "scale[1]", "promote", "arc-dr-on",
+                  "arc-primary-off", "verify-write", "notify-end")
+IN_FLIGHT_STEPS = ("promote", "arc-dr-on", "arc-primary-off")
 
 
 def env_of(sb, home):
@@ -118,8 +120,10 @@ def end_state(sb, c, tag, since, hist0):
 
 
 def pick_points(total, events):
-    """Every point (DRB_KILL_SWEEP=full), the listed ones (DRB_KILL_POINTS), or the sample:
-    the record just before and just after each mutating call, and evenly spaced others."""
+    """Every boundary (DRB_KILL_SWEEP=full), the listed ones (DRB_KILL_POINTS), or the sample:
+    just after the step.start of each step that changes something (nothing of it sent yet),
+    just after the answered call of the promotion and of each routing switch (the effect in
+    flight, its step.end not written), and two more (preflight, the DNS wait)."""
     if os.environ.get("DRB_KILL_POINTS"):
         return sorted({int(x) for x in os.environ["DRB_KILL_POINTS"].split(",") if x.strip()})
     # a boundary is a record; the third and later polls of one waiting step (wait-promoted,
@@ -135,18 +139,16 @@ def pick_points(total, events):
         every.append(e["seq"])
     if os.environ.get("DRB_KILL_SWEEP") == "full":
         return every
-    steps = {}
-    for e in events:
-        if e["event"] == "step.start" and e.get("step"):
-            steps[e["step"]] = (e.get("data") or {}).get("action")
-    risky = set()
-    for e in events:
-        if e["event"] == "call" and steps.get(e.get("step"), "").startswith(MUTATING) and \
-                e.get("step") in ("promote", "arc-primary-off"):
-            risky.update({e["seq"] - 1, e["seq"]})
-    room = max(0, SAMPLE - len(risky))
-    spread = every[::max(1, len(every) // room)][:room] if room else []
-    return sorted((risky | set(spread)) & set(every))
+    pick = set()
+    for e in events[:total - 1]:
+        st = e.get("step")
+        if e["event"] == "step.start" and st in MUTATING_STEPS:
+            pick.add(e["seq"])
+        elif e["event"] == "call" and st in IN_FLIGHT_STEPS:
+            pick.add(e["seq"])
+        elif e["event"] == "step.start" and st in ("confirm-outage", "verify-dns"):
+            pick.add(e["seq"])
+    return sorted(pick & set(every))
 
 
 def body(sb, c):

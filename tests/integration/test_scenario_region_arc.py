@@ -221,6 +221,25 @@ def body(sb, c):
     c.ok(d.get("step") == "verify-dns" and isinstance(d.get("converged_offset_s"),
                                                          (int, float)),
          "the report shows DNS convergence (%s)" % d)
+
+    # promotion is idempotent in effect: asking again for a promoted instance (a resume whose
+    # record of the first answer was lost) returns it instead of failing
+    rb = os.path.join(runs, "promote-again.yaml")
+    with open(rb, "w") as f:
+        f.write("version: 1\nname: promote-again\nsteps:\n  - id: promote\n"
+                "    action: aws.rds.promote_read_replica\n"
+                "    with: { id: prod-db-eu, region: eu-west-1 }\n")
+    since = max([r["seq"] for r in requests(sb)] or [0])
+    p = drbook(sb, "run", rb, "--yes", "--audit", os.path.join(runs, "again.jsonl"),
+               "--runs-dir", runs)
+    if not c.eq(p.returncode, 0, "promote_read_replica on the promoted replica succeeds"):
+        show(p)
+    again = step_result(os.path.join(runs, "again.jsonl"), "promote") or {}
+    c.eq((again.get("status"), again.get("replica_source")), ("available", None),
+         "its result is the promoted instance")
+    c.eq([(r["operation"], r["status"]) for r in requests(sb, since) if r["service"] == "rds"],
+         [("PromoteReadReplica", 400), ("DescribeDBInstances", 200)],
+         "RDS refused the second promotion (InvalidDBInstanceState); drbook read the instance")
     print("region ARC scenario took %.1fs" % (time.monotonic() - t0), flush=True)
 
 
