@@ -180,8 +180,7 @@ int drb_awsi_rds_describe(drb_action_ctx *ctx, const json_t *args, json_t **resu
  * DESIGN.md's "effects in flight" asks, that is not a failure: the instance is read every 2 s
  * until it is available and no longer a replica (the result), within the step's time budget.
  * Still a replica and not being modified: the refusal stands (*err is kept). */
-static int promote_settle(drb_action_ctx *ctx, const json_t *args, json_t **result,
-			  drb_err *err)
+static int promote_settle(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
 	json_t *dargs = json_deep_copy(args), *r = NULL;
 	drb_err first = *err, one = {0};
