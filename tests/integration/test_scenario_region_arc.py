@@ -9,7 +9,7 @@
 # topic. The proxy's request log shows no request to us-east-1 after the confirmation step;
 # `dig` agrees with the run; the log verifies. Then the Route 53 fallback without ARC, under the
 # same outage, is refused before any change (its preflight needs the us-east-1 control plane)
-# and says so. DRB_TEST_OUTAGE_MODE=refused|timeout|5xx picks the failure mode.
+# and says so. DRB_TEST_OUTAGE_MODE=refused|timeout|5xx picks the failure mode (CI: 5xx).
 # arc_params() is shared with test_region_kill_sweep.py.
 import json
 import os
