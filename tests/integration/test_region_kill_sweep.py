@@ -1,21 +1,22 @@
 #!/usr/bin/env python3
 # Kill at every boundary (issue 9 point 8): the region-failover drill with ARC, in the sandbox
-# under `inject region-outage --control-plane`, is killed with SIGKILL right after record N of
-# its audit log became durable (the fault shim's DRB_FAULT_KILL counts the log's fsyncs, so
-# the kill lands exactly on the boundary), then resumed; every third point is resumed from
-# the S3 evidence copy (a bucket in eu-west-1) on "another host" whose local folder is gone.
-# Each time: the run ends succeeded; the real replica is promoted and PromoteReadReplica was
-# answered once; prod-eu runs at production count; the routing controls are switched and each
-# changed state once (no DNS change made twice; no Route 53 change call at all); the caching
-# resolver answers eu-west-1; the final log verifies. Between points `sandbox region-state
-# restore` puts the drill's resources back (about a second) instead of a new sandbox.
+# under `inject region-outage --control-plane`, is killed with SIGKILL right after a record of
+# its audit log became durable (the fault shim counts the log's fsyncs, DRB_FAULT_KILL=N, or
+# waits for a record by content, DRB_FAULT_KILL_AFTER, so the kill lands exactly on the
+# boundary), then resumed; every third point is resumed from the S3 evidence copy (a bucket
+# in eu-west-1) on "another host" whose local folder is gone. Each time: the run ends
+# succeeded; the real replica is promoted and PromoteReadReplica was answered once; prod-eu
+# runs at production count; the routing controls are switched and changed state once (no
+# DNS change made twice; no Route 53 change call at all); the caching resolver answers
+# eu-west-1; the final log verifies. Between points `sandbox region-state restore` puts the
+# drill's resources back (a few seconds) instead of a new sandbox.
 #
 # DRB_KILL_SWEEP=full runs every boundary (each record of an uninterrupted run but the last,
-# without the third and later polls of a waiting step, which repeat the second: about 70); by
-# default a deterministic sample of 13: just after the step.start of each step that changes
-# something, just after the answered calls of the promotion and the routing switches, and two
-# more (docs/testing.md). DRB_KILL_POINTS=3,17 runs just those.
-# Prints "kill points: N of N".
+# without the third and later polls of a waiting step, which repeat the second: about 130);
+# by default a deterministic sample of 13, named by content: after the step.start of each
+# step that changes something, after the answered calls of the promotion and the routing
+# switches, and the starts of confirm-outage and verify-dns (docs/testing.md).
+# DRB_KILL_POINTS=41,call:promote runs just those. Prints "kill points: N of N".
 import json
 import os
 import shutil
@@ -68,7 +69,11 @@ def drill_args(sb, log, incident, evidence):
 
 def run_drill(sb, d, env, log, incident, evidence=None, kill_at=None, timeout=240):
     env = dict(env)
-    if kill_at:
+    if isinstance(kill_at, str):      # "call:promote": after that step's first call record
+        event, step = kill_at.split(":", 1)
+        env.update({"LD_PRELOAD": SHIM, "DRB_FAULT_MATCH": log, "DRB_FAULT_KILL_AFTER":
+                    '"event":"%s","step":"%s"' % (event, step)})
+    elif kill_at:
         env.update({"LD_PRELOAD": SHIM, "DRB_FAULT_MATCH": log, "DRB_FAULT_KILL": str(kill_at)})
     return subprocess.run([DRBOOK] + drill_args(sb, log, incident, evidence), cwd=d, env=env,
                           capture_output=True, text=True, timeout=timeout,
@@ -125,7 +130,8 @@ def pick_points(total, events):
     just after the answered call of the promotion and of each routing switch (the effect in
     flight, its step.end not written), and two more (preflight, the DNS wait)."""
     if os.environ.get("DRB_KILL_POINTS"):
-        return sorted({int(x) for x in os.environ["DRB_KILL_POINTS"].split(",") if x.strip()})
+        return [int(x) if x.strip().isdigit() else x.strip()
+                for x in os.environ["DRB_KILL_POINTS"].split(",") if x.strip()]
     # a boundary is a record; the third and later polls of one waiting step (wait-promoted,
     # wait-steady, verify-dns) are the same boundary as the second, and their number varies
     # from run to run, so they are left out
@@ -139,16 +145,11 @@ def pick_points(total, events):
         every.append(e["seq"])
     if os.environ.get("DRB_KILL_SWEEP") == "full":
         return every
-    pick = set()
-    for e in events[:total - 1]:
-        st = e.get("step")
-        if e["event"] == "step.start" and st in MUTATING_STEPS:
-            pick.add(e["seq"])
-        elif e["event"] == "call" and st in IN_FLIGHT_STEPS:
-            pick.add(e["seq"])
-        elif e["event"] == "step.start" and st in ("confirm-outage", "verify-dns"):
-            pick.add(e["seq"])
-    return sorted(pick & set(every))
+    # steps run in parallel, so a record's number varies from run to run: the sample names
+    # its records by content (the shim kills after the first record holding "event":E,
+    # "step":S)
+    return ["step.start:" + st for st in ("confirm-outage",) + MUTATING_STEPS + ("verify-dns",)] \
+        + ["call:" + st for st in IN_FLIGHT_STEPS]
 
 
 def body(sb, c):
@@ -184,7 +185,8 @@ def body(sb, c):
     total = len(events)
     c.eq(end_state(sb, c, "reference", since, hist0), [], "the uninterrupted drill's end state")
     points = pick_points(total, events)
-    print("the drill writes %d records; kill points: %s" % (total, points), flush=True)
+    print("the drill writes %d records; %d kill points: %s" % (total, len(points), points),
+          flush=True)
 
     passed, failed = 0, []
     timings = []
@@ -195,28 +197,31 @@ def body(sb, c):
             failed.append((k, "region-state restore: %s" % r.stderr.strip()))
             continue
         took_reset = time.monotonic() - t_pt
-        from_s3 = i % 3 == 2
-        d, env = host(sb, "k%d-a" % k)
-        log = os.path.join(d, "runs", "k%d.jsonl" % k)
+        from_s3 = i % 3 == 1
+        tag = str(k).replace(":", "-").replace("[", "").replace("]", "")
+        d, env = host(sb, "k%s-a" % tag)
+        log = os.path.join(d, "runs", "k%s.jsonl" % tag)
         since = max([x["seq"] for x in requests(sb)] or [0])
         hist0 = len(sb.status()[1]["arc"]["history"])
-        evidence = "s3://%s/sweep/k%d/" % (BUCKET, k) if from_s3 else None
+        evidence = "s3://%s/sweep/k%s/" % (BUCKET, tag) if from_s3 else None
         p = run_drill(sb, d, env, log, incident, evidence=evidence, kill_at=k)
         recs = audit_events(log)
         why = []
         if p.returncode != -signal.SIGKILL:
             why.append("the drill was not killed (exit %s): %s" % (p.returncode,
                                                                    p.stderr[-500:]))
-        elif len(recs) != k:
+        elif isinstance(k, int) and len(recs) != k:
             why.append("killed with %d records, not %d" % (len(recs), k))
         at = recs[-1] if recs else {}
+        if not why and isinstance(k, str) and "%s:%s" % (at.get("event"), at.get("step")) != k:
+            why.append("killed after %s %s, not %s" % (at.get("event"), at.get("step"), k))
         where = "%s %s" % (at.get("event"), at.get("step") or "")
         if not why:
             if from_s3:
                 run_id = recs[0]["run"]
                 shutil.rmtree(d)        # the first machine is gone
-                d, env = host(sb, "k%d-b" % k)
-                r = subprocess.run([DRBOOK, "resume", "s3://%s/sweep/k%d/%s" % (BUCKET, k, run_id),
+                d, env = host(sb, "k%s-b" % tag)
+                r = subprocess.run([DRBOOK, "resume", "s3://%s/sweep/k%s/%s" % (BUCKET, tag, run_id),
                                     "--runs-dir", "runs", "--yes", "--quiet"], cwd=d, env=env,
                                    capture_output=True, text=True, timeout=240,
                                    stdin=subprocess.DEVNULL)
@@ -239,8 +244,8 @@ def body(sb, c):
                 why.append("audit verify exit %d: %s" % (a.returncode, a.stdout + a.stderr))
             why += end_state(sb, c, str(k), since, hist0)
         timings.append((took_reset, time.monotonic() - t_pt))
-        label = "kill after record %d (%s)%s" % (k, where, ", resumed from S3" if from_s3
-                                                  else "")
+        label = "kill after record %d (%s)%s" % (len(recs), where, ", resumed from S3"
+                                                  if from_s3 else "")
         if why:
             failed.append((k, label + ": " + "; ".join(why)))
             print("FAIL - %s: %s" % (label, "; ".join(why)), flush=True)

@@ -14,6 +14,10 @@
  *   DRB_FAULT_KILL=N       the process kills itself with SIGKILL right after the Nth matching
  *                          fsync or fdatasync returned: with the audit log as the match, the
  *                          death of a machine just after record N became durable
+ *   DRB_FAULT_KILL_AFTER=TEXT  the same, after the first fsync that follows a matching write
+ *                          whose bytes contain TEXT (a record picked by its content, such as
+ *                          "event":"call","step":"promote", when parallel steps make its
+ *                          number vary from run to run)
  * Not part of drbook: built by tests/CMakeLists.txt as $BUILD/tests/libdrb_fault.so. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -32,6 +36,7 @@ enum { C_WRITE, C_PWRITE, C_WRITEV, C_FSYNC, C_FDATASYNC, C_N };
 static const char *const call_names[C_N] = {"write", "pwrite", "writev", "fsync", "fdatasync"};
 static long counts[C_N];
 static long sync_count; /* fsync and fdatasync together, for CALL "sync" */
+static int armed;	/* a write held DRB_FAULT_KILL_AFTER's text: die after the next sync */
 
 static const struct {
 	const char *name;
@@ -111,6 +116,8 @@ static int intercept(int call, int fd, int *kill_after)
 			mine = s;
 		if (kill_after && k && *k && strtol(k, NULL, 10) == s)
 			*kill_after = 1;
+		if (kill_after && __atomic_exchange_n(&armed, 0, __ATOMIC_SEQ_CST))
+			*kill_after = 1;
 	}
 	log_call(call, path);
 	if (!spec || !(p = strchr(spec, ':')) || (size_t)(p - spec) >= sizeof(name))
@@ -137,9 +144,21 @@ static int intercept(int call, int fd, int *kill_after)
 	if (!real_##name)                                                                          \
 		real_##name = (type(*) args)dlsym(RTLD_NEXT, #name);
 
+/* Arms the kill when a matching write holds DRB_FAULT_KILL_AFTER's text. */
+static void arm(int fd, const void *buf, size_t n)
+{
+	const char *t = getenv("DRB_FAULT_KILL_AFTER");
+	char path[4096];
+
+	if (t && *t && buf && matches(fd, path, sizeof(path)) && memmem(buf, n, t, strlen(t)))
+		__atomic_store_n(&armed, 1, __ATOMIC_SEQ_CST);
+}
+
 ssize_t write(int fd, const void *buf, size_t n)
 {
 	int e = intercept(C_WRITE, fd, NULL);
+
+	arm(fd, buf, n);
 
 	REAL(ssize_t, write, (int, const void *, size_t))
 	if (e) {
