@@ -30,6 +30,7 @@ typedef struct drb_prior {
 	json_t *result;
 	json_t *item;	   /* for_each child: its item (from step.start), or NULL */
 	int64_t end_order; /* seq of its step.end record */
+	int calls;	   /* call records since its last step.start: a request was answered */
 } drb_prior;
 
 typedef struct drb_run {

@@ -114,6 +114,29 @@ static int child_still_runs(const json_t *records, const char *step, drb_err *er
 	return 0;
 }
 
+/* The interrupted step's request was answered (a call record): the provider took it and may
+ * still be carrying it out (an RDS promotion takes minutes), so running the step again now
+ * would ask for it twice. Its done_when is asked again, every `every` (2 s unless set), until
+ * it says done or the step's timeout (10 minutes unless set) or the run's deadline passes, as
+ * DESIGN.md's "effects in flight" says. */
+static int wait_in_flight(drb_run *r, const drb_step *s, int *done, drb_err *err)
+{
+	double every = s->every_s > 0 ? s->every_s : 2.0;
+	double end = drb_mono_now() + (s->timeout_s > 0 ? s->timeout_s : 600.0);
+	int rc = 0;
+
+	if (r->deadline > 0 && r->deadline < end)
+		end = r->deadline;
+	*done = 0;
+	while (!*done && drb_mono_now() + every <= end && !(r->cancel && *r->cancel)) {
+		for (double t = 0; t < every && !(r->cancel && *r->cancel); t += 0.1)
+			drb_sleep_s(0.1);
+		if ((rc = drb_step_done_when(r, s, done, err)))
+			return rc;
+	}
+	return 0;
+}
+
 int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_result *out,
 		      drb_err *err)
 {
@@ -227,6 +250,10 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 
 		if (!ev || !uid)
 			continue;
+		if (!strcmp(ev, "call") && (p = drb_prior_find(&r, uid)) != NULL) {
+			p->calls++;
+			continue;
+		}
 		if (!strcmp(ev, "step.start") || !strcmp(ev, "step.end")) {
 			const drb_step *s = step_of(rb, uid);
 
@@ -245,6 +272,7 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 			if (!strcmp(ev, "step.start")) {
 				p->started = 1;
 				p->ended = 0;
+				p->calls = 0;
 				json_decref(p->item);
 				p->item = json_incref(json_object_get(d, "item"));
 			} else {
@@ -330,7 +358,16 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 			snprintf(p->status, sizeof(p->status), "rerun");
 			break;
 		case DRB_RESUME_CHECK:
-			if ((rc = drb_step_done_when(&r, s, &done, err))) {
+			rc = drb_step_done_when(&r, s, &done, err);
+			if (rc == 0 && !done && p->calls > 0) {
+				rc = wait_in_flight(&r, s, &done, err);
+				if (rc == 0 && done) {
+					snprintf(p->status, sizeof(p->status), "verified_done");
+					why = "done_when: took effect (was in flight)";
+					break;
+				}
+			}
+			if (rc) {
 				drb_err_prefix(err, "step '%s': done_when: ", p->uid);
 				json_array_append_new(
 				    blocked,

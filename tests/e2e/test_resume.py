@@ -202,5 +202,98 @@ def test_resume_refuses_tampered_log(c):
     check(not os.path.exists(c.path("journal")) or "after" not in journal(c), "nothing ran")
 
 
+IN_FLIGHT = """\
+version: 1
+name: resume-in-flight
+lua: [probe]
+params:
+  url: { type: string }
+steps:
+  - id: change
+    action: http.request
+    with: { method: POST, url: "${params.url}/start" }
+    timeout: 30s
+    done_when:
+      action: probe.state
+      with: { url: "${params.url}/state" }
+      assert: result.body == "done"
+"""
+# done_when must be read-only by declaration; http.request's mode depends on its method
+PROBE = """\
+drbook.action("probe.state", { mode = "ro", args = { url = { type = "string", required = true } } },
+  function(args) return http.request { method = "GET", url = args.url } end)
+"""
+
+
+class SlowEffect:
+    """A provider that takes a change and carries it out 3 s later (an RDS promotion in
+    small): POST /start counts the requests, GET /state says pending, then done."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        self.starts, self.started_at = 0, None
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _send(self, text):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text.encode())
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.starts += 1
+                outer.started_at = outer.started_at or time.monotonic()
+                self._send("accepted")
+
+            def do_GET(self):
+                t = outer.started_at
+                self._send("done" if t and time.monotonic() - t >= 3 else "pending")
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_effect_in_flight_is_waited_for_not_repeated(c):
+    # killed right after the change's call record (the provider took it, the effect is still
+    # under way): resume asks done_when again until it says done, instead of a second request
+    shim = os.path.join(os.environ.get("BUILD", ""), "tests", "libdrb_fault.so")
+    check(os.path.isfile(shim), f"the fault shim {shim} is not built (target drb_fault)")
+    c.write("probe.lua", PROBE)
+    rb = c.write("inflight.yaml", IN_FLIGHT)
+    fx = SlowEffect()
+    try:
+        env = {"LD_PRELOAD": shim, "DRB_FAULT_MATCH": "*/run.jsonl", "DRB_FAULT_KILL": "3",
+               "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+        r = c.drbook("run", rb, "-p", f"url={fx.url}", "--audit", "run.jsonl", "--quiet",
+                     env=env)
+        recs = c.log()
+        check(r.code == -signal.SIGKILL and [x["event"] for x in recs] ==
+              ["run.start", "step.start", "call"], f"killed after the call: {r.code} "
+              f"{[x['event'] for x in recs]}")
+        t0 = time.monotonic()
+        r = c.drbook("resume", "run.jsonl", "--quiet")
+        check(r.code == 0, "resume ends the run", r)
+        check(fx.starts == 1, f"the change was asked for once, not again ({fx.starts})")
+        d = events(c.log(), "run.resume")[0]["data"]["decisions"]
+        check(d == {"change": "done_when: took effect (was in flight)"}, f"{d}")
+        end = events(c.log(), "step.end", "change")[-1]["data"]
+        check(end["status"] == "ok", f"{end}")
+        check(time.monotonic() - t0 < 20, "it waited for the effect, not for the timeout")
+        check(c.drbook("audit", "verify", "run.jsonl").code == 0, "the log verifies")
+    finally:
+        fx.close()
+
+
 if __name__ == "__main__":
     main(globals())

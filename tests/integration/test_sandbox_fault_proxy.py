@@ -146,6 +146,38 @@ def body(sb, c):
                                    json.loads(p.stdout)["DBInstances"]),
          "aws rds describe-db-instances --region eu-west-1 answers with prod-db-eu")
 
+    # a client killed mid-upload: a signed S3 PUT whose body stops short is not stored (AWS
+    # stores nothing of it; moto, reached through a proxy that forwarded it, stored the short
+    # body: an empty evidence log)
+    s3 = client("s3", "eu-west-1")
+    s3.create_bucket(Bucket="aborted", CreateBucketConfiguration={
+        "LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket="aborted", Key="log", Body=b"first copy\n")
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    full = b"second copy, longer\n"
+    url = "%s/aborted/log" % v["AWS_ENDPOINT_URL"]
+    req = AWSRequest(method="PUT", url=url, data=full,
+                     headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    SigV4Auth(Credentials(v["AWS_ACCESS_KEY_ID"], v["AWS_SECRET_ACCESS_KEY"]), "s3",
+              "eu-west-1").add_auth(req)
+    import socket
+    host, port = v["AWS_ENDPOINT_URL"].split("//")[1].split(":")
+    seq = last_seq(sb)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        head = "PUT /aborted/log HTTP/1.1\r\nHost: %s:%s\r\nContent-Length: %d\r\n" % (
+            host, port, len(full))
+        head += "".join("%s: %s\r\n" % (k, val) for k, val in req.headers.items()
+                        if k.lower() not in ("host", "content-length"))
+        sock.sendall(head.encode() + b"\r\n" + full[:6])   # then the client dies
+    time.sleep(1.0)
+    got = s3.get_object(Bucket="aborted", Key="log")["Body"].read()
+    c.eq(got, b"first copy\n", "an upload cut mid-body is not stored: the object is unchanged")
+    rec = [r for r in requests(sb, seq) if r["path"] == "/aborted/log" and r["method"] == "PUT"]
+    c.ok(rec and (rec[0]["fault"] or "").startswith("client-aborted") and
+         rec[0]["region"] == "eu-west-1", "the proxy records it as client-aborted (%s)" % rec)
+
 
 if __name__ == "__main__":
     sys.exit(run_test(body))

@@ -11,6 +11,13 @@
  *                          whole process) fails with ERRNO (a name such as EIO, ENOSPC,
  *                          EDQUOT, or a number) without doing anything; with '+' the Nth and
  *                          every later one. CALL "sync" counts fsync and fdatasync together.
+ *   DRB_FAULT_KILL=N       the process kills itself with SIGKILL right after the Nth matching
+ *                          fsync or fdatasync returned: with the audit log as the match, the
+ *                          death of a machine just after record N became durable
+ *   DRB_FAULT_KILL_AFTER=TEXT  the same, after the first fsync that follows a matching write
+ *                          whose bytes contain TEXT (a record picked by its content, such as
+ *                          "event":"call","step":"promote", when parallel steps make its
+ *                          number vary from run to run)
  * Not part of drbook: built by tests/CMakeLists.txt as $BUILD/tests/libdrb_fault.so. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -20,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -28,6 +36,7 @@ enum { C_WRITE, C_PWRITE, C_WRITEV, C_FSYNC, C_FDATASYNC, C_N };
 static const char *const call_names[C_N] = {"write", "pwrite", "writev", "fsync", "fdatasync"};
 static long counts[C_N];
 static long sync_count; /* fsync and fdatasync together, for CALL "sync" */
+static int armed;	/* a write held DRB_FAULT_KILL_AFTER's text: die after the next sync */
 
 static const struct {
 	const char *name;
@@ -85,8 +94,9 @@ static void log_call(int call, const char *path)
 	(void)syscall(SYS_close, fd);
 }
 
-/* Counts a matching call; returns the errno it must fail with, or 0 to let it through. */
-static int intercept(int call, int fd)
+/* Counts a matching call; returns the errno it must fail with, or 0 to let it through.
+ * *kill_after is set when the process must die once the call is done (DRB_FAULT_KILL). */
+static int intercept(int call, int fd, int *kill_after)
 {
 	char path[4096], name[16];
 	const char *spec = getenv("DRB_FAULT_FAIL");
@@ -100,8 +110,14 @@ static int intercept(int call, int fd)
 	if (call == C_FSYNC || call == C_FDATASYNC) {
 		long s = __atomic_add_fetch(&sync_count, 1, __ATOMIC_SEQ_CST);
 
+		const char *k = getenv("DRB_FAULT_KILL");
+
 		if (spec && !strncmp(spec, "sync:", 5))
 			mine = s;
+		if (kill_after && k && *k && strtol(k, NULL, 10) == s)
+			*kill_after = 1;
+		if (kill_after && __atomic_exchange_n(&armed, 0, __ATOMIC_SEQ_CST))
+			*kill_after = 1;
 	}
 	log_call(call, path);
 	if (!spec || !(p = strchr(spec, ':')) || (size_t)(p - spec) >= sizeof(name))
@@ -128,9 +144,21 @@ static int intercept(int call, int fd)
 	if (!real_##name)                                                                          \
 		real_##name = (type(*) args)dlsym(RTLD_NEXT, #name);
 
+/* Arms the kill when a matching write holds DRB_FAULT_KILL_AFTER's text. */
+static void arm(int fd, const void *buf, size_t n)
+{
+	const char *t = getenv("DRB_FAULT_KILL_AFTER");
+	char path[4096];
+
+	if (t && *t && buf && matches(fd, path, sizeof(path)) && memmem(buf, n, t, strlen(t)))
+		__atomic_store_n(&armed, 1, __ATOMIC_SEQ_CST);
+}
+
 ssize_t write(int fd, const void *buf, size_t n)
 {
-	int e = intercept(C_WRITE, fd);
+	int e = intercept(C_WRITE, fd, NULL);
+
+	arm(fd, buf, n);
 
 	REAL(ssize_t, write, (int, const void *, size_t))
 	if (e) {
@@ -142,7 +170,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	int e = intercept(C_PWRITE, fd);
+	int e = intercept(C_PWRITE, fd, NULL);
 
 	REAL(ssize_t, pwrite, (int, const void *, size_t, off_t))
 	if (e) {
@@ -154,7 +182,7 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
-	int e = intercept(C_WRITEV, fd);
+	int e = intercept(C_WRITEV, fd, NULL);
 
 	REAL(ssize_t, writev, (int, const struct iovec *, int))
 	if (e) {
@@ -166,24 +194,30 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
 
 int fsync(int fd)
 {
-	int e = intercept(C_FSYNC, fd);
+	int die = 0, e = intercept(C_FSYNC, fd, &die), rc;
 
 	REAL(int, fsync, (int))
 	if (e) {
 		errno = e;
 		return -1;
 	}
-	return real_fsync(fd);
+	rc = real_fsync(fd);
+	if (die && rc == 0)
+		(void)syscall(SYS_kill, (long)getpid(), (long)SIGKILL);
+	return rc;
 }
 
 int fdatasync(int fd)
 {
-	int e = intercept(C_FDATASYNC, fd);
+	int die = 0, e = intercept(C_FDATASYNC, fd, &die), rc;
 
 	REAL(int, fdatasync, (int))
 	if (e) {
 		errno = e;
 		return -1;
 	}
-	return real_fdatasync(fd);
+	rc = real_fdatasync(fd);
+	if (die && rc == 0)
+		(void)syscall(SYS_kill, (long)getpid(), (long)SIGKILL);
+	return rc;
 }

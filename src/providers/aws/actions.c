@@ -232,7 +232,8 @@ const drb_action drb_aws_actions[] = {
      .fn = drb_awsi_rds_promote,
      .schema =
 	 &(const drb_action_schema){
-	     .doc = "Promotes a read replica to a standalone instance (PromoteReadReplica)",
+	     .doc = "Promotes a read replica to a standalone instance (PromoteReadReplica); an "
+		    "instance already promoted, or being promoted, is waited for, not a failure",
 	     .args =
 		 (const drb_arg_spec[]){
 		     ARG("id", S, 1, NULL, "the read replica's identifier"),

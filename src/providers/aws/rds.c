@@ -460,9 +460,66 @@ int drb_awsi_rds_describe(drb_action_ctx *ctx, const json_t *args, json_t **resu
 	return instance_action(&ops[OP_DESCRIBE], ctx, args, result, err);
 }
 
+/* PromoteReadReplica refused with InvalidDBInstanceState: the instance may already be
+ * promoted, or being promoted by a request whose answer was lost (a crash, then resume). As
+ * DESIGN.md's "effects in flight" asks, that is not a failure: the instance is read every 2 s
+ * until it is available and no longer a replica (the result), within the step's time budget.
+ * Still a replica and not being modified: the refusal stands (*err is kept). */
+static int promote_settle(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	json_t *dargs = json_deep_copy(args), *r = NULL;
+	drb_err first = *err, one = {0};
+	int rc = 0;
+
+	if (!dargs)
+		return drb_err_set(err, DRB_ENOMEM, "aws.rds.promote_read_replica: out of memory");
+	json_object_del(dargs, "backup_retention_days");
+	for (;;) {
+		const char *st;
+
+		json_decref(r);
+		r = NULL;
+		if ((rc = instance_action(&ops[0], ctx, dargs, &r, &one))) {
+			*err = one;
+			break;
+		}
+		st = json_string_value(json_object_get(r, "status"));
+		if (json_is_null(json_object_get(r, "replica_source")) ||
+		    !json_object_get(r, "replica_source")) {
+			if (st && !strcmp(st, "available")) {
+				*result = r;
+				r = NULL;
+				break;
+			}
+		} else if (!st || strcmp(st, "modifying")) {
+			*err = first; /* a replica nobody is promoting: the refusal was real */
+			rc = first.code ? first.code : DRB_ERR;
+			break;
+		}
+		if ((ctx->cancel && *ctx->cancel) ||
+		    (ctx->deadline > 0 && drb_mono_now() + 2.0 > ctx->deadline)) {
+			rc = drb_err_set(err, DRB_ETIMEOUT,
+					 "aws.rds.promote_read_replica: %s is still being promoted "
+					 "(status %s) at the step's time limit",
+					 json_string_value(json_object_get(args, "id")) ?: "?",
+					 st ?: "?");
+			break;
+		}
+		if (!ctx->replay)
+			drb_sleep_s(2.0);
+	}
+	json_decref(r);
+	json_decref(dargs);
+	return rc;
+}
+
 int drb_awsi_rds_promote(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
-	return instance_action(&ops[OP_PROMOTE], ctx, args, result, err);
+	int rc = instance_action(&ops[OP_PROMOTE], ctx, args, result, err);
+
+	if (rc != 0 && strstr(err->msg, "InvalidDBInstanceState"))
+		rc = promote_settle(ctx, args, result, err);
+	return rc;
 }
 
 int drb_awsi_rds_reboot(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)

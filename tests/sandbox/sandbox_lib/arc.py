@@ -70,7 +70,8 @@ class ArcCluster:
     def status(self):
         with self.lock:
             return {"cluster_arn": self.cluster_arn, "control_panel_arn": self.panel_arn,
-                    "routing_controls": {a: dict(c) for a, c in self.controls.items()}}
+                    "routing_controls": {a: dict(c) for a, c in self.controls.items()},
+                    "history": [list(h) for h in self.history]}
 
     # ------------------------------------------------------------------ the wire
     def backend(self, region):

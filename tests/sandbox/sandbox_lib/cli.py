@@ -265,6 +265,14 @@ def cmd_inject(paths, args):
     return 0
 
 
+def cmd_region_state(paths, args):
+    if not is_up(paths):
+        raise SandboxError("the sandbox is not up (run: sandbox up)")
+    res = control(paths, {"cmd": "region-state", "args": {"action": args.action}})
+    print(json.dumps(res, indent=2, sort_keys=True))
+    return 0
+
+
 def cmd_requests(paths, args):
     """The fault proxy's request log (requests.jsonl), filtered; readable after `down` too."""
     recs = []
@@ -337,12 +345,17 @@ def main(argv):
     req.add_argument("--since", type=int, default=0, help="only records after this seq")
     req.add_argument("--region", help="only this region")
     req.add_argument("--service", help="only this service (SigV4 signing name)")
+    rs = sub.add_parser("region-state", help="save, or put back, what the region drill "
+                        "changes (the eu-west-1 replica's data and RDS model, prod-eu's counts, "
+                        "the routing controls): a cheap reset between drills")
+    rs.add_argument("action", choices=["save", "restore"])
     sub.add_parser("env", help="print the shell export lines")
     sub.add_parser("clean", help="down, then delete the state dir")
     args = ap.parse_args(argv)
     paths = Paths()
     fn = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "inject": cmd_inject,
-          "env": cmd_env, "clean": cmd_clean, "requests": cmd_requests}[args.cmd]
+          "env": cmd_env, "clean": cmd_clean, "requests": cmd_requests,
+          "region-state": cmd_region_state}[args.cmd]
     try:
         return fn(paths, args)
     except SandboxError as e:

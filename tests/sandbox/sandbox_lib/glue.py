@@ -3,12 +3,15 @@
 # ECS services converge after a delay, Route 53 changes go PENDING -> INSYNC and health checks
 # reflect injected failures. It also carries out the failure injections.
 import datetime
+import os
 import random
+import shutil
 import threading
 import time
 import traceback
 
-from .common import SandboxError, free_port, now_utc, parse_rfc3339, rfc3339, write_json_atomic
+from .common import (SandboxError, chown_pg_tree, free_port, now_utc, parse_rfc3339, rfc3339,
+                     write_json_atomic)
 from .pgnodes import Node, register_server, switch_and_archive
 
 US, EU = "us-east-1", "eu-west-1"
@@ -777,6 +780,75 @@ class Glue:
                 "orders_after": before_count - deleted, "server": writer.name}
         write_json_atomic(self.paths.corruption, info)
         return info
+
+    # ------------------------------------------------------------------ region drill state
+    # A cheap reset for tests that run the region drill many times in one sandbox (the kill
+    # sweep): `save` keeps what that drill changes (the eu-west-1 replica's data directory,
+    # copied while stopped, and its RDS model; the prod-eu services' counts; the routing
+    # controls); `restore` puts exactly that back, in about a second, instead of a new
+    # sandbox. Faults, the outage and everything else stay as they are.
+    def region_state(self, args):
+        action = (args or {}).get("action")
+        if action not in ("save", "restore"):
+            raise SandboxError("region-state: save or restore")
+        node = self.nodes.get(self.replica) if self.replica else None
+        if node is None:
+            raise SandboxError("region-state: no eu-west-1 replica")
+        ckpt = node.datadir.parent / (node.datadir.name + ".region-state")
+        db = self._rds_backend(EU).databases.get(REPLICA_ID)
+        end = time.monotonic() + 60
+        while db is not None and db.status == "modifying" and time.monotonic() < end:
+            time.sleep(0.1)     # a promotion in flight finishes first (its thread owns db)
+        t0 = time.monotonic()
+        if action == "save":
+            if db is None or not db.is_replica:
+                raise SandboxError("region-state save: %s is not a replica" % REPLICA_ID)
+            node.stop("fast")
+            if ckpt.exists():
+                shutil.rmtree(ckpt)
+            shutil.copytree(node.datadir, ckpt, symlinks=True)
+            node.start()
+            primary = self._rds_backend(US).databases.get(PAIR_ID)
+            with self.lock:
+                self._region_saved = {
+                    "db": (db.is_replica, db.source_db_instance_identifier, db.status),
+                    "in_primary": primary is not None and db.db_instance_arn in
+                    primary.replicas,
+                    "ecs": {name: svc.desired_count for name, svc in
+                            self._ecs_backend(EU).services.items()
+                            if svc.cluster_name == CLUSTERS[EU]},
+                    "arc": {arn: c["state"] for arn, c in self.arc.status()[
+                        "routing_controls"].items()} if self.arc else {}}
+        else:
+            saved = getattr(self, "_region_saved", None)
+            if saved is None or not ckpt.exists():
+                raise SandboxError("region-state restore: nothing saved (run save first)")
+            node.stop("immediate")
+            shutil.rmtree(node.datadir)
+            shutil.copytree(ckpt, node.datadir, symlinks=True)
+            chown_pg_tree(node.datadir)
+            os.chmod(node.datadir, 0o700)
+            for n in ("postmaster.pid", "postmaster.opts"):
+                if (node.datadir / n).exists():
+                    (node.datadir / n).unlink()
+            node.start()
+            db.is_replica, db.source_db_instance_identifier, db.status = saved["db"]
+            primary = self._rds_backend(US).databases.get(PAIR_ID)
+            if primary is not None and saved["in_primary"] and \
+                    db.db_instance_arn not in primary.replicas:
+                primary.replicas.append(db.db_instance_arn)
+            with self.lock:
+                backend = self._ecs_backend(EU)
+                for name, count in saved["ecs"].items():
+                    svc = backend.services.get(name)
+                    if svc is not None:
+                        svc.desired_count = count
+                        self.ecs_force.pop((EU, svc.cluster_name, svc.name), None)
+                        self.reconcile_service(backend, svc)
+            for arn, state in saved["arc"].items():
+                self.arc._set([(arn, state)])
+        return {"action": action, "took_s": round(time.monotonic() - t0, 2),
+                "replica_in_recovery": node.in_recovery()}
 
     # ------------------------------------------------------------------ status
     def status(self):

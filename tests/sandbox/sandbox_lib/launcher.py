@@ -115,6 +115,7 @@ def _env_vars(paths, ports, password, cloud, snapshot):
         "DRB_SANDBOX_HEALTH_CHECK_US": hc["us-east-1"],
         "DRB_SANDBOX_HEALTH_CHECK_EU": hc["eu-west-1"],
         "DRB_SANDBOX_TOPIC_ARN": cloud["topic_arn"],
+        "DRB_SANDBOX_TOPIC_ARN_EU": cloud["topic_arn_eu"],
         "DRB_SANDBOX_CLUSTER_US": cloud["clusters"]["us-east-1"],
         "DRB_SANDBOX_CLUSTER_EU": cloud["clusters"]["eu-west-1"],
         "DRB_SANDBOX_SERVICES": " ".join(cloud["services"]),
@@ -332,6 +333,9 @@ def main():
             if cmd == "inject":
                 _log("inject %s %s" % (req.get("scenario"), req.get("args")))
                 return glue.inject(req.get("scenario"), req.get("args"))
+            if cmd == "region-state":
+                _log("region-state %s" % req.get("args"))
+                return glue.region_state(req.get("args"))
             if cmd == "shutdown":
                 stop.set()
                 return "stopping"

@@ -60,6 +60,8 @@ def seed_cloud(endpoint, glue, ports, password, dns_ttl=60):
     out["access_key_id"], out["secret_access_key"] = key["AccessKeyId"], key["SecretAccessKey"]
 
     out["topic_arn"] = client(endpoint, "sns", US).create_topic(Name="alerts")["TopicArn"]
+    # the same topic in the recovery region: what a failover publishes to while us-east-1 is down
+    out["topic_arn_eu"] = client(endpoint, "sns", EU).create_topic(Name="alerts")["TopicArn"]
 
     r53 = client(endpoint, "route53", US)
     zone = r53.create_hosted_zone(Name=ZONE_NAME, CallerReference="drbook-sandbox-zone")

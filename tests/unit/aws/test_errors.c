@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <drbook/aws.h>
+#include <drbook/util.h>
 
 #include "replay_seam.h"
 
@@ -156,6 +157,26 @@ static void test_code_map(void **state)
 	assert_false(drb_aws_is_throttle(NULL));
 }
 
+/* A DescribeDBInstances answer for prod-db-eu in `status`, a replica or not. */
+static const char *describe_answer(const char *status, int replica)
+{
+	static char buf[4][1024];
+	static int n;
+	char *b = buf[n++ % 4];
+
+	snprintf(b, sizeof(buf[0]),
+		 "<DescribeDBInstancesResponse><DescribeDBInstancesResult><DBInstances>"
+		 "<DBInstance><DBInstanceIdentifier>prod-db-eu</DBInstanceIdentifier>"
+		 "<DBInstanceStatus>%s</DBInstanceStatus><Engine>postgres</Engine>"
+		 "<MultiAZ>false</MultiAZ>%s</DBInstance></DBInstances>"
+		 "</DescribeDBInstancesResult></DescribeDBInstancesResponse>",
+		 status,
+		 replica ? "<ReadReplicaSourceDBInstanceIdentifier>arn:aws:rds:us-east-1:1:db:"
+			   "prod-db</ReadReplicaSourceDBInstanceIdentifier>"
+			 : "");
+	return b;
+}
+
 /* An action's error: code, message and request id, in the documented format. */
 static void test_action_error_message(void **state)
 {
@@ -167,16 +188,69 @@ static void test_action_error_message(void **state)
 	replay_seam_init(&r);
 	replay_seam_add(&r, 400,
 			"<ErrorResponse><Error><Type>Sender</Type><Code>InvalidDBInstanceState"
-			"</Code><Message>DB Instance is not a read replica.</Message></Error>"
+			"</Code><Message>DB Instance is in state storage-full.</Message></Error>"
 			"<RequestId>body-id</RequestId></ErrorResponse>",
 			"req-123", 1);
+	/* the promotion reads the instance: still a replica, nobody promoting it */
+	replay_seam_add(&r, 200, describe_answer("storage-full", 1), "req-124", 1);
 	assert_int_equal(
 	    run_action(&r, "aws.rds.promote_read_replica", "{\"id\": \"prod-db\"}", 0, &res, &e),
 	    DRB_ERR);
 	assert_null(res);
 	assert_string_equal(e.msg, "rds PromoteReadReplica: InvalidDBInstanceState: DB Instance "
-				   "is not a read replica. (request id req-123)");
+				   "is in state storage-full. (request id req-123)");
 	assert_int_equal(e.cause, 400);
+	replay_seam_free(&r);
+}
+
+/* Promotion is idempotent in effect: refused because the instance is already promoted, or
+ * being promoted (a resume whose record of the first answer was lost), it reads the
+ * instance until it is available and no longer a replica, and succeeds with it. */
+static void test_promote_already_promoted_or_in_flight(void **state)
+{
+	static const char refused[] =
+	    "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidDBInstanceState</Code>"
+	    "<Message>DB Instance prod-db-eu is not a read replica.</Message></Error>"
+	    "</ErrorResponse>";
+	replay_seam r;
+	json_t *res = NULL;
+	drb_err e = {0};
+
+	(void)state;
+	replay_seam_init(&r);
+	replay_seam_add(&r, 400, refused, "req-1", 1);
+	replay_seam_add(&r, 200, describe_answer("available", 0), "req-2", 1);
+	assert_int_equal(
+	    run_action(&r, "aws.rds.promote_read_replica", "{\"id\": \"prod-db-eu\"}", 0, &res, &e),
+	    0);
+	assert_string_equal(json_string_value(json_object_get(res, "status")), "available");
+	assert_true(json_is_null(json_object_get(res, "replica_source")));
+	json_decref(res);
+	res = NULL;
+	replay_seam_free(&r);
+
+	/* being promoted: modifying (still reported a replica), then done */
+	replay_seam_init(&r);
+	replay_seam_add(&r, 400, refused, "req-1", 1);
+	replay_seam_add(&r, 200, describe_answer("modifying", 1), "req-2", 1);
+	replay_seam_add(&r, 200, describe_answer("available", 0), "req-3", 1);
+	assert_int_equal(
+	    run_action(&r, "aws.rds.promote_read_replica", "{\"id\": \"prod-db-eu\"}", 0, &res, &e),
+	    0);
+	assert_string_equal(json_string_value(json_object_get(res, "status")), "available");
+	json_decref(res);
+	res = NULL;
+	replay_seam_free(&r);
+
+	/* still being promoted when the step's budget runs out: a timeout, not a second ask */
+	replay_seam_init(&r);
+	replay_seam_add(&r, 400, refused, "req-1", 1);
+	replay_seam_add(&r, 200, describe_answer("modifying", 1), "req-2", 1);
+	assert_int_equal(run_action(&r, "aws.rds.promote_read_replica", "{\"id\": \"prod-db-eu\"}",
+				    drb_mono_now() + 1.0, &res, &e),
+			 DRB_ETIMEOUT);
+	assert_null(res);
+	assert_non_null(strstr(e.msg, "still being promoted"));
 	replay_seam_free(&r);
 }
 
@@ -265,6 +339,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_fallback),
 	    cmocka_unit_test(test_code_map),
 	    cmocka_unit_test(test_action_error_message),
+	    cmocka_unit_test(test_promote_already_promoted_or_in_flight),
 	    cmocka_unit_test(test_action_error_codes),
 	    cmocka_unit_test(test_seam_error_prefixed),
 	};
