@@ -479,7 +479,7 @@ static int promote_settle(drb_action_ctx *ctx, const json_t *args, json_t **resu
 
 		json_decref(r);
 		r = NULL;
-		if ((rc = instance_action(&ops[0], ctx, dargs, &r, &one))) {
+		if ((rc = instance_action(&ops[OP_DESCRIBE], ctx, dargs, &r, &one))) {
 			*err = one;
 			break;
 		}
