@@ -15,6 +15,44 @@
  * drb_audit_append (DRB_ELIMIT) and a longer line fails verification. */
 #define DRB_AUDIT_LINE_MAX (4u * 1024 * 1024)
 
+/* Every record a run log holds, by its event name (docs/audit.md): the one list writers and
+ * readers share. drb_event_name(DRB_EV_STEP_END) is "step.end"; drb_event_of("step.end") is
+ * DRB_EV_STEP_END, and -1 for a name that is not an event (also NULL). */
+typedef enum drb_event {
+	DRB_EV_RUN_START,
+	DRB_EV_RUN_RESUME,
+	DRB_EV_RUN_END,
+	DRB_EV_RESUME_REFUSED,
+	DRB_EV_STEP_START,
+	DRB_EV_STEP_RETRY,
+	DRB_EV_STEP_POLL_ERROR,
+	DRB_EV_STEP_END,
+	DRB_EV_CALL,
+	DRB_EV_EXEC_CHILD,
+	DRB_EV_LUA_PRINT,
+	DRB_EV_APPROVAL,
+	DRB_EV_ROLLBACK_BEGIN,
+	DRB_EV_ROLLBACK_START,
+	DRB_EV_ROLLBACK_END,
+	DRB_EV_ROLLBACK_SKIPPED,
+	DRB_EV_NOTIFY_FAILED,
+	DRB_EV_EVIDENCE_FAILED,
+	DRB_EV_PLAN,
+	DRB_EV_STOP_CONDITION,
+	DRB_EV_READINESS_CHECK,
+	DRB_EV_SHADOW_SETUP_BEGIN,
+	DRB_EV_SHADOW_SETUP_END,
+	DRB_EV_SHADOW_TEARDOWN_BEGIN,
+	DRB_EV_SHADOW_TEARDOWN_END,
+	DRB_EV_SHADOW_VIOLATION,
+	DRB_EV_HEAD,
+	DRB_EV_AUDIT_REPAIRED,
+	DRB_EV_COUNT
+} drb_event;
+
+const char *drb_event_name(drb_event e);
+int drb_event_of(const char *name);
+
 typedef struct drb_audit drb_audit;
 
 /* Creates a new log at path (which must not exist; missing parent folders are created 0700,

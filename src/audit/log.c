@@ -18,6 +18,50 @@
 
 #include "audit_int.h"
 
+static const char *const event_names[DRB_EV_COUNT] = {
+    [DRB_EV_RUN_START] = "run.start",
+    [DRB_EV_RUN_RESUME] = "run.resume",
+    [DRB_EV_RUN_END] = "run.end",
+    [DRB_EV_RESUME_REFUSED] = "resume.refused",
+    [DRB_EV_STEP_START] = "step.start",
+    [DRB_EV_STEP_RETRY] = "step.retry",
+    [DRB_EV_STEP_POLL_ERROR] = "step.poll_error",
+    [DRB_EV_STEP_END] = "step.end",
+    [DRB_EV_CALL] = "call",
+    [DRB_EV_EXEC_CHILD] = "exec.child",
+    [DRB_EV_LUA_PRINT] = "lua.print",
+    [DRB_EV_APPROVAL] = "approval",
+    [DRB_EV_ROLLBACK_BEGIN] = "rollback.begin",
+    [DRB_EV_ROLLBACK_START] = "rollback.start",
+    [DRB_EV_ROLLBACK_END] = "rollback.end",
+    [DRB_EV_ROLLBACK_SKIPPED] = "rollback.skipped",
+    [DRB_EV_NOTIFY_FAILED] = "notify.failed",
+    [DRB_EV_EVIDENCE_FAILED] = "evidence.failed",
+    [DRB_EV_PLAN] = "plan",
+    [DRB_EV_STOP_CONDITION] = "stop_condition",
+    [DRB_EV_READINESS_CHECK] = "readiness.check",
+    [DRB_EV_SHADOW_SETUP_BEGIN] = "shadow.setup.begin",
+    [DRB_EV_SHADOW_SETUP_END] = "shadow.setup.end",
+    [DRB_EV_SHADOW_TEARDOWN_BEGIN] = "shadow.teardown.begin",
+    [DRB_EV_SHADOW_TEARDOWN_END] = "shadow.teardown.end",
+    [DRB_EV_SHADOW_VIOLATION] = "shadow.violation",
+    [DRB_EV_HEAD] = "head",
+    [DRB_EV_AUDIT_REPAIRED] = "audit.repaired",
+};
+
+const char *drb_event_name(drb_event e)
+{
+	return (unsigned)e < DRB_EV_COUNT ? event_names[e] : "?";
+}
+
+int drb_event_of(const char *name)
+{
+	for (int i = 0; name && i < DRB_EV_COUNT; i++)
+		if (!strcmp(event_names[i], name))
+			return i;
+	return -1;
+}
+
 #define KEY_FILE_MAX 4096
 #define RUN_ID_MAX 256
 
@@ -271,7 +315,7 @@ static int repair(drb_audit *a, const drb_verify_result *res, const drb_audit_ta
 		rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = drb_audit_append(a, "audit.repaired", NULL, data, err);
+	rc = drb_audit_append(a, drb_event_name(DRB_EV_AUDIT_REPAIRED), NULL, data, err);
 out:
 	json_decref(data);
 	return rc;
@@ -507,8 +551,8 @@ int drb_audit_append(drb_audit *a, const char *event, const char *step, const js
 		goto out;
 	a->since_head++;
 	/* the head goes out under the same lock: no record can slip between it and what it signs */
-	if (a->signer && (!strcmp(event, "run.start") || !strcmp(event, "run.end") ||
-			  a->since_head >= HEAD_EVERY))
+	if (a->signer && (drb_event_of(event) == DRB_EV_RUN_START ||
+			  drb_event_of(event) == DRB_EV_RUN_END || a->since_head >= HEAD_EVERY))
 		rc = write_head(a, err);
 out:
 	if (locked)

@@ -467,8 +467,9 @@ int drb_audit_scan_fd(int fd, const char *path, const unsigned char *key, size_t
 			snprintf(signed_note, sizeof(signed_note),
 				 ", %ld signed heads verified, the last (line %ld) signs %s",
 				 st.heads, st.head_line,
-				 !strcmp(st.head_signs, "run.end") ? "the run.end"
-								   : "a record before the end");
+				 drb_event_of(st.head_signs) == DRB_EV_RUN_END
+				     ? "the run.end"
+				     : "a record before the end");
 		snprintf(res->msg, sizeof(res->msg),
 			 "%ld records, chain intact, %s%s; last line sha256 %s", records,
 			 st.mac_mode == 0 ? "no MACs (written without a key)"
@@ -491,7 +492,7 @@ judge_end:
 			"that promised more (or the run is still going or died); proven up to "
 			"line %ld",
 			st.since_head, st.head_line, st.head_line);
-	else if (strcmp(st.head_signs, "run.end"))
+	else if (drb_event_of(st.head_signs) != DRB_EV_RUN_END)
 		verdict(res, DRB_VERIFY_CUT, st.head_line,
 			"truncated: the last signed head (line %ld) signs a %s record, not the "
 			"run.end: the run's end and its final signed head are missing (the log was "

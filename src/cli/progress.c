@@ -128,16 +128,18 @@ static void on_event(void *ud, const char *ts, const char *event, const char *st
 		live *l;
 
 		clear_live(p);
-		if (!strcmp(event, "step.start") && step && p->n_run < MAX_LIVE &&
+		if (drb_event_of(event) == DRB_EV_STEP_START && step && p->n_run < MAX_LIVE &&
 		    !json_object_get(data, "for_each")) {
 			l = &p->run[p->n_run++];
 			snprintf(l->uid, sizeof(l->uid), "%s", step);
 			snprintf(l->action, sizeof(l->action), "%s", str(data, "action"));
 			l->t0 = drb_mono_now();
 			l->attempt = 1;
-		} else if (!strcmp(event, "step.retry") && step && (l = find_live(p, step))) {
+		} else if (drb_event_of(event) == DRB_EV_STEP_RETRY && step &&
+			   (l = find_live(p, step))) {
 			l->attempt = (int)json_integer_value(json_object_get(data, "attempt")) + 1;
-		} else if (!strcmp(event, "step.end") && step && (l = find_live(p, step))) {
+		} else if (drb_event_of(event) == DRB_EV_STEP_END && step &&
+			   (l = find_live(p, step))) {
 			*l = p->run[--p->n_run];
 		}
 		if (drb_report_event_text(event, step, data, 1, line, sizeof(line)))

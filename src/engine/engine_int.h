@@ -118,7 +118,7 @@ void drb_evidence_close(drb_evidence *ev); /* NULL is fine */
 /* The hook after a record: ships the log after run.start, step.end and run.end. When the
  * copy fails, sets the run's stop reason and returns the data of the evidence.failed record
  * the caller writes before stopping the run (new; NULL when there is nothing to record). */
-json_t *drb_evidence_after(drb_run *r, const char *event);
+json_t *drb_evidence_after(drb_run *r, drb_event ev);
 
 /* err.cause of a step whose check said no (assert false, until not met, a read-only lua
  * step raising an error): before any change,
@@ -141,7 +141,7 @@ const char *drb_status_name(drb_step_status st);
 /* ---- the seam (seam.c) ------------------------------------------------------------------ */
 
 /* Writes an event to the audit log, then to the sink. data may be NULL; it is borrowed. */
-int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data, drb_err *err);
+int drb_emit(drb_run *r, drb_event ev, const char *step, const json_t *data, drb_err *err);
 
 /* Adds the leaves of a secret parameter's value to the run's secrets (never logged). */
 void drb_secret_add(drb_run *r, const json_t *v);

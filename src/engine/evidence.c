@@ -283,12 +283,12 @@ out:
 	return rc;
 }
 
-json_t *drb_evidence_after(drb_run *r, const char *event)
+json_t *drb_evidence_after(drb_run *r, drb_event ev)
 {
 	drb_err e = {0};
-	int end = !strcmp(event, "run.end");
+	int end = ev == DRB_EV_RUN_END;
 
-	if (!r->evidence || (strcmp(event, "step.end") && !end && strcmp(event, "run.resume")))
+	if (!r->evidence || (ev != DRB_EV_STEP_END && !end && ev != DRB_EV_RUN_RESUME))
 		return NULL;
 	if (drb_evidence_ship(r->evidence, &e) == 0)
 		return NULL;
@@ -308,7 +308,7 @@ json_t *drb_evidence_after(drb_run *r, const char *event)
 	if (end)
 		return NULL; /* nothing may follow run.end and its head; drb_run_body reports it */
 	return json_pack("{s:s, s:s, s:s}", "evidence", drb_evidence_base(r->evidence), "after",
-			 event, "error", e.msg);
+			 drb_event_name(ev), "error", e.msg);
 }
 
 int drb_evidence_probe(const char *url, drb_err *err)

@@ -154,7 +154,7 @@ double drb_replay_rto(drb_run *r)
 	pthread_mutex_lock(&r->mu);
 	json_array_foreach(r->recorded, i, rec)
 	{
-		if (!strcmp(sget(rec, "event") ?: "", "step.end") &&
+		if (drb_event_of(sget(rec, "event")) == DRB_EV_STEP_END &&
 		    !drb_rfc3339_parse(sget(rec, "ts") ?: "", &t) && t > to &&
 		    reached(r->summary, sget(rec, "step") ?: ""))
 			to = t;

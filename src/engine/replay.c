@@ -31,7 +31,7 @@ static void capture_event(void *ud, const char *ts, const char *event, const cha
 {
 	capture *c = ud;
 
-	if (step && !strcmp(event, "step.end")) {
+	if (step && drb_event_of(event) == DRB_EV_STEP_END) {
 		pthread_mutex_lock(&c->mu);
 		json_object_set_new(c->ends, step, json_deep_copy(data));
 		pthread_mutex_unlock(&c->mu);
@@ -101,7 +101,7 @@ static json_t *compare(const json_t *recorded, const json_t *summary, const json
 		const char *uid = sget(rec, "step"), *was, *now = NULL;
 		const json_t *d = json_object_get(rec, "data"), *rw, *rn;
 
-		if (!uid || strcmp(sget(rec, "event") ?: "", "step.end"))
+		if (!uid || drb_event_of(sget(rec, "event")) != DRB_EV_STEP_END)
 			continue;
 		was = sget(d, "status");
 		json_array_foreach(summary, j, s) if (!strcmp(sget(s, "id") ?: "", uid)) now =
@@ -129,7 +129,7 @@ static json_t *compare(const json_t *recorded, const json_t *summary, const json
 		int found = 0;
 
 		json_array_foreach(recorded, i,
-				   rec) if (!strcmp(sget(rec, "event") ?: "", "step.end") &&
+				   rec) if (drb_event_of(sget(rec, "event")) == DRB_EV_STEP_END &&
 					    !strcmp(sget(rec, "step") ?: "", sget(s, "id") ?: ""))
 		    found = 1;
 		if (!found)
@@ -177,7 +177,7 @@ int drb_engine_replay(const char *audit_path, const char *runbook, const drb_eng
 	if ((rc = drb_audit_read(audit_path, &records, err)))
 		goto out;
 	sd = json_object_get(json_array_get(records, 0), "data");
-	if (strcmp(sget(json_array_get(records, 0), "event") ?: "", "run.start")) {
+	if (drb_event_of(sget(json_array_get(records, 0), "event")) != DRB_EV_RUN_START) {
 		rc = drb_err_set(err, DRB_EINVAL, "%s: not a drbook run log (no run.start)",
 				 audit_path);
 		goto out;
@@ -189,8 +189,8 @@ int drb_engine_replay(const char *audit_path, const char *runbook, const drb_eng
 	}
 	if ((rc = drb_log_runbook(records, audit_path, runbook, o->lua_dir, &rb, err)))
 		goto out;
-	json_array_foreach(records, i, rec) if (!strcmp(sget(rec, "event") ?: "", "run.end")) end =
-	    json_object_get(rec, "data");
+	json_array_foreach(records, i, rec) if (drb_event_of(sget(rec, "event")) == DRB_EV_RUN_END)
+	    end = json_object_get(rec, "data");
 	cap.next = o->sink;
 	o2.sink.event = capture_event;
 	o2.sink.ask = capture_ask;
@@ -218,7 +218,7 @@ int drb_engine_replay(const char *audit_path, const char *runbook, const drb_eng
 		json_t *d = json_pack("{s:s, s:s, s:s, s:s}", "replay_of", audit_path, "runbook",
 				      rb->path, "runbook_sha256", rb->sha256, "mode", "replay");
 
-		drb_emit(&r, "run.start", NULL, d, err);
+		drb_emit(&r, DRB_EV_RUN_START, NULL, d, err);
 		json_decref(d);
 	}
 	if ((rc = drb_run_body(&r, out, 1)))

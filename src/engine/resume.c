@@ -95,7 +95,7 @@ static int child_still_runs(const json_t *records, const char *step, drb_err *er
 		int pid = (int)json_integer_value(json_object_get(d, "pid"));
 		long long ticks = json_integer_value(json_object_get(d, "start_ticks"));
 
-		if (!ev || strcmp(ev, "exec.child") || !id || strncmp(id, step, n) ||
+		if (!ev || drb_event_of(ev) != DRB_EV_EXEC_CHILD || !id || strncmp(id, step, n) ||
 		    (id[n] && id[n] != '['))
 			continue;
 		if (pid <= 0 || ticks < 0 ||
@@ -157,7 +157,7 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 	first = json_array_get(records, 0);
 	sd = json_object_get(first, "data");
 	if (!first ||
-	    strcmp(json_string_value(json_object_get(first, "event")) ?: "", "run.start")) {
+	    drb_event_of(json_string_value(json_object_get(first, "event"))) != DRB_EV_RUN_START) {
 		rc = drb_err_set(err, DRB_EINVAL, "%s: not a drbook run log (no run.start)",
 				 audit_path);
 		goto out;
@@ -166,7 +166,7 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 	{
 		const char *ev = json_string_value(json_object_get(rec, "event"));
 
-		if (ev && !strcmp(ev, "run.end")) {
+		if (ev && drb_event_of(ev) == DRB_EV_RUN_END) {
 			drb_err_set(err, DRB_EDENIED,
 				    "run %s already ended (%s): nothing to resume",
 				    json_string_value(json_object_get(first, "run")),
@@ -177,7 +177,7 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 				    audit_path, DRB_EXIT_REFUSED, "refused", err);
 			goto out;
 		}
-		if (ev && !strcmp(ev, "rollback.begin")) {
+		if (ev && drb_event_of(ev) == DRB_EV_ROLLBACK_BEGIN) {
 			drb_err_set(err, DRB_EDENIED,
 				    "run was rolling back when it stopped: check the rollback "
 				    "actions in the log by hand; resume will not guess");
@@ -250,11 +250,11 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 
 		if (!ev || !uid)
 			continue;
-		if (!strcmp(ev, "call") && (p = drb_prior_find(&r, uid)) != NULL) {
+		if (drb_event_of(ev) == DRB_EV_CALL && (p = drb_prior_find(&r, uid)) != NULL) {
 			p->calls++;
 			continue;
 		}
-		if (!strcmp(ev, "step.start") || !strcmp(ev, "step.end")) {
+		if (drb_event_of(ev) == DRB_EV_STEP_START || drb_event_of(ev) == DRB_EV_STEP_END) {
 			const drb_step *s = step_of(rb, uid);
 
 			if (!s) {
@@ -269,7 +269,7 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 			}
 			if (s >= rb->steps && s < rb->steps + rb->n_steps)
 				any_step = 1;
-			if (!strcmp(ev, "step.start")) {
+			if (drb_event_of(ev) == DRB_EV_STEP_START) {
 				p->started = 1;
 				p->ended = 0;
 				p->calls = 0;
@@ -399,7 +399,7 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 			    "or --retry %s",
 			    uid, uid, uid);
 		d = json_pack("{s:O, s:s}", "blocked", blocked, "error", err->msg);
-		drb_emit(&r, "resume.refused", NULL, d, NULL);
+		drb_emit(&r, DRB_EV_RESUME_REFUSED, NULL, d, NULL);
 		json_decref(d);
 		rc = refuse(out, r.run_id, audit_path, DRB_EXIT_REFUSED, "refused", err);
 		goto out;
@@ -412,7 +412,7 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 			      "operator", drb_operator(opbuf, sizeof(opbuf)));
 		if (d && (leases = drb_lockset_leases(locks)))
 			json_object_set_new(d, "lease", leases);
-		rc = drb_emit(&r, "run.resume", NULL, d, err);
+		rc = drb_emit(&r, DRB_EV_RUN_RESUME, NULL, d, err);
 		json_decref(d);
 		if (rc)
 			goto out;

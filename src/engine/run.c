@@ -34,7 +34,7 @@ static int rollback(drb_run *r, const char *reason)
 	json_t *d = json_pack("{s:s, s:I}", "reason", reason, "units", (json_int_t)r->n_units);
 	drb_err e = {0};
 
-	drb_emit(r, "rollback.begin", NULL, d, &e);
+	drb_emit(r, DRB_EV_ROLLBACK_BEGIN, NULL, d, &e);
 	json_decref(d);
 	pthread_mutex_lock(&r->mu);
 	if (r->n_units > 1)
@@ -56,7 +56,7 @@ static int rollback(drb_run *r, const char *reason)
 			/* a second signal: the operator chose to leave the rest as it is */
 			data = json_pack("{s:s, s:s}", "action", c->action, "reason",
 					 "skipped: a second signal stopped the rollback");
-			drb_emit(r, "rollback.skipped", u->uid, data, &e);
+			drb_emit(r, DRB_EV_ROLLBACK_SKIPPED, u->uid, data, &e);
 			json_decref(data);
 			failed++;
 			continue;
@@ -71,7 +71,7 @@ static int rollback(drb_run *r, const char *reason)
 			rc = drb_lua_interpolate(r->lua, c->with, chunk, &args, &e);
 		drb_lua_unlock(r->lua);
 		data = json_pack("{s:s, s:O?}", "action", c->action, "with", args);
-		drb_emit(r, "rollback.start", u->uid, data, &e);
+		drb_emit(r, DRB_EV_ROLLBACK_START, u->uid, data, &e);
 		json_decref(data);
 		if (!rc && !a)
 			rc = drb_err_set(&e, DRB_EINVAL, "unknown action '%s'", c->action);
@@ -88,7 +88,7 @@ static int rollback(drb_run *r, const char *reason)
 			json_object_set_new(data, "error", json_string(e.msg));
 			failed++;
 		}
-		drb_emit(r, "rollback.end", u->uid, data, &e);
+		drb_emit(r, DRB_EV_ROLLBACK_END, u->uid, data, &e);
 		json_decref(data);
 		json_decref(args);
 		json_decref(res);
@@ -191,7 +191,7 @@ static void notify(drb_run *r, const char *when, const char *status, const char 
 		} else {
 			json_t *d = json_pack("{s:s, s:s}", "event", when, "error", e.msg);
 
-			drb_emit(r, "notify.failed", uid, d, &e);
+			drb_emit(r, DRB_EV_NOTIFY_FAILED, uid, d, &e);
 			json_decref(d);
 		}
 		json_decref(args);
@@ -270,7 +270,7 @@ static void print_to_log(void *ud, const char *line)
 		json_decref(d);
 		return;
 	}
-	drb_emit(r, "lua.print", uid, d, &e);
+	drb_emit(r, DRB_EV_LUA_PRINT, uid, d, &e);
 	json_decref(d);
 }
 
@@ -302,7 +302,7 @@ static void stop_record(drb_run *r, const drb_stop_cond *sc, const char *state, 
 	drb_err e = {0};
 
 	if (d)
-		drb_emit(r, "stop_condition", NULL, d, &e);
+		drb_emit(r, DRB_EV_STOP_CONDITION, NULL, d, &e);
 	json_decref(d);
 }
 
@@ -989,7 +989,7 @@ static void readiness_record(drb_run *r, const char *id, double t0, const char *
 	drb_err e = {0};
 
 	if (d)
-		drb_emit(r, "readiness.check", NULL, d, &e);
+		drb_emit(r, DRB_EV_READINESS_CHECK, NULL, d, &e);
 	if (o && error)
 		json_object_set_new(o, "error", json_string(error));
 	pthread_mutex_lock(&r->mu);
@@ -1045,7 +1045,7 @@ static int shadow_setup(drb_run *r, drb_err *first)
 	json_t *d = json_pack("{s:I}", "steps", (json_int_t)rb->n_shadow_setup);
 	drb_err e = {0};
 
-	drb_emit(r, "shadow.setup.begin", NULL, d, &e);
+	drb_emit(r, DRB_EV_SHADOW_SETUP_BEGIN, NULL, d, &e);
 	json_decref(d);
 	r->phase = "setup";
 	for (size_t i = 0; i < rb->n_shadow_setup && !failed; i++) {
@@ -1070,7 +1070,7 @@ static int shadow_setup(drb_run *r, drb_err *first)
 	d = json_pack("{s:s, s:o}", "status", failed ? "failed" : "ok", "made",
 		      json_deep_copy(r->shadow_made));
 	pthread_mutex_unlock(&r->mu);
-	drb_emit(r, "shadow.setup.end", NULL, d, &e);
+	drb_emit(r, DRB_EV_SHADOW_SETUP_END, NULL, d, &e);
 	json_decref(d);
 	return failed ? -1 : 0;
 }
@@ -1098,7 +1098,7 @@ static int shadow_teardown(drb_run *r, const char *after, char *why, size_t n)
 	r->deadline = 0;
 	r->phase_ro = 0;
 	d = json_pack("{s:s, s:I}", "after", after, "steps", (json_int_t)rb->n_shadow_teardown);
-	drb_emit(r, "shadow.teardown.begin", NULL, d, &e);
+	drb_emit(r, DRB_EV_SHADOW_TEARDOWN_BEGIN, NULL, d, &e);
 	json_decref(d);
 	r->phase = "teardown";
 	for (size_t i = 0; i < rb->n_shadow_teardown; i++) {
@@ -1123,7 +1123,7 @@ static int shadow_teardown(drb_run *r, const char *after, char *why, size_t n)
 	}
 	r->phase = NULL;
 	d = json_pack("{s:s, s:i}", "status", failed ? "failed" : "ok", "failed", failed);
-	drb_emit(r, "shadow.teardown.end", NULL, d, &e);
+	drb_emit(r, DRB_EV_SHADOW_TEARDOWN_END, NULL, d, &e);
 	json_decref(d);
 	return failed;
 }
@@ -1183,7 +1183,7 @@ int drb_run_body(drb_run *r, drb_run_result *out, int do_preflight)
 		out->plan = plan_steps(r, &out->critical_path);
 		json_t *d = json_pack("{s:O, s:O}", "steps", out->plan, "critical_path",
 				      out->critical_path);
-		drb_emit(r, "plan", NULL, d, &err);
+		drb_emit(r, DRB_EV_PLAN, NULL, d, &err);
 		json_decref(d);
 		goto verdict;
 	}
@@ -1319,7 +1319,7 @@ verdict:
 	/* notify() itself sends nothing in a plan, only the caller's in a readiness check */
 	notify(r, strcmp(status, "succeeded") ? "failure" : "success", status, first.msg);
 	notify(r, "end", status, first.msg);
-	if (drb_emit(r, "run.end", NULL, end, &err) && exit_code == DRB_EXIT_OK) {
+	if (drb_emit(r, DRB_EV_RUN_END, NULL, end, &err) && exit_code == DRB_EXIT_OK) {
 		status = "failed";
 		exit_code = DRB_EXIT_FAILED;
 		snprintf(first.msg, sizeof(first.msg), "the run's end could not be recorded: %s",
@@ -1463,7 +1463,7 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 		if (realpath(rb->path, abs))
 			json_object_set_new(start, "runbook_path", json_string(abs));
 	}
-	if ((rc = drb_emit(&r, "run.start", NULL, start, err)))
+	if ((rc = drb_emit(&r, DRB_EV_RUN_START, NULL, start, err)))
 		goto out;
 	/* before any change: a run whose evidence cannot leave the machine is refused */
 	if (!refused && r.evidence &&
@@ -1479,7 +1479,7 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 					"targets", "rto", "unknown", "rpo", "unknown");
 
 		*err = lock_err;
-		drb_emit(&r, "run.end", NULL, end, err);
+		drb_emit(&r, DRB_EV_RUN_END, NULL, end, err);
 		json_decref(end);
 		out->exit_code = DRB_EXIT_REFUSED;
 		snprintf(out->status, sizeof(out->status), "refused");

@@ -99,8 +99,9 @@ json_t *drb_redact(drb_run *r, const json_t *v)
 	return c;
 }
 
-int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data, drb_err *err)
+int drb_emit(drb_run *r, drb_event ev, const char *step, const json_t *data, drb_err *err)
 {
+	const char *event = drb_event_name(ev);
 	json_t *red = data ? drb_redact(r, data) : json_object();
 	json_t *shown = NULL, *failed;
 	char ts[32];
@@ -131,9 +132,9 @@ int drb_emit(drb_run *r, const char *event, const char *step, const json_t *data
 		shown = drb_audit_scrub(red);
 		r->o->sink.event(r->o->sink.ud, ts, event, step, shown ? shown : red);
 	}
-	if ((failed = drb_evidence_after(r, event))) {
+	if ((failed = drb_evidence_after(r, ev))) {
 		/* the copy failed: recorded, and the run stops before its next step */
-		drb_emit(r, "evidence.failed", NULL, failed, NULL);
+		drb_emit(r, DRB_EV_EVIDENCE_FAILED, NULL, failed, NULL);
 		json_decref(failed);
 		*r->cancel = 1;
 	}
@@ -176,7 +177,7 @@ static int seam_call(drb_seam *s, const drb_call *c, drb_perform_fn perform, voi
 		json_object_set_new(data, "error", json_string(err->msg));
 		json_object_set_new(data, "code", json_string(drb_code_name(rc)));
 	}
-	if (drb_emit(ss->r, "call", ss->uid, data, &logerr) && !rc) {
+	if (drb_emit(ss->r, DRB_EV_CALL, ss->uid, data, &logerr) && !rc) {
 		rc = DRB_EIO;
 		*err = logerr;
 	}
@@ -305,7 +306,7 @@ static int shadow_check(drb_run *r, const drb_action *a, const char *uid, const 
 					      : "(a list)");
 	d = json_pack("{s:s, s:s?, s:O?, s:s}", "action", a->name, "resource", arg, "value", v,
 		      "error", err->msg);
-	drb_emit(r, "shadow.violation", uid, d, &e);
+	drb_emit(r, DRB_EV_SHADOW_VIOLATION, uid, d, &e);
 	json_decref(d);
 	shadow_refusals++;
 	snprintf(shadow_refusal, sizeof(shadow_refusal), "%s", err->msg);
@@ -353,8 +354,11 @@ static int guard(drb_run *r, const drb_action *a, const char *uid, const json_t 
 static int seam_note(drb_seam *s, const char *event, const json_t *data, drb_err *err)
 {
 	step_seam *ss = (step_seam *)s;
+	int ev = drb_event_of(event);
 
-	return ss->r->replay ? 0 : drb_emit(ss->r, event, ss->uid, data, err);
+	if (ev < 0) /* a provider's note must be an event of the log's one list */
+		return drb_err_set(err, DRB_EINVAL, "audit log: '%s' is not an event", event);
+	return ss->r->replay ? 0 : drb_emit(ss->r, (drb_event)ev, ss->uid, data, err);
 }
 
 static int call_provider(drb_run *r, const drb_action *a, const char *uid, const json_t *args,
@@ -447,7 +451,7 @@ static int approval(drb_run *r, const drb_step *s, const char *uid, const json_t
 	} else if (r->o->sink.ask) {
 		d = json_pack("{s:s, s:f, s:s}", "message", msg, "timeout_s", timeout, "state",
 			      "asking");
-		drb_emit(r, "approval", uid, d, err);
+		drb_emit(r, DRB_EV_APPROVAL, uid, d, err);
 		json_decref(d);
 		pthread_mutex_lock(&ask_mu);
 		answer = r->o->sink.ask(r->o->sink.ud, uid, msg, timeout);
@@ -460,7 +464,7 @@ static int approval(drb_run *r, const drb_step *s, const char *uid, const json_t
 	if (how) {
 		d = json_pack("{s:s, s:b, s:s, s:s, s:s}", "message", msg, "approved", 1,
 			      "approver", approver, "how", how, "approved_at", ts);
-		rc = drb_emit(r, "approval", uid, d, err);
+		rc = drb_emit(r, DRB_EV_APPROVAL, uid, d, err);
 		json_decref(d);
 		if (rc)
 			return rc;
@@ -479,7 +483,7 @@ static int approval(drb_run *r, const drb_step *s, const char *uid, const json_t
 		drb_err_set(err, DRB_EDENIED, "approval '%s' denied by %s", id, approver);
 	d = json_pack("{s:s, s:b, s:s, s:s}", "message", msg, "approved", 0, "reason", err->msg,
 		      "at", ts);
-	drb_emit(r, "approval", uid, d, NULL);
+	drb_emit(r, DRB_EV_APPROVAL, uid, d, NULL);
 	json_decref(d);
 	return DRB_EDENIED;
 }

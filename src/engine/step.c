@@ -186,7 +186,7 @@ static drb_step_status finish(drb_run *r, const drb_step *s, const char *uid, in
 	if (extra)
 		json_object_update(data, (json_t *)extra);
 	json_object_set(data, "result", result ? result : json_null());
-	drb_emit(r, "step.end", uid, data, &e);
+	drb_emit(r, DRB_EV_STEP_END, uid, data, &e);
 	json_decref(data);
 	drb_run_note_rpo(r, result);
 	if (top)
@@ -301,7 +301,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 	start = json_pack("{s:s, s:O, s:b}", "action", s->action, "with", args, "mutating", mut);
 	if (item)
 		json_object_set(start, "item", (json_t *)item);
-	if (drb_emit(r, "step.start", uid, start, err))
+	if (drb_emit(r, DRB_EV_STEP_START, uid, start, err))
 		goto failed;
 
 	wait_t0 = drb_mono_now();
@@ -349,7 +349,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 			json_t *d = json_pack("{s:s}", "error", err->msg);
 			int wrc;
 
-			drb_emit(r, "step.poll_error", uid, d, err);
+			drb_emit(r, DRB_EV_STEP_POLL_ERROR, uid, d, err);
 			json_decref(d);
 			w0 = drb_mono_now();
 			wrc = wait_for(r, iv, poll_end);
@@ -403,7 +403,7 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 			}
 			d = json_pack("{s:i, s:s, s:f}", "attempt", attempts, "error", err->msg,
 				      "delay_s", delay);
-			drb_emit(r, "step.retry", uid, d, &e2);
+			drb_emit(r, DRB_EV_STEP_RETRY, uid, d, &e2);
 			json_decref(d);
 			if ((rc = wait_for(r, delay, deadline)) != 0)
 				goto failed;
@@ -549,7 +549,7 @@ static drb_step_status run_fanout(drb_run *r, const drb_step *s, drb_err *err)
 		width = DRB_MAX_FANOUT;
 	start = json_pack("{s:s, s:s, s:I, s:I}", "action", s->action, "for_each", s->for_each.src,
 			  "items", (json_int_t)f.n, "max_parallel", (json_int_t)width);
-	if (drb_emit(r, "step.start", s->id, start, err))
+	if (drb_emit(r, DRB_EV_STEP_START, s->id, start, err))
 		goto failed;
 	for (nth = 0; nth < width; nth++)
 		if (pthread_create(&th[nth], NULL, fanout_worker, &f) != 0)

@@ -70,9 +70,9 @@ static json_t *summarize(const char *path, const json_t *recs)
 	{
 		const char *ev = str(rec, "event");
 
-		if (!start && !strcmp(ev, "run.start"))
+		if (!start && drb_event_of(ev) == DRB_EV_RUN_START)
 			start = rec;
-		else if (!strcmp(ev, "run.end"))
+		else if (drb_event_of(ev) == DRB_EV_RUN_END)
 			end = rec;
 	}
 	if (!start || drb_rfc3339_parse(str(start, "ts"), &ms))
@@ -85,8 +85,8 @@ static json_t *summarize(const char *path, const json_t *recs)
 		const json_t *d = json_object_get(rec, "data");
 		const char *uid = str(rec, "step");
 
-		if (!strcmp(str(rec, "event"), "step.end") && *uid && !strchr(uid, '[') &&
-		    !strcmp(str(d, "status"), "ok") &&
+		if (drb_event_of(str(rec, "event")) == DRB_EV_STEP_END && *uid &&
+		    !strchr(uid, '[') && !strcmp(str(d, "status"), "ok") &&
 		    json_is_integer(json_object_get(d, "duration_ms")))
 			json_object_set(steps_ms, uid, json_object_get(d, "duration_ms"));
 	}

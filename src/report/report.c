@@ -28,14 +28,14 @@ int drb_report_event_text(const char *event, const char *step, const json_t *d, 
 
 	if (!step)
 		step = "";
-	if (!strcmp(event, "run.start")) {
+	if (drb_event_of(event) == DRB_EV_RUN_START) {
 		snprintf(out, n, "run %s: %s%s", str(d, "name"), str(d, "mode"),
 			 json_is_true(json_object_get(d, "drill")) ? " (drill)" : "");
-	} else if (!strcmp(event, "step.start")) {
+	} else if (drb_event_of(event) == DRB_EV_STEP_START) {
 		if (glyphs)
 			return 0;
 		snprintf(out, n, "start  %s (%s)", step, str(d, "action"));
-	} else if (!strcmp(event, "step.end")) {
+	} else if (drb_event_of(event) == DRB_EV_STEP_END) {
 		const char *st = str(d, "status");
 		char dur[32];
 
@@ -61,11 +61,11 @@ int drb_report_event_text(const char *event, const char *step, const json_t *d, 
 			snprintf(out, n, "%s %-28s %s after %lld attempt(s): %s", bad, step, dur,
 				 (long long)json_integer_value(json_object_get(d, "attempts")),
 				 str(d, "error"));
-	} else if (!strcmp(event, "step.retry")) {
+	} else if (drb_event_of(event) == DRB_EV_STEP_RETRY) {
 		snprintf(out, n, "  retry  %s attempt %lld failed: %s (next in %.1fs)", step,
 			 (long long)json_integer_value(json_object_get(d, "attempt")),
 			 str(d, "error"), json_number_value(json_object_get(d, "delay_s")));
-	} else if (!strcmp(event, "approval")) {
+	} else if (drb_event_of(event) == DRB_EV_APPROVAL) {
 		if (!strcmp(str(d, "state"), "asking"))
 			return 0;
 		if (json_is_true(json_object_get(d, "approved")))
@@ -73,24 +73,24 @@ int drb_report_event_text(const char *event, const char *step, const json_t *d, 
 				 str(d, "how"));
 		else
 			snprintf(out, n, "  NOT approved %s: %s", step, str(d, "reason"));
-	} else if (!strcmp(event, "rollback.begin")) {
+	} else if (drb_event_of(event) == DRB_EV_ROLLBACK_BEGIN) {
 		snprintf(out, n, "rolling back: %s", str(d, "reason"));
-	} else if (!strcmp(event, "rollback.end")) {
+	} else if (drb_event_of(event) == DRB_EV_ROLLBACK_END) {
 		snprintf(out, n, "  rollback %s: %s%s%s", step, str(d, "status"),
 			 json_object_get(d, "error") ? " " : "", str(d, "error"));
-	} else if (!strcmp(event, "run.resume")) {
+	} else if (drb_event_of(event) == DRB_EV_RUN_RESUME) {
 		snprintf(out, n, "resuming run");
-	} else if (!strcmp(event, "resume.refused")) {
+	} else if (drb_event_of(event) == DRB_EV_RESUME_REFUSED) {
 		snprintf(out, n, "resume refused: %s", str(d, "error"));
-	} else if (!strcmp(event, "lua.print")) {
+	} else if (drb_event_of(event) == DRB_EV_LUA_PRINT) {
 		snprintf(out, n, "  | %s", str(d, "line"));
-	} else if (!strcmp(event, "notify.failed")) {
+	} else if (drb_event_of(event) == DRB_EV_NOTIFY_FAILED) {
 		snprintf(out, n, "  notification %s failed: %s", step, str(d, "error"));
-	} else if (!strcmp(event, "run.end")) {
+	} else if (drb_event_of(event) == DRB_EV_RUN_END) {
 		snprintf(out, n, "run %s (exit %lld)%s%s", str(d, "status"),
 			 (long long)json_integer_value(json_object_get(d, "exit_code")),
 			 json_object_get(d, "error") ? ": " : "", str(d, "error"));
-	} else if (!strcmp(event, "audit.repaired")) {
+	} else if (drb_event_of(event) == DRB_EV_AUDIT_REPAIRED) {
 		snprintf(out, n, "audit log repaired: %s", str(d, "reason"));
 	} else {
 		return 0;
@@ -195,7 +195,7 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 			last_off = off;
 		/* a notification is not a step: its calls have no step.start */
 		s = uid ? find_by_id(steps, uid) : NULL;
-		if (!strcmp(ev, "run.start")) {
+		if (drb_event_of(ev) == DRB_EV_RUN_START) {
 			json_object_set_new(m, "runbook", json_string(str(d, "runbook")));
 			json_object_set_new(m, "name", json_string(str(d, "name")));
 			json_object_set(m, "scenario", json_object_get(d, "scenario"));
@@ -209,7 +209,7 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 			json_object_set(m, "targets", json_object_get(d, "targets"));
 			if (json_object_get(d, "gameday"))
 				json_object_set(m, "gameday", json_object_get(d, "gameday"));
-		} else if (!strcmp(ev, "run.end")) {
+		} else if (drb_event_of(ev) == DRB_EV_RUN_END) {
 			json_object_set_new(m, "ended_at", json_string(ts));
 			json_object_set_new(m, "end_offset_s", json_real(off));
 			json_object_set_new(m, "status", json_string(str(d, "status")));
@@ -225,7 +225,7 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 				json_object_update(t, json_object_get(d, "targets"));
 				json_object_set_new(m, "targets", t);
 			}
-		} else if (uid && !strcmp(ev, "step.start")) {
+		} else if (uid && drb_event_of(ev) == DRB_EV_STEP_START) {
 			const char *action = str(d, "action");
 
 			s = step_entry(steps, uid);
@@ -238,7 +238,7 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 			if (!strcmp(action, "sleep") || !strcmp(action, "approval") ||
 			    json_object_get(d, "until"))
 				json_object_set_new(s, "wait", json_true());
-		} else if (uid && !strcmp(ev, "step.end")) {
+		} else if (uid && drb_event_of(ev) == DRB_EV_STEP_END) {
 			const json_t *res = json_object_get(d, "result");
 
 			s = step_entry(steps, uid);
@@ -258,22 +258,22 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 			if (json_is_string(json_object_get(res, "last_stale_at")))
 				json_object_set(s, "last_stale_at",
 						json_object_get(res, "last_stale_at"));
-		} else if (s && !strcmp(ev, "call")) {
+		} else if (s && drb_event_of(ev) == DRB_EV_CALL) {
 			json_object_set_new(
 			    s, "calls",
 			    json_integer(json_integer_value(json_object_get(s, "calls")) + 1));
 			push(s, "call_offsets", json_real(off));
-		} else if (uid && !strcmp(ev, "call")) {
+		} else if (uid && drb_event_of(ev) == DRB_EV_CALL) {
 			/* each send of a notification is one call */
 			json_array_append_new(notes,
 					      json_pack("{s:s, s:s, s:f, s:s}", "id", uid, "ts", ts,
 							"offset_s", off, "status", "sent"));
-		} else if (s && !strcmp(ev, "step.retry")) {
+		} else if (s && drb_event_of(ev) == DRB_EV_STEP_RETRY) {
 			push(s, "retries",
 			     json_pack("{s:f, s:O?, s:O?, s:s}", "offset_s", off, "attempt",
 				       json_object_get(d, "attempt"), "delay_s",
 				       json_object_get(d, "delay_s"), "error", str(d, "error")));
-		} else if (s && !strcmp(ev, "approval")) {
+		} else if (s && drb_event_of(ev) == DRB_EV_APPROVAL) {
 			if (!strcmp(str(d, "state"), "asking"))
 				json_object_set_new(s, "asked_offset_s", json_real(off));
 			else
@@ -284,14 +284,14 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 					      json_is_true(json_object_get(d, "approved")),
 					      "approver", str(d, "approver"), "how", str(d, "how"),
 					      "reason", str(d, "reason")));
-		} else if (!strcmp(ev, "rollback.begin")) {
+		} else if (drb_event_of(ev) == DRB_EV_ROLLBACK_BEGIN) {
 			json_object_set_new(m, "rollback_offset_s", json_real(off));
 			json_object_set_new(m, "rollback_reason", json_string(str(d, "reason")));
-		} else if (uid && !strcmp(ev, "rollback.start")) {
+		} else if (uid && drb_event_of(ev) == DRB_EV_ROLLBACK_START) {
 			json_array_append_new(rollbacks,
 					      json_pack("{s:s, s:f, s:s}", "id", uid, "offset_s",
 							off, "status", "started"));
-		} else if (uid && !strcmp(ev, "rollback.end")) {
+		} else if (uid && drb_event_of(ev) == DRB_EV_ROLLBACK_END) {
 			json_t *r = find_by_id(rollbacks, uid);
 
 			if (!r) {
@@ -302,7 +302,7 @@ int drb_report_build(const char *path, const unsigned char *key, size_t key_len,
 			json_object_set_new(r, "end_offset_s", json_real(off));
 			if (json_object_get(d, "error"))
 				json_object_set(r, "error", json_object_get(d, "error"));
-		} else if (uid && !strcmp(ev, "notify.failed")) {
+		} else if (uid && drb_event_of(ev) == DRB_EV_NOTIFY_FAILED) {
 			json_t *n = json_array_get(notes, json_array_size(notes) - 1);
 
 			/* the failure of the send just recorded, or one that never got to a call */
