@@ -7,6 +7,7 @@ import os
 import re
 import pwd
 import shutil
+import random
 import socket
 import subprocess
 import tempfile
@@ -65,11 +66,40 @@ def parse_rfc3339(text):
     return ts
 
 
-def free_port():
-    """A port nobody listens on right now; the caller binds it soon after."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ephemeral_low():
+    """The lowest port the kernel hands out on its own (to bind(0) and to outgoing
+    connections), from ip_local_port_range; 32768 when it cannot be read."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(udp_too=False):
+    """A loopback port nobody uses right now; the caller binds it soon after. Picked below
+    the kernel's ephemeral range: a port from bind(0) can be taken, between the pick and the
+    bind, as the local port of any outgoing connection on the machine (a test's client talking
+    to moto), which made a sandbox fail to start with EADDRINUSE now and then."""
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10000, low) if low > 11000 else 0
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if udp_too else None
+        try:
+            t.bind(("127.0.0.1", port))
+            port = t.getsockname()[1]
+            if u:
+                u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            if u:
+                u.close()
+    raise SandboxError("no free loopback port")
 
 
 def port_in_use(port):

@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 
-from .common import SandboxError, is_root
+from .common import SandboxError, free_port, is_root
 
 FEED_INTERVAL = 0.5     # how often moto's records and the health checks are read
 SOA_MINIMUM = 5         # negative-answer TTL: a missing name is not cached for long
@@ -27,20 +27,7 @@ _LAST_DOTTED = {"MX", "SRV"}
 
 def free_dns_port():
     """A loopback port free for both UDP and TCP (DNS listens on both)."""
-    for _ in range(50):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise SandboxError("no free loopback port for DNS")
+    return free_port(udp_too=True)
 
 
 def _need(tool, package):
