@@ -1,7 +1,10 @@
-/* The seam: every provider call of a run is performed (or, in a replay, answered from the
- * log) here and recorded, with secrets redacted, and what a step leaves in the run (its
- * result for later expressions, the unit rollback may undo, a measured RPO) is kept here.
- * run.c and step.c both call in; this file calls neither. */
+/* The seam: every exchange of a run with the outside passes here. A provider call is first
+ * guarded (nothing mutates in preflight, plan or read-only Lua; a shadow drill touches only
+ * shadow resources), then performed (or, in a replay, answered from the log) and recorded
+ * with secrets redacted; an approval is asked of the operator (or granted, or replayed).
+ * What a step leaves in the run (its result for later expressions, the unit rollback may
+ * undo, a measured RPO) is kept here too. run.c and step.c both call in; this file calls
+ * neither. */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
