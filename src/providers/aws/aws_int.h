@@ -98,6 +98,18 @@ aws_action_impl drb_awsi_ecr_describe_images;		     /* ecr.c */
 int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
 		  const aws_req *rq, aws_resp *out, drb_err *err);
 
+/* Most pages a listing reads before it gives up (DRB_ELIMIT): a loop guard, far above any
+ * real account's resources. */
+#define AWS_MAX_PAGES 50
+
+/* Reads every page of a JSON-protocol listing: sends body (its token field set to each
+ * answer's token until an answer has none) and collects the items array of each answer,
+ * each through map (a new value, NULL out of memory) or as it is when map is NULL, into a
+ * new array *out. what names the items in the error past AWS_MAX_PAGES pages. */
+int drb_awsi_json_pages(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
+			const char *operation, json_t *body, const char *token, const char *items,
+			json_t *(*map)(const json_t *), const char *what, json_t **out, drb_err *err);
+
 /* RFC 3986 percent-encoding of every byte outside A-Za-z0-9-_.~ (also for path segments). */
 int drb_awsi_urlencode(drb_buf *b, const char *s);
 /* application/x-www-form-urlencoded for Query bodies: the same, but a space is '+', as

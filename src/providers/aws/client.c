@@ -575,6 +575,59 @@ out:
 	return rc;
 }
 
+int drb_awsi_json_pages(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
+			const char *operation, json_t *body, const char *token, const char *items,
+			json_t *(*map)(const json_t *), const char *what, json_t **out, drb_err *err)
+{
+	json_t *list = json_array();
+	int rc = 0, page;
+
+	*out = NULL;
+	if (!list)
+		goto nomem;
+	for (page = 0; page < AWS_MAX_PAGES; page++) {
+		aws_req rq = {.operation = operation, .json = body};
+		aws_resp resp;
+		const json_t *page_items, *item, *next;
+		size_t i;
+		int bad = 0;
+
+		rc = drb_awsi_call(ctx, svc, ep, &rq, &resp, err);
+		if (rc != 0)
+			goto out;
+		page_items = json_object_get(resp.json, items);
+		json_array_foreach(page_items, i, item)
+		{
+			if (json_array_append_new(list, map ? map(item) : json_incref((json_t *)item)) !=
+			    0)
+				bad = 1;
+		}
+		next = json_object_get(resp.json, token);
+		if (json_is_string(next) && json_string_length(next))
+			drb_awsi_set(body, token, json_deep_copy(next), &bad);
+		else
+			next = NULL;
+		drb_awsi_resp_free(&resp);
+		if (bad)
+			goto nomem;
+		if (!next)
+			break;
+	}
+	if (page == AWS_MAX_PAGES) {
+		rc = drb_err_set(err, DRB_ELIMIT, "%s %s: more than %d pages of %s", svc->name,
+				 operation, AWS_MAX_PAGES, what);
+		goto out;
+	}
+	*out = list;
+	list = NULL;
+	goto out;
+nomem:
+	rc = drb_err_set(err, DRB_ENOMEM, "%s %s: out of memory", svc->name, operation);
+out:
+	json_decref(list);
+	return rc;
+}
+
 /* ---- common arguments ---------------------------------------------------------------------- */
 
 int drb_awsi_begin(drb_action_ctx *ctx, const json_t *args, const aws_svc *svc, const char *action,
