@@ -102,13 +102,25 @@ int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoin
  * real account's resources. */
 #define AWS_MAX_PAGES 50
 
-/* Reads every page of a JSON-protocol listing: sends body (its token field set to each
- * answer's token until an answer has none) and collects the items array of each answer,
- * each through map (a new value, NULL out of memory) or as it is when map is NULL, into a
- * new array *out. what names the items in the error past AWS_MAX_PAGES pages. */
-int drb_awsi_json_pages(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
-			const char *operation, json_t *body, const char *token, const char *items,
-			json_t *(*map)(const json_t *), const char *what, json_t **out, drb_err *err);
+/* One listing operation whose answers come in pages. */
+typedef struct aws_pages {
+	const char *operation;
+	const char *token;	  /* the request's page token field: nextToken, NextToken, Marker */
+	const char *answer_token; /* the answer's token field or element when it differs */
+	/* where the items are: a JSON answer's array field, or an XML answer's
+	 * "Container/Item" (the Item children of the first Container element); one or two */
+	const char *items[2];
+	json_t *(*from_json)(const json_t *item); /* JSON item -> listed value (NULL: as is) */
+	json_t *(*from_xml)(xmlNode *item);	  /* XML item -> listed value (required) */
+	const char *what;			  /* the items, for the error past the limit */
+} aws_pages;
+
+/* Reads every page of a listing: sends request (the JSON body, or the Query parameters),
+ * its token field set to each answer's token until an answer has none, and collects the
+ * items of every answer, mapped, into a new array *out. A mapping's NULL is out of memory.
+ * More than AWS_MAX_PAGES pages is DRB_ELIMIT. */
+int drb_awsi_pages(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
+		   const aws_pages *pg, json_t *request, json_t **out, drb_err *err);
 
 /* RFC 3986 percent-encoding of every byte outside A-Za-z0-9-_.~ (also for path segments). */
 int drb_awsi_urlencode(drb_buf *b, const char *s);

@@ -212,8 +212,10 @@ int drb_awsi_ecs_list_tasks(drb_action_ctx *ctx, const json_t *args, json_t **re
 		rc = nomem(A, err);
 		goto out;
 	}
-	rc = drb_awsi_json_pages(ctx, &drb_awsi_ecs, &ep, "ListTasks", body, "nextToken",
-				 "taskArns", NULL, "tasks", &tasks, err);
+	rc = drb_awsi_pages(ctx, &drb_awsi_ecs, &ep,
+			    &(const aws_pages){.operation = "ListTasks", .token = "nextToken",
+					       .items = {"taskArns"}, .what = "tasks"},
+			    body, &tasks, err);
 	if (rc != 0)
 		goto out;
 	*result = json_pack("{s:O}", "tasks", tasks);
