@@ -235,6 +235,25 @@ def check_rds_failed_over(sb, c, runs):
     c.eq(audit_verify(sb, log).returncode, 0, "%s: drbook audit verify: intact" % what)
 
 
+def check_failed_az(sb, c, runs):
+    """No failover event since the incident, but the writer is already outside the zone the
+    operator names as failed: verify, no reboot."""
+    az = describe(sb)["AvailabilityZone"]
+    bad = "us-east-1a" if az == "us-east-1b" else "us-east-1b"
+    incident = now_rfc3339()
+    log = os.path.join(runs, "failed-az.jsonl")
+    p = drbook(sb, "run", RUNBOOK, "--drill", "--yes", "--audit", log, "--runs-dir", runs,
+               *params(sb, incident_start=incident, failed_az=bad))
+    if not c.eq(p.returncode, 0, "failed_az: the run succeeds (exit 0)"):
+        show(p)
+    d = step_result(log, "rds-state") or {}
+    c.eq((d.get("already"), d.get("by_events"), d.get("by_zone"), d.get("decision")),
+         (True, False, True, "verify"), "failed_az: the writer in %s is outside %s: verify (%s)"
+         % (az, bad, d.get("reason")))
+    c.eq(calls(log, "RebootDBInstance"), [], "failed_az: no RebootDBInstance call")
+    c.eq(describe(sb)["AvailabilityZone"], az, "failed_az: the writer stays in %s" % az)
+
+
 def body(sb, c):
     t0 = time.monotonic()
     sb.up()
@@ -242,6 +261,7 @@ def body(sb, c):
     check_planned(sb, c, runs)
     check_crash(sb, c, runs)
     check_rds_failed_over(sb, c, runs)
+    check_failed_az(sb, c, runs)
     print("rds scenario took %.1fs" % (time.monotonic() - t0), flush=True)
 
 
