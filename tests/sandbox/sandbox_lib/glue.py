@@ -684,10 +684,12 @@ class Glue:
         fn = {"ecs-task": self._inject_ecs_task, "primary": self._inject_primary,
               "region-outage": self._inject_region_outage,
               "corruption": self._inject_corruption,
-              "arc-endpoint-down": self._inject_arc_endpoint_down}.get(scenario)
+              "arc-endpoint-down": self._inject_arc_endpoint_down,
+              "s3-replication-stall": lambda a: self.stores.stall(a)}.get(scenario)
         if fn is None:
             raise SandboxError("unknown scenario %r (ecs-task, primary, region-outage, "
-                               "corruption, arc-endpoint-down)" % scenario)
+                               "corruption, arc-endpoint-down, s3-replication-stall)"
+                               % scenario)
         return fn(args or {})
 
     def _inject_ecs_task(self, args):

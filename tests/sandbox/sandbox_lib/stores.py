@@ -18,6 +18,7 @@ class Stores:
         self.pending = []                   # [due, source key, source bucket, dest bucket]
         self.cache_due = {}                 # (region, group id) -> (due, node type or None)
         self.replicated = 0
+        self.stalled = False                # inject s3-replication-stall: nothing is copied
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
@@ -145,6 +146,8 @@ class Stores:
         with self._lock:
             due = [p for p in self.pending if p[0] <= now]
         for item in due:
+            if self.stalled:
+                break
             _, key, src_name, dest = item
             try:
                 src = backend.get_bucket(src_name)
@@ -197,8 +200,16 @@ class Stores:
             except Exception as e:
                 self.glue._fail("stores", e)
 
+    def stall(self, args):
+        """S3 replication stops (what a broken replication role or a throttled destination
+        looks like): objects put from now on stay PENDING until `down`."""
+        self.stalled = True
+        with self._lock:
+            return {"s3_replication": "stalled", "pending": len(self.pending)}
+
     def status(self):
         with self._lock:
             return {"s3_replication_pending": len(self.pending),
+                    "s3_replication_stalled": self.stalled,
                     "s3_replicated": self.replicated,
                     "elasticache_changing": sorted("%s/%s" % k for k in self.cache_due)}
