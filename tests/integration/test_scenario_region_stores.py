@@ -100,8 +100,9 @@ def check_readiness(sb, c, runs):
          "dr-capacity read the scalable target of prod-eu/api (min 1, max 10)")
     c.eq(cap.get("vcpu"), 3, "dr-capacity: 6 services x 2 tasks x 0.25 vCPU")
     s3 = step_result(log, "s3-replication") or {}
-    c.eq((s3.get("problems"), s3.get("backlog_s")), ([], 0),
-         "s3-replication: every replica holds the source's marker (no backlog)")
+    c.ok(not s3.get("problems") and s3.get("backlog_s") == 0 and len(s3.get("buckets", {}))
+         == 2, "s3-replication: every replica holds the source's marker (no backlog): %r"
+         % s3)
 
     p, checks = readiness(sb, runs, dr_vcpu_quota="2")
     c.eq((p.returncode, (checks.get("dr-capacity") or {}).get("ok")), (3, False),
@@ -215,8 +216,9 @@ def check_rollback(sb, c, runs):
     c.eq(run_end(log).get("status"), "rolled_back", "run.end status rolled_back")
     rb = {e["step"]: e["data"].get("status") for e in audit_events(log)
           if e["event"] == "rollback.end"}
-    c.ok(rb.get("cache-scale") == "ok" and rb.get("scaling-floor") == "ok",
-         "the cache and the scaling floor were rolled back: %r" % rb)
+    c.ok(rb.get("cache-scale") == "ok" and
+         all(rb.get("scaling-floor[%d]" % i) == "ok" for i in range(1, len(SERVICES) + 1)),
+         "the cache and each service's scaling floor were rolled back: %r" % rb)
     c.eq(targets_eu(sb), {s: (1, 10) for s in SERVICES},
          "moto: every prod-eu scalable target is back at min 1, max 10")
     c.ok(wait_for(lambda: cache_group(sb, SMALL_CACHE) == ("available", "cache.t4g.micro"),
