@@ -271,6 +271,13 @@ def check_failover(sb, c, runs):
                              "us-east-1", "--service", "s3").stdout or "[]")
     c.eq(reqs, [], "no S3 request went to us-east-1 during the drill")
 
+    p = sb.run("region-state", "restore")
+    c.eq(p.returncode, 0, "region-state restore after the drill")
+    c.eq((targets_eu(sb), cache_group(sb, "prod-cache-eu"),
+          cache_group(sb, SMALL_CACHE)),
+         ({s: (1, 10) for s in SERVICES}, None, ("available", "cache.t4g.micro")),
+         "region-state restore resets the scalable targets and removes the created cache")
+
 
 def body(sb, c):
     t0 = time.monotonic()

@@ -62,6 +62,7 @@ class Glue:
         self.faults = None                  # faultproxy.Faults shared by every AWS front
         self.on_faults = None               # called after a fault changes (ARC endpoints)
         self.arc = None                     # arc.ArcCluster (routing controls)
+        self.stores = None                  # stores.Stores (S3 replication, ElastiCache)
         self.down_regions = set()
         self.health_checks = {}             # health check id -> region it watches
         self.changes = {}                   # Route 53 change id -> monotonic submit time
@@ -820,7 +821,8 @@ class Glue:
                             self._ecs_backend(EU).services.items()
                             if svc.cluster_name == CLUSTERS[EU]},
                     "arc": {arn: c["state"] for arn, c in self.arc.status()[
-                        "routing_controls"].items()} if self.arc else {}}
+                        "routing_controls"].items()} if self.arc else {},
+                    "stores": self.stores.save_region(EU) if self.stores else None}
         else:
             saved = getattr(self, "_region_saved", None)
             if saved is None or not ckpt.exists():
@@ -849,6 +851,8 @@ class Glue:
                         self.reconcile_service(backend, svc)
             for arn, state in saved["arc"].items():
                 self.arc._set([(arn, state)])
+            if self.stores and saved.get("stores"):
+                self.stores.restore_region(EU, saved["stores"])
         return {"action": action, "took_s": round(time.monotonic() - t0, 2),
                 "replica_in_recovery": node.in_recovery()}
 

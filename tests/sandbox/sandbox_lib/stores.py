@@ -200,6 +200,43 @@ class Stores:
             except Exception as e:
                 self.glue._fail("stores", e)
 
+    # ------------------------------------------------------------------ region drill state
+    # `sandbox region-state save|restore` (glue.region_state) also resets what the region
+    # drill changes here: the eu-west-1 scalable targets' bounds and the cache groups it
+    # created or scaled.
+    def save_region(self, region):
+        from moto.applicationautoscaling.models import applicationautoscaling_backends
+        from moto.elasticache.models import elasticache_backends
+        aas = applicationautoscaling_backends[self.glue.account][region]
+        groups = elasticache_backends[self.glue.account][region].replication_groups
+        return {"targets": {(dim, rid): (t.min_capacity, t.max_capacity)
+                            for dim, rid, t in self._targets(aas)},
+                "caches": {gid: g.cache_node_type for gid, g in groups.items()}}
+
+    def restore_region(self, region, saved):
+        from moto.applicationautoscaling.models import applicationautoscaling_backends
+        from moto.elasticache.models import elasticache_backends
+        aas = applicationautoscaling_backends[self.glue.account][region]
+        for dim, rid, t in self._targets(aas):
+            bounds = saved["targets"].get((dim, rid))
+            if bounds:
+                t.min_capacity, t.max_capacity = bounds
+        groups = elasticache_backends[self.glue.account][region].replication_groups
+        with self._lock:
+            for gid in list(groups):
+                self.cache_due.pop((region, gid), None)
+                if gid not in saved["caches"]:
+                    del groups[gid]
+                else:
+                    groups[gid].cache_node_type = saved["caches"][gid]
+                    groups[gid].status = "available"
+
+    @staticmethod
+    def _targets(aas):
+        for dim, by_rid in aas.targets.items():
+            for rid, t in by_rid.items():
+                yield dim, rid, t
+
     def stall(self, args):
         """S3 replication stops (what a broken replication role or a throttled destination
         looks like): objects put from now on stay PENDING until `down`."""
