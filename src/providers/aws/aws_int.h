@@ -86,7 +86,8 @@ aws_action_impl drb_awsi_rds_describe, drb_awsi_rds_promote, drb_awsi_rds_reboot
 aws_action_impl drb_awsi_r53_get_record, drb_awsi_r53_upsert, drb_awsi_r53_get_change,
     drb_awsi_r53_hc_status, drb_awsi_r53_hc_update;
 aws_action_impl drb_awsi_ecs_describe, drb_awsi_ecs_update, drb_awsi_ecs_list_tasks,
-    drb_awsi_ecs_stop_task, drb_awsi_ecs_create, drb_awsi_ecs_delete;
+    drb_awsi_ecs_stop_task, drb_awsi_ecs_create, drb_awsi_ecs_delete,
+    drb_awsi_ecs_describe_task_definition;
 aws_action_impl drb_awsi_arc_get, drb_awsi_arc_update;
 aws_action_impl drb_awsi_aas_describe, drb_awsi_aas_register; /* appautoscaling.c */
 aws_action_impl drb_awsi_ecr_describe_images;		     /* ecr.c */

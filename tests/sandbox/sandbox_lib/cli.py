@@ -16,7 +16,7 @@ from .common import (Paths, SandboxError, check_pg_can_reach, pid_alive, port_in
 from .pgnodes import stop_all_recorded
 
 SCENARIOS = ["ecs-task", "primary", "region-outage", "corruption", "arc-endpoint-down",
-             "rds-failover"]
+             "rds-failover", "s3-replication-stall"]
 MODES = ["refused", "timeout", "5xx"]
 
 

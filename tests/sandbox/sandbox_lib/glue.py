@@ -62,6 +62,7 @@ class Glue:
         self.faults = None                  # faultproxy.Faults shared by every AWS front
         self.on_faults = None               # called after a fault changes (ARC endpoints)
         self.arc = None                     # arc.ArcCluster (routing controls)
+        self.stores = None                  # stores.Stores (S3 replication, ElastiCache)
         self.down_regions = set()
         self.health_checks = {}             # health check id -> region it watches
         self.changes = {}                   # Route 53 change id -> monotonic submit time
@@ -701,10 +702,12 @@ class Glue:
               "region-outage": self._inject_region_outage,
               "corruption": self._inject_corruption,
               "arc-endpoint-down": self._inject_arc_endpoint_down,
-              "rds-failover": self._inject_rds_failover}.get(scenario)
+              "rds-failover": self._inject_rds_failover,
+              "s3-replication-stall": lambda a: self.stores.stall(a)}.get(scenario)
         if fn is None:
             raise SandboxError("unknown scenario %r (ecs-task, primary, region-outage, "
-                               "corruption, arc-endpoint-down, rds-failover)" % scenario)
+                               "corruption, arc-endpoint-down, rds-failover, "
+                               "s3-replication-stall)" % scenario)
         return fn(args or {})
 
     def _inject_ecs_task(self, args):
@@ -835,7 +838,8 @@ class Glue:
                             self._ecs_backend(EU).services.items()
                             if svc.cluster_name == CLUSTERS[EU]},
                     "arc": {arn: c["state"] for arn, c in self.arc.status()[
-                        "routing_controls"].items()} if self.arc else {}}
+                        "routing_controls"].items()} if self.arc else {},
+                    "stores": self.stores.save_region(EU) if self.stores else None}
         else:
             saved = getattr(self, "_region_saved", None)
             if saved is None or not ckpt.exists():
@@ -864,6 +868,8 @@ class Glue:
                         self.reconcile_service(backend, svc)
             for arn, state in saved["arc"].items():
                 self.arc._set([(arn, state)])
+            if self.stores and saved.get("stores"):
+                self.stores.restore_region(EU, saved["stores"])
         return {"action": action, "took_s": round(time.monotonic() - t0, 2),
                 "replica_in_recovery": node.in_recovery()}
 

@@ -251,6 +251,11 @@ def main():
                     change_delay=float(os.environ.get("DRB_SANDBOX_R53_CHANGE_DELAY", "1")))
         glue.proxy = proxy
         glue.install()
+        from .stores import Stores
+        glue.stores = Stores(glue, _log, replication_delay=float(os.environ.get(
+            "DRB_SANDBOX_S3_REPLICATION_DELAY", "1")), cache_delay=float(os.environ.get(
+                "DRB_SANDBOX_CACHE_DELAY", "3")))
+        glue.stores.install()
         server = _moto_server_class()(ip_address="127.0.0.1", port=ports["moto"],
                                       verbose=False)
         server.start()
@@ -273,6 +278,8 @@ def main():
         dns_ttl = int(os.environ.get("DRB_SANDBOX_DNS_TTL", "60"))
         from .seed import seed_cloud, seed_snapshot
         cloud = seed_cloud(endpoint, glue, ports, password, dns_ttl=dns_ttl)
+        from .seed import seed_stores, stores_env
+        stores = seed_stores(endpoint, glue)
         _log("cloud seeded (%.1fs)" % (time.monotonic() - t0))
         # the ARC cluster's five endpoints, one per region, behind the same fault mechanism
         for i, region in enumerate(ARC_REGIONS):
@@ -322,6 +329,7 @@ def main():
         env.update({"DRB_SANDBOX_WRITER_DNS_NAME": watch["writer_dns"],
                     "DRB_SANDBOX_SERVICE_ALARM": "{cluster}-{service}-running-tasks",
                     "DRB_SANDBOX_LB_URL": lb.url})
+        env.update(stores_env(stores))
         _write_env(paths, env)
 
         if paths.control.exists():
@@ -337,6 +345,7 @@ def main():
                 st = glue.status()
                 st["dns"] = dns.status()
                 st["load_balancer"] = {"url": lb.url, "stats": lb.stats()}
+                st["stores"] = glue.stores.status()
                 st["arc"] = dict(glue.arc.status(), endpoints=[
                     {"url": f.url, "region": f.region, "listening": f.listening(),
                      "fault": faults.mode_for(f.name, f.region)} for f in arc_fronts])
@@ -369,6 +378,8 @@ def main():
     finally:
         for step, fn in (("control", lambda: control and (serving and control.shutdown(),
                                                          control.server_close())),
+                         ("stores", lambda: glue and getattr(glue, "stores", None) and
+                          glue.stores.stop()),
                          ("glue", lambda: glue and glue.stop()),
                          ("fronts", lambda: [f.stop() for f in fronts]),
                          ("dns", lambda: dns and dns.stop()),
