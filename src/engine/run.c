@@ -823,6 +823,12 @@ static void graph_ended(drb_run *r, graph *g, size_t i, gstop *x, drb_err *first
 	}
 	x->stop = 1;
 	x->pol = pol;
+	/* an operator's signal is no step's failure: the runbook's policy decides, not that of
+	 * whichever step it happened to cut short first */
+	pthread_mutex_lock(&r->mu);
+	if (*r->cancel && !strcmp(r->stop_reason, SIGNAL_REASON))
+		x->pol = r->rb->on_failure;
+	pthread_mutex_unlock(&r->mu);
 	/* a guard said no before anything changed: refused, not failed */
 	if (!changed && !x->critical_failed && !(*r->cancel) && err->cause == DRB_CAUSE_CHECK)
 		x->refuse = 1;
