@@ -174,6 +174,89 @@ def case_corruption(sb, c, d):
     chart_rendered(c, d, d.last_audit, what)
 
 
+def region_params(sb):
+    v = sb.vars
+    return ["zone_id=" + v["DRB_SANDBOX_ZONE_ID"], "dr_values=" + v["DRB_SANDBOX_API_TARGET_EU"],
+            "primary_health_checks=" + v["DRB_SANDBOX_HEALTH_CHECK_US"],
+            "dr_health_checks=" + v["DRB_SANDBOX_HEALTH_CHECK_EU"],
+            "account=" + v["DRB_SANDBOX_ACCOUNT_ID"]]
+
+
+DRILL_SERVICES = ["drill-api", "drill-auth"]
+
+
+def check_region_torn_down(sb, c, log, what):
+    c.ok(teardown_ok(log), "%s: teardown ended ok" % what)
+    c.ok(gone(sb, "eu-west-1", "drill-prod-db-eu"), "%s: drill-prod-db-eu is gone" % what)
+    c.ok("drill-api.example.internal." not in record_names(sb),
+         "%s: the drill-api record is deleted" % what)
+    ecs = sb.client("ecs", "eu-west-1")
+    live = [s["serviceName"] for s in ecs.describe_services(
+        cluster=sb.vars["DRB_SANDBOX_CLUSTER_EU"], services=DRILL_SERVICES)["services"]
+        if s["status"] == "ACTIVE"]
+    c.eq(live, [], "%s: the drill- services are deleted" % what)
+
+
+def case_region(sb, c, d):
+    what = "region shadow drill"
+    before = production_state(sb)
+    code, log = d.run(os.path.join(RUNBOOKS, "region-failover.yaml"), *region_params(sb),
+                      timeout=400)
+    c.eq(code, 0, "%s: exit 0" % what)
+    start = check_start(c, log, what)
+    p = start.get("params", {})
+    c.eq((p.get("replica"), p.get("services"), p.get("record_name"), p.get("force"),
+          p.get("fence_old_primary")),
+         ("drill-prod-db-eu", DRILL_SERVICES, "drill-api.example.internal.", True, False),
+         "%s: the replica, services and record are the drill's; forced, no fence" % what)
+    rr = calls(log, "CreateDBInstanceReadReplica")
+    c.ok(rr and rr[0]["data"]["request"]["params"].get("DBInstanceIdentifier") ==
+         "drill-prod-db-eu", "%s: setup cloned prod-db into drill-prod-db-eu" % what)
+    pr = calls(log, "PromoteReadReplica")
+    c.ok(pr and all(r["data"]["request"]["params"].get("DBInstanceIdentifier") ==
+                    "drill-prod-db-eu" for r in pr), "%s: only the copy was promoted" % what)
+    upd = calls(log, "UpdateService")
+    c.ok(upd and sorted({r["data"]["request"]["body"]["service"] for r in upd}) ==
+         DRILL_SERVICES, "%s: only the drill- services were scaled" % what)
+    flips = [r["data"]["request"] for r in calls(log, "ChangeResourceRecordSets")]
+    c.ok(flips and all("drill-api.example.internal." in str(f) for f in flips),
+         "%s: only the drill-api record was changed" % what)
+    vw = [r for r in ev(log, "step.end", "verify-write") if r["data"].get("status") == "ok"]
+    c.ok(vw, "%s: the promoted copy takes writes" % what)
+    c.eq([r["data"].get("status") for r in ev(log, "step.end", "fence-old-primary")],
+         ["skipped"], "%s: production's primary was not fenced" % what)
+    check_measured(c, log, what)
+    check_region_torn_down(sb, c, log, what)
+    c.eq(diff(before, production_state(sb)), [], "%s: production unchanged" % what)
+    chart_rendered(c, d, d.last_audit, what)
+
+
+def case_region_sigterm(sb, c, d):
+    what = "region shadow drill, SIGTERM"
+    before = production_state(sb)
+    argv, audit = d.argv(os.path.join(RUNBOOKS, "region-failover.yaml"), *region_params(sb))
+    p = subprocess.Popen(argv, cwd=d.tmp, env=d.env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # once the copy is promoted: the drill is in the middle of its steps
+        got = wait_for(lambda: ev(log_of(audit), "step.end", "promote"), 240, 0.05)
+        c.ok(got, "%s: the drill reached the promotion" % what)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=240)
+        d._check_stderr(err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    log = log_of(audit)
+    end = run_end(log)
+    c.ok("interrupted by a signal" in (end.get("error") or ""),
+         "%s: run.end says the signal stopped it (%s)" % (what, end.get("error")))
+    c.eq(p.returncode, 1, "%s: exit 1" % what)
+    check_region_torn_down(sb, c, log, what)
+    c.eq(diff(before, production_state(sb)), [], "%s: production unchanged" % what)
+
+
 class ScenarioDrill(Drill):
     def run(self, runbook, *params, timeout=240):
         argv, audit = self.argv(runbook, *params)
@@ -187,9 +270,10 @@ def body(sb, c):
     tmp = tempfile.mkdtemp(prefix="drb-shadow-sc-")
     try:
         sb.client("sns").create_topic(Name="drill-alerts")
+        sb.client("sns", "eu-west-1").create_topic(Name="drill-alerts")
         d = ScenarioDrill(sb, tmp)
         d.env["DRBOOK_DB_PASSWORD"] = sb.vars["DRB_SANDBOX_PG_PASSWORD"]
-        cases = [case_rds, case_corruption]
+        cases = [case_rds, case_corruption, case_region, case_region_sigterm]
         only = os.environ.get("DRB_SHADOW_CASES")
         for case in cases:
             if only and case.__name__ not in only.split(","):

@@ -454,7 +454,17 @@ class Glue:
         if ident in (PAIR_ID, REPLICA_ID):
             raise self._rds_error("InvalidParameterCombination",
                                   "the sandbox does not delete %s (use sandbox down)" % ident)
+        arn = None
+        if ident in self.restores:
+            try:
+                arn = self._rds_backend(resp.region).describe_db_instances(ident)[0].db_instance_arn
+            except Exception:       # not there: moto's own answer follows
+                arn = None
         result = call()
+        # moto does not take a cross-region replica off its source's list when it is deleted
+        primary = self._rds_backend(US).databases.get(PAIR_ID)
+        if arn and primary is not None:
+            primary.replicas[:] = [r for r in primary.replicas if r != arn]
         name = self.restores.pop(ident, None)
         node = self.nodes.pop(name, None) if name else None
         if node is not None:
