@@ -8,14 +8,16 @@
 #     its sentinel found after it (RPO 0); teardown deletes the copy;
 #   - db-corruption-restore: setup makes the record drill-db.example.internal.; the runbook
 #     restores prod-db into drill-restore-prod-db, validates it and switches drill-db to it;
-#     teardown deletes both;
+#     teardown deletes both; and a drill whose copy fails validation: exit 1, teardown still
+#     deletes both;
 #   - region-failover: setup makes a read replica of prod-db in eu-west-1 (drill-prod-db-eu,
 #     a streaming standby), drill- copies of two DR services and the record
 #     drill-api.example.internal.; the runbook promotes the copy, scales the services, flips
 #     the record and verifies; teardown removes all of it. Also SIGTERM in the middle of the
 #     region drill: teardown still runs and production is as it was.
 # Each drill's run.end holds RTO and RPO, and its HTML report (drbook report --format html),
-# rendered by headless Chromium (--dump-dom), holds the chart.
+# rendered by headless Chromium (--dump-dom), holds the chart. DRB_SHADOW_CASES=case_rds,...
+# runs only the cases named (for working on one; ctest runs them all).
 import os
 import shutil
 import signal
@@ -174,6 +176,28 @@ def case_corruption(sb, c, d):
     chart_rendered(c, d, d.last_audit, what)
 
 
+def case_corruption_failure(sb, c, d):
+    # the restored copy fails a validation check: the drill fails before the switch, and
+    # teardown still removes the copy and the drill record
+    what = "corruption shadow drill, failed validation"
+    before = production_state(sb)
+    detected = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    code, log = d.run(os.path.join(RUNBOOKS, "db-corruption-restore.yaml"),
+                      "detected_at=" + detected, "before=2s",
+                      "zone_id=" + sb.vars["DRB_SANDBOX_ZONE_ID"], "record_type=SRV",
+                      'checks=[{"name": "never", "sql": "select 1", "expect": 0}]',
+                      timeout=400)
+    c.eq(code, 1, "%s: exit 1" % what)
+    v = ev(log, "step.end", "validate-data")
+    c.ok(v and v[-1]["data"].get("status") == "failed", "%s: validate-data failed" % what)
+    c.eq(ev(log, "step.start", "switch"), [], "%s: nothing was switched" % what)
+    c.ok(teardown_ok(log), "%s: teardown ran after the failure and ended ok" % what)
+    c.ok(gone(sb, "us-east-1", "drill-restore-prod-db"), "%s: drill-restore-prod-db is gone"
+         % what)
+    c.ok("drill-db.example.internal." not in record_names(sb), "%s: drill-db is deleted" % what)
+    c.eq(diff(before, production_state(sb)), [], "%s: production unchanged" % what)
+
+
 def region_params(sb):
     v = sb.vars
     return ["zone_id=" + v["DRB_SANDBOX_ZONE_ID"], "dr_values=" + v["DRB_SANDBOX_API_TARGET_EU"],
@@ -273,7 +297,8 @@ def body(sb, c):
         sb.client("sns", "eu-west-1").create_topic(Name="drill-alerts")
         d = ScenarioDrill(sb, tmp)
         d.env["DRBOOK_DB_PASSWORD"] = sb.vars["DRB_SANDBOX_PG_PASSWORD"]
-        cases = [case_rds, case_corruption, case_region, case_region_sigterm]
+        cases = [case_rds, case_corruption, case_corruption_failure, case_region,
+                 case_region_sigterm]
         only = os.environ.get("DRB_SHADOW_CASES")
         for case in cases:
             if only and case.__name__ not in only.split(","):
