@@ -104,6 +104,7 @@ class Glue:
         wrap_resp(RDSResponse, "create_db_snapshot", self._rds_create_snapshot)
         wrap_resp(RDSResponse, "delete_db_instance", self._rds_delete)
         wrap_resp(RDSResponse, "describe_events", self._rds_describe_events)
+        wrap_resp(RDSResponse, "create_db_instance_read_replica", self._rds_read_replica)
         wrap_resp(Route53, "change_resource_record_sets", self._r53_change)
         wrap_resp(Route53, "get_change", self._r53_get_change)
         wrap_resp(Route53, "get_health_check_status", self._r53_health_status)
@@ -279,6 +280,8 @@ class Glue:
 
     def _rds_promote(self, resp, call):
         ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
+        if resp.region == EU and ident in self.restores:
+            return self._promote_made_replica(resp, call, ident)
         if not (resp.region == EU and ident == REPLICA_ID and self.replica):
             return call()
         db = self._rds_backend(EU).describe_db_instances(ident)[0]
@@ -295,8 +298,61 @@ class Glue:
         self._spawn("promote-replica", self._do_promote, db, source)
         return result
 
-    def _do_promote(self, db, source):
-        node = self.nodes[self.replica]
+    def _promote_made_replica(self, resp, call, ident):
+        """A read replica made by create_db_instance_read_replica (a shadow drill's copy of
+        prod-db-eu) is promoted like the seed's own."""
+        db = self._rds_backend(EU).describe_db_instances(ident)[0]
+        if not db.is_replica:
+            raise self._rds_error("InvalidDBInstanceState",
+                                  "DB Instance %s is not a read replica." % ident)
+        if db.status != "available":
+            raise self._rds_error("InvalidDBInstanceState",
+                                  "DB Instance %s is %s." % (ident, db.status))
+        source = db.source_db_instance_identifier
+        result = call()
+        db.is_replica = True
+        db.status = "modifying"
+        self._spawn("promote-" + ident, self._do_promote, db, source, self.restores[ident])
+        return result
+
+    def _rds_read_replica(self, resp, call):
+        """A new read replica of prod-db in eu-west-1 is a real streaming standby of the
+        writer (its own server), deleted with the instance."""
+        target = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
+        source = str(_param(resp, "SourceDBInstanceIdentifier",
+                            "source_db_instance_identifier") or "")
+        if not (resp.region == EU and source.split(":")[-1] == PAIR_ID and self.writer):
+            return call()
+        writer = self._writer_node()
+        if writer is None or not writer.running() or US in self.down_regions:
+            raise self._rds_error("InvalidDBInstanceState", "%s is not available" % PAIR_ID)
+        port = free_port()
+        result = call()
+        db = self._rds_backend(EU).databases[target]
+        db.port = port
+        db.status = "creating"
+        db.multi_az = False
+        name = "replica-" + target
+        self.restores[target] = name
+        self._spawn(name, self._do_read_replica, db, name, port, writer.port)
+        return result
+
+    def _do_read_replica(self, db, name, port, upstream):
+        node = Node(self.paths, name, port, self.password)
+        try:
+            node.make_standby(upstream, archive=False)
+            register_server(self.paths, node)
+            node.start(timeout=90)
+            self.nodes[name] = node
+            db.status = "available"
+            self.log("read replica %s of %s on port %d" % (db.db_instance_identifier,
+                                                           PAIR_ID, port))
+        except Exception as e:
+            db.status = "failed"
+            self._fail("read replica %s" % db.db_instance_identifier, e)
+
+    def _do_promote(self, db, source, name=None):
+        node = self.nodes[name or self.replica]
         try:
             time.sleep(0.5)           # a visible "modifying" phase, as on RDS
             node.promote()
@@ -332,18 +388,24 @@ class Glue:
             self._spawn("reboot", self._do_reboot, db, force)
             return result
         if resp.region in (US, EU) and ident in self.restores:
+            db = self._rds_backend(resp.region).describe_db_instances(ident)[0]
+            if force and not db.multi_az:
+                raise self._rds_error("InvalidParameterCombination",
+                                      "%s is not a Multi-AZ instance" % ident)
             result = call()
             node = self.nodes[self.restores[ident]]
-            db = self._rds_backend(resp.region).describe_db_instances(ident)[0]
             db.status = "rebooting"
-            self._spawn("reboot", self._do_simple_reboot, db, node)
+            self._spawn("reboot", self._do_simple_reboot, db, node, force)
             return result
         return call()
 
-    def _do_simple_reboot(self, db, node):
+    def _do_simple_reboot(self, db, node, force=False):
         try:
             node.stop("fast")
             node.start()
+            saz = getattr(db, "_drb_secondary_az", None)
+            if force and saz:         # the restored copy's "failover": same server, other AZ
+                db.availability_zone, db._drb_secondary_az = saz, db.availability_zone
             db.status = "available"
         except Exception as e:
             db.status = "failed"
@@ -408,7 +470,17 @@ class Glue:
         if ident in (PAIR_ID, REPLICA_ID):
             raise self._rds_error("InvalidParameterCombination",
                                   "the sandbox does not delete %s (use sandbox down)" % ident)
+        arn = None
+        if ident in self.restores:
+            try:
+                arn = self._rds_backend(resp.region).describe_db_instances(ident)[0].db_instance_arn
+            except Exception:       # not there: moto's own answer follows
+                arn = None
         result = call()
+        # moto does not take a cross-region replica off its source's list when it is deleted
+        primary = self._rds_backend(US).databases.get(PAIR_ID)
+        if arn and primary is not None:
+            primary.replicas[:] = [r for r in primary.replicas if r != arn]
         name = self.restores.pop(ident, None)
         node = self.nodes.pop(name, None) if name else None
         if node is not None:
@@ -468,11 +540,17 @@ class Glue:
 
     def _start_restore(self, resp, call, target, ts):
         port = free_port()
+        multi_az = _truthy(_param(resp, "MultiAZ", "multi_az"))
         result = call()
         db = self._rds_backend(US).databases[target]
         db.port = port
         db.status = "creating"
-        db.multi_az = False
+        # Multi-AZ when asked (a shadow drill's copy of prod-db): one server, whose forced
+        # reboot moves the instance to its other AZ (_rds_reboot), as a failover would
+        db.multi_az = multi_az
+        if multi_az:
+            db.availability_zone = US + "a"
+            db._drb_secondary_az = US + "b"
         db.is_replica = False
         db.replicas = []
         db.source_db_instance_identifier = None
