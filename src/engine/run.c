@@ -1376,18 +1376,6 @@ static json_t *params_shown(const drb_run *r)
 	return p;
 }
 
-/* run.start's "lock": the keys the run takes (a new array). */
-static json_t *lock_keys(const drb_runbook *rb)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < rb->n_locks; i++)
-		json_array_append_new(a, json_string(rb->locks[i]));
-	if (a && !rb->n_locks)
-		json_array_append_new(a, json_string(rb->name));
-	return a;
-}
-
 static int open_log(drb_run *r, const drb_engine_opts *o, drb_err *err)
 {
 	char path[4096];
@@ -1437,7 +1425,7 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 		goto out;
 	/* taken before run.start so that it records what it holds; a refusal is logged below */
 	if (o->mode != DRB_MODE_PLAN &&
-	    drb_run_lock_take(&locks, rb, NULL, r.run_id, r.cancel, &lock_err))
+	    drb_run_lock_take(&locks, rb, NULL, o->shadow, r.run_id, r.cancel, &lock_err))
 		refused = 1;
 	gethostname(host, sizeof(host) - 1);
 	targets = json_object();
@@ -1450,7 +1438,8 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 			  "scenario", rb->scenario, "params", params_shown(&r), "mode",
 			  mode_name(o), "drill", o->drill || o->shadow, "operator",
 			  drb_operator(opbuf, sizeof(opbuf)), "host", host, "pid", (int)getpid(),
-			  "version", DRB_VERSION, "lock", lock_keys(rb), "targets", targets);
+			  "version", DRB_VERSION, "lock", drb_run_lock_keys(rb, o->shadow), "targets",
+			  targets);
 	if (locks && (leases = drb_lockset_leases(locks)))
 		json_object_set_new(start, "lease", leases);
 	if (o->incident_start)
