@@ -957,8 +957,63 @@ class Glue:
                         self.reconcile_service(backend, svc)
             for arn, state in saved["arc"].items():
                 self.arc._set([(arn, state)])
+        self._ap_region_state(action)
         return {"action": action, "took_s": round(time.monotonic() - t0, 2),
                 "replica_in_recovery": node.in_recovery()}
+
+    def _ap_region_state(self, action):
+        """region-state for the ap-southeast-1 replica, which a drill to eu-west-1 rebuilds:
+        its data directory (copied while stopped) and its RDS model, the very object (a
+        delete and create replace it) with its source's replica list."""
+        node = self.nodes.get(self.ap_replica) if self.ap_replica else None
+        if node is None:
+            return
+        backend = self._rds_backend(AP)
+        end = time.monotonic() + 120
+        while time.monotonic() < end:    # a rebuild in flight finishes first (its thread)
+            cur = backend.databases.get(AP_REPLICA_ID)
+            if cur is None or cur.status not in ("creating", "modifying"):
+                break
+            time.sleep(0.1)
+        ckpt = node.datadir.parent / (node.datadir.name + ".region-state")
+        if action == "save":
+            db = backend.databases.get(AP_REPLICA_ID)
+            if db is None or not db.is_replica:
+                raise SandboxError("region-state save: %s is not a replica" % AP_REPLICA_ID)
+            node.stop("fast")
+            if ckpt.exists():
+                shutil.rmtree(ckpt)
+            shutil.copytree(node.datadir, ckpt, symlinks=True)
+            node.start()
+            self._ap_saved = {"db": db, "attrs": (db.is_replica, db.source_db_instance_identifier,
+                                                  db.status, db.port)}
+            return
+        saved = getattr(self, "_ap_saved", None)
+        if saved is None or not ckpt.exists():
+            raise SandboxError("region-state restore: nothing saved for %s" % AP_REPLICA_ID)
+        node.stop("immediate")
+        shutil.rmtree(node.datadir)
+        shutil.copytree(ckpt, node.datadir, symlinks=True)
+        chown_pg_tree(node.datadir)
+        os.chmod(node.datadir, 0o700)
+        for n in ("postmaster.pid", "postmaster.opts"):
+            if (node.datadir / n).exists():
+                (node.datadir / n).unlink()
+        node.start()
+        db = saved["db"]
+        cur = backend.databases.get(AP_REPLICA_ID)
+        for src in (self._db_of(cur.source_db_instance_identifier) if cur is not None and
+                    cur.source_db_instance_identifier else None,
+                    self._rds_backend(EU).databases.get(REPLICA_ID),
+                    self._rds_backend(US).databases.get(PAIR_ID)):
+            if src is not None:
+                src.replicas[:] = [r for r in src.replicas
+                                   if r not in (db.db_instance_arn, AP_REPLICA_ID)]
+        db.is_replica, db.source_db_instance_identifier, db.status, db.port = saved["attrs"]
+        backend.databases[AP_REPLICA_ID] = db
+        src = self._db_of(db.source_db_instance_identifier)
+        if src is not None:
+            src.replicas.append(db.db_instance_arn)
 
     # ------------------------------------------------------------------ status
     def status(self):
