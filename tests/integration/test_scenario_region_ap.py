@@ -103,9 +103,16 @@ def to_eu(sb, c):
     if not c.eq(p.returncode, 0, "us-east-1 down: the drill to eu-west-1 succeeds"):
         show(p)
     c.eq(step_statuses(log, "rebuild-"),
-         {"rebuild-check": "ok", "rebuild-delete": "ok", "rebuild-gone": "ok",
-          "rebuild-create": "ok", "rebuild-available": "ok"},
-         "the ap-southeast-1 replica was deleted and created again")
+         {"rebuild-check": "ok", "rebuild-replica": "ok", "rebuild-available": "ok"},
+         "the rebuild steps ran")
+    rb = step_result(log, "rebuild-replica") or {}
+    c.eq((rb.get("action"), rb.get("id"), rb.get("region"), rb.get("new_primary")),
+         ("created", "prod-db-ap", AP, "prod-db-eu"),
+         "the ap-southeast-1 replica was deleted and created again from prod-db-eu")
+    calls = [e["data"].get("op") or e["data"].get("operation") for e in audit_events(log)
+             if e["event"].startswith("call") and e.get("step") == "rebuild-replica"]
+    c.eq((calls.count("DeleteDBInstance"), calls.count("CreateDBInstanceReadReplica")),
+         (1, 1), "one DeleteDBInstance and one CreateDBInstanceReadReplica (%s)" % calls)
     c.eq(audit_verify(sb, log).returncode, 0, "drbook audit verify: the log is intact")
 
     # RDS: prod-db-ap is a replica of prod-db-eu now (same id, class, AZ and endpoint)
