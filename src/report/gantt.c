@@ -344,12 +344,15 @@ void drb_report_gantt(FILE *f, const json_t *m)
 		snprintf(buf, sizeof(buf), "%.34s%s", str(s, "id"),
 			 strlen(str(s, "id")) > 34 ? "…" : "");
 		drb_report_html_escape(f, buf);
+		/* a bar is at least 2 px wide; a critical one is outlined by a 2 px stroke, so it
+		 * is at least 6 px wide to keep its colour visible inside the outline */
 		fprintf(f,
 			"</text>\n<rect class=\"bar %s%s%s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
 			"height=\"%.0f\" rx=\"2\" fill=\"%s\"%s>",
 			drb_report_token(str(s, "status")),
 			json_is_true(json_object_get(s, "wait")) ? " wait" : "",
-			crit ? " critical" : "", X(&c, a), y + 4, fmax(X(&c, e) - X(&c, a), 2.0),
+			crit ? " critical" : "", X(&c, a), y + 4,
+			fmax(X(&c, e) - X(&c, a), crit ? 6.0 : 2.0),
 			row_h - 8, bar_color(s), crit ? " stroke=\"#222\" stroke-width=\"2\"" : "");
 		fmt_dur(e - a, b2, sizeof(b2));
 		snprintf(buf, sizeof(buf), "%s (%s): %s, %s, %lld attempt(s)%s%s", str(s, "id"),

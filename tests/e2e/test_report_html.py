@@ -3,6 +3,7 @@ run: steps, waits, retries, approvals, rollbacks, the critical path, RTO and RPO
 targets and DNS convergence. Rendered in headless Chromium (Debian package chromium, installed
 by scripts/setup): the rendered DOM must hold the chart's elements and figures, and the
 screenshot must show the bars' colours."""
+import math
 import os
 import re
 import shutil
@@ -134,6 +135,24 @@ def colour_count(png, rgb):
     return sum(1 for r in rows for x in range(0, w * bpp, bpp) if r[x:x + 3] == want)
 
 
+def bar_pixels(html, fill):
+    """The pixels the chart's bars of this fill colour must show in that colour: those wholly
+    inside each bar and inside its outline (a critical bar's 2 px stroke, centred on its edge),
+    from the bars' geometry in the page. The legend's swatches are not bars."""
+    total = 0
+    for m in re.finditer(r'<rect class="bar [^"]*" x="([0-9.]+)" y="([0-9.]+)" '
+                         r'width="([0-9.]+)" height="([0-9.]+)" rx="2" fill="([^"]+)"'
+                         r'( stroke="#222" stroke-width="2")?', html):
+        if m.group(5) != fill:
+            continue
+        x, y, w, h = (float(m.group(i)) for i in range(1, 5))
+        inset = 1.0 if m.group(6) else 0.0
+        cols = math.floor(x + w - inset) - math.ceil(x + inset)
+        rows = math.floor(y + h - inset) - math.ceil(y + inset)
+        total += max(cols, 0) * max(rows, 0)
+    return total
+
+
 def self_contained(html):
     check("<script" not in html.lower(), "no script")
     check("<link" not in html.lower() and "@import" not in html, "no external style")
@@ -194,6 +213,21 @@ def test_rendered_chart_holds_the_run(c):
     check("RTO not measured" in dom and "RPO not measured" in dom, "a failed run has no RTO")
     check("RTO target 20s" in dom, "the RTO target is on the chart", )
     check(re.search(r'class="bar ok wait', dom), "waits drawn as waits")
+    # the bars' colours on the screenshot against what the bars' geometry in the page says
+    # (the run's timing sets the bars' widths, so the expectation comes from the page, not a
+    # fixed figure), besides the legend's swatches of the same colours; retry ticks, backoff
+    # bands and marker lines are drawn over the bars, so a quarter of their fill must show
+    html = open(c.path("rich.html")).read()
+    want = {}
+    for what, rgb in (("green step bars", (0x5c, 0xb8, 0x5c)),
+                      ("the failed step in red", (0xd9, 0x53, 0x4f)),
+                      ("the rollback bar", (0x6f, 0x42, 0xc1))):
+        fill = "#%02x%02x%02x" % rgb
+        n = bar_pixels(html, fill)
+        check(n >= 12, f"{what}: the page draws a bar with a visible fill ({n} px)")
+        swatches = 120 * len(re.findall(r'<rect x="[0-9]+" y="[0-9]+" width="12" height="10" '
+                                        f'fill="{fill}"/>', html))
+        want[what] = (rgb, n // 4 + swatches)
     png = c.path("rich.png")
     # a loaded machine can capture before the page has painted: let virtual time run out, and
     # take the picture again (three tries) when the bars are not on it yet
@@ -202,11 +236,11 @@ def test_rendered_chart_holds_the_run(c):
                  f"--screenshot={png}", "file://" + c.path("rich.html"))
         check(os.path.getsize(png) > 10000, "a screenshot was written")
         img = png_pixels(png)
-        if colour_count(img, (0x5c, 0xb8, 0x5c)) > 200:
+        seen = {what: colour_count(img, rgb) for what, (rgb, _) in want.items()}
+        if all(seen[what] >= n for what, (_, n) in want.items()):
             break
-    check(colour_count(img, (0x5c, 0xb8, 0x5c)) > 200, "green step bars are visible")
-    check(colour_count(img, (0xd9, 0x53, 0x4f)) > 20, "the failed step is red")
-    check(colour_count(img, (0x6f, 0x42, 0xc1)) > 50, "the rollback bar is visible")
+    for what, (_, n) in want.items():
+        check(seen[what] >= n, f"{what} visible: {seen[what]} px, {n} wanted (bars, legend)")
 
 
 def test_rto_against_target_on_the_chart(c):

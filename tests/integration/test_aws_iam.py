@@ -27,6 +27,7 @@ import test_aws_moto as tm  # noqa: E402  (the moto launcher and harness)
 IAM_OF = {
     "aws.sts.get_caller_identity": [],  # needs no permission
     "aws.rds.describe_db_instance": ["rds:DescribeDBInstances"],
+    "aws.rds.describe_events": ["rds:DescribeEvents"],
     "aws.rds.promote_read_replica": ["rds:PromoteReadReplica"],
     "aws.rds.reboot_db_instance": ["rds:RebootDBInstance"],
     "aws.rds.failover_db_cluster": ["rds:FailoverDBCluster"],
@@ -63,6 +64,7 @@ IAM_OF = {
     "aws.ecr.describe_images": ["ecr:DescribeImages"],
     "aws.sns.publish": ["sns:Publish"],
     "aws.cloudwatch.put_metric_data": ["cloudwatch:PutMetricData"],
+    "aws.cloudwatch.describe_alarms": ["cloudwatch:DescribeAlarms"],
     # EC2, S3 and ElastiCache (docs/aws.md lists them too)
     "aws.ec2.describe_security_groups": ["ec2:DescribeSecurityGroups"],
     "aws.ec2.authorize_security_group_ingress": ["ec2:AuthorizeSecurityGroupIngress"],
@@ -85,8 +87,9 @@ NOTIFY = ["aws.sns.publish", "aws.cloudwatch.put_metric_data", "aws.sts.get_call
 # The actions each scenario's runbook uses (DESIGN.md's four scenarios).
 SCENARIOS = {
     "ecs-task-failure": ["aws.ecs.describe_service", "aws.ecs.list_tasks", "aws.ecs.stop_task",
-                         "aws.ecs.update_service"] + NOTIFY,
-    "rds-multi-az-failover": ["aws.rds.describe_db_instance", "aws.rds.reboot_db_instance",
+                         "aws.ecs.update_service", "aws.cloudwatch.describe_alarms"] + NOTIFY,
+    "rds-multi-az-failover": ["aws.rds.describe_db_instance", "aws.rds.describe_events",
+                              "aws.rds.reboot_db_instance",
                               "aws.rds.failover_db_cluster"] + NOTIFY,
     # the replica of the remaining standby region is rebuilt: created (after a delete, which
     # comes last here so that it has something to delete)
@@ -146,6 +149,7 @@ def args_for(action, s, n):
     return {
         "aws.sts.get_caller_identity": {},
         "aws.rds.describe_db_instance": {"id": "prod-db"},
+        "aws.rds.describe_events": {"source_identifier": "prod-db", "duration": 60},
         "aws.rds.promote_read_replica": {"id": "prod-db-eu"},
         "aws.rds.reboot_db_instance": {"id": "prod-db", "force_failover": True},
         "aws.rds.failover_db_cluster": {"cluster": "aurora", "target": "aurora-2"},
@@ -170,6 +174,7 @@ def args_for(action, s, n):
         "aws.ecs.stop_task": {"cluster": "prod-eu", "task": s["task"], "reason": "drill"},
         "aws.sns.publish": {"topic_arn": s["topic"], "subject": "drill", "message": n},
         "aws.cloudwatch.put_metric_data": {"namespace": "drbook", "name": "rto_s", "value": 1},
+        "aws.cloudwatch.describe_alarms": {"alarm_names": ["prod-us-api-running-tasks"]},
     }[action]
 
 

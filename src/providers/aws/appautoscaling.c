@@ -11,7 +11,6 @@
 
 #include "aws_int.h"
 
-#define MAX_PAGES 50
 #define ECS_DIMENSION "ecs:service:DesiredCount"
 
 static const aws_svc aas = {"application-autoscaling",
@@ -145,62 +144,25 @@ static int list_targets(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const c
 			const char *ns, const char *rid, const char *dim, json_t **out,
 			drb_err *err)
 {
-	json_t *list = json_array(), *next = NULL;
-	int rc = 0, page, bad = 0;
+	json_t *body = json_pack("{s:s}", "ServiceNamespace", ns);
+	int rc, bad = 0;
 
 	*out = NULL;
-	if (!list)
-		return nomem(A, err);
-	for (page = 0; page < MAX_PAGES; page++) {
-		aws_req rq = {.operation = "DescribeScalableTargets"};
-		aws_resp resp;
-		json_t *body = json_pack("{s:s}", "ServiceNamespace", ns);
-		const json_t *ts, *t, *tok;
-		size_t i;
-
-		if (body && rid[0])
-			drb_awsi_set(body, "ResourceIds", json_pack("[s]", rid), &bad);
-		if (body && dim)
-			drb_awsi_set(body, "ScalableDimension", json_string(dim), &bad);
-		if (body && next)
-			drb_awsi_set(body, "NextToken", json_incref(next), &bad);
-		if (!body || bad) {
-			json_decref(body);
-			rc = nomem(A, err);
-			goto out;
-		}
-		rq.json = body;
-		rc = drb_awsi_call(ctx, &aas, ep, &rq, &resp, err);
-		json_decref(body);
-		if (rc != 0)
-			goto out;
-		ts = json_object_get(resp.json, "ScalableTargets");
-		json_array_foreach(ts, i, t)
-		{
-			if (json_array_append_new(list, target_json(t)) != 0)
-				bad = 1;
-		}
-		tok = json_object_get(resp.json, "NextToken");
-		json_decref(next);
-		next = json_is_string(tok) && json_string_length(tok) ? json_deep_copy(tok) : NULL;
-		drb_awsi_resp_free(&resp);
-		if (bad) {
-			rc = nomem(A, err);
-			goto out;
-		}
-		if (!next)
-			break;
-	}
-	if (page == MAX_PAGES) {
-		rc = drb_err_set(err, DRB_ELIMIT, "%s: more than %d pages of scalable targets", A,
-				 MAX_PAGES);
-		goto out;
-	}
-	*out = list;
-	list = NULL;
-out:
-	json_decref(next);
-	json_decref(list);
+	if (body && rid[0])
+		drb_awsi_set(body, "ResourceIds", json_pack("[s]", rid), &bad);
+	if (body && dim)
+		drb_awsi_set(body, "ScalableDimension", json_string(dim), &bad);
+	if (!body || bad)
+		rc = nomem(A, err);
+	else
+		rc = drb_awsi_pages(ctx, &aas, ep,
+				    &(const aws_pages){.operation = "DescribeScalableTargets",
+						       .token = "NextToken",
+						       .items = {"ScalableTargets"},
+						       .from_json = target_json,
+						       .what = "scalable targets"},
+				    body, out, err);
+	json_decref(body);
 	return rc;
 }
 

@@ -98,6 +98,30 @@ aws_action_impl drb_awsi_ecr_describe_images;		     /* ecr.c */
 int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
 		  const aws_req *rq, aws_resp *out, drb_err *err);
 
+/* Most pages a listing reads before it gives up (DRB_ELIMIT): a loop guard, far above any
+ * real account's resources. */
+#define AWS_MAX_PAGES 50
+
+/* One listing operation whose answers come in pages. */
+typedef struct aws_pages {
+	const char *operation;
+	const char *token;	  /* the request's page token field: nextToken, NextToken, Marker */
+	const char *answer_token; /* the answer's token field or element when it differs */
+	/* where the items are: a JSON answer's array field, or an XML answer's
+	 * "Container/Item" (the Item children of the first Container element); one or two */
+	const char *items[2];
+	json_t *(*from_json)(const json_t *item); /* JSON item -> listed value (NULL: as is) */
+	json_t *(*from_xml)(xmlNode *item);	  /* XML item -> listed value (required) */
+	const char *what;			  /* the items, for the error past the limit */
+} aws_pages;
+
+/* Reads every page of a listing: sends request (the JSON body, or the Query parameters),
+ * its token field set to each answer's token until an answer has none, and collects the
+ * items of every answer, mapped, into a new array *out. A mapping's NULL is out of memory.
+ * More than AWS_MAX_PAGES pages is DRB_ELIMIT. */
+int drb_awsi_pages(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
+		   const aws_pages *pg, json_t *request, json_t **out, drb_err *err);
+
 /* RFC 3986 percent-encoding of every byte outside A-Za-z0-9-_.~ (also for path segments). */
 int drb_awsi_urlencode(drb_buf *b, const char *s);
 /* application/x-www-form-urlencoded for Query bodies: the same, but a space is '+', as

@@ -11,7 +11,6 @@
 
 #include "aws_int.h"
 
-#define MAX_PAGES 50
 
 static const aws_svc ecr = {"ecr",    "ecr", "api.ecr", "ECR",
 			    AWS_JSON, 0,     NULL,	"AmazonEC2ContainerRegistry_V20150921"};
@@ -69,8 +68,8 @@ int drb_awsi_ecr_describe_images(drb_action_ctx *ctx, const json_t *args, json_t
 	const char *A = "aws.ecr.describe_images", *repo = NULL, *tag = NULL, *digest = NULL;
 	const char *registry = NULL;
 	drb_aws_endpoint ep;
-	json_t *images = NULL, *next = NULL, *o = NULL;
-	int rc, page, bad = 0;
+	json_t *body = NULL, *images = NULL;
+	int rc, bad = 0;
 
 	*result = NULL;
 	rc = drb_awsi_begin(ctx, args, &ecr, A, &ep, err);
@@ -84,70 +83,34 @@ int drb_awsi_ecr_describe_images(drb_action_ctx *ctx, const json_t *args, json_t
 		rc = drb_arg_string_opt(args, "registry_id", &registry, err);
 	if (rc != 0)
 		goto out;
-	images = json_array();
-	if (!images) {
+	body = json_pack("{s:s}", "repositoryName", repo);
+	if (body && registry)
+		drb_awsi_set(body, "registryId", json_string(registry), &bad);
+	if (body && (tag || digest)) {
+		json_t *id = json_object();
+
+		if (id && tag)
+			drb_awsi_set(id, "imageTag", json_string(tag), &bad);
+		if (id && digest)
+			drb_awsi_set(id, "imageDigest", json_string(digest), &bad);
+		drb_awsi_set(body, "imageIds", id ? json_pack("[o]", id) : NULL, &bad);
+	}
+	if (!body || bad) {
 		rc = nomem(A, err);
 		goto out;
 	}
-	for (page = 0; page < MAX_PAGES; page++) {
-		aws_req rq = {.operation = "DescribeImages"};
-		aws_resp resp;
-		json_t *body = json_pack("{s:s}", "repositoryName", repo);
-		const json_t *ds, *d, *tok;
-		size_t i;
-
-		if (body && registry)
-			drb_awsi_set(body, "registryId", json_string(registry), &bad);
-		if (body && (tag || digest)) {
-			json_t *id = json_object();
-
-			if (id && tag)
-				drb_awsi_set(id, "imageTag", json_string(tag), &bad);
-			if (id && digest)
-				drb_awsi_set(id, "imageDigest", json_string(digest), &bad);
-			drb_awsi_set(body, "imageIds", id ? json_pack("[o]", id) : NULL, &bad);
-		}
-		if (body && next)
-			drb_awsi_set(body, "nextToken", json_incref(next), &bad);
-		if (!body || bad) {
-			json_decref(body);
-			rc = nomem(A, err);
-			goto out;
-		}
-		rq.json = body;
-		rc = drb_awsi_call(ctx, &ecr, &ep, &rq, &resp, err);
-		json_decref(body);
-		if (rc != 0)
-			goto out;
-		ds = json_object_get(resp.json, "imageDetails");
-		json_array_foreach(ds, i, d)
-		{
-			if (json_array_append_new(images, image_json(d)) != 0)
-				bad = 1;
-		}
-		tok = json_object_get(resp.json, "nextToken");
-		json_decref(next);
-		next = json_is_string(tok) && json_string_length(tok) ? json_deep_copy(tok) : NULL;
-		drb_awsi_resp_free(&resp);
-		if (bad) {
-			rc = nomem(A, err);
-			goto out;
-		}
-		if (!next)
-			break;
-	}
-	if (page == MAX_PAGES) {
-		rc = drb_err_set(err, DRB_ELIMIT, "%s: more than %d pages of images", A, MAX_PAGES);
+	rc = drb_awsi_pages(ctx, &ecr, &ep,
+			    &(const aws_pages){.operation = "DescribeImages", .token = "nextToken",
+					       .items = {"imageDetails"}, .from_json = image_json,
+					       .what = "images"},
+			    body, &images, err);
+	if (rc != 0)
 		goto out;
-	}
-	o = json_pack("{s:O}", "images", images);
-	if (!o) {
+	*result = json_pack("{s:O}", "images", images);
+	if (!*result)
 		rc = nomem(A, err);
-		goto out;
-	}
-	*result = o;
 out:
-	json_decref(next);
 	json_decref(images);
+	json_decref(body);
 	return rc;
 }

@@ -5,7 +5,6 @@
 
 #include "aws_int.h"
 
-#define MAX_PAGES 50
 
 static int nomem(const char *action, drb_err *err)
 {
@@ -191,8 +190,8 @@ int drb_awsi_ecs_list_tasks(drb_action_ctx *ctx, const json_t *args, json_t **re
 {
 	const char *A = "aws.ecs.list_tasks", *cluster = NULL, *service = NULL, *dstatus = NULL;
 	drb_aws_endpoint ep;
-	json_t *tasks = NULL, *o = NULL, *next = NULL;
-	int rc, page, bad = 0;
+	json_t *body = NULL, *tasks = NULL;
+	int rc, bad = 0;
 
 	*result = NULL;
 	rc = drb_awsi_begin(ctx, args, &drb_awsi_ecs, A, &ep, err);
@@ -204,62 +203,27 @@ int drb_awsi_ecs_list_tasks(drb_action_ctx *ctx, const json_t *args, json_t **re
 		rc = drb_arg_string_opt(args, "desired_status", &dstatus, err);
 	if (rc != 0)
 		goto out;
-	tasks = json_array();
-	if (!tasks) {
+	body = json_pack("{s:s}", "cluster", cluster);
+	if (body && service)
+		drb_awsi_set(body, "serviceName", json_string(service), &bad);
+	if (body && dstatus)
+		drb_awsi_set(body, "desiredStatus", json_string(dstatus), &bad);
+	if (!body || bad) {
 		rc = nomem(A, err);
 		goto out;
 	}
-	for (page = 0; page < MAX_PAGES; page++) {
-		aws_req rq = {.operation = "ListTasks"};
-		aws_resp resp;
-		json_t *body = json_pack("{s:s}", "cluster", cluster);
-		const json_t *arns, *tok;
-
-		if (body && service)
-			drb_awsi_set(body, "serviceName", json_string(service), &bad);
-		if (body && dstatus)
-			drb_awsi_set(body, "desiredStatus", json_string(dstatus), &bad);
-		if (body && next)
-			drb_awsi_set(body, "nextToken", json_incref(next), &bad);
-		if (!body || bad) {
-			json_decref(body);
-			rc = nomem(A, err);
-			goto out;
-		}
-		rq.json = body;
-		rc = drb_awsi_call(ctx, &drb_awsi_ecs, &ep, &rq, &resp, err);
-		json_decref(body);
-		if (rc != 0)
-			goto out;
-		arns = json_object_get(resp.json, "taskArns");
-		if (json_is_array(arns) && json_array_extend(tasks, (json_t *)arns) != 0)
-			bad = 1;
-		tok = json_object_get(resp.json, "nextToken");
-		json_decref(next);
-		next = json_is_string(tok) && json_string_length(tok) ? json_deep_copy(tok) : NULL;
-		drb_awsi_resp_free(&resp);
-		if (bad) {
-			rc = nomem(A, err);
-			goto out;
-		}
-		if (!next)
-			break;
-	}
-	if (page == MAX_PAGES) {
-		rc = drb_err_set(err, DRB_ELIMIT, "%s: more than %d pages of tasks", A, MAX_PAGES);
+	rc = drb_awsi_pages(ctx, &drb_awsi_ecs, &ep,
+			    &(const aws_pages){.operation = "ListTasks", .token = "nextToken",
+					       .items = {"taskArns"}, .what = "tasks"},
+			    body, &tasks, err);
+	if (rc != 0)
 		goto out;
-	}
-	o = json_object();
-	if (!o || json_object_set(o, "tasks", tasks) != 0) {
+	*result = json_pack("{s:O}", "tasks", tasks);
+	if (!*result)
 		rc = nomem(A, err);
-		goto out;
-	}
-	*result = o;
-	o = NULL;
 out:
-	json_decref(o);
-	json_decref(next);
 	json_decref(tasks);
+	json_decref(body);
 	return rc;
 }
 

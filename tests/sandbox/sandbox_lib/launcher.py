@@ -262,7 +262,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     t0 = time.monotonic()
-    glue = proxy = server = control = dns = None
+    glue = proxy = server = control = dns = lb = None
     fronts, arc_fronts = [], []
     serving = False     # control.shutdown() would wait forever for a loop never started
     rc = 0
@@ -353,12 +353,22 @@ def main():
         glue.live = True
         glue.base_backup_time = pg["base_backup_time"]
         _log("postgres ready (%.1fs)" % (time.monotonic() - t0))
+        # issue 11: the writer endpoint's DNS name, the service alarms, the load balancer
+        watch = glue.setup_watch(cloud["zone_id"], cloud["zone_name"])
+        from .lb import LoadBalancer
+        lb = LoadBalancer(glue, "us-east-1", cloud["clusters"]["us-east-1"], free_port(), _log)
+        lb.start()
+        ports["load_balancer"] = lb.port
+        write_json_atomic(paths.ports, ports)
         snapshot = seed_snapshot(endpoint)
         arn = _enable_auth_and_check(endpoint, cloud)
         _log("signature checking on; sandbox identity %s" % arn)
         env = _env_vars(paths, ports, password, cloud, snapshot)
         env.update(_arc_dns_env(glue.arc, arc_fronts, dns, cloud))
         env.update(_ap_env(ports, password, cloud))
+        env.update({"DRB_SANDBOX_WRITER_DNS_NAME": watch["writer_dns"],
+                    "DRB_SANDBOX_SERVICE_ALARM": "{cluster}-{service}-running-tasks",
+                    "DRB_SANDBOX_LB_URL": lb.url})
         _write_env(paths, env)
 
         if paths.control.exists():
@@ -373,6 +383,7 @@ def main():
             if cmd == "status":
                 st = glue.status()
                 st["dns"] = dns.status()
+                st["load_balancer"] = {"url": lb.url, "stats": lb.stats()}
                 st["arc"] = dict(glue.arc.status(), endpoints=[
                     {"url": f.url, "region": f.region, "listening": f.listening(),
                      "fault": faults.mode_for(f.name, f.region)} for f in arc_fronts])
@@ -408,6 +419,7 @@ def main():
                          ("glue", lambda: glue and glue.stop()),
                          ("fronts", lambda: [f.stop() for f in fronts]),
                          ("dns", lambda: dns and dns.stop()),
+                         ("load balancer", lambda: lb and lb.stop()),
                          ("proxy", lambda: proxy and proxy.stop()),
                          ("postgres", lambda: stop_all_recorded(paths, _log)),
                          ("moto", lambda: server and server.stop())):
