@@ -5,15 +5,15 @@
 # waits for a record by content, DRB_FAULT_KILL_AFTER, so the kill lands exactly on the
 # boundary), then resumed; every third point is resumed from the S3 evidence copy (a bucket
 # in eu-west-1) on "another host" whose local folder is gone. Each time: the run ends
-# succeeded; the real replica is promoted and PromoteReadReplica was answered once; prod-eu
-# runs at production count; the routing controls are switched and changed state once (no
+# succeeded; the real replica is promoted and PromoteReadReplica was answered once; prod-db-ap
+# is a read replica of prod-db-eu, created once; prod-eu runs at production count; the routing controls are switched and changed state once (no
 # DNS change made twice; no Route 53 change call at all); the caching resolver answers
 # eu-west-1; the final log verifies. Between points `sandbox region-state restore` puts the
 # drill's resources back (a few seconds) instead of a new sandbox.
 #
 # DRB_KILL_SWEEP=full runs every boundary (each record of an uninterrupted run but the last,
-# without the third and later polls of a waiting step, which repeat the second: about 140);
-# by default a deterministic sample of 13. Points are named by content, EVENT:STEP#N (the Nth
+# without the third and later polls of a waiting step, which repeat the second: about 150);
+# by default a deterministic sample of 14. Points are named by content, EVENT:STEP#N (the Nth
 # record of that event and step; STEP null for the run's own records), because parallel
 # branches and waits make a record's number vary from run to run (the shim kills after the
 # Nth record holding "event":E,"step":S): the sample is the step.start of each step that
@@ -44,7 +44,7 @@ TTL = 2
 # the steps that change something (a for_each by its first child), and those whose effect
 # goes on after the answer (the kill lands between the answer and step.end)
 MUTATING_STEPS = ("notify-start", "fence-old-primary", "scale[1]", "promote", "arc-dr-on",
-                  "arc-primary-off", "verify-write", "notify-end")
+                  "arc-primary-off", "verify-write", "notify-end", "rebuild-replica")
 IN_FLIGHT_STEPS = ("promote", "arc-dr-on", "arc-primary-off")
 
 
@@ -124,6 +124,16 @@ def end_state(sb, c, tag, since, hist0):
     if len(ok_promotes) != 1:
         bad.append("PromoteReadReplica answered 200 %d times (%s)" % (
             len(ok_promotes), [(r["status"], r["fault"]) for r in promotes]))
+    # the ap-southeast-1 replica, rebuilt as a read replica of prod-db-eu, created once
+    ap = sb.client("rds", "ap-southeast-1").describe_db_instances(
+        DBInstanceIdentifier="prod-db-ap")["DBInstances"][0]
+    if ap.get("ReadReplicaSourceDBInstanceIdentifier") != db["DBInstanceArn"]:
+        bad.append("RDS: prod-db-ap's source is %s, not prod-db-eu" %
+                   ap.get("ReadReplicaSourceDBInstanceIdentifier"))
+    creates = [r for r in reqs if r["operation"] == "CreateDBInstanceReadReplica" and
+               r["status"] == 200]
+    if len(creates) != 1:
+        bad.append("CreateDBInstanceReadReplica answered 200 %d times" % len(creates))
     ecs = sb.client("ecs", "eu-west-1")
     got = {s["serviceName"]: (s["desiredCount"], s["runningCount"]) for s in
            ecs.describe_services(cluster="prod-eu", services=SERVICES)["services"]}
