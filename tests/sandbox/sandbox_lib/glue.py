@@ -322,6 +322,59 @@ class Glue:
         self._spawn("promote-replica", self._do_promote, db, source, name)
         return result
 
+    def _promote_made_replica(self, resp, call, ident):
+        """A read replica made by create_db_instance_read_replica (a shadow drill's copy of
+        prod-db-eu) is promoted like the seed's own."""
+        db = self._rds_backend(EU).describe_db_instances(ident)[0]
+        if not db.is_replica:
+            raise self._rds_error("InvalidDBInstanceState",
+                                  "DB Instance %s is not a read replica." % ident)
+        if db.status != "available":
+            raise self._rds_error("InvalidDBInstanceState",
+                                  "DB Instance %s is %s." % (ident, db.status))
+        source = db.source_db_instance_identifier
+        result = call()
+        db.is_replica = True
+        db.status = "modifying"
+        self._spawn("promote-" + ident, self._do_promote, db, source, self.restores[ident])
+        return result
+
+    def _rds_read_replica(self, resp, call):
+        """A new read replica of prod-db in eu-west-1 is a real streaming standby of the
+        writer (its own server), deleted with the instance."""
+        target = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
+        source = str(_param(resp, "SourceDBInstanceIdentifier",
+                            "source_db_instance_identifier") or "")
+        if not (resp.region == EU and source.split(":")[-1] == PAIR_ID and self.writer):
+            return call()
+        writer = self._writer_node()
+        if writer is None or not writer.running() or US in self.down_regions:
+            raise self._rds_error("InvalidDBInstanceState", "%s is not available" % PAIR_ID)
+        port = free_port()
+        result = call()
+        db = self._rds_backend(EU).databases[target]
+        db.port = port
+        db.status = "creating"
+        db.multi_az = False
+        name = "replica-" + target
+        self.restores[target] = name
+        self._spawn(name, self._do_read_replica, db, name, port, writer.port)
+        return result
+
+    def _do_read_replica(self, db, name, port, upstream):
+        node = Node(self.paths, name, port, self.password)
+        try:
+            node.make_standby(upstream, archive=False)
+            register_server(self.paths, node)
+            node.start(timeout=90)
+            self.nodes[name] = node
+            db.status = "available"
+            self.log("read replica %s of %s on port %d" % (db.db_instance_identifier,
+                                                           PAIR_ID, port))
+        except Exception as e:
+            db.status = "failed"
+            self._fail("read replica %s" % db.db_instance_identifier, e)
+
     def _do_promote(self, db, source, name):
         node = self.nodes[name]
         try:

@@ -170,7 +170,7 @@ BUCKETS = {"prod-assets": "prod-assets-eu", "prod-uploads": "prod-uploads-eu"}
 MARKER_KEY = "drbook/replication-marker"
 CACHE_GROUPS = {US: "prod-cache", EU: "prod-cache-eu"}
 CACHE_NODE_TYPE = "cache.r6g.large"
-SCALING = {US: (2, 10), EU: (1, 10)}       # (min, max) of each service's scalable target
+SCALING = {US: (2, 10), EU: (1, 10), AP: (0, 10)}  # (min, max) of each service's scalable target
 IMAGE_TAG = "1"
 
 
