@@ -5,7 +5,9 @@
 #define DRB_AWS_INT_H
 
 #include <jansson.h>
+#include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xmlerror.h>
 
 #include <drbook/action.h>
 #include <drbook/aws.h>
@@ -82,14 +84,15 @@ aws_action_impl drb_awsi_sts_caller, drb_awsi_sns_publish, drb_awsi_cw_put_metri
 aws_action_impl drb_awsi_rds_describe, drb_awsi_rds_promote, drb_awsi_rds_reboot,
     drb_awsi_rds_failover_cluster, drb_awsi_rds_snapshots, drb_awsi_rds_restore_pitr,
     drb_awsi_rds_restore_snapshot, drb_awsi_rds_events, drb_awsi_rds_read_replica,
-    drb_awsi_rds_modify, drb_awsi_rds_create_snapshot, drb_awsi_rds_copy_snapshot, drb_awsi_rds_delete;
+    drb_awsi_rds_modify, drb_awsi_rds_create_snapshot, drb_awsi_rds_copy_snapshot,
+    drb_awsi_rds_delete;
 aws_action_impl drb_awsi_r53_get_record, drb_awsi_r53_upsert, drb_awsi_r53_get_change,
     drb_awsi_r53_hc_status, drb_awsi_r53_hc_update;
 aws_action_impl drb_awsi_ecs_describe, drb_awsi_ecs_update, drb_awsi_ecs_list_tasks,
     drb_awsi_ecs_stop_task, drb_awsi_ecs_create, drb_awsi_ecs_delete;
 aws_action_impl drb_awsi_arc_get, drb_awsi_arc_update;
 aws_action_impl drb_awsi_aas_describe, drb_awsi_aas_register; /* appautoscaling.c */
-aws_action_impl drb_awsi_ecr_describe_images;		     /* ecr.c */
+aws_action_impl drb_awsi_ecr_describe_images;		      /* ecr.c */
 
 /* Sends one request through ctx->seam (signing and drb_http_perform_retry happen inside the
  * seam's perform) and reads the answer. A 2xx answer fills *out. An AWS error becomes
@@ -108,7 +111,8 @@ int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoin
  * new array *out. what names the items in the error past AWS_MAX_PAGES pages. */
 int drb_awsi_json_pages(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
 			const char *operation, json_t *body, const char *token, const char *items,
-			json_t *(*map)(const json_t *), const char *what, json_t **out, drb_err *err);
+			json_t *(*map)(const json_t *), const char *what, json_t **out,
+			drb_err *err);
 
 /* RFC 3986 percent-encoding of every byte outside A-Za-z0-9-_.~ (also for path segments). */
 int drb_awsi_urlencode(drb_buf *b, const char *s);
@@ -125,9 +129,35 @@ int drb_awsi_sleep(drb_action_ctx *ctx, double s, const char *what, drb_err *err
 
 /* ---- XML (xml.c) ---------------------------------------------------------------------- */
 
+/* libxml2, loaded on the first XML answer (libxml.c): every function xml.c calls, each a
+ * member of drb_xml_api typed from the build's headers. Only xml.c calls libxml2; the other
+ * files walk the tree's structs and use the drb_awsx_ helpers. A call of libxml2 not through
+ * this table fails to link (see layercheck_aws). */
+/* clang-format off */
+#define DRB_XML_FUNCS(X) \
+	X(xmlCtxtGetLastError) X(xmlCtxtReadMemory) X(xmlFreeDoc) X(xmlFreeParserCtxt) \
+	X(xmlInitParser) X(xmlNewParserCtxt) X(xmlNodeGetContent)
+/* clang-format on */
+
+typedef struct drb_xml_api {
+#define DRB_XML_MEMBER(f) __typeof__(f) *f;
+	DRB_XML_FUNCS(DRB_XML_MEMBER)
+#undef DRB_XML_MEMBER
+	xmlFreeFunc *free_fn; /* libxml2's xmlFree, a variable holding its free function */
+} drb_xml_api;
+
+/* Loads libxml2 the first time (thread-safe: pthread_once; xmlInitParser is called then) and
+ * sets *out, valid for the life of the process. When it cannot be loaded: DRB_ERR naming
+ * `what`, the library and the Debian package, every time. */
+int drb_awsx_lib(const drb_xml_api **out, const char *what, drb_err *err);
+
 /* Parses an answer with libxml2: no network (XML_PARSE_NONET), no entity substitution, no
  * DTD loading, no messages on stderr. DRB_EINVAL with libxml2's message when malformed. */
 int drb_awsx_parse(const char *body, size_t len, xmlDoc **out, drb_err *err);
+/* Frees a document from drb_awsx_parse; NULL is fine. */
+void drb_awsx_free(xmlDoc *doc);
+/* The root element of a parsed document (libxml2's xmlDocGetRootElement), NULL for none. */
+xmlNode *drb_awsx_root(const xmlDoc *doc);
 /* The first element, n itself or a descendant in document order, whose local name is name
  * (namespaces ignored). NULL when none. */
 xmlNode *drb_awsx_find(xmlNode *n, const char *name);

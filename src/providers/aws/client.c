@@ -375,7 +375,7 @@ void drb_awsi_resp_free(aws_resp *r)
 	if (!r)
 		return;
 	json_decref(r->raw);
-	xmlFreeDoc(r->doc);
+	drb_awsx_free(r->doc);
 	json_decref(r->json);
 	memset(r, 0, sizeof(*r));
 }

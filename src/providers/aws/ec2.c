@@ -209,7 +209,7 @@ int drb_awsi_ec2_describe_sgs(drb_action_ctx *ctx, const json_t *args, json_t **
 		rc = drb_awsi_call(ctx, &drb_awsi_ec2, &ep, &rq, &resp, err);
 		if (rc != 0)
 			goto out;
-		root = resp.doc ? xmlDocGetRootElement(resp.doc) : NULL;
+		root = resp.doc ? drb_awsx_root(resp.doc) : NULL;
 		for (sg = root ? drb_awsx_child(root, "securityGroupInfo/item") : NULL; sg;
 		     sg = drb_awsx_next(sg)) {
 			json_t *g = group_json(sg);
@@ -335,7 +335,7 @@ static int ingress(const char *A, const char *op, const char *nothing_code, int 
 	} else if (rc != 0) {
 		goto out;
 	} else if (resp.doc) {
-		xmlNode *root = xmlDocGetRootElement(resp.doc);
+		xmlNode *root = drb_awsx_root(resp.doc);
 
 		/* Return false, or (revoke) the rule listed as unknown: nothing was changed. */
 		if (drb_awsx_text(root, "return", ret, sizeof(ret)) == 0 && strcmp(ret, "true"))

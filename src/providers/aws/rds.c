@@ -138,7 +138,7 @@ static int object_call(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const ch
 	rc = drb_awsi_call(ctx, &drb_awsi_rds, ep, &rq, &resp, err);
 	if (rc != 0)
 		return rc;
-	x = drb_awsx_find(xmlDocGetRootElement(resp.doc), elem);
+	x = drb_awsx_find(drb_awsx_root(resp.doc), elem);
 	if (!x) {
 		rc = drb_err_set(err, DRB_ENOTFOUND, "rds %s: no %s '%.100s' in the answer", op,
 				 elem, id ? id : "");
@@ -579,7 +579,7 @@ int drb_awsi_rds_failover_cluster(drb_action_ctx *ctx, const json_t *args, json_
 	rc = drb_awsi_call(ctx, &drb_awsi_rds, &ep, &rq, &resp, err);
 	if (rc != 0)
 		goto out;
-	c = drb_awsx_find(xmlDocGetRootElement(resp.doc), "DBCluster");
+	c = drb_awsx_find(drb_awsx_root(resp.doc), "DBCluster");
 	if (!c) {
 		rc = drb_err_set(err, DRB_ENOTFOUND,
 				 "rds FailoverDBCluster: no cluster in the answer");
@@ -669,7 +669,7 @@ int drb_awsi_rds_snapshots(drb_action_ctx *ctx, const json_t *args, json_t **res
 		json_decref(p);
 		if (rc != 0)
 			goto out;
-		root = xmlDocGetRootElement(resp.doc);
+		root = drb_awsx_root(resp.doc);
 		s = drb_awsx_find(root, "DBSnapshots");
 		for (s = s ? drb_awsx_child(s, "DBSnapshot") : NULL; s && !bad;
 		     s = drb_awsx_next(s)) {
@@ -1183,7 +1183,7 @@ int drb_awsi_rds_events(drb_action_ctx *ctx, const json_t *args, json_t **result
 		json_decref(p);
 		if (rc != 0)
 			goto out;
-		root = xmlDocGetRootElement(resp.doc);
+		root = drb_awsx_root(resp.doc);
 		e = drb_awsx_find(root, "Events");
 		for (e = e ? drb_awsx_child(e, "Event") : NULL; e && !bad; e = drb_awsx_next(e))
 			if (json_array_append_new(list, event_json(e)) != 0)
