@@ -20,8 +20,8 @@ typedef struct drb_dynlib {
 	char why[480]; /* dlerror() of a failed open, or the missing symbol */
 } drb_dynlib;
 
-/* Opens lib->soname (RTLD_NOW | RTLD_LOCAL, so every symbol of the library is bound now and
- * none leaks into the process) and resolves every name into addrs. Not thread-safe by
+/* Opens lib->soname (RTLD_LAZY | RTLD_LOCAL: bound as a linked library is, and none of its
+ * symbols leaks into the process) and resolves every name into addrs. Not thread-safe by
  * itself: call it from the loader's pthread_once routine, once. On failure every slot is
  * NULL, the handle is closed and lib->failed/why say why. The library stays loaded for the
  * life of the process. */

@@ -15,9 +15,11 @@ void drb_dynlib_open(drb_dynlib *lib)
 
 	lib->failed = 0;
 	lib->why[0] = '\0';
-	/* RTLD_NOW: a library that cannot bind all its own symbols fails here, at the first
-	 * action that needs it, not in the middle of a later call */
-	h = dlopen(lib->soname, RTLD_NOW | RTLD_LOCAL);
+	/* RTLD_LAZY, as the library was bound when it was linked: RTLD_NOW would bind every
+	 * PLT entry of it and of what it needs (ICU, libstdc++ for libxml2) at once, 2.8 M
+	 * instructions more for the first XML answer (docs/performance.md). Every symbol
+	 * drbook calls is looked up below, so a library without one still fails here. */
+	h = dlopen(lib->soname, RTLD_LAZY | RTLD_LOCAL);
 	if (!h) {
 		e = dlerror();
 		snprintf(lib->why, sizeof(lib->why), "%s", e ? e : "dlopen failed");
