@@ -398,7 +398,7 @@ int drb_pgi_build(drb_pg_conninfo **out, const char *name, const json_t *spec,
 
 		rc = drb_pgi_libpq(&ci->pq, "reading its DSN", err);
 		if (rc) {
-			drb_err_prefix(err, "connection '%s'", name);
+			drb_err_prefix(err, "connection '%s': ", name);
 			goto out;
 		}
 		ci->dsn_opts = ci->pq->PQconninfoParse(dsn, &perr);
