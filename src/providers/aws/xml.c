@@ -3,7 +3,6 @@
  * service and version, and drbook matches on names only) and conversion to JSON values. */
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
