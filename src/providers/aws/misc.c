@@ -97,8 +97,7 @@ int drb_awsi_sns_publish(drb_action_ctx *ctx, const json_t *args, json_t **resul
 		goto out;
 	}
 	drb_awsi_set(o, "message_id",
-		     drb_awsx_str(drb_awsx_find(drb_awsx_root(resp.doc), "MessageId"), NULL),
-		     &bad);
+		     drb_awsx_str(drb_awsx_find(drb_awsx_root(resp.doc), "MessageId"), NULL), &bad);
 	if (bad || json_is_null(json_object_get(o, "message_id"))) {
 		rc = bad ? nomem(A, err)
 			 : drb_err_set(err, DRB_EINVAL, "sns Publish: no MessageId in the answer");
