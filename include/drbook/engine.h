@@ -126,6 +126,14 @@ int drb_evidence_fetch(const char *url, const char *runs_dir, char *log_out, siz
 		       char *runbook_out, size_t rb_cap, char *base_out, size_t base_cap,
 		       drb_err *err);
 
+/* Downloads the newest past runs' logs under url = s3://BUCKET/PREFIX (the runs shipped
+ * with --evidence there: PREFIX/RUN_ID/audit.jsonl) into dir as RUN_ID.jsonl, at most max
+ * of them, newest run id first (run ids begin with their start time). *fetched counts them.
+ * Read-only for the bucket. The listing's or a download's error is returned; what was
+ * downloaded before it stays in dir. */
+int drb_evidence_fetch_runs(const char *url, const char *dir, size_t max, size_t *fetched,
+			    drb_err *err);
+
 /* Loads and checks a runbook as every command must: its Lua modules first (lua_dir: the
  * engine's own Lua library, NULL the built-in default), so that the custom actions they
  * define are checked like the registry's. Returns 0 and *out (the caller's), or DRB_EINVAL

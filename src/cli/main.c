@@ -108,10 +108,11 @@ static const char usage_plan[] =
     "when decision and its rollback, then the critical path of the step graph. Calls no\n"
     "mutating action.\n"
     "\n"
-    "RTO forecast: from the past runs and drills of the same runbook in the runs folder,\n"
-    "each step's predicted duration (median and p95) is shown beside it, with the critical\n"
-    "path by predicted duration and the predicted RTO; a warning when it exceeds the\n"
-    "runbook's RTO target, \"no history\" when there is no past run.\n"
+    "RTO forecast: from the past runs and drills of the same runbook in the runs folder\n"
+    "(and, with --evidence, the newest 200 runs shipped to the evidence bucket), each step's\n"
+    "predicted duration (median and p95) is shown beside it, with the critical path by\n"
+    "predicted duration and the predicted RTO; a warning when it exceeds the runbook's RTO\n"
+    "target, \"no history\" when there is no past run.\n"
     "\n"
     "options:\n"
     "  -p, --param KEY=VALUE      set a parameter (repeatable)\n"
@@ -119,6 +120,9 @@ static const char usage_plan[] =
     "      --audit FILE           audit log path (default ./drbook-runs/RUN_ID.jsonl)\n"
     "      --audit-key-file F     HMAC key for the audit log (or DRBOOK_AUDIT_KEY_FILE)\n"
     "      --runs-dir DIR         where logs live (default ./drbook-runs)\n"
+    "      --evidence s3://BUCKET/PREFIX\n"
+    "                             also forecast from the runs shipped there (or\n"
+    "                             DRBOOK_EVIDENCE); read only, never fatal to the plan\n"
     "      --json                 one JSON event per line on stdout\n"
     "      --quiet                print nothing but errors\n"
     "\n"
@@ -260,26 +264,91 @@ static int push(char **v, size_t *n, char *s, const char *what)
 	return 0;
 }
 
+/* The runs shipped to the evidence bucket (newest FORECAST_EVIDENCE_RUNS), appended to runs
+ * unless the runs folder has them already (the same run id). They are downloaded to a scratch
+ * folder that is removed afterwards. 0, or the error (runs keeps what it had). */
+#define FORECAST_EVIDENCE_RUNS 200
+static int evidence_runs(const char *url, json_t *runs, size_t *fetched, drb_err *err)
+{
+	char tmpl[4096];
+	const char *tmp = getenv("TMPDIR");
+	json_t *more = NULL, *r, *have;
+	size_t i, j;
+	DIR *d;
+	struct dirent *e;
+	int rc;
+
+	*fetched = 0;
+	snprintf(tmpl, sizeof(tmpl), "%s/drbook-forecast-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(tmpl))
+		return drb_err_set(err, DRB_EIO, "%s: %s", tmpl, strerror(errno));
+	rc = drb_evidence_fetch_runs(url, tmpl, FORECAST_EVIDENCE_RUNS, fetched, err);
+	if (rc == 0)
+		rc = drb_report_runs(tmpl, &more, err);
+	json_array_foreach(more, i, r)
+	{
+		const char *id = json_string_value(json_object_get(r, "run")), *other;
+		int dup = 0;
+
+		json_array_foreach(runs, j, have)
+		{
+			other = json_string_value(json_object_get(have, "run"));
+			dup |= id && other && !strcmp(id, other);
+		}
+		if (!dup)
+			json_array_append(runs, r);
+	}
+	json_decref(more);
+	d = opendir(tmpl);
+	while (d && (e = readdir(d)) != NULL) {
+		char f[4400];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(f, sizeof(f), "%s/%s", tmpl, e->d_name);
+		unlink(f);
+	}
+	if (d)
+		closedir(d);
+	rmdir(tmpl);
+	return rc;
+}
+
 /* plan: each step's predicted duration from the past runs and drills of the runbook in the
- * runs folder (the logs `gameday --history` reads), and the predicted RTO against the target.
- * A folder that cannot be read is said in the forecast, never fatal to the plan. */
-static void plan_forecast(const drb_runbook *rb, const char *runs_dir, drb_run_result *res)
+ * runs folder (the logs `gameday --history` reads) and, with an evidence bucket, those shipped
+ * there, and the predicted RTO against the target. A folder or bucket that cannot be read is
+ * said in the forecast, never fatal to the plan. */
+static void plan_forecast(const drb_runbook *rb, const char *runs_dir, const char *evidence,
+			  drb_run_result *res)
 {
 	const char *dir = runs_dir ? runs_dir : "drbook-runs";
 	json_t *runs = NULL, *pre = json_array();
-	drb_err err = {0};
+	drb_err err = {0}, everr = {0};
+	size_t fetched = 0;
+	int evrc = 0;
 
 	for (size_t i = 0; pre && i < rb->n_preflight; i++)
 		json_array_append_new(pre, json_string(rb->preflight[i].id));
-	if (!pre || drb_report_runs(dir, &runs, &err) ||
+	if (pre && drb_report_runs(dir, &runs, &err) == 0 && evidence)
+		evrc = evidence_runs(evidence, runs, &fetched, &everr);
+	if (!pre || !runs ||
 	    drb_report_forecast(runs, rb->name, res->plan, pre, rb->target_rto_s, &res->forecast,
 				&err)) {
 		json_decref(res->forecast);
 		res->forecast = json_pack("{s:I, s:b, s:s}", "runs", (json_int_t)0, "history", 0,
 					  "error", err.msg[0] ? err.msg : "out of memory");
 	}
-	if (res->forecast)
+	if (res->forecast) {
 		json_object_set_new(res->forecast, "runs_dir", json_string(dir));
+		if (evidence) {
+			json_object_set_new(res->forecast, "evidence", json_string(evidence));
+			json_object_set_new(res->forecast, "evidence_logs",
+					    json_integer((json_int_t)fetched));
+			if (evrc)
+				json_object_set_new(res->forecast, "evidence_error",
+						    json_string(everr.msg));
+		}
+	}
 	json_decref(runs);
 	json_decref(pre);
 }
@@ -625,7 +694,7 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 	int first = parse(argc, argv, &c, usage,
 			  mode == DRB_MODE_PLAN
 			      ? " param drill audit audit-key-file key-file runs-dir json quiet "
-				"incident-start "
+				"incident-start evidence "
 			      : " param drill shadow audit audit-key-file key-file approve yes "
 				"incident-start runs-dir json quiet sign-key-file evidence "),
 	    rc;
@@ -658,7 +727,7 @@ static int cmd_run(int argc, char **argv, drb_run_mode mode)
 		goto out;
 	}
 	if (mode == DRB_MODE_PLAN && res.plan)
-		plan_forecast(rb, c.runs_dir, &res);
+		plan_forecast(rb, c.runs_dir, evidence_of(&c), &res);
 	drb_progress_finish(p, rb, &res);
 	/* the reason also goes to stderr, unless a person already reads it in the summary */
 	if (res.exit_code && res.error[0] && (c.quiet || c.json || !isatty(STDOUT_FILENO)))

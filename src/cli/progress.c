@@ -319,7 +319,8 @@ static void print_step_forecast(const json_t *f, size_t i)
 static void print_forecast(const json_t *f)
 {
 	const json_t *id;
-	char a[32], b[32], t[32];
+	char a[32], b[32], t[32], where[2400];
+	const char *ev;
 	double target = -1, med, p95;
 	size_t k;
 
@@ -332,10 +333,16 @@ static void print_forecast(const json_t *f)
 		       json_string_value(json_object_get(f, "error")));
 		return;
 	}
+	ev = json_string_value(json_object_get(f, "evidence"));
+	snprintf(where, sizeof(where), "%s%s%s", json_string_value(json_object_get(f, "runs_dir")),
+		 ev ? " and " : "", ev ? ev : "");
+	if (json_object_get(f, "evidence_error"))
+		printf("\n  RTO forecast: the evidence bucket could not be read (%s): the runs "
+		       "folder only\n",
+		       json_string_value(json_object_get(f, "evidence_error")));
 	if (!json_is_true(json_object_get(f, "history"))) {
-		printf(
-		    "\n  RTO forecast: no history (no past run or drill of this runbook in %s)\n",
-		    json_string_value(json_object_get(f, "runs_dir")));
+		printf("\n  RTO forecast: no history (no past run or drill of this runbook in %s)\n",
+		       where);
 		return;
 	}
 	med = json_real_value(json_object_get(f, "rto_median_s"));
@@ -345,8 +352,7 @@ static void print_forecast(const json_t *f)
 	drb_duration_format(json_real_value(json_object_get(f, "critical_path_p95_s")), b,
 			    sizeof(b));
 	printf("\n  RTO forecast from %lld past runs in %s:\n",
-	       (long long)json_integer_value(json_object_get(f, "runs")),
-	       json_string_value(json_object_get(f, "runs_dir")));
+	       (long long)json_integer_value(json_object_get(f, "runs")), where);
 	printf("    predicted critical path:");
 	json_array_foreach(json_object_get(f, "critical_path"), k, id)
 	    printf("%s %s", k ? " ->" : "", json_string_value(id));

@@ -283,6 +283,77 @@ out:
 	return rc;
 }
 
+static int by_key_desc(const void *a, const void *b)
+{
+	return -strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int drb_evidence_fetch_runs(const char *url, const char *dir, size_t max, size_t *fetched,
+			    drb_err *err)
+{
+	char bucket[64], prefix[1024], parent[1030], path[4200];
+	const char *region = getenv("DRBOOK_EVIDENCE_REGION"), **logs = NULL;
+	drb_action_ctx ctx;
+	drb_seam seam;
+	json_t *keys = NULL, *k;
+	size_t i, n = 0, plen;
+	int rc;
+
+	*fetched = 0;
+	if (region && !*region)
+		region = NULL;
+	rc = drb_evidence_parse(url, bucket, sizeof(bucket), prefix, sizeof(prefix), err);
+	if (rc)
+		return rc;
+	snprintf(parent, sizeof(parent), "%s%s", prefix, *prefix ? "/" : "");
+	plen = strlen(parent);
+	s3_ctx(&ctx, &seam);
+	rc = drb_aws_s3_list(&ctx, region, bucket, parent, &keys, err);
+	if (rc) {
+		drb_err_prefix(err, "evidence s3://%s/%s: ", bucket, parent);
+		goto out;
+	}
+	logs = calloc(json_array_size(keys) + 1, sizeof(*logs));
+	if (!logs) {
+		rc = drb_err_set(err, DRB_ENOMEM, "evidence: out of memory");
+		goto out;
+	}
+	/* PREFIX/RUN_ID/audit.jsonl, RUN_ID one path part that may name a file */
+	json_array_foreach(keys, i, k)
+	{
+		const char *key = json_string_value(k), *run = key + plen, *end;
+
+		if (strlen(key) <= plen || !(end = strchr(run, '/')) || end == run ||
+		    strcmp(end, "/audit.jsonl") || (end - run == 1 && run[0] == '.') ||
+		    (end - run == 2 && !strncmp(run, "..", 2)))
+			continue;
+		logs[n++] = key;
+	}
+	qsort(logs, n, sizeof(*logs), by_key_desc);
+	for (i = 0; i < n && *fetched < max; i++) {
+		const char *run = logs[i] + plen;
+		char *body = NULL;
+		size_t len = 0;
+
+		snprintf(path, sizeof(path), "%s/%.*s.jsonl", dir,
+			 (int)(strchr(run, '/') - run), run);
+		s3_ctx(&ctx, &seam);
+		rc = drb_aws_s3_get(&ctx, region, bucket, logs[i], &body, &len, err);
+		if (rc == 0)
+			rc = write_new(path, body, len, err);
+		free(body);
+		if (rc) {
+			drb_err_prefix(err, "evidence s3://%s/%s: ", bucket, logs[i]);
+			goto out;
+		}
+		(*fetched)++;
+	}
+out:
+	free(logs);
+	json_decref(keys);
+	return rc;
+}
+
 json_t *drb_evidence_after(drb_run *r, drb_event ev)
 {
 	drb_err e = {0};

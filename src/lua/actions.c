@@ -127,6 +127,7 @@ static int act_call(lua_State *L)
 	struct act_up *up = lua_touserdata(L, lua_upvalueindex(1));
 	drb_lua *D = drb_luai_ctx(L);
 	int n = lua_gettop(L), rc;
+	size_t nl;
 	json_t *args = NULL, *result = NULL;
 	drb_err e = {0};
 	drb_luai_box *box = NULL;
@@ -162,7 +163,12 @@ out:
 		return 1;
 	/* Nothing is owned any more; remember the code so the entry can report it. */
 	D->act_code = e.code ? e.code : rc;
-	snprintf(D->act_msg, sizeof(D->act_msg), "%s: %s", up->a->name, e.msg);
+	/* the action's name once: most actions' messages already begin with it */
+	nl = strlen(up->a->name);
+	if (!strncmp(e.msg, up->a->name, nl) && e.msg[nl] == ':')
+		snprintf(D->act_msg, sizeof(D->act_msg), "%s", e.msg);
+	else
+		snprintf(D->act_msg, sizeof(D->act_msg), "%s: %s", up->a->name, e.msg);
 	lua_pushstring(L, D->act_msg);
 	return lua_error(L);
 }

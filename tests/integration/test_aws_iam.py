@@ -10,8 +10,9 @@ What moto 5 enforces (checked in moto/iam/access_control.py): signatures, and th
 element of identity policies; every request is evaluated against Resource "*" and without
 condition values, and the action prefix is the SigV4 signing name (CloudWatch signs as
 "monitoring"). So the policy attached here is the documented one with each Resource widened
-to "*", Conditions dropped and "cloudwatch:X" also granted as "monitoring:X": the same action
-set, which is what moto can check. Resource scoping is for real AWS.
+to "*", Conditions dropped, "cloudwatch:X" also granted as "monitoring:X" and
+"s3:GetReplicationConfiguration" as "s3:ListBucket" (what moto checks for it): the same
+action set, which is what moto can check. Resource scoping is for real AWS.
 Prints "N passed, M failed".
 """
 import json
@@ -27,6 +28,7 @@ import test_aws_moto as tm  # noqa: E402  (the moto launcher and harness)
 IAM_OF = {
     "aws.sts.get_caller_identity": [],  # needs no permission
     "aws.rds.describe_db_instance": ["rds:DescribeDBInstances"],
+    "aws.rds.describe_events": ["rds:DescribeEvents"],
     "aws.rds.promote_read_replica": ["rds:PromoteReadReplica"],
     "aws.rds.reboot_db_instance": ["rds:RebootDBInstance"],
     "aws.rds.failover_db_cluster": ["rds:FailoverDBCluster"],
@@ -50,6 +52,7 @@ IAM_OF = {
     "aws.route53.get_health_check_status": ["route53:GetHealthCheckStatus"],
     "aws.route53.update_health_check": ["route53:UpdateHealthCheck"],
     "aws.ecs.describe_service": ["ecs:DescribeServices"],
+    "aws.ecs.describe_task_definition": ["ecs:DescribeTaskDefinition"],
     "aws.ecs.update_service": ["ecs:UpdateService"],
     "aws.ecs.list_tasks": ["ecs:ListTasks"],
     "aws.ecs.stop_task": ["ecs:StopTask"],
@@ -62,12 +65,14 @@ IAM_OF = {
     "aws.ecr.describe_images": ["ecr:DescribeImages"],
     "aws.sns.publish": ["sns:Publish"],
     "aws.cloudwatch.put_metric_data": ["cloudwatch:PutMetricData"],
+    "aws.cloudwatch.describe_alarms": ["cloudwatch:DescribeAlarms"],
     # EC2, S3 and ElastiCache (docs/aws.md lists them too)
     "aws.ec2.describe_security_groups": ["ec2:DescribeSecurityGroups"],
     "aws.ec2.authorize_security_group_ingress": ["ec2:AuthorizeSecurityGroupIngress"],
     "aws.ec2.revoke_security_group_ingress": ["ec2:RevokeSecurityGroupIngress"],
     "aws.s3.get_bucket_replication": ["s3:GetReplicationConfiguration"],
-    "aws.s3.head_object": ["s3:GetObject"],
+    # s3:ListBucket so that a missing object answers 404 (missing_ok), not 403
+    "aws.s3.head_object": ["s3:GetObject", "s3:ListBucket"],
     "aws.s3.put_object": ["s3:PutObject"],
     "aws.elasticache.describe_replication_groups": ["elasticache:DescribeReplicationGroups"],
     "aws.elasticache.create_replication_group": ["elasticache:CreateReplicationGroup",
@@ -77,15 +82,22 @@ IAM_OF = {
 
 # ARC's data plane (route53-recovery-cluster) is not in moto: the policy's shape is checked
 # here, the calls against the sandbox's ARC cluster (test_arc_actions, test_scenario_region_arc)
-NO_MOTO = {"aws.arc.get_routing_control_state", "aws.arc.update_routing_control_state"}
+NO_MOTO = {"aws.arc.get_routing_control_state": "moto has no ARC cluster (test_arc_actions "
+           "runs it against the sandbox's)",
+           "aws.arc.update_routing_control_state": "moto has no ARC cluster (test_arc_actions "
+           "runs it against the sandbox's)",
+           "aws.elasticache.modify_replication_group": "moto 5.2 has no "
+           "ModifyReplicationGroup (test_scenario_region_stores runs it against the "
+           "sandbox's)"}
 
 NOTIFY = ["aws.sns.publish", "aws.cloudwatch.put_metric_data", "aws.sts.get_caller_identity"]
 
 # The actions each scenario's runbook uses (DESIGN.md's four scenarios).
 SCENARIOS = {
     "ecs-task-failure": ["aws.ecs.describe_service", "aws.ecs.list_tasks", "aws.ecs.stop_task",
-                         "aws.ecs.update_service"] + NOTIFY,
-    "rds-multi-az-failover": ["aws.rds.describe_db_instance", "aws.rds.reboot_db_instance",
+                         "aws.ecs.update_service", "aws.cloudwatch.describe_alarms"] + NOTIFY,
+    "rds-multi-az-failover": ["aws.rds.describe_db_instance", "aws.rds.describe_events",
+                              "aws.rds.reboot_db_instance",
                               "aws.rds.failover_db_cluster"] + NOTIFY,
     "region-failover": ["aws.rds.describe_db_instance", "aws.rds.promote_read_replica",
                         "aws.ecs.describe_service", "aws.ecs.update_service",
@@ -93,7 +105,15 @@ SCENARIOS = {
                         "aws.route53.update_health_check", "aws.route53.get_record",
                         "aws.route53.upsert_record", "aws.route53.get_change",
                         "aws.arc.get_routing_control_state",
-                        "aws.arc.update_routing_control_state"] + NOTIFY,
+                        "aws.arc.update_routing_control_state",
+                        # the stores, images and capacity (docs/scenarios.md)
+                        "aws.ecs.describe_task_definition", "aws.ecr.describe_images",
+                        "aws.appautoscaling.describe_scalable_targets",
+                        "aws.appautoscaling.register_scalable_target",
+                        "aws.s3.get_bucket_replication", "aws.s3.head_object",
+                        "aws.elasticache.describe_replication_groups",
+                        "aws.elasticache.create_replication_group",
+                        "aws.elasticache.modify_replication_group"] + NOTIFY,
     "db-corruption-restore": ["aws.rds.describe_db_instance", "aws.rds.describe_db_snapshots",
                               "aws.rds.restore_db_instance_to_point_in_time",
                               "aws.rds.restore_db_instance_from_snapshot",
@@ -133,6 +153,8 @@ def moto_form(doc):
     for st in doc["Statement"]:
         acts = [st["Action"]] if isinstance(st["Action"], str) else list(st["Action"])
         acts += ["monitoring:" + a.split(":", 1)[1] for a in acts if a.startswith("cloudwatch:")]
+        # moto authorizes GET ?replication as s3:ListBucket (its ACTION_MAP has no entry)
+        acts += ["s3:ListBucket" for a in acts if a == "s3:GetReplicationConfiguration"]
         out["Statement"].append({"Effect": st["Effect"], "Action": acts, "Resource": "*"})
     return out
 
@@ -142,6 +164,7 @@ def args_for(action, s, n):
     return {
         "aws.sts.get_caller_identity": {},
         "aws.rds.describe_db_instance": {"id": "prod-db"},
+        "aws.rds.describe_events": {"source_identifier": "prod-db", "duration": 60},
         "aws.rds.promote_read_replica": {"id": "prod-db-eu"},
         "aws.rds.reboot_db_instance": {"id": "prod-db", "force_failover": True},
         "aws.rds.failover_db_cluster": {"cluster": "aurora", "target": "aurora-2"},
@@ -164,7 +187,39 @@ def args_for(action, s, n):
         "aws.ecs.stop_task": {"cluster": "prod-eu", "task": s["task"], "reason": "drill"},
         "aws.sns.publish": {"topic_arn": s["topic"], "subject": "drill", "message": n},
         "aws.cloudwatch.put_metric_data": {"namespace": "drbook", "name": "rto_s", "value": 1},
+        "aws.cloudwatch.describe_alarms": {"alarm_names": ["prod-us-api-running-tasks"]},
+        "aws.ecs.describe_task_definition": {"task_definition": "api"},
+        "aws.ecr.describe_images": {"repository": "drbook/api", "image_tag": "1"},
+        "aws.appautoscaling.describe_scalable_targets": {"cluster": "prod-eu",
+                                                         "service": "api"},
+        "aws.appautoscaling.register_scalable_target": {"cluster": "prod-eu", "service": "api",
+                                                        "min_capacity": 1, "max_capacity": 10},
+        "aws.s3.get_bucket_replication": {"bucket": "prod-assets"},
+        "aws.s3.head_object": {"bucket": "prod-assets", "key": "drbook/replication-marker"},
+        "aws.elasticache.describe_replication_groups": {},
+        "aws.elasticache.create_replication_group": {"id": f"cache-{n}",
+                                                     "node_type": "cache.t4g.micro"},
     }[action]
+
+
+def seed_stores(url, s):
+    """What the region failover's store actions read (with the seed's allow-all key)."""
+    s3 = tm.boto("s3", url, s["ak"], s["sk"])
+    for b in ("prod-assets", "prod-assets-eu"):
+        s3.create_bucket(Bucket=b, CreateBucketConfiguration={"LocationConstraint": tm.REGION})
+        s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_replication(Bucket="prod-assets", ReplicationConfiguration={
+        "Role": "arn:aws:iam::123456789012:role/s3-crr",
+        "Rules": [{"ID": "eu", "Priority": 1, "Status": "Enabled", "Filter": {"Prefix": ""},
+                   "DeleteMarkerReplication": {"Status": "Disabled"},
+                   "Destination": {"Bucket": "arn:aws:s3:::prod-assets-eu"}}]})
+    s3.put_object(Bucket="prod-assets", Key="drbook/replication-marker", Body=b"m")
+    ecr = tm.boto("ecr", url, s["ak"], s["sk"])
+    ecr.create_repository(repositoryName="drbook/api")
+    ecr.put_image(repositoryName="drbook/api", imageTag="1", imageManifest=json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1,
+                    "digest": "sha256:" + "0" * 64}, "layers": []}))
 
 
 def main():
@@ -188,6 +243,7 @@ def main():
             suite.case(f"{name}.json grants exactly the scenario's actions", shape)
         moto = tm.Moto(tmp)
         s = tm.seed(moto.url)
+        seed_stores(moto.url, s)
         iam = tm.boto("iam", moto.url, s["ak"], s["sk"])
         users = {}
         for name in SCENARIOS:
@@ -207,8 +263,7 @@ def main():
                 change = None
                 for act in actions:
                     if act in NO_MOTO:
-                        print(f"note: {act} is not run here: moto has no ARC cluster "
-                              "(test_arc_actions runs it against the sandbox's)", flush=True)
+                        print(f"note: {act} is not run here: {NO_MOTO[act]}", flush=True)
                         continue
                     a = args_for(act, s, name)
                     if act == "aws.route53.get_change":

@@ -497,6 +497,12 @@ def run_cases(suite, env, moto, s, b, tool, tmp):
         rec = r.calls[0]
         assert rec["request"]["target"] == \
             "AmazonEC2ContainerServiceV20141113.DescribeServices", rec
+        assert r.json["task_definition"] == want["taskDefinition"], r.json
+        t = env.ok("aws.ecs.describe_task_definition",
+                   {"task_definition": r.json["task_definition"]})
+        assert (t.json["family"], [(x["name"], x["image"], x["cpu"], x["memory"],
+                                    x["essential"]) for x in t.json["containers"]]) == \
+            ("api", [("api", "api:1", 128, 128, True)]), t.json
         u = env.ok("aws.ecs.update_service",
                    {"cluster": "prod-eu", "service": "api", "desired_count": 3})
         assert u.json["desired"] == 3
@@ -507,7 +513,7 @@ def run_cases(suite, env, moto, s, b, tool, tmp):
         assert f.json["desired"] == 3
         m = env.run("aws.ecs.describe_service", {"cluster": "prod-eu", "service": "nope"})
         assert m.code == 1 and "not_found" in m.err and "MISSING" in m.err, m
-    suite.case("ecs.describe_service / update_service", ecs)
+    suite.case("ecs.describe_service / describe_task_definition / update_service", ecs)
 
     def tasks():
         r = env.ok("aws.ecs.list_tasks", {"cluster": "prod-eu", "service": "api"})

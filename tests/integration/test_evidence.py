@@ -335,6 +335,63 @@ def test_loose_key_file_warned(e):
           and "chmod 600" in r.stderr, f"both key files warned about: {r.stderr}")
 
 
+FORECAST = """version: 1
+name: evidence-forecast
+targets: { rto: 1s }
+steps:
+  - id: quick
+    action: sleep
+    with: { duration: 20ms }
+  - id: slow
+    action: sleep
+    with: { duration: 300ms }
+"""
+
+
+def test_forecast_from_the_bucket(e):
+    """plan --evidence: the runs shipped to the bucket from one machine forecast the RTO on
+    another whose runs folder is empty; a run in both places counts once; an unreadable
+    bucket is said and the plan goes on from the runs folder."""
+    url = "s3://%s/forecast" % BUCKET
+    for host in ("fa", "fb"):
+        d, _ = e.host(host)
+        with open(os.path.join(d, "fc.yaml"), "w") as f:
+            f.write(FORECAST)
+    for _ in range(3):
+        r = e.drbook("fa", "run", "fc.yaml", "--runs-dir", "runs", "--quiet", "--evidence", url)
+        check(r.returncode == 0, f"run shipped: {r.returncode} {r.stderr}")
+    # another run of another runbook under the same prefix is not this runbook's history
+    r = e.drbook("fa", "run", e.runbook("fa", "other", os.devnull), "--runs-dir", "runs2",
+                 "--quiet", "--evidence", url)
+    check(r.returncode == 0, f"other runbook shipped: {r.stderr}")
+    r = e.drbook("fb", "plan", "fc.yaml", "--runs-dir", "runs", "--json", "--evidence", url)
+    check(r.returncode == 0, f"plan on the other host: {r.returncode} {r.stderr}")
+    f = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")][-1]
+    fc = f.get("forecast") or f.get("summary", {}).get("forecast")
+    check(fc and fc["history"] and fc["runs"] == 3 and fc["evidence_logs"] == 4,
+          f"forecast from the bucket's 3 runs of 4 logs: {fc}")
+    slow = [s for s in fc["steps"] if s["id"] == "slow"][0]
+    check(slow["samples"] == 3 and 0.25 <= slow["median_s"] < 2, f"slow step predicted: {slow}")
+    shipped = set(os.listdir(os.path.join(e.tmp, "fa", "runs")))
+    check(not shipped & set(os.listdir(os.path.join(e.tmp, "fb", "runs"))),
+          "the shipped logs are not left in the other host's runs folder (only its plan's log)")
+    check(not [n for n in os.listdir(os.environ.get("TMPDIR") or "/tmp")
+               if n.startswith("drbook-forecast-")], "the scratch folder is removed")
+    r = e.drbook("fb", "plan", "fc.yaml", "--runs-dir", "runs", "--evidence", url)
+    check(r.returncode == 0 and f"RTO forecast from 3 past runs in runs and {url}" in r.stdout,
+          f"the text names both places: {r.stdout}")
+    # the machine that made the runs has them locally and in the bucket: each counts once
+    r = e.drbook("fa", "plan", "fc.yaml", "--runs-dir", "runs", "--json", "--evidence", url)
+    f = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")][-1]
+    fc = f.get("forecast") or f.get("summary", {}).get("forecast")
+    check(r.returncode == 0 and fc["runs"] == 3, f"local and shipped runs deduplicated: {fc}")
+    r = e.drbook("fb", "plan", "fc.yaml", "--runs-dir", "runs", "--evidence",
+                 "s3://no-such-bucket-here/x")
+    check(r.returncode == 0, f"an unreadable bucket does not fail the plan: {r.stderr}")
+    check("evidence bucket could not be read" in r.stdout and "no history" in r.stdout,
+          f"said, then the runs folder only: {r.stdout}")
+
+
 def main():
     if not DRBOOK:
         sys.exit("DRBOOK must name the drbook binary")

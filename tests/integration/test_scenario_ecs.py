@@ -6,7 +6,10 @@
 # services get new tasks, the audit log verifies and run.end holds RTO/RPO/targets. The
 # scheduler's own replacement is pushed far out (DRB_SANDBOX_ECS_REPLACE_DELAY) so that only
 # the runbook can have repaired the services. SNS alerts are received by a loopback HTTP
-# subscriber.
+# subscriber. The repair also checks the services' CloudWatch alarms (ALARM before, OK after:
+# the sandbox's alarms follow the task counts) and that every service kept serving through
+# the sandbox's load balancer stand-in, which a client asks every 50 ms throughout; a service
+# with no task left must then answer 503 (the check can fail).
 import json
 import os
 import secrets
@@ -15,6 +18,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
@@ -138,6 +144,49 @@ def subjects(msgs):
     return [m.get("Subject") or "" for m in msgs if m.get("Type") == "Notification"]
 
 
+def alarm_states(sb, names):
+    cw = sb.client("cloudwatch")
+    got = cw.describe_alarms(AlarmNames=["prod-us-%s-running-tasks" % n for n in names])
+    return {a["AlarmName"][len("prod-us-"):-len("-running-tasks")]: a["StateValue"]
+            for a in got["MetricAlarms"]}
+
+
+def lb_get(sb, service):
+    """(status, body) of GET /SERVICE/health through the load balancer stand-in."""
+    try:
+        with urllib.request.urlopen("%s/%s/health" % (sb.vars["DRB_SANDBOX_LB_URL"], service),
+                                    timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, {}
+    except OSError as e:
+        return None, {"error": str(e)}
+
+
+class Clients:
+    """The application's users: every service through the load balancer, every 50 ms."""
+
+    def __init__(self, sb, names):
+        self.sb, self.names, self.answers = sb, names, []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self._stop.is_set():
+            for n in self.names:
+                code, body = lb_get(self.sb, n)
+                self.answers.append((n, code, body.get("task")))
+            self._stop.wait(0.05)
+
+    def start(self):
+        self._t.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(30)
+
+
 def case_nothing_to_do(sb, c, d, alerts, ecs, names):
     before = task_arns(ecs, names)
     p, log, audit = d.run()
@@ -182,12 +231,48 @@ def case_unknown_service(sb, c, d, alerts, ecs, names):
 
 
 def case_repair(sb, c, d, alerts, ecs, names):
-    sb.inject("ecs-task", "--service", "auth")
-    state = services_state(ecs, names)
-    c.eq(sorted(n for n, (want, run) in state.items() if run < want), ["auth", "payment"],
-         "before: auth and payment are below their desired count")
-    before = task_arns(ecs, names)
-    p, log, audit = d.run()
+    clients = Clients(sb, names).start()
+    try:
+        time.sleep(0.3)
+        sb.inject("ecs-task", "--service", "auth")
+        state = services_state(ecs, names)
+        c.eq(sorted(n for n, (want, run) in state.items() if run < want), ["auth", "payment"],
+             "before: auth and payment are below their desired count")
+        c.ok(wait_alarms(sb, names, {n: "ALARM" if n in ("auth", "payment") else "OK"
+                                     for n in names}),
+             "before: the alarms of auth and payment are in ALARM, the others OK (%s)" %
+             alarm_states(sb, names))
+        before = task_arns(ecs, names)
+        p, log, audit = d.run("service_alarm={cluster}-{service}-running-tasks",
+                              "health_url=%s/{service}/health" % sb.vars["DRB_SANDBOX_LB_URL"])
+        time.sleep(0.3)
+    finally:
+        clients.stop()
+    got = clients.answers
+    c.ok(len(got) >= 10 * len(names) and all(code == 200 for _, code, _ in got),
+         "every service kept serving through the load balancer: %d answers, not 200: %s" %
+         (len(got), [(n, code) for n, code, _ in got if code != 200][:5]))
+    for n in ("auth", "payment"):
+        served_by = set(t for svc, _, t in got if svc == n)
+        c.ok(served_by & set(before[n]) and served_by - set(before[n]),
+             "%s was served by its old task, then by new ones (the repair happened under "
+             "load)" % n)
+    ab = step_result(log, "alarms-before") or {}
+    c.eq((ab.get("checked"), ab.get("in_alarm"),
+          {n: (a.get("name"), a.get("state")) for n, a in (ab.get("alarms") or {}).items()}),
+         (True, 2, {"auth": ("prod-us-auth-running-tasks", "ALARM"),
+                    "payment": ("prod-us-payment-running-tasks", "ALARM")}),
+         "the audit log: both alarms in ALARM before the change")
+    ac = step_result(log, "alarms-cleared") or {}
+    c.eq(ac.get("went_to_alarm_and_back"), ["auth", "payment"],
+         "the audit log: both alarms went to ALARM and back to OK")
+    c.ok(all(a.get("now") == "OK" and a.get("ok_since", "") > a.get("alarm_since", "~")
+             for a in (ac.get("alarms") or {}).values()) and len(ac.get("alarms") or {}) == 2,
+         "OK since after the ALARM (%s)" % ac.get("alarms"))
+    c.eq(alarm_states(sb, names), {n: "OK" for n in names},
+         "after: every service's alarm is OK (boto3 DescribeAlarms)")
+    c.eq(step_status(log, "serving"), "ok", "the run checked every service through the load "
+         "balancer")
     c.eq(p.returncode, 0, "the repair run exits 0")
     if p.returncode != 0:
         print(p.stdout[-4000:], p.stderr[-2000:], flush=True)
@@ -225,6 +310,33 @@ def case_repair(sb, c, d, alerts, ecs, names):
     c.ok(not any("failed" in s or "refused" in s for s in subj), "and no failure alert")
 
 
+def step_result(log, step):
+    ends = [r for r in log if r["event"] == "step.end" and r["step"] == step]
+    return ends[-1]["data"].get("result") if ends else None
+
+
+def wait_alarms(sb, names, want, timeout=10):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if alarm_states(sb, names) == want:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def case_no_task_left(sb, c, d, alerts, ecs, names):
+    """The stand-in and the alarm can fail: a service with no task left answers 503."""
+    c.eq(lb_get(sb, "training")[0], 200, "training answers through the load balancer")
+    sb.inject("ecs-task", "--service", "training")
+    sb.inject("ecs-task", "--service", "training")
+    c.eq(services_state(ecs, ["training"])["training"], (2, 0), "training runs 0 of 2")
+    c.eq(lb_get(sb, "training")[0], 503, "with no task left the load balancer answers 503")
+    c.ok(wait_alarms(sb, ["training"], {"training": "ALARM"}), "and its alarm is in ALARM")
+    st = sb.status()[1].get("load_balancer", {}).get("stats", {}).get("training", {})
+    c.ok(st.get("failed", 0) >= 1 and st.get("first_failure"),
+         "sandbox status counts the failed answers (%s)" % st)
+
+
 def body(sb, c):
     sb.up()
     names = sb.vars["DRB_SANDBOX_SERVICES"].split()
@@ -237,7 +349,8 @@ def body(sb, c):
         d = Drbook(sb, tmp)
         v = subprocess.run([DRBOOK, "validate", RUNBOOK], capture_output=True, text=True)
         c.eq((v.returncode, v.stdout + v.stderr), (0, ""), "drbook validate prints nothing")
-        for case in (case_nothing_to_do, case_no_approval, case_unknown_service, case_repair):
+        for case in (case_nothing_to_do, case_no_approval, case_unknown_service, case_repair,
+                     case_no_task_left):
             print("# %s" % case.__name__, flush=True)
             case(sb, c, d, alerts, ecs, names)
         c.eq(d.sanitizer_reports, [], "no sanitizer report from any drbook run")

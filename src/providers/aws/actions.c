@@ -589,8 +589,31 @@ const drb_action drb_aws_actions[] = {
 		     FIELD("running", I, "running tasks"), FIELD("pending", I, "pending tasks"),
 		     FIELD("rollout_state", S,
 			   "the primary deployment's: IN_PROGRESS, COMPLETED, FAILED"),
-		     FIELD("deployments", I, "number of deployments"), END},
+		     FIELD("deployments", I, "number of deployments"),
+		     FIELD("task_definition", S,
+			   "the task definition's ARN (aws.ecs.describe_task_definition)"),
+		     END},
 	     .resource = "service"}},
+    {.name = "aws.ecs.describe_task_definition",
+     .mode = DRB_ACT_RO,
+     .fn = drb_awsi_ecs_describe_task_definition,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "A task definition's containers, images and size (DescribeTaskDefinition), "
+		    "such as what a recovery region must be able to pull",
+	     .args = (const drb_arg_spec[]){ARG("task_definition", S, 1, NULL,
+						"family, family:revision or ARN"),
+					    COMMON},
+	     .result =
+		 (const drb_field_spec[]){
+		     FIELD("arn", S, "the task definition's ARN"), FIELD("family", S, "its family"),
+		     FIELD("revision", I, "its revision"), FIELD("status", S, "ACTIVE or INACTIVE"),
+		     FIELD("cpu", I, "task CPU units (1024 = 1 vCPU), or null"),
+		     FIELD("memory", I, "task memory in MiB, or null"),
+		     FIELD("containers", DRB_T_LIST,
+			   "{name, image, cpu, memory, essential} per container definition"),
+		     END},
+	     .resource = "task_definition"}},
     {.name = "aws.ecs.update_service",
      .mode = DRB_ACT_MUT,
      .fn = drb_awsi_ecs_update,

@@ -155,9 +155,13 @@ static int list_targets(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const c
 	if (!body || bad)
 		rc = nomem(A, err);
 	else
-		rc = drb_awsi_json_pages(ctx, &aas, ep, "DescribeScalableTargets", body,
-					 "NextToken", "ScalableTargets", target_json,
-					 "scalable targets", out, err);
+		rc = drb_awsi_pages(ctx, &aas, ep,
+				    &(const aws_pages){.operation = "DescribeScalableTargets",
+						       .token = "NextToken",
+						       .items = {"ScalableTargets"},
+						       .from_json = target_json,
+						       .what = "scalable targets"},
+				    body, out, err);
 	json_decref(body);
 	return rc;
 }

@@ -84,15 +84,15 @@ aws_action_impl drb_awsi_sts_caller, drb_awsi_sns_publish, drb_awsi_cw_put_metri
 aws_action_impl drb_awsi_rds_describe, drb_awsi_rds_promote, drb_awsi_rds_reboot,
     drb_awsi_rds_failover_cluster, drb_awsi_rds_snapshots, drb_awsi_rds_restore_pitr,
     drb_awsi_rds_restore_snapshot, drb_awsi_rds_events, drb_awsi_rds_read_replica,
-    drb_awsi_rds_modify, drb_awsi_rds_create_snapshot, drb_awsi_rds_copy_snapshot,
-    drb_awsi_rds_delete;
+    drb_awsi_rds_modify, drb_awsi_rds_create_snapshot, drb_awsi_rds_copy_snapshot, drb_awsi_rds_delete;
 aws_action_impl drb_awsi_r53_get_record, drb_awsi_r53_upsert, drb_awsi_r53_get_change,
     drb_awsi_r53_hc_status, drb_awsi_r53_hc_update;
 aws_action_impl drb_awsi_ecs_describe, drb_awsi_ecs_update, drb_awsi_ecs_list_tasks,
-    drb_awsi_ecs_stop_task, drb_awsi_ecs_create, drb_awsi_ecs_delete;
+    drb_awsi_ecs_stop_task, drb_awsi_ecs_create, drb_awsi_ecs_delete,
+    drb_awsi_ecs_describe_task_definition;
 aws_action_impl drb_awsi_arc_get, drb_awsi_arc_update;
 aws_action_impl drb_awsi_aas_describe, drb_awsi_aas_register; /* appautoscaling.c */
-aws_action_impl drb_awsi_ecr_describe_images;		      /* ecr.c */
+aws_action_impl drb_awsi_ecr_describe_images;		     /* ecr.c */
 
 /* Sends one request through ctx->seam (signing and drb_http_perform_retry happen inside the
  * seam's perform) and reads the answer. A 2xx answer fills *out. An AWS error becomes
@@ -105,14 +105,25 @@ int drb_awsi_call(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoin
  * real account's resources. */
 #define AWS_MAX_PAGES 50
 
-/* Reads every page of a JSON-protocol listing: sends body (its token field set to each
- * answer's token until an answer has none) and collects the items array of each answer,
- * each through map (a new value, NULL out of memory) or as it is when map is NULL, into a
- * new array *out. what names the items in the error past AWS_MAX_PAGES pages. */
-int drb_awsi_json_pages(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
-			const char *operation, json_t *body, const char *token, const char *items,
-			json_t *(*map)(const json_t *), const char *what, json_t **out,
-			drb_err *err);
+/* One listing operation whose answers come in pages. */
+typedef struct aws_pages {
+	const char *operation;
+	const char *token;	  /* the request's page token field: nextToken, NextToken, Marker */
+	const char *answer_token; /* the answer's token field or element when it differs */
+	/* where the items are: a JSON answer's array field, or an XML answer's
+	 * "Container/Item" (the Item children of the first Container element); one or two */
+	const char *items[2];
+	json_t *(*from_json)(const json_t *item); /* JSON item -> listed value (NULL: as is) */
+	json_t *(*from_xml)(xmlNode *item);	  /* XML item -> listed value (required) */
+	const char *what;			  /* the items, for the error past the limit */
+} aws_pages;
+
+/* Reads every page of a listing: sends request (the JSON body, or the Query parameters),
+ * its token field set to each answer's token until an answer has none, and collects the
+ * items of every answer, mapped, into a new array *out. A mapping's NULL is out of memory.
+ * More than AWS_MAX_PAGES pages is DRB_ELIMIT. */
+int drb_awsi_pages(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
+		   const aws_pages *pg, json_t *request, json_t **out, drb_err *err);
 
 /* RFC 3986 percent-encoding of every byte outside A-Za-z0-9-_.~ (also for path segments). */
 int drb_awsi_urlencode(drb_buf *b, const char *s);

@@ -575,54 +575,112 @@ out:
 	return rc;
 }
 
-int drb_awsi_json_pages(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
-			const char *operation, json_t *body, const char *token, const char *items,
-			json_t *(*map)(const json_t *), const char *what, json_t **out, drb_err *err)
+/* Appends the items of one answer at path ("Container/Item": every Item child of the first
+ * Container element anywhere in an XML answer; a field holding an array in a JSON one) to
+ * list, each through the listing's mapping. A mapping's NULL is out of memory. */
+static int page_items(const aws_pages *pg, const aws_resp *resp, const char *path, json_t *list)
 {
-	json_t *list = json_array();
+	const char *slash = strchr(path, '/');
+	char container[64];
+	xmlNode *n;
+
+	if (resp->json) {
+		const json_t *items = json_object_get(resp->json, path), *item;
+		size_t i;
+
+		json_array_foreach(items, i, item)
+		{
+			json_t *v = pg->from_json ? pg->from_json(item) : json_incref((json_t *)item);
+
+			if (json_array_append_new(list, v) != 0)
+				return -1;
+		}
+		return 0;
+	}
+	if (!slash || (size_t)(slash - path) >= sizeof(container))
+		return 0;
+	memcpy(container, path, (size_t)(slash - path));
+	container[slash - path] = '\0';
+	n = resp->doc ? drb_awsx_find(drb_awsx_root(resp->doc), container) : NULL;
+	for (n = n ? drb_awsx_child(n, slash + 1) : NULL; n; n = drb_awsx_next(n))
+		if (json_array_append_new(list, pg->from_xml(n)) != 0)
+			return -1;
+	return 0;
+}
+
+/* The next page's token of an answer, a new JSON string; NULL on the last page (no token or
+ * an empty one). *bad is set out of memory. */
+static json_t *page_token(const aws_pages *pg, const aws_resp *resp, int *bad)
+{
+	const char *name = pg->answer_token ? pg->answer_token : pg->token;
+	json_t *tok = NULL;
+	xmlNode *n;
+
+	if (resp->json) {
+		const json_t *t = json_object_get(resp->json, name);
+
+		if (json_is_string(t) && json_string_length(t))
+			tok = json_deep_copy(t);
+		else
+			return NULL;
+	} else if (resp->doc &&
+		   (n = drb_awsx_find(drb_awsx_root(resp->doc), name)) != NULL) {
+		tok = drb_awsx_str(n, NULL); /* NULL out of memory */
+		if (tok && !json_string_length(tok)) {
+			json_decref(tok);
+			return NULL;
+		}
+	} else {
+		return NULL;
+	}
+	if (!tok)
+		*bad = 1;
+	return tok;
+}
+
+int drb_awsi_pages(drb_action_ctx *ctx, const aws_svc *svc, const drb_aws_endpoint *ep,
+		   const aws_pages *pg, json_t *request, json_t **out, drb_err *err)
+{
+	json_t *list = json_array(), *tok = NULL;
 	int rc = 0, page;
 
 	*out = NULL;
 	if (!list)
 		goto nomem;
 	for (page = 0; page < AWS_MAX_PAGES; page++) {
-		aws_req rq = {.operation = operation, .json = body};
+		aws_req rq = {.operation = pg->operation};
 		aws_resp resp;
-		const json_t *page_items, *item, *next;
-		size_t i;
 		int bad = 0;
 
+		if (svc->proto == AWS_QUERY)
+			rq.params = request;
+		else
+			rq.json = request;
 		rc = drb_awsi_call(ctx, svc, ep, &rq, &resp, err);
 		if (rc != 0)
 			goto out;
-		page_items = json_object_get(resp.json, items);
-		json_array_foreach(page_items, i, item)
-		{
-			if (json_array_append_new(list, map ? map(item) : json_incref((json_t *)item)) !=
-			    0)
+		for (size_t i = 0; i < sizeof(pg->items) / sizeof(pg->items[0]) && pg->items[i]; i++)
+			if (page_items(pg, &resp, pg->items[i], list) != 0)
 				bad = 1;
-		}
-		next = json_object_get(resp.json, token);
-		if (json_is_string(next) && json_string_length(next))
-			drb_awsi_set(body, token, json_deep_copy(next), &bad);
-		else
-			next = NULL;
+		tok = page_token(pg, &resp, &bad);
 		drb_awsi_resp_free(&resp);
+		if (tok)
+			drb_awsi_set(request, pg->token, tok, &bad);
 		if (bad)
 			goto nomem;
-		if (!next)
+		if (!tok)
 			break;
 	}
 	if (page == AWS_MAX_PAGES) {
 		rc = drb_err_set(err, DRB_ELIMIT, "%s %s: more than %d pages of %s", svc->name,
-				 operation, AWS_MAX_PAGES, what);
+				 pg->operation, AWS_MAX_PAGES, pg->what);
 		goto out;
 	}
 	*out = list;
 	list = NULL;
 	goto out;
 nomem:
-	rc = drb_err_set(err, DRB_ENOMEM, "%s %s: out of memory", svc->name, operation);
+	rc = drb_err_set(err, DRB_ENOMEM, "%s %s: out of memory", svc->name, pg->operation);
 out:
 	json_decref(list);
 	return rc;

@@ -10,7 +10,6 @@
 
 #include "aws_int.h"
 
-#define MAX_PAGES 50
 
 const aws_svc drb_awsi_ec2 = {"ec2", "ec2", "ec2", "EC2", AWS_QUERY, 0, "2016-11-15", NULL};
 
@@ -171,65 +170,34 @@ int drb_awsi_ec2_describe_sgs(drb_action_ctx *ctx, const json_t *args, json_t **
 {
 	const char *A = "aws.ec2.describe_security_groups";
 	drb_aws_endpoint ep;
-	aws_resp resp = {0};
-	json_t *base = NULL, *p = NULL, *groups = NULL;
-	char token[2048] = "";
-	int rc, bad = 0, page;
+	json_t *p = NULL, *groups = NULL;
+	int rc;
 
 	*result = NULL;
 	rc = drb_awsi_begin(ctx, args, &drb_awsi_ec2, A, &ep, err);
 	if (rc != 0)
 		return rc;
-	base = json_object();
-	groups = json_array();
-	if (!base || !groups) {
+	p = json_object();
+	if (!p) {
 		rc = nomem(A, err);
 		goto out;
 	}
-	rc = describe_params(A, args, base, err);
+	rc = describe_params(A, args, p, err);
+	if (rc == 0)
+		rc = drb_awsi_pages(ctx, &drb_awsi_ec2, &ep,
+				    &(const aws_pages){.operation = "DescribeSecurityGroups",
+						       .token = "NextToken",
+						       .answer_token = "nextToken",
+						       .items = {"securityGroupInfo/item"},
+						       .from_xml = group_json,
+						       .what = "security groups"},
+				    p, &groups, err);
 	if (rc != 0)
 		goto out;
-	for (page = 0; page < MAX_PAGES; page++) {
-		aws_req rq = {.operation = "DescribeSecurityGroups"};
-		xmlNode *root, *sg;
-
-		json_decref(p);
-		p = json_deep_copy(base);
-		if (!p) {
-			rc = nomem(A, err);
-			goto out;
-		}
-		if (token[0])
-			drb_awsi_set(p, "NextToken", json_string(token), &bad);
-		if (bad) {
-			rc = nomem(A, err);
-			goto out;
-		}
-		rq.params = p;
-		rc = drb_awsi_call(ctx, &drb_awsi_ec2, &ep, &rq, &resp, err);
-		if (rc != 0)
-			goto out;
-		root = resp.doc ? drb_awsx_root(resp.doc) : NULL;
-		for (sg = root ? drb_awsx_child(root, "securityGroupInfo/item") : NULL; sg;
-		     sg = drb_awsx_next(sg)) {
-			json_t *g = group_json(sg);
-
-			if (!g || json_array_append_new(groups, g) != 0) {
-				rc = nomem(A, err);
-				goto out;
-			}
-		}
-		if (!root || drb_awsx_text(root, "nextToken", token, sizeof(token)) != 0 ||
-		    !token[0])
-			break;
-		drb_awsi_resp_free(&resp);
-	}
 	*result = json_pack("{s:O}", "groups", groups);
 	if (!*result)
 		rc = nomem(A, err);
 out:
-	drb_awsi_resp_free(&resp);
-	json_decref(base);
 	json_decref(p);
 	json_decref(groups);
 	return rc;

@@ -99,8 +99,11 @@ int drb_awsi_ecr_describe_images(drb_action_ctx *ctx, const json_t *args, json_t
 		rc = nomem(A, err);
 		goto out;
 	}
-	rc = drb_awsi_json_pages(ctx, &ecr, &ep, "DescribeImages", body, "nextToken",
-				 "imageDetails", image_json, "images", &images, err);
+	rc = drb_awsi_pages(ctx, &ecr, &ep,
+			    &(const aws_pages){.operation = "DescribeImages", .token = "nextToken",
+					       .items = {"imageDetails"}, .from_json = image_json,
+					       .what = "images"},
+			    body, &images, err);
 	if (rc != 0)
 		goto out;
 	*result = json_pack("{s:O}", "images", images);

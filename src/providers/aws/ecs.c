@@ -1,6 +1,8 @@
 /* The aws.ecs.* actions (JSON 1.1, AmazonEC2ContainerServiceV20141113): describe and update a
- * service, list its tasks, stop a task. ECS reports a missing service as a "failure" in a 200
- * answer, not as an error: that is turned into DRB_ENOTFOUND here. */
+ * service, list its tasks, stop a task, read a task definition (its images). ECS reports a missing
+ * service as a "failure" in a 200 answer, not as an error: that is turned into DRB_ENOTFOUND here.
+ */
+#include <stdlib.h>
 #include <string.h>
 
 #include "aws_int.h"
@@ -69,6 +71,7 @@ static json_t *service_json(const json_t *s)
 	drb_awsi_set(o, "rollout_state", str_or_null(json_object_get(primary, "rolloutState")),
 		     &bad);
 	drb_awsi_set(o, "deployments", json_integer((json_int_t)json_array_size(deps)), &bad);
+	drb_awsi_set(o, "task_definition", str_or_null(json_object_get(s, "taskDefinition")), &bad);
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -212,8 +215,10 @@ int drb_awsi_ecs_list_tasks(drb_action_ctx *ctx, const json_t *args, json_t **re
 		rc = nomem(A, err);
 		goto out;
 	}
-	rc = drb_awsi_json_pages(ctx, &drb_awsi_ecs, &ep, "ListTasks", body, "nextToken",
-				 "taskArns", NULL, "tasks", &tasks, err);
+	rc = drb_awsi_pages(ctx, &drb_awsi_ecs, &ep,
+			    &(const aws_pages){.operation = "ListTasks", .token = "nextToken",
+					       .items = {"taskArns"}, .what = "tasks"},
+			    body, &tasks, err);
 	if (rc != 0)
 		goto out;
 	*result = json_pack("{s:O}", "tasks", tasks);
@@ -444,6 +449,112 @@ int drb_awsi_ecs_delete(drb_action_ctx *ctx, const json_t *args, json_t **result
 	if (rc == 0)
 		rc = service_result(A, svc, result, err);
 out:
+	json_decref(body);
+	drb_awsi_resp_free(&resp);
+	return rc;
+}
+
+/* One container of a task definition: what a recovery region must be able to pull. */
+static json_t *container_json(const json_t *c)
+{
+	json_t *o = json_object();
+	int bad = 0;
+
+	if (!o)
+		return NULL;
+	drb_awsi_set(o, "name", str_or_null(json_object_get(c, "name")), &bad);
+	drb_awsi_set(o, "image", str_or_null(json_object_get(c, "image")), &bad);
+	drb_awsi_set(o, "cpu", num_or_null(json_object_get(c, "cpu")), &bad);
+	drb_awsi_set(o, "memory", num_or_null(json_object_get(c, "memory")), &bad);
+	drb_awsi_set(o, "essential", json_boolean(!json_is_false(json_object_get(c, "essential"))),
+		     &bad);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* ECS answers a task's cpu and memory as strings ("256", "0.25 vCPU" is only accepted on
+ * input): the integer, or null when it is not one. */
+static json_t *units_or_null(const json_t *v)
+{
+	const char *s = json_string_value(v);
+	char *end = NULL;
+	long long n;
+
+	if (json_is_integer(v))
+		return json_integer(json_integer_value(v));
+	if (!s || !*s)
+		return json_null();
+	n = strtoll(s, &end, 10);
+	return (*end == '\0' && n >= 0) ? json_integer(n) : json_null();
+}
+
+int drb_awsi_ecs_describe_task_definition(drb_action_ctx *ctx, const json_t *args, json_t **result,
+					  drb_err *err)
+{
+	const char *A = "aws.ecs.describe_task_definition", *td = NULL;
+	drb_aws_endpoint ep;
+	aws_req rq = {.operation = "DescribeTaskDefinition"};
+	aws_resp resp = {0};
+	json_t *body = NULL, *o = NULL, *list = NULL;
+	const json_t *t, *c;
+	size_t i;
+	int rc, bad = 0;
+
+	*result = NULL;
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_ecs, A, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "task_definition", &td, err);
+	if (rc != 0)
+		goto out;
+	body = json_pack("{s:s}", "taskDefinition", td);
+	if (!body) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	rq.json = body;
+	rc = drb_awsi_call(ctx, &drb_awsi_ecs, &ep, &rq, &resp, err);
+	if (rc != 0)
+		goto out;
+	t = json_object_get(resp.json, "taskDefinition");
+	if (!json_is_object(t)) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: no taskDefinition in the answer", A);
+		goto out;
+	}
+	o = json_object();
+	list = json_array();
+	if (!o || !list) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	json_array_foreach(json_object_get(t, "containerDefinitions"), i, c)
+	{
+		json_t *one = container_json(c);
+
+		if (!one || json_array_append_new(list, one)) {
+			rc = nomem(A, err);
+			goto out;
+		}
+	}
+	drb_awsi_set(o, "arn", str_or_null(json_object_get(t, "taskDefinitionArn")), &bad);
+	drb_awsi_set(o, "family", str_or_null(json_object_get(t, "family")), &bad);
+	drb_awsi_set(o, "revision", num_or_null(json_object_get(t, "revision")), &bad);
+	drb_awsi_set(o, "status", str_or_null(json_object_get(t, "status")), &bad);
+	drb_awsi_set(o, "cpu", units_or_null(json_object_get(t, "cpu")), &bad);
+	drb_awsi_set(o, "memory", units_or_null(json_object_get(t, "memory")), &bad);
+	drb_awsi_set(o, "containers", list, &bad);
+	list = NULL;
+	if (bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	*result = o;
+	o = NULL;
+out:
+	json_decref(list);
+	json_decref(o);
 	json_decref(body);
 	drb_awsi_resp_free(&resp);
 	return rc;

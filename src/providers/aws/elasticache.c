@@ -8,7 +8,6 @@
 
 #include "aws_int.h"
 
-#define MAX_PAGES 50
 /* drb_awsi_call's message for a group that is already there */
 #define EXISTS "elasticache CreateReplicationGroup: ReplicationGroupAlreadyExists:"
 
@@ -117,60 +116,23 @@ static json_t *group_json(xmlNode *g)
 static int describe(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const char *A, const char *id,
 		    json_t **groups, drb_err *err)
 {
-	char marker[1024] = "";
-	int rc = 0, bad = 0, page;
+	json_t *p = json_object();
+	int rc, bad = 0;
 
-	*groups = json_array();
-	if (!*groups)
-		return nomem(A, err);
-	for (page = 0; page < MAX_PAGES; page++) {
-		aws_req rq = {.operation = "DescribeReplicationGroups"};
-		aws_resp resp;
-		json_t *p = json_object();
-		xmlNode *root, *g;
-
-		if (p && id)
-			drb_awsi_set(p, "ReplicationGroupId", json_string(id), &bad);
-		if (p && marker[0])
-			drb_awsi_set(p, "Marker", json_string(marker), &bad);
-		if (!p || bad) {
-			json_decref(p);
-			rc = nomem(A, err);
-			break;
-		}
-		rq.params = p;
-		rc = drb_awsi_call(ctx, &drb_awsi_elasticache, ep, &rq, &resp, err);
-		json_decref(p);
-		if (rc != 0)
-			break;
-		root = resp.doc ? drb_awsx_root(resp.doc) : NULL;
-		g = root ? drb_awsx_find(root, "ReplicationGroups") : NULL;
-		for (g = g ? drb_awsx_child(g, "ReplicationGroup") : NULL; g && !bad;
-		     g = drb_awsx_next(g)) {
-			json_t *x = group_json(g);
-
-			if (!x || json_array_append_new(*groups, x) != 0)
-				bad = 1;
-		}
-		marker[0] = '\0';
-		if (root) {
-			xmlNode *res = drb_awsx_find(root, "DescribeReplicationGroupsResult");
-
-			if (res)
-				drb_awsx_text(res, "Marker", marker, sizeof(marker));
-		}
-		drb_awsi_resp_free(&resp);
-		if (bad) {
-			rc = nomem(A, err);
-			break;
-		}
-		if (!marker[0])
-			break;
-	}
-	if (rc != 0) {
-		json_decref(*groups);
-		*groups = NULL;
-	}
+	*groups = NULL;
+	if (p && id)
+		drb_awsi_set(p, "ReplicationGroupId", json_string(id), &bad);
+	if (!p || bad)
+		rc = nomem(A, err);
+	else
+		rc = drb_awsi_pages(ctx, &drb_awsi_elasticache, ep,
+				    &(const aws_pages){.operation = "DescribeReplicationGroups",
+						       .token = "Marker",
+						       .items = {"ReplicationGroups/ReplicationGroup"},
+						       .from_xml = group_json,
+						       .what = "replication groups"},
+				    p, groups, err);
+	json_decref(p);
 	return rc;
 }
 

@@ -97,7 +97,8 @@ int drb_awsi_sns_publish(drb_action_ctx *ctx, const json_t *args, json_t **resul
 		goto out;
 	}
 	drb_awsi_set(o, "message_id",
-		     drb_awsx_str(drb_awsx_find(drb_awsx_root(resp.doc), "MessageId"), NULL), &bad);
+		     drb_awsx_str(drb_awsx_find(drb_awsx_root(resp.doc), "MessageId"), NULL),
+		     &bad);
 	if (bad || json_is_null(json_object_get(o, "message_id"))) {
 		rc = bad ? nomem(A, err)
 			 : drb_err_set(err, DRB_EINVAL, "sns Publish: no MessageId in the answer");
@@ -190,22 +191,23 @@ out:
 }
 
 /* One alarm of a DescribeAlarms answer as the catalog gives it. */
-static json_t *alarm_of(xmlNode *m, int *bad)
+static json_t *alarm_of(xmlNode *m)
 {
 	json_t *o = json_object();
+	int bad = 0;
 
-	if (!o) {
-		*bad = 1;
+	if (!o)
+		return NULL;
+	drb_awsi_set(o, "name", drb_awsx_str(m, "AlarmName"), &bad);
+	drb_awsi_set(o, "state", drb_awsx_str(m, "StateValue"), &bad);
+	drb_awsi_set(o, "reason", drb_awsx_str(m, "StateReason"), &bad);
+	drb_awsi_set(o, "updated_at", drb_awsx_str(m, "StateUpdatedTimestamp"), &bad);
+	if (bad) {
+		json_decref(o);
 		return NULL;
 	}
-	drb_awsi_set(o, "name", drb_awsx_str(m, "AlarmName"), bad);
-	drb_awsi_set(o, "state", drb_awsx_str(m, "StateValue"), bad);
-	drb_awsi_set(o, "reason", drb_awsx_str(m, "StateReason"), bad);
-	drb_awsi_set(o, "updated_at", drb_awsx_str(m, "StateUpdatedTimestamp"), bad);
 	return o;
 }
-
-#define ALARM_PAGES 20
 
 /* aws.cloudwatch.describe_alarms: metric and composite alarms by name (at most 100) and/or
  * state. Also what the stop_when watcher calls (src/engine/run.c), through the same row. */
@@ -215,9 +217,8 @@ int drb_awsi_cw_describe_alarms(drb_action_ctx *ctx, const json_t *args, json_t 
 	const char *A = "aws.cloudwatch.describe_alarms", *state = NULL;
 	const json_t *names = json_object_get(args, "alarm_names"), *v;
 	drb_aws_endpoint ep;
-	json_t *list = NULL, *o = NULL;
-	char token[1024] = "";
-	int rc, bad = 0, page;
+	json_t *p = NULL, *all = NULL, *list = NULL, *o = NULL;
+	int rc, bad = 0;
 	size_t i;
 
 	*result = NULL;
@@ -242,74 +243,46 @@ int drb_awsi_cw_describe_alarms(drb_action_ctx *ctx, const json_t *args, json_t 
 			goto out;
 		}
 	}
+	/* without AlarmTypes CloudWatch leaves composite alarms out */
+	p = json_pack("{s:s, s:s, s:i}", "AlarmTypes.member.1", "MetricAlarm",
+		      "AlarmTypes.member.2", "CompositeAlarm", "MaxRecords", 100);
+	json_array_foreach(names, i, v)
+	{
+		char key[48];
+
+		snprintf(key, sizeof(key), "AlarmNames.member.%zu", i + 1);
+		drb_awsi_set(p, key, json_string(json_string_value(v)), &bad);
+	}
+	if (p && state)
+		drb_awsi_set(p, "StateValue", json_string(state), &bad);
+	if (!p || bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	rc = drb_awsi_pages(ctx, &drb_awsi_cloudwatch, &ep,
+			    &(const aws_pages){.operation = "DescribeAlarms", .token = "NextToken",
+					       .items = {"MetricAlarms/member",
+							 "CompositeAlarms/member"},
+					       .from_xml = alarm_of, .what = "alarms"},
+			    p, &all, err);
+	if (rc != 0)
+		goto out;
+	/* the state filter holds also where an endpoint ignores StateValue beside AlarmNames
+	 * (moto does) */
 	list = json_array();
 	if (!list) {
 		rc = nomem(A, err);
 		goto out;
 	}
-	for (page = 0; page < ALARM_PAGES; page++) {
-		aws_req rq = {.operation = "DescribeAlarms"};
-		aws_resp resp;
-		/* without AlarmTypes CloudWatch leaves composite alarms out */
-		json_t *p = json_pack("{s:s, s:s, s:i}", "AlarmTypes.member.1", "MetricAlarm",
-				      "AlarmTypes.member.2", "CompositeAlarm", "MaxRecords", 100);
-		xmlNode *root, *sec, *m;
+	json_array_foreach(all, i, v)
+	{
+		const char *st = json_string_value(json_object_get(v, "state"));
 
-		json_array_foreach(names, i, v)
-		{
-			char key[48];
-
-			snprintf(key, sizeof(key), "AlarmNames.member.%zu", i + 1);
-			drb_awsi_set(p, key, json_string(json_string_value(v)), &bad);
-		}
-		if (p && state)
-			drb_awsi_set(p, "StateValue", json_string(state), &bad);
-		if (p && token[0])
-			drb_awsi_set(p, "NextToken", json_string(token), &bad);
-		if (!p || bad) {
-			json_decref(p);
+		if ((!state || (st && !strcmp(st, state))) &&
+		    json_array_append(list, (json_t *)v) != 0) {
 			rc = nomem(A, err);
 			goto out;
 		}
-		rq.params = p;
-		rc = drb_awsi_call(ctx, &drb_awsi_cloudwatch, &ep, &rq, &resp, err);
-		json_decref(p);
-		if (rc != 0)
-			goto out;
-		root = drb_awsx_root(resp.doc);
-		for (int k = 0; k < 2; k++) {
-			sec = drb_awsx_find(root, k ? "CompositeAlarms" : "MetricAlarms");
-			for (m = sec ? drb_awsx_child(sec, "member") : NULL; m && !bad;
-			     m = drb_awsx_next(m)) {
-				json_t *a = alarm_of(m, &bad);
-				const char *st = json_string_value(json_object_get(a, "state"));
-
-				/* the filter holds also where an endpoint ignores StateValue
-				 * beside AlarmNames (moto does) */
-				if (a && state && (!st || strcmp(st, state))) {
-					json_decref(a);
-					continue;
-				}
-				if (a && json_array_append_new(list, a) != 0)
-					bad = 1;
-			}
-		}
-		token[0] = '\0';
-		m = drb_awsx_child(drb_awsx_find(root, "DescribeAlarmsResult"), "NextToken");
-		if (m)
-			drb_awsx_text(m, NULL, token, sizeof(token));
-		drb_awsi_resp_free(&resp);
-		if (bad) {
-			rc = nomem(A, err);
-			goto out;
-		}
-		if (!token[0])
-			break;
-	}
-	if (page == ALARM_PAGES) {
-		rc = drb_err_set(err, DRB_ELIMIT, "%s: more than %d pages of alarms", A,
-				 ALARM_PAGES);
-		goto out;
 	}
 	o = json_pack("{s:O}", "alarms", list);
 	if (!o) {
@@ -319,5 +292,7 @@ int drb_awsi_cw_describe_alarms(drb_action_ctx *ctx, const json_t *args, json_t 
 	*result = o;
 out:
 	json_decref(list);
+	json_decref(all);
+	json_decref(p);
 	return rc;
 }

@@ -15,7 +15,6 @@
 
 #include "aws_int.h"
 
-#define MAX_PAGES 50
 
 /* The text of each child's sub-element sub of drb_awsx_child(n, path), as a JSON array
  * (VpcSecurityGroups/VpcSecurityGroupMembership/VpcSecurityGroupId). */
@@ -629,13 +628,31 @@ static int by_created_desc(const void *a, const void *b)
 	return mx < my ? 1 : mx > my ? -1 : 0;
 }
 
+/* One row of describe_db_snapshots' list (the restore-point view of a snapshot). */
+static json_t *snapshot_row(xmlNode *s)
+{
+	json_t *o = json_object();
+	int bad = 0;
+
+	if (!o)
+		return NULL;
+	drb_awsi_set(o, "snapshot", drb_awsx_str(s, "DBSnapshotIdentifier"), &bad);
+	drb_awsi_set(o, "created_at", drb_awsx_str(s, "SnapshotCreateTime"), &bad);
+	drb_awsi_set(o, "status", drb_awsx_str(s, "Status"), &bad);
+	drb_awsi_set(o, "type", drb_awsx_str(s, "SnapshotType"), &bad);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 int drb_awsi_rds_snapshots(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
 {
 	const char *A = "aws.rds.describe_db_snapshots", *id = NULL;
 	drb_aws_endpoint ep;
-	json_t *list = NULL, **items = NULL, *sorted = NULL;
-	char marker[512] = "";
-	int rc, bad = 0, page;
+	json_t *p = NULL, *list = NULL, **items = NULL, *sorted = NULL;
+	int rc, bad = 0;
 	size_t i, n;
 
 	*result = NULL;
@@ -644,65 +661,20 @@ int drb_awsi_rds_snapshots(drb_action_ctx *ctx, const json_t *args, json_t **res
 		rc = drb_arg_string_opt(args, "id", &id, err);
 	if (rc != 0)
 		goto out;
-	list = json_array();
-	if (!list) {
+	p = params_of(&bad, "MaxRecords", json_integer(100), NULL);
+	if (!bad && id)
+		drb_awsi_set(p, "DBInstanceIdentifier", json_string(id), &bad);
+	if (bad) {
 		rc = nomem(A, err);
 		goto out;
 	}
-	for (page = 0; page < MAX_PAGES; page++) {
-		aws_req rq = {.operation = "DescribeDBSnapshots"};
-		aws_resp resp;
-		json_t *p = params_of(&bad, "MaxRecords", json_integer(100), NULL);
-		xmlNode *root, *s;
-
-		if (!bad && id)
-			drb_awsi_set(p, "DBInstanceIdentifier", json_string(id), &bad);
-		if (!bad && marker[0])
-			drb_awsi_set(p, "Marker", json_string(marker), &bad);
-		if (bad) {
-			json_decref(p);
-			rc = nomem(A, err);
-			goto out;
-		}
-		rq.params = p;
-		rc = drb_awsi_call(ctx, &drb_awsi_rds, &ep, &rq, &resp, err);
-		json_decref(p);
-		if (rc != 0)
-			goto out;
-		root = drb_awsx_root(resp.doc);
-		s = drb_awsx_find(root, "DBSnapshots");
-		for (s = s ? drb_awsx_child(s, "DBSnapshot") : NULL; s && !bad;
-		     s = drb_awsx_next(s)) {
-			json_t *o = json_object();
-
-			if (!o) {
-				bad = 1;
-				break;
-			}
-			drb_awsi_set(o, "snapshot", drb_awsx_str(s, "DBSnapshotIdentifier"), &bad);
-			drb_awsi_set(o, "created_at", drb_awsx_str(s, "SnapshotCreateTime"), &bad);
-			drb_awsi_set(o, "status", drb_awsx_str(s, "Status"), &bad);
-			drb_awsi_set(o, "type", drb_awsx_str(s, "SnapshotType"), &bad);
-			if (json_array_append_new(list, o) != 0)
-				bad = 1;
-		}
-		marker[0] = '\0';
-		s = drb_awsx_find(root, "Marker");
-		if (s)
-			drb_awsx_text(s, NULL, marker, sizeof(marker));
-		drb_awsi_resp_free(&resp);
-		if (bad) {
-			rc = nomem(A, err);
-			goto out;
-		}
-		if (!marker[0])
-			break;
-	}
-	if (page == MAX_PAGES) {
-		rc = drb_err_set(err, DRB_ELIMIT, "%s: more than %d pages of snapshots", A,
-				 MAX_PAGES);
+	rc = drb_awsi_pages(ctx, &drb_awsi_rds, &ep,
+			    &(const aws_pages){.operation = "DescribeDBSnapshots", .token = "Marker",
+					       .items = {"DBSnapshots/DBSnapshot"},
+					       .from_xml = snapshot_row, .what = "snapshots"},
+			    p, &list, err);
+	if (rc != 0)
 		goto out;
-	}
 	n = json_array_size(list);
 	items = calloc(n ? n : 1, sizeof(*items));
 	sorted = json_array();
@@ -724,6 +696,7 @@ out:
 	free(items);
 	json_decref(sorted);
 	json_decref(list);
+	json_decref(p);
 	return rc;
 }
 
@@ -1148,8 +1121,7 @@ int drb_awsi_rds_events(drb_action_ctx *ctx, const json_t *args, json_t **result
 	drb_aws_endpoint ep;
 	json_t *base = NULL, *list = NULL, *o = NULL;
 	ev_item *items = NULL;
-	char marker[512] = "";
-	int rc, bad = 0, page;
+	int rc, bad = 0;
 	size_t i, n;
 
 	*result = NULL;
@@ -1158,52 +1130,18 @@ int drb_awsi_rds_events(drb_action_ctx *ctx, const json_t *args, json_t **result
 		rc = events_params(A, args, &base, err);
 	if (rc != 0)
 		goto out;
-	list = json_array();
-	if (!list) {
+	drb_awsi_set(base, "MaxRecords", json_integer(100), &bad);
+	if (bad) {
 		rc = nomem(A, err);
 		goto out;
 	}
-	for (page = 0; page < MAX_PAGES; page++) {
-		aws_req rq = {.operation = "DescribeEvents"};
-		aws_resp resp;
-		json_t *p = json_deep_copy(base);
-		xmlNode *root, *e;
-
-		if (p)
-			drb_awsi_set(p, "MaxRecords", json_integer(100), &bad);
-		if (p && marker[0])
-			drb_awsi_set(p, "Marker", json_string(marker), &bad);
-		if (!p || bad) {
-			json_decref(p);
-			rc = nomem(A, err);
-			goto out;
-		}
-		rq.params = p;
-		rc = drb_awsi_call(ctx, &drb_awsi_rds, &ep, &rq, &resp, err);
-		json_decref(p);
-		if (rc != 0)
-			goto out;
-		root = drb_awsx_root(resp.doc);
-		e = drb_awsx_find(root, "Events");
-		for (e = e ? drb_awsx_child(e, "Event") : NULL; e && !bad; e = drb_awsx_next(e))
-			if (json_array_append_new(list, event_json(e)) != 0)
-				bad = 1;
-		marker[0] = '\0';
-		e = drb_awsx_find(root, "Marker");
-		if (e)
-			drb_awsx_text(e, NULL, marker, sizeof(marker));
-		drb_awsi_resp_free(&resp);
-		if (bad) {
-			rc = nomem(A, err);
-			goto out;
-		}
-		if (!marker[0])
-			break;
-	}
-	if (page == MAX_PAGES) {
-		rc = drb_err_set(err, DRB_ELIMIT, "%s: more than %d pages of events", A, MAX_PAGES);
+	rc = drb_awsi_pages(ctx, &drb_awsi_rds, &ep,
+			    &(const aws_pages){.operation = "DescribeEvents", .token = "Marker",
+					       .items = {"Events/Event"}, .from_xml = event_json,
+					       .what = "events"},
+			    base, &list, err);
+	if (rc != 0)
 		goto out;
-	}
 	n = json_array_size(list);
 	items = calloc(n ? n : 1, sizeof(*items));
 	o = json_pack("{s:[]}", "events");

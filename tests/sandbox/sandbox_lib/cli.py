@@ -15,7 +15,8 @@ from .common import (Paths, SandboxError, check_pg_can_reach, pid_alive, port_in
                      read_json)
 from .pgnodes import stop_all_recorded
 
-SCENARIOS = ["ecs-task", "primary", "region-outage", "corruption", "arc-endpoint-down"]
+SCENARIOS = ["ecs-task", "primary", "region-outage", "corruption", "arc-endpoint-down",
+             "rds-failover", "s3-replication-stall"]
 MODES = ["refused", "timeout", "5xx"]
 
 

@@ -62,6 +62,7 @@ class Glue:
         self.faults = None                  # faultproxy.Faults shared by every AWS front
         self.on_faults = None               # called after a fault changes (ARC endpoints)
         self.arc = None                     # arc.ArcCluster (routing controls)
+        self.stores = None                  # stores.Stores (S3 replication, ElastiCache)
         self.down_regions = set()
         self.health_checks = {}             # health check id -> region it watches
         self.changes = {}                   # Route 53 change id -> monotonic submit time
@@ -102,6 +103,7 @@ class Glue:
         wrap_resp(RDSResponse, "restore_db_instance_from_db_snapshot", self._rds_restore_snap)
         wrap_resp(RDSResponse, "create_db_snapshot", self._rds_create_snapshot)
         wrap_resp(RDSResponse, "delete_db_instance", self._rds_delete)
+        wrap_resp(RDSResponse, "describe_events", self._rds_describe_events)
         wrap_resp(Route53, "change_resource_record_sets", self._r53_change)
         wrap_resp(Route53, "get_change", self._r53_get_change)
         wrap_resp(Route53, "get_health_check_status", self._r53_health_status)
@@ -354,24 +356,38 @@ class Glue:
                 old.stop("fast")
                 old.start()
                 self.proxy.move_to(old.port)        # reboot drops connections too
+                self._rds_event(db, ["availability"], "DB instance restarted")
                 db.status = "available"
                 return
-            new = self.nodes[self.standby]
+            self._rds_event(db, ["failover"], "Multi-AZ instance failover started.")
             # fast shutdown streams the last WAL to the standby: a planned failover loses
             # nothing; if the writer already crashed this is a no-op
-            old.stop("fast")
-            new.promote()
-            self.proxy.move_to(new.port)
-            self.writer, self.standby = new.name, None
-            az, saz = db.availability_zone, getattr(db, "_drb_secondary_az", None)
-            if saz:
-                db.availability_zone, db._drb_secondary_az = saz, az
-            db.status = "available"
-            self.log("failover: %s -> %s" % (old.name, new.name))
+            new = self._fail_over(db, old, "fast")
+            self._rds_event(db, ["availability"], "DB instance restarted")
+            self._rds_event(db, ["failover"], "Multi-AZ instance failover completed.")
         except Exception as e:
             db.status = "failed"
             self._fail("RebootDBInstance %s" % db.db_instance_identifier, e)
             return
+        self._rebuild_standby(old, new)
+
+    def _fail_over(self, db, old, stop_mode):
+        """The writer's standby takes over: old stops, the standby is promoted, the writer
+        endpoint (proxy and DNS name) moves, the AZs swap. Returns the new writer."""
+        new = self.nodes[self.standby]
+        old.stop(stop_mode)
+        new.promote()
+        self.proxy.move_to(new.port)
+        self.writer, self.standby = new.name, None
+        self._writer_dns_follow()
+        az, saz = db.availability_zone, getattr(db, "_drb_secondary_az", None)
+        if saz:
+            db.availability_zone, db._drb_secondary_az = saz, az
+        db.status = "available"
+        self.log("failover: %s -> %s" % (old.name, new.name))
+        return new
+
+    def _rebuild_standby(self, old, new):
         # Multi-AZ rebuilds a standby in the other AZ after a failover; so do we, so that a
         # second drill finds a pair again
         try:
@@ -676,6 +692,7 @@ class Glue:
                             self.ecs_due.pop(key, None)
                             continue
                         self.reconcile_service(backend, svc)
+                    self._eval_alarms()
             except Exception as e:
                 self._fail("ECS scheduler", e)
 
@@ -684,10 +701,13 @@ class Glue:
         fn = {"ecs-task": self._inject_ecs_task, "primary": self._inject_primary,
               "region-outage": self._inject_region_outage,
               "corruption": self._inject_corruption,
-              "arc-endpoint-down": self._inject_arc_endpoint_down}.get(scenario)
+              "arc-endpoint-down": self._inject_arc_endpoint_down,
+              "rds-failover": self._inject_rds_failover,
+              "s3-replication-stall": lambda a: self.stores.stall(a)}.get(scenario)
         if fn is None:
             raise SandboxError("unknown scenario %r (ecs-task, primary, region-outage, "
-                               "corruption, arc-endpoint-down)" % scenario)
+                               "corruption, arc-endpoint-down, rds-failover, "
+                               "s3-replication-stall)" % scenario)
         return fn(args or {})
 
     def _inject_ecs_task(self, args):
@@ -818,7 +838,8 @@ class Glue:
                             self._ecs_backend(EU).services.items()
                             if svc.cluster_name == CLUSTERS[EU]},
                     "arc": {arn: c["state"] for arn, c in self.arc.status()[
-                        "routing_controls"].items()} if self.arc else {}}
+                        "routing_controls"].items()} if self.arc else {},
+                    "stores": self.stores.save_region(EU) if self.stores else None}
         else:
             saved = getattr(self, "_region_saved", None)
             if saved is None or not ckpt.exists():
@@ -847,8 +868,152 @@ class Glue:
                         self.reconcile_service(backend, svc)
             for arn, state in saved["arc"].items():
                 self.arc._set([(arn, state)])
+            if self.stores and saved.get("stores"):
+                self.stores.restore_region(EU, saved["stores"])
         return {"action": action, "took_s": round(time.monotonic() - t0, 2),
                 "replica_in_recovery": node.in_recovery()}
+
+    # ------------------------------------------------------------------ RDS events, automatic
+    # failover, the writer endpoint's DNS name, service alarms (issue 11: what the Multi-AZ and
+    # ECS runbooks read to tell what happened; docs/sandbox.md)
+    def _rds_event(self, db, categories, message):
+        """An RDS event about db, as DescribeEvents returns it (moto records none for a
+        failover: the glue does, on moto's own event list)."""
+        from moto.rds.models import Event
+        ev = Event.__new__(Event)
+        ev.source_identifier = db.db_instance_identifier
+        ev.source_type = "db-instance"
+        ev.message = message
+        ev.event_categories = list(categories)
+        ev.source_arn = db.db_instance_arn
+        ev.date = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        backend = self._rds_backend(US if db.db_instance_identifier == PAIR_ID else EU)
+        backend.events.append(ev)
+        self.log("RDS event %s %s: %s" % (db.db_instance_identifier, categories, message))
+
+    def _rds_describe_events(self, resp, call):
+        """moto ignores Duration, StartTime, EndTime and EventCategories: filter as RDS does
+        (default: the last hour)."""
+        result = call()
+        events = result.result.get("Events") or []
+        now = datetime.datetime.now(datetime.timezone.utc)
+
+        def when(v):
+            if v in (None, ""):
+                return None
+            t = v if hasattr(v, "tzinfo") else parse_rfc3339(str(v))
+            return t if t.tzinfo else t.replace(tzinfo=datetime.timezone.utc)
+        start = when(_param(resp, "StartTime", "start_time"))
+        end = when(_param(resp, "EndTime", "end_time")) or now
+        duration = _param(resp, "Duration", "duration")
+        if start is None:
+            start = end - datetime.timedelta(minutes=int(duration or 60))
+        cats = _param(resp, "EventCategories", "event_categories") or []
+        if isinstance(cats, str):
+            cats = [cats]
+        if isinstance(cats, dict):          # EventCategories.EventCategory.N
+            cats = list(cats.values())
+        cats = set(c for c in cats if isinstance(c, str))
+
+        def keep(e):
+            t = e.date if e.date.tzinfo else e.date.replace(tzinfo=datetime.timezone.utc)
+            return start <= t <= end and (not cats or cats & set(e.event_categories))
+        result.result["Events"] = [e for e in events if keep(e)]
+        return result
+
+    def _inject_rds_failover(self, args):
+        """RDS failed over by itself: the writer's host fails (its server stops at once), the
+        synchronous standby is promoted, the writer endpoint and its DNS name move, the
+        instance's AZ swaps, and RDS records the failover events. The old writer is rebuilt
+        as the standby in the background, as after a forced failover."""
+        db = self._rds_backend(US).databases.get(PAIR_ID)
+        old = self._writer_node()
+        sb = self.nodes.get(self.standby) if self.standby else None
+        if db is None or old is None:
+            raise SandboxError("no Multi-AZ instance %s" % PAIR_ID)
+        if db.status != "available" or sb is None or not sb.running():
+            raise SandboxError("%s cannot fail over now (status %s, standby %s)" %
+                               (PAIR_ID, db.status, self.standby or "being rebuilt"))
+        az_before = db.availability_zone
+        self._rds_event(db, ["failover"], "Multi-AZ instance failover started.")
+        self._rds_event(db, ["failover"], "The primary host of the RDS Multi-AZ instance "
+                        "is unhealthy (injected by the drbook sandbox).")
+        new = self._fail_over(db, old, "immediate")
+        self._rds_event(db, ["failover"], "Multi-AZ instance failover completed.")
+        self._spawn("rebuild-standby", self._rebuild_standby, old, new)
+        return {"instance": PAIR_ID, "old_writer": old.name, "new_writer": new.name,
+                "az_before": az_before, "az_after": db.availability_zone,
+                "writer_dns": self.writer_dns_answer()}
+
+    def setup_watch(self, zone_id, zone_name, endpoint_ttl=5):
+        """Called once by the launcher after seeding: the writer endpoint's DNS name (a CNAME
+        to the writer's host, one A record per host, as RDS's endpoint) and one CloudWatch
+        alarm per ECS service (RunningTaskCount below its desired count)."""
+        self.writer_dns = {"zone_id": zone_id, "name": "%s.%s" % (PAIR_ID, zone_name),
+                           "hosts": "hosts." + zone_name, "ttl": endpoint_ttl}
+        hosts = [{"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": "%s.%s" % (n, self.writer_dns["hosts"]), "Type": "A", "TTL": 60,
+            "ResourceRecords": [{"Value": "127.0.0.1"}]}} for n in sorted(self.nodes)]
+        self._r53_backend().change_resource_record_sets(zone_id, hosts)
+        self._writer_dns_follow()
+        from moto.cloudwatch.models import cloudwatch_backends
+        self.alarms = {}
+        with self.lock:
+            for region in CLUSTERS:
+                cw = cloudwatch_backends[self.account][region]
+                for svc in list(self._ecs_backend(region).services.values()):
+                    name = "%s-%s-running-tasks" % (svc.cluster_name, svc.name)
+                    cw.put_metric_alarm(
+                        name=name, namespace="ECS/ContainerInsights",
+                        metric_name="RunningTaskCount", metric_data_queries=None,
+                        comparison_operator="LessThanThreshold", evaluation_periods=1,
+                        datapoints_to_alarm=1, period=60, threshold=float(svc.desired_count),
+                        statistic="Minimum", extended_statistic=None,
+                        description="%s runs fewer tasks than desired" % svc.name,
+                        dimensions=[{"Name": "ClusterName", "Value": svc.cluster_name},
+                                    {"Name": "ServiceName", "Value": svc.name}],
+                        alarm_actions=[], ok_actions=[], insufficient_data_actions=[],
+                        unit=None, actions_enabled=True, treat_missing_data="breaching",
+                        evaluate_low_sample_count_percentile=None, threshold_metric_id=None,
+                        rule=None, tags=[])
+                    self.alarms[name] = (region, svc.cluster_name, svc.name)
+            self._eval_alarms()
+        return {"writer_dns": self.writer_dns["name"], "alarms": sorted(self.alarms)}
+
+    def writer_dns_answer(self):
+        w = getattr(self, "writer_dns", None)
+        return "%s.%s" % (self.writer, w["hosts"]) if w and self.writer else None
+
+    def _writer_dns_follow(self):
+        """The writer endpoint's CNAME names the writer's host (RDS moves it on failover)."""
+        w = getattr(self, "writer_dns", None)
+        if not w or not self.writer:
+            return
+        self._r53_backend().change_resource_record_sets(w["zone_id"], [{
+            "Action": "UPSERT", "ResourceRecordSet": {
+                "Name": w["name"], "Type": "CNAME", "TTL": w["ttl"],
+                "ResourceRecords": [{"Value": self.writer_dns_answer()}]}}])
+
+    def _eval_alarms(self):
+        """Each service alarm follows its service: ALARM while it runs fewer tasks than
+        desired, OK otherwise (CloudWatch would after its evaluation period; caller holds
+        the lock). DescribeAlarms then shows the state and when it last changed."""
+        from moto.cloudwatch.models import cloudwatch_backends
+        for name, (region, cluster, svc_name) in (getattr(self, "alarms", None) or {}).items():
+            svc = self._find_service(self._ecs_backend(region), cluster, svc_name)
+            if svc is None:
+                continue
+            running = len(self._service_tasks(self._ecs_backend(region), svc))
+            want = "ALARM" if running < svc.desired_count else "OK"
+            cw = cloudwatch_backends[self.account][region]
+            alarm = cw.alarms.get(name)
+            if alarm is None or alarm.state_value == want:
+                continue
+            reason = ("Threshold Crossed: 1 datapoint [%d.0] was %s the threshold (%d.0)." %
+                      (running, "less than" if want == "ALARM" else "not less than",
+                       svc.desired_count))
+            cw.set_alarm_state(name, reason, "{}", want)
+            self.log("alarm %s -> %s" % (name, want))
 
     # ------------------------------------------------------------------ status
     def status(self):

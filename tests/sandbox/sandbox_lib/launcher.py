@@ -220,7 +220,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     t0 = time.monotonic()
-    glue = proxy = server = control = dns = None
+    glue = proxy = server = control = dns = lb = None
     fronts, arc_fronts = [], []
     serving = False     # control.shutdown() would wait forever for a loop never started
     rc = 0
@@ -251,6 +251,11 @@ def main():
                     change_delay=float(os.environ.get("DRB_SANDBOX_R53_CHANGE_DELAY", "1")))
         glue.proxy = proxy
         glue.install()
+        from .stores import Stores
+        glue.stores = Stores(glue, _log, replication_delay=float(os.environ.get(
+            "DRB_SANDBOX_S3_REPLICATION_DELAY", "1")), cache_delay=float(os.environ.get(
+                "DRB_SANDBOX_CACHE_DELAY", "3")))
+        glue.stores.install()
         server = _moto_server_class()(ip_address="127.0.0.1", port=ports["moto"],
                                       verbose=False)
         server.start()
@@ -273,6 +278,8 @@ def main():
         dns_ttl = int(os.environ.get("DRB_SANDBOX_DNS_TTL", "60"))
         from .seed import seed_cloud, seed_snapshot
         cloud = seed_cloud(endpoint, glue, ports, password, dns_ttl=dns_ttl)
+        from .seed import seed_stores, stores_env
+        stores = seed_stores(endpoint, glue)
         _log("cloud seeded (%.1fs)" % (time.monotonic() - t0))
         # the ARC cluster's five endpoints, one per region, behind the same fault mechanism
         for i, region in enumerate(ARC_REGIONS):
@@ -307,11 +314,22 @@ def main():
         glue.writer, glue.standby, glue.replica = A, B, EU_NODE
         glue.base_backup_time = pg["base_backup_time"]
         _log("postgres ready (%.1fs)" % (time.monotonic() - t0))
+        # issue 11: the writer endpoint's DNS name, the service alarms, the load balancer
+        watch = glue.setup_watch(cloud["zone_id"], cloud["zone_name"])
+        from .lb import LoadBalancer
+        lb = LoadBalancer(glue, "us-east-1", cloud["clusters"]["us-east-1"], free_port(), _log)
+        lb.start()
+        ports["load_balancer"] = lb.port
+        write_json_atomic(paths.ports, ports)
         snapshot = seed_snapshot(endpoint)
         arn = _enable_auth_and_check(endpoint, cloud)
         _log("signature checking on; sandbox identity %s" % arn)
         env = _env_vars(paths, ports, password, cloud, snapshot)
         env.update(_arc_dns_env(glue.arc, arc_fronts, dns, cloud))
+        env.update({"DRB_SANDBOX_WRITER_DNS_NAME": watch["writer_dns"],
+                    "DRB_SANDBOX_SERVICE_ALARM": "{cluster}-{service}-running-tasks",
+                    "DRB_SANDBOX_LB_URL": lb.url})
+        env.update(stores_env(stores))
         _write_env(paths, env)
 
         if paths.control.exists():
@@ -326,6 +344,8 @@ def main():
             if cmd == "status":
                 st = glue.status()
                 st["dns"] = dns.status()
+                st["load_balancer"] = {"url": lb.url, "stats": lb.stats()}
+                st["stores"] = glue.stores.status()
                 st["arc"] = dict(glue.arc.status(), endpoints=[
                     {"url": f.url, "region": f.region, "listening": f.listening(),
                      "fault": faults.mode_for(f.name, f.region)} for f in arc_fronts])
@@ -358,9 +378,12 @@ def main():
     finally:
         for step, fn in (("control", lambda: control and (serving and control.shutdown(),
                                                          control.server_close())),
+                         ("stores", lambda: glue and getattr(glue, "stores", None) and
+                          glue.stores.stop()),
                          ("glue", lambda: glue and glue.stop()),
                          ("fronts", lambda: [f.stop() for f in fronts]),
                          ("dns", lambda: dns and dns.stop()),
+                         ("load balancer", lambda: lb and lb.stop()),
                          ("proxy", lambda: proxy and proxy.stop()),
                          ("postgres", lambda: stop_all_recorded(paths, _log)),
                          ("moto", lambda: server and server.stop())):

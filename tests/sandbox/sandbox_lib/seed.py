@@ -1,9 +1,12 @@
 # Seeds the emulated cloud like the protected platform (Route 53 zone, record and health
 # checks; RDS prod-db + cross-region replica prod-db-eu; ECS clusters and services; SNS topic;
 # IAM user + key) and the application schema in the real primary database.
+import hashlib
+
 import boto3
 from botocore.config import Config
 
+from .common import now_utc, rfc3339
 from .glue import CLUSTERS, EU, PAIR_ID, REPLICA_ID, US
 
 ZONE_NAME = "example.internal."
@@ -138,7 +141,8 @@ def seed_cloud(endpoint, glue, ports, password, dns_ttl=60):
             td = ecs.register_task_definition(
                 family=svc, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
                 cpu="256", memory="512",
-                containerDefinitions=[{"name": svc, "image": "drbook/%s:1" % svc,
+                containerDefinitions=[{"name": svc, "image": ecr_image(glue.account, region,
+                                                                      svc),
                                        "essential": True, "cpu": 256, "memory": 512,
                                        "portMappings": [{"containerPort": 8080}]}])
             ecs.create_service(cluster=cluster, serviceName=svc,
@@ -155,3 +159,86 @@ def seed_snapshot(endpoint):
     client(endpoint, "rds", US).create_db_snapshot(DBInstanceIdentifier=PAIR_ID,
                                                    DBSnapshotIdentifier="prod-db-seed")
     return "prod-db-seed"
+
+
+# ---------------------------------------------------------------- data stores and images
+# S3 buckets replicated to eu-west-1 (the sandbox plays the replication, see stores.py) with a
+# replication marker, the ElastiCache group of us-east-1 (eu-west-1's is rebuilt on failover),
+# Application Auto Scaling targets of every ECS service, and the ECR repositories holding the
+# task definitions' images in both regions.
+BUCKETS = {"prod-assets": "prod-assets-eu", "prod-uploads": "prod-uploads-eu"}
+MARKER_KEY = "drbook/replication-marker"
+CACHE_GROUPS = {US: "prod-cache", EU: "prod-cache-eu"}
+CACHE_NODE_TYPE = "cache.r6g.large"
+SCALING = {US: (2, 10), EU: (1, 10)}       # (min, max) of each service's scalable target
+IMAGE_TAG = "1"
+
+
+def ecr_image(account, region, svc):
+    """The image a service's task definition names: the region's own ECR copy."""
+    return "%s.dkr.ecr.%s.amazonaws.com/drbook/%s:%s" % (account, region, svc, IMAGE_TAG)
+
+
+def write_marker(s3, bucket, at=None):
+    """The replication marker: an object whose metadata says when it was written."""
+    at = at or rfc3339(now_utc())
+    s3.put_object(Bucket=bucket, Key=MARKER_KEY, Body=("written at %s\n" % at).encode(),
+                  ContentType="text/plain", Metadata={"written-at": at})
+    return at
+
+
+def seed_stores(endpoint, glue):
+    """Runs after seed_cloud, in the same no-auth window."""
+    out = {}
+    s3 = {US: client(endpoint, "s3", US), EU: client(endpoint, "s3", EU)}
+    for source, replica in BUCKETS.items():
+        for region, name in ((US, source), (EU, replica)):
+            s3[region].create_bucket(Bucket=name, CreateBucketConfiguration={
+                "LocationConstraint": region} if region != US else {})
+            s3[region].put_bucket_versioning(Bucket=name, VersioningConfiguration={
+                "Status": "Enabled"})
+        s3[US].put_bucket_replication(Bucket=source, ReplicationConfiguration={
+            "Role": "arn:aws:iam::%s:role/s3-crr" % glue.account,
+            "Rules": [{"ID": "to-" + EU, "Priority": 1, "Status": "Enabled",
+                       "Filter": {"Prefix": ""},
+                       "DeleteMarkerReplication": {"Status": "Disabled"},
+                       "Destination": {"Bucket": "arn:aws:s3:::" + replica}}]})
+        s3[US].put_object(Bucket=source, Key="seed/readme.txt", Body=b"seeded by the sandbox\n")
+        out.setdefault("marker_written_at", {})[source] = write_marker(s3[US], source)
+    out["buckets"], out["marker_key"] = dict(BUCKETS), MARKER_KEY
+
+    client(endpoint, "elasticache", US).create_replication_group(
+        ReplicationGroupId=CACHE_GROUPS[US], ReplicationGroupDescription="prod cache",
+        Engine="redis", CacheNodeType=CACHE_NODE_TYPE, NumCacheClusters=2,
+        AutomaticFailoverEnabled=True)
+    out["cache_groups"] = dict(CACHE_GROUPS)
+
+    manifest = ('{"schemaVersion": 2, "mediaType": '
+                '"application/vnd.docker.distribution.manifest.v2+json", "config": '
+                '{"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, '
+                '"digest": "sha256:%s"}, "layers": []}')
+    for region, cluster in CLUSTERS.items():
+        ecr = client(endpoint, "ecr", region)
+        aas = client(endpoint, "application-autoscaling", region)
+        for svc in SERVICES:
+            repo = "drbook/" + svc
+            ecr.create_repository(repositoryName=repo)
+            ecr.put_image(repositoryName=repo, imageTag=IMAGE_TAG,
+                          imageManifest=manifest % hashlib.sha256(repo.encode()).hexdigest())
+            lo, hi = SCALING[region]
+            aas.register_scalable_target(
+                ServiceNamespace="ecs", ResourceId="service/%s/%s" % (cluster, svc),
+                ScalableDimension="ecs:service:DesiredCount", MinCapacity=lo, MaxCapacity=hi)
+    out["ecr_repositories"] = ["drbook/" + s for s in SERVICES]
+    out["scaling"] = {r: list(v) for r, v in SCALING.items()}
+    return out
+
+
+def stores_env(stores):
+    return {
+        "DRB_SANDBOX_BUCKETS": " ".join("%s:%s" % kv for kv in stores["buckets"].items()),
+        "DRB_SANDBOX_S3_MARKER_KEY": stores["marker_key"],
+        "DRB_SANDBOX_CACHE_GROUP_US": stores["cache_groups"][US],
+        "DRB_SANDBOX_CACHE_GROUP_EU": stores["cache_groups"][EU],
+        "DRB_SANDBOX_ECR_REPOSITORIES": " ".join(stores["ecr_repositories"]),
+    }

@@ -1,7 +1,7 @@
-/* The catalog additions for RDS, Application Auto Scaling and ECR against recorded answers
- * through a replaying seam (no network, no credentials): what goes on the wire (Query lists
- * as PARAM.MEMBER.N, tag maps as Tags.Tag.N.Key/Value, JSON 1.1 bodies), what is refused
- * before any call, the idempotent paths (an existing replica or snapshot is the answer, a
+/* The catalog additions for RDS, Application Auto Scaling, ECR and ECS task definitions against
+ * recorded answers through a replaying seam (no network, no credentials): what goes on the wire
+ * (Query lists as PARAM.MEMBER.N, tag maps as Tags.Tag.N.Key/Value, JSON 1.1 bodies), what is
+ * refused before any call, the idempotent paths (an existing replica or snapshot is the answer, a
  * name taken by something else is not), paging and the order of events, JSON timestamps.
  * The answers follow the shapes of the AWS API references, written for these tests. */
 #include <setjmp.h>
@@ -453,6 +453,64 @@ static void test_ecr(void **state)
 	replay_seam_free(&r);
 }
 
+/* A task definition's containers and size: ECS answers the task's cpu and memory as strings
+ * ("256"), read as integers; a value that is not one is null; essential defaults to true. A
+ * describe_service answer names its task definition. */
+static void test_ecs_task_definition(void **state)
+{
+	static const char td[] =
+	    "{\"taskDefinition\": {\"taskDefinitionArn\": "
+	    "\"arn:aws:ecs:eu-west-1:1:task-definition/api:7\", \"family\": \"api\", "
+	    "\"revision\": 7, \"status\": \"ACTIVE\", \"cpu\": \"256\", \"memory\": "
+	    "\"0.5GB\", \"containerDefinitions\": [{\"name\": \"api\", \"image\": "
+	    "\"1.dkr.ecr.eu-west-1.amazonaws.com/drbook/api:1\", \"cpu\": 256, "
+	    "\"memory\": 512}, {\"name\": \"log\", \"image\": \"fluent-bit:2\", "
+	    "\"essential\": false}]}}";
+	static const char svc[] =
+	    "{\"services\": [{\"status\": \"ACTIVE\", \"desiredCount\": 1, "
+	    "\"runningCount\": 1, \"pendingCount\": 0, \"taskDefinition\": "
+	    "\"arn:aws:ecs:eu-west-1:1:task-definition/api:7\", \"deployments\": []}], "
+	    "\"failures\": []}";
+	replay_seam r;
+	json_t *res = NULL;
+	const json_t *req, *c;
+	drb_err e = {0};
+
+	(void)state;
+	replay_seam_init(&r);
+	replay_seam_add(&r, 200, td, NULL, 1);
+	replay_seam_add(&r, 200, svc, NULL, 1);
+	assert_int_equal(run_action(&r, "aws.ecs.describe_task_definition",
+				    "{\"task_definition\": \"api:7\", \"region\": \"eu-west-1\"}",
+				    0, &res, &e),
+			 0);
+	req = json_object_get(json_array_get(r.records, 0), "request");
+	assert_string_equal(json_string_value(json_object_get(req, "target")),
+			    "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition");
+	assert_string_equal(pstr(json_object_get(req, "body"), "taskDefinition"), "api:7");
+	assert_int_equal(json_integer_value(json_object_get(res, "cpu")), 256);
+	assert_true(json_is_null(json_object_get(res, "memory")));
+	assert_int_equal(json_integer_value(json_object_get(res, "revision")), 7);
+	assert_int_equal(json_array_size(json_object_get(res, "containers")), 2);
+	c = json_array_get(json_object_get(res, "containers"), 0);
+	assert_string_equal(json_string_value(json_object_get(c, "image")),
+			    "1.dkr.ecr.eu-west-1.amazonaws.com/drbook/api:1");
+	assert_true(json_is_true(json_object_get(c, "essential")));
+	c = json_array_get(json_object_get(res, "containers"), 1);
+	assert_true(json_is_false(json_object_get(c, "essential")));
+	assert_true(json_is_null(json_object_get(c, "cpu")));
+	json_decref(res);
+	res = NULL;
+	assert_int_equal(run_action(&r, "aws.ecs.describe_service",
+				    "{\"cluster\": \"prod-eu\", \"service\": \"api\"}", 0, &res,
+				    &e),
+			 0);
+	assert_string_equal(json_string_value(json_object_get(res, "task_definition")),
+			    "arn:aws:ecs:eu-west-1:1:task-definition/api:7");
+	json_decref(res);
+	replay_seam_free(&r);
+}
+
 /* The additions are in the table with their modes and the resource they touch. */
 static void test_catalog_additions(void **state)
 {
@@ -468,6 +526,7 @@ static void test_catalog_additions(void **state)
 	    {"aws.appautoscaling.describe_scalable_targets", "resource_id", DRB_ACT_RO},
 	    {"aws.appautoscaling.register_scalable_target", "resource_id", DRB_ACT_MUT},
 	    {"aws.ecr.describe_images", "repository", DRB_ACT_RO},
+	    {"aws.ecs.describe_task_definition", "task_definition", DRB_ACT_RO},
 	};
 	static const char *const placement[] = {"vpc_security_group_ids",
 						"db_subnet_group",
@@ -510,6 +569,7 @@ int main(void)
 	    cmocka_unit_test(test_events),
 	    cmocka_unit_test(test_register_scalable_target),
 	    cmocka_unit_test(test_ecr),
+	    cmocka_unit_test(test_ecs_task_definition),
 	    cmocka_unit_test(test_catalog_additions),
 	};
 
