@@ -29,8 +29,8 @@ void drb_dynlib_open(drb_dynlib *lib);
 
 /* 0 when the open succeeded; otherwise a DRB_ERR naming the action (or whatever needed the
  * library), the library, the reason and the package to install:
- *   "pg.query needs libpq.so.5 (the PostgreSQL client library), which cannot be loaded:
- *    ...: cannot open shared object file: ...; install the Debian package libpq5" */
+ *   "pg.query: libpq.so.5 (the PostgreSQL client library) cannot be loaded: ...: cannot
+ *    open shared object file: ...; install the Debian package libpq5" */
 int drb_dynlib_check(const drb_dynlib *lib, const char *action, drb_err *err);
 
 #endif

@@ -47,9 +47,9 @@ int drb_dynlib_check(const drb_dynlib *lib, const char *action, drb_err *err)
 {
 	if (!lib->failed)
 		return 0;
+	/* "ACTION: " first, as context is prefixed everywhere (and Lua names an action once) */
 	return drb_err_set(err, DRB_ERR,
-			   "%s needs %s (%s), which cannot be loaded: %s; install the Debian "
-			   "package %s",
+			   "%s: %s (%s) cannot be loaded: %s; install the Debian package %s",
 			   action && *action ? action : "this action", lib->soname, lib->what,
 			   lib->why, lib->package);
 }

@@ -145,8 +145,7 @@ def test_a_missing_libpq_is_named_with_its_package(c):
     r = c.drbook("run", rb, "--audit", "run.jsonl", env=env)
     check(r.code == 1, "the step fails, the run fails", r)
     err = step_error(c, "q")["error"]
-    check("pg.query needs libpq.so.5 (the PostgreSQL client library), which cannot be "
-          "loaded: " in err, f"the action and the library are named: {err}")
+    check("pg.query: libpq.so.5 (the PostgreSQL client library) cannot be loaded: " in err, f"the action and the library are named: {err}")
     check(err.endswith("install the Debian package libpq5"), f"and the package: {err}")
 
 
@@ -164,8 +163,7 @@ def test_a_missing_ldns_is_named_with_its_package(c):
     r = c.drbook("run", rb, "--audit", "run.jsonl", env=broken(c, "libldns.so.3"))
     check(r.code == 1, "the step fails, the run fails", r)
     err = step_error(c, "r")["error"]
-    check("dns.resolve needs libldns.so.3 (the ldns DNS library), which cannot be loaded: "
-          in err, f"the action and the library are named: {err}")
+    check("dns.resolve: libldns.so.3 (the ldns DNS library) cannot be loaded: " in err, f"the action and the library are named: {err}")
     check(err.endswith("install the Debian package libldns3"), f"and the package: {err}")
 
 
@@ -187,8 +185,8 @@ def test_a_missing_libxml2_is_named_with_its_package(c):
                      env=dict(sts.env(), **broken(c, "libxml2.so.2")))
     check(r.code == 1, "the answer cannot be read: the run fails", r)
     err = step_error(c, "whoami")["error"]
-    check("reading an AWS XML answer needs libxml2.so.2 (the XML library), which cannot be "
-          "loaded: " in err, f"what needed it and the library are named: {err}")
+    check("reading an AWS XML answer: libxml2.so.2 (the XML library) cannot be loaded: "
+          in err, f"what needed it and the library are named: {err}")
     check("install the Debian package libxml2" in err, f"and the package: {err}")
 
 

@@ -53,8 +53,8 @@ static void test_missing_library(void **state)
 	assert_null(addrs[0]);
 	assert_int_equal(drb_dynlib_check(&lib, "pg.query", &err), DRB_ERR);
 	assert_int_equal(err.code, DRB_ERR);
-	assert_non_null(strstr(err.msg, "pg.query needs libdrb-not-installed.so.9 (the "
-					"PostgreSQL client library), which cannot be loaded: "));
+	assert_non_null(strstr(err.msg, "pg.query: libdrb-not-installed.so.9 (the PostgreSQL "
+					"client library) cannot be loaded: "));
 	assert_non_null(strstr(err.msg, "cannot open shared object file"));
 	assert_non_null(strstr(err.msg, "; install the Debian package libpq5"));
 }
@@ -77,7 +77,7 @@ static void test_missing_symbol(void **state)
 	assert_null(addrs[0]);
 	assert_null(addrs[1]);
 	assert_int_equal(drb_dynlib_check(&lib, "dns.resolve", &err), DRB_ERR);
-	assert_non_null(strstr(err.msg, "dns.resolve needs libc.so.6"));
+	assert_non_null(strstr(err.msg, "dns.resolve: libc.so.6 (the C library) cannot be"));
 	assert_non_null(strstr(err.msg, "libc.so.6 has no symbol drb_no_such_function"));
 	assert_non_null(strstr(err.msg, "install the Debian package libc6"));
 }
