@@ -149,6 +149,30 @@ def test_a_missing_libpq_is_named_with_its_package(c):
     check(err.endswith("install the Debian package libpq5"), f"and the package: {err}")
 
 
+PG_LUA = """
+    version: 1
+    name: lazy-pg-lua
+    connections:
+      db: { kind: postgres, dsn_env: LAZY_DSN }
+    steps:
+      - id: q
+        action: lua
+        read_only: true
+        script: return pg.query("db", "select 1")
+"""
+
+
+def test_a_missing_libpq_in_a_lua_step_names_the_action_once(c):
+    rb = c.write("pg.yaml", PG_LUA)
+    env = dict(broken(c, "libpq.so.5"), LAZY_DSN="host=127.0.0.1 port=9 dbname=x user=x")
+    r = c.drbook("run", rb, "--audit", "run.jsonl", env=env)
+    check(r.code == 1, "the script's call fails, the run fails", r)
+    err = step_error(c, "q")["error"]
+    check("pg.query: libpq.so.5 (the PostgreSQL client library) cannot be loaded: " in err,
+          f"the action and the library are named: {err}")
+    check("pg.query: pg.query" not in err, f"the action is named once: {err}")
+
+
 def test_dns_opens_ldns_at_its_first_call(c):
     rb = c.write("dns.yaml", DNS)
     r = c.drbook("run", rb, "--audit", "run.jsonl", env={"LD_DEBUG": "files"})
