@@ -180,10 +180,14 @@ json_t *drb_lockset_leases(const drb_lockset *ls);
 /* The held keys, sorted (a new array, the caller's). */
 json_t *drb_lockset_keys(const drb_lockset *ls);
 void drb_lockset_release(drb_lockset *ls); /* accepts NULL */
+/* The lock keys of a run of rb (a new array): the runbook's lock: keys, else its name; a
+ * shadow drill's are the same keys under "shadow:", so that a drill never holds off a real
+ * failover (it changes only its own copies), and two drills of one runbook exclude each other. */
+json_t *drb_run_lock_keys(const drb_runbook *rb, int shadow);
 /* Takes the locks of a run of rb: the keys recorded in its run.start (resume; a string or a
- * list), else the runbook's lock: keys, else its name. */
+ * list), else drb_run_lock_keys. */
 int drb_run_lock_take(drb_lockset **out, const drb_runbook *rb, const json_t *recorded,
-		      const char *run_id, volatile int *cancel, drb_err *err);
+		      int shadow, const char *run_id, volatile int *cancel, drb_err *err);
 /* Readiness: with DRBOOK_LEASE_TABLE, reads (never writes) the lease of each of rb's lock
  * keys: 0 and out says who holds what, or the call's error; 1 when no table is configured. */
 int drb_lease_probe(const drb_runbook *rb, char *out, size_t cap, drb_err *err);

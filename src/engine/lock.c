@@ -377,36 +377,50 @@ void drb_lockset_release(drb_lockset *ls)
 	free(ls);
 }
 
+json_t *drb_run_lock_keys(const drb_runbook *rb, int shadow)
+{
+	json_t *a = json_array();
+	const char *pre = shadow ? "shadow:" : "";
+
+	for (size_t i = 0; a && i < rb->n_locks; i++)
+		json_array_append_new(a, json_sprintf("%s%s", pre, rb->locks[i]));
+	if (a && !rb->n_locks)
+		json_array_append_new(a, json_sprintf("%s%s", pre, rb->name));
+	return a;
+}
+
 int drb_run_lock_take(drb_lockset **out, const drb_runbook *rb, const json_t *recorded,
-		      const char *run_id, volatile int *cancel, drb_err *err)
+		      int shadow, const char *run_id, volatile int *cancel, drb_err *err)
 {
 	const char *keys[DRB_LOCK_KEYS_MAX];
 	char holder[512], op[256], host[256] = "unknown";
-	size_t n = 0;
+	json_t *mine = NULL, *k;
+	size_t n = 0, i;
+	int rc;
 
 	if (json_is_string(recorded)) { /* logs before lock lists recorded one key */
 		keys[n++] = json_string_value(recorded);
-	} else if (json_is_array(recorded) && json_array_size(recorded)) {
-		size_t i;
-		json_t *k;
-
+	} else {
+		if (!json_is_array(recorded) || !json_array_size(recorded))
+			recorded = mine = drb_run_lock_keys(rb, shadow);
+		if (!recorded)
+			return drb_err_set(err, DRB_ENOMEM, "out of memory");
 		json_array_foreach(recorded, i, k)
 		{
-			if (!json_is_string(k) || n == sizeof(keys) / sizeof(keys[0]))
+			if (!json_is_string(k) || n == sizeof(keys) / sizeof(keys[0])) {
+				json_decref(mine);
 				return drb_err_set(err, DRB_EINVAL,
 						   "run.start records an unusable lock list");
+			}
 			keys[n++] = json_string_value(k);
 		}
-	} else if (rb->n_locks) {
-		for (size_t i = 0; i < rb->n_locks && n < sizeof(keys) / sizeof(keys[0]); i++)
-			keys[n++] = rb->locks[i];
-	} else {
-		keys[n++] = rb->name;
 	}
 	gethostname(host, sizeof(host) - 1);
 	snprintf(holder, sizeof(holder), "run %s (operator %s on host %s, pid %d)", run_id,
 		 drb_operator(op, sizeof(op)), host, (int)getpid());
-	return drb_lockset_take(out, keys, n, run_id, holder, cancel, err);
+	rc = drb_lockset_take(out, keys, n, run_id, holder, cancel, err);
+	json_decref(mine);
+	return rc;
 }
 
 int drb_lease_probe(const drb_runbook *rb, char *out, size_t cap, drb_err *err)

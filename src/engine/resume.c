@@ -321,7 +321,7 @@ int drb_engine_resume(const char *audit_path, const drb_engine_opts *o, drb_run_
 		if (ev && (rc = drb_evidence_open(&r.evidence, ev, r.run_id, audit_path, err)))
 			goto out;
 	}
-	if (drb_run_lock_take(&locks, rb, json_object_get(sd, "lock"), r.run_id, r.cancel, err)) {
+	if (drb_run_lock_take(&locks, rb, json_object_get(sd, "lock"), 0, r.run_id, r.cancel, err)) {
 		rc = refuse(out, r.run_id, audit_path, DRB_EXIT_REFUSED, "refused", err);
 		goto out;
 	}

@@ -823,6 +823,12 @@ static void graph_ended(drb_run *r, graph *g, size_t i, gstop *x, drb_err *first
 	}
 	x->stop = 1;
 	x->pol = pol;
+	/* an operator's signal is no step's failure: the runbook's policy decides, not that of
+	 * whichever step it happened to cut short first */
+	pthread_mutex_lock(&r->mu);
+	if (*r->cancel && !strcmp(r->stop_reason, SIGNAL_REASON))
+		x->pol = r->rb->on_failure;
+	pthread_mutex_unlock(&r->mu);
 	/* a guard said no before anything changed: refused, not failed */
 	if (!changed && !x->critical_failed && !(*r->cancel) && err->cause == DRB_CAUSE_CHECK)
 		x->refuse = 1;
@@ -1370,18 +1376,6 @@ static json_t *params_shown(const drb_run *r)
 	return p;
 }
 
-/* run.start's "lock": the keys the run takes (a new array). */
-static json_t *lock_keys(const drb_runbook *rb)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < rb->n_locks; i++)
-		json_array_append_new(a, json_string(rb->locks[i]));
-	if (a && !rb->n_locks)
-		json_array_append_new(a, json_string(rb->name));
-	return a;
-}
-
 static int open_log(drb_run *r, const drb_engine_opts *o, drb_err *err)
 {
 	char path[4096];
@@ -1431,7 +1425,7 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 		goto out;
 	/* taken before run.start so that it records what it holds; a refusal is logged below */
 	if (o->mode != DRB_MODE_PLAN &&
-	    drb_run_lock_take(&locks, rb, NULL, r.run_id, r.cancel, &lock_err))
+	    drb_run_lock_take(&locks, rb, NULL, o->shadow, r.run_id, r.cancel, &lock_err))
 		refused = 1;
 	gethostname(host, sizeof(host) - 1);
 	targets = json_object();
@@ -1444,7 +1438,8 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 			  "scenario", rb->scenario, "params", params_shown(&r), "mode",
 			  mode_name(o), "drill", o->drill || o->shadow, "operator",
 			  drb_operator(opbuf, sizeof(opbuf)), "host", host, "pid", (int)getpid(),
-			  "version", DRB_VERSION, "lock", lock_keys(rb), "targets", targets);
+			  "version", DRB_VERSION, "lock", drb_run_lock_keys(rb, o->shadow), "targets",
+			  targets);
 	if (locks && (leases = drb_lockset_leases(locks)))
 		json_object_set_new(start, "lease", leases);
 	if (o->incident_start)

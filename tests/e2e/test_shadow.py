@@ -339,6 +339,44 @@ def test_teardown_runs_after_sigterm_and_a_second_signal_does_not_stop_it(c):
         stub.close()
 
 
+def test_a_shadow_drill_never_holds_off_a_real_run(c):
+    """A drill takes the runbook's lock keys under "shadow:": the real failover of the same
+    runbook starts while a drill holds them (a game day must never block the real thing), a
+    second drill of it is refused (exit 3) naming the first, and run.start records the keys."""
+    stub = Stub()
+    p = None
+    try:
+        rb = runbook(c, stub, """
+          - id: long
+            action: sleep
+            with: { duration: 60s }
+        """)
+        p = c.spawn("run", rb, "--shadow", "--audit", "drill.jsonl", "--quiet")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (
+                os.path.exists(c.path("drill.jsonl")) and
+                events(c.log("drill.jsonl"), "step.start", "long")):
+            time.sleep(0.05)
+        start = events(c.log("drill.jsonl"), "run.start")[0]["data"]
+        check(start["lock"] == ["shadow:shadow-e2e"], f"the drill's keys: {start['lock']}")
+        r = c.drbook("run", rb, "--shadow", "--audit", "drill2.jsonl", "--quiet")
+        check(r.code == 3 and "shadow:shadow-e2e" in r.err, "a second drill is refused", r)
+        real = c.write("real.yaml", open(rb).read().replace("duration: 60s", "duration: 0s"))
+        r = c.drbook("run", real, "--audit", "real.jsonl", "--quiet")
+        check(r.code == 0, "the real run is not held off by the drill", r)
+        check(events(c.log("real.jsonl"), "run.start")[0]["data"]["lock"] == ["shadow-e2e"],
+              "the real run takes the runbook's own key")
+    finally:
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=30)
+            except Exception:  # noqa: BLE001
+                p.kill()
+                p.wait()
+        stub.close()
+
+
 def test_a_killed_shadow_drill_is_not_resumed(c):
     stub = Stub()
     try:

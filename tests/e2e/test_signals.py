@@ -83,6 +83,23 @@ def test_first_signal_stops_and_rolls_back(c):
     check(r.code == 0, "the lock was freed", r)
 
 
+def test_the_runbooks_policy_decides_not_the_interrupted_steps(c):
+    """The signal cuts short a step whose own policy is abort (a wait that must not undo the
+    failover when it fails by itself): the operator's stop still runs the runbook's
+    declared rollbacks, whichever step it happened to interrupt."""
+    text = RUNBOOK.format(d=c.dir, slow=0).replace("  - id: long\n",
+                                                   "  - id: long\n    on_failure: abort\n")
+    check("on_failure: abort" in text, "the runbook under test has the step policy")
+    p = c.spawn("run", c.write("s.yaml", text), "--audit", "run.jsonl", "--quiet")
+    wait_started(c, "run.jsonl", "long")
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=30)
+    check(p.returncode == 1, f"exit 1: {p.returncode}")
+    end = [json.loads(x) for x in open(c.path("run.jsonl"))][-1]
+    check(end["data"]["status"] == "rolled_back", f"run.end rolled_back: {end['data']}")
+    check(all(os.path.exists(c.path(f"{s}-undone")) for s in "abc"), "every rollback ran")
+
+
 def test_second_signal_skips_the_rollbacks(c):
     rb = c.write("s.yaml", RUNBOOK.format(d=c.dir, slow=30))
     p = c.spawn("run", rb, "--audit", "run.jsonl", "--quiet")

@@ -40,6 +40,7 @@ IAM_OF = {
     "aws.rds.create_db_instance_read_replica": ["rds:DescribeDBInstances",
                                                 "rds:CreateDBInstanceReadReplica"],
     "aws.rds.modify_db_instance": ["rds:ModifyDBInstance"],
+    "aws.rds.delete_db_instance": ["rds:DeleteDBInstance"],
     # DescribeDBSnapshots only when the name exists (to tell our snapshot from another)
     "aws.rds.create_db_snapshot": ["rds:CreateDBSnapshot", "rds:DescribeDBSnapshots"],
     "aws.rds.copy_db_snapshot": ["rds:CopyDBSnapshot", "rds:DescribeDBSnapshots"],
@@ -99,7 +100,10 @@ SCENARIOS = {
     "rds-multi-az-failover": ["aws.rds.describe_db_instance", "aws.rds.describe_events",
                               "aws.rds.reboot_db_instance",
                               "aws.rds.failover_db_cluster"] + NOTIFY,
+    # the replica of the remaining standby region is rebuilt: created (after a delete, which
+    # comes last here so that it has something to delete)
     "region-failover": ["aws.rds.describe_db_instance", "aws.rds.promote_read_replica",
+                        "aws.rds.create_db_instance_read_replica", "aws.rds.delete_db_instance",
                         "aws.ecs.describe_service", "aws.ecs.update_service",
                         "aws.route53.get_health_check_status",
                         "aws.route53.update_health_check", "aws.route53.get_record",
@@ -168,6 +172,8 @@ def args_for(action, s, n):
         "aws.rds.promote_read_replica": {"id": "prod-db-eu"},
         "aws.rds.reboot_db_instance": {"id": "prod-db", "force_failover": True},
         "aws.rds.failover_db_cluster": {"cluster": "aurora", "target": "aurora-2"},
+        "aws.rds.create_db_instance_read_replica": {"id": f"rr-{n}", "source": "prod-db"},
+        "aws.rds.delete_db_instance": {"id": f"rr-{n}", "skip_final_snapshot": True},
         "aws.rds.describe_db_snapshots": {"id": "prod-db"},
         "aws.rds.restore_db_instance_to_point_in_time":
             {"source": "prod-db", "target": f"restore-pitr-{n}", "latest": True},

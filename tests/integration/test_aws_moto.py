@@ -471,6 +471,28 @@ def run_cases(suite, env, moto, s, b, tool, tmp):
         assert "<Action>UPSERT</Action>" in body and "api.eu-west-1.example.com" in body
     suite.case("route53.upsert_record wait + get_change (AWS CLI agrees)", upsert)
 
+    def delete_record():
+        env.ok("aws.route53.upsert_record",
+               {"zone_id": zone, "name": "drill-x.example.com", "type": "CNAME", "ttl": 45,
+                "values": ["a.example.com"]})
+        r = env.ok("aws.route53.delete_record",
+                   {"zone_id": zone, "name": "drill-x.example.com", "type": "CNAME"})
+        assert r.json["deleted"] is True and r.json["change_id"], r.json
+        ops = [c["operation"] for c in r.calls]
+        assert ops == ["ListResourceRecordSets", "ChangeResourceRecordSets"], ops
+        body = r.calls[1]["request"]["body"]
+        assert ("<Action>DELETE</Action>" in body and "<TTL>45</TTL>" in body and
+                "a.example.com" in body), body
+        left = [x["Name"] for x in b("route53").list_resource_record_sets(
+            HostedZoneId=zone)["ResourceRecordSets"]]
+        assert "drill-x.example.com." not in left, left
+        again = env.ok("aws.route53.delete_record",
+                       {"zone_id": zone, "name": "drill-x.example.com", "type": "CNAME"})
+        assert again.json == {"deleted": False}, again.json
+        assert [c["operation"] for c in again.calls] == ["ListResourceRecordSets"]
+    suite.case("route53.delete_record (as it is now; a missing record: deleted false)",
+               delete_record)
+
     def health():
         r = env.ok("aws.route53.get_health_check_status", {"id": s["hc"]})
         obs = b("route53").get_health_check_status(HealthCheckId=s["hc"])[

@@ -5,18 +5,22 @@
 # waits for a record by content, DRB_FAULT_KILL_AFTER, so the kill lands exactly on the
 # boundary), then resumed; every third point is resumed from the S3 evidence copy (a bucket
 # in eu-west-1) on "another host" whose local folder is gone. Each time: the run ends
-# succeeded; the real replica is promoted and PromoteReadReplica was answered once; prod-eu
-# runs at production count; the routing controls are switched and changed state once (no
+# succeeded; the real replica is promoted and PromoteReadReplica was answered once; prod-db-ap
+# is a read replica of prod-db-eu, created once; prod-eu runs at production count; the routing controls are switched and changed state once (no
 # DNS change made twice; no Route 53 change call at all); the caching resolver answers
 # eu-west-1; the final log verifies. Between points `sandbox region-state restore` puts the
 # drill's resources back (a few seconds) instead of a new sandbox.
 #
 # DRB_KILL_SWEEP=full runs every boundary (each record of an uninterrupted run but the last,
-# without the third and later polls of a waiting step, which repeat the second: about 130);
-# by default a deterministic sample of 13, named by content: after the step.start of each
-# step that changes something, after the answered calls of the promotion and the routing
-# switches, and the starts of confirm-outage and verify-dns (docs/testing.md).
-# DRB_KILL_POINTS=41,call:promote runs just those. Prints "kill points: N of N".
+# without the third and later polls of a waiting step, which repeat the second: about 150);
+# by default a deterministic sample of 14. Points are named by content, EVENT:STEP#N (the Nth
+# record of that event and step; STEP null for the run's own records), because parallel
+# branches and waits make a record's number vary from run to run (the shim kills after the
+# Nth record holding "event":E,"step":S): the sample is the step.start of each step that
+# changes something, the answered calls of the promotion and the routing switches, and the
+# starts of confirm-outage and verify-dns (docs/testing.md). DRB_KILL_POINTS=41,call:promote,
+# call:verify-dns#2 runs just those (a number: after that many records). Prints "kill
+# points: N of N".
 import json
 import os
 import shutil
@@ -40,7 +44,7 @@ TTL = 2
 # the steps that change something (a for_each by its first child), and those whose effect
 # goes on after the answer (the kill lands between the answer and step.end)
 MUTATING_STEPS = ("notify-start", "fence-old-primary", "scale[1]", "promote", "arc-dr-on",
-                  "arc-primary-off", "verify-write", "notify-end")
+                  "arc-primary-off", "verify-write", "notify-end", "rebuild-replica")
 IN_FLIGHT_STEPS = ("promote", "arc-dr-on", "arc-primary-off")
 
 
@@ -67,12 +71,35 @@ def drill_args(sb, log, incident, evidence):
     return a
 
 
+def point_parts(point):
+    """"EVENT:STEP" or "EVENT:STEP#N" (the Nth record of that event and step; STEP "null" for
+    the run's own records) -> (event, step, n)."""
+    rest, _, nth = point.partition("#")
+    event, step = rest.split(":", 1)
+    return event, step, int(nth or 1)
+
+
+def norm_point(point):
+    event, step, n = point_parts(point)
+    return "%s:%s%s" % (event, step, "#%d" % n if n > 1 else "")
+
+
+def point_of(events, i):
+    """The name by content of the boundary after record i: the same point in every run,
+    whatever the other branches wrote before it."""
+    e = events[i]
+    key = (e["event"], e.get("step"))
+    n = sum(1 for x in events[:i + 1] if (x["event"], x.get("step")) == key)
+    return "%s:%s%s" % (e["event"], e.get("step") or "null", "#%d" % n if n > 1 else "")
+
+
 def run_drill(sb, d, env, log, incident, evidence=None, kill_at=None, timeout=240):
     env = dict(env)
     if isinstance(kill_at, str):      # "call:promote": after that step's first call record
-        event, step = kill_at.split(":", 1)
-        env.update({"LD_PRELOAD": SHIM, "DRB_FAULT_MATCH": log, "DRB_FAULT_KILL_AFTER":
-                    '"event":"%s","step":"%s"' % (event, step)})
+        event, step, nth = point_parts(kill_at)
+        env.update({"LD_PRELOAD": SHIM, "DRB_FAULT_MATCH": log, "DRB_FAULT_KILL_NTH": str(nth),
+                    "DRB_FAULT_KILL_AFTER": '"event":"%s","step":%s' % (
+                        event, "null" if step == "null" else '"%s"' % step)})
     elif kill_at:
         env.update({"LD_PRELOAD": SHIM, "DRB_FAULT_MATCH": log, "DRB_FAULT_KILL": str(kill_at)})
     return subprocess.run([DRBOOK] + drill_args(sb, log, incident, evidence), cwd=d, env=env,
@@ -97,6 +124,16 @@ def end_state(sb, c, tag, since, hist0):
     if len(ok_promotes) != 1:
         bad.append("PromoteReadReplica answered 200 %d times (%s)" % (
             len(ok_promotes), [(r["status"], r["fault"]) for r in promotes]))
+    # the ap-southeast-1 replica, rebuilt as a read replica of prod-db-eu, created once
+    ap = sb.client("rds", "ap-southeast-1").describe_db_instances(
+        DBInstanceIdentifier="prod-db-ap")["DBInstances"][0]
+    if ap.get("ReadReplicaSourceDBInstanceIdentifier") != db["DBInstanceArn"]:
+        bad.append("RDS: prod-db-ap's source is %s, not prod-db-eu" %
+                   ap.get("ReadReplicaSourceDBInstanceIdentifier"))
+    creates = [r for r in reqs if r["operation"] == "CreateDBInstanceReadReplica" and
+               r["status"] == 200]
+    if len(creates) != 1:
+        bad.append("CreateDBInstanceReadReplica answered 200 %d times" % len(creates))
     ecs = sb.client("ecs", "eu-west-1")
     got = {s["serviceName"]: (s["desiredCount"], s["runningCount"]) for s in
            ecs.describe_services(cluster="prod-eu", services=SERVICES)["services"]}
@@ -132,17 +169,20 @@ def pick_points(total, events):
     if os.environ.get("DRB_KILL_POINTS"):
         return [int(x) if x.strip().isdigit() else x.strip()
                 for x in os.environ["DRB_KILL_POINTS"].split(",") if x.strip()]
-    # a boundary is a record; the third and later polls of one waiting step (wait-promoted,
-    # wait-steady, verify-dns) are the same boundary as the second, and their number varies
-    # from run to run, so they are left out
+    # a boundary is a record; the third and later polls of one waiting step (a step.end with
+    # polls: wait-promoted, wait-steady, verify-dns, ...) are the same boundary as the
+    # second, and their number varies from run to run, so they are left out
+    # a boundary is named by content (point_of): parallel branches and waits make a record's
+    # number differ from run to run, so a number picked from the reference run may land
+    # elsewhere, or past the end of a shorter run
+    waits = {e["step"] for e in events if e["event"] == "step.end" and "polls" in e["data"]}
     every, calls = [], {}
-    for e in events[:total - 1]:
+    for i, e in enumerate(events[:total - 1]):
         if e["event"] == "call":
             n = calls[e.get("step")] = calls.get(e.get("step"), 0) + 1
-            base = (e.get("step") or "").split("[")[0]
-            if n > 2 and base in ("wait-promoted", "wait-steady", "verify-dns", "wait-writable"):
+            if n > 2 and e.get("step") in waits:
                 continue
-        every.append(e["seq"])
+        every.append(point_of(events, i))
     if os.environ.get("DRB_KILL_SWEEP") == "full":
         return every
     # steps run in parallel, so a record's number varies from run to run: the sample names
@@ -212,9 +252,9 @@ def body(sb, c):
                                                                    p.stderr[-500:]))
         elif isinstance(k, int) and len(recs) != k:
             why.append("killed with %d records, not %d" % (len(recs), k))
+        if not why and isinstance(k, str) and point_of(recs, len(recs) - 1) != norm_point(k):
+            why.append("killed after %s, not %s" % (point_of(recs, len(recs) - 1), k))
         at = recs[-1] if recs else {}
-        if not why and isinstance(k, str) and "%s:%s" % (at.get("event"), at.get("step")) != k:
-            why.append("killed after %s %s, not %s" % (at.get("event"), at.get("step"), k))
         where = "%s %s" % (at.get("event"), at.get("step") or "")
         if not why:
             if from_s3:

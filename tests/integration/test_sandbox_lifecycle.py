@@ -32,7 +32,8 @@ def body(sb, c):
     c.eq(st.get("state"), "up", "up prints the status")
     rc, st = sb.status()
     c.eq((rc, st["state"]), (0, "up"), "status exits 0 and reports up")
-    c.eq(sorted(st["nodes"]), ["prod-db-a", "prod-db-b", "prod-db-eu"], "three servers run")
+    c.eq(sorted(st["nodes"]), ["prod-db-a", "prod-db-ap", "prod-db-b", "prod-db-eu"],
+         "four servers run")
     pid = st["launcher_pid"]
 
     t0 = time.monotonic()
@@ -147,12 +148,13 @@ def body(sb, c):
     c.eq(sb.value("DR_DB_DSN", "select count(*) from probe where t = 'eu-%s'" % token), "1",
          "the promoted replica takes writes")
     prim = sb.client("rds").describe_db_instances(DBInstanceIdentifier="prod-db")
-    c.eq(prim["DBInstances"][0].get("ReadReplicaDBInstanceIdentifiers"), [],
-         "prod-db no longer lists the promoted replica")
+    c.eq(prim["DBInstances"][0].get("ReadReplicaDBInstanceIdentifiers"),
+         ["arn:aws:rds:ap-southeast-1:123456789012:db:prod-db-ap"],
+         "prod-db no longer lists the promoted replica (only prod-db-ap)")
 
     # --- down stops everything; afterwards the CLI says so
     pids, ports = sb.recorded_pids_and_ports()
-    c.ok(len(pids) == 4 and len(ports) >= 5, "pid files name the launcher and 3 postmasters")
+    c.ok(len(pids) == 5 and len(ports) >= 6, "pid files name the launcher and 4 postmasters")
     p = sb.down()
     c.eq(p.returncode, 0, "down exits 0")
     alive, busy = dead_and_free(pids, ports)

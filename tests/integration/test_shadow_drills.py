@@ -2,8 +2,10 @@
 # Shadow drills against the sandbox (drbook run --shadow; docs/runbook-format.md "Shadow
 # drills"): the production state, read with boto3 describe calls (ECS services and their
 # tasks in both regions, RDS instances, the Route 53 zone) and from the real PostgreSQL
-# servers (recovery state, timeline, table contents), is taken before and after each drill and
-# must not differ. Cases, on runbooks/ecs-task-failure.yaml:
+# servers (recovery state, timeline, table contents, read-only setting, roles, sentinels),
+# is taken before and after each drill and must not differ (test_shadow_scenarios.py runs
+# the other scenarios' drills against the same production_state). Cases, on
+# runbooks/ecs-task-failure.yaml:
 #   - the shadow drill repairs its drill-api copy (created by setup, degraded because its tasks
 #     start late), measures RTO as a real run does, and tears the copy down;
 #   - with a production service degraded and named in the drill's services, the runbook
@@ -76,7 +78,18 @@ def production_state(sb):
                          "order by t::text), '')) from accounts t union all "
                          "select 'orders', count(*), md5(coalesce(string_agg(t::text, '|' "
                          "order by t::text), '')) from orders t").strip()
-        state["pg"][var] = {"recovery_timeline": rec, "data": rows}
+        # what a fence or a role change would alter, and the runs' own rows (a sentinel
+        # written to production instead of the drill's copy)
+        conf = psql(dsn, "select current_setting('default_transaction_read_only'), "
+                         "current_setting('synchronous_standby_names'), "
+                         "(select md5(string_agg(format('%s %s %s', rolname, rolcanlogin, "
+                         "rolsuper), ',' order by rolname)) from pg_roles)").strip()
+        sentinel = "absent"
+        if psql(dsn, "select to_regclass('drbook.sentinel') is not null").strip() == "t":
+            sentinel = psql(dsn, "select count(*), md5(coalesce(string_agg(t::text, '|' order "
+                                 "by t::text), '')) from drbook.sentinel t").strip()
+        state["pg"][var] = {"recovery_timeline": rec, "data": rows, "settings_roles": conf,
+                            "sentinel": sentinel}
     return state
 
 

@@ -18,6 +18,8 @@
  *                          whose bytes contain TEXT (a record picked by its content, such as
  *                          "event":"call","step":"promote", when parallel steps make its
  *                          number vary from run to run)
+ *   DRB_FAULT_KILL_NTH=N   with DRB_FAULT_KILL_AFTER: after the Nth such write, not the first
+ *                          (a waiting step's second poll)
  * Not part of drbook: built by tests/CMakeLists.txt as $BUILD/tests/libdrb_fault.so. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -37,6 +39,7 @@ static const char *const call_names[C_N] = {"write", "pwrite", "writev", "fsync"
 static long counts[C_N];
 static long sync_count; /* fsync and fdatasync together, for CALL "sync" */
 static int armed;	/* a write held DRB_FAULT_KILL_AFTER's text: die after the next sync */
+static long seen;	/* writes that held it so far */
 
 static const struct {
 	const char *name;
@@ -147,10 +150,12 @@ static int intercept(int call, int fd, int *kill_after)
 /* Arms the kill when a matching write holds DRB_FAULT_KILL_AFTER's text. */
 static void arm(int fd, const void *buf, size_t n)
 {
-	const char *t = getenv("DRB_FAULT_KILL_AFTER");
+	const char *t = getenv("DRB_FAULT_KILL_AFTER"), *nth = getenv("DRB_FAULT_KILL_NTH");
+	long want = nth && *nth ? atol(nth) : 1;
 	char path[4096];
 
-	if (t && *t && buf && matches(fd, path, sizeof(path)) && memmem(buf, n, t, strlen(t)))
+	if (t && *t && buf && matches(fd, path, sizeof(path)) && memmem(buf, n, t, strlen(t)) &&
+	    __atomic_add_fetch(&seen, 1, __ATOMIC_SEQ_CST) == (want > 0 ? want : 1))
 		__atomic_store_n(&armed, 1, __ATOMIC_SEQ_CST);
 }
 

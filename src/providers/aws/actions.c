@@ -507,6 +507,31 @@ const drb_action drb_aws_actions[] = {
 					    COMMON},
 	     .result = change_fields,
 	     .resource = "name"}},
+    {.name = "aws.route53.delete_record",
+     .mode = DRB_ACT_MUT,
+     .fn = drb_awsi_r53_delete,
+     .schema =
+	 &(const drb_action_schema){
+	     .doc = "Deletes a record set as it is now (read with ListResourceRecordSets, then "
+		    "ChangeResourceRecordSets DELETE); a record that is not there is not an "
+		    "error (deleted: false)",
+	     .args = (const drb_arg_spec[]){ARG("zone_id", S, 1, NULL,
+						"hosted zone id (Z123 or /hostedzone/Z123)"),
+					    ARG("name", S, 1, NULL, "record name"),
+					    ARG("type", S, 1, NULL,
+						"record type: A, AAAA, CNAME, ..."),
+					    ARG("set_identifier", S, 0, NULL,
+						"with a routing policy: which record of the name"),
+					    ARG("comment", S, 0,
+						"drbook", "the change batch's comment"),
+					    COMMON},
+	     .result =
+		 (const drb_field_spec[]){
+		     FIELD("deleted", B, "false when there was no such record"),
+		     FIELD("change_id", S, "Route 53 change id (without /change/), when deleted"),
+		     FIELD("status", S, "PENDING or INSYNC, when deleted"),
+		     FIELD("submitted_at", S, "RFC 3339 time, when deleted"), END},
+	     .resource = "name"}},
     {.name = "aws.route53.get_change",
      .mode = DRB_ACT_RO,
      .fn = drb_awsi_r53_get_change,

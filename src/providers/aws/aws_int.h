@@ -85,8 +85,8 @@ aws_action_impl drb_awsi_rds_describe, drb_awsi_rds_promote, drb_awsi_rds_reboot
     drb_awsi_rds_failover_cluster, drb_awsi_rds_snapshots, drb_awsi_rds_restore_pitr,
     drb_awsi_rds_restore_snapshot, drb_awsi_rds_events, drb_awsi_rds_read_replica,
     drb_awsi_rds_modify, drb_awsi_rds_create_snapshot, drb_awsi_rds_copy_snapshot, drb_awsi_rds_delete;
-aws_action_impl drb_awsi_r53_get_record, drb_awsi_r53_upsert, drb_awsi_r53_get_change,
-    drb_awsi_r53_hc_status, drb_awsi_r53_hc_update;
+aws_action_impl drb_awsi_r53_get_record, drb_awsi_r53_upsert, drb_awsi_r53_delete,
+    drb_awsi_r53_get_change, drb_awsi_r53_hc_status, drb_awsi_r53_hc_update;
 aws_action_impl drb_awsi_ecs_describe, drb_awsi_ecs_update, drb_awsi_ecs_list_tasks,
     drb_awsi_ecs_stop_task, drb_awsi_ecs_create, drb_awsi_ecs_delete,
     drb_awsi_ecs_describe_task_definition;

@@ -316,8 +316,9 @@ static int xml_elem(drb_buf *b, const char *tag, const char *text)
 	return rc;
 }
 
-static int upsert_body(drb_buf *b, const char *name, const char *type, long long ttl,
-		       const json_t *values, const char *comment, const r53_routing *rt)
+static int change_body(drb_buf *b, const char *action, const char *name, const char *type,
+		       long long ttl, const json_t *values, const char *comment,
+		       const r53_routing *rt)
 {
 	int rc;
 
@@ -327,8 +328,10 @@ static int upsert_body(drb_buf *b, const char *name, const char *type, long long
 	if (rc == 0)
 		rc = drb_awsi_xml_escape(b, comment);
 	if (rc == 0)
-		rc = drb_buf_puts(b, "</Comment><Changes><Change><Action>UPSERT</Action>"
-				     "<ResourceRecordSet><Name>");
+		rc = drb_buf_printf(b,
+				    "</Comment><Changes><Change><Action>%s</Action>"
+				    "<ResourceRecordSet><Name>",
+				    action);
 	if (rc == 0)
 		rc = drb_awsi_xml_escape(b, name);
 	if (rc == 0)
@@ -516,7 +519,7 @@ int drb_awsi_r53_upsert(drb_action_ctx *ctx, const json_t *args, json_t **result
 		rc = drb_err_set(err, DRB_EINVAL, "%s: 'ttl' must be 0..2147483647 seconds", A);
 		goto out;
 	}
-	if (upsert_body(&body, name, type, ttl, values, comment, &rt) != 0) {
+	if (change_body(&body, "UPSERT", name, type, ttl, values, comment, &rt) != 0) {
 		rc = drb_err_set(err, DRB_ELIMIT, "%s: the change is too large", A);
 		goto out;
 	}
@@ -565,6 +568,93 @@ int drb_awsi_r53_upsert(drb_action_ctx *ctx, const json_t *args, json_t **result
 	o = NULL;
 out:
 	json_decref(o);
+	drb_awsi_resp_free(&resp);
+	drb_buf_free(&body);
+	return rc;
+}
+
+/* DELETE needs the record exactly as it is: it is read first (get_record's arguments), and a
+ * record that is not there is already deleted (a teardown may run twice). */
+int drb_awsi_r53_delete(drb_action_ctx *ctx, const json_t *args, json_t **result, drb_err *err)
+{
+	const char *A = "aws.route53.delete_record", *zone_arg = NULL;
+	const char *comment = "drbook";
+	char zone[64], path[128];
+	drb_aws_endpoint ep;
+	drb_buf body;
+	aws_req rq = {.operation = "ChangeResourceRecordSets", .method = "POST", .path = path};
+	aws_resp resp = {0};
+	json_t *cur = NULL, *o = NULL;
+	xmlNode *ci;
+	r53_routing rt;
+	int rc, bad = 0;
+
+	*result = NULL;
+	drb_buf_init(&body, (size_t)256 << 10);
+	memset(&rt, 0, sizeof(rt));
+	rt.weight = -1;
+	rc = drb_awsi_begin(ctx, args, &drb_awsi_route53, A, &ep, err);
+	if (rc == 0)
+		rc = drb_arg_string(args, "zone_id", &zone_arg, err);
+	if (rc == 0)
+		rc = drb_arg_string_opt(args, "comment", &comment, err);
+	if (rc == 0)
+		rc = bare_id(A, "zone_id", zone_arg, "/hostedzone/", zone, sizeof(zone), err);
+	if (rc == 0)
+		rc = drb_awsi_r53_get_record(ctx, args, &cur, err);
+	if (rc == DRB_ENOTFOUND) {
+		o = json_pack("{s:b}", "deleted", 0);
+		rc = o ? 0 : nomem(A, err);
+		if (rc == 0)
+			drb_err_clear(err);
+		goto done;
+	}
+	if (rc != 0)
+		goto out;
+	if (json_is_true(json_object_get(cur, "alias"))) {
+		rc = drb_err_set(err, DRB_EINVAL, "%s: %s is an alias record: not deleted", A,
+				 json_string_value(json_object_get(cur, "name")));
+		goto out;
+	}
+	rt.set_identifier = json_string_value(json_object_get(cur, "set_identifier"));
+	rt.failover = json_string_value(json_object_get(cur, "failover"));
+	rt.health_check_id = json_string_value(json_object_get(cur, "health_check_id"));
+	if (json_is_integer(json_object_get(cur, "weight")))
+		rt.weight = json_integer_value(json_object_get(cur, "weight"));
+	if (change_body(&body, "DELETE", json_string_value(json_object_get(cur, "name")),
+			json_string_value(json_object_get(cur, "type")),
+			json_integer_value(json_object_get(cur, "ttl")),
+			json_object_get(cur, "values"), comment, &rt) != 0) {
+		rc = drb_err_set(err, DRB_ELIMIT, "%s: the change is too large", A);
+		goto out;
+	}
+	snprintf(path, sizeof(path), API "/hostedzone/%s/rrset/", zone);
+	rq.body = body.p;
+	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
+	if (rc != 0)
+		goto out;
+	ci = drb_awsx_find(drb_awsx_root(resp.doc), "ChangeInfo");
+	if (!ci) {
+		rc = drb_err_set(err, DRB_EINVAL,
+				 "route53 ChangeResourceRecordSets: no ChangeInfo in the answer");
+		goto out;
+	}
+	o = change_json(ci);
+	if (!o) {
+		rc = nomem(A, err);
+		goto out;
+	}
+	drb_awsi_set(o, "deleted", json_true(), &bad);
+	if (bad) {
+		rc = nomem(A, err);
+		goto out;
+	}
+done:
+	*result = o;
+	o = NULL;
+out:
+	json_decref(o);
+	json_decref(cur);
 	drb_awsi_resp_free(&resp);
 	drb_buf_free(&body);
 	return rc;

@@ -243,6 +243,10 @@ def cmd_inject(paths, args):
         a["service"] = args.service
     if args.cluster:
         a["cluster"] = args.cluster
+    if args.region:
+        if args.scenario != "region-outage":
+            raise SandboxError("--region goes with region-outage")
+        a["region"] = args.region
     if args.control_plane:
         if args.scenario != "region-outage":
             raise SandboxError("--control-plane goes with region-outage")
@@ -332,6 +336,10 @@ def main(argv):
     inj.add_argument("--cluster", help="ecs-task: the cluster (default prod-us)")
     inj.add_argument("index", nargs="?", type=int,
                      help="arc-endpoint-down: which ARC cluster endpoint (0-4)")
+    inj.add_argument("--region", choices=["us-east-1", "eu-west-1"],
+                     help="region-outage: the failed region (default us-east-1; eu-west-1 "
+                          "stops its replica's server and tasks and fails its health check, "
+                          "the case for failing over to ap-southeast-1)")
     inj.add_argument("--control-plane", action="store_true",
                      help="region-outage: every us-east-1 endpoint fails too (with the global "
                           "Route 53, STS and IAM APIs, which sign for us-east-1)")

@@ -12,12 +12,13 @@ import traceback
 
 from .common import (SandboxError, chown_pg_tree, free_port, now_utc, parse_rfc3339, rfc3339,
                      write_json_atomic)
-from .pgnodes import Node, register_server, switch_and_archive
+from .pgnodes import Node, register_server, switch_and_archive, wait_streaming
 
-US, EU = "us-east-1", "eu-west-1"
+US, EU, AP = "us-east-1", "eu-west-1", "ap-southeast-1"
 PAIR_ID = "prod-db"          # the Multi-AZ instance in us-east-1 (nodes prod-db-a / prod-db-b)
 REPLICA_ID = "prod-db-eu"    # the cross-region read replica in eu-west-1
-CLUSTERS = {US: "prod-us", EU: "prod-eu"}
+AP_REPLICA_ID = "prod-db-ap"  # the cold standby's cross-region read replica in ap-southeast-1
+CLUSTERS = {US: "prod-us", EU: "prod-eu", AP: "prod-ap"}
 CHECKER_REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-1"]
 
 
@@ -58,6 +59,8 @@ class Glue:
         self.writer = None                  # name of the node behind the writer endpoint
         self.standby = None                 # name of the sync standby (None while rebuilding)
         self.replica = None                 # name of the eu-west-1 replica node
+        self.ap_replica = None              # name of the ap-southeast-1 replica node
+        self.live = False                   # the servers are up: RDS calls act on them
         self.proxy = None
         self.faults = None                  # faultproxy.Faults shared by every AWS front
         self.on_faults = None               # called after a fault changes (ARC endpoints)
@@ -103,6 +106,7 @@ class Glue:
         wrap_resp(RDSResponse, "restore_db_instance_from_db_snapshot", self._rds_restore_snap)
         wrap_resp(RDSResponse, "create_db_snapshot", self._rds_create_snapshot)
         wrap_resp(RDSResponse, "delete_db_instance", self._rds_delete)
+        wrap_resp(RDSResponse, "create_db_instance_read_replica", self._rds_create_replica)
         wrap_resp(RDSResponse, "describe_events", self._rds_describe_events)
         wrap_resp(Route53, "change_resource_record_sets", self._r53_change)
         wrap_resp(Route53, "get_change", self._r53_get_change)
@@ -277,11 +281,34 @@ class Glue:
     def _writer_node(self):
         return self.nodes.get(self.writer)
 
+    def _replica_node(self, region, ident):
+        """The name of the real server behind a cross-region read replica, or None."""
+        if region == EU and ident == REPLICA_ID:
+            return self.replica
+        if region == AP and ident == AP_REPLICA_ID:
+            return self.ap_replica
+        return None
+
+    def _db_of(self, ref):
+        """An RDS instance model by id or ARN (an ARN names its region; an id is us-east-1's)."""
+        ref = str(ref or "")
+        region, ident = US, ref
+        if ref.startswith("arn:"):
+            parts = ref.split(":")
+            region, ident = parts[3], parts[-1]
+        try:
+            return self._rds_backend(region).databases.get(ident)
+        except KeyError:
+            return None
+
     def _rds_promote(self, resp, call):
         ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
-        if not (resp.region == EU and ident == REPLICA_ID and self.replica):
+        if resp.region == EU and ident in self.restores:
+            return self._promote_made_replica(resp, call, ident)
+        name = self._replica_node(resp.region, ident)
+        if not name:
             return call()
-        db = self._rds_backend(EU).describe_db_instances(ident)[0]
+        db = self._rds_backend(resp.region).describe_db_instances(ident)[0]
         if not db.is_replica:
             raise self._rds_error("InvalidDBInstanceState",
                                   "DB Instance %s is not a read replica." % ident)
@@ -292,17 +319,19 @@ class Glue:
         result = call()
         db.is_replica = True          # still a replica (and reported so) until promoted
         db.status = "modifying"
-        self._spawn("promote-replica", self._do_promote, db, source)
+        self._spawn("promote-replica", self._do_promote, db, source, name)
         return result
 
-    def _do_promote(self, db, source):
-        node = self.nodes[self.replica]
+    def _do_promote(self, db, source, name):
+        node = self.nodes[name]
         try:
             time.sleep(0.5)           # a visible "modifying" phase, as on RDS
             node.promote()
             db.is_replica = False
             db.source_db_instance_identifier = None
-            primary = self._rds_backend(US).databases.get(PAIR_ID)
+            primary = self._db_of(source) if source else None
+            if primary is None:
+                primary = self._rds_backend(US).databases.get(PAIR_ID)
             if primary is not None and db.db_instance_arn in primary.replicas:
                 primary.replicas.remove(db.db_instance_arn)
             db.status = "available"
@@ -332,18 +361,24 @@ class Glue:
             self._spawn("reboot", self._do_reboot, db, force)
             return result
         if resp.region in (US, EU) and ident in self.restores:
+            db = self._rds_backend(resp.region).describe_db_instances(ident)[0]
+            if force and not db.multi_az:
+                raise self._rds_error("InvalidParameterCombination",
+                                      "%s is not a Multi-AZ instance" % ident)
             result = call()
             node = self.nodes[self.restores[ident]]
-            db = self._rds_backend(resp.region).describe_db_instances(ident)[0]
             db.status = "rebooting"
-            self._spawn("reboot", self._do_simple_reboot, db, node)
+            self._spawn("reboot", self._do_simple_reboot, db, node, force)
             return result
         return call()
 
-    def _do_simple_reboot(self, db, node):
+    def _do_simple_reboot(self, db, node, force=False):
         try:
             node.stop("fast")
             node.start()
+            saz = getattr(db, "_drb_secondary_az", None)
+            if force and saz:         # the restored copy's "failover": same server, other AZ
+                db.availability_zone, db._drb_secondary_az = saz, db.availability_zone
             db.status = "available"
         except Exception as e:
             db.status = "failed"
@@ -405,10 +440,22 @@ class Glue:
         """Deleting a restored instance stops and removes its server; the platform's own
         instances are refused, their servers are the sandbox itself."""
         ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
+        if resp.region == AP and ident == AP_REPLICA_ID and self.live:
+            return self._rds_delete_ap_replica(resp, call)
         if ident in (PAIR_ID, REPLICA_ID):
             raise self._rds_error("InvalidParameterCombination",
                                   "the sandbox does not delete %s (use sandbox down)" % ident)
+        arn = None
+        if ident in self.restores:
+            try:
+                arn = self._rds_backend(resp.region).describe_db_instances(ident)[0].db_instance_arn
+            except Exception:       # not there: moto's own answer follows
+                arn = None
         result = call()
+        # moto does not take a cross-region replica off its source's list when it is deleted
+        primary = self._rds_backend(US).databases.get(PAIR_ID)
+        if arn and primary is not None:
+            primary.replicas[:] = [r for r in primary.replicas if r != arn]
         name = self.restores.pop(ident, None)
         node = self.nodes.pop(name, None) if name else None
         if node is not None:
@@ -468,11 +515,17 @@ class Glue:
 
     def _start_restore(self, resp, call, target, ts):
         port = free_port()
+        multi_az = _truthy(_param(resp, "MultiAZ", "multi_az"))
         result = call()
         db = self._rds_backend(US).databases[target]
         db.port = port
         db.status = "creating"
-        db.multi_az = False
+        # Multi-AZ when asked (a shadow drill's copy of prod-db): one server, whose forced
+        # reboot moves the instance to its other AZ (_rds_reboot), as a failover would
+        db.multi_az = multi_az
+        if multi_az:
+            db.availability_zone = US + "a"
+            db._drb_secondary_az = US + "b"
         db.is_replica = False
         db.replicas = []
         db.source_db_instance_identifier = None
@@ -533,6 +586,88 @@ class Glue:
             time.sleep(0.2)
         raise SandboxError("restored server %s still in recovery after %ss" %
                            (node.name, timeout))
+
+    # ------------------------------------------------------------------ ap-southeast-1 replica
+    # The cold standby's cross-region read replica (prod-db-ap, node prod-db-ap). As on RDS
+    # it cannot be re-pointed at another source: a failover to eu-west-1 deletes it and
+    # creates a new read replica of the promoted instance, and the glue rebuilds the real
+    # server from that instance's server (pg_basebackup) on the same port.
+    def _rds_delete_ap_replica(self, resp, call):
+        db = self._rds_backend(AP).databases.get(AP_REPLICA_ID)
+        if db is not None and db.status in ("creating", "modifying"):
+            raise self._rds_error("InvalidDBInstanceState",
+                                  "DB Instance %s is %s." % (AP_REPLICA_ID, db.status))
+        if db is not None and db.is_replica:
+            # moto keeps a cross-region replica as its ARN in the source's list but removes
+            # it by id: hand it the id, so the delete finds it
+            src = self._db_of(db.source_db_instance_identifier)
+            if src is not None:
+                if db.db_instance_arn in src.replicas:
+                    src.replicas.remove(db.db_instance_arn)
+                if AP_REPLICA_ID not in src.replicas:
+                    src.replicas.append(AP_REPLICA_ID)
+        result = call()
+        node = self.nodes.get(self.ap_replica) if self.ap_replica else None
+        if node is not None:
+            self._spawn("delete-" + AP_REPLICA_ID, node.stop, "fast")
+        return result
+
+    def _rds_create_replica(self, resp, call):
+        """A new read replica: of prod-db in eu-west-1, a real standby of its own (a shadow
+        drill's copy, _rds_read_replica); prod-db-ap, rebuilt from the source's server."""
+        ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
+        source = _param(resp, "SourceDBInstanceIdentifier", "source_db_instance_identifier")
+        if resp.region == EU and str(source or "").split(":")[-1] == PAIR_ID:
+            return self._rds_read_replica(resp, call)
+        if not (self.live and resp.region == AP and ident == AP_REPLICA_ID):
+            return call()
+        src = self._db_of(source)
+        src_node = self._server_of(src)
+        if src is None or src_node is None:
+            raise self._rds_error("InvalidParameterCombination",
+                                  "the sandbox builds %s only from %s or %s" %
+                                  (AP_REPLICA_ID, PAIR_ID, REPLICA_ID))
+        if src.status != "available" or src.is_replica:
+            raise self._rds_error("InvalidDBInstanceState",
+                                  "source %s is %s%s" % (src.db_instance_identifier, src.status,
+                                                        " (a replica)" if src.is_replica
+                                                        else ""))
+        node = self.nodes[self.ap_replica]
+        result = call()
+        db = self._rds_backend(AP).databases[AP_REPLICA_ID]
+        db.port, db.multi_az, db.status = node.port, False, "creating"
+        self._spawn("rebuild-" + AP_REPLICA_ID, self._do_rebuild_ap, db, node, src_node)
+        return result
+
+    def _server_of(self, db):
+        """The real server an RDS instance stands for (its writer for the Multi-AZ pair)."""
+        if db is None:
+            return None
+        ident, region = db.db_instance_identifier, db.region
+        if region == US and ident == PAIR_ID:
+            return self._writer_node()
+        name = self._replica_node(region, ident)
+        return self.nodes.get(name) if name else None
+
+    def _do_rebuild_ap(self, db, node, src_node):
+        try:
+            node.stop("immediate")
+            # streams straight from the new primary's server (what a new cross-region replica
+            # of that instance does), with the WAL archive as the fallback
+            node.clone_from(src_node.port)
+            node.write_config(archive=False,
+                              primary_conninfo=node.replication_conninfo(src_node.port),
+                              recovery={"archive_fallback": True})
+            (node.datadir / "standby.signal").touch()
+            from .common import chown_pg
+            chown_pg(node.datadir / "standby.signal")
+            node.start()
+            wait_streaming(src_node, [node.name], timeout=60)
+            db.status = "available"
+            self.log("rebuilt %s from %s" % (node.name, src_node.name))
+        except Exception as e:
+            db.status = "failed"
+            self._fail("CreateDBInstanceReadReplica %s" % AP_REPLICA_ID, e)
 
     # ------------------------------------------------------------------ Route 53
     def _r53_change(self, resp, call):
@@ -713,7 +848,7 @@ class Glue:
     def _inject_ecs_task(self, args):
         service = args.get("service") or "api"
         cluster = args.get("cluster") or CLUSTERS[US]
-        region = US if cluster == CLUSTERS[US] else EU
+        region = next((r for r, c in CLUSTERS.items() if c == cluster), EU)
         backend = self._ecs_backend(region)
         with self.lock:
             svc = self._find_service(backend, cluster, service)
@@ -737,11 +872,14 @@ class Glue:
 
     def _inject_region_outage(self, args):
         region = args.get("region") or US
-        if region != US:
-            raise SandboxError("only the %s outage is modelled" % US)
+        if region not in (US, EU):
+            raise SandboxError("only the %s and %s outages are modelled" % (US, EU))
+        if region == EU and args.get("control_plane"):
+            raise SandboxError("the control-plane outage is modelled for %s only" % US)
         self.down_regions.add(region)
         stopped = []
-        for name in (self.writer, self.standby):
+        # eu-west-1 down: its replica's server (the case for failing over to ap-southeast-1)
+        for name in ((self.writer, self.standby) if region == US else (self.replica,)):
             node = self.nodes.get(name) if name else None
             if node is not None:
                 node.stop("immediate")
@@ -870,8 +1008,63 @@ class Glue:
                 self.arc._set([(arn, state)])
             if self.stores and saved.get("stores"):
                 self.stores.restore_region(EU, saved["stores"])
+        self._ap_region_state(action)
         return {"action": action, "took_s": round(time.monotonic() - t0, 2),
                 "replica_in_recovery": node.in_recovery()}
+
+    def _ap_region_state(self, action):
+        """region-state for the ap-southeast-1 replica, which a drill to eu-west-1 rebuilds:
+        its data directory (copied while stopped) and its RDS model, the very object (a
+        delete and create replace it) with its source's replica list."""
+        node = self.nodes.get(self.ap_replica) if self.ap_replica else None
+        if node is None:
+            return
+        backend = self._rds_backend(AP)
+        end = time.monotonic() + 120
+        while time.monotonic() < end:    # a rebuild in flight finishes first (its thread)
+            cur = backend.databases.get(AP_REPLICA_ID)
+            if cur is None or cur.status not in ("creating", "modifying"):
+                break
+            time.sleep(0.1)
+        ckpt = node.datadir.parent / (node.datadir.name + ".region-state")
+        if action == "save":
+            db = backend.databases.get(AP_REPLICA_ID)
+            if db is None or not db.is_replica:
+                raise SandboxError("region-state save: %s is not a replica" % AP_REPLICA_ID)
+            node.stop("fast")
+            if ckpt.exists():
+                shutil.rmtree(ckpt)
+            shutil.copytree(node.datadir, ckpt, symlinks=True)
+            node.start()
+            self._ap_saved = {"db": db, "attrs": (db.is_replica, db.source_db_instance_identifier,
+                                                  db.status, db.port)}
+            return
+        saved = getattr(self, "_ap_saved", None)
+        if saved is None or not ckpt.exists():
+            raise SandboxError("region-state restore: nothing saved for %s" % AP_REPLICA_ID)
+        node.stop("immediate")
+        shutil.rmtree(node.datadir)
+        shutil.copytree(ckpt, node.datadir, symlinks=True)
+        chown_pg_tree(node.datadir)
+        os.chmod(node.datadir, 0o700)
+        for n in ("postmaster.pid", "postmaster.opts"):
+            if (node.datadir / n).exists():
+                (node.datadir / n).unlink()
+        node.start()
+        db = saved["db"]
+        cur = backend.databases.get(AP_REPLICA_ID)
+        for src in (self._db_of(cur.source_db_instance_identifier) if cur is not None and
+                    cur.source_db_instance_identifier else None,
+                    self._rds_backend(EU).databases.get(REPLICA_ID),
+                    self._rds_backend(US).databases.get(PAIR_ID)):
+            if src is not None:
+                src.replicas[:] = [r for r in src.replicas
+                                   if r not in (db.db_instance_arn, AP_REPLICA_ID)]
+        db.is_replica, db.source_db_instance_identifier, db.status, db.port = saved["attrs"]
+        backend.databases[AP_REPLICA_ID] = db
+        src = self._db_of(db.source_db_instance_identifier)
+        if src is not None:
+            src.replicas.append(db.db_instance_arn)
 
     # ------------------------------------------------------------------ RDS events, automatic
     # failover, the writer endpoint's DNS name, service alarms (issue 11: what the Multi-AZ and

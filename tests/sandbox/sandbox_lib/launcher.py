@@ -17,7 +17,7 @@ from .common import (SandboxError, Paths, dsn, free_port, now_utc, rfc3339,
 from .pgnodes import (Node, ensure_pg_dirs, stop_all_recorded, take_base_backup,
                       wait_streaming)
 
-A, B, EU_NODE = "prod-db-a", "prod-db-b", "prod-db-eu"
+A, B, EU_NODE, AP_NODE = "prod-db-a", "prod-db-b", "prod-db-eu", "prod-db-ap"
 
 
 def _log(msg):
@@ -50,9 +50,24 @@ def _moto_server_class():
     return SandboxMotoServer
 
 
+def _cross_region_replica(node, writer_endpoint_port):
+    """A cross-region read replica's server: streams through the writer endpoint (so it
+    follows a Multi-AZ failover), with the WAL archive as the fallback: after a failover the
+    new writer may not hold the segments this replica still needs (a rebuilt standby starts
+    its pg_wal later), as a real cross-region replica reads them from the archive."""
+    from .common import chown_pg
+    node.write_config(archive=False,
+                      primary_conninfo=node.replication_conninfo(writer_endpoint_port),
+                      recovery={"archive_fallback": True})
+    (node.datadir / "standby.signal").touch()
+    chown_pg(node.datadir / "standby.signal")
+    node.start()
+
+
 def setup_pg(paths, password, ports, out):
-    """Primary (AZ a), synchronous standby (AZ b), async replica (eu-west-1, streaming through
-    the writer endpoint so it follows a failover), WAL archive and base backup."""
+    """Primary (AZ a), synchronous standby (AZ b), async replicas (eu-west-1 and
+    ap-southeast-1, streaming through the writer endpoint so they follow a failover), WAL
+    archive and base backup. The three copies of the primary are made at the same time."""
     try:
         ensure_pg_dirs(paths)
         a = Node(paths, A, ports[A], password)
@@ -63,31 +78,45 @@ def setup_pg(paths, password, ports, out):
         from .seed import APP_SCHEMA
         a.sql(APP_SCHEMA)
         b = Node(paths, B, ports[B], password)
-        b.make_standby(a.port, archive=True)
-        b.start()
         eu = Node(paths, EU_NODE, ports[EU_NODE], password)
-        eu.clone_from(a.port)
-        # Streaming through the writer endpoint, and the WAL archive as the fallback: after a
-        # failover the new writer may not hold the segments this replica still needs (a
-        # rebuilt standby starts its pg_wal later), as a real cross-region replica reads
-        # them from the archive.
-        eu.write_config(archive=False,
-                        primary_conninfo=eu.replication_conninfo(ports["writer_endpoint"]),
-                        recovery={"archive_fallback": True})
-        (eu.datadir / "standby.signal").touch()
-        from .common import chown_pg
-        chown_pg(eu.datadir / "standby.signal")
-        eu.start()
+        ap = Node(paths, AP_NODE, ports[AP_NODE], password)
+
+        def make_b():
+            b.make_standby(a.port, archive=True)
+            b.start()
+
+        def make_replica(node):
+            node.clone_from(a.port)
+            _cross_region_replica(node, ports["writer_endpoint"])
+
+        errors = []
+
+        def guarded(fn, *args):
+            try:
+                fn(*args)
+            except BaseException as e:
+                errors.append((e, traceback.format_exc()))
+        threads = [threading.Thread(target=guarded, args=a_, daemon=True)
+                   for a_ in ((make_b,), (make_replica, eu), (make_replica, ap))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(150)
+        if errors:
+            out["trace"] = errors[0][1]
+            raise errors[0][0]
+        if any(t.is_alive() for t in threads):
+            raise SandboxError("standby set-up did not finish in 150 s")
         a.sql("alter system set synchronous_standby_names = '%s'" % B.replace("-", "_"),
               dbname="postgres")
         a.reload()
-        wait_streaming(a, [B, EU_NODE], timeout=30, sync_name=B)
+        wait_streaming(a, [B, EU_NODE, AP_NODE], timeout=30, sync_name=B)
         take_base_backup(paths, a, password)
         out["base_backup_time"] = now_utc()
-        out["nodes"] = {A: a, B: b, EU_NODE: eu}
+        out["nodes"] = {A: a, B: b, EU_NODE: eu, AP_NODE: ap}
     except BaseException as e:  # reported by the main thread
         out["error"] = e
-        out["trace"] = traceback.format_exc()
+        out.setdefault("trace", traceback.format_exc())
 
 
 def _env_vars(paths, ports, password, cloud, snapshot):
@@ -141,6 +170,19 @@ def _arc_dns_env(arc, arc_fronts, dns, cloud):
         "DRB_SANDBOX_DNS_TTL": str(cloud["dns_ttl"]),
         "DRB_SANDBOX_DNS_RESOLVER": "127.0.0.1:%d" % dns.resolver_port,
         "DRB_SANDBOX_DNS_AUTHORITATIVE": "127.0.0.1:%d" % dns.auth_port,
+    }
+
+
+def _ap_env(ports, password, cloud):
+    """ap-southeast-1, the cold standby (docs/sandbox.md)."""
+    ap = cloud["ap"]
+    return {
+        "AP_DB_DSN": dsn(ports[AP_NODE], password),
+        "DRB_SANDBOX_DB_REPLICA_AP": ap["replica"],
+        "DRB_SANDBOX_CLUSTER_AP": ap["cluster"],
+        "DRB_SANDBOX_API_TARGET_AP": ap["api_target"],
+        "DRB_SANDBOX_HEALTH_CHECK_AP": ap["health_check"],
+        "DRB_SANDBOX_TOPIC_ARN_AP": ap["topic_arn"],
     }
 
 
@@ -229,7 +271,7 @@ def main():
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         password = secrets.token_hex(16)
         ports = {k: free_port() for k in ("moto", "aws_endpoint", "writer_endpoint", A, B,
-                                          EU_NODE)}
+                                          EU_NODE, AP_NODE)}
         write_json_atomic(paths.ports, ports)
         _log("ports %s" % json.dumps(ports, sort_keys=True))
 
@@ -280,6 +322,8 @@ def main():
         cloud = seed_cloud(endpoint, glue, ports, password, dns_ttl=dns_ttl)
         from .seed import seed_stores, stores_env
         stores = seed_stores(endpoint, glue)
+        from .seed import seed_ap_southeast_1
+        cloud["ap"] = seed_ap_southeast_1(endpoint, glue, ports, cloud)
         _log("cloud seeded (%.1fs)" % (time.monotonic() - t0))
         # the ARC cluster's five endpoints, one per region, behind the same fault mechanism
         for i, region in enumerate(ARC_REGIONS):
@@ -312,6 +356,8 @@ def main():
             raise SandboxError("PostgreSQL set-up failed: %s" % pg["error"])
         glue.nodes.update(pg["nodes"])
         glue.writer, glue.standby, glue.replica = A, B, EU_NODE
+        glue.ap_replica = AP_NODE
+        glue.live = True
         glue.base_backup_time = pg["base_backup_time"]
         _log("postgres ready (%.1fs)" % (time.monotonic() - t0))
         # issue 11: the writer endpoint's DNS name, the service alarms, the load balancer
@@ -326,6 +372,7 @@ def main():
         _log("signature checking on; sandbox identity %s" % arn)
         env = _env_vars(paths, ports, password, cloud, snapshot)
         env.update(_arc_dns_env(glue.arc, arc_fronts, dns, cloud))
+        env.update(_ap_env(ports, password, cloud))
         env.update({"DRB_SANDBOX_WRITER_DNS_NAME": watch["writer_dns"],
                     "DRB_SANDBOX_SERVICE_ALARM": "{cluster}-{service}-running-tasks",
                     "DRB_SANDBOX_LB_URL": lb.url})

@@ -7,7 +7,7 @@ import boto3
 from botocore.config import Config
 
 from .common import now_utc, rfc3339
-from .glue import CLUSTERS, EU, PAIR_ID, REPLICA_ID, US
+from .glue import AP, AP_REPLICA_ID, CLUSTERS, EU, PAIR_ID, REPLICA_ID, US
 
 ZONE_NAME = "example.internal."
 API_RECORD = "api." + ZONE_NAME
@@ -18,7 +18,7 @@ API_TARGETS = {US: "api-us-east-1." + ZONE_NAME, EU: "api-eu-west-1." + ZONE_NAM
 # and failover records of one name and type side by side)
 FAILOVER_RECORD = "api.global." + ZONE_NAME
 SERVICES = ["api", "auth", "training", "content", "payment", "ai-ml"]
-DESIRED = {US: 2, EU: 1}
+DESIRED = {US: 2, EU: 1, AP: 0}   # ap-southeast-1 is the cold standby
 IAM_USER = "drbook"
 
 APP_SCHEMA = """
@@ -242,3 +242,38 @@ def stores_env(stores):
         "DRB_SANDBOX_CACHE_GROUP_EU": stores["cache_groups"][EU],
         "DRB_SANDBOX_ECR_REPOSITORIES": " ".join(stores["ecr_repositories"]),
     }
+
+
+# ap-southeast-1, the cold standby: the cross-region read replica prod-db-ap of prod-db, the
+# api target record and its health check, an alerts topic (the prod-ap cluster and its six
+# services at desired 0 come from seed_cloud's loop over CLUSTERS). Runs in the no-auth window
+# after seed_cloud.
+AP_TARGET = "api-ap-southeast-1." + ZONE_NAME
+
+
+def seed_ap_southeast_1(endpoint, glue, ports, cloud):
+    out = {"replica": AP_REPLICA_ID, "cluster": CLUSTERS[AP], "api_target": AP_TARGET}
+    out["topic_arn"] = client(endpoint, "sns", AP).create_topic(Name="alerts")["TopicArn"]
+    r53 = client(endpoint, "route53", US)
+    hc = r53.create_health_check(
+        CallerReference="drbook-sandbox-hc-" + AP,
+        HealthCheckConfig={"Type": "HTTPS", "FullyQualifiedDomainName": AP_TARGET.rstrip("."),
+                           "Port": 443, "ResourcePath": "/health", "RequestInterval": 30,
+                           "FailureThreshold": 3})["HealthCheck"]["Id"]
+    glue.health_checks[hc] = AP
+    out["health_check"] = hc
+    r53.change_resource_record_sets(HostedZoneId=cloud["zone_id"], ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": {
+            "Name": AP_TARGET, "Type": "A", "TTL": 60,
+            "ResourceRecords": [{"Value": "127.0.0.1"}]}}]})
+    primary = client(endpoint, "rds", US).describe_db_instances(
+        DBInstanceIdentifier=PAIR_ID)["DBInstances"][0]
+    client(endpoint, "rds", AP).create_db_instance_read_replica(
+        DBInstanceIdentifier=AP_REPLICA_ID, SourceDBInstanceIdentifier=primary["DBInstanceArn"],
+        DBInstanceClass="db.t3.micro", AvailabilityZone=AP + "a", Port=ports[AP_REPLICA_ID],
+        Tags=[{"Key": "drbook:role", "Value": "cold-standby-replica"}])
+    replica = glue._rds_backend(AP).databases[AP_REPLICA_ID]
+    replica.port = ports[AP_REPLICA_ID]   # moto copies the source's port into the replica
+    replica.multi_az = False
+    cloud["db_instances"][AP_REPLICA_ID] = AP
+    return out

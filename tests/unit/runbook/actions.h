@@ -34,6 +34,7 @@ static const struct {
     {"aws.rds.copy_db_snapshot", 1},
     {"aws.route53.get_record", 0},
     {"aws.route53.upsert_record", 1},
+    {"aws.route53.delete_record", 1},
     {"aws.route53.get_health_check_status", 0},
     {"aws.route53.update_health_check", 1},
     {"aws.ecs.describe_service", 0},
