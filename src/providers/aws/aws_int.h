@@ -5,7 +5,9 @@
 #define DRB_AWS_INT_H
 
 #include <jansson.h>
+#include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xmlerror.h>
 
 #include <drbook/action.h>
 #include <drbook/aws.h>
@@ -138,9 +140,35 @@ int drb_awsi_sleep(drb_action_ctx *ctx, double s, const char *what, drb_err *err
 
 /* ---- XML (xml.c) ---------------------------------------------------------------------- */
 
+/* libxml2, loaded on the first XML answer (libxml.c): every function xml.c calls, each a
+ * member of drb_xml_api typed from the build's headers. Only xml.c calls libxml2; the other
+ * files walk the tree's structs and use the drb_awsx_ helpers. A call of libxml2 not through
+ * this table fails to link (see layercheck_aws). */
+/* clang-format off */
+#define DRB_XML_FUNCS(X) \
+	X(xmlCtxtGetLastError) X(xmlCtxtReadMemory) X(xmlFreeDoc) X(xmlFreeParserCtxt) \
+	X(xmlInitParser) X(xmlNewParserCtxt) X(xmlNodeGetContent)
+/* clang-format on */
+
+typedef struct drb_xml_api {
+#define DRB_XML_MEMBER(f) __typeof__(f) *f;
+	DRB_XML_FUNCS(DRB_XML_MEMBER)
+#undef DRB_XML_MEMBER
+	xmlFreeFunc *free_fn; /* libxml2's xmlFree, a variable holding its free function */
+} drb_xml_api;
+
+/* Loads libxml2 the first time (thread-safe: pthread_once; xmlInitParser is called then) and
+ * sets *out, valid for the life of the process. When it cannot be loaded: DRB_ERR naming
+ * `what`, the library and the Debian package, every time. */
+int drb_awsx_lib(const drb_xml_api **out, const char *what, drb_err *err);
+
 /* Parses an answer with libxml2: no network (XML_PARSE_NONET), no entity substitution, no
  * DTD loading, no messages on stderr. DRB_EINVAL with libxml2's message when malformed. */
 int drb_awsx_parse(const char *body, size_t len, xmlDoc **out, drb_err *err);
+/* Frees a document from drb_awsx_parse; NULL is fine. */
+void drb_awsx_free(xmlDoc *doc);
+/* The root element of a parsed document (libxml2's xmlDocGetRootElement), NULL for none. */
+xmlNode *drb_awsx_root(const xmlDoc *doc);
 /* The first element, n itself or a descendant in document order, whose local name is name
  * (namespaces ignored). NULL when none. */
 xmlNode *drb_awsx_find(xmlNode *n, const char *name);

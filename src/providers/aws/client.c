@@ -375,7 +375,7 @@ void drb_awsi_resp_free(aws_resp *r)
 	if (!r)
 		return;
 	json_decref(r->raw);
-	xmlFreeDoc(r->doc);
+	drb_awsx_free(r->doc);
 	json_decref(r->json);
 	memset(r, 0, sizeof(*r));
 }
@@ -601,7 +601,7 @@ static int page_items(const aws_pages *pg, const aws_resp *resp, const char *pat
 		return 0;
 	memcpy(container, path, (size_t)(slash - path));
 	container[slash - path] = '\0';
-	n = resp->doc ? drb_awsx_find(xmlDocGetRootElement(resp->doc), container) : NULL;
+	n = resp->doc ? drb_awsx_find(drb_awsx_root(resp->doc), container) : NULL;
 	for (n = n ? drb_awsx_child(n, slash + 1) : NULL; n; n = drb_awsx_next(n))
 		if (json_array_append_new(list, pg->from_xml(n)) != 0)
 			return -1;
@@ -624,15 +624,12 @@ static json_t *page_token(const aws_pages *pg, const aws_resp *resp, int *bad)
 		else
 			return NULL;
 	} else if (resp->doc &&
-		   (n = drb_awsx_find(xmlDocGetRootElement(resp->doc), name)) != NULL) {
-		xmlChar *t = xmlNodeGetContent(n);
-
-		if (t && !*t) {
-			xmlFree(t);
+		   (n = drb_awsx_find(drb_awsx_root(resp->doc), name)) != NULL) {
+		tok = drb_awsx_str(n, NULL); /* NULL out of memory */
+		if (tok && !json_string_length(tok)) {
+			json_decref(tok);
 			return NULL;
 		}
-		tok = t ? json_string((const char *)t) : NULL;
-		xmlFree(t);
 	} else {
 		return NULL;
 	}

@@ -603,7 +603,7 @@ int drb_awsc_sts_assume(const drb_aws_endpoint *sts, const drb_aws_creds *source
 		drb_err_prefix(err, "%s: ", what);
 		goto out;
 	}
-	c = drb_awsx_find(xmlDocGetRootElement(doc), "Credentials");
+	c = drb_awsx_find(drb_awsx_root(doc), "Credentials");
 	if (!c || drb_awsx_text(c, "AccessKeyId", ak, sizeof(ak)) != 0 ||
 	    drb_awsx_text(c, "SecretAccessKey", sk, sizeof(sk)) != 0 ||
 	    drb_awsx_text(c, "SessionToken", tok, sizeof(tok)) != 0 ||
@@ -624,13 +624,13 @@ out:
 	drb_buf_free(&body);
 	if (doc) {
 		/* The parsed tree holds the secret too. */
-		xmlNode *n = drb_awsx_find(xmlDocGetRootElement(doc), "Credentials");
+		xmlNode *n = drb_awsx_find(drb_awsx_root(doc), "Credentials");
 
 		for (xmlNode *k = n ? n->children : NULL; k; k = k->next)
 			if (k->children && k->children->content)
 				OPENSSL_cleanse(k->children->content,
 						strlen((char *)k->children->content));
-		xmlFreeDoc(doc);
+		drb_awsx_free(doc);
 	}
 	wipe_resp(&r);
 	return rc;

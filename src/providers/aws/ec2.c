@@ -303,7 +303,7 @@ static int ingress(const char *A, const char *op, const char *nothing_code, int 
 	} else if (rc != 0) {
 		goto out;
 	} else if (resp.doc) {
-		xmlNode *root = xmlDocGetRootElement(resp.doc);
+		xmlNode *root = drb_awsx_root(resp.doc);
 
 		/* Return false, or (revoke) the rule listed as unknown: nothing was changed. */
 		if (drb_awsx_text(root, "return", ret, sizeof(ret)) == 0 && strcmp(ret, "true"))

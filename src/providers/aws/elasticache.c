@@ -272,7 +272,7 @@ static int group_call(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const cha
 	rc = drb_awsi_call(ctx, &drb_awsi_elasticache, ep, &rq, &resp, err);
 	if (rc != 0)
 		return rc;
-	g = resp.doc ? drb_awsx_find(xmlDocGetRootElement(resp.doc), "ReplicationGroup") : NULL;
+	g = resp.doc ? drb_awsx_find(drb_awsx_root(resp.doc), "ReplicationGroup") : NULL;
 	if (!g)
 		rc = drb_err_set(err, DRB_EINVAL,
 				 "elasticache %s: no replication group in the answer", op);

@@ -22,7 +22,7 @@ static void from_xml(const char *body, size_t len, drb_aws_error *out)
 
 	if (drb_awsx_parse(body, len, &doc, &ignored) != 0)
 		return;
-	root = xmlDocGetRootElement(doc);
+	root = drb_awsx_root(doc);
 	/* Query and REST-XML: <ErrorResponse><Error>; EC2 style: <Response><Errors><Error>;
 	 * S3 style: <Error> at the root. */
 	e = drb_awsx_find(root, "Error");
@@ -38,7 +38,7 @@ static void from_xml(const char *body, size_t len, drb_aws_error *out)
 		if (rid)
 			drb_awsx_text(rid, NULL, out->request_id, sizeof(out->request_id));
 	}
-	xmlFreeDoc(doc);
+	drb_awsx_free(doc);
 }
 
 /* "com.amazonaws.ecs#ClusterNotFoundException" and "X:http://..." (the errortype header)

@@ -29,7 +29,7 @@ int drb_awsi_sts_caller(drb_action_ctx *ctx, const json_t *args, json_t **result
 		rc = drb_awsi_call(ctx, &drb_awsi_sts, &ep, &rq, &resp, err);
 	if (rc != 0)
 		goto out;
-	r = drb_awsx_find(xmlDocGetRootElement(resp.doc), "GetCallerIdentityResult");
+	r = drb_awsx_find(drb_awsx_root(resp.doc), "GetCallerIdentityResult");
 	if (!r) {
 		rc = drb_err_set(err, DRB_EINVAL, "sts GetCallerIdentity: no result in the answer");
 		goto out;
@@ -97,7 +97,7 @@ int drb_awsi_sns_publish(drb_action_ctx *ctx, const json_t *args, json_t **resul
 		goto out;
 	}
 	drb_awsi_set(o, "message_id",
-		     drb_awsx_str(drb_awsx_find(xmlDocGetRootElement(resp.doc), "MessageId"), NULL),
+		     drb_awsx_str(drb_awsx_find(drb_awsx_root(resp.doc), "MessageId"), NULL),
 		     &bad);
 	if (bad || json_is_null(json_object_get(o, "message_id"))) {
 		rc = bad ? nomem(A, err)

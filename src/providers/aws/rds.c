@@ -137,7 +137,7 @@ static int object_call(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const ch
 	rc = drb_awsi_call(ctx, &drb_awsi_rds, ep, &rq, &resp, err);
 	if (rc != 0)
 		return rc;
-	x = drb_awsx_find(xmlDocGetRootElement(resp.doc), elem);
+	x = drb_awsx_find(drb_awsx_root(resp.doc), elem);
 	if (!x) {
 		rc = drb_err_set(err, DRB_ENOTFOUND, "rds %s: no %s '%.100s' in the answer", op,
 				 elem, id ? id : "");
@@ -578,7 +578,7 @@ int drb_awsi_rds_failover_cluster(drb_action_ctx *ctx, const json_t *args, json_
 	rc = drb_awsi_call(ctx, &drb_awsi_rds, &ep, &rq, &resp, err);
 	if (rc != 0)
 		goto out;
-	c = drb_awsx_find(xmlDocGetRootElement(resp.doc), "DBCluster");
+	c = drb_awsx_find(drb_awsx_root(resp.doc), "DBCluster");
 	if (!c) {
 		rc = drb_err_set(err, DRB_ENOTFOUND,
 				 "rds FailoverDBCluster: no cluster in the answer");

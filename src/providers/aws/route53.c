@@ -168,7 +168,7 @@ int drb_awsi_r53_get_record(drb_action_ctx *ctx, const json_t *args, json_t **re
 	norm_name(name, want, sizeof(want));
 	/* The API lists from (name, type) onwards: the first answer may be the next record, and
 	 * a routing policy gives several records of one name and type (set_identifier picks). */
-	for (r = drb_awsx_find(xmlDocGetRootElement(resp.doc), "ResourceRecordSet"); r;
+	for (r = drb_awsx_find(drb_awsx_root(resp.doc), "ResourceRecordSet"); r;
 	     r = drb_awsx_next(r)) {
 		char raw[512], sid[256];
 
@@ -235,7 +235,7 @@ static int get_change(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const cha
 	rc = drb_awsi_call(ctx, &drb_awsi_route53, ep, &rq, &resp, err);
 	if (rc != 0)
 		return rc;
-	ci = drb_awsx_find(xmlDocGetRootElement(resp.doc), "ChangeInfo");
+	ci = drb_awsx_find(drb_awsx_root(resp.doc), "ChangeInfo");
 	if (!ci)
 		rc = drb_err_set(err, DRB_EINVAL, "route53 GetChange: no ChangeInfo in the answer");
 	else if (!(*out = change_json(ci)))
@@ -528,7 +528,7 @@ int drb_awsi_r53_upsert(drb_action_ctx *ctx, const json_t *args, json_t **result
 	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
 	if (rc != 0)
 		goto out;
-	ci = drb_awsx_find(xmlDocGetRootElement(resp.doc), "ChangeInfo");
+	ci = drb_awsx_find(drb_awsx_root(resp.doc), "ChangeInfo");
 	if (!ci) {
 		rc = drb_err_set(err, DRB_EINVAL,
 				 "route53 ChangeResourceRecordSets: no ChangeInfo in the answer");
@@ -633,7 +633,7 @@ int drb_awsi_r53_delete(drb_action_ctx *ctx, const json_t *args, json_t **result
 	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
 	if (rc != 0)
 		goto out;
-	ci = drb_awsx_find(xmlDocGetRootElement(resp.doc), "ChangeInfo");
+	ci = drb_awsx_find(drb_awsx_root(resp.doc), "ChangeInfo");
 	if (!ci) {
 		rc = drb_err_set(err, DRB_EINVAL,
 				 "route53 ChangeResourceRecordSets: no ChangeInfo in the answer");
@@ -684,7 +684,7 @@ int drb_awsi_r53_hc_status(drb_action_ctx *ctx, const json_t *args, json_t **res
 	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
 	if (rc != 0)
 		goto out;
-	obs = drb_awsx_find(xmlDocGetRootElement(resp.doc), "HealthCheckObservation");
+	obs = drb_awsx_find(drb_awsx_root(resp.doc), "HealthCheckObservation");
 	for (; obs; obs = drb_awsx_next(obs)) {
 		char st[256];
 
@@ -759,7 +759,7 @@ int drb_awsi_r53_hc_update(drb_action_ctx *ctx, const json_t *args, json_t **res
 	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
 	if (rc != 0)
 		goto out;
-	hc = drb_awsx_find(xmlDocGetRootElement(resp.doc), "HealthCheck");
+	hc = drb_awsx_find(drb_awsx_root(resp.doc), "HealthCheck");
 	o = json_object();
 	if (!o) {
 		rc = nomem(A, err);

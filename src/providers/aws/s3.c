@@ -227,7 +227,7 @@ int drb_aws_s3_list(drb_action_ctx *ctx, const char *region, const char *bucket,
 		rc = drb_awsi_call(ctx, &drb_awsi_s3, &ep, &rq, &resp, err);
 		if (rc)
 			goto out;
-		root = resp.doc ? xmlDocGetRootElement(resp.doc) : NULL;
+		root = resp.doc ? drb_awsx_root(resp.doc) : NULL;
 		if (!root)
 			break;
 		for (c = root ? drb_awsx_find(root, "Contents") : NULL; c; c = drb_awsx_next(c)) {
@@ -372,7 +372,7 @@ int drb_awsi_s3_get_replication(drb_action_ctx *ctx, const json_t *args, json_t 
 	rc = drb_awsi_call(ctx, &drb_awsi_s3, &ep, &rq, &resp, err);
 	if (rc != 0)
 		goto out;
-	root = resp.doc ? xmlDocGetRootElement(resp.doc) : NULL;
+	root = resp.doc ? drb_awsx_root(resp.doc) : NULL;
 	o = json_object();
 	rules = json_array();
 	if (!o || !rules) {

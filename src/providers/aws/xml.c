@@ -3,22 +3,10 @@
  * service and version, and drbook matches on names only) and conversion to JSON values. */
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libxml/parser.h>
-#include <libxml/xmlerror.h>
-
 #include "aws_int.h"
-
-static pthread_once_t g_xml_once = PTHREAD_ONCE_INIT;
-
-static void xml_init_once(void)
-{
-	/* libxml2 must be initialised once before threads use it. */
-	xmlInitParser();
-}
 
 int drb_awsx_parse(const char *body, size_t len, xmlDoc **out, drb_err *err)
 {
@@ -27,24 +15,27 @@ int drb_awsx_parse(const char *body, size_t len, xmlDoc **out, drb_err *err)
 	 * expand entity bombs. */
 	const int opts = XML_PARSE_NONET | XML_PARSE_NOBLANKS | XML_PARSE_NOERROR |
 			 XML_PARSE_NOWARNING | XML_PARSE_NOCDATA;
+	const drb_xml_api *x = NULL;
 	xmlParserCtxtPtr pc = NULL;
 	xmlDoc *doc = NULL;
 	int rc = 0;
 
 	*out = NULL;
-	pthread_once(&g_xml_once, xml_init_once);
+	rc = drb_awsx_lib(&x, "reading an AWS XML answer", err);
+	if (rc)
+		goto out;
 	if (len > (size_t)INT_MAX) {
 		rc = drb_err_set(err, DRB_ELIMIT, "XML answer too large");
 		goto out;
 	}
-	pc = xmlNewParserCtxt();
+	pc = x->xmlNewParserCtxt();
 	if (!pc) {
 		rc = drb_err_set(err, DRB_ENOMEM, "XML parser: out of memory");
 		goto out;
 	}
-	doc = xmlCtxtReadMemory(pc, body ? body : "", (int)len, "answer.xml", NULL, opts);
-	if (!doc || !pc->wellFormed || !xmlDocGetRootElement(doc)) {
-		const xmlError *e = xmlCtxtGetLastError(pc);
+	doc = x->xmlCtxtReadMemory(pc, body ? body : "", (int)len, "answer.xml", NULL, opts);
+	if (!doc || !pc->wellFormed || !drb_awsx_root(doc)) {
+		const xmlError *e = x->xmlCtxtGetLastError(pc);
 		char msg[200] = "not well-formed";
 		size_t n;
 
@@ -61,9 +52,29 @@ int drb_awsx_parse(const char *body, size_t len, xmlDoc **out, drb_err *err)
 	*out = doc;
 	doc = NULL;
 out:
-	xmlFreeDoc(doc);
-	xmlFreeParserCtxt(pc);
+	if (doc)
+		x->xmlFreeDoc(doc);
+	if (pc)
+		x->xmlFreeParserCtxt(pc);
 	return rc;
+}
+
+void drb_awsx_free(xmlDoc *doc)
+{
+	const drb_xml_api *x;
+
+	/* a document exists only once drb_awsx_parse has loaded the library */
+	if (doc && drb_awsx_lib(&x, NULL, NULL) == 0)
+		x->xmlFreeDoc(doc);
+}
+
+xmlNode *drb_awsx_root(const xmlDoc *doc)
+{
+	/* what libxml2's xmlDocGetRootElement does, without calling into it */
+	for (xmlNode *n = doc ? doc->children : NULL; n; n = n->next)
+		if (n->type == XML_ELEMENT_NODE)
+			return n;
+	return NULL;
 }
 
 static int name_is(const xmlNode *n, const char *name)
@@ -117,7 +128,8 @@ xmlNode *drb_awsx_next(xmlNode *n)
 	const xmlChar *name = n ? n->name : NULL;
 
 	for (n = n ? n->next : NULL; n; n = n->next)
-		if (n->type == XML_ELEMENT_NODE && !xmlStrcmp(n->name, name))
+		if (n->type == XML_ELEMENT_NODE && n->name && name &&
+		    !strcmp((const char *)n->name, (const char *)name))
 			return n;
 	return NULL;
 }
@@ -125,30 +137,35 @@ xmlNode *drb_awsx_next(xmlNode *n)
 int drb_awsx_text(xmlNode *n, const char *path, char *out, size_t size)
 {
 	xmlNode *c = path && *path ? drb_awsx_child(n, path) : n;
+	const drb_xml_api *x;
 	xmlChar *t;
 
 	if (size)
 		out[0] = '\0';
-	if (!c)
+	/* a node exists only once drb_awsx_parse has loaded the library */
+	if (!c || drb_awsx_lib(&x, NULL, NULL))
 		return -1;
-	t = xmlNodeGetContent(c);
+	t = x->xmlNodeGetContent(c);
 	if (t && size)
 		snprintf(out, size, "%s", (const char *)t);
-	xmlFree(t);
+	if (t)
+		(*x->free_fn)(t);
 	return 0;
 }
 
 json_t *drb_awsx_str(xmlNode *n, const char *path)
 {
 	xmlNode *c = path && *path ? drb_awsx_child(n, path) : n;
+	const drb_xml_api *x;
 	xmlChar *t;
 	json_t *j;
 
-	if (!c)
+	if (!c || drb_awsx_lib(&x, NULL, NULL))
 		return json_null();
-	t = xmlNodeGetContent(c);
+	t = x->xmlNodeGetContent(c);
 	j = json_string(t ? (const char *)t : "");
-	xmlFree(t);
+	if (t)
+		(*x->free_fn)(t);
 	return j;
 }
 

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ldns/ldns.h>
-
 #include <drbook/dns.h>
 #include <drbook/util.h>
+
+#include "dns_int.h"
 
 #define DEFAULT_TIMEOUT_S 5.0
 #define MAX_SERVERS 16
@@ -78,38 +78,40 @@ static int cmp_json_str(const void *a, const void *b)
 
 /* The answer section's records of the asked type (and, for A/AAAA, the CNAME chain is
  * followed by the server: only records of the type are kept) as sorted strings. */
-static json_t *answers_of(const ldns_pkt *p, ldns_rr_type type, long long *min_ttl)
+static json_t *answers_of(const drb_ldns_api *ld, const ldns_pkt *p, ldns_rr_type type,
+			  long long *min_ttl)
 {
-	ldns_rr_list *an = ldns_pkt_answer(p);
+	ldns_rr_list *an = ld->ldns_pkt_answer(p);
 	json_t *items[MAX_ANSWERS], *list = json_array();
 	size_t n = 0;
 
 	*min_ttl = -1;
-	for (size_t i = 0; list && an && i < ldns_rr_list_rr_count(an) && n < MAX_ANSWERS; i++) {
-		ldns_rr *rr = ldns_rr_list_rr(an, i);
+	for (size_t i = 0; list && an && i < ld->ldns_rr_list_rr_count(an) && n < MAX_ANSWERS;
+	     i++) {
+		ldns_rr *rr = ld->ldns_rr_list_rr(an, i);
 		char *txt = NULL;
 
-		if (ldns_rr_get_type(rr) != type || ldns_rr_rd_count(rr) < 1)
+		if (ld->ldns_rr_get_type(rr) != type || ld->ldns_rr_rd_count(rr) < 1)
 			continue;
 		if (type == LDNS_RR_TYPE_TXT) {
 			/* one TXT record may hold several character strings: joined */
-			ldns_buffer *b = ldns_buffer_new(256);
+			ldns_buffer *b = ld->ldns_buffer_new(256);
 
-			for (size_t k = 0; b && k < ldns_rr_rd_count(rr); k++) {
-				ldns_rdf *f = ldns_rr_rdf(rr, k);
-				const uint8_t *d = ldns_rdf_data(f);
-				size_t len = ldns_rdf_size(f) ? d[0] : 0;
+			for (size_t k = 0; b && k < ld->ldns_rr_rd_count(rr); k++) {
+				ldns_rdf *f = ld->ldns_rr_rdf(rr, k);
+				const uint8_t *d = ld->ldns_rdf_data(f);
+				size_t len = ld->ldns_rdf_size(f) ? d[0] : 0;
 
-				if (len + 1 <= ldns_rdf_size(f))
+				if (len + 1 <= ld->ldns_rdf_size(f))
 					ldns_buffer_write(b, d + 1, len);
 			}
 			if (b) {
 				ldns_buffer_write_u8(b, 0);
 				txt = strdup((const char *)ldns_buffer_begin(b));
-				ldns_buffer_free(b);
+				ld->ldns_buffer_free(b);
 			}
 		} else {
-			txt = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+			txt = ld->ldns_rdf2str(ld->ldns_rr_rdf(rr, 0));
 		}
 		if (!txt)
 			continue;
@@ -117,8 +119,8 @@ static json_t *answers_of(const ldns_pkt *p, ldns_rr_type type, long long *min_t
 		free(txt);
 		if (!items[n])
 			continue;
-		if (*min_ttl < 0 || (long long)ldns_rr_ttl(rr) < *min_ttl)
-			*min_ttl = (long long)ldns_rr_ttl(rr);
+		if (*min_ttl < 0 || (long long)ld->ldns_rr_ttl(rr) < *min_ttl)
+			*min_ttl = (long long)ld->ldns_rr_ttl(rr);
 		n++;
 	}
 	qsort(items, n, sizeof(items[0]), cmp_json_str);
@@ -127,9 +129,9 @@ static json_t *answers_of(const ldns_pkt *p, ldns_rr_type type, long long *min_t
 	return list;
 }
 
-static const char *rcode_name(ldns_pkt_rcode rc, char *buf, size_t n)
+static const char *rcode_name(const drb_ldns_api *ld, ldns_pkt_rcode rc, char *buf, size_t n)
 {
-	ldns_lookup_table *t = ldns_lookup_by_id(ldns_rcodes, (int)rc);
+	ldns_lookup_table *t = ld->ldns_lookup_by_id(ld->ldns_rcodes, (int)rc);
 
 	if (t)
 		return t->name;
@@ -138,9 +140,10 @@ static const char *rcode_name(ldns_pkt_rcode rc, char *buf, size_t n)
 }
 
 /* Asks one server; 0 with *resp on any answer, DRB_ETIMEOUT when none came. */
-static int ask(const dns_job *j, ldns_resolver *res, const char *shown, json_t **resp, drb_err *err)
+static int ask(const drb_ldns_api *ld, const dns_job *j, ldns_resolver *res, const char *shown,
+	       json_t **resp, drb_err *err)
 {
-	ldns_rdf *name = ldns_dname_new_frm_str(j->name);
+	ldns_rdf *name = ld->ldns_dname_new_frm_str(j->name);
 	ldns_pkt *p = NULL;
 	ldns_status st;
 	json_t *answers;
@@ -155,37 +158,37 @@ static int ask(const dns_job *j, ldns_resolver *res, const char *shown, json_t *
 	if (j->deadline > 0 && j->deadline - drb_mono_now() < left)
 		left = j->deadline - drb_mono_now();
 	if (left <= 0) {
-		ldns_rdf_deep_free(name);
+		ld->ldns_rdf_deep_free(name);
 		return drb_err_set(err, DRB_ETIMEOUT, "dns.resolve: the step's deadline passed");
 	}
 	tv.tv_sec = (time_t)left;
 	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
-	ldns_resolver_set_timeout(res, tv);
-	ldns_resolver_set_retry(res, 1);
-	ldns_resolver_set_retrans(res, (uint8_t)(left < 1 ? 1 : left > 255 ? 255 : left));
-	ldns_resolver_set_recursive(res, true);
-	ldns_resolver_set_random(res, false);
-	st = ldns_resolver_send(&p, res, name, j->type, LDNS_RR_CLASS_IN, LDNS_RD);
-	ldns_rdf_deep_free(name);
+	ld->ldns_resolver_set_timeout(res, tv);
+	ld->ldns_resolver_set_retry(res, 1);
+	ld->ldns_resolver_set_retrans(res, (uint8_t)(left < 1 ? 1 : left > 255 ? 255 : left));
+	ld->ldns_resolver_set_recursive(res, true);
+	ld->ldns_resolver_set_random(res, false);
+	st = ld->ldns_resolver_send(&p, res, name, j->type, LDNS_RR_CLASS_IN, LDNS_RD);
+	ld->ldns_rdf_deep_free(name);
 	if (st != LDNS_STATUS_OK || !p) {
-		ldns_pkt_free(p);
+		ld->ldns_pkt_free(p);
 		return drb_err_set(err, DRB_ETIMEOUT, "dns.resolve: %s: no answer (%s)", shown,
-				   ldns_get_errorstr_by_id(st));
+				   ld->ldns_get_errorstr_by_id(st));
 	}
-	answers = answers_of(p, j->type, &ttl);
+	answers = answers_of(ld, p, j->type, &ttl);
 	*resp = json_pack("{s:i, s:s, s:o, s:o, s:s}", "status", 0, "rcode",
-			  rcode_name(ldns_pkt_get_rcode(p), rbuf, sizeof(rbuf)), "answers",
+			  rcode_name(ld, ld->ldns_pkt_get_rcode(p), rbuf, sizeof(rbuf)), "answers",
 			  answers ? answers : json_array(), "ttl",
 			  ttl >= 0 ? json_integer(ttl) : json_null(), "server", shown);
-	ldns_pkt_free(p);
+	ld->ldns_pkt_free(p);
 	if (!*resp)
 		return drb_err_set(err, DRB_ENOMEM, "dns.resolve: out of memory");
 	return 0;
 }
 
 /* Adds one nameserver (address and port) to a fresh resolver. */
-static int resolver_for(const char *server, ldns_resolver **out, char *shown, size_t n,
-			drb_err *err)
+static int resolver_for(const drb_ldns_api *ld, const char *server, ldns_resolver **out,
+			char *shown, size_t n, drb_err *err)
 {
 	char addr[INET6_ADDRSTRLEN + 1];
 	int port;
@@ -196,19 +199,20 @@ static int resolver_for(const char *server, ldns_resolver **out, char *shown, si
 		return drb_err_set(err, DRB_EINVAL,
 				   "dns.resolve: server '%.100s' is not IP, IP:PORT or [IPv6]:PORT",
 				   server);
-	ns = ldns_rdf_new_frm_str(strchr(addr, ':') ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A, addr);
+	ns = ld->ldns_rdf_new_frm_str(strchr(addr, ':') ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A,
+				      addr);
 	if (!ns)
 		return drb_err_set(err, DRB_EINVAL,
 				   "dns.resolve: server '%.100s' is not an IP address", server);
-	*out = ldns_resolver_new();
-	if (!*out || ldns_resolver_push_nameserver(*out, ns) != LDNS_STATUS_OK) {
-		ldns_rdf_deep_free(ns);
-		ldns_resolver_deep_free(*out);
+	*out = ld->ldns_resolver_new();
+	if (!*out || ld->ldns_resolver_push_nameserver(*out, ns) != LDNS_STATUS_OK) {
+		ld->ldns_rdf_deep_free(ns);
+		ld->ldns_resolver_deep_free(*out);
 		*out = NULL;
 		return drb_err_set(err, DRB_ENOMEM, "dns.resolve: out of memory");
 	}
-	ldns_rdf_deep_free(ns);
-	ldns_resolver_set_port(*out, (uint16_t)port);
+	ld->ldns_rdf_deep_free(ns);
+	ld->ldns_resolver_set_port(*out, (uint16_t)port);
 	snprintf(shown, n, strchr(addr, ':') ? "[%s]:%d" : "%s:%d", addr, port);
 	return 0;
 }
@@ -216,31 +220,37 @@ static int resolver_for(const char *server, ldns_resolver **out, char *shown, si
 static int dns_perform(void *arg, json_t **resp, drb_err *err)
 {
 	const dns_job *j = arg;
+	const drb_ldns_api *ld;
 	char shown[80];
-	int rc = DRB_ETIMEOUT;
+	int rc;
 
 	*resp = NULL;
+	/* here, not in the action: a replay answers from the log and never needs ldns */
+	rc = drb_dnsi_ldns(&ld, "dns.resolve", err);
+	if (rc)
+		return rc;
+	rc = DRB_ETIMEOUT;
 	if (!j->servers || !json_array_size(j->servers)) {
 		ldns_resolver *res = NULL;
 
-		if (ldns_resolver_new_frm_file(&res, NULL) != LDNS_STATUS_OK || !res)
+		if (ld->ldns_resolver_new_frm_file(&res, NULL) != LDNS_STATUS_OK || !res)
 			return drb_err_set(err, DRB_EIO,
 					   "dns.resolve: cannot read the system resolver "
 					   "configuration (/etc/resolv.conf)");
-		rc = ask(j, res, "system", resp, err);
-		ldns_resolver_deep_free(res);
+		rc = ask(ld, j, res, "system", resp, err);
+		ld->ldns_resolver_deep_free(res);
 		return rc;
 	}
 	for (size_t i = 0; i < json_array_size(j->servers); i++) {
 		ldns_resolver *res = NULL;
 		drb_err one = {0};
 
-		rc = resolver_for(json_string_value(json_array_get(j->servers, i)), &res, shown,
+		rc = resolver_for(ld, json_string_value(json_array_get(j->servers, i)), &res, shown,
 				  sizeof(shown), err);
 		if (rc)
 			return rc;
-		rc = ask(j, res, shown, resp, &one);
-		ldns_resolver_deep_free(res);
+		rc = ask(ld, j, res, shown, resp, &one);
+		ld->ldns_resolver_deep_free(res);
 		if (rc == 0 || rc != DRB_ETIMEOUT ||
 		    (j->deadline > 0 && drb_mono_now() >= j->deadline)) {
 			if (rc)

@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include <drbook/util.h>
 
 #include "pg_int.h"
@@ -23,6 +21,7 @@ struct drb_pg_conninfo {
 	size_t n;
 	int expand;		    /* vals[0] is a DSN to expand */
 	PQconninfoOption *dsn_opts; /* the DSN parsed, to answer get() and merge options */
+	const drb_pq_api *pq;	    /* libpq, once dsn_opts came from it */
 	char *secrets[MAX_SECRETS];
 	size_t n_secrets;
 	char desc[512];
@@ -52,7 +51,7 @@ void drb_pg_conninfo_free(drb_pg_conninfo *ci)
 		free(ci->secrets[i]);
 	}
 	if (ci->dsn_opts)
-		PQconninfoFree(ci->dsn_opts);
+		ci->pq->PQconninfoFree(ci->dsn_opts);
 	free(ci);
 }
 
@@ -397,11 +396,16 @@ int drb_pgi_build(drb_pg_conninfo **out, const char *name, const json_t *spec,
 		const char *raw;
 		size_t rawn;
 
-		ci->dsn_opts = PQconninfoParse(dsn, &perr);
+		rc = drb_pgi_libpq(&ci->pq, "reading its DSN", err);
+		if (rc) {
+			drb_err_prefix(err, "connection '%s': ", name);
+			goto out;
+		}
+		ci->dsn_opts = ci->pq->PQconninfoParse(dsn, &perr);
 		if (!ci->dsn_opts) {
 			/* libpq's message quotes the string, password and all: not repeated */
 			if (perr)
-				PQfreemem(perr);
+				ci->pq->PQfreemem(perr);
 			rc = drb_err_set(err, DRB_EINVAL,
 					 "connection '%s': the DSN from %s is not a valid libpq "
 					 "connection string or URI",

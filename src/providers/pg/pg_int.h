@@ -5,6 +5,7 @@
 #define DRB_PG_INT_H
 
 #include <jansson.h>
+#include <libpq-fe.h>
 
 #include <drbook/action.h>
 #include <drbook/pg.h>
@@ -30,6 +31,32 @@ int drb_pgi_build(drb_pg_conninfo **out, const char *name, const json_t *spec,
 		  const drb_pgi_endpoint *ep, double deadline, double min_statement_s,
 		  drb_err *err);
 
+/* ---- libpq, loaded on first use (libpq.c) ---- */
+
+/* Every libpq function the provider calls; each is a member of drb_pq_api with the type the
+ * build's <libpq-fe.h> gives it. A call of libpq not through this table fails to link
+ * (drbook does not link libpq; see layercheck_pg). */
+/* clang-format off */
+#define DRB_PQ_FUNCS(X)                                                                        \
+	X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams)                          \
+	X(PQconnectionNeedsPassword) X(PQconninfoFree) X(PQconninfoParse) X(PQerrorMessage)    \
+	X(PQexec) X(PQexecParams) X(PQfinish) X(PQfname) X(PQfreemem) X(PQftype)               \
+	X(PQgetisnull) X(PQgetlength) X(PQgetvalue) X(PQnfields) X(PQntuples)                  \
+	X(PQresultErrorField) X(PQresultStatus) X(PQsetNoticeProcessor) X(PQstatus)            \
+	X(PQtransactionStatus)
+/* clang-format on */
+
+typedef struct drb_pq_api {
+#define DRB_PQ_MEMBER(f) __typeof__(f) *f;
+	DRB_PQ_FUNCS(DRB_PQ_MEMBER)
+#undef DRB_PQ_MEMBER
+} drb_pq_api;
+
+/* Loads libpq the first time (thread-safe: pthread_once) and sets *out to its functions,
+ * which stay valid for the life of the process. When it cannot be loaded: DRB_ERR naming
+ * `action` (or whatever needed it), the library and the Debian package, every time. */
+int drb_pgi_libpq(const drb_pq_api **out, const char *action, drb_err *err);
+
 /* ---- the statement runner ---- */
 
 #define DRB_PGI_READ_ONLY 1u  /* inside BEGIN READ ONLY ... ROLLBACK */
@@ -53,8 +80,9 @@ typedef struct drb_pgi_job {
 	volatile int *cancel;
 	const drb_pgi_stmt *stmts;
 	size_t n_stmts;
-	int unreachable_ok;  /* pg.fence: a failed connection is an answer, not an error */
-	drb_pg_conninfo *ci; /* set by perform, kept for redacting later messages */
+	int unreachable_ok;   /* pg.fence: a failed connection is an answer, not an error */
+	drb_pg_conninfo *ci;  /* set by perform, kept for redacting later messages */
+	const drb_pq_api *pq; /* set by perform: libpq, loaded */
 } drb_pgi_job;
 
 /* The drb_perform_fn of every pg action. The response:

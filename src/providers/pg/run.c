@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include <drbook/util.h>
 
 #include "pg_int.h"
@@ -43,9 +41,9 @@ static long long took_ms(double t0)
 	return (long long)((drb_mono_now() - t0) * 1000 + 0.5);
 }
 
-static json_t *rows_of(const PGresult *res, int *too_big)
+static json_t *rows_of(const drb_pq_api *pq, const PGresult *res, int *too_big)
 {
-	int nr = PQntuples(res), nf = PQnfields(res);
+	int nr = pq->PQntuples(res), nf = pq->PQnfields(res);
 	size_t bytes = 0;
 	json_t *rows = json_array();
 
@@ -62,8 +60,9 @@ static json_t *rows_of(const PGresult *res, int *too_big)
 		if (!row || json_array_append_new(rows, row))
 			goto nomem;
 		for (int f = 0; f < nf; f++) {
-			const char *text = PQgetisnull(res, r, f) ? NULL : PQgetvalue(res, r, f);
-			size_t len = text ? (size_t)PQgetlength(res, r, f) : 0;
+			const char *text =
+			    pq->PQgetisnull(res, r, f) ? NULL : pq->PQgetvalue(res, r, f);
+			size_t len = text ? (size_t)pq->PQgetlength(res, r, f) : 0;
 			json_t *v;
 
 			bytes += len;
@@ -71,9 +70,9 @@ static json_t *rows_of(const PGresult *res, int *too_big)
 				*too_big = 1;
 				return rows;
 			}
-			v = drb_pg_value((unsigned)PQftype(res, f), text, len);
+			v = drb_pg_value((unsigned)pq->PQftype(res, f), text, len);
 			/* a repeated column name: the last one wins, as in a Lua table */
-			if (!v || json_object_set_new(row, PQfname(res, f), v))
+			if (!v || json_object_set_new(row, pq->PQfname(res, f), v))
 				goto nomem;
 		}
 	}
@@ -83,12 +82,13 @@ nomem:
 	return NULL;
 }
 
-static json_t *sql_error(const drb_pg_conninfo *ci, const PGresult *res, const char *fallback)
+static json_t *sql_error(const drb_pq_api *pq, const drb_pg_conninfo *ci, const PGresult *res,
+			 const char *fallback)
 {
 	char msg[900], full[1024];
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	const char *prim = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+	const char *state = res ? pq->PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *prim = res ? pq->PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *hint = res ? pq->PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
 
 	if (prim && hint)
 		snprintf(full, sizeof(full), "%s (hint: %s)", prim, hint);
@@ -104,6 +104,7 @@ static json_t *sql_error(const drb_pg_conninfo *ci, const PGresult *res, const c
 static int run_stmt(drb_pgi_job *j, PGconn *conn, const drb_pgi_stmt *st, json_t **one,
 		    drb_err *err)
 {
+	const drb_pq_api *pq = j->pq;
 	const char *vals[MAX_PARAMS] = {0};
 	char *owned[MAX_PARAMS] = {0};
 	size_t np = st->params ? json_array_size(st->params) : 0;
@@ -130,21 +131,21 @@ static int run_stmt(drb_pgi_job *j, PGconn *conn, const drb_pgi_stmt *st, json_t
 		vals[i] = owned[i];
 	}
 	if (st->flags & DRB_PGI_READ_ONLY) {
-		res = PQexec(conn, "BEGIN READ ONLY");
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		res = pq->PQexec(conn, "BEGIN READ ONLY");
+		if (pq->PQresultStatus(res) != PGRES_COMMAND_OK) {
 			o = json_pack("{s:o}", "error",
-				      sql_error(j->ci, res, PQerrorMessage(conn)));
+				      sql_error(pq, j->ci, res, pq->PQerrorMessage(conn)));
 			goto done;
 		}
 		in_tx = 1;
-		PQclear(res);
+		pq->PQclear(res);
 	}
 	/* PQexecParams: values never enter the SQL text, and one statement only (a "; COMMIT;
 	 * INSERT ..." cannot escape the READ ONLY transaction) */
-	res = PQexecParams(conn, st->sql, (int)np, NULL, vals, NULL, NULL, 0);
-	switch (PQresultStatus(res)) {
+	res = pq->PQexecParams(conn, st->sql, (int)np, NULL, vals, NULL, NULL, 0);
+	switch (pq->PQresultStatus(res)) {
 	case PGRES_TUPLES_OK:
-		rows = rows_of(res, &too_big);
+		rows = rows_of(pq, res, &too_big);
 		if (!rows)
 			goto nomem;
 		if (too_big) {
@@ -156,11 +157,11 @@ static int run_stmt(drb_pgi_job *j, PGconn *conn, const drb_pgi_stmt *st, json_t
 		}
 		/* fall through */
 	case PGRES_COMMAND_OK: {
-		const char *n = PQcmdTuples(res);
+		const char *n = pq->PQcmdTuples(res);
 
-		o = json_pack("{s:s, s:I, s:o}", "command_tag", PQcmdStatus(res), "rows_affected",
-			      (json_int_t)(n && *n ? strtoll(n, NULL, 10) : 0), "rows",
-			      rows ? rows : json_array());
+		o = json_pack("{s:s, s:I, s:o}", "command_tag", pq->PQcmdStatus(res),
+			      "rows_affected", (json_int_t)(n && *n ? strtoll(n, NULL, 10) : 0),
+			      "rows", rows ? rows : json_array());
 		rows = NULL;
 		break;
 	}
@@ -173,17 +174,18 @@ static int run_stmt(drb_pgi_job *j, PGconn *conn, const drb_pgi_stmt *st, json_t
 		rc = drb_err_set(err, DRB_EINVAL, "%s: COPY is not supported", j->action);
 		goto out;
 	default:
-		if (PQstatus(conn) == CONNECTION_BAD) {
-			drb_pgi_clean_message(j->ci, PQerrorMessage(conn), msg, sizeof(msg));
+		if (pq->PQstatus(conn) == CONNECTION_BAD) {
+			drb_pgi_clean_message(j->ci, pq->PQerrorMessage(conn), msg, sizeof(msg));
 			rc = drb_err_set(err, DRB_ETRANSIENT, "%s: lost the connection: %s",
 					 drb_pg_conninfo_describe(j->ci), msg);
 			goto out;
 		}
-		o = json_pack("{s:o}", "error", sql_error(j->ci, res, PQerrorMessage(conn)));
+		o = json_pack("{s:o}", "error",
+			      sql_error(pq, j->ci, res, pq->PQerrorMessage(conn)));
 		break;
 	}
 	if (o && in_tx && !json_object_get(o, "error") &&
-	    PQtransactionStatus(conn) != PQTRANS_INTRANS) {
+	    pq->PQtransactionStatus(conn) != PQTRANS_INTRANS) {
 		/* a COMMIT or ROLLBACK as the statement: the read-only guarantee is gone */
 		json_object_set_new(
 		    o, "error",
@@ -201,11 +203,11 @@ done:
 nomem:
 	rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
 out:
-	PQclear(res);
-	if (in_tx && PQtransactionStatus(conn) != PQTRANS_IDLE) {
+	pq->PQclear(res);
+	if (in_tx && pq->PQtransactionStatus(conn) != PQTRANS_IDLE) {
 		/* ROLLBACK, not COMMIT: whatever slipped past READ ONLY is not kept */
-		res = PQexec(conn, "ROLLBACK");
-		PQclear(res);
+		res = pq->PQexec(conn, "ROLLBACK");
+		pq->PQclear(res);
 	}
 	for (size_t i = 0; i < np && i < MAX_PARAMS; i++)
 		free(owned[i]);
@@ -216,9 +218,9 @@ out:
 
 /* Why a connection failed, as a code: authentication is a refusal, a timeout a timeout, the
  * rest (refused, reset, starting up) worth retrying. */
-static int connect_code(PGconn *conn, const char *msg)
+static int connect_code(const drb_pq_api *pq, PGconn *conn, const char *msg)
 {
-	if (PQconnectionNeedsPassword(conn) || strstr(msg, "authentication failed") ||
+	if (pq->PQconnectionNeedsPassword(conn) || strstr(msg, "authentication failed") ||
 	    strstr(msg, "no pg_hba.conf entry") || strstr(msg, "does not exist"))
 		return strstr(msg, "database") && strstr(msg, "does not exist") ? DRB_ENOTFOUND
 										: DRB_EDENIED;
@@ -240,6 +242,7 @@ static int first_true(const json_t *one)
 int drb_pgi_perform(void *arg, json_t **response, drb_err *err)
 {
 	drb_pgi_job *j = arg;
+	const drb_pq_api *pq = NULL;
 	const char *const *keys, *const *vals;
 	PGconn *conn = NULL;
 	json_t *resp = NULL, *results = NULL, *one = NULL, *stop = NULL;
@@ -251,6 +254,11 @@ int drb_pgi_perform(void *arg, json_t **response, drb_err *err)
 		rc = drb_err_set(err, DRB_EINTERRUPTED, "%s: the run is being stopped", j->action);
 		goto out;
 	}
+	/* here, not in the action: a replay answers from the log and never needs libpq */
+	rc = drb_pgi_libpq(&pq, j->action, err);
+	if (rc)
+		goto out;
+	j->pq = pq;
 	drb_pg_conninfo_free(j->ci);
 	j->ci = NULL;
 	rc = drb_pgi_build(&j->ci, j->conn_name, j->spec, &j->ep, j->deadline, j->min_statement_s,
@@ -258,13 +266,13 @@ int drb_pgi_perform(void *arg, json_t **response, drb_err *err)
 	if (rc)
 		goto out;
 	drb_pg_conninfo_params(j->ci, &keys, &vals, &expand);
-	conn = PQconnectdbParams(keys, vals, expand);
+	conn = pq->PQconnectdbParams(keys, vals, expand);
 	if (!conn) {
 		rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (PQstatus(conn) != CONNECTION_OK) {
-		drb_pgi_clean_message(j->ci, PQerrorMessage(conn), msg, sizeof(msg));
+	if (pq->PQstatus(conn) != CONNECTION_OK) {
+		drb_pgi_clean_message(j->ci, pq->PQerrorMessage(conn), msg, sizeof(msg));
 		if (j->unreachable_ok) {
 			resp = json_pack("{s:i, s:b, s:{s:s}}", "status", 0, "reachable", 0,
 					 "error", "message", msg);
@@ -272,11 +280,11 @@ int drb_pgi_perform(void *arg, json_t **response, drb_err *err)
 				goto nomem;
 			goto done;
 		}
-		rc = drb_err_set(err, connect_code(conn, msg), "%s: cannot connect: %s",
+		rc = drb_err_set(err, connect_code(pq, conn, msg), "%s: cannot connect: %s",
 				 drb_pg_conninfo_describe(j->ci), msg);
 		goto out;
 	}
-	PQsetNoticeProcessor(conn, no_notices, NULL);
+	pq->PQsetNoticeProcessor(conn, no_notices, NULL);
 	results = json_array();
 	if (!results)
 		goto nomem;
@@ -316,7 +324,7 @@ nomem:
 	rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
 out:
 	if (conn)
-		PQfinish(conn);
+		pq->PQfinish(conn);
 	json_decref(one);
 	json_decref(stop);
 	json_decref(results);
