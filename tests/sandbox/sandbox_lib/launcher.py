@@ -322,6 +322,7 @@ def main():
         cloud = seed_cloud(endpoint, glue, ports, password, dns_ttl=dns_ttl)
         from .seed import seed_stores, stores_env
         stores = seed_stores(endpoint, glue)
+        glue.stores.settle()
         from .seed import seed_ap_southeast_1
         cloud["ap"] = seed_ap_southeast_1(endpoint, glue, ports, cloud)
         _log("cloud seeded (%.1fs)" % (time.monotonic() - t0))

@@ -174,6 +174,14 @@ class Stores:
             self.cache_due[(region, group_id)] = (time.monotonic() + self.cache_delay,
                                                   node_type)
 
+    def settle(self):
+        """Finishes every pending cache change now: what the seed made is there, available,
+        when the sandbox is up (a test takes its before-state right after)."""
+        with self._lock:
+            for k, (_, node_type) in list(self.cache_due.items()):
+                self.cache_due[k] = (0.0, node_type)
+        self._cache_due()
+
     def _cache_due(self):
         from moto.elasticache.models import elasticache_backends
         now = time.monotonic()
