@@ -80,7 +80,9 @@ static void critical_path(json_t *m)
 				/* records are written in order: what ended before this started */
 				cand = end_of(m, s) <= start + 0.0005;
 			}
-			if (cand && end_of(m, s) > latest) {
+			/* on a tie (log times are whole ms: a 0 ms step ends when the one before
+			 * it did), the later one in start order is the one that ran just before */
+			if (cand && end_of(m, s) >= latest) {
 				latest = end_of(m, s);
 				pred = s;
 			}

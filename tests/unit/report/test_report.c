@@ -225,6 +225,28 @@ static void test_critical_path_by_timestamps(void **state)
 	json_decref(m);
 }
 
+/* A step that took 0 ms ends in the same millisecond as the one before it: the chain keeps
+ * it (the later one in start order ran just before the next), as the e2e chart saw fail. */
+static void test_critical_path_keeps_a_0ms_step(void **state)
+{
+	static const rec r[] = {
+	    {"run.start", NULL, 0, "{\"name\":\"x\"}"},
+	    {"step.start", "a", 0.1, "{\"action\":\"sleep\"}"},
+	    {"step.end", "a", 1.0, "{\"status\":\"ok\"}"},
+	    {"step.start", "b", 1.0, "{\"action\":\"lua\"}"},
+	    {"step.end", "b", 1.0, "{\"status\":\"ok\"}"},
+	    {"step.start", "c", 1.0, "{\"action\":\"exec\"}"},
+	    {"step.end", "c", 2.0, "{\"status\":\"ok\"}"},
+	    {"run.end", NULL, 2.1, "{\"status\":\"succeeded\"}"},
+	};
+	char buf[128];
+	json_t *m = model_of(r, sizeof(r) / sizeof(r[0]));
+
+	(void)state;
+	assert_string_equal(path_str(m, buf, sizeof(buf)), "a,b,c");
+	json_decref(m);
+}
+
 /* With needs recorded, the chain follows them, even where timestamps would say otherwise. */
 static void test_critical_path_by_needs(void **state)
 {
@@ -373,6 +395,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tampered, setup, teardown),
 	    cmocka_unit_test(test_missing),
 	    cmocka_unit_test(test_critical_path_by_timestamps),
+	    cmocka_unit_test(test_critical_path_keeps_a_0ms_step),
 	    cmocka_unit_test(test_critical_path_by_needs),
 	    cmocka_unit_test(test_notifications_retries_rollbacks),
 	    cmocka_unit_test(test_dns_convergence),
