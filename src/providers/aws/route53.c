@@ -221,27 +221,38 @@ static json_t *change_json(xmlNode *ci)
 	return o;
 }
 
+/* Sends a request whose answer holds a ChangeInfo (ChangeResourceRecordSets, GetChange);
+ * *out gets it as {change_id, status, submitted_at}. */
+static int change_call(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const char *A,
+		       const aws_req *rq, json_t **out, drb_err *err)
+{
+	aws_resp resp;
+	xmlNode *ci;
+	int rc;
+
+	*out = NULL;
+	rc = drb_awsi_call(ctx, &drb_awsi_route53, ep, rq, &resp, err);
+	if (rc != 0)
+		return rc;
+	ci = drb_awsx_find(drb_awsx_root(resp.doc), "ChangeInfo");
+	if (!ci)
+		rc = drb_err_set(err, DRB_EINVAL, "route53 %s: no ChangeInfo in the answer",
+				 rq->operation);
+	else if (!(*out = change_json(ci)))
+		rc = nomem(A, err);
+	drb_awsi_resp_free(&resp);
+	return rc;
+}
+
 /* GetChange for a bare id; *out gets {change_id, status, submitted_at}. */
 static int get_change(drb_action_ctx *ctx, const drb_aws_endpoint *ep, const char *A,
 		      const char *id, json_t **out, drb_err *err)
 {
 	char path[128];
 	aws_req rq = {.operation = "GetChange", .method = "GET", .path = path};
-	aws_resp resp;
-	xmlNode *ci;
-	int rc;
 
 	snprintf(path, sizeof(path), API "/change/%s", id);
-	rc = drb_awsi_call(ctx, &drb_awsi_route53, ep, &rq, &resp, err);
-	if (rc != 0)
-		return rc;
-	ci = drb_awsx_find(drb_awsx_root(resp.doc), "ChangeInfo");
-	if (!ci)
-		rc = drb_err_set(err, DRB_EINVAL, "route53 GetChange: no ChangeInfo in the answer");
-	else if (!(*out = change_json(ci)))
-		rc = nomem(A, err);
-	drb_awsi_resp_free(&resp);
-	return rc;
+	return change_call(ctx, ep, A, &rq, out, err);
 }
 
 static int status_is(const json_t *change, const char *want)
@@ -477,9 +488,7 @@ int drb_awsi_r53_upsert(drb_action_ctx *ctx, const json_t *args, json_t **result
 	drb_aws_endpoint ep;
 	drb_buf body;
 	aws_req rq = {.operation = "ChangeResourceRecordSets", .method = "POST", .path = path};
-	aws_resp resp = {0};
 	json_t *o = NULL;
-	xmlNode *ci;
 	long long ttl = 300;
 	int rc, wait = 0;
 	double delay = 1.0, give_up;
@@ -525,20 +534,9 @@ int drb_awsi_r53_upsert(drb_action_ctx *ctx, const json_t *args, json_t **result
 	}
 	snprintf(path, sizeof(path), API "/hostedzone/%s/rrset/", zone);
 	rq.body = body.p;
-	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
+	rc = change_call(ctx, &ep, A, &rq, &o, err);
 	if (rc != 0)
 		goto out;
-	ci = drb_awsx_find(drb_awsx_root(resp.doc), "ChangeInfo");
-	if (!ci) {
-		rc = drb_err_set(err, DRB_EINVAL,
-				 "route53 ChangeResourceRecordSets: no ChangeInfo in the answer");
-		goto out;
-	}
-	o = change_json(ci);
-	if (!o) {
-		rc = nomem(A, err);
-		goto out;
-	}
 	/* Route 53 applies a change to all its servers within about a minute; waiting turns
 	 * "submitted" into "answered everywhere", bounded by the step's deadline. */
 	give_up = drb_mono_now() + DEFAULT_WAIT_S;
@@ -568,7 +566,6 @@ int drb_awsi_r53_upsert(drb_action_ctx *ctx, const json_t *args, json_t **result
 	o = NULL;
 out:
 	json_decref(o);
-	drb_awsi_resp_free(&resp);
 	drb_buf_free(&body);
 	return rc;
 }
@@ -583,9 +580,7 @@ int drb_awsi_r53_delete(drb_action_ctx *ctx, const json_t *args, json_t **result
 	drb_aws_endpoint ep;
 	drb_buf body;
 	aws_req rq = {.operation = "ChangeResourceRecordSets", .method = "POST", .path = path};
-	aws_resp resp = {0};
 	json_t *cur = NULL, *o = NULL;
-	xmlNode *ci;
 	r53_routing rt;
 	int rc, bad = 0;
 
@@ -630,20 +625,9 @@ int drb_awsi_r53_delete(drb_action_ctx *ctx, const json_t *args, json_t **result
 	}
 	snprintf(path, sizeof(path), API "/hostedzone/%s/rrset/", zone);
 	rq.body = body.p;
-	rc = drb_awsi_call(ctx, &drb_awsi_route53, &ep, &rq, &resp, err);
+	rc = change_call(ctx, &ep, A, &rq, &o, err);
 	if (rc != 0)
 		goto out;
-	ci = drb_awsx_find(drb_awsx_root(resp.doc), "ChangeInfo");
-	if (!ci) {
-		rc = drb_err_set(err, DRB_EINVAL,
-				 "route53 ChangeResourceRecordSets: no ChangeInfo in the answer");
-		goto out;
-	}
-	o = change_json(ci);
-	if (!o) {
-		rc = nomem(A, err);
-		goto out;
-	}
 	drb_awsi_set(o, "deleted", json_true(), &bad);
 	if (bad) {
 		rc = nomem(A, err);
@@ -655,7 +639,6 @@ done:
 out:
 	json_decref(o);
 	json_decref(cur);
-	drb_awsi_resp_free(&resp);
 	drb_buf_free(&body);
 	return rc;
 }
