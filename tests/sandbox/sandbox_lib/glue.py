@@ -44,6 +44,28 @@ def _pg_time(ts):
     return ts.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
+def _checkpoint_save(node, ckpt):
+    """region-state save of a server: its data directory copied to ckpt while it is stopped."""
+    node.stop("fast")
+    if ckpt.exists():
+        shutil.rmtree(ckpt)
+    shutil.copytree(node.datadir, ckpt, symlinks=True)
+    node.start()
+
+
+def _checkpoint_restore(node, ckpt):
+    """region-state restore of a server: its data directory put back from ckpt."""
+    node.stop("immediate")
+    shutil.rmtree(node.datadir)
+    shutil.copytree(ckpt, node.datadir, symlinks=True)
+    chown_pg_tree(node.datadir)
+    os.chmod(node.datadir, 0o700)
+    for n in ("postmaster.pid", "postmaster.opts"):
+        if (node.datadir / n).exists():
+            (node.datadir / n).unlink()
+    node.start()
+
+
 class Glue:
     def __init__(self, paths, password, log, start_delay=1.5, replace_delay=10.0,
                  change_delay=1.0):
@@ -1014,11 +1036,7 @@ class Glue:
         if action == "save":
             if db is None or not db.is_replica:
                 raise SandboxError("region-state save: %s is not a replica" % REPLICA_ID)
-            node.stop("fast")
-            if ckpt.exists():
-                shutil.rmtree(ckpt)
-            shutil.copytree(node.datadir, ckpt, symlinks=True)
-            node.start()
+            _checkpoint_save(node, ckpt)
             primary = self._rds_backend(US).databases.get(PAIR_ID)
             with self.lock:
                 self._region_saved = {
@@ -1035,15 +1053,7 @@ class Glue:
             saved = getattr(self, "_region_saved", None)
             if saved is None or not ckpt.exists():
                 raise SandboxError("region-state restore: nothing saved (run save first)")
-            node.stop("immediate")
-            shutil.rmtree(node.datadir)
-            shutil.copytree(ckpt, node.datadir, symlinks=True)
-            chown_pg_tree(node.datadir)
-            os.chmod(node.datadir, 0o700)
-            for n in ("postmaster.pid", "postmaster.opts"):
-                if (node.datadir / n).exists():
-                    (node.datadir / n).unlink()
-            node.start()
+            _checkpoint_restore(node, ckpt)
             db.is_replica, db.source_db_instance_identifier, db.status = saved["db"]
             primary = self._rds_backend(US).databases.get(PAIR_ID)
             if primary is not None and saved["in_primary"] and \
@@ -1084,26 +1094,14 @@ class Glue:
             db = backend.databases.get(AP_REPLICA_ID)
             if db is None or not db.is_replica:
                 raise SandboxError("region-state save: %s is not a replica" % AP_REPLICA_ID)
-            node.stop("fast")
-            if ckpt.exists():
-                shutil.rmtree(ckpt)
-            shutil.copytree(node.datadir, ckpt, symlinks=True)
-            node.start()
+            _checkpoint_save(node, ckpt)
             self._ap_saved = {"db": db, "attrs": (db.is_replica, db.source_db_instance_identifier,
                                                   db.status, db.port)}
             return
         saved = getattr(self, "_ap_saved", None)
         if saved is None or not ckpt.exists():
             raise SandboxError("region-state restore: nothing saved for %s" % AP_REPLICA_ID)
-        node.stop("immediate")
-        shutil.rmtree(node.datadir)
-        shutil.copytree(ckpt, node.datadir, symlinks=True)
-        chown_pg_tree(node.datadir)
-        os.chmod(node.datadir, 0o700)
-        for n in ("postmaster.pid", "postmaster.opts"):
-            if (node.datadir / n).exists():
-                (node.datadir / n).unlink()
-        node.start()
+        _checkpoint_restore(node, ckpt)
         db = saved["db"]
         cur = backend.databases.get(AP_REPLICA_ID)
         for src in (self._db_of(cur.source_db_instance_identifier) if cur is not None and
