@@ -117,7 +117,11 @@ SCENARIOS = {
                         "aws.s3.get_bucket_replication", "aws.s3.head_object",
                         "aws.elasticache.describe_replication_groups",
                         "aws.elasticache.create_replication_group",
-                        "aws.elasticache.modify_replication_group"] + NOTIFY,
+                        "aws.elasticache.modify_replication_group",
+                        # isolating an unreachable old primary (and its rollback)
+                        "aws.ec2.authorize_security_group_ingress",
+                        "aws.ec2.describe_security_groups",
+                        "aws.ec2.revoke_security_group_ingress"] + NOTIFY,
     "db-corruption-restore": ["aws.rds.describe_db_instance", "aws.rds.describe_db_snapshots",
                               "aws.rds.restore_db_instance_to_point_in_time",
                               "aws.rds.restore_db_instance_from_snapshot",
@@ -203,6 +207,13 @@ def args_for(action, s, n):
         "aws.s3.get_bucket_replication": {"bucket": "prod-assets"},
         "aws.s3.head_object": {"bucket": "prod-assets", "key": "drbook/replication-marker"},
         "aws.elasticache.describe_replication_groups": {},
+        "aws.ec2.describe_security_groups": {"group_ids": [s["sg"]]},
+        "aws.ec2.authorize_security_group_ingress": {"group_id": s["sg"], "protocol": "tcp",
+                                                     "from_port": 5432, "to_port": 5432,
+                                                     "cidr": "10.99.0.0/16"},
+        "aws.ec2.revoke_security_group_ingress": {"group_id": s["sg"], "protocol": "tcp",
+                                                  "from_port": 5432, "to_port": 5432,
+                                                  "cidr": "10.99.0.0/16"},
         "aws.elasticache.create_replication_group": {"id": f"cache-{n}",
                                                      "node_type": "cache.t4g.micro"},
     }[action]
@@ -220,6 +231,8 @@ def seed_stores(url, s):
                    "DeleteMarkerReplication": {"Status": "Disabled"},
                    "Destination": {"Bucket": "arn:aws:s3:::prod-assets-eu"}}]})
     s3.put_object(Bucket="prod-assets", Key="drbook/replication-marker", Body=b"m")
+    ec2 = tm.boto("ec2", url, s["ak"], s["sk"])
+    s["sg"] = ec2.create_security_group(GroupName="prod-db", Description="prod-db")["GroupId"]
     ecr = tm.boto("ecr", url, s["ak"], s["sk"])
     ecr.create_repository(repositoryName="drbook/api")
     ecr.put_image(repositoryName="drbook/api", imageTag="1", imageManifest=json.dumps(

@@ -105,8 +105,9 @@ def make_sentinel_table(sb):
 
 
 def heartbeat_once(sb):
-    """One heartbeat row through the writer endpoint; (id, written_at epoch) once committed."""
-    out = psql(sb.vars["PRIMARY_DB_DSN"], "insert into drbook.sentinel values "
+    """One heartbeat row through the writer endpoint, as the application's role (a fence
+    locks it out); (id, written_at epoch) once committed."""
+    out = psql(sb.vars["PRIMARY_DB_APP_DSN"], "insert into drbook.sentinel values "
                "(md5(random()::text || clock_timestamp()::text), clock_timestamp(), "
                "'heartbeat') returning id, written_at", timeout=5, check=False)
     if not out or "|" not in out:
@@ -242,7 +243,8 @@ def check_failover(sb, c, runs):
     t0 = time.monotonic()
     p = drbook(sb, "run", os.path.join(RUNBOOKS, "region-failover.yaml"), "--drill", "--yes",
                "--audit", log, "--runs-dir", runs, "--incident-start", incident,
-               *region_params(sb, incident_start=incident))
+               *region_params(sb, incident_start=incident,
+                              primary_security_groups=sb.vars["DRB_SANDBOX_DB_SECURITY_GROUP"]))
     took = time.monotonic() - t0
     if not c.eq(p.returncode, 0, "after the outage the drill succeeds (exit 0, %.1fs)" % took):
         show(p)
@@ -278,6 +280,15 @@ def check_failover(sb, c, runs):
     fence = step_result(log, "fence-old-primary") or {}
     c.ok(fence.get("reachable") is False and fence.get("fenced") is False,
          "the fence found the old primary unreachable (%s)" % fence)
+    # so it was cut off the network instead: us-east-1's API answers in this outage
+    iso = step_result(log, "isolate-old-primary") or {}
+    sg = v["DRB_SANDBOX_DB_SECURITY_GROUP"]
+    c.eq((iso.get("isolated"), sorted((r.get("cidr") or r.get("source_group_id"))
+                                      for r in iso.get("revoked") or [])),
+         (True, sorted(["10.99.0.0/16", v["DRB_SANDBOX_APP_SECURITY_GROUP"]])),
+         "isolate-old-primary revoked the app group's and the VPN's rules")
+    c.eq(sb.client("ec2").describe_security_groups(GroupIds=[sg])["SecurityGroups"][0][
+        "IpPermissions"], [], "EC2: prod-db's security group lets nothing in")
 
     # the emulated control plane, read with boto3
     db = sb.client("rds", "eu-west-1").describe_db_instances(

@@ -170,7 +170,9 @@ def body(sb, c):
     log = os.path.join(runs, "failover.jsonl")
     t1 = time.monotonic()
     p = drbook(sb, "run", RUNBOOK, "--drill", "--yes", "--audit", log, "--runs-dir", runs,
-               "--incident-start", incident, *arc_params(sb, incident_start=incident),
+               "--incident-start", incident,
+               *arc_params(sb, incident_start=incident,
+                           primary_security_groups=v["DRB_SANDBOX_DB_SECURITY_GROUP"]),
                timeout=400)
     took = time.monotonic() - t1
     if not c.eq(p.returncode, 0, "the ARC drill under the control-plane outage succeeds "
@@ -186,6 +188,10 @@ def body(sb, c):
          conf.get("unread"), "confirm-outage: health checks unreadable, primary database "
          "down, outage confirmed (%s)" % {k: conf.get(k) for k in ("outage", "unread",
                                                                     "primary_db_reachable")})
+    iso = step_result(log, "isolate-old-primary") or {}
+    c.ok(iso.get("isolated") is False and "by hand" in (iso.get("manual") or ""),
+         "isolate-old-primary sends nothing to us-east-1's EC2 and says what to do by hand "
+         "(%s)" % iso.get("manual"))
     ends = {e["step"]: e["data"]["status"] for e in audit_events(log)
             if e["event"] == "step.end" and e.get("step")}
     c.eq((ends.get("flip-record"), ends.get("verify-record"), ends.get("current-record")),

@@ -2,7 +2,8 @@
 # region-failover with -p force=true while us-east-1 is healthy (a planned move): the drill
 # proceeds, fences the old primary while the application is still writing to it, waits for
 # the replica to replay the fenced primary's final WAL (RPO 0), promotes, scales and flips.
-# Checks: the real old primary refuses writes, every write it acknowledged is on the
+# Checks: the real old primary refuses the application's role (the runbook's default fence,
+# which works on RDS), every write it acknowledged is on the
 # promoted server, the emulated state, the audit log and run.end.
 import os
 import sys
@@ -28,7 +29,8 @@ def body(sb, c):
         c.ok(wait_for(lambda: len(hb.rows) >= 5, 20), "the application writes heartbeats")
         log = os.path.join(runs, "forced.jsonl")
         p = drbook(sb, "run", os.path.join(RUNBOOKS, "region-failover.yaml"), "--drill",
-                   "--yes", "--audit", log, "--runs-dir", runs, *region_params(sb, force="true"))
+                   "--yes", "--audit", log, "--runs-dir", runs, *region_params(sb, force="true",
+                                primary_security_groups=sb.vars["DRB_SANDBOX_DB_SECURITY_GROUP"]))
     finally:
         hb.stop()
     if not c.eq(p.returncode, 0, "forced on a healthy region: the drill succeeds (exit 0)"):
@@ -38,13 +40,21 @@ def body(sb, c):
 
     # the old primary: fenced, really refusing writes
     fence = step_result(log, "fence-old-primary") or {}
-    c.ok(fence.get("fenced") is True and fence.get("reachable") is True,
-         "the reachable old primary was fenced")
-    c.eq(sb.value("PRIMARY_DB_DSN", "show default_transaction_read_only"), "on",
-         "the old primary starts sessions read-only")
-    out = psql(sb.vars["PRIMARY_DB_DSN"], "insert into drbook.sentinel values ('late', now(), "
-               "'late')", check=False)
-    c.ok(out is None, "a plain write on the old primary is refused")
+    c.ok(fence.get("fenced") is True and fence.get("reachable") is True and
+         fence.get("method") == "roles", "the reachable old primary was fenced (roles: %s)"
+         % fence)
+    c.eq(sb.value("PRIMARY_DB_DSN", "select rolcanlogin from pg_roles where rolname = 'app'"),
+         "f", "the application's role may no longer log in")
+    out = psql(sb.vars["PRIMARY_DB_APP_DSN"], "insert into drbook.sentinel values ('late', "
+               "now(), 'late')", check=False)
+    c.ok(out is None, "the application's write on the old primary is refused")
+    c.eq(sb.value("PRIMARY_DB_DSN", "select count(*) from pg_stat_activity where "
+                  "usename = 'app'"), "0", "no session of the application is left on it")
+    c.eq(step_result(log, "isolate-old-primary"), None,
+         "a fenced primary is not isolated (the step is skipped)")
+    c.ok(sb.client("ec2").describe_security_groups(GroupIds=[
+        sb.vars["DRB_SANDBOX_DB_SECURITY_GROUP"]])["SecurityGroups"][0]["IpPermissions"],
+        "EC2: prod-db's security group keeps its rules")
 
     # RPO 0, proven: every write the old primary acknowledged is on the promoted server
     m = step_result(log, "measure-rpo") or {}

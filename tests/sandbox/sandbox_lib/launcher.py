@@ -75,8 +75,9 @@ def setup_pg(paths, password, ports, out):
         a.write_config(sync_standbys="", archive=True)
         a.start()
         a.sql("create database app", dbname="postgres")
-        from .seed import APP_SCHEMA
+        from .seed import APP_ROLE, APP_SCHEMA
         a.sql(APP_SCHEMA)
+        a.sql("alter role %s password '%s'" % (APP_ROLE, password))   # hex: nothing to quote
         b = Node(paths, B, ports[B], password)
         eu = Node(paths, EU_NODE, ports[EU_NODE], password)
         ap = Node(paths, AP_NODE, ports[AP_NODE], password)
@@ -129,6 +130,7 @@ def _env_vars(paths, ports, password, cloud, snapshot):
         "AWS_REGION": "us-east-1",
         "AWS_EC2_METADATA_DISABLED": "true",
         "PRIMARY_DB_DSN": dsn(ports["writer_endpoint"], password),
+        "PRIMARY_DB_APP_DSN": dsn(ports["writer_endpoint"], password, user="app"),
         "DR_DB_DSN": dsn(ports[EU_NODE], password),
         "STANDBY_DB_DSN": dsn(ports[B], password),
         "DRB_SANDBOX_DIR": str(paths.root),
@@ -152,6 +154,8 @@ def _env_vars(paths, ports, password, cloud, snapshot):
         "DRB_SANDBOX_DB_REPLICA": "prod-db-eu",
         "DRB_SANDBOX_DR_REGION": "eu-west-1",
         "DRB_SANDBOX_SNAPSHOT": snapshot,
+        "DRB_SANDBOX_DB_SECURITY_GROUP": cloud["security_groups"]["db"],
+        "DRB_SANDBOX_APP_SECURITY_GROUP": cloud["security_groups"]["app"],
     }
 
 

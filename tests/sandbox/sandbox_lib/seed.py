@@ -20,6 +20,8 @@ FAILOVER_RECORD = "api.global." + ZONE_NAME
 SERVICES = ["api", "auth", "training", "content", "payment", "ai-ml"]
 DESIRED = {US: 2, EU: 1, AP: 0}   # ap-southeast-1 is the cold standby
 IAM_USER = "drbook"
+APP_ROLE = "app"                  # the application's database role (fenced by NOLOGIN)
+OPERATORS_CIDR = "10.99.0.0/16"
 
 APP_SCHEMA = """
 create table accounts (
@@ -41,6 +43,15 @@ insert into accounts (email, plan)
 insert into orders (account_id, amount_cents, created_at)
   select 1 + (g % 50), 100 * g, now() - make_interval(mins => 300 - g)
   from generate_series(1, 300) g;
+-- the application's role: what a fence locks out (pg.fence method roles); its password is
+-- set by the launcher. It may use every schema and table drbook's user makes, now and later.
+create role app login;
+grant usage, create on schema public to app;
+grant select, insert, update, delete on all tables in schema public to app;
+grant usage on all sequences in schema public to app;
+alter default privileges for role postgres grant usage, create on schemas to app;
+alter default privileges for role postgres grant select, insert, update, delete on tables to app;
+alter default privileges for role postgres grant usage on sequences to app;
 """
 
 
@@ -48,6 +59,22 @@ def client(endpoint, service, region, key="setup", secret="setup"):
     return boto3.client(service, region_name=region, endpoint_url=endpoint,
                         aws_access_key_id=key, aws_secret_access_key=secret,
                         config=Config(retries={"max_attempts": 1}))
+
+
+def seed_security_groups(endpoint):
+    """us-east-1's database security group: PostgreSQL from the application's group and from
+    the operators' VPN range (what isolating the old primary revokes, docs/scenarios.md)."""
+    ec2 = client(endpoint, "ec2", US)
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    app = ec2.create_security_group(GroupName="prod-app", Description="the application's tasks",
+                                    VpcId=vpc["VpcId"])["GroupId"]
+    db = ec2.create_security_group(GroupName="prod-db", Description="prod-db: PostgreSQL",
+                                   VpcId=vpc["VpcId"])["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=db, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+        "UserIdGroupPairs": [{"GroupId": app}],
+        "IpRanges": [{"CidrIp": OPERATORS_CIDR, "Description": "operators' VPN"}]}])
+    return {"db": db, "app": app}
 
 
 def seed_cloud(endpoint, glue, ports, password, dns_ttl=60):
@@ -107,12 +134,14 @@ def seed_cloud(endpoint, glue, ports, password, dns_ttl=60):
             "ResourceRecords": [{"Value": API_TARGETS[region]}]}}
         for region, role in ((US, "PRIMARY"), (EU, "SECONDARY"))]})
 
+    out["security_groups"] = seed_security_groups(endpoint)
     rds_us = client(endpoint, "rds", US)
     db = rds_us.create_db_instance(
         DBInstanceIdentifier=PAIR_ID, Engine="postgres", EngineVersion="15.5",
         DBInstanceClass="db.t3.micro", AllocatedStorage=20, MultiAZ=True,
         AvailabilityZone=US + "a", MasterUsername="postgres", MasterUserPassword=password,
         DBName="app", Port=ports["writer_endpoint"], BackupRetentionPeriod=35,
+        VpcSecurityGroupIds=[out["security_groups"]["db"]],
         Tags=[{"Key": "drbook:role", "Value": "primary"}])["DBInstance"]
     pair = glue._rds_backend(US).databases[PAIR_ID]
     pair._drb_secondary_az = US + "b"
