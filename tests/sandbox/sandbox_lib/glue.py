@@ -99,6 +99,7 @@ class Glue:
         self.errors = []                    # background failures, shown by `status`
         self._stop = threading.Event()
         self._threads = []
+        self._spawned = []          # _spawn's threads, joined by stop
 
     # ------------------------------------------------------------------ installation
     def install(self):
@@ -278,9 +279,14 @@ class Glue:
         HealthCheck.health_check_config = property(config)
 
     def stop(self):
+        """Stops the loops, and waits for the work handed to threads (a deleted instance's
+        server stopping): `sandbox down` then finds its port free."""
         self._stop.set()
         for t in self._threads:
             t.join(5)
+        end = time.monotonic() + 60
+        for t in self._spawned:
+            t.join(max(0.0, end - time.monotonic()))
 
     def _fail(self, what, exc):
         msg = "%s: %s" % (what, exc)
@@ -290,6 +296,8 @@ class Glue:
     def _spawn(self, name, fn, *args):
         t = threading.Thread(target=fn, args=args, name=name, daemon=True)
         t.start()
+        with self.lock:
+            self._spawned = [x for x in self._spawned if x.is_alive()] + [t]
 
     # ------------------------------------------------------------------ RDS
     def _rds_backend(self, region):
