@@ -306,6 +306,7 @@ typedef struct drb_drill {
 	size_t n_approve;
 	int yes;		 /* every approval granted */
 	int enabled;		 /* default 1 */
+	int shadow;		 /* run as a shadow drill (run --shadow): production untouched */
 	drb_blackout *blackouts; /* the drill's own windows (the schedule's apply too) */
 	size_t n_blackouts;
 	drb_notify *notify; /* run-level notifications the drill's run sends (action notify) */

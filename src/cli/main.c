@@ -1052,11 +1052,13 @@ static int gameday_drill(const drb_drill *dr, cli *c, const char *runs, const un
 
 	memset(&res, 0, sizeof(res));
 	if (!c->quiet && !c->json)
-		printf("== drill %s: %s\n", dr->name, dr->runbook);
+		printf("== drill %s: %s%s\n", dr->name, dr->runbook,
+		       dr->shadow ? " (shadow)" : "");
 	if (load(dr->runbook, &rb))
 		return DRB_EXIT_USAGE;
 	fill_opts(&o, c, key, klen);
 	o.drill = 1;
+	o.shadow = dr->shadow;
 	o.params_kv = dr->params;
 	o.n_params_kv = dr->n_params;
 	o.approve = dr->approve;
@@ -1139,7 +1141,7 @@ static int cmd_gameday(int argc, char **argv)
 	if (c.list && c.json)
 		listing = json_array();
 	else if (c.list)
-		printf("%-32s %-22s %-24s %-12s %s\n", "drill", "schedule", "last run", "outcome",
+		printf("%-32s %-26s %-24s %-12s %s\n", "drill", "schedule", "last run", "outcome",
 		       "next due");
 	for (size_t i = 0; i < s->n_drills && !interrupted; i++) {
 		const drb_drill *dr = &s->drills[i];
@@ -1161,6 +1163,8 @@ static int cmd_gameday(int argc, char **argv)
 				drb_duration_format(dr->every_s, e, sizeof(e));
 				snprintf(sched, sizeof(sched), "every %s", e);
 			}
+			if (dr->shadow && strlen(sched) + 8 < sizeof(sched))
+				strcat(sched, ", shadow");
 			if (!dr->enabled) {
 				snprintf(next, sizeof(next), "disabled");
 			} else {
@@ -1188,7 +1192,7 @@ static int cmd_gameday(int argc, char **argv)
 					due && !bo, "next_due", next));
 				continue;
 			}
-			printf("%-32s %-22s %-24s %-12s %s\n", dr->name, sched,
+			printf("%-32s %-26s %-24s %-12s %s\n", dr->name, sched,
 			       last ? json_string_value(json_object_get(last, "started_at")) : "-",
 			       last ? json_string_value(json_object_get(last, "outcome")) : "never",
 			       next);

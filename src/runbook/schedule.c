@@ -265,7 +265,8 @@ static void drill_parse(drb_schedule *s, const char *dir, const ynode *m, drb_dr
 {
 	static const char *const keys[] = {"name",     "runbook",  "every",   "cron",
 					   "catch_up", "params",   "approve", "yes",
-					   "enabled",  "blackout", "notify",  NULL};
+					   "enabled",  "blackout", "notify",  "shadow",
+					   NULL};
 	const ynode *v;
 
 	dr->pos = m->pos;
@@ -357,6 +358,12 @@ static void drill_parse(drb_schedule *s, const char *dir, const ynode *m, drb_dr
 			drb_diags_add(d, v->pos, "drill 'enabled' must be true or false");
 		else
 			dr->enabled = v->b;
+	}
+	if ((v = get(m, "shadow"))) {
+		if (v->kind != YN_SCALAR || v->vt != YV_BOOL)
+			drb_diags_add(d, v->pos, "drill 'shadow' must be true or false");
+		else
+			dr->shadow = v->b;
 	}
 }
 

@@ -99,6 +99,9 @@ def test_bundled_schedule_is_valid(c):
     r = c.drbook("gameday", os.path.join(SRC, "runbooks", "gameday.yaml"), "--list",
                  "--runs-dir", "runs")
     check(r.code == 0 and "region-failover-quarterly" in r.out, "the bundled schedule lists", r)
+    drills = [ln for ln in r.out.splitlines()[1:] if ln.strip()]
+    check(len(drills) == 4 and all(", shadow" in ln for ln in drills),
+          "every bundled game-day drill is a shadow drill: production is only read", r)
 
 
 # ---- cron, blackout windows, notifications, targets, history ----

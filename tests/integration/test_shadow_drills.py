@@ -11,6 +11,8 @@
 #   - with a production service degraded and named in the drill's services, the runbook
 #     reaches for it: refused before it is sent (shadow_violation), the run rolls back and
 #     tears down (teardown after a failure), exit 1, production as it was;
+#   - `drbook gameday` runs a drill marked `shadow: true` as a shadow drill: production as it
+#     was;
 #   - SIGTERM while a drill waits in its steps, after setup made its copy: teardown still
 #     runs, exit 1;
 #   - a drill- instance restored from the seed snapshot is backed by a real PostgreSQL server
@@ -186,6 +188,41 @@ def case_ecs_shadow_drill(sb, c, d):
     c.eq(diff(before, after), [], "production unchanged after the shadow drill")
 
 
+def case_gameday_runs_a_shadow_drill(sb, c, d):
+    # a scheduled game day that never touches production: `shadow: true` in the schedule
+    before = production_state(sb)
+    sched = os.path.join(d.tmp, "gameday.yaml")
+    runs = os.path.join(d.tmp, "gameday-runs")
+    with open(sched, "w") as f:
+        f.write("version: 1\ndrills:\n  - name: ecs-shadow-daily\n    runbook: %s\n"
+                "    every: 24h\n    shadow: true\n    yes: true\n" % ECS_RUNBOOK)
+    p = subprocess.run([DRBOOK, "gameday", sched, "--runs-dir", runs, "--quiet"], cwd=d.tmp,
+                       env=d.env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=240)
+    d._check_stderr(p.stderr)
+    c.eq(p.returncode, 0, "gameday ran the due shadow drill: exit 0 (%s)" % p.stderr[-300:])
+    logs = sorted(os.path.join(runs, n) for n in os.listdir(runs) if n.endswith(".jsonl")) \
+        if os.path.isdir(runs) else []
+    c.eq(len(logs), 1, "one drill log in the runs folder")
+    log = log_of(logs[0]) if logs else []
+    start = ev(log, "run.start")[0]["data"] if ev(log, "run.start") else {}
+    c.eq((start.get("mode"), start.get("gameday")), ("shadow", "ecs-shadow-daily"),
+         "run.start: mode shadow, the game day's drill")
+    # (whether the copy still needs its repair when the checks run depends on the machine's
+    # speed: its tasks start on a clock from its creation; case_ecs_shadow_drill checks it)
+    made = [r["data"]["request"]["body"]["serviceName"] for r in calls(log, "CreateService")]
+    touched = [r["data"]["request"]["body"]["service"] for r in calls(log, "UpdateService")]
+    c.ok(made == ["drill-api"] and set(touched) <= {"drill-api"},
+         "the game day made drill-api and changed nothing else (%s, %s)" % (made, touched))
+    c.ok(teardown_ok(log), "the game day's teardown ran")
+    c.eq(diff(before, production_state(sb)), [], "production unchanged after the game day")
+    p = subprocess.run([DRBOOK, "gameday", sched, "--runs-dir", runs, "--list"], cwd=d.tmp,
+                       env=d.env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=60)
+    c.ok("every 24h, shadow" in p.stdout and "succeeded" in p.stdout,
+         "--list shows the drill as a shadow drill that succeeded (%s)" % p.stdout.strip())
+
+
 def case_violation_rolls_back_and_tears_down(sb, c, d):
     # production's payment service runs below its desired count; a drill that names it must
     # not repair it (that would change production): the shadow rule refuses it
@@ -332,7 +369,8 @@ def body(sb, c):
         # the drills' topic: drill notifications go there (shadow.params.topic_arn)
         sb.client("sns").create_topic(Name="drill-alerts")
         d = Drill(sb, tmp)
-        for case in (case_ecs_shadow_drill, case_violation_rolls_back_and_tears_down,
+        for case in (case_ecs_shadow_drill, case_gameday_runs_a_shadow_drill,
+                     case_violation_rolls_back_and_tears_down,
                      case_sigterm_tears_down, case_restored_copy_backed_by_postgres):
             print("# %s" % case.__name__, flush=True)
             case(sb, c, d)
@@ -342,7 +380,8 @@ def body(sb, c):
 
 
 if __name__ == "__main__":
-    # tasks start 4 s after a change (the drill is still running when SIGTERM comes);
-    # a stopped production task is not replaced by the scheduler within the test
+    # tasks start 8 s after a change (the copy is still degraded when the drill's checks
+    # run, also on a loaded machine); a stopped production task is not replaced by the
+    # scheduler within the test
     sys.exit(run_test(body, {"DRB_SANDBOX_ECS_REPLACE_DELAY": "600",
-                             "DRB_SANDBOX_ECS_START_DELAY": "4"}))
+                             "DRB_SANDBOX_ECS_START_DELAY": "8"}))

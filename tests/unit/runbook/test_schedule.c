@@ -57,7 +57,8 @@ static void test_valid(void **state)
 				  "    runbook: /abs/x.yaml\n"
 				  "    every: 1h30m\n"
 				  "    yes: true\n"
-				  "    enabled: false\n");
+				  "    enabled: false\n"
+				  "    shadow: true\n");
 	drb_schedule *s = NULL;
 	drb_diags d;
 	char want[128];
@@ -79,6 +80,8 @@ static void test_valid(void **state)
 	assert_true(s->drills[1].every_s == 5400);
 	assert_true(s->drills[1].yes);
 	assert_false(s->drills[1].enabled);
+	assert_false(s->drills[0].shadow);
+	assert_true(s->drills[1].shadow);
 	drb_schedule_free(s);
 	drb_diags_free(&d);
 }
@@ -93,14 +96,15 @@ static void test_invalid(void **state)
 					       "    every: soon\n"
 					       "  - name: a\n"
 					       "    every: 1h\n"
-					       "    colour: blue\n");
+					       "    colour: blue\n"
+					       "    shadow: sometimes\n");
 	drb_schedule *s = NULL;
 	drb_diags d;
 
 	drb_diags_init(&d, p);
 	assert_int_equal(drb_schedule_load(&s, p, &d), DRB_EINVAL);
 	assert_null(s);
-	assert_int_equal(d.n, 5);
+	assert_int_equal(d.n, 6);
 	assert_int_equal(d.v[0].pos.line, 1); /* version */
 	assert_non_null(strstr(d.v[1].msg, "'every' must be a duration"));
 	assert_int_equal(d.v[1].pos.line, 5);
@@ -109,6 +113,8 @@ static void test_invalid(void **state)
 	assert_non_null(strstr(d.v[3].msg, "duplicate drill name 'a' (first at 3:5)"));
 	assert_int_equal(d.v[3].pos.col, 11);
 	assert_non_null(strstr(d.v[4].msg, "unknown key 'colour'"));
+	assert_non_null(strstr(d.v[5].msg, "drill 'shadow' must be true or false"));
+	assert_int_equal(d.v[5].pos.line, 9);
 	drb_diags_free(&d);
 }
 
