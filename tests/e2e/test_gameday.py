@@ -310,6 +310,33 @@ def test_missed_target_fails_the_drill_and_notifies(c):
           "history: succeeded, RTO met", r)
 
 
+def test_missed_rpo_target_fails_the_drill(c):
+    # the run measured more data loss than the runbook's RPO target allows: a failed drill
+    lossy = c.write("lossy.yaml", """
+        version: 1
+        name: lossy
+        targets: { rto: 1m, rpo: 1h }
+        steps:
+          - id: measure
+            action: lua
+            read_only: true
+            script: return { rpo_s = 7200 }
+    """)
+    s = c.write("gd.yaml", f"""
+        version: 1
+        drills:
+          - {{ name: lossy, runbook: {lossy}, every: 1h }}
+    """)
+    r = c.drbook("gameday", s, "--runs-dir", "runs")
+    check(r.code == 1, "a drill that missed its RPO target fails the game day", r)
+    check("RPO 2h missed its target of 1h" in r.out + r.err, "says which target", r)
+    r = c.drbook("gameday", s, "--history", "--json", "--runs-dir", "runs")
+    d = {x["name"]: x for x in json.loads(r.out)["drills"]}
+    run = d["lossy"]["runs"][0]
+    check(d["lossy"]["counts"]["failed"] == 1 and (run["rto"], run["rpo"]) == ("met", "missed"),
+          f"history: failed, RTO met, RPO missed ({run})", r)
+
+
 def fake_log(c, name, drill, start, rto, end_targets=None, start_targets=None,
              status="succeeded", scenario="region-outage"):
     """An audit log as an older (or newer) engine wrote it; history reads, not verifies."""
