@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # Shadow drills against the sandbox (drbook run --shadow; docs/runbook-format.md "Shadow
 # drills"): the production state, read with boto3 describe calls (ECS services and their
-# tasks in both regions, RDS instances, the Route 53 zone) and from the real PostgreSQL
-# servers (recovery state, timeline, table contents, read-only setting, roles, sentinels),
+# tasks and RDS instances in the three regions, the Route 53 zone, the scaling floors, cache
+# groups, alarms, the buckets' objects, the database's security groups) and from the real
+# PostgreSQL servers (recovery state, timeline, table contents, read-only setting, roles,
+# sentinels),
 # is taken before and after each drill and must not differ (test_shadow_scenarios.py runs
 # the other scenarios' drills against the same production_state). Cases, on
 # runbooks/ecs-task-failure.yaml:
@@ -38,8 +40,10 @@ DRBOOK = os.environ.get("DRBOOK")
 if not DRBOOK or not os.access(DRBOOK, os.X_OK):
     sys.exit("DRBOOK must name the built drbook binary (ctest sets it)")
 ECS_RUNBOOK = os.path.join(SRC, "runbooks", "ecs-task-failure.yaml")
-REGIONS = {"us-east-1": "DRB_SANDBOX_CLUSTER_US", "eu-west-1": "DRB_SANDBOX_CLUSTER_EU"}
-DSNS = ("PRIMARY_DB_DSN", "DR_DB_DSN", "STANDBY_DB_DSN")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REGIONS = {"us-east-1": "DRB_SANDBOX_CLUSTER_US", "eu-west-1": "DRB_SANDBOX_CLUSTER_EU",
+           "ap-southeast-1": "DRB_SANDBOX_CLUSTER_AP"}
+DSNS = ("PRIMARY_DB_DSN", "DR_DB_DSN", "STANDBY_DB_DSN", "AP_DB_DSN")
 
 
 def production_state(sb):
@@ -66,7 +70,12 @@ def production_state(sb):
                 "replicas": sorted(db.get("ReadReplicaDBInstanceIdentifiers", [])),
                 "endpoint": (db.get("Endpoint") or {}).get("Port"),
                 "az": db.get("AvailabilityZone"),
-                "secondary_az": db.get("SecondaryAvailabilityZone")}
+                "secondary_az": db.get("SecondaryAvailabilityZone"),
+                "class": db.get("DBInstanceClass"),
+                "security_groups": sorted(g["VpcSecurityGroupId"]
+                                          for g in db.get("VpcSecurityGroups") or []),
+                "backup_retention": db.get("BackupRetentionPeriod")}
+    state["stores"] = stores_state(sb)
     r53 = sb.client("route53")
     for rr in r53.list_resource_record_sets(HostedZoneId=v["DRB_SANDBOX_ZONE_ID"])[
             "ResourceRecordSets"]:
@@ -95,6 +104,32 @@ def production_state(sb):
     return state
 
 
+def stores_state(sb):
+    """The rest of the platform a drill must not touch: scaling floors, caches, the buckets'
+    objects, the database's security groups, the alarms."""
+    out = {"scaling": {}, "cache": {}, "s3": {}, "sg": {}, "alarms": {}}
+    for region in REGIONS:
+        aas = sb.client("application-autoscaling", region)
+        for t in aas.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]:
+            if "/drill-" not in t["ResourceId"]:
+                out["scaling"][t["ResourceId"]] = (t["MinCapacity"], t["MaxCapacity"])
+        for g in sb.client("elasticache", region).describe_replication_groups()[
+                "ReplicationGroups"]:
+            if not g["ReplicationGroupId"].startswith("drill-"):
+                out["cache"][g["ReplicationGroupId"]] = (g["Status"], len(g["MemberClusters"]))
+        for a in sb.client("cloudwatch", region).describe_alarms()["MetricAlarms"]:
+            out["alarms"][a["AlarmName"]] = a["StateValue"]
+    s3 = sb.client("s3")
+    for b in s3.list_buckets()["Buckets"]:
+        objs = s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])
+        out["s3"][b["Name"]] = sorted((o["Key"], o["ETag"]) for o in objs)
+    for g in sb.client("ec2").describe_security_groups(GroupIds=[
+            sb.vars["DRB_SANDBOX_DB_SECURITY_GROUP"], sb.vars["DRB_SANDBOX_APP_SECURITY_GROUP"]])[
+            "SecurityGroups"]:
+        out["sg"][g["GroupName"]] = json.dumps(g["IpPermissions"], sort_keys=True)
+    return out
+
+
 def diff(before, after, path=""):
     """The differences between two states, one line each."""
     out = []
@@ -111,6 +146,40 @@ def diff(before, after, path=""):
     return out
 
 
+def chart_rendered(c, d, log_path, what):
+    """drbook report --format html of the drill, rendered by headless Chromium: the chart
+    and the RTO marker are in the DOM."""
+    html = os.path.join(d.tmp, os.path.basename(log_path) + ".html")
+    p = subprocess.run([DRBOOK, "report", log_path, "--format", "html"], env=d.env,
+                       cwd=d.tmp, capture_output=True, text=True, timeout=60)
+    c.eq(p.returncode, 0, "%s: drbook report --format html exits 0 (%s)" % (what,
+                                                                          p.stderr[-300:]))
+    with open(html, "w") as f:
+        f.write(p.stdout)
+    if not CHROMIUM:
+        c.ok(False, "chromium is not installed (scripts/setup installs it)")
+        return
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--disable-extensions", "--disable-background-networking", "--disable-sync",
+           "--disable-component-update", "--disable-default-apps", "--mute-audio",
+           "--user-data-dir=" + os.path.join(d.tmp, "chromium-profile"), "--dump-dom",
+           "file://" + html]
+    ch = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True, cwd=d.tmp)
+    try:
+        dom, err = ch.communicate(timeout=90)
+    finally:
+        try:
+            os.killpg(ch.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        ch.wait()
+    c.ok("<svg" in dom and 'id="gantt"' in dom, "%s: the rendered report holds the chart%s"
+         % (what, "" if "<svg" in dom else ": " + err[-1000:]))
+    c.ok('class="marker rto"' in dom, "%s: the chart marks the RTO" % what)
+    c.ok("drill" in dom.lower(), "%s: the report says it was a drill" % what)
+
+
 class Drill:
     def __init__(self, sb, tmp):
         self.sb, self.tmp, self.n = sb, tmp, 0
@@ -122,6 +191,7 @@ class Drill:
     def argv(self, runbook, *params):
         self.n += 1
         audit = os.path.join(self.tmp, "shadow%d.jsonl" % self.n)
+        self.last_audit = audit
         argv = [DRBOOK, "run", runbook, "--shadow", "--yes", "--audit", audit, "--quiet"]
         for p in params:
             argv += ["-p", p]
@@ -163,8 +233,15 @@ def teardown_ok(log):
 
 def case_ecs_shadow_drill(sb, c, d):
     before = production_state(sb)
+    st = before["stores"]
+    c.ok(len(st["scaling"]) == 18 and "prod-cache" in st["cache"] and
+         st["s3"].get("prod-assets-eu") and "prod-db-ap" in before["rds"] and
+         "AP_DB_DSN" in before["pg"] and "10.99.0.0/16" in st["sg"].get("prod-db", ""),
+         "the production state holds the whole platform (floors %d, caches %s, buckets %s)"
+         % (len(st["scaling"]), sorted(st["cache"]), sorted(st["s3"])))
     code, log = d.run(ECS_RUNBOOK)
     c.eq(code, 0, "ecs shadow drill: exit 0")
+    chart_rendered(c, d, d.last_audit, "ecs shadow drill")
     start = ev(log, "run.start")[0]["data"] if log else {}
     c.eq((start.get("mode"), start.get("drill")), ("shadow", True), "run.start: mode shadow")
     c.eq(start.get("params", {}).get("services"), ["drill-api"],

@@ -30,12 +30,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
 
-from test_shadow_drills import (DRBOOK, SRC, Drill, calls, diff, ev, log_of,  # noqa: E402
+from test_shadow_drills import (DRBOOK, SRC, Drill, calls, chart_rendered, diff, ev, log_of,  # noqa: E402
                                 production_state, teardown_ok)
 from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
 
 RUNBOOKS = os.path.join(SRC, "runbooks")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def run_end(log):
@@ -53,40 +52,6 @@ def record_names(sb):
     r53 = sb.client("route53")
     return [r["Name"] for r in r53.list_resource_record_sets(
         HostedZoneId=sb.vars["DRB_SANDBOX_ZONE_ID"])["ResourceRecordSets"]]
-
-
-def chart_rendered(c, d, log_path, what):
-    """drbook report --format html of the drill, rendered by headless Chromium: the chart
-    and the RTO marker are in the DOM."""
-    html = os.path.join(d.tmp, os.path.basename(log_path) + ".html")
-    p = subprocess.run([DRBOOK, "report", log_path, "--format", "html"], env=d.env,
-                       cwd=d.tmp, capture_output=True, text=True, timeout=60)
-    c.eq(p.returncode, 0, "%s: drbook report --format html exits 0 (%s)" % (what,
-                                                                          p.stderr[-300:]))
-    with open(html, "w") as f:
-        f.write(p.stdout)
-    if not CHROMIUM:
-        c.ok(False, "chromium is not installed (scripts/setup installs it)")
-        return
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-           "--disable-extensions", "--disable-background-networking", "--disable-sync",
-           "--disable-component-update", "--disable-default-apps", "--mute-audio",
-           "--user-data-dir=" + os.path.join(d.tmp, "chromium-profile"), "--dump-dom",
-           "file://" + html]
-    ch = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True, cwd=d.tmp)
-    try:
-        dom, err = ch.communicate(timeout=90)
-    finally:
-        try:
-            os.killpg(ch.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        ch.wait()
-    c.ok("<svg" in dom and 'id="gantt"' in dom, "%s: the rendered report holds the chart%s"
-         % (what, "" if "<svg" in dom else ": " + err[-1000:]))
-    c.ok('class="marker rto"' in dom, "%s: the chart marks the RTO" % what)
-    c.ok("drill" in dom.lower(), "%s: the report says it was a drill" % what)
 
 
 def check_measured(c, log, what):
@@ -281,21 +246,13 @@ def case_region_sigterm(sb, c, d):
     c.eq(diff(before, production_state(sb)), [], "%s: production unchanged" % what)
 
 
-class ScenarioDrill(Drill):
-    def run(self, runbook, *params, timeout=240):
-        argv, audit = self.argv(runbook, *params)
-        self.n -= 1                      # argv() is called again by Drill.run
-        self.last_audit = audit
-        return Drill.run(self, runbook, *params, timeout=timeout)
-
-
 def body(sb, c):
     sb.up()
     tmp = tempfile.mkdtemp(prefix="drb-shadow-sc-")
     try:
         sb.client("sns").create_topic(Name="drill-alerts")
         sb.client("sns", "eu-west-1").create_topic(Name="drill-alerts")
-        d = ScenarioDrill(sb, tmp)
+        d = Drill(sb, tmp)
         d.env["DRBOOK_DB_PASSWORD"] = sb.vars["DRB_SANDBOX_PG_PASSWORD"]
         cases = [case_rds, case_corruption, case_corruption_failure, case_region,
                  case_region_sigterm]
