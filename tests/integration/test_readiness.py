@@ -126,6 +126,34 @@ def body(sb, c):
             psql(dr, "select pg_wal_replay_resume()", timeout=10)
         c.ok(wait_for(lambda: readiness(max_lag="1s").returncode == 0, 60),
              "replay resumed: ready again")
+        m = metrics(prom)
+        c.eq(m.get(("drbook_check_ok", (rb, ("check", "standby-replicas")))), 1.0,
+             "ap-southeast-1's replica is checked too, and follows")
+
+        # drift 3: ap-southeast-1's replica stops following (its upstream unreachable)
+        ap = sb.vars["AP_DB_DSN"]
+        upstream = psql(ap, "show primary_conninfo", timeout=10).strip()
+        psql(ap, "alter system set primary_conninfo = 'host=127.0.0.1 port=1'", timeout=10)
+        psql(ap, "select pg_reload_conf()", timeout=10)
+        try:
+            c.ok(wait_for(lambda: psql(ap, "select count(*) from pg_stat_wal_receiver where "
+                                           "status = 'streaming'", timeout=10).strip() == "0",
+                          30), "prod-db-ap's WAL receiver stopped streaming")
+            p = readiness()
+            if not c.eq(p.returncode, 3, "ap-southeast-1's replica not following: not ready"):
+                show(p)
+            m = metrics(prom)
+            c.eq((m.get(("drbook_check_ok", (rb, ("check", "standby-replicas")))),
+                  m.get(("drbook_check_ok", (rb, ("check", "replica-lag"))))), (0.0, 1.0),
+                 "drbook_check_ok{check=standby-replicas} 0, eu-west-1's replica-lag 1")
+            c.ok(len(Hook.texts) == 5 and "ap-southeast-1" in Hook.texts[4],
+                 "the standby region's drift is notified: %r" % Hook.texts[4:])
+        finally:
+            psql(ap, "alter system set primary_conninfo = '%s'" % upstream.replace("'", "''"),
+                 timeout=10)
+            psql(ap, "select pg_reload_conf()", timeout=10)
+        c.ok(wait_for(lambda: readiness().returncode == 0, 60),
+             "ap-southeast-1's replica follows again: ready")
     finally:
         srv.shutdown()
         srv.server_close()
