@@ -15,8 +15,8 @@ from .common import (Paths, SandboxError, check_pg_can_reach, pid_alive, port_in
                      read_json)
 from .pgnodes import stop_all_recorded
 
-SCENARIOS = ["ecs-task", "primary", "region-outage", "corruption", "arc-endpoint-down",
-             "rds-failover", "s3-replication-stall"]
+SCENARIOS = ["ecs-task", "primary", "region-outage", "region-recover", "corruption",
+             "arc-endpoint-down", "rds-failover", "s3-replication-stall"]
 MODES = ["refused", "timeout", "5xx"]
 
 
@@ -244,8 +244,8 @@ def cmd_inject(paths, args):
     if args.cluster:
         a["cluster"] = args.cluster
     if args.region:
-        if args.scenario != "region-outage":
-            raise SandboxError("--region goes with region-outage")
+        if args.scenario not in ("region-outage", "region-recover"):
+            raise SandboxError("--region goes with region-outage or region-recover")
         a["region"] = args.region
     if args.control_plane:
         if args.scenario != "region-outage":

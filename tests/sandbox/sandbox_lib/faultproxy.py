@@ -110,6 +110,11 @@ class Faults:
             if hang_s is not None:
                 self.hang_s = float(hang_s)
 
+    def clear_region(self, region):
+        """The region's endpoints answer again; True when they were failing."""
+        with self._lock:
+            return self.regions.pop(region, None) is not None
+
     def set_endpoint(self, name, mode, hang_s=None):
         self._check(mode)
         with self._lock:

@@ -336,6 +336,8 @@ class Glue:
         if resp.region == EU and ident in self.restores:
             return self._promote_made_replica(resp, call, ident)
         name = self._replica_node(resp.region, ident)
+        if resp.region == US and ident == PAIR_ID and self.live and self.writer:
+            name = self.writer          # a read replica only after a fail-back rebuilt it
         if not name:
             return call()
         db = self._rds_backend(resp.region).describe_db_instances(ident)[0]
@@ -419,6 +421,8 @@ class Glue:
                 primary.replicas.remove(db.db_instance_arn)
             db.status = "available"
             self.log("promoted %s (source was %s)" % (node.name, source))
+            if db.region == US and db.db_instance_identifier == PAIR_ID:
+                self._failback_promoted(db, node)
         except Exception as e:
             db.status = "failed"
             self._fail("PromoteReadReplica %s" % db.db_instance_identifier, e)
@@ -524,7 +528,11 @@ class Glue:
         instances are refused, their servers are the sandbox itself."""
         ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
         if resp.region == AP and ident == AP_REPLICA_ID and self.live:
-            return self._rds_delete_ap_replica(resp, call)
+            return self._rds_delete_replica_node(resp, call)
+        if resp.region == EU and ident == REPLICA_ID and self.live and self._eu_deletable():
+            return self._rds_delete_replica_node(resp, call)
+        if resp.region == US and ident == PAIR_ID and self.live and self._promoted_elsewhere():
+            return self._rds_delete_old_primary(resp, call)
         if ident in (PAIR_ID, REPLICA_ID):
             raise self._rds_error("InvalidParameterCombination",
                                   "the sandbox does not delete %s (use sandbox down)" % ident)
@@ -675,11 +683,14 @@ class Glue:
     # it cannot be re-pointed at another source: a failover to eu-west-1 deletes it and
     # creates a new read replica of the promoted instance, and the glue rebuilds the real
     # server from that instance's server (pg_basebackup) on the same port.
-    def _rds_delete_ap_replica(self, resp, call):
-        db = self._rds_backend(AP).databases.get(AP_REPLICA_ID)
+    def _rds_delete_replica_node(self, resp, call):
+        """prod-db-ap, or prod-db-eu (a fail-back rebuilds it): the instance goes, its server
+        stops; create_db_instance_read_replica of the same id rebuilds the server."""
+        ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
+        db = self._rds_backend(resp.region).databases.get(ident)
         if db is not None and db.status in ("creating", "modifying"):
             raise self._rds_error("InvalidDBInstanceState",
-                                  "DB Instance %s is %s." % (AP_REPLICA_ID, db.status))
+                                  "DB Instance %s is %s." % (ident, db.status))
         if db is not None and db.is_replica:
             # moto keeps a cross-region replica as its ARN in the source's list but removes
             # it by id: hand it the id, so the delete finds it
@@ -687,12 +698,15 @@ class Glue:
             if src is not None:
                 if db.db_instance_arn in src.replicas:
                     src.replicas.remove(db.db_instance_arn)
-                if AP_REPLICA_ID not in src.replicas:
-                    src.replicas.append(AP_REPLICA_ID)
+                if ident not in src.replicas:
+                    src.replicas.append(ident)
+            else:
+                db.is_replica = False   # its source is gone already: nothing to detach from
         result = call()
-        node = self.nodes.get(self.ap_replica) if self.ap_replica else None
+        name = self._replica_node(resp.region, ident)
+        node = self.nodes.get(name) if name else None
         if node is not None:
-            self._spawn("delete-" + AP_REPLICA_ID, node.stop, "fast")
+            self._spawn("delete-" + ident, node.stop, "fast")
         return result
 
     def _rds_create_replica(self, resp, call):
@@ -700,27 +714,42 @@ class Glue:
         drill's copy, _rds_read_replica); prod-db-ap, rebuilt from the source's server."""
         ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
         source = _param(resp, "SourceDBInstanceIdentifier", "source_db_instance_identifier")
-        if resp.region == EU and str(source or "").split(":")[-1] == PAIR_ID:
+        if self.live and resp.region == US and ident == PAIR_ID:
+            return self._rds_failback_replica(resp, call, source)
+        rebuilt = self.live and ((resp.region == AP and ident == AP_REPLICA_ID) or
+                                 (resp.region == EU and ident == REPLICA_ID))
+        if resp.region == EU and str(source or "").split(":")[-1] == PAIR_ID and not rebuilt:
             return self._rds_read_replica(resp, call)
-        if not (self.live and resp.region == AP and ident == AP_REPLICA_ID):
+        if not rebuilt:
             return call()
         src = self._db_of(source)
         src_node = self._server_of(src)
         if src is None or src_node is None:
             raise self._rds_error("InvalidParameterCombination",
                                   "the sandbox builds %s only from %s or %s" %
-                                  (AP_REPLICA_ID, PAIR_ID, REPLICA_ID))
+                                  (ident, PAIR_ID, REPLICA_ID if ident == AP_REPLICA_ID
+                                   else AP_REPLICA_ID))
         if src.status != "available" or src.is_replica:
             raise self._rds_error("InvalidDBInstanceState",
                                   "source %s is %s%s" % (src.db_instance_identifier, src.status,
                                                         " (a replica)" if src.is_replica
                                                         else ""))
-        node = self.nodes[self.ap_replica]
+        if self._db_of_region(resp.region, ident) is not None:
+            raise self._rds_error("DBInstanceAlreadyExists",
+                                  "DB instance %s already exists" % ident)
+        node = self.nodes[self._replica_node(resp.region, ident)]
+        # a replica of prod-db streams through its writer endpoint (it follows a Multi-AZ
+        # failover, as the seed's replicas do); of a promoted replica, from its server
+        upstream = self.proxy.port if src.db_instance_identifier == PAIR_ID and \
+            src.region == US else src_node.port
         result = call()
-        db = self._rds_backend(AP).databases[AP_REPLICA_ID]
+        db = self._rds_backend(resp.region).databases[ident]
         db.port, db.multi_az, db.status = node.port, False, "creating"
-        self._spawn("rebuild-" + AP_REPLICA_ID, self._do_rebuild_ap, db, node, src_node)
+        self._spawn("rebuild-" + ident, self._do_rebuild_ap, db, node, src_node, upstream)
         return result
+
+    def _db_of_region(self, region, ident):
+        return self._rds_backend(region).databases.get(ident)
 
     def _server_of(self, db):
         """The real server an RDS instance stands for (its writer for the Multi-AZ pair)."""
@@ -732,14 +761,19 @@ class Glue:
         name = self._replica_node(region, ident)
         return self.nodes.get(name) if name else None
 
-    def _do_rebuild_ap(self, db, node, src_node):
+    def _do_rebuild_ap(self, db, node, src_node, upstream=None):
+        """Rebuilds a cross-region replica's server (prod-db-ap, or prod-db-eu in a
+        fail-back) on its own port."""
+        ident = db.db_instance_identifier
         try:
             node.stop("immediate")
             # streams straight from the new primary's server (what a new cross-region replica
-            # of that instance does), with the WAL archive as the fallback
+            # of that instance does), or through prod-db's writer endpoint, with the WAL
+            # archive as the fallback
             node.clone_from(src_node.port)
             node.write_config(archive=False,
-                              primary_conninfo=node.replication_conninfo(src_node.port),
+                              primary_conninfo=node.replication_conninfo(
+                                  upstream or src_node.port),
                               recovery={"archive_fallback": True})
             (node.datadir / "standby.signal").touch()
             from .common import chown_pg
@@ -750,7 +784,166 @@ class Glue:
             self.log("rebuilt %s from %s" % (node.name, src_node.name))
         except Exception as e:
             db.status = "failed"
-            self._fail("CreateDBInstanceReadReplica %s" % AP_REPLICA_ID, e)
+            self._fail("CreateDBInstanceReadReplica %s" % ident, e)
+
+    # ------------------------------------------------------------------ fail-back (issue 11.9)
+    # After a region failover prod-db-eu is the writer and prod-db, once us-east-1 is back
+    # (inject region-recover), a stale primary on its own timeline. As on RDS: prod-db is
+    # deleted (its servers stop; a final snapshot stays in moto), which frees its name; a new
+    # read replica named prod-db of prod-db-eu is a fresh server (pg_basebackup of prod-db-eu's,
+    # streaming from it) behind prod-db's endpoint (the writer-endpoint proxy: the endpoint's
+    # name comes from the identifier); promoting it makes it the writer, with a new Multi-AZ
+    # standby when it was created Multi-AZ. prod-db-eu and prod-db-ap are then rebuilt from it
+    # (_rds_delete_replica_node, _do_rebuild_ap). runbooks/region-failback.yaml does all this.
+    def _promoted_elsewhere(self):
+        """A cross-region replica was promoted: prod-db is no longer the only primary."""
+        for region, ident in ((EU, REPLICA_ID), (AP, AP_REPLICA_ID)):
+            db = self._db_of_region(region, ident)
+            if db is not None and not db.is_replica:
+                return True
+        return False
+
+    def _eu_deletable(self):
+        """prod-db-eu may be deleted (and rebuilt) while it is a replica, or once prod-db is a
+        primary again beside it (a fail-back's last step); never while it is the only
+        writer."""
+        db = self._db_of_region(EU, REPLICA_ID)
+        pair = self._db_of_region(US, PAIR_ID)
+        return db is None or db.is_replica or (pair is not None and not pair.is_replica and
+                                               self.writer is not None)
+
+    def _rds_delete_old_primary(self, resp, call):
+        db = self._db_of_region(US, PAIR_ID)
+        if db is not None and db.status in ("creating", "modifying"):
+            raise self._rds_error("InvalidDBInstanceState",
+                                  "DB Instance %s is %s." % (PAIR_ID, db.status))
+        if db is not None and db.is_replica:
+            src = self._db_of(db.source_db_instance_identifier)
+            if src is not None and db.db_instance_arn in src.replicas:
+                src.replicas.remove(db.db_instance_arn)
+                src.replicas.append(PAIR_ID)    # moto removes it by id (see above)
+            elif src is None:
+                db.is_replica = False
+        result = call()
+        old = [n for n in (self.writer, self.standby) if n]
+        for name in old:
+            node = self.nodes.get(name)
+            if node is not None:
+                self._spawn("delete-" + name, node.stop, "fast")
+        self.writer = self.standby = None
+        self.log("deleted %s (servers %s)" % (PAIR_ID, ", ".join(old) or "none"))
+        return result
+
+    def _new_node_name(self):
+        """prod-db-c, prod-db-d, ...: a server never used before (an old data directory is
+        never reused: the stale primary must not rejoin)."""
+        for c in "cdefghijklmnopqrstuvwxyz":
+            name = "prod-db-" + c
+            if name not in self.nodes and not (self.paths.pg / name).exists():
+                return name
+        raise SandboxError("no free server name left")
+
+    def _rds_failback_replica(self, resp, call, source):
+        """CreateDBInstanceReadReplica prod-db in us-east-1 of the promoted prod-db-eu."""
+        src = self._db_of(source)
+        src_node = self._server_of(src)
+        if src is None or src_node is None or src.region == US:
+            raise self._rds_error("InvalidParameterCombination",
+                                  "the sandbox builds %s in %s only from %s or %s" %
+                                  (PAIR_ID, US, REPLICA_ID, AP_REPLICA_ID))
+        if src.status != "available" or src.is_replica:
+            raise self._rds_error("InvalidDBInstanceState",
+                                  "source %s is %s%s" % (src.db_instance_identifier, src.status,
+                                                        " (a replica)" if src.is_replica
+                                                        else ""))
+        if self._db_of_region(US, PAIR_ID) is not None:
+            raise self._rds_error("DBInstanceAlreadyExists",
+                                  "DB instance %s already exists" % PAIR_ID)
+        if US in self.down_regions:
+            raise self._rds_error("InvalidDBInstanceState", "region %s is unavailable" % US)
+        multi_az = _truthy(_param(resp, "MultiAZ", "multi_az"))
+        az = _param(resp, "AvailabilityZone", "availability_zone") or US + "a"
+        name, port = self._new_node_name(), free_port()
+        self.nodes[name] = Node(self.paths, name, port, self.password)  # reserves the name
+        try:
+            result = call()
+        except Exception:
+            self.nodes.pop(name, None)
+            raise
+        db = self._rds_backend(US).databases[PAIR_ID]
+        db.port, db.status, db.multi_az = self.proxy.port, "creating", multi_az
+        db.availability_zone = az
+        db._drb_secondary_az = (US + ("b" if az != US + "b" else "a")) if multi_az else None
+        self._spawn("failback-replica", self._do_failback_replica, db, self.nodes[name],
+                    src_node)
+        return result
+
+    def _do_failback_replica(self, db, node, src_node):
+        try:
+            node.make_standby(src_node.port, archive=True)
+            node.start(timeout=90)
+            wait_streaming(src_node, [node.name], timeout=60)
+            self.writer, self.standby = node.name, None
+            self.proxy.move_to(node.port)       # prod-db's endpoint names the new instance
+            self._add_host_record(node.name)
+            self._writer_dns_follow()
+            db.status = "available"
+            self.log("read replica %s in %s of %s: server %s on port %d" % (
+                PAIR_ID, US, src_node.name, node.name, node.port))
+        except Exception as e:
+            db.status = "failed"
+            self._fail("CreateDBInstanceReadReplica %s" % PAIR_ID, e)
+
+    def _failback_promoted(self, db, node):
+        """prod-db promoted: the writer endpoint already names it; a Multi-AZ instance gets
+        its synchronous standby (a new server) in the background, as RDS builds one."""
+        self._writer_dns_follow()
+        if not db.multi_az:
+            return
+        name = self._new_node_name()
+        standby = Node(self.paths, name, free_port(), self.password)
+        self.nodes[name] = standby
+        self._add_host_record(name)
+        self._spawn("failback-standby", self._rebuild_standby, standby, node)
+
+    def _add_host_record(self, name):
+        w = getattr(self, "writer_dns", None)
+        if w:
+            self._r53_backend().change_resource_record_sets(w["zone_id"], [{
+                "Action": "UPSERT", "ResourceRecordSet": {
+                    "Name": "%s.%s" % (name, w["hosts"]), "Type": "A", "TTL": 60,
+                    "ResourceRecords": [{"Value": "127.0.0.1"}]}}])
+
+    def _inject_region_recover(self, args):
+        """The region is back after region-outage: its endpoints and health check answer, its
+        services' tasks are started again, and its database servers start as they were. In
+        us-east-1 that is the old Multi-AZ pair: prod-db comes back a writable primary on its
+        own timeline, diverged from the promoted prod-db-eu, which does not follow it (nor
+        does anything else): a fail-back fences and deletes it and builds a new prod-db."""
+        region = args.get("region") or US
+        if region not in (US, EU):
+            raise SandboxError("only the %s and %s outages are modelled" % (US, EU))
+        if region not in self.down_regions:
+            raise SandboxError("%s is not down (inject region-outage first)" % region)
+        self.down_regions.discard(region)
+        if self.faults is not None and self.faults.clear_region(region) and self.on_faults:
+            self.on_faults()
+        started = []
+        for name in ((self.writer, self.standby) if region == US else (self.replica,)):
+            node = self.nodes.get(name) if name else None
+            if node is not None and not node.running():
+                node.start()
+                started.append(name)
+        backend = self._ecs_backend(region)
+        with self.lock:
+            for svc in backend.services.values():
+                self._schedule((region, svc.cluster_name, svc.name), self.start_delay,
+                               earliest=True)
+                self._recount(backend, svc)
+        return {"region": region, "started_servers": started,
+                "stale_writer": self.writer if region == US else None,
+                "health_checks_passing": [k for k, v in self.health_checks.items()
+                                          if v == region]}
 
     # ------------------------------------------------------------------ Route 53
     def _r53_change(self, resp, call):
@@ -921,10 +1114,11 @@ class Glue:
               "corruption": self._inject_corruption,
               "arc-endpoint-down": self._inject_arc_endpoint_down,
               "rds-failover": self._inject_rds_failover,
+              "region-recover": self._inject_region_recover,
               "s3-replication-stall": lambda a: self.stores.stall(a)}.get(scenario)
         if fn is None:
             raise SandboxError("unknown scenario %r (ecs-task, primary, region-outage, "
-                               "corruption, arc-endpoint-down, rds-failover, "
+                               "region-recover, corruption, arc-endpoint-down, rds-failover, "
                                "s3-replication-stall)" % scenario)
         return fn(args or {})
 
