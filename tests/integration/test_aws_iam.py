@@ -93,7 +93,8 @@ NO_MOTO = {"aws.arc.get_routing_control_state": "moto has no ARC cluster (test_a
 
 NOTIFY = ["aws.sns.publish", "aws.cloudwatch.put_metric_data", "aws.sts.get_caller_identity"]
 
-# The actions each scenario's runbook uses (DESIGN.md's four scenarios).
+# The actions each scenario's runbook uses (DESIGN.md's four scenarios, and the way back
+# from the region failover).
 SCENARIOS = {
     "ecs-task-failure": ["aws.ecs.describe_service", "aws.ecs.list_tasks", "aws.ecs.stop_task",
                          "aws.ecs.update_service", "aws.cloudwatch.describe_alarms"] + NOTIFY,
@@ -122,12 +123,31 @@ SCENARIOS = {
                         "aws.ec2.authorize_security_group_ingress",
                         "aws.ec2.describe_security_groups",
                         "aws.ec2.revoke_security_group_ingress"] + NOTIFY,
+    # the way back (issue 11.9): the stale prod-db deleted (with a final snapshot, see
+    # EXTRA_IAM), prod-db created as a replica of prod-db-eu and promoted, its security
+    # groups' ingress given back, both regions' services and floors, traffic back, the
+    # replicas rebuilt
+    "region-failback": ["aws.rds.describe_db_instance", "aws.rds.promote_read_replica",
+                        "aws.rds.create_db_instance_read_replica", "aws.rds.delete_db_instance",
+                        "aws.ecs.describe_service", "aws.ecs.update_service",
+                        "aws.route53.get_health_check_status", "aws.route53.get_record",
+                        "aws.route53.upsert_record", "aws.route53.get_change",
+                        "aws.arc.get_routing_control_state",
+                        "aws.arc.update_routing_control_state",
+                        "aws.appautoscaling.describe_scalable_targets",
+                        "aws.appautoscaling.register_scalable_target",
+                        "aws.ec2.authorize_security_group_ingress",
+                        "aws.ec2.describe_security_groups"] + NOTIFY,
     "db-corruption-restore": ["aws.rds.describe_db_instance", "aws.rds.describe_db_snapshots",
                               "aws.rds.restore_db_instance_to_point_in_time",
                               "aws.rds.restore_db_instance_from_snapshot",
                               "aws.route53.get_record", "aws.route53.upsert_record",
                               "aws.route53.get_change"] + NOTIFY,
 }
+
+# IAM actions a policy grants beyond IAM_OF of its drbook actions: AWS authorizes a
+# DeleteDBInstance with FinalDBSnapshotIdentifier on the snapshot too (moto does not check it).
+EXTRA_IAM = {"region-failback": {"rds:CreateDBSnapshot"}}
 
 # One call outside each policy, and the IAM action moto must name when refusing it.
 OUTSIDE = {
@@ -136,6 +156,8 @@ OUTSIDE = {
     "rds-multi-az-failover": ("aws.route53.upsert_record", None,
                               "route53:ChangeResourceRecordSets"),
     "region-failover": ("aws.rds.reboot_db_instance", {"id": "prod-db", "force_failover": True},
+                        "rds:RebootDBInstance"),
+    "region-failback": ("aws.rds.reboot_db_instance", {"id": "prod-db", "force_failover": True},
                         "rds:RebootDBInstance"),
     "db-corruption-restore": ("aws.ecs.update_service",
                               {"cluster": "prod-eu", "service": "api", "desired_count": 0},
@@ -254,6 +276,7 @@ def main():
                     doc = json.load(f)
                 assert doc["Version"] == "2012-10-17"
                 need = {a for act in actions for a in IAM_OF[act]}
+                need |= EXTRA_IAM.get(name, set())
                 have = policy_actions(doc)
                 assert have == need, f"{name}: extra {have - need}, missing {need - have}"
                 for st in doc["Statement"]:
