@@ -11,6 +11,9 @@
 # stale primary's final snapshot, ECS desired counts and scalable targets per region as at
 # the start), the record (Route 53's API and the sandbox's DNS server), `drbook readiness` of
 # the failover green again, RPO 0, an intact audit log, and a second fail-back refused.
+# Traffic moves through Route 53's change API; DRB_TEST_FAILBACK_SWITCH=arc runs both ways
+# through the ARC routing controls instead (the failover record, checked in DNS).
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +30,7 @@ from test_scenario_region import (RUNBOOKS, SERVICES, audit_verify, drbook,  # n
                                   make_sentinel_table, heartbeat_once, now_rfc3339,
                                   region_params, run_end, show, step_result)
 
+SWITCH = os.environ.get("DRB_TEST_FAILBACK_SWITCH", "route53")
 FAILBACK = os.path.join(RUNBOOKS, "region-failback.yaml")
 FAILOVER = os.path.join(RUNBOOKS, "region-failover.yaml")
 CLUSTERS = {"us-east-1": "prod-us", "eu-west-1": "prod-eu", "ap-southeast-1": "prod-ap"}
@@ -34,13 +38,45 @@ INSTANCES = (("us-east-1", "prod-db"), ("eu-west-1", "prod-db-eu"),
              ("ap-southeast-1", "prod-db-ap"))
 
 
+def record(sb):
+    """The record the switch moves: the simple api record (Route 53 change API) or the
+    failover record on the routing controls (ARC)."""
+    v = sb.vars
+    return v["DRB_SANDBOX_FAILOVER_RECORD" if SWITCH == "arc" else "DRB_SANDBOX_API_RECORD"]
+
+
+def arc_endpoints(sb):
+    v = sb.vars
+    return [{"url": u, "region": r} for u, r in zip(v["DRB_SANDBOX_ARC_ENDPOINTS"].split(),
+                                                    v["DRB_SANDBOX_ARC_ENDPOINT_REGIONS"].split())]
+
+
+def failover_params(sb, **extra):
+    if SWITCH != "arc":
+        return region_params(sb, **extra)
+    v = sb.vars
+    p = {"record_name": record(sb), "dr_values": v["DRB_SANDBOX_API_TARGET_EU"],
+         "arc_cluster_endpoints": json.dumps(arc_endpoints(sb)),
+         "arc_primary_control": v["DRB_SANDBOX_ARC_ROUTING_CONTROL_US"],
+         "arc_dr_control": v["DRB_SANDBOX_ARC_ROUTING_CONTROL_EU"],
+         "topic_arn": v["DRB_SANDBOX_TOPIC_ARN_EU"],
+         "dns_servers": v["DRB_SANDBOX_DNS_RESOLVER"]}
+    p.update(extra)
+    return region_params(sb, **p)
+
+
 def failback_params(sb, **extra):
     v = sb.vars
-    p = {"zone_id": v["DRB_SANDBOX_ZONE_ID"], "record_name": v["DRB_SANDBOX_API_RECORD"],
+    p = {"record_name": record(sb),
          "primary_values": v["DRB_SANDBOX_API_TARGET_US"],
          "primary_health_checks": v["DRB_SANDBOX_HEALTH_CHECK_US"],
          "dns_servers": v["DRB_SANDBOX_DNS_RESOLVER"],
          "topic_arn": v["DRB_SANDBOX_TOPIC_ARN"], "account": v["DRB_SANDBOX_ACCOUNT_ID"]}
+    if SWITCH == "arc":
+        p.update({"arc_cluster_endpoints": json.dumps(arc_endpoints(sb)),
+                  "arc_primary_control": v["DRB_SANDBOX_ARC_ROUTING_CONTROL_US"]})
+    else:
+        p["zone_id"] = v["DRB_SANDBOX_ZONE_ID"]
     p.update(extra)
     out = []
     for k, val in p.items():
@@ -85,7 +121,11 @@ def layout(sb):
         HostedZoneId=v["DRB_SANDBOX_ZONE_ID"])["ResourceRecordSets"]
         if r["Name"] == v["DRB_SANDBOX_API_RECORD"]]
     out["route53/api"] = [x["Value"] for x in rr[0]["ResourceRecords"]] if rr else None
-    out["dns/api"] = dig(v["DRB_SANDBOX_DNS_AUTHORITATIVE"], v["DRB_SANDBOX_API_RECORD"])
+    out["dns/api"] = dig(v["DRB_SANDBOX_DNS_AUTHORITATIVE"], record(sb))
+    arc = (sb.status()[1].get("arc") or {}).get("routing_controls") or {}
+    for region in ("US", "EU"):
+        ctl = arc.get(v["DRB_SANDBOX_ARC_ROUTING_CONTROL_" + region]) or {}
+        out["arc/" + region] = ctl.get("state")
     return out
 
 
@@ -129,17 +169,16 @@ def body(sb, c):
     sb.inject("region-outage")
     p = drbook(sb, "run", FAILOVER, "--drill", "--yes", "--audit",
                os.path.join(runs, "failover.jsonl"), "--runs-dir", runs, "--incident-start",
-               incident, *region_params(sb, incident_start=incident))
+               incident, *failover_params(sb, incident_start=incident))
     if not c.eq(p.returncode, 0, "region-failover to eu-west-1 succeeds"):
         show(p)
     # the failover does not wait for the ap-southeast-1 replica it rebuilds (wait_rebuilt)
     c.ok(wait_for(lambda: layout(sb)["rds/prod-db-ap"] == ("available", "prod-db-eu", False),
                   60), "the failover rebuilt prod-db-ap from prod-db-eu")
     mid = layout(sb)
-    c.eq((mid["rds/prod-db-eu"][:2], mid["route53/api"], mid["dns/api"]),
-         (("available", None), [v["DRB_SANDBOX_API_TARGET_EU"]],
-          [v["DRB_SANDBOX_API_TARGET_EU"]]),
-         "after the failover prod-db-eu is the writer and DNS answers eu-west-1")
+    c.eq((mid["rds/prod-db-eu"][:2], mid["dns/api"]),
+         (("available", None), [v["DRB_SANDBOX_API_TARGET_EU"]]),
+         "after the failover prod-db-eu is the writer and DNS answers eu-west-1 (%s)" % SWITCH)
     sb.sql("DR_DB_DSN", "create table failback_probe (id int primary key, what text); "
            "insert into failback_probe values (1, 'written in eu-west-1 during the failover')")
 
@@ -224,7 +263,7 @@ def body(sb, c):
     dns = step_result(log, "verify-dns") or {}
     c.eq(dns.get("answers"), [v["DRB_SANDBOX_API_TARGET_US"]],
          "verify-dns saw us-east-1 from the sandbox's resolver")
-    c.eq(dig(v["DRB_SANDBOX_DNS_RESOLVER"], v["DRB_SANDBOX_API_RECORD"]),
+    c.eq(dig(v["DRB_SANDBOX_DNS_RESOLVER"], record(sb)),
          [v["DRB_SANDBOX_API_TARGET_US"]], "the resolver answers us-east-1")
 
     # the run itself
@@ -246,4 +285,5 @@ def body(sb, c):
 
 
 if __name__ == "__main__":
-    sys.exit(run_test(body))
+    # a short TTL: the failover's DNS check (ARC) leaves eu-west-1 in the resolver's cache
+    sys.exit(run_test(body, extra_env={"DRB_SANDBOX_DNS_TTL": "5"}))
