@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+# runbooks/region-failback.yaml never deletes the wrong prod-db. After a failover, recovery
+# and the fail-back's phase 1 (prod-db rebuilt as a replica of prod-db-eu), prod-db is promoted
+# by hand - the state a fail-back stopped between its promotion and its end leaves: a fresh
+# run is refused (exit 3, prod-db kept) because prod-db is on a later timeline than
+# prod-db-eu (it descends from it), and, with prod-db-eu fenced as the switch leaves it,
+# because prod-db-eu is fenced. Then prod-db is deleted by hand and prod-db-eu unfenced: a
+# fail-back that finds no prod-db at all builds one and completes (writer in us-east-1,
+# prod-db-eu a replica again).
+import os
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
+
+from sandbox_lib.common import psql  # noqa: E402
+from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from test_scenario_region import (drbook, heartbeat_once, make_sentinel_table,  # noqa: E402
+                                  now_rfc3339, region_params, show)
+from test_scenario_region_failback import (FAILBACK, FAILOVER, failback_params,  # noqa: E402
+                                           pgrole)
+
+
+def rds_status(rds):
+    return rds.describe_db_instances(DBInstanceIdentifier="prod-db")["DBInstances"][0][
+        "DBInstanceStatus"]
+
+
+def set_fence(sb, on):
+    conn = sb.vars["DR_DB_DSN"]
+    psql(conn, "alter system %s default_transaction_read_only%s" %
+         (("set", " = on") if on else ("reset", "")), timeout=10)
+    psql(conn, "select pg_reload_conf()", timeout=10)
+    return wait_for(lambda: sb.value("DR_DB_DSN", "show default_transaction_read_only") ==
+                    ("on" if on else "off"), 10)
+
+
+def body(sb, c):
+    t0 = time.monotonic()
+    sb.up()
+    v = sb.vars
+    runs = tempfile.mkdtemp(prefix="runs-", dir=sb.dir)
+    make_sentinel_table(sb)
+    heartbeat_once(sb)
+    incident = now_rfc3339()
+    sb.inject("region-outage")
+    p = drbook(sb, "run", FAILOVER, "--drill", "--yes", "--runs-dir", runs, "--incident-start",
+               incident, *region_params(sb, incident_start=incident))
+    if not c.eq(p.returncode, 0, "region-failover succeeds"):
+        show(p)
+    sb.inject("region-recover")
+    p = drbook(sb, "run", FAILBACK, "--drill", "--approve", "approve-rebuild", "--runs-dir",
+               runs, *failback_params(sb))
+    if not c.eq(p.returncode, 1, "phase 1: prod-db rebuilt, the switch not approved"):
+        show(p)
+
+    rds = sb.client("rds")
+    rds.promote_read_replica(DBInstanceIdentifier="prod-db")
+    c.ok(wait_for(lambda: rds_status(rds) == "available" and
+                  (pgrole(v["PRIMARY_DB_DSN"]) or ("",))[0] == "f", 30),
+         "prod-db promoted by hand (writable)")
+    p = drbook(sb, "run", FAILBACK, "--drill", "--yes", "--runs-dir", runs,
+               *failback_params(sb))
+    c.eq(p.returncode, 3, "a fail-back is refused: prod-db descends from prod-db-eu (exit 3)")
+    c.ok("timeline" in p.stderr and "not the stale old primary" in p.stderr,
+         "the refusal names the timelines")
+    c.ok(set_fence(sb, True), "prod-db-eu fenced by hand")
+    p = drbook(sb, "run", FAILBACK, "--drill", "--yes", "--runs-dir", runs,
+               *failback_params(sb))
+    c.eq(p.returncode, 3, "a fail-back is refused: prod-db-eu is fenced (exit 3)")
+    c.ok("is fenced" in p.stderr and "do not delete prod-db" in p.stderr,
+         "the refusal says a switch ran already")
+    c.eq(rds_status(rds), "available", "prod-db is still there")
+
+    # no prod-db at all: the fail-back builds one
+    c.ok(wait_for(lambda: sb.status()[1].get("standby"), 30), "prod-db's standby is built")
+    rds.delete_db_instance(DBInstanceIdentifier="prod-db", SkipFinalSnapshot=True)
+    c.ok(set_fence(sb, False), "prod-db-eu unfenced by hand")
+    p = drbook(sb, "run", FAILBACK, "--drill", "--yes", "--runs-dir", runs,
+               *failback_params(sb))
+    if not c.eq(p.returncode, 0, "with prod-db absent the fail-back completes"):
+        show(p)
+    c.eq((pgrole(v["PRIMARY_DB_DSN"]) or ())[:2], ("f", "off"), "prod-db's endpoint: a writer")
+    c.eq((pgrole(v["DR_DB_DSN"]) or ())[:1], ("t",), "prod-db-eu: a replica again")
+    print("fail-back guards took %.1fs" % (time.monotonic() - t0), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_test(body, extra_env={"DRB_SANDBOX_DNS_TTL": "5"}))
