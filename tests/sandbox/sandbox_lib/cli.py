@@ -339,7 +339,8 @@ def main(argv):
     inj.add_argument("--region", choices=["us-east-1", "eu-west-1"],
                      help="region-outage: the failed region (default us-east-1; eu-west-1 "
                           "stops its replica's server and tasks and fails its health check, "
-                          "the case for failing over to ap-southeast-1)")
+                          "the case for failing over to ap-southeast-1); region-recover: "
+                          "the region that comes back (default us-east-1)")
     inj.add_argument("--control-plane", action="store_true",
                      help="region-outage: every us-east-1 endpoint fails too (with the global "
                           "Route 53, STS and IAM APIs, which sign for us-east-1)")
