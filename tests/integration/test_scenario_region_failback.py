@@ -207,6 +207,15 @@ def body(sb, c):
             cluster="prod-us", services=SERVICES)["services"]), 30),
         "prod-us's tasks run again")
 
+    # ---- the plan: preflight passes, nothing changes
+    before = layout(sb)
+    p = drbook(sb, "plan", FAILBACK, "--drill", "--runs-dir", runs, *failback_params(sb))
+    if not c.eq(p.returncode, 0, "drbook plan region-failback passes its preflight (exit 0)"):
+        show(p)
+    c.ok("critical path" in p.stdout and "catch-up" in p.stdout,
+         "the plan prints the graph's critical path")
+    c.eq(changes(before, layout(sb)), {}, "the plan changed nothing")
+
     # ---- phase 1 alone (the switch not approved): prod-db rebuilt as a replica of
     # prod-db-eu, nothing changed for clients
     log = phase1 = os.path.join(runs, "phase1.jsonl")
