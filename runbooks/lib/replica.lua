@@ -16,7 +16,8 @@
 -- identifier is free. Running it again after a crash is safe. Options:
 --   id, region                 the replica to (re)build
 --   source, source_region      the instance it must follow
---   instance_class, az, multi_az, tags      for the created replica (nil: RDS's defaults)
+--   instance_class, az, multi_az, vpc_security_group_ids, tags   for the created replica
+--                              (nil: RDS's defaults)
 --   final_snapshot             the final snapshot's identifier when deleting (nil: none)
 --   delete                     "any" (default), "replica" (only an instance that is a read
 --                              replica of something else) or "primary" (only one that is
@@ -67,7 +68,7 @@ function M.rebuild_step(o)
     id = o.id, region = o.region, source = src.arn,
     source_region = o.source_region ~= o.region and o.source_region or nil,
     instance_class = o.instance_class, availability_zone = o.az, multi_az = o.multi_az,
-    tags = o.tags }
+    vpc_security_group_ids = o.vpc_security_group_ids, tags = o.tags }
   r.done, r.action, r.status, r.replica_source = true,
     (r.action == "deleted" and "deleted and created" or "created"), c.status, src.arn
   return r

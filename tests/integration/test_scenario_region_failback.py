@@ -31,6 +31,9 @@ from test_scenario_region import (RUNBOOKS, SERVICES, audit_verify, drbook,  # n
                                   region_params, run_end, show, step_result)
 
 SWITCH = os.environ.get("DRB_TEST_FAILBACK_SWITCH", "route53")
+# the ingress rules the failover revoked from prod-db's security group (its
+# isolate-old-primary result), which the fail-back authorizes again (set by body)
+REVOKED = []
 FAILBACK = os.path.join(RUNBOOKS, "region-failback.yaml")
 FAILOVER = os.path.join(RUNBOOKS, "region-failover.yaml")
 CLUSTERS = {"us-east-1": "prod-us", "eu-west-1": "prod-eu", "ap-southeast-1": "prod-ap"}
@@ -52,9 +55,10 @@ def arc_endpoints(sb):
 
 
 def failover_params(sb, **extra):
+    v = sb.vars
+    extra.setdefault("primary_security_groups", v["DRB_SANDBOX_DB_SECURITY_GROUP"])
     if SWITCH != "arc":
         return region_params(sb, **extra)
-    v = sb.vars
     p = {"record_name": record(sb), "dr_values": v["DRB_SANDBOX_API_TARGET_EU"],
          "arc_cluster_endpoints": json.dumps(arc_endpoints(sb)),
          "arc_primary_control": v["DRB_SANDBOX_ARC_ROUTING_CONTROL_US"],
@@ -72,6 +76,8 @@ def failback_params(sb, **extra):
          "primary_health_checks": v["DRB_SANDBOX_HEALTH_CHECK_US"],
          "dns_servers": v["DRB_SANDBOX_DNS_RESOLVER"],
          "topic_arn": v["DRB_SANDBOX_TOPIC_ARN"], "account": v["DRB_SANDBOX_ACCOUNT_ID"]}
+    if REVOKED:
+        p["restore_ingress"] = json.dumps(REVOKED)
     if SWITCH == "arc":
         p.update({"arc_cluster_endpoints": json.dumps(arc_endpoints(sb)),
                   "arc_primary_control": v["DRB_SANDBOX_ARC_ROUTING_CONTROL_US"]})
@@ -122,6 +128,12 @@ def layout(sb):
         if r["Name"] == v["DRB_SANDBOX_API_RECORD"]]
     out["route53/api"] = [x["Value"] for x in rr[0]["ResourceRecords"]] if rr else None
     out["dns/api"] = dig(v["DRB_SANDBOX_DNS_AUTHORITATIVE"], record(sb))
+    sg = sb.client("ec2").describe_security_groups(
+        GroupIds=[v["DRB_SANDBOX_DB_SECURITY_GROUP"]])["SecurityGroups"][0]
+    out["ec2/prod-db-ingress"] = sorted(
+        [(r.get("FromPort"), x.get("CidrIp") or x.get("GroupId"))
+         for r in sg["IpPermissions"] for x in r.get("IpRanges", []) + r.get("UserIdGroupPairs",
+                                                                             [])])
     arc = (sb.status()[1].get("arc") or {}).get("routing_controls") or {}
     for region in ("US", "EU"):
         ctl = arc.get(v["DRB_SANDBOX_ARC_ROUTING_CONTROL_" + region]) or {}
@@ -132,6 +144,13 @@ def layout(sb):
 def changes(before, after):
     return {k: (before.get(k), after.get(k)) for k in sorted(set(before) | set(after))
             if before.get(k) != after.get(k)}
+
+
+def app_can_log_in(conn):
+    """The application's role (what a roles fence locks out) logs in and sees the data."""
+    out = psql(conn.replace("user=postgres", "user=app"), "select count(*) from orders",
+               timeout=10, check=False)
+    return bool(out) and out.strip().isdigit()
 
 
 def pgrole(conn):
@@ -172,6 +191,10 @@ def body(sb, c):
                incident, *failover_params(sb, incident_start=incident))
     if not c.eq(p.returncode, 0, "region-failover to eu-west-1 succeeds"):
         show(p)
+    REVOKED[:] = (step_result(os.path.join(runs, "failover.jsonl"),
+                              "isolate-old-primary") or {}).get("revoked") or []
+    c.ok(len(REVOKED) == 2, "the failover cut the unreachable old primary off the network "
+         "(%d ingress rules revoked)" % len(REVOKED))
     # the failover does not wait for the ap-southeast-1 replica it rebuilds (wait_rebuilt)
     c.ok(wait_for(lambda: layout(sb)["rds/prod-db-ap"] == ("available", "prod-db-eu", False),
                   60), "the failover rebuilt prod-db-ap from prod-db-eu")
@@ -254,7 +277,8 @@ def body(sb, c):
          ("replica", "follows prod-db-eu"),
          "the second run found prod-db already following prod-db-eu")
     c.eq(pgrole(v["DR_DB_DSN"])[:2] if pgrole(v["DR_DB_DSN"]) else None, ("f", "off"),
-         "prod-db-eu is unfenced again (writable, out of recovery)")
+         "prod-db-eu is writable, out of recovery")
+    c.ok(app_can_log_in(v["DR_DB_DSN"]), "prod-db-eu is unfenced again: the app role logs in")
     sb.sql("DR_DB_DSN", "insert into failback_probe values (6, 'after the rollback')")
     now = layout(sb)
     c.eq((now["rds/prod-db"], now["dns/api"]), (("available", "prod-db-eu", True),
@@ -277,6 +301,9 @@ def body(sb, c):
          "was on port %s)" % (role, us_port[2]))
     c.eq(pgrole(v["DR_DB_DSN"])[:1] if pgrole(v["DR_DB_DSN"]) else None, ("t",),
          "prod-db-eu is in recovery again")
+    c.ok(all(app_can_log_in(v[k]) for k in ("PRIMARY_DB_DSN", "DR_DB_DSN", "AP_DB_DSN")),
+         "the app role logs in to the new primary and both replicas (the fence of prod-db-eu "
+         "replicated and was lifted)")
     c.eq(pgrole(v["AP_DB_DSN"])[:1] if pgrole(v["AP_DB_DSN"]) else None, ("t",),
          "prod-db-ap is in recovery")
     rep = {}
