@@ -3,8 +3,8 @@
 # and the fail-back's phase 1 (prod-db rebuilt as a replica of prod-db-eu), prod-db is promoted
 # by hand - the state a fail-back stopped between its promotion and its end leaves: a fresh
 # run is refused (exit 3, prod-db kept) because prod-db is on a later timeline than
-# prod-db-eu (it descends from it), and, with prod-db-eu fenced as the switch leaves it,
-# because prod-db-eu is fenced. Then prod-db is deleted by hand and prod-db-eu unfenced: a
+# prod-db-eu (it descends from it), and, with prod-db-eu fenced as the switch leaves it (its
+# app role locked out), because prod-db-eu is fenced. Then prod-db is deleted by hand and prod-db-eu unfenced: a
 # fail-back that finds no prod-db at all builds one and completes (writer in us-east-1,
 # prod-db-eu a replica again).
 import os
@@ -30,12 +30,12 @@ def rds_status(rds):
 
 
 def set_fence(sb, on):
-    conn = sb.vars["DR_DB_DSN"]
-    psql(conn, "alter system %s default_transaction_read_only%s" %
-         (("set", " = on") if on else ("reset", "")), timeout=10)
-    psql(conn, "select pg_reload_conf()", timeout=10)
-    return wait_for(lambda: sb.value("DR_DB_DSN", "show default_transaction_read_only") ==
-                    ("on" if on else "off"), 10)
+    """prod-db-eu fenced as the switch's default fence (method roles) leaves it: the app role
+    may not log in."""
+    psql(sb.vars["DR_DB_DSN"], "alter role app %s" % ("nologin" if on else "login"),
+         timeout=10)
+    return sb.value("DR_DB_DSN", "select rolcanlogin from pg_roles where rolname = 'app'") == \
+        ("f" if on else "t")
 
 
 def body(sb, c):
@@ -71,7 +71,8 @@ def body(sb, c):
     p = drbook(sb, "run", FAILBACK, "--drill", "--yes", "--runs-dir", runs,
                *failback_params(sb))
     c.eq(p.returncode, 3, "a fail-back is refused: prod-db-eu is fenced (exit 3)")
-    c.ok("is fenced" in p.stderr and "do not delete prod-db" in p.stderr,
+    c.ok("is fenced (its application roles locked out)" in p.stderr and
+         "do not delete prod-db" in p.stderr,
          "the refusal says a switch ran already")
     c.eq(rds_status(rds), "available", "prod-db is still there")
 
