@@ -4,6 +4,8 @@
 # prod-db's security group, subnet group and parameter group; a staging VPC with its own; the
 # load balancer's /_staging/INSTANCE is the staging application, which reaches an instance only
 # through a security group that admits it).
+# 0. Refusals before any change: a subnet group of another VPC without its security groups,
+#    and another AWS account than `account`.
 # 1. No network given, a smoke test against staging: the restore gets prod-db's security
 #    group, subnet group, parameter group, class and Multi-AZ (not RDS's defaults, which the
 #    sandbox gives as RDS does); the staging application cannot reach it, the smoke test fails
@@ -75,6 +77,21 @@ def lb_stats(sb, name):
 def smoke_call(log):
     got = [r for r in log if r["event"] == "call" and r.get("step") == "smoke-test"]
     return got
+
+
+def case_refusals(sb, c, d, corr, original, replicas_before):
+    v = sb.vars
+    p, log, _ = d.run("detected_at=" + corr["corrupted_at"], "restore_to=" + corr["restore_to"],
+                      "db_subnet_group=" + v["DRB_SANDBOX_STAGING_SUBNET_GROUP"])
+    c.eq(p.returncode, 3, "a staging subnet group without security groups is refused (exit 3)")
+    c.ok("without vpc_security_group_ids" in (run_end(log).get("error") or ""),
+         "run.end says why (%s)" % run_end(log).get("error"))
+    p, log, _ = d.run("detected_at=" + corr["corrupted_at"], "restore_to=" + corr["restore_to"],
+                      "account=000000000000")
+    c.eq((p.returncode, step_status(log, "whoami")), (3, "failed"),
+         "another account than `account` is refused at whoami (exit 3)")
+    c.eq(calls(log, "RestoreDBInstanceToPointInTime"), [], "refused: no restore call")
+    c.eq(staging(sb), None, "refused: no staging instance")
 
 
 def case_smoke_fails(sb, c, d, corr, original, replicas_before):
@@ -219,7 +236,7 @@ def body(sb, c):
         base = ["zone_id=" + sb.vars["DRB_SANDBOX_ZONE_ID"], "record_type=SRV"]
         run = d.run
         d.run = lambda *p, **kw: run(*(base + list(p)), **kw)
-        for case in (case_smoke_fails, case_into_staging):
+        for case in (case_refusals, case_smoke_fails, case_into_staging):
             print("# %s (%.1fs)" % (case.__name__, time.monotonic() - t0), flush=True)
             case(sb, c, d, corr, original, replicas_before)
         c.eq(d.sanitizer_reports, [], "no sanitizer report from any drbook run")
