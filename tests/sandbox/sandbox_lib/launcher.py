@@ -330,7 +330,7 @@ def main():
         from .seed import seed_ap_southeast_1
         cloud["ap"] = seed_ap_southeast_1(endpoint, glue, ports, cloud)
         from .seed import seed_db_network
-        db_network = seed_db_network(endpoint, glue)
+        db_network = seed_db_network(endpoint, glue, cloud)
         _log("cloud seeded (%.1fs)" % (time.monotonic() - t0))
         # the ARC cluster's five endpoints, one per region, behind the same fault mechanism
         for i, region in enumerate(ARC_REGIONS):

@@ -310,13 +310,14 @@ def seed_ap_southeast_1(endpoint, glue, ports, cloud):
 
 # ---------------------------------------------------------------- database networks
 # The databases' network and settings, as on AWS (issue 11, point 6): in every region a
-# security group `prod-db` and a DB subnet group `prod-db` in the default VPC and a parameter
-# group `prod-postgres15`, given to prod-db and its replicas; in us-east-1 `prod-db` admits the
-# application's group `prod-app`. The staging environment is a VPC of its own: its subnets, a
-# DB subnet group `staging-db`, a security group `staging-db` admitting `staging-app` (the
-# group the staging application runs in: the load balancer's /_staging/ answers only for an
-# instance one of whose groups admits it), and a parameter group `staging-postgres15`. Runs in
-# the no-auth window after seed_ap_southeast_1.
+# security group `prod-db` (us-east-1's is seed_security_groups', which admits the
+# application's group `prod-app`) and a DB subnet group `prod-db` in the default VPC and a
+# parameter group `prod-postgres15`, given to prod-db and its replicas. The staging
+# environment is a VPC of its own: its subnets, a DB subnet group `staging-db`, a security
+# group `staging-db` admitting `staging-app` (the group the staging application runs in: the
+# load balancer's /_staging/ answers only for an instance one of whose groups admits it), and
+# a parameter group `staging-postgres15`. Runs in the no-auth window after
+# seed_ap_southeast_1.
 DB_PORT = 5432
 DB_GROUP = "prod-db"
 DB_PARAMETER_GROUP = "prod-postgres15"
@@ -335,7 +336,7 @@ def _admit(ec2, vpc, name, admits=None):
     return sg
 
 
-def seed_db_network(endpoint, glue):
+def seed_db_network(endpoint, glue, cloud):
     out = {"db_security_groups": {}}
     for region, ident in ((US, PAIR_ID), (EU, REPLICA_ID), (AP, AP_REPLICA_ID)):
         ec2, rds = client(endpoint, "ec2", region), client(endpoint, "rds", region)
@@ -343,8 +344,7 @@ def seed_db_network(endpoint, glue):
             "Vpcs"][0]["VpcId"]
         subnets = [s["SubnetId"] for s in ec2.describe_subnets(
             Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]][:2]
-        app = _admit(ec2, vpc, "prod-app") if region == US else None
-        sg = _admit(ec2, vpc, DB_GROUP, admits=app)
+        sg = cloud["security_groups"]["db"] if region == US else _admit(ec2, vpc, DB_GROUP)
         rds.create_db_subnet_group(DBSubnetGroupName=DB_GROUP, SubnetIds=subnets,
                                    DBSubnetGroupDescription="prod-db's subnets")
         rds.create_db_parameter_group(DBParameterGroupName=DB_PARAMETER_GROUP,
@@ -354,8 +354,6 @@ def seed_db_network(endpoint, glue):
                                DBSubnetGroupName=DB_GROUP,
                                DBParameterGroupName=DB_PARAMETER_GROUP, ApplyImmediately=True)
         out["db_security_groups"][region] = sg
-        if app:
-            out["app_security_group"] = app
 
     ec2, rds = client(endpoint, "ec2", US), client(endpoint, "rds", US)
     vpc = ec2.create_vpc(CidrBlock=STAGING["cidr"])["Vpc"]["VpcId"]
@@ -377,7 +375,6 @@ def seed_db_network(endpoint, glue):
 def db_network_env(net, lb_url):
     st = net["staging"]
     return {
-        "DRB_SANDBOX_DB_SECURITY_GROUP": net["db_security_groups"][US],
         "DRB_SANDBOX_DB_SECURITY_GROUP_EU": net["db_security_groups"][EU],
         "DRB_SANDBOX_DB_SECURITY_GROUP_AP": net["db_security_groups"][AP],
         "DRB_SANDBOX_DB_SUBNET_GROUP": DB_GROUP,
