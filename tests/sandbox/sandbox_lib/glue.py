@@ -96,6 +96,7 @@ class Glue:
         self.ecs_due = {}                   # (region, cluster, service) -> monotonic due time
         self.ecs_force = {}                 # same key -> task ARNs a forced deployment replaces
         self.restores = {}                  # instance id -> node name
+        self.staging_app_security_group = None  # the group the staging application runs in
         self.errors = []                    # background failures, shown by `status`
         self._stop = threading.Event()
         self._threads = []
@@ -525,6 +526,8 @@ class Glue:
         ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
         if resp.region == AP and ident == AP_REPLICA_ID and self.live:
             return self._rds_delete_ap_replica(resp, call)
+        if resp.region == EU and ident == REPLICA_ID and self.live:
+            return self._rds_delete_seeded_replica(resp, call, EU, REPLICA_ID, self.replica)
         if ident in (PAIR_ID, REPLICA_ID):
             raise self._rds_error("InvalidParameterCombination",
                                   "the sandbox does not delete %s (use sandbox down)" % ident)
@@ -601,6 +604,7 @@ class Glue:
         multi_az = _truthy(_param(resp, "MultiAZ", "multi_az"))
         result = call()
         db = self._rds_backend(US).databases[target]
+        self._restore_settings_as_aws(resp, db)
         db.port = port
         db.status = "creating"
         # Multi-AZ when asked (a shadow drill's copy of prod-db): one server, whose forced
@@ -616,6 +620,23 @@ class Glue:
         self.restores[target] = name
         self._spawn("restore-" + target, self._do_restore, db, name, port, ts)
         return result
+
+    def _restore_settings_as_aws(self, resp, db):
+        """moto copies the source's security groups, parameter group and tags into a
+        point-in-time restore; RDS does not: what the request does not give is RDS's default
+        (the default VPC's default security group, no subnet group, the default parameter
+        group, no tags), which is how a restore lands where the application cannot reach it."""
+        if not _param(resp, "VpcSecurityGroupIds", "vpc_security_group_ids"):
+            from moto.ec2.models import ec2_backends
+            ec2 = ec2_backends[self.account][US]
+            db.vpc_security_group_ids = [ec2.get_default_security_group(ec2.default_vpc.id).id]
+        if not _param(resp, "DBSubnetGroupName", "db_subnet_group_name"):
+            db.db_subnet_group_name = None
+            db.db_subnet_group = None
+        if not _param(resp, "DBParameterGroupName", "db_parameter_group_name"):
+            db.db_parameter_group_name = None
+        if not _param(resp, "Tags", "tags"):
+            db.tags = []
 
     def _do_restore(self, db, name, port, ts):
         node = Node(self.paths, name, port, self.password)
@@ -676,10 +697,15 @@ class Glue:
     # creates a new read replica of the promoted instance, and the glue rebuilds the real
     # server from that instance's server (pg_basebackup) on the same port.
     def _rds_delete_ap_replica(self, resp, call):
-        db = self._rds_backend(AP).databases.get(AP_REPLICA_ID)
+        return self._rds_delete_seeded_replica(resp, call, AP, AP_REPLICA_ID, self.ap_replica)
+
+    def _rds_delete_seeded_replica(self, resp, call, region, ident, name):
+        """Deleting a seeded cross-region replica (prod-db-eu, prod-db-ap) stops its server;
+        its node stays, to be rebuilt on the same port by a new read replica of that id."""
+        db = self._rds_backend(region).databases.get(ident)
         if db is not None and db.status in ("creating", "modifying"):
             raise self._rds_error("InvalidDBInstanceState",
-                                  "DB Instance %s is %s." % (AP_REPLICA_ID, db.status))
+                                  "DB Instance %s is %s." % (ident, db.status))
         if db is not None and db.is_replica:
             # moto keeps a cross-region replica as its ARN in the source's list but removes
             # it by id: hand it the id, so the delete finds it
@@ -687,12 +713,12 @@ class Glue:
             if src is not None:
                 if db.db_instance_arn in src.replicas:
                     src.replicas.remove(db.db_instance_arn)
-                if AP_REPLICA_ID not in src.replicas:
-                    src.replicas.append(AP_REPLICA_ID)
+                if ident not in src.replicas:
+                    src.replicas.append(ident)
         result = call()
-        node = self.nodes.get(self.ap_replica) if self.ap_replica else None
+        node = self.nodes.get(name) if name else None
         if node is not None:
-            self._spawn("delete-" + AP_REPLICA_ID, node.stop, "fast")
+            self._spawn("delete-" + ident, node.stop, "fast")
         return result
 
     def _rds_create_replica(self, resp, call):
@@ -700,6 +726,12 @@ class Glue:
         drill's copy, _rds_read_replica); prod-db-ap, rebuilt from the source's server."""
         ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
         source = _param(resp, "SourceDBInstanceIdentifier", "source_db_instance_identifier")
+        seeded = {(EU, REPLICA_ID): self.replica, (AP, AP_REPLICA_ID): self.ap_replica}
+        src = self._db_of(source)
+        if self.live and seeded.get((resp.region, ident)) and src is not None and \
+                src.region == US and src.db_instance_identifier in self.restores:
+            return self._rds_replica_of_restored(resp, call, ident,
+                                                 seeded[(resp.region, ident)], src)
         if resp.region == EU and str(source or "").split(":")[-1] == PAIR_ID:
             return self._rds_read_replica(resp, call)
         if not (self.live and resp.region == AP and ident == AP_REPLICA_ID):
@@ -732,15 +764,16 @@ class Glue:
         name = self._replica_node(region, ident)
         return self.nodes.get(name) if name else None
 
-    def _do_rebuild_ap(self, db, node, src_node):
+    def _do_rebuild_ap(self, db, node, src_node, archive_fallback=True):
         try:
             node.stop("immediate")
             # streams straight from the new primary's server (what a new cross-region replica
-            # of that instance does), with the WAL archive as the fallback
+            # of that instance does), with the WAL archive as the fallback; not for a restored
+            # server: the archive holds production's timelines, not its own
             node.clone_from(src_node.port)
             node.write_config(archive=False,
                               primary_conninfo=node.replication_conninfo(src_node.port),
-                              recovery={"archive_fallback": True})
+                              recovery={"archive_fallback": True} if archive_fallback else None)
             (node.datadir / "standby.signal").touch()
             from .common import chown_pg
             chown_pg(node.datadir / "standby.signal")
@@ -750,7 +783,26 @@ class Glue:
             self.log("rebuilt %s from %s" % (node.name, src_node.name))
         except Exception as e:
             db.status = "failed"
-            self._fail("CreateDBInstanceReadReplica %s" % AP_REPLICA_ID, e)
+            self._fail("CreateDBInstanceReadReplica %s" % db.db_instance_identifier, e)
+
+    def _rds_replica_of_restored(self, resp, call, ident, name, src):
+        """prod-db-eu or prod-db-ap created again as a read replica of a restored instance
+        (the corruption runbook's rebuild): its own server, on its port, cloned from the
+        restored server and streaming from it."""
+        backend = self._rds_backend(resp.region)
+        if ident in backend.databases:
+            raise self._rds_error("DBInstanceAlreadyExists",
+                                  "DB instance already exists: %s" % ident)
+        src_node = self.nodes.get(self.restores[src.db_instance_identifier])
+        if src.status != "available" or src.is_replica or src_node is None:
+            raise self._rds_error("InvalidDBInstanceState", "source %s is %s" %
+                                  (src.db_instance_identifier, src.status))
+        node = self.nodes[name]
+        result = call()
+        db = backend.databases[ident]
+        db.port, db.multi_az, db.status = node.port, False, "creating"
+        self._spawn("rebuild-" + ident, self._do_rebuild_ap, db, node, src_node, False)
+        return result
 
     # ------------------------------------------------------------------ Route 53
     def _r53_change(self, resp, call):
