@@ -1,76 +1,104 @@
--- lib.replica: (re)building an RDS read replica of a given source, one poll at a time.
--- Used by region-failback.yaml for prod-db in us-east-1 (the stale old primary deleted, a
--- read replica of the promoted instance created under its name) and for the standby regions'
--- replicas (deleted and created again from the new primary). RDS cannot re-point a read
--- replica at another source, and an identifier is free only once its instance is gone.
+-- lib.replica: rebuilding a read replica from a new primary. RDS cannot re-point a read
+-- replica at another source, so it is deleted and created again under the same id, with the
+-- settings it had (class, AZ, network, parameter group, tags). Shared by region-failover.yaml
+-- (the remaining standby region's replica after a promotion), db-corruption-restore.yaml
+-- (the recovery replicas after a restore) and region-failback.yaml (prod-db rebuilt in
+-- us-east-1 in place of the stale old primary, then the standby regions' replicas);
+-- docs/scenarios.md describes them.
 --
 --   local replica = require "lib.replica"
---   local r = replica.rebuild_step { id = "prod-db-ap", region = "ap-southeast-1",
---     source = "prod-db", source_region = "us-east-1", instance_class = "db.r6g.large",
---     az = "ap-southeast-1a" }
---   -- in a polled step: `until: result.done`
---
--- Each call reads the instance and does the next thing: nothing when it already follows the
--- source; delete it (with a final snapshot when `final_snapshot` names one) when it is
--- anything else and `delete` allows it; wait while it is deleting; create it once the
--- identifier is free. Running it again after a crash is safe. Options:
---   id, region                 the replica to (re)build
---   source, source_region      the instance it must follow
---   instance_class, az, multi_az, vpc_security_group_ids, tags   for the created replica
---                              (nil: RDS's defaults)
---   final_snapshot             the final snapshot's identifier when deleting (nil: none)
---   delete                     "any" (default), "replica" (only an instance that is a read
---                              replica of something else) or "primary" (only one that is
---                              not a replica: a stale old primary); anything else found
---                              there is an error, never deleted
+--   local before = replica.settings("prod-db-ap", "ap-southeast-1")  -- before any change
+--   local r = replica.rebuild(before, aws.rds.describe_db_instance{...})  -- poll until r.done
+--   replica.rebuild(before, primary, { delete = "primary", final_snapshot = "x" })
+
 local M = {}
 
-local function read(id, region)
-  local ok, cur = pcall(aws.rds.describe_db_instance, { id = id, region = region })
+-- What a replica is now, read before anything changes, kept for creating it again. Never
+-- fails: a replica that cannot be read comes back as {id, region, error}, and rebuild()
+-- then creates it with RDS's defaults.
+function M.settings(id, region)
+  local ok, old = pcall(aws.rds.describe_db_instance, { id = id, region = region })
   if not ok then
-    if tostring(cur):find("NotFound") then return nil end
-    error(cur, 0)
+    return { id = id, region = region, error = tostring(old) }
   end
-  if cur.status == "deleted" then return nil end
-  return cur
+  -- tags RDS reserves (aws:) cannot be set by a caller
+  local tags
+  for k, v in pairs(old.tags or {}) do
+    if not k:find("^aws:") then
+      tags = tags or {}
+      tags[k] = v
+    end
+  end
+  -- a default parameter group is what RDS picks anyway, and names an engine family the new
+  -- source may no longer have; only a custom one is kept
+  local pgroup = old.db_parameter_group
+  if pgroup and pgroup:find("^default%.") then pgroup = nil end
+  local sgs = old.vpc_security_group_ids
+  if sgs and #sgs == 0 then sgs = nil end
+  return { id = id, region = region, status = old.status, replica_source = old.replica_source,
+           instance_class = old.instance_class, az = old.az, multi_az = old.multi_az,
+           vpc_security_group_ids = sgs, db_subnet_group = old.db_subnet_group,
+           db_parameter_group = pgroup, tags = tags }
 end
 
-function M.rebuild_step(o)
-  local src = aws.rds.describe_db_instance { id = o.source, region = o.source_region }
-  local r = { id = o.id, region = o.region, source = src.id, source_region = o.source_region,
-              done = false }
-  local cur = read(o.id, o.region)
-  if cur then
-    local s = cur.replica_source or ""
-    r.status, r.replica_source = cur.status, cur.replica_source
-    if s == src.id or s == src.arn then
-      r.done, r.action = true, "follows " .. src.id
+-- The region an RDS ARN names (arn:aws:rds:REGION:ACCOUNT:db:ID).
+local function arn_region(arn)
+  return arn and arn:match("^arn:[%w-]+:rds:([%w-]+):")
+end
+
+-- One poll of rebuilding `before` (a settings() table) as a read replica of `primary` (the
+-- new primary as describe_db_instance answers it). Each poll reads the replica and does the
+-- next thing: delete it, wait while it is deleting, create it once its id is free, or nothing
+-- when it already follows `primary`; so running it again (a resume after a crash) is safe.
+-- Returns {id, region, new_primary, done, action, status, replica_source}; poll until done.
+-- `opts` (optional): final_snapshot, the identifier of a final snapshot taken when deleting
+-- (default none); delete, what may be deleted - "any" (default), "replica" (a read replica of
+-- another source) or "primary" (an instance that is no replica: a stale old primary);
+-- anything else found under the id is an error, never deleted.
+function M.rebuild(before, primary, opts)
+  opts = opts or {}
+  local id, region = before.id, before.region
+  local function read()
+    local ok, old = pcall(aws.rds.describe_db_instance, { id = id, region = region })
+    if not ok and not tostring(old):find("NotFound", 1, true) then error(old) end
+    if ok and old.status ~= "deleted" then return old end
+    return nil
+  end
+  local r = { id = id, region = region, new_primary = primary.id, done = false }
+  local old = read()
+  if old then
+    local src = old.replica_source or ""
+    r.status, r.replica_source = old.status, old.replica_source
+    if src == primary.id or src == primary.arn then
+      r.done, r.action = true, "follows the new primary"
       return r
     end
     r.action = "waiting until it is deleted"
-    if cur.status ~= "deleting" then
-      local kind = cur.replica_source and "replica" or "primary"
-      local allowed = o.delete or "any"
-      if allowed ~= "any" and allowed ~= kind then
+    if old.status ~= "deleting" then
+      local kind = old.replica_source and "replica" or "primary"
+      if (opts.delete or "any") ~= "any" and opts.delete ~= kind then
         error(string.format("%s in %s is a %s (source %s), not the %s expected here: " ..
-          "refusing to delete it", o.id, o.region, kind, tostring(cur.replica_source),
-          allowed), 0)
+          "refusing to delete it", id, region, kind, tostring(old.replica_source),
+          opts.delete), 0)
       end
-      aws.rds.delete_db_instance { id = o.id, region = o.region,
-                                   skip_final_snapshot = o.final_snapshot == nil,
-                                   final_snapshot = o.final_snapshot }
-      r.action, r.deleted, r.final_snapshot = "deleted", kind, o.final_snapshot
-      cur = read(o.id, o.region)       -- gone at once: created in this poll
+      aws.rds.delete_db_instance { id = id, region = region,
+                                   skip_final_snapshot = opts.final_snapshot == nil,
+                                   final_snapshot = opts.final_snapshot }
+      r.action, r.deleted, r.final_snapshot = "deleted", kind, opts.final_snapshot
+      old = read()                          -- gone at once: created in this poll
     end
-    if cur then return r end
+    if old then return r end
   end
+  -- a replica in the primary's own region names it by id, one in another region by ARN
+  local same = arn_region(primary.arn) == region
   local c = aws.rds.create_db_instance_read_replica {
-    id = o.id, region = o.region, source = src.arn,
-    source_region = o.source_region ~= o.region and o.source_region or nil,
-    instance_class = o.instance_class, availability_zone = o.az, multi_az = o.multi_az,
-    vpc_security_group_ids = o.vpc_security_group_ids, tags = o.tags }
-  r.done, r.action, r.status, r.replica_source = true,
-    (r.action == "deleted" and "deleted and created" or "created"), c.status, src.arn
+    id = id, region = region, source = same and primary.id or primary.arn,
+    instance_class = before.instance_class, availability_zone = before.az,
+    multi_az = before.multi_az, vpc_security_group_ids = before.vpc_security_group_ids,
+    db_subnet_group = before.db_subnet_group, db_parameter_group = before.db_parameter_group,
+    tags = before.tags }
+  r.done, r.action, r.status = true, "created", c.status
+  r.replica_source = same and primary.id or primary.arn
   return r
 end
 

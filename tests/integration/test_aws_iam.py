@@ -33,12 +33,16 @@ IAM_OF = {
     "aws.rds.reboot_db_instance": ["rds:RebootDBInstance"],
     "aws.rds.failover_db_cluster": ["rds:FailoverDBCluster"],
     "aws.rds.describe_db_snapshots": ["rds:DescribeDBSnapshots"],
-    "aws.rds.restore_db_instance_to_point_in_time": ["rds:RestoreDBInstanceToPointInTime"],
-    "aws.rds.restore_db_instance_from_snapshot": ["rds:RestoreDBInstanceFromDBSnapshot"],
+    # tags given at creation need rds:AddTagsToResource too (the runbooks give them)
+    "aws.rds.restore_db_instance_to_point_in_time": ["rds:RestoreDBInstanceToPointInTime",
+                                                     "rds:AddTagsToResource"],
+    "aws.rds.restore_db_instance_from_snapshot": ["rds:RestoreDBInstanceFromDBSnapshot",
+                                                  "rds:AddTagsToResource"],
     "aws.rds.describe_events": ["rds:DescribeEvents"],
     # looks the name up first (idempotent in effect), then creates
     "aws.rds.create_db_instance_read_replica": ["rds:DescribeDBInstances",
-                                                "rds:CreateDBInstanceReadReplica"],
+                                                "rds:CreateDBInstanceReadReplica",
+                                                "rds:AddTagsToResource"],
     "aws.rds.modify_db_instance": ["rds:ModifyDBInstance"],
     "aws.rds.delete_db_instance": ["rds:DeleteDBInstance"],
     # DescribeDBSnapshots only when the name exists (to tell our snapshot from another)
@@ -138,11 +142,15 @@ SCENARIOS = {
                         "aws.appautoscaling.register_scalable_target",
                         "aws.ec2.authorize_security_group_ingress",
                         "aws.ec2.describe_security_groups"] + NOTIFY,
+    # the recovery replicas are rebuilt from the restored instance: created (after a delete,
+    # which comes last here so that it has something to delete)
     "db-corruption-restore": ["aws.rds.describe_db_instance", "aws.rds.describe_db_snapshots",
                               "aws.rds.restore_db_instance_to_point_in_time",
                               "aws.rds.restore_db_instance_from_snapshot",
                               "aws.route53.get_record", "aws.route53.upsert_record",
-                              "aws.route53.get_change"] + NOTIFY,
+                              "aws.route53.get_change",
+                              "aws.rds.create_db_instance_read_replica",
+                              "aws.rds.delete_db_instance"] + NOTIFY,
 }
 
 # IAM actions a policy grants beyond IAM_OF of its drbook actions: AWS authorizes a

@@ -74,6 +74,21 @@ def body(sb, c):
         c.eq(diff(before, snapshot(sb)), [], "the readiness check changed nothing")
         c.eq(Hook.texts, [], "ready: no notification")
 
+        # the other failovers' invariants, in one command (each runbook's own preflight)
+        others = [os.path.join(RUNBOOKS, n) for n in ("ecs-task-failure.yaml",
+                                                      "rds-multi-az-failover.yaml")]
+        p = drbook(sb, "readiness", *others, "--runs-dir", runs, "--json")
+        if not c.eq(p.returncode, 0, "the ECS and Multi-AZ failovers are ready too (exit 0)"):
+            show(p)
+        try:
+            got = {r["runbook"]: (r["ready"], len(r["checks"]))
+                   for r in json.loads(p.stdout)["runbooks"]}
+        except (ValueError, KeyError):
+            got = {}
+        c.ok(set(got) == {"ecs-task-failure", "rds-multi-az-failover"} and
+             all(ready and n >= 2 for ready, n in got.values()),
+             "each is ready after its own checks (%s)" % got)
+
         # drift 1: a DR service is gone
         ecs = sb.client("ecs", "eu-west-1")
         ecs.update_service(cluster="prod-eu", service="payment", desiredCount=0)

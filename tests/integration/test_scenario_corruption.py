@@ -8,7 +8,9 @@
 # (nothing switched), a failed health check after the switch (the record is switched back),
 # a snapshot restore, resume after a kill before and after the restore call, the
 # point-in-time restore whose end state is checked on the real servers, and a second run
-# refused because the staging instance exists.
+# refused because the staging instance exists. The runs pass rebuild_replicas=false (the
+# replicas' rebuild and the staging network are test_scenario_corruption_staging.py's): the
+# replicas keep following prod-db.
 import json
 import os
 import shutil
@@ -289,6 +291,16 @@ def case_point_in_time(sb, c, d, corr, original, alerts):
          "run.end says why (%s)" % run_end(log).get("error"))
     c.eq(record_values(sb), before, "the record is unchanged")
 
+    # rebuild_replicas=false: the replicas were left alone, still streaming from prod-db
+    for region, ident in (("eu-west-1", "prod-db-eu"), ("ap-southeast-1", "prod-db-ap")):
+        r = sb.client("rds", region).describe_db_instances(DBInstanceIdentifier=ident)[
+            "DBInstances"][0]
+        c.ok(r.get("ReadReplicaSourceDBInstanceIdentifier", "").endswith(":db:prod-db"),
+             "rebuild_replicas=false: %s still follows prod-db (%s)" %
+             (ident, r.get("ReadReplicaSourceDBInstanceIdentifier")))
+    c.eq(sb.value("DR_DB_DSN", "select pg_is_in_recovery()"), "t",
+         "rebuild_replicas=false: prod-db-eu's server is still a replica")
+
 
 def body(sb, c):
     sb.up()
@@ -314,7 +326,8 @@ def body(sb, c):
              "after inject: prod-db lost %d orders" % corr["rows_deleted"])
         d = Drbook(sb, tmp, RUNBOOK, {"DRBOOK_DB_PASSWORD": sb.vars["DRB_SANDBOX_PG_PASSWORD"]})
         d.alerts = alerts
-        base = ["zone_id=" + sb.vars["DRB_SANDBOX_ZONE_ID"], "record_type=SRV"]
+        base = ["zone_id=" + sb.vars["DRB_SANDBOX_ZONE_ID"], "record_type=SRV",
+                "rebuild_replicas=false"]
         run = d.run
         d.run = lambda *p, **kw: run(*(base + list(p)), **kw)
         for case in (case_future, case_validation_fails, case_health_fails, case_snapshot,

@@ -274,7 +274,7 @@ def body(sb, c):
     c.eq(run_end(log).get("status"), "rolled_back", "run.end status rolled_back")
     c.eq(((step_result(log, "old-primary") or {}).get("state"),
           (step_result(log, "rebuild-primary") or {}).get("action")),
-         ("replica", "follows prod-db-eu"),
+         ("replica", "follows the new primary"),
          "the second run found prod-db already following prod-db-eu")
     c.eq(pgrole(v["DR_DB_DSN"])[:2] if pgrole(v["DR_DB_DSN"]) else None, ("f", "off"),
          "prod-db-eu is writable, out of recovery")

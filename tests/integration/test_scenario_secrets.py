@@ -179,7 +179,10 @@ def body(sb, c):
                                      "-p", "detected_at=" + corr["corrupted_at"],
                                      "-p", "restore_to=" + corr["restore_to"],
                                      "-p", "method=snapshot",
-                                     "-p", "snapshot=" + sb.vars["DRB_SANDBOX_SNAPSHOT"]],
+                                     "-p", "snapshot=" + sb.vars["DRB_SANDBOX_SNAPSHOT"],
+                                     # the region failover below promotes prod-db-eu as a
+                                     # replica of prod-db: it must not follow the restore
+                                     "-p", "rebuild_replicas=false"],
                             json_out=False)
         c.eq(p.returncode, 0, "db-corruption-restore succeeds")
         c.ok(calls(log, "pg"), "corruption: PostgreSQL was used with DRBOOK_DB_PASSWORD")

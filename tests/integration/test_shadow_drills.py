@@ -15,6 +15,8 @@
 #     tears down (teardown after a failure), exit 1, production as it was;
 #   - `drbook gameday` runs a drill marked `shadow: true` as a shadow drill: production as it
 #     was;
+#   - a stop condition (stop_when) whose alarm goes to ALARM during a drill stops it within
+#     5 s: its change rolled back, its copy torn down, production as it was;
 #   - SIGTERM while a drill waits in its steps, after setup made its copy: teardown still
 #     runs, exit 1;
 #   - a drill- instance restored from the seed snapshot is backed by a real PostgreSQL server
@@ -28,6 +30,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+from datetime import datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
@@ -379,6 +383,86 @@ def case_sigterm_tears_down(sb, c, d):
     c.eq(diff(before, production_state(sb)), [], "production unchanged after the stopped drill")
 
 
+# a drill with a stop condition (stop_when): it scales its copy up, then holds; the alarm goes
+# to ALARM while it holds
+STOPPED = """
+version: 1
+name: shadow-stopped
+stop_when:
+  - { alarm: drill-stop, region: us-east-1 }
+params:
+  cluster: { type: string, default: "%s" }
+  service: { type: string, default: api }
+steps:
+  - id: scale-copy
+    action: aws.ecs.update_service
+    with: { cluster: "${params.cluster}", service: "${params.service}", desired_count: 2,
+            region: us-east-1 }
+    rollback:
+      action: aws.ecs.update_service
+      with: { cluster: "${params.cluster}", service: "${params.service}", desired_count: 1,
+              region: us-east-1 }
+  - id: hold
+    action: sleep
+    with: { duration: 10m }
+shadow:
+  setup:
+    - id: shadow-service
+      action: aws.ecs.create_service
+      with: { cluster: "${params.cluster}", service: drill-api, like: api, desired_count: 1,
+              region: us-east-1 }
+  params: { service: drill-api }
+  teardown:
+    - id: remove-shadow-service
+      action: aws.ecs.delete_service
+      with: { cluster: "${params.cluster}", service: drill-api, force: true, region: us-east-1 }
+"""
+
+
+def case_stop_condition_stops_a_shadow_drill(sb, c, d):
+    # an alarm set during a game day stops it within 5 s: the copy's change is rolled back,
+    # the copy torn down, production as it was
+    before = production_state(sb)      # the alarm is the test's: made here, deleted below
+    cw = sb.client("cloudwatch")
+    cw.put_metric_alarm(AlarmName="drill-stop", Namespace="drbook/test", MetricName="errors",
+                        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0,
+                        ComparisonOperator="GreaterThanOrEqualToThreshold")
+    cw.set_alarm_state(AlarmName="drill-stop", StateValue="OK", StateReason="quiet")
+    rb = os.path.join(d.tmp, "stopped.yaml")
+    with open(rb, "w") as f:
+        f.write(STOPPED % sb.vars["DRB_SANDBOX_CLUSTER_US"])
+    argv, audit = d.argv(rb)
+    p = subprocess.Popen(argv, cwd=d.tmp, env=d.env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        c.ok(wait_for(lambda: ev(log_of(audit), "step.start", "hold"), 60, 0.02),
+             "the drill scaled its copy and holds")
+        set_at = time.time()
+        cw.set_alarm_state(AlarmName="drill-stop", StateValue="ALARM", StateReason="5xx")
+        _, err = p.communicate(timeout=120)
+        d._check_stderr(err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        cw.delete_alarms(AlarmNames=["drill-stop"])
+    log = log_of(audit)
+    end = ev(log, "run.end")[0]["data"] if ev(log, "run.end") else {}
+    c.eq((p.returncode, end.get("status"), end.get("reason")),
+         (1, "rolled_back", "stop condition drill-stop"),
+         "the alarm stopped the drill: exit 1, rolled back, the reason names the alarm")
+    held = ev(log, "step.end", "hold")
+    took = (datetime.fromisoformat(held[0]["ts"].replace("Z", "+00:00")).timestamp() - set_at
+            if held else None)
+    c.ok(took is not None and took < 5.0, "stopped within 5 s of the alarm (%s s)" % took)
+    sent = [r["data"]["request"]["body"]["service"] for r in calls(log, "UpdateService")]
+    rb_end = ev(log, "rollback.end", "scale-copy")
+    c.ok(rb_end and rb_end[0]["data"]["status"] == "ok" and sent == ["drill-api"] * 2,
+         "the copy's scaling was rolled back, on drill-api only (%s)" % sent)
+    c.ok(teardown_ok(log) and calls(log, "DeleteService"), "teardown ran after the stop")
+    c.eq(diff(before, production_state(sb)), [], "production unchanged after the stopped drill")
+
+
 RDS_COPY = """
 version: 1
 name: shadow-rds-copy
@@ -448,7 +532,8 @@ def body(sb, c):
         d = Drill(sb, tmp)
         for case in (case_ecs_shadow_drill, case_gameday_runs_a_shadow_drill,
                      case_violation_rolls_back_and_tears_down,
-                     case_sigterm_tears_down, case_restored_copy_backed_by_postgres):
+                     case_sigterm_tears_down, case_stop_condition_stops_a_shadow_drill,
+                     case_restored_copy_backed_by_postgres):
             print("# %s" % case.__name__, flush=True)
             case(sb, c, d)
         c.eq(d.sanitizer, [], "no sanitizer report from any drbook run")

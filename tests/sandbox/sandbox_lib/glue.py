@@ -96,6 +96,7 @@ class Glue:
         self.ecs_due = {}                   # (region, cluster, service) -> monotonic due time
         self.ecs_force = {}                 # same key -> task ARNs a forced deployment replaces
         self.restores = {}                  # instance id -> node name
+        self.staging_app_security_group = None  # the group the staging application runs in
         self.errors = []                    # background failures, shown by `status`
         self._stop = threading.Event()
         self._threads = []
@@ -528,9 +529,9 @@ class Glue:
         instances are refused, their servers are the sandbox itself."""
         ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
         if resp.region == AP and ident == AP_REPLICA_ID and self.live:
-            return self._rds_delete_replica_node(resp, call)
-        if resp.region == EU and ident == REPLICA_ID and self.live and self._eu_deletable():
-            return self._rds_delete_replica_node(resp, call)
+            return self._rds_delete_ap_replica(resp, call)
+        if resp.region == EU and ident == REPLICA_ID and self.live:
+            return self._rds_delete_seeded_replica(resp, call, EU, REPLICA_ID, self.replica)
         if resp.region == US and ident == PAIR_ID and self.live and self._promoted_elsewhere():
             return self._rds_delete_old_primary(resp, call)
         if ident in (PAIR_ID, REPLICA_ID):
@@ -609,6 +610,7 @@ class Glue:
         multi_az = _truthy(_param(resp, "MultiAZ", "multi_az"))
         result = call()
         db = self._rds_backend(US).databases[target]
+        self._restore_settings_as_aws(resp, db)
         db.port = port
         db.status = "creating"
         # Multi-AZ when asked (a shadow drill's copy of prod-db): one server, whose forced
@@ -624,6 +626,23 @@ class Glue:
         self.restores[target] = name
         self._spawn("restore-" + target, self._do_restore, db, name, port, ts)
         return result
+
+    def _restore_settings_as_aws(self, resp, db):
+        """moto copies the source's security groups, parameter group and tags into a
+        point-in-time restore; RDS does not: what the request does not give is RDS's default
+        (the default VPC's default security group, no subnet group, the default parameter
+        group, no tags), which is how a restore lands where the application cannot reach it."""
+        if not _param(resp, "VpcSecurityGroupIds", "vpc_security_group_ids"):
+            from moto.ec2.models import ec2_backends
+            ec2 = ec2_backends[self.account][US]
+            db.vpc_security_group_ids = [ec2.get_default_security_group(ec2.default_vpc.id).id]
+        if not _param(resp, "DBSubnetGroupName", "db_subnet_group_name"):
+            db.db_subnet_group_name = None
+            db.db_subnet_group = None
+        if not _param(resp, "DBParameterGroupName", "db_parameter_group_name"):
+            db.db_parameter_group_name = None
+        if not _param(resp, "Tags", "tags"):
+            db.tags = []
 
     def _do_restore(self, db, name, port, ts):
         node = Node(self.paths, name, port, self.password)
@@ -683,11 +702,13 @@ class Glue:
     # it cannot be re-pointed at another source: a failover to eu-west-1 deletes it and
     # creates a new read replica of the promoted instance, and the glue rebuilds the real
     # server from that instance's server (pg_basebackup) on the same port.
-    def _rds_delete_replica_node(self, resp, call):
-        """prod-db-ap, or prod-db-eu (a fail-back rebuilds it): the instance goes, its server
-        stops; create_db_instance_read_replica of the same id rebuilds the server."""
-        ident = _param(resp, "DBInstanceIdentifier", "db_instance_identifier")
-        db = self._rds_backend(resp.region).databases.get(ident)
+    def _rds_delete_ap_replica(self, resp, call):
+        return self._rds_delete_seeded_replica(resp, call, AP, AP_REPLICA_ID, self.ap_replica)
+
+    def _rds_delete_seeded_replica(self, resp, call, region, ident, name):
+        """Deleting a seeded cross-region replica (prod-db-eu, prod-db-ap) stops its server;
+        its node stays, to be rebuilt on the same port by a new read replica of that id."""
+        db = self._rds_backend(region).databases.get(ident)
         if db is not None and db.status in ("creating", "modifying"):
             raise self._rds_error("InvalidDBInstanceState",
                                   "DB Instance %s is %s." % (ident, db.status))
@@ -703,7 +724,6 @@ class Glue:
             else:
                 db.is_replica = False   # its source is gone already: nothing to detach from
         result = call()
-        name = self._replica_node(resp.region, ident)
         node = self.nodes.get(name) if name else None
         if node is not None:
             self._spawn("delete-" + ident, node.stop, "fast")
@@ -716,8 +736,13 @@ class Glue:
         source = _param(resp, "SourceDBInstanceIdentifier", "source_db_instance_identifier")
         if self.live and resp.region == US and ident == PAIR_ID:
             return self._rds_failback_replica(resp, call, source)
-        rebuilt = self.live and ((resp.region == AP and ident == AP_REPLICA_ID) or
-                                 (resp.region == EU and ident == REPLICA_ID))
+        seeded = {(EU, REPLICA_ID): self.replica, (AP, AP_REPLICA_ID): self.ap_replica}
+        src = self._db_of(source)
+        if self.live and seeded.get((resp.region, ident)) and src is not None and \
+                src.region == US and src.db_instance_identifier in self.restores:
+            return self._rds_replica_of_restored(resp, call, ident,
+                                                 seeded[(resp.region, ident)], src)
+        rebuilt = self.live and seeded.get((resp.region, ident)) is not None
         if resp.region == EU and str(source or "").split(":")[-1] == PAIR_ID and not rebuilt:
             return self._rds_read_replica(resp, call)
         if not rebuilt:
@@ -745,7 +770,8 @@ class Glue:
         result = call()
         db = self._rds_backend(resp.region).databases[ident]
         db.port, db.multi_az, db.status = node.port, False, "creating"
-        self._spawn("rebuild-" + ident, self._do_rebuild_ap, db, node, src_node, upstream)
+        self._spawn("rebuild-" + ident, self._do_rebuild_ap, db, node, src_node, True,
+                    upstream)
         return result
 
     def _db_of_region(self, region, ident):
@@ -761,20 +787,21 @@ class Glue:
         name = self._replica_node(region, ident)
         return self.nodes.get(name) if name else None
 
-    def _do_rebuild_ap(self, db, node, src_node, upstream=None):
-        """Rebuilds a cross-region replica's server (prod-db-ap, or prod-db-eu in a
-        fail-back) on its own port."""
+    def _do_rebuild_ap(self, db, node, src_node, archive_fallback=True, upstream=None):
+        """Rebuilds a seeded cross-region replica's server (prod-db-ap, or prod-db-eu) on its
+        own port."""
         ident = db.db_instance_identifier
         try:
             node.stop("immediate")
             # streams straight from the new primary's server (what a new cross-region replica
-            # of that instance does), or through prod-db's writer endpoint, with the WAL
-            # archive as the fallback
+            # of that instance does), or through prod-db's writer endpoint (upstream), with the
+            # WAL archive as the fallback; not for a restored server: the archive holds
+            # production's timelines, not its own
             node.clone_from(src_node.port)
             node.write_config(archive=False,
                               primary_conninfo=node.replication_conninfo(
                                   upstream or src_node.port),
-                              recovery={"archive_fallback": True})
+                              recovery={"archive_fallback": True} if archive_fallback else None)
             (node.datadir / "standby.signal").touch()
             from .common import chown_pg
             chown_pg(node.datadir / "standby.signal")
@@ -786,6 +813,25 @@ class Glue:
             db.status = "failed"
             self._fail("CreateDBInstanceReadReplica %s" % ident, e)
 
+    def _rds_replica_of_restored(self, resp, call, ident, name, src):
+        """prod-db-eu or prod-db-ap created again as a read replica of a restored instance
+        (the corruption runbook's rebuild): its own server, on its port, cloned from the
+        restored server and streaming from it."""
+        backend = self._rds_backend(resp.region)
+        if ident in backend.databases:
+            raise self._rds_error("DBInstanceAlreadyExists",
+                                  "DB instance already exists: %s" % ident)
+        src_node = self.nodes.get(self.restores[src.db_instance_identifier])
+        if src.status != "available" or src.is_replica or src_node is None:
+            raise self._rds_error("InvalidDBInstanceState", "source %s is %s" %
+                                  (src.db_instance_identifier, src.status))
+        node = self.nodes[name]
+        result = call()
+        db = backend.databases[ident]
+        db.port, db.multi_az, db.status = node.port, False, "creating"
+        self._spawn("rebuild-" + ident, self._do_rebuild_ap, db, node, src_node, False)
+        return result
+
     # ------------------------------------------------------------------ fail-back (issue 11.9)
     # After a region failover prod-db-eu is the writer and prod-db, once us-east-1 is back
     # (inject region-recover), a stale primary on its own timeline. As on RDS: prod-db is
@@ -794,7 +840,7 @@ class Glue:
     # streaming from it) behind prod-db's endpoint (the writer-endpoint proxy: the endpoint's
     # name comes from the identifier); promoting it makes it the writer, with a new Multi-AZ
     # standby when it was created Multi-AZ. prod-db-eu and prod-db-ap are then rebuilt from it
-    # (_rds_delete_replica_node, _do_rebuild_ap). runbooks/region-failback.yaml does all this.
+    # (_rds_delete_seeded_replica, _do_rebuild_ap). runbooks/region-failback.yaml does all this.
     def _promoted_elsewhere(self):
         """A cross-region replica was promoted: prod-db is no longer the only primary."""
         for region, ident in ((EU, REPLICA_ID), (AP, AP_REPLICA_ID)):
@@ -802,15 +848,6 @@ class Glue:
             if db is not None and not db.is_replica:
                 return True
         return False
-
-    def _eu_deletable(self):
-        """prod-db-eu may be deleted (and rebuilt) while it is a replica, or once prod-db is a
-        primary again beside it (a fail-back's last step); never while it is the only
-        writer."""
-        db = self._db_of_region(EU, REPLICA_ID)
-        pair = self._db_of_region(US, PAIR_ID)
-        return db is None or db.is_replica or (pair is not None and not pair.is_replica and
-                                               self.writer is not None)
 
     def _rds_delete_old_primary(self, resp, call):
         db = self._db_of_region(US, PAIR_ID)

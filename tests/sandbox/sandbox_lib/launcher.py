@@ -329,6 +329,8 @@ def main():
         glue.stores.settle()
         from .seed import seed_ap_southeast_1
         cloud["ap"] = seed_ap_southeast_1(endpoint, glue, ports, cloud)
+        from .seed import seed_db_network
+        db_network = seed_db_network(endpoint, glue, cloud)
         _log("cloud seeded (%.1fs)" % (time.monotonic() - t0))
         # the ARC cluster's five endpoints, one per region, behind the same fault mechanism
         for i, region in enumerate(ARC_REGIONS):
@@ -382,6 +384,8 @@ def main():
                     "DRB_SANDBOX_SERVICE_ALARM": "{cluster}-{service}-running-tasks",
                     "DRB_SANDBOX_LB_URL": lb.url})
         env.update(stores_env(stores))
+        from .seed import db_network_env
+        env.update(db_network_env(db_network, lb.url))
         _write_env(paths, env)
 
         if paths.control.exists():

@@ -306,3 +306,82 @@ def seed_ap_southeast_1(endpoint, glue, ports, cloud):
     replica.multi_az = False
     cloud["db_instances"][AP_REPLICA_ID] = AP
     return out
+
+
+# ---------------------------------------------------------------- database networks
+# The databases' network and settings, as on AWS (issue 11, point 6): in every region a
+# security group `prod-db` (us-east-1's is seed_security_groups', which admits the
+# application's group `prod-app`) and a DB subnet group `prod-db` in the default VPC and a
+# parameter group `prod-postgres15`, given to prod-db and its replicas. The staging
+# environment is a VPC of its own: its subnets, a DB subnet group `staging-db`, a security
+# group `staging-db` admitting `staging-app` (the group the staging application runs in: the
+# load balancer's /_staging/ answers only for an instance one of whose groups admits it), and
+# a parameter group `staging-postgres15`. Runs in the no-auth window after
+# seed_ap_southeast_1.
+DB_PORT = 5432
+DB_GROUP = "prod-db"
+DB_PARAMETER_GROUP = "prod-postgres15"
+STAGING = {"cidr": "10.20.0.0/16", "subnet_group": "staging-db",
+           "parameter_group": "staging-postgres15"}
+
+
+def _admit(ec2, vpc, name, admits=None):
+    """A security group of vpc; with admits, it lets that group in on the database port."""
+    sg = ec2.create_security_group(GroupName=name, Description="drbook sandbox: " + name,
+                                   VpcId=vpc)["GroupId"]
+    if admits:
+        ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": DB_PORT, "ToPort": DB_PORT,
+            "UserIdGroupPairs": [{"GroupId": admits}]}])
+    return sg
+
+
+def seed_db_network(endpoint, glue, cloud):
+    out = {"db_security_groups": {}}
+    for region, ident in ((US, PAIR_ID), (EU, REPLICA_ID), (AP, AP_REPLICA_ID)):
+        ec2, rds = client(endpoint, "ec2", region), client(endpoint, "rds", region)
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])[
+            "Vpcs"][0]["VpcId"]
+        subnets = [s["SubnetId"] for s in ec2.describe_subnets(
+            Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]][:2]
+        sg = cloud["security_groups"]["db"] if region == US else _admit(ec2, vpc, DB_GROUP)
+        rds.create_db_subnet_group(DBSubnetGroupName=DB_GROUP, SubnetIds=subnets,
+                                   DBSubnetGroupDescription="prod-db's subnets")
+        rds.create_db_parameter_group(DBParameterGroupName=DB_PARAMETER_GROUP,
+                                      DBParameterGroupFamily="postgres15",
+                                      Description="prod-db's parameters")
+        rds.modify_db_instance(DBInstanceIdentifier=ident, VpcSecurityGroupIds=[sg],
+                               DBSubnetGroupName=DB_GROUP,
+                               DBParameterGroupName=DB_PARAMETER_GROUP, ApplyImmediately=True)
+        out["db_security_groups"][region] = sg
+
+    ec2, rds = client(endpoint, "ec2", US), client(endpoint, "rds", US)
+    vpc = ec2.create_vpc(CidrBlock=STAGING["cidr"])["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.%d.0/24" % i,
+                                 AvailabilityZone=US + az)["Subnet"]["SubnetId"]
+               for i, az in ((1, "a"), (2, "b"))]
+    app = _admit(ec2, vpc, "staging-app")
+    sg = _admit(ec2, vpc, "staging-db", admits=app)
+    rds.create_db_subnet_group(DBSubnetGroupName=STAGING["subnet_group"], SubnetIds=subnets,
+                               DBSubnetGroupDescription="the staging environment's subnets")
+    rds.create_db_parameter_group(DBParameterGroupName=STAGING["parameter_group"],
+                                  DBParameterGroupFamily="postgres15",
+                                  Description="the staging environment's parameters")
+    glue.staging_app_security_group = app
+    out["staging"] = dict(STAGING, vpc=vpc, security_group=sg, app_security_group=app)
+    return out
+
+
+def db_network_env(net, lb_url):
+    st = net["staging"]
+    return {
+        "DRB_SANDBOX_DB_SECURITY_GROUP_EU": net["db_security_groups"][EU],
+        "DRB_SANDBOX_DB_SECURITY_GROUP_AP": net["db_security_groups"][AP],
+        "DRB_SANDBOX_DB_SUBNET_GROUP": DB_GROUP,
+        "DRB_SANDBOX_DB_PARAMETER_GROUP": DB_PARAMETER_GROUP,
+        "DRB_SANDBOX_STAGING_VPC": st["vpc"],
+        "DRB_SANDBOX_STAGING_SECURITY_GROUP": st["security_group"],
+        "DRB_SANDBOX_STAGING_SUBNET_GROUP": st["subnet_group"],
+        "DRB_SANDBOX_STAGING_PARAMETER_GROUP": st["parameter_group"],
+        "DRB_SANDBOX_STAGING_URL": lb_url + "/_staging",
+    }
