@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include <drbook/error.h>
+#include <drbook/util.h>
 
 /* Longest record line in bytes, without its newline: a longer record is refused by
  * drb_audit_append (DRB_ELIMIT) and a longer line fails verification. */
@@ -191,5 +192,20 @@ int drb_audit_key_load(const char *path, unsigned char **key, size_t *key_len, d
  * The exact rules are in docs/audit.md. NULL for NULL or when out of memory; the caller owns
  * the copy (json_decref). */
 json_t *drb_audit_scrub(const json_t *v);
+
+/* drb_audit_scrub_dump's answer when v holds what only the two passes render exactly (a key
+ * with a NUL byte, text that is not valid UTF-8): scrub, then json_dumps, as before. */
+#define DRB_AUDIT_DUMP_SLOW 1
+
+/* Appends to out the text json_dumps(drb_audit_scrub(v), JSON_COMPACT | JSON_PRESERVE_ORDER |
+ * JSON_ENSURE_ASCII) gives (v an object), byte for byte, in one pass without the copy: what
+ * the audit log writes as a record's data. 0; DRB_ELIMIT when out's cap is reached,
+ * DRB_ENOMEM, DRB_EINVAL when v is not an object, or DRB_AUDIT_DUMP_SLOW. On failure out holds
+ * a partial text. */
+int drb_audit_scrub_dump(const json_t *v, drb_buf *out);
+
+/* Appends s (n bytes) as a JSON string the way jansson writes it with JSON_ENSURE_ASCII.
+ * 0, DRB_ELIMIT, DRB_ENOMEM, or DRB_AUDIT_DUMP_SLOW when s is not valid UTF-8. */
+int drb_audit_json_string(drb_buf *out, const char *s, size_t n);
 
 #endif

@@ -409,7 +409,7 @@ static void undo_write(drb_audit *a)
 static int write_line(drb_audit *a, const char *event, const char *event_s, const char *step_s,
 		      const char *data_s, drb_err *err)
 {
-	char ts[32], hash[65];
+	char ts[32], hash[65], seq[24];
 	drb_buf line;
 	int rc = 0;
 
@@ -422,14 +422,17 @@ static int write_line(drb_audit *a, const char *event, const char *event_s, cons
 		goto out;
 	}
 	drb_rfc3339_ms(drb_wall_ms(), ts);
-	rc = drb_buf_printf(&line,
-			    DRB_AUDIT_LINE_START "%ld,\"ts\":\"%s\",\"run\":%s,"
-						 "\"event\":%s,\"step\":%s,\"data\":",
-			    a->seq + 1, ts, a->run_json, event_s, step_s);
-	if (!rc)
-		rc = drb_buf_puts(&line, data_s);
-	if (!rc)
-		rc = drb_buf_printf(&line, ",\"prev\":\"%s\"", a->prev);
+	/* the fields in their order, appended: a printf per record cost more than its hash */
+	snprintf(seq, sizeof(seq), "%ld", a->seq + 1);
+	{
+		const char *parts[] = {DRB_AUDIT_LINE_START, seq,	  ",\"ts\":\"",	 ts,
+				       "\",\"run\":",	     a->run_json, ",\"event\":", event_s,
+				       ",\"step\":",	     step_s,	  ",\"data\":",	 data_s,
+				       ",\"prev\":\"",	     a->prev,	  "\""};
+
+		for (size_t i = 0; !rc && i < sizeof(parts) / sizeof(parts[0]); i++)
+			rc = drb_buf_puts(&line, parts[i]);
+	}
 	if (!rc && a->key) {
 		unsigned char md[32];
 		char mac[65];
@@ -504,13 +507,39 @@ static int write_head(drb_audit *a, drb_err *err)
 	return rc;
 }
 
+/* event or step as JSON text into b (NULL step: null); DRB_AUDIT_DUMP_SLOW when not UTF-8 */
+static int quote_into(drb_buf *b, const char *s)
+{
+	return s ? drb_audit_json_string(b, s, strlen(s)) : drb_buf_puts(b, "null");
+}
+
+/* The data's text the two-pass way (scrub, then json_dumps), for what drb_audit_scrub_dump
+ * leaves to it. */
+static int dump_slow(const json_t *data, drb_buf *out)
+{
+	json_t *clean = drb_audit_scrub(data);
+	char *s = NULL;
+	int rc;
+
+	out->len = 0;
+	if (!clean)
+		return DRB_ENOMEM;
+	s = json_dumps(clean, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+	rc = s ? drb_buf_puts(out, s) : DRB_AUDIT_DUMP_SLOW;
+	free(s);
+	json_decref(clean);
+	return rc;
+}
+
 int drb_audit_append(drb_audit *a, const char *event, const char *step, const json_t *data,
 		     drb_err *err)
 {
-	json_t *clean = NULL;
-	char *data_s = NULL, *event_s = NULL, *step_s = NULL;
-	int rc = 0, locked = 0;
+	drb_buf data_b, event_b, step_b;
+	int rc = 0, locked = 0, qe, qs;
 
+	drb_buf_init(&data_b, DRB_AUDIT_LINE_MAX);
+	drb_buf_init(&event_b, DRB_AUDIT_LINE_MAX);
+	drb_buf_init(&step_b, DRB_AUDIT_LINE_MAX);
 	if (!a || !event || !*event) {
 		rc = drb_err_set(err, DRB_EINVAL, "audit append: no log or no event");
 		goto out;
@@ -524,29 +553,30 @@ int drb_audit_append(drb_audit *a, const char *event, const char *step, const js
 		rc = drb_err_set(err, DRB_EINVAL, "audit %s: data must be a JSON object", event);
 		goto out;
 	}
-	/* the slow part (scrub and serialise) happens before taking the lock */
-	clean = data ? drb_audit_scrub(data) : json_object();
-	event_s = json_quote(event);
-	step_s = step ? json_quote(step) : drb_strdup("null");
-	if (!clean || !event_s || !step_s) {
-		rc = drb_err_set(err, !event_s || !step_s ? DRB_EINVAL : DRB_ENOMEM, "audit %s: %s",
-				 event,
-				 !clean ? "out of memory" : "event or step is not valid UTF-8");
+	/* the slow part (scrub and serialise, one pass) happens before taking the lock */
+	rc = data ? drb_audit_scrub_dump(data, &data_b) : drb_buf_puts(&data_b, "{}");
+	if (rc == DRB_AUDIT_DUMP_SLOW)
+		rc = dump_slow(data, &data_b);
+	qe = quote_into(&event_b, event);
+	qs = quote_into(&step_b, step);
+	if (rc == DRB_ENOMEM || qe || qs) {
+		rc = drb_err_set(err, qe || qs ? DRB_EINVAL : DRB_ENOMEM, "audit %s: %s", event,
+				 rc == DRB_ENOMEM ? "out of memory"
+						  : "event or step is not valid UTF-8");
 		goto out;
 	}
-	data_s = json_dumps(clean, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
-	if (!data_s) {
+	if (rc == DRB_AUDIT_DUMP_SLOW) {
 		rc = drb_err_set(err, DRB_ENOMEM, "audit %s: cannot serialise data", event);
 		goto out;
 	}
-	if (strlen(data_s) > DRB_AUDIT_LINE_MAX) {
+	if (rc == DRB_ELIMIT) {
 		rc = drb_err_set(err, DRB_ELIMIT, "audit %s: record of more than %u bytes refused",
 				 event, DRB_AUDIT_LINE_MAX);
 		goto out;
 	}
 	pthread_mutex_lock(&a->mu);
 	locked = 1;
-	rc = write_line(a, event, event_s, step_s, data_s, err);
+	rc = write_line(a, event, event_b.p, step_b.p, data_b.p, err);
 	if (rc)
 		goto out;
 	a->since_head++;
@@ -557,10 +587,9 @@ int drb_audit_append(drb_audit *a, const char *event, const char *step, const js
 out:
 	if (locked)
 		pthread_mutex_unlock(&a->mu);
-	free(data_s);
-	free(event_s);
-	free(step_s);
-	json_decref(clean);
+	drb_buf_free(&data_b);
+	drb_buf_free(&event_b);
+	drb_buf_free(&step_b);
 	return rc;
 }
 

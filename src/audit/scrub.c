@@ -257,26 +257,26 @@ static size_t scrub_bearer(const char *s, size_t n, size_t i, size_t j, drb_buf 
 	return e;
 }
 
-static json_t *scrub_string(const char *s, size_t n)
+/* The redacted text of s into b (empty; its cap is set here): 0, DRB_ELIMIT or DRB_ENOMEM. */
+static int scrub_text(const char *s, size_t n, drb_buf *b)
 {
-	json_t *out = NULL;
-	drb_buf b;
 	size_t i = 0;
 	int rc = 0;
 
 	/* each redaction turns at least one byte into three */
-	drb_buf_init(&b, n * 3 + 16);
+	b->len = 0;
+	b->max = n * 3 + 16;
 	while (i < n && rc == 0) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c == ':' && i + 2 < n && s[i + 1] == '/' && s[i + 2] == '/') {
-			size_t next = scrub_uri(s, n, i, &b, &rc);
+			size_t next = scrub_uri(s, n, i, b, &rc);
 
 			if (next != i) {
 				i = next;
 				continue;
 			}
-			rc = drb_buf_append(&b, s + i, 3);
+			rc = drb_buf_append(b, s + i, 3);
 			i += 3;
 			continue;
 		}
@@ -285,20 +285,31 @@ static json_t *scrub_string(const char *s, size_t n)
 
 			while (j < n && is_ident((unsigned char)s[j]))
 				j++;
-			next = scrub_pair(s, n, i, j, &b, &rc);
+			next = scrub_pair(s, n, i, j, b, &rc);
 			if (next == i)
-				next = scrub_bearer(s, n, i, j, &b, &rc);
+				next = scrub_bearer(s, n, i, j, b, &rc);
 			if (next != i) {
 				i = next;
 				continue;
 			}
-			rc = drb_buf_append(&b, s + i, j - i);
+			rc = drb_buf_append(b, s + i, j - i);
 			i = j;
 			continue;
 		}
-		rc = drb_buf_append(&b, s + i, 1);
+		rc = drb_buf_append(b, s + i, 1);
 		i++;
 	}
+	return rc;
+}
+
+static json_t *scrub_string(const char *s, size_t n)
+{
+	json_t *out = NULL;
+	drb_buf b;
+	int rc;
+
+	drb_buf_init(&b, 0);
+	rc = scrub_text(s, n, &b);
 	if (rc == 0)
 		out = json_stringn(b.p ? b.p : "", b.len);
 	else if (rc == DRB_ELIMIT)
@@ -369,4 +380,227 @@ json_t *drb_audit_scrub(const json_t *v)
 	if (!v)
 		return NULL;
 	return scrub(v, 0);
+}
+
+/* ---- one pass: scrubbed and serialised together ----
+ *
+ * drb_audit_scrub_dump writes the text json_dumps(drb_audit_scrub(v), JSON_COMPACT |
+ * JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII) would, byte for byte, without building the copy:
+ * the audit log's format is that text. jansson 2.14's rules (dump.c, utf8.c): strings are
+ * checked as UTF-8 and escaped with \\ \" \b \f \n \r \t, \uXXXX (upper-case hex) for the
+ * other control characters and every non-ASCII code point (a surrogate pair above U+FFFF);
+ * integers in decimal; reals by jansson itself (json_dumpb). What the copy would not carry
+ * unchanged (a key with a NUL byte, which the copy cuts, or text that is not valid UTF-8,
+ * which the copy refuses) is left to the two-pass path: DRB_AUDIT_DUMP_SLOW. */
+
+/* The code point at s (n > 0 bytes) and its length in bytes; 0 when not valid UTF-8. */
+static size_t utf8_next(const unsigned char *s, size_t n, int32_t *cp)
+{
+	unsigned char c = s[0];
+	size_t len;
+	int32_t v;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c < 0xC2 || c > 0xF4)
+		return 0;
+	len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+	if (n < len)
+		return 0;
+	v = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3F);
+	}
+	if ((len == 3 && v < 0x800) || (len == 4 && v < 0x10000) || v > 0x10FFFF ||
+	    (v >= 0xD800 && v <= 0xDFFF))
+		return 0;
+	*cp = v;
+	return len;
+}
+
+static char *put_u(char *p, int32_t v)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	*p++ = '\\';
+	*p++ = 'u';
+	for (int sh = 12; sh >= 0; sh -= 4)
+		*p++ = hex[(v >> sh) & 0xF];
+	return p;
+}
+
+int drb_audit_json_string(drb_buf *b, const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0, run = 0;
+	int rc = drb_buf_append(b, "\"", 1);
+
+	while (rc == 0 && i < n) {
+		char esc[12], *e = esc;
+		int32_t cp;
+		size_t len;
+
+		if (s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\') {
+			i++;
+			continue;
+		}
+		len = utf8_next(s + i, n - i, &cp);
+		if (!len)
+			return DRB_AUDIT_DUMP_SLOW;
+		switch (cp) {
+		case '\\':
+		case '"':
+			*e++ = '\\';
+			*e++ = (char)cp;
+			break;
+		case '\b':
+			*e++ = '\\';
+			*e++ = 'b';
+			break;
+		case '\f':
+			*e++ = '\\';
+			*e++ = 'f';
+			break;
+		case '\n':
+			*e++ = '\\';
+			*e++ = 'n';
+			break;
+		case '\r':
+			*e++ = '\\';
+			*e++ = 'r';
+			break;
+		case '\t':
+			*e++ = '\\';
+			*e++ = 't';
+			break;
+		default:
+			if (cp < 0x10000) {
+				e = put_u(e, cp);
+			} else {
+				cp -= 0x10000;
+				e = put_u(e, 0xD800 | ((cp & 0xffc00) >> 10));
+				e = put_u(e, 0xDC00 | (cp & 0x003ff));
+			}
+		}
+		rc = drb_buf_append(b, s + run, i - run);
+		if (rc == 0)
+			rc = drb_buf_append(b, esc, (size_t)(e - esc));
+		i += len;
+		run = i;
+	}
+	if (rc == 0)
+		rc = drb_buf_append(b, s + run, i - run);
+	if (rc == 0)
+		rc = drb_buf_append(b, "\"", 1);
+	return rc;
+}
+
+static int dump_int(drb_buf *b, json_int_t v)
+{
+	char t[24], *p = t + sizeof(t);
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return drb_buf_append(b, p, (size_t)(t + sizeof(t) - p));
+}
+
+/* null, booleans and numbers, as jansson writes them */
+static int dump_scalar(drb_buf *b, const json_t *v)
+{
+	char t[100];
+	size_t n;
+
+	switch (json_typeof(v)) {
+	case JSON_NULL:
+		return drb_buf_append(b, "null", 4);
+	case JSON_TRUE:
+		return drb_buf_append(b, "true", 4);
+	case JSON_FALSE:
+		return drb_buf_append(b, "false", 5);
+	case JSON_INTEGER:
+		return dump_int(b, json_integer_value(v));
+	default:
+		n = json_dumpb(v, t, sizeof(t), JSON_ENCODE_ANY);
+		if (!n || n > sizeof(t))
+			return DRB_AUDIT_DUMP_SLOW;
+		return drb_buf_append(b, t, n);
+	}
+}
+
+static int scrub_dump(const json_t *v, int depth, drb_buf *b, drb_buf *tmp)
+{
+	int rc = 0;
+
+	if (depth > SCRUB_MAX_DEPTH)
+		return drb_buf_puts(b, "\"" MASK "\"");
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		rc = drb_buf_append(b, "{", 1);
+		for (void *it = json_object_iter((json_t *)v), *first = it; it && rc == 0;
+		     it = json_object_iter_next((json_t *)v, it)) {
+			const char *key = json_object_iter_key(it);
+			size_t kn = strlen(key);
+			json_t *val = json_object_iter_value(it);
+			int counter = !strcmp(key, "token") && json_is_integer(val);
+
+			/* the copy would cut the key at its NUL */
+			if (kn != json_object_iter_key_len(it))
+				return DRB_AUDIT_DUMP_SLOW;
+			if (it != first)
+				rc = drb_buf_append(b, ",", 1);
+			if (rc == 0)
+				rc = drb_audit_json_string(b, key, kn);
+			if (rc == 0)
+				rc = drb_buf_append(b, ":", 1);
+			if (rc)
+				break;
+			if (name_is_secret(key, kn, NULL, NULL) && !counter)
+				rc = json_is_null(val) || json_is_boolean(val)
+					 ? dump_scalar(b, val)
+					 : drb_buf_puts(b, "\"" MASK "\"");
+			else
+				rc = scrub_dump(val, depth + 1, b, tmp);
+		}
+		return rc ? rc : drb_buf_append(b, "}", 1);
+	case JSON_ARRAY:
+		rc = drb_buf_append(b, "[", 1);
+		for (size_t i = 0; rc == 0 && i < json_array_size(v); i++) {
+			if (i)
+				rc = drb_buf_append(b, ",", 1);
+			if (rc == 0)
+				rc = scrub_dump(json_array_get(v, i), depth + 1, b, tmp);
+		}
+		return rc ? rc : drb_buf_append(b, "]", 1);
+	case JSON_STRING:
+		rc = scrub_text(json_string_value(v), json_string_length(v), tmp);
+		if (rc == DRB_ELIMIT)
+			return drb_buf_puts(b, "\"" MASK "\"");
+		if (rc)
+			return rc;
+		return drb_audit_json_string(b, tmp->p ? tmp->p : "", tmp->len);
+	default:
+		return dump_scalar(b, v);
+	}
+}
+
+int drb_audit_scrub_dump(const json_t *v, drb_buf *out)
+{
+	drb_buf tmp;
+	int rc;
+
+	if (!v || !json_is_object(v))
+		return DRB_EINVAL;
+	drb_buf_init(&tmp, 0);
+	rc = scrub_dump(v, 0, out, &tmp);
+	drb_buf_free(&tmp);
+	return rc;
 }

@@ -300,14 +300,45 @@ double drb_backoff_delay(double base, double cap, int attempt, double unit_rando
 	return unit_random * ceiling;
 }
 
+/* Writes v as exactly w decimal digits (0 <= v < 10^w) and returns the end. */
+static char *put_digits(char *p, int v, int w)
+{
+	for (int i = w - 1; i >= 0; i--) {
+		p[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	return p + w;
+}
+
 void drb_rfc3339_ms(int64_t ms, char out[32])
 {
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
+	char *p = out;
 
 	gmtime_r(&t, &tm);
-	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	if (ms < 0 || tm.tm_year + 1900 > 9999) {
+		snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 (int)(ms % 1000));
+		return;
+	}
+	/* every audit record takes one: the same text as the snprintf above, without it */
+	p = put_digits(p, tm.tm_year + 1900, 4);
+	*p++ = '-';
+	p = put_digits(p, tm.tm_mon + 1, 2);
+	*p++ = '-';
+	p = put_digits(p, tm.tm_mday, 2);
+	*p++ = 'T';
+	p = put_digits(p, tm.tm_hour, 2);
+	*p++ = ':';
+	p = put_digits(p, tm.tm_min, 2);
+	*p++ = ':';
+	p = put_digits(p, tm.tm_sec, 2);
+	*p++ = '.';
+	p = put_digits(p, (int)(ms % 1000), 3);
+	*p++ = 'Z';
+	*p = '\0';
 }
 
 void drb_rfc3339_s(int64_t ms, char out[32])

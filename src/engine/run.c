@@ -745,6 +745,8 @@ typedef struct gjob {
 	size_t i;
 	pthread_t th;
 	int threaded;
+	drb_err *err; /* the running step's error: owned from its start until the main thread
+		       * has applied the failure policy (one per running step, not per step) */
 } gjob;
 
 struct graph {
@@ -754,18 +756,23 @@ struct graph {
 	unsigned char *state;	/* main thread only */
 	unsigned char *blocked; /* skipped because a need did not end ok */
 	drb_step_status *st;
-	drb_err *errs;
 	gjob *jobs;
 	size_t *finished; /* ended, not yet looked at by the main thread */
 	size_t n_finished;
 	size_t running;
+	/* Main thread only: what each step still waits for, who waits for it, and the steps
+	 * that wait for nothing more, lowest index first. A step starts when it reaches the
+	 * top of that heap, so the work per step does not grow with the number of steps. */
+	size_t *waiting;	/* needs not ended yet */
+	size_t *rdep_at, *rdep; /* the steps that need step i: rdep[rdep_at[i]..rdep_at[i+1]) */
+	size_t *ready, n_ready; /* a min-heap of pending steps whose needs have all ended */
 };
 
 static void *graph_worker(void *arg)
 {
 	gjob *j = arg;
 	graph *g = j->g;
-	drb_step_status st = drb_step_execute(g->r, &g->r->rb->steps[j->i], &g->errs[j->i]);
+	drb_step_status st = drb_step_execute(g->r, &g->r->rb->steps[j->i], j->err);
 
 	pthread_mutex_lock(&g->mu);
 	g->st[j->i] = st;
@@ -775,21 +782,91 @@ static void *graph_worker(void *arg)
 	return NULL;
 }
 
+static void ready_push(graph *g, size_t i)
+{
+	size_t k = g->n_ready++;
+
+	while (k > 0 && g->ready[(k - 1) / 2] > i) {
+		g->ready[k] = g->ready[(k - 1) / 2];
+		k = (k - 1) / 2;
+	}
+	g->ready[k] = i;
+}
+
+static size_t ready_pop(graph *g)
+{
+	size_t top = g->ready[0], last = g->ready[--g->n_ready], k = 0;
+
+	for (;;) {
+		size_t c = 2 * k + 1;
+
+		if (c >= g->n_ready)
+			break;
+		if (c + 1 < g->n_ready && g->ready[c + 1] < g->ready[c])
+			c++;
+		if (last <= g->ready[c])
+			break;
+		g->ready[k] = g->ready[c];
+		k = c;
+	}
+	if (g->n_ready)
+		g->ready[k] = last;
+	return top;
+}
+
+/* Step i has ended (or will never start): the steps that need it may be ready now. */
+static void graph_done(graph *g, size_t i)
+{
+	g->state[i] = G_DONE;
+	for (size_t k = g->rdep_at[i]; k < g->rdep_at[i + 1]; k++)
+		if (--g->waiting[g->rdep[k]] == 0)
+			ready_push(g, g->rdep[k]);
+}
+
+/* The counters and the reverse edges of the graph, and the steps that need nothing. */
+static int graph_index(graph *g, const drb_runbook *rb)
+{
+	size_t n = rb->n_steps, edges = 0;
+
+	for (size_t i = 0; i < n; i++)
+		edges += rb->steps[i].n_deps;
+	g->waiting = calloc(n + 1, sizeof(*g->waiting));
+	g->rdep_at = calloc(n + 2, sizeof(*g->rdep_at));
+	g->rdep = calloc(edges + 1, sizeof(*g->rdep));
+	g->ready = calloc(n + 1, sizeof(*g->ready));
+	if (!g->waiting || !g->rdep_at || !g->rdep || !g->ready)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		for (size_t d = 0; d < rb->steps[i].n_deps; d++)
+			g->rdep_at[rb->steps[i].deps[d] + 2]++;
+	for (size_t i = 2; i < n + 2; i++)
+		g->rdep_at[i] += g->rdep_at[i - 1];
+	/* rdep_at[i + 1] is now where step i's list starts; filling moves it to its end */
+	for (size_t i = 0; i < n; i++) {
+		g->waiting[i] = rb->steps[i].n_deps;
+		for (size_t d = 0; d < rb->steps[i].n_deps; d++)
+			g->rdep[g->rdep_at[rb->steps[i].deps[d] + 1]++] = i;
+		if (!g->waiting[i])
+			ready_push(g, i);
+	}
+	return 0;
+}
+
 static int status_passes(drb_step_status st)
 {
 	return st == DRB_ST_OK || st == DRB_ST_SKIPPED || st == DRB_ST_ASSUMED;
 }
 
 /* The failure policy, applied to a step that ended (the v1 rules, step by step). */
-static void graph_ended(drb_run *r, graph *g, size_t i, gstop *x, drb_err *first)
+static void graph_ended(drb_run *r, graph *g, size_t i, const drb_err *err, gstop *x,
+			drb_err *first)
 {
 	const drb_step *s = &r->rb->steps[i];
 	drb_on_failure pol = s->on_failure ? s->on_failure : r->rb->on_failure;
 	drb_step_status st = g->st[i];
-	const drb_err *err = &g->errs[i];
 	int changed;
 
-	g->state[i] = G_DONE;
+	graph_done(g, i);
 	if (status_passes(st))
 		return;
 	if (!first->msg[0] && *r->cancel && r->stop_reason[0] && !strstr(err->msg, r->stop_reason))
@@ -834,16 +911,13 @@ static void graph_ended(drb_run *r, graph *g, size_t i, gstop *x, drb_err *first
 		x->refuse = 1;
 }
 
-/* 1: step i may start; 0: not yet; -1: never (a step it needs did not end ok). A step
- * without needs follows the step before it, whatever its end (v1: on_failure: continue goes
- * on with the next step). */
+/* 1: step i may start; -1: never (a step it needs did not end ok). Called once every step
+ * it needs has ended. A step without needs follows the step before it, whatever its end (v1:
+ * on_failure: continue goes on with the next step). */
 static int graph_ready(const drb_run *r, const graph *g, size_t i, const char **why)
 {
 	const drb_step *s = &r->rb->steps[i];
 
-	for (size_t d = 0; d < s->n_deps; d++)
-		if (g->state[s->deps[d]] != G_DONE)
-			return 0;
 	for (size_t d = 0; s->needs_set && d < s->n_deps; d++) {
 		size_t k = s->deps[d];
 
@@ -856,9 +930,9 @@ static int graph_ready(const drb_run *r, const graph *g, size_t i, const char **
 }
 
 /* Runs the steps as a graph: every step whose needs have ended starts at once, at most
- * max_parallel at a time, each on a thread of its own; the main thread alone decides what
- * starts and applies the failure policy. After a failure that stops the run, no step starts
- * and the running ones are waited for. */
+ * max_parallel at a time, each on a thread of its own, lowest index first; the main thread
+ * alone decides what starts and applies the failure policy. After a failure that stops the
+ * run, no step starts and the running ones are waited for. */
 static void run_graph(drb_run *r, gstop *x, drb_err *first)
 {
 	const drb_runbook *rb = r->rb;
@@ -872,10 +946,9 @@ static void run_graph(drb_run *r, gstop *x, drb_err *first)
 	g.state = calloc(n + 1, 1);
 	g.blocked = calloc(n + 1, 1);
 	g.st = calloc(n + 1, sizeof(*g.st));
-	g.errs = calloc(n + 1, sizeof(*g.errs));
 	g.jobs = calloc(n + 1, sizeof(*g.jobs));
 	g.finished = calloc(n + 1, sizeof(*g.finished));
-	if (!g.state || !g.blocked || !g.st || !g.errs || !g.jobs || !g.finished) {
+	if (!g.state || !g.blocked || !g.st || !g.jobs || !g.finished || graph_index(&g, rb)) {
 		snprintf(first->msg, sizeof(first->msg), "out of memory");
 		x->stop = 1;
 		x->pol = DRB_ONF_ABORT;
@@ -892,19 +965,19 @@ static void run_graph(drb_run *r, gstop *x, drb_err *first)
 			if (g.jobs[i].threaded)
 				pthread_join(g.jobs[i].th, NULL);
 			g.running--;
-			graph_ended(r, &g, i, x, first);
+			graph_ended(r, &g, i, g.jobs[i].err, x, first);
+			free(g.jobs[i].err);
+			g.jobs[i].err = NULL;
 			pthread_mutex_lock(&g.mu);
 		}
 		pthread_mutex_unlock(&g.mu);
 
-		for (size_t i = 0; !x->stop && i < n && g.running < width; i++) {
+		while (!x->stop && g.n_ready && g.running < width) {
+			size_t i = ready_pop(&g);
 			const drb_step *s = &rb->steps[i];
 			const char *why = NULL;
-			int ready;
 
-			if (g.state[i] != G_PENDING || !(ready = graph_ready(r, &g, i, &why)))
-				continue;
-			if (ready < 0) {
+			if (graph_ready(r, &g, i, &why) < 0) {
 				char reason[300];
 
 				snprintf(reason, sizeof(reason), "needs '%s', which did not end ok",
@@ -912,26 +985,35 @@ static void run_graph(drb_run *r, gstop *x, drb_err *first)
 				drb_step_skip(r, s, reason);
 				g.st[i] = DRB_ST_SKIPPED;
 				g.blocked[i] = 1;
-				g.state[i] = G_DONE;
-				i = (size_t)-1; /* a step waiting for this one may be ready now */
+				graph_done(&g, i); /* a step waiting for this one may be ready now */
 				continue;
 			}
 			if (*r->cancel || (r->deadline > 0 && drb_mono_now() >= r->deadline)) {
+				drb_err e = {0};
+
 				if (*r->cancel) {
-					drb_err_set(&g.errs[i], DRB_EINTERRUPTED, "%s",
+					drb_err_set(&e, DRB_EINTERRUPTED, "%s",
 						    r->stop_reason[0] ? r->stop_reason
 								      : "run interrupted");
 				} else {
 					char w[32];
 
 					drb_duration_format(rb->deadline_s, w, sizeof(w));
-					drb_err_set(&g.errs[i], DRB_ETIMEOUT,
+					drb_err_set(&e, DRB_ETIMEOUT,
 						    "run deadline of %s passed before step '%s'", w,
 						    s->id);
 				}
 				g.st[i] = DRB_ST_FAILED; /* not started: no step.end */
-				graph_ended(r, &g, i, x, first);
-				i = (size_t)-1;
+				graph_ended(r, &g, i, &e, x, first);
+				continue;
+			}
+			g.jobs[i].err = calloc(1, sizeof(*g.jobs[i].err));
+			if (!g.jobs[i].err) {
+				drb_err e = {0};
+
+				drb_err_set(&e, DRB_ENOMEM, "out of memory");
+				g.st[i] = DRB_ST_FAILED; /* not started: no step.end */
+				graph_ended(r, &g, i, &e, x, first);
 				continue;
 			}
 			g.state[i] = G_RUNNING;
@@ -951,12 +1033,17 @@ static void run_graph(drb_run *r, gstop *x, drb_err *first)
 		pthread_mutex_unlock(&g.mu);
 	}
 out:
+	for (size_t i = 0; g.jobs && i < n; i++)
+		free(g.jobs[i].err);
 	free(g.state);
 	free(g.blocked);
 	free(g.st);
-	free(g.errs);
 	free(g.jobs);
 	free(g.finished);
+	free(g.waiting);
+	free(g.rdep_at);
+	free(g.rdep);
+	free(g.ready);
 	pthread_cond_destroy(&g.cv);
 	pthread_mutex_destroy(&g.mu);
 }

@@ -102,19 +102,47 @@ json_t *drb_redact(drb_run *r, const json_t *v)
 	return c;
 }
 
+/* drb_redact's result for reading only: v itself (a new reference) when the run has no
+ * secret parameter, which is most runs, so that every record is not deep-copied for
+ * nothing. */
+static json_t *redact_view(drb_run *r, const json_t *v)
+{
+	if (r->secrets && json_array_size(r->secrets))
+		return drb_redact(r, v);
+	return json_incref((json_t *)v);
+}
+
+/* A record's data that is about to get a field: a copy of its top level when it is shared
+ * with the caller (the values stay shared, only the top-level object is new). */
+static json_t *own_top(json_t *red)
+{
+	json_t *c;
+
+	if (red->refcount == 1)
+		return red;
+	c = json_copy(red);
+	json_decref(red);
+	return c;
+}
+
 int drb_emit(drb_run *r, drb_event ev, const char *step, const json_t *data, drb_err *err)
 {
 	const char *event = drb_event_name(ev);
-	json_t *red = data ? drb_redact(r, data) : json_object();
+	json_t *red = data ? redact_view(r, data) : json_object();
 	json_t *shown = NULL, *failed;
 	char ts[32];
 	int rc;
 
+	if (red && r->phase && step && json_is_object(red)) { /* a shadow setup or teardown's */
+		red = own_top(red);
+		if (red)
+			json_object_set_new(red, "phase", json_string(r->phase));
+	}
 	if (!red)
 		return drb_err_set(err, DRB_ENOMEM, "out of memory");
-	if (r->phase && step && json_is_object(red)) /* a shadow setup or teardown step's */
-		json_object_set_new(red, "phase", json_string(r->phase));
 	rc = r->audit ? drb_audit_append(r->audit, event, step, red, err) : 0;
+	if (rc == DRB_ELIMIT && !(red = own_top(red)))
+		rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
 	if (rc == DRB_ELIMIT) {
 		/* an oversized answer: keep the record, drop the bulky part */
 		json_object_set_new(red, "result", json_string("(too large for the audit log)"));

@@ -160,7 +160,8 @@ static void summary_add(drb_run *r, const char *uid, drb_step_status st, int att
 		return;
 	if (error)
 		json_object_set_new(o, "error", json_string(error));
-	shown = drb_redact(r, o); /* the summary is output: no secret parameter in it */
+	/* the summary is output: no secret parameter in it (a copy only when there are some) */
+	shown = json_array_size(r->secrets) ? drb_redact(r, o) : json_incref(o);
 	json_decref(o);
 	if (!shown)
 		return;

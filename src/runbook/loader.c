@@ -1209,6 +1209,9 @@ typedef struct gctx {
 	size_t n_ids;
 	size_t *mark; /* mark[k] == epoch: step k ends before the step being checked starts */
 	size_t epoch;
+	int marked;    /* mark is up to date for the step being checked (made at its first
+			* steps.Y: marking is linear in the step's ancestors) */
+	size_t *stack; /* mark_ancestors' */
 	/* the expression being checked */
 	int pre;     /* it belongs to a preflight check ... */
 	size_t idx;  /* ... or step with this index */
@@ -1250,6 +1253,28 @@ static const gid *gid_find(const gctx *g, const char *id, size_t n)
 	return NULL;
 }
 
+/* Marks every step that step i waits for, directly or not (its ancestors). */
+static void mark_ancestors(gctx *g, size_t i, size_t *stack)
+{
+	const drb_runbook *rb = g->v->rb;
+	size_t top = 0;
+
+	g->epoch++;
+	stack[top++] = i;
+	while (top) {
+		const drb_step *s = &rb->steps[stack[--top]];
+
+		for (size_t d = 0; d < s->n_deps; d++) {
+			size_t k = s->deps[d];
+
+			if (g->mark[k] != g->epoch) {
+				g->mark[k] = g->epoch;
+				stack[top++] = k;
+			}
+		}
+	}
+}
+
 static int ref_cb(void *ud, const char *name, size_t n, size_t off)
 {
 	gctx *g = ud;
@@ -1266,8 +1291,13 @@ static int ref_cb(void *ud, const char *name, size_t n, size_t off)
 		ok = 1;
 	else if (g->pre)
 		ok = t->pre && t->idx < g->idx;
-	else
+	else {
+		if (!g->marked) { /* only a step that names another pays for its ancestors */
+			mark_ancestors(g, g->idx, g->stack);
+			g->marked = 1;
+		}
 		ok = t->pre || g->mark[t->idx] == g->epoch || (g->self_ok && t->idx == g->idx);
+	}
 	if (ok)
 		return 0;
 	if (g->pre && !t->pre)
@@ -1369,28 +1399,6 @@ static void refs_in_step(gctx *g, const ynode *m, const char *prefix)
 		refs_in_with(g, opt(n, "with"), "rollback.with");
 		refs_in_code(g, opt(n, "script"), "rollback.script");
 		g->self_ok = 0;
-	}
-}
-
-/* Marks every step that step i waits for, directly or not (its ancestors). */
-static void mark_ancestors(gctx *g, size_t i, size_t *stack)
-{
-	const drb_runbook *rb = g->v->rb;
-	size_t top = 0;
-
-	g->epoch++;
-	stack[top++] = i;
-	while (top) {
-		const drb_step *s = &rb->steps[stack[--top]];
-
-		for (size_t d = 0; d < s->n_deps; d++) {
-			size_t k = s->deps[d];
-
-			if (g->mark[k] != g->epoch) {
-				g->mark[k] = g->epoch;
-				stack[top++] = k;
-			}
-		}
 	}
 }
 
@@ -1532,7 +1540,6 @@ static void check_graph(vctx *v, const ynode *root)
 	const ynode *pre_node = opt(root, "preflight"), *steps_node = mget(root, "steps"),
 		    *notify = opt(root, "notify");
 	gctx g;
-	size_t *stack = NULL;
 	char prefix[120];
 
 	memset(&g, 0, sizeof(g));
@@ -1541,8 +1548,8 @@ static void check_graph(vctx *v, const ynode *root)
 		return;
 	g.ids = calloc(rb->n_preflight + rb->n_steps + 1, sizeof(*g.ids));
 	g.mark = calloc(rb->n_steps + 1, sizeof(*g.mark));
-	stack = calloc(rb->n_steps * 2 + 1, sizeof(*stack));
-	if (!g.ids || !g.mark || !stack)
+	g.stack = calloc(rb->n_steps * 2 + 1, sizeof(*g.stack));
+	if (!g.ids || !g.mark || !g.stack)
 		goto out;
 	for (size_t i = 0; i < rb->n_preflight; i++)
 		if (rb->preflight[i].id)
@@ -1565,7 +1572,7 @@ static void check_graph(vctx *v, const ynode *root)
 	for (size_t i = 0; i < rb->n_steps; i++) {
 		step_prefix(&rb->steps[i], i, 0, prefix, sizeof(prefix));
 		g.idx = i;
-		mark_ancestors(&g, i, stack);
+		g.marked = 0;
 		refs_in_step(&g, steps_node->kids[i], prefix);
 	}
 	g.any = 1;
@@ -1577,7 +1584,7 @@ static void check_graph(vctx *v, const ynode *root)
 out:
 	free(g.ids);
 	free(g.mark);
-	free(stack);
+	free(g.stack);
 }
 
 /* shadow: { setup: [STEP...], params: {NAME: VALUE...}, teardown: [STEP...] }. Setup and

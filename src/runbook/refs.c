@@ -289,12 +289,14 @@ static void check_text(const rctx *c, const unit *u, const char *s, size_t len)
 {
 	drb_tok *t = NULL;
 	size_t n;
-	names *bound = calloc(1, sizeof(*bound)), *reported = calloc(1, sizeof(*reported));
+	/* 4 kB each: not zeroed, only count is read before an entry is written */
+	names *bound = malloc(sizeof(*bound)), *reported = malloc(sizeof(*reported));
 	drb_err e;
 
 	drb_err_clear(&e);
 	if (!bound || !reported)
 		goto out;
+	bound->count = reported->count = 0;
 	if (u->script ? drb_check_chunk_in(c->L, s, &e) : drb_check_expr_in(c->L, s, len, &e))
 		goto out; /* reported by the loader */
 	n = tokenize(s, len, &t);

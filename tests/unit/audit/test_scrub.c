@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -243,6 +244,176 @@ static void test_plain_text_unchanged(void **state)
 	json_decref(nul);
 }
 
+/* The two-pass text the audit log wrote before drb_audit_scrub_dump: the reference. */
+static char *two_pass(const json_t *v)
+{
+	json_t *c = drb_audit_scrub(v);
+	char *s;
+
+	assert_non_null(c);
+	s = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+	json_decref(c);
+	assert_non_null(s);
+	return s;
+}
+
+static void assert_same_text(const json_t *v)
+{
+	char *want = two_pass(v);
+	drb_buf b;
+
+	drb_buf_init(&b, 1 << 24);
+	assert_int_equal(drb_audit_scrub_dump(v, &b), 0);
+	assert_string_equal(b.p, want);
+	drb_buf_free(&b);
+	free(want);
+}
+
+static const char *const fragments[] = {
+    "plain",
+    "caf\xc3\xa9",
+    "\xe6\x97\xa5\xe6\x9c\xac",
+    "\xf0\x9f\x98\x80",
+    "tab\there",
+    "quote\"q",
+    "back\\slash",
+    "nl\nline",
+    "\x01\x1f\x7f",
+    "/slash/",
+    "password=hunter2",
+    "postgres://u:pw@h:5432/db",
+    "Bearer abc.def",
+    "X-Amz-Signature=abcdef&x=1",
+    "<Password>p</Password>",
+    "{\"token\":\"t\"}",
+    "Authorization: AWS4-HMAC-SHA256 Credential=AK/x, Signature=ff",
+    "",
+    "\r\b\f",
+    "sessionid=42;",
+    "a=b c:d",
+};
+
+static const char *const keys[] = {
+    "id",    "result",	    "password", "api_key",   "token", "session_name", "Signature", "nested",
+    "items", "caf\xc3\xa9", "k\"q",	"sessionId", "with",  "x-api-key",    "cookie",	   "error",
+};
+
+static unsigned next_rand(unsigned *st)
+{
+	*st = *st * 1103515245u + 12345u;
+	return (*st >> 8) & 0xffffff;
+}
+
+/* A random tree of every JSON kind, keys and strings drawn from the lists above. */
+static json_t *random_value(unsigned *st, int depth)
+{
+	unsigned k = next_rand(st) % (depth > 5 ? 6 : 9);
+	static const double reals[] = {0.1, 2.5, -7.0, 1e300, 1.5e-7, 100.0, -0.0, 3.25, 1e21};
+	static const json_int_t ints[] = {
+	    0, 1, -1, 42, 9007199254740993LL, -9223372036854775807LL - 1, 9223372036854775807LL};
+	json_t *v;
+
+	switch (k) {
+	case 0:
+		return json_null();
+	case 1:
+		return json_boolean(next_rand(st) & 1);
+	case 2:
+		return json_integer(ints[next_rand(st) % 7]);
+	case 3:
+		return json_real(reals[next_rand(st) % 9]);
+	case 4:
+	case 5: {
+		char buf[512] = "";
+		size_t n = next_rand(st) % 4;
+
+		for (size_t i = 0; i < n; i++) {
+			strncat(buf,
+				fragments[next_rand(st) % (sizeof(fragments) / sizeof(*fragments))],
+				sizeof(buf) - strlen(buf) - 1);
+			strncat(buf, next_rand(st) & 1 ? " " : "", sizeof(buf) - strlen(buf) - 1);
+		}
+		return json_string(buf);
+	}
+	case 6:
+	case 7:
+		v = json_object();
+		for (size_t i = 0, n = next_rand(st) % 5; i < n; i++)
+			json_object_set_new(v, keys[next_rand(st) % (sizeof(keys) / sizeof(*keys))],
+					    random_value(st, depth + 1));
+		return v;
+	default:
+		v = json_array();
+		for (size_t i = 0, n = next_rand(st) % 4; i < n; i++)
+			json_array_append_new(v, random_value(st, depth + 1));
+		return v;
+	}
+}
+
+/* The one-pass text is the two-pass text, byte for byte: the audit log's format. */
+static void test_one_pass_is_two_pass(void **state)
+{
+	unsigned st = 13;
+	json_t *deep = json_object(), *o;
+	(void)state;
+
+	for (int i = 0; i < 3000; i++) {
+		json_t *v = json_object();
+
+		json_object_set_new(v, "data", random_value(&st, 0));
+		json_object_set_new(v, "token", json_integer(i));
+		assert_same_text(v);
+		json_decref(v);
+	}
+	/* deeper than the scrub's limit: the same "***" at the same depth */
+	o = deep;
+	for (int i = 0; i < 250; i++) {
+		json_t *c = json_object();
+
+		json_object_set_new(o, "k", c);
+		o = c;
+	}
+	assert_same_text(deep);
+	json_decref(deep);
+	o = json_pack("{s:{}, s:[], s:s, s:n, s:b, s:b}", "o", "a", "s", "", "n", "t", 1, "f", 0);
+	assert_same_text(o);
+	json_decref(o);
+}
+
+/* What the copy would change (a key cut at its NUL, text that is not UTF-8) is left to the
+ * two passes. */
+static void test_one_pass_hands_over(void **state)
+{
+	json_t *o = json_object();
+	drb_buf b;
+	(void)state;
+
+	drb_buf_init(&b, 4096);
+	json_object_setn_new(o, "a\0b", 3, json_integer(1));
+	assert_int_equal(drb_audit_scrub_dump(o, &b), DRB_AUDIT_DUMP_SLOW);
+	json_decref(o);
+	o = json_object();
+	json_object_set_new(o, "s", json_stringn_nocheck("bad\xff", 4));
+	b.len = 0;
+	assert_int_equal(drb_audit_scrub_dump(o, &b), DRB_AUDIT_DUMP_SLOW);
+	json_decref(o);
+	b.len = 0;
+	assert_int_equal(drb_audit_json_string(&b, "\xc0\x80", 2), DRB_AUDIT_DUMP_SLOW);
+	b.len = 0;
+	assert_int_equal(drb_audit_json_string(&b, "x\xed\xa0\x80", 4), DRB_AUDIT_DUMP_SLOW);
+	b.len = 0;
+	assert_int_equal(drb_audit_json_string(&b, "\xf4\x90\x80\x80", 4), DRB_AUDIT_DUMP_SLOW);
+	b.len = 0;
+	assert_int_equal(drb_audit_json_string(&b, "\xe2\x82", 2), DRB_AUDIT_DUMP_SLOW);
+	drb_buf_free(&b);
+	/* a cap reached is a limit, as the length check was */
+	o = json_pack("{s:s}", "s", "0123456789");
+	drb_buf_init(&b, 8);
+	assert_int_equal(drb_audit_scrub_dump(o, &b), DRB_ELIMIT);
+	drb_buf_free(&b);
+	json_decref(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +427,8 @@ int main(void)
 	    cmocka_unit_test(test_headers_and_bearer),
 	    cmocka_unit_test(test_embedded_json_and_xml),
 	    cmocka_unit_test(test_plain_text_unchanged),
+	    cmocka_unit_test(test_one_pass_is_two_pass),
+	    cmocka_unit_test(test_one_pass_hands_over),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
