@@ -161,10 +161,21 @@ drb_step_status drb_step_execute(drb_run *r, const drb_step *s, drb_err *err);
  * or by the step's read_only: (lua, exec; s may be NULL: then mutating). */
 int drb_action_mutates(const drb_action *a, const drb_step *s, const json_t *args);
 
+/* What a step's or a rollback's Lua script sees besides params and steps: the for_each item
+ * under its `as` name, and `result`. drb_invoke binds them under the Lua lock the script runs
+ * under, so for_each children running side by side never read each other's item. */
+typedef struct drb_vars {
+	const char *as; /* NULL: no item */
+	const json_t *item;
+	const json_t *result;
+} drb_vars;
+
 /* Invokes an action with interpolated arguments (checks read-only rules, builds the ctx); an
- * approval asks the operator (or grants it per --approve/--yes, or replays it). */
+ * approval asks the operator (or grants it per --approve/--yes, or replays it). v (may be
+ * NULL: nothing bound) is what a Lua script sees. */
 int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *uid,
-	       const json_t *args, double deadline, json_t **result, drb_err *err);
+	       const drb_vars *v, const json_t *args, double deadline, json_t **result,
+	       drb_err *err);
 
 /* Takes the run lock for key; returns 0 and an fd, or DRB_EDENIED when held elsewhere. */
 typedef struct drb_lockset drb_lockset;

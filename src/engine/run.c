@@ -80,7 +80,9 @@ static int rollback(drb_run *r, const char *reason)
 
 			tmp.script = c->script;
 			tmp.read_only = 0;
-			rc = drb_invoke(r, a, &tmp, u->uid, args, drb_mono_now() + 600, &res, &e);
+			drb_vars v = {u->item ? (s->as ? s->as : "item") : NULL, u->item, u->result};
+
+			rc = drb_invoke(r, a, &tmp, u->uid, &v, args, drb_mono_now() + 600, &res, &e);
 		}
 		data = json_pack("{s:s, s:I, s:O?}", "status", rc ? "failed" : "ok", "duration_ms",
 				 (json_int_t)llround((drb_mono_now() - t0) * 1000), "result", res);
@@ -186,7 +188,8 @@ static void notify(drb_run *r, const char *when, const char *status, const char 
 		drb_lua_unlock(r->lua);
 		tmp.id = uid;
 		tmp.script = n->call.script;
-		if (args && drb_invoke(r, a, &tmp, uid, args, drb_mono_now() + 60, &res, &e) == 0) {
+		if (args &&
+		    drb_invoke(r, a, &tmp, uid, NULL, args, drb_mono_now() + 60, &res, &e) == 0) {
 			json_decref(res);
 		} else {
 			json_t *d = json_pack("{s:s, s:s}", "event", when, "error", e.msg);

@@ -520,7 +520,8 @@ static int approval(drb_run *r, const drb_step *s, const char *uid, const json_t
 }
 
 int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *uid,
-	       const json_t *args, double deadline, json_t **result, drb_err *err)
+	       const drb_vars *v, const json_t *args, double deadline, json_t **result,
+	       drb_err *err)
 {
 	int mut = drb_action_mutates(a, s, args), rc;
 
@@ -551,16 +552,15 @@ int drb_invoke(drb_run *r, const drb_action *a, const drb_step *s, const char *u
 		was_stop = drb_lua_set_step_deadline(r->lua, deadline);
 		lua_current = &lc;
 		r->lua_ro = !mut;
-		if (a == &drb_action_lua) {
-			if (!script) {
-				rc = drb_err_set(err, DRB_EINVAL, "lua: no script");
-			} else {
-				snprintf(chunk, sizeof(chunk), "%s:%d:%d (script)", r->rb->path,
-					 s ? s->script_pos.line : 0, s ? s->script_pos.col : 0);
-				rc = drb_lua_run(r->lua, script, chunk, result, err);
-			}
-		} else {
+		rc = v ? drb_bind(r, v->as, v->item, v->result, err) : 0;
+		if (rc == 0 && a != &drb_action_lua) {
 			rc = drb_lua_call_custom(r->lua, a->name, args, result, err);
+		} else if (rc == 0 && !script) {
+			rc = drb_err_set(err, DRB_EINVAL, "lua: no script");
+		} else if (rc == 0) {
+			snprintf(chunk, sizeof(chunk), "%s:%d:%d (script)", r->rb->path,
+				 s ? s->script_pos.line : 0, s ? s->script_pos.col : 0);
+			rc = drb_lua_run(r->lua, script, chunk, result, err);
 		}
 		r->lua_ro = was_ro;
 		lua_current = NULL;

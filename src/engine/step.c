@@ -311,7 +311,8 @@ static drb_step_status run_unit(drb_run *r, const drb_step *s, const char *uid, 
 		json_decref(result);
 		result = NULL;
 		drb_err_clear(err);
-		rc = drb_invoke(r, a, s, uid, args, deadline, &result, err);
+		rc = drb_invoke(r, a, s, uid, &(drb_vars){as, item, NULL}, args, deadline, &result,
+				err);
 		/* a read-only script that raises (assert(lag < max, "...")) is a check saying no */
 		if (rc == DRB_ESCRIPT && a == &drb_action_lua && !mut)
 			err->cause = DRB_CAUSE_CHECK;
@@ -629,7 +630,7 @@ int drb_step_done_when(drb_run *r, const drb_step *s, int *done, drb_err *err)
 		if ((rc = interpolate(r, s, c->with, NULL, NULL, NULL, 0, &args, err)))
 			return rc;
 		r->phase_ro = 1;
-		rc = drb_invoke(r, a, s, s->id, args, drb_mono_now() + 60, &result, err);
+		rc = drb_invoke(r, a, s, s->id, NULL, args, drb_mono_now() + 60, &result, err);
 		r->phase_ro = 0;
 		if (rc == 0 && c->assert_.src)
 			rc = eval_bool(r, &c->assert_, "done_when", NULL, NULL, result, 0, done,

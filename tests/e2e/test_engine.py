@@ -35,6 +35,34 @@ def test_parallel_fanout_runs_concurrently(c):
     check(900 <= dur < 2500, f"8 x 1s in parallel should take ~1s, took {dur} ms")
 
 
+def test_for_each_lua_children_each_see_their_own_item(c):
+    # the loop variable is bound for a child's script under the same Lua lock as the script
+    # runs: children running side by side never read each other's item
+    rb = c.write("race.yaml", """
+        version: 1
+        name: race
+        steps:
+          - id: each
+            for_each: "{ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 }"
+            as: it
+            max_parallel: 8
+            action: lua
+            read_only: true
+            script: return { got = it }
+    """)
+    wrong = []
+    for n in range(6):
+        log = f"run{n}.jsonl"
+        r = c.drbook("run", rb, "--audit", log)
+        check(r.code == 0, "the fan-out succeeds", r)
+        items = {e["step"]: e["data"]["item"] for e in events(c.log(log), "step.start")
+                 if e["step"].startswith("each[")}
+        for e in events(c.log(log), "step.end"):
+            if e["step"] in items and e["data"]["result"]["got"] != items[e["step"]]:
+                wrong.append((n, e["step"], items[e["step"]], e["data"]["result"]["got"]))
+    check(not wrong, f"a child's script read another child's item: {wrong}")
+
+
 def test_approval_without_terminal_is_refused_with_exit_3(c):
     rb = c.write("a.yaml", """
         version: 1
