@@ -14,18 +14,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
 
-from sandbox_lib.testkit import run_test  # noqa: E402
+from sandbox_lib.testkit import dig, run_test  # noqa: E402
 
 DRBOOK = os.environ["DRBOOK"]
 TTL = 4
-
-
-def dig(server, name, rtype="CNAME"):
-    host, port = server.split(":")
-    p = subprocess.run(["dig", "@" + host, "-p", port, name, rtype, "+noall", "+answer",
-                        "+time=2", "+tries=1"], capture_output=True, text=True, timeout=20)
-    return sorted(line.split()[4] for line in p.stdout.splitlines()
-                  if len(line.split()) >= 5 and line.split()[3] == rtype)
 
 
 def drbook_resolve(tmp, env, name, servers, rtype="CNAME", extra=""):

@@ -17,22 +17,15 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from botocore.exceptions import (ClientError, ConnectionClosedError,  # noqa: E402
                                  EndpointConnectionError)
-from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import dig_records, run_test, wait_for  # noqa: E402
 
 TTL = 5
 
 
 def dig(server, name):
     """(CNAME target, TTL) of the first answer, as `dig` prints it; (None, None) if none."""
-    host, port = server.split(":")
-    p = subprocess.run(["dig", "@" + host, "-p", port, name, "A", "+noall", "+answer",
-                        "+time=2", "+tries=1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=20)
-    for line in p.stdout.splitlines():
-        f = line.split()
-        if len(f) >= 5 and f[3] == "CNAME":
-            return f[4], int(f[1])
-    return None, None
+    return next(((v, ttl) for t, v, ttl in dig_records(server, name) if t == "CNAME"),
+                (None, None))
 
 
 def body(sb, c):

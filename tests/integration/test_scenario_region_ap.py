@@ -12,7 +12,6 @@
 #    DNS server) answers ap-southeast-1. Before the outage a readiness check of that target
 #    passes.
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
 sys.path.insert(0, HERE)
 
-from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import dig_records, run_test, wait_for  # noqa: E402
 from test_scenario_region import (RUNBOOKS, SERVICES, audit_events, audit_verify,  # noqa: E402
                                   drbook, now_rfc3339, region_params, run_end, show,
                                   step_result)
@@ -32,15 +31,7 @@ AP, EU, US = "ap-southeast-1", "eu-west-1", "us-east-1"
 
 def dig_cname(server, name):
     """The CNAME target the server answers for name, or None."""
-    host, port = server.split(":")
-    p = subprocess.run(["dig", "@" + host, "-p", port, name, "A", "+noall", "+answer",
-                        "+time=2", "+tries=1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=20)
-    for line in p.stdout.splitlines():
-        f = line.split()
-        if len(f) >= 5 and f[3] == "CNAME":
-            return f[4]
-    return None
+    return next((v for t, v, _ in dig_records(server, name) if t == "CNAME"), None)
 
 
 def rds_instance(sb, region, ident):

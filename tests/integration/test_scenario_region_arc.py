@@ -13,7 +13,6 @@
 # arc_params() is shared with test_region_kill_sweep.py.
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from test_scenario_region import (RUNBOOKS, SERVICES, Heartbeat, audit_events,  
                                   audit_verify, diff, drbook, make_sentinel_table,
                                   now_rfc3339, parse_ts, region_params, run_end, show,
                                   step_result)
-from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import dig, run_test, wait_for  # noqa: E402
 
 RUNBOOK = os.path.join(RUNBOOKS, "region-failover.yaml")
 TTL = 5
@@ -55,14 +54,6 @@ def arc_params(sb, **extra):
     for k, val in p.items():
         out += ["-p", "%s=%s" % (k, val)]
     return out
-
-
-def dig(server, name, rtype="CNAME"):
-    host, port = server.split(":")
-    p = subprocess.run(["dig", "@" + host, "-p", port, name, rtype, "+noall", "+answer",
-                        "+time=2", "+tries=1"], capture_output=True, text=True, timeout=20)
-    return sorted(line.split()[4] for line in p.stdout.splitlines()
-                  if len(line.split()) >= 5 and line.split()[3] == rtype)
 
 
 def requests(sb, since=0):

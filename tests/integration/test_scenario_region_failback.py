@@ -15,7 +15,6 @@
 # through the ARC routing controls instead (the failover record, checked in DNS).
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
 
 from sandbox_lib.common import psql  # noqa: E402
-from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import dig, run_test, wait_for  # noqa: E402
 from test_scenario_region import (RUNBOOKS, SERVICES, audit_verify, drbook,  # noqa: E402
                                   make_sentinel_table, heartbeat_once, now_rfc3339,
                                   region_params, run_end, show, step_result)
@@ -88,14 +87,6 @@ def failback_params(sb, **extra):
     for k, val in p.items():
         out += ["-p", "%s=%s" % (k, val)]
     return out
-
-
-def dig(server, name, rtype="CNAME"):
-    host, port = server.split(":")
-    p = subprocess.run(["dig", "@" + host, "-p", port, name, rtype, "+noall", "+answer",
-                        "+time=2", "+tries=1"], capture_output=True, text=True, timeout=20)
-    return sorted(line.split()[4] for line in p.stdout.splitlines()
-                  if len(line.split()) >= 5 and line.split()[3] == rtype)
 
 
 def short(src):

@@ -131,6 +131,25 @@ class Sandbox:
         return p.returncode
 
 
+def dig_records(server, name, qtype="A"):
+    """The answer section `dig` prints for name from server ("IP:PORT"): a list of
+    (type, value, ttl), in order (a CNAME chain first)."""
+    host, port = server.split(":")
+    p = subprocess.run(["dig", "@" + host, "-p", port, name, qtype, "+noall", "+answer",
+                        "+time=2", "+tries=1"], capture_output=True, text=True, timeout=20)
+    out = []
+    for line in p.stdout.splitlines():
+        f = line.split()
+        if len(f) >= 5:
+            out.append((f[3], f[4], int(f[1])))
+    return out
+
+
+def dig(server, name, rtype="CNAME"):
+    """The sorted values of name's rtype records, as server answers them."""
+    return sorted(v for t, v, _ in dig_records(server, name, rtype) if t == rtype)
+
+
 def wait_for(pred, timeout, interval=0.3):
     end = time.monotonic() + timeout
     last = None
