@@ -1023,7 +1023,11 @@ static void run_graph(drb_run *r, gstop *x, drb_err *first)
 			g.running++;
 			g.jobs[i].g = &g;
 			g.jobs[i].i = i;
+			/* The only step that can run now runs on this thread: nothing could start
+			 * beside it before it ends, and a thread of its own would cost its creation
+			 * and two cross-CPU wake-ups (most of a trivial step's time). */
 			g.jobs[i].threaded =
+			    (g.n_ready > 0 || g.running > 1) &&
 			    pthread_create(&g.jobs[i].th, NULL, graph_worker, &g.jobs[i]) == 0;
 			if (!g.jobs[i].threaded)
 				graph_worker(&g.jobs[i]); /* no thread: run it here */
