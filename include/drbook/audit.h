@@ -185,12 +185,13 @@ int drb_audit_read(const char *path, json_t **out, drb_err *err);
  * the caller's to wipe with OPENSSL_cleanse and free. */
 int drb_audit_key_load(const char *path, unsigned char **key, size_t *key_len, drb_err *err);
 
-/* Returns a deep copy of v in which secrets are replaced by "***": the values of object keys
+/* Returns v with secrets replaced by "***": the values of object keys
  * that name a secret (authorization, password, passwd, secret, token, credential, api_key,
  * private_key, cookie, signature, session ids), and inside strings passwords in URIs and DSNs,
  * SigV4 Signature= and Credential=, header lines, Bearer tokens, <Secret>...</Secret>.
- * The exact rules are in docs/audit.md. NULL for NULL or when out of memory; the caller owns
- * the copy (json_decref). */
+ * The exact rules are in docs/audit.md. Copy on write: what is unchanged is shared with v, and
+ * v itself comes back when nothing changes, so the result must not be modified; v is never
+ * modified. NULL for NULL or when out of memory; the caller owns the reference (json_decref). */
 json_t *drb_audit_scrub(const json_t *v);
 
 /* drb_audit_scrub_dump's answer when v holds what only the two passes render exactly (a key

@@ -302,84 +302,119 @@ static int scrub_text(const char *s, size_t n, drb_buf *b)
 	return rc;
 }
 
-static json_t *scrub_string(const char *s, size_t n)
+/* The scrubbed string: v itself (a new reference) when the rules change nothing in it. */
+static json_t *scrub_string(const json_t *v, drb_buf *tmp)
 {
-	json_t *out = NULL;
-	drb_buf b;
-	int rc;
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	int rc = scrub_text(s, n, tmp);
 
-	drb_buf_init(&b, 0);
-	rc = scrub_text(s, n, &b);
-	if (rc == 0)
-		out = json_stringn(b.p ? b.p : "", b.len);
-	else if (rc == DRB_ELIMIT)
-		out = json_string(MASK); /* cannot happen given the cap; hide rather than fail */
-	drb_buf_free(&b);
-	return out;
+	if (rc == DRB_ELIMIT)
+		return json_string(MASK); /* cannot happen given the cap; hide rather than fail */
+	if (rc)
+		return NULL;
+	if (tmp->len == n && (n == 0 || memcmp(tmp->p, s, n) == 0))
+		return json_incref((json_t *)v);
+	return json_stringn(tmp->p, tmp->len);
 }
 
 /* Null and booleans say whether a secret was set without revealing it, so they stay. */
 static json_t *mask_value(const json_t *v)
 {
 	if (json_is_null(v) || json_is_boolean(v))
-		return json_deep_copy(v);
+		return json_incref((json_t *)v);
 	return json_string(MASK);
 }
 
-static json_t *scrub(const json_t *v, int depth)
+/* A new object holding v's members before stop (new references), for the first member that
+ * changes. The key is cut at a NUL byte, as json_object_set cuts it. */
+static json_t *object_prefix(const json_t *v, void *stop)
 {
-	json_t *out = NULL, *val;
-	const char *key;
-	size_t idx;
+	json_t *out = json_object();
+
+	for (void *it = json_object_iter((json_t *)v); out && it != stop;
+	     it = json_object_iter_next((json_t *)v, it))
+		if (json_object_set(out, json_object_iter_key(it), json_object_iter_value(it)) < 0) {
+			json_decref(out);
+			out = NULL;
+		}
+	return out;
+}
+
+/* Copy on write: what the rules leave unchanged is shared with v (a new reference), and only
+ * the objects and arrays on the way to a change are new; v itself comes back when nothing
+ * changes, which is the common case and costs no allocation. */
+static json_t *scrub(const json_t *v, int depth, drb_buf *tmp)
+{
+	json_t *out = NULL, *c;
+	size_t n;
 
 	if (depth > SCRUB_MAX_DEPTH)
 		return json_string(MASK);
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
-		out = json_object();
-		if (!out)
-			return NULL;
-		json_object_foreach((json_t *)v, key, val)
-		{
+		for (void *it = json_object_iter((json_t *)v); it;
+		     it = json_object_iter_next((json_t *)v, it)) {
+			const char *key = json_object_iter_key(it);
+			size_t kn = strlen(key);
+			json_t *val = json_object_iter_value(it);
 			/* A lease's fencing token is an integer that only counts takes; every
 			 * credential called token is a string, and stays masked. */
 			int counter = !strcmp(key, "token") && json_is_integer(val);
-			json_t *c = name_is_secret(key, strlen(key), NULL, NULL) && !counter
-					? mask_value(val)
-					: scrub(val, depth + 1);
 
-			if (!c || json_object_set_new(out, key, c) < 0) {
-				json_decref(out);
-				return NULL;
-			}
+			c = name_is_secret(key, kn, NULL, NULL) && !counter
+				? mask_value(val)
+				: scrub(val, depth + 1, tmp);
+			/* a key with a NUL byte is cut in a copy: that is a change too */
+			if (c && !out && (c != val || kn != json_object_iter_key_len(it)))
+				out = object_prefix(v, it);
+			if (!c || (out && json_object_set_new(out, key, c) < 0))
+				goto fail;
+			if (!out)
+				json_decref(c);
 		}
-		return out;
+		return out ? out : json_incref((json_t *)v);
 	case JSON_ARRAY:
-		out = json_array();
-		if (!out)
-			return NULL;
-		json_array_foreach((json_t *)v, idx, val)
-		{
-			json_t *c = scrub(val, depth + 1);
+		n = json_array_size(v);
+		for (size_t i = 0; i < n; i++) {
+			json_t *val = json_array_get(v, i);
 
-			if (!c || json_array_append_new(out, c) < 0) {
-				json_decref(out);
-				return NULL;
+			c = scrub(val, depth + 1, tmp);
+			if (c && !out && c != val) {
+				out = json_array();
+				for (size_t k = 0; out && k < i; k++)
+					if (json_array_append(out, json_array_get(v, k)) < 0) {
+						json_decref(out);
+						out = NULL;
+					}
 			}
+			if (!c || (out && json_array_append_new(out, c) < 0))
+				goto fail;
+			if (!out)
+				json_decref(c);
 		}
-		return out;
+		return out ? out : json_incref((json_t *)v);
 	case JSON_STRING:
-		return scrub_string(json_string_value(v), json_string_length(v));
+		return scrub_string(v, tmp);
 	default:
-		return json_deep_copy(v);
+		return json_incref((json_t *)v);
 	}
+fail:
+	json_decref(out);
+	return NULL;
 }
 
 json_t *drb_audit_scrub(const json_t *v)
 {
+	drb_buf tmp;
+	json_t *out;
+
 	if (!v)
 		return NULL;
-	return scrub(v, 0);
+	drb_buf_init(&tmp, 0);
+	out = scrub(v, 0, &tmp);
+	drb_buf_free(&tmp);
+	return out;
 }
 
 /* ---- one pass: scrubbed and serialised together ----

@@ -244,6 +244,47 @@ static void test_plain_text_unchanged(void **state)
 	json_decref(nul);
 }
 
+/* Copy on write: nothing to hide gives v back; a change copies only the way to it, and the
+ * parts beside it are shared, unchanged. */
+static void test_copy_on_write(void **state)
+{
+	json_t *clean = json_pack("{s:s, s:[i, {s:s}], s:{s:b}}", "action", "lua", "items", 1,
+				  "host", "db.example", "r", "ok", 1);
+	json_t *dirty = json_pack("{s:{s:s}, s:[s, s], s:{s:s}}", "keep", "a", "b", "list", "x",
+				  "postgres://u:pw@h/db", "creds", "password", "pw");
+	json_t *nulkey = json_object(), *s;
+
+	(void)state;
+	s = drb_audit_scrub(clean);
+	assert_ptr_equal(s, clean);
+	json_decref(s);
+
+	s = drb_audit_scrub(dirty);
+	assert_ptr_not_equal(s, dirty);
+	assert_ptr_equal(json_object_get(s, "keep"), json_object_get(dirty, "keep"));
+	assert_ptr_equal(json_array_get(json_object_get(s, "list"), 0),
+			 json_array_get(json_object_get(dirty, "list"), 0));
+	assert_string_equal(json_string_value(json_array_get(json_object_get(s, "list"), 1)),
+			    "postgres://u:***@h/db");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(s, "creds"),
+							      "password")),
+			    "***");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(dirty, "creds"),
+							      "password")),
+			    "pw");
+	json_decref(s);
+
+	/* a key with a NUL byte is cut in the copy, as before: a change */
+	json_object_setn_new(nulkey, "k\0x", 3, json_integer(1));
+	s = drb_audit_scrub(nulkey);
+	assert_ptr_not_equal(s, nulkey);
+	assert_non_null(json_object_get(s, "k"));
+	json_decref(s);
+	json_decref(nulkey);
+	json_decref(dirty);
+	json_decref(clean);
+}
+
 /* The two-pass text the audit log wrote before drb_audit_scrub_dump: the reference. */
 static char *two_pass(const json_t *v)
 {
@@ -421,6 +462,7 @@ int main(void)
 	    cmocka_unit_test(test_harmless_keys),
 	    cmocka_unit_test(test_fencing_token_counter),
 	    cmocka_unit_test(test_deep_copy),
+	    cmocka_unit_test(test_copy_on_write),
 	    cmocka_unit_test(test_uri_passwords),
 	    cmocka_unit_test(test_dsn_passwords),
 	    cmocka_unit_test(test_aws_signatures),
