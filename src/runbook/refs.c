@@ -23,6 +23,7 @@ typedef struct rctx {
 	lua_State *L;
 	const ynode *params; /* the params: mapping; NULL: none declared */
 	int skip_params;     /* params: is not a mapping: already reported, check nothing */
+	int compiled;	     /* every text is known to compile (drb_check_refs) */
 	as_var *as;	     /* the for_each variables of all steps */
 	size_t n_as;
 } rctx;
@@ -297,7 +298,8 @@ static void check_text(const rctx *c, const unit *u, const char *s, size_t len)
 	if (!bound || !reported)
 		goto out;
 	bound->count = reported->count = 0;
-	if (u->script ? drb_check_chunk_in(c->L, s, &e) : drb_check_expr_in(c->L, s, len, &e))
+	if (!c->compiled &&
+	    (u->script ? drb_check_chunk_in(c->L, s, &e) : drb_check_expr_in(c->L, s, len, &e)))
 		goto out; /* reported by the loader */
 	n = tokenize(s, len, &t);
 	bound_names(t, n, u->script, bound);
@@ -495,9 +497,9 @@ static void collect_as(rctx *c, const ynode *l)
 	}
 }
 
-void drb_check_refs(drb_diags *d, lua_State *L, const ynode *root)
+void drb_check_refs(drb_diags *d, lua_State *L, const ynode *root, int compiled)
 {
-	rctx c = {.d = d, .L = L};
+	rctx c = {.d = d, .L = L, .compiled = compiled};
 	const ynode *p = get(root, "params"), *steps[2], *nt;
 
 	if (p && p->kind == YN_MAP)

@@ -68,8 +68,11 @@ int drb_check_chunk_in(lua_State *L, const char *src, drb_err *err);
 
 /* The reference checks of refs.c over the whole tree (root a mapping): undeclared
  * parameters and for_each variables used out of scope, in every expression, template and
- * script. Adds to d; compiles in L like the functions above. */
-void drb_check_refs(drb_diags *d, lua_State *L, const ynode *root);
+ * script. Adds to d. A text that does not compile is the loader's to report and is skipped
+ * here: with compiled set, the caller has compiled every text and found no problem at all,
+ * so nothing is compiled again; otherwise each text is compiled in L first, like the
+ * functions above. */
+void drb_check_refs(drb_diags *d, lua_State *L, const ynode *root, int compiled);
 /* Checks the with: mapping w of a step or call against schema s (with_check.c): unknown
  * arguments at their key, wrong literal values at the value, missing required arguments at
  * w (or at `at` when there is no with:). Values holding ${ } are left to the run, which
