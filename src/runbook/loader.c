@@ -3,6 +3,7 @@
  * model is handed out only when the file produced no diagnostic at all. */
 #include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,13 +388,25 @@ static void check_interp(vctx *v, const ynode *n, const char *prefix, const char
 }
 
 /* with: must be a mapping; returns its JSON ({} when absent), NULL after a diagnostic. */
+static json_t *empty_with;
+static pthread_once_t empty_once = PTHREAD_ONCE_INIT;
+
+static void empty_init(void)
+{
+	empty_with = json_object();
+}
+
+/* The with: of a step or call: {} when absent. Every absent with: is one shared empty object
+ * (a template is never modified: interpolation builds new values), 200 bytes less a step. */
 static json_t *with_field(vctx *v, const ynode *m, const char *prefix, const char *path,
 			  drb_pos *pos)
 {
 	const ynode *n = opt(m, "with");
 
-	if (!n)
-		return json_object();
+	if (!n) {
+		pthread_once(&empty_once, empty_init);
+		return empty_with ? json_incref(empty_with) : json_object();
+	}
 	if (pos)
 		*pos = n->pos;
 	if (n->kind != YN_MAP) {
