@@ -1440,8 +1440,7 @@ static json_t *readiness_one(const drb_runbook *rb, cli *c, const char *dir, con
 	drb_run_result res;
 	drb_notify *nt = NULL;
 	drb_err err = {0};
-	json_t *checks = json_array(), *st, *one;
-	size_t j;
+	json_t *checks = json_array(), *one;
 	int failure, ready;
 	double t0 = drb_mono_now();
 
@@ -1472,19 +1471,18 @@ static json_t *readiness_one(const drb_runbook *rb, cli *c, const char *dir, con
 	}
 	if (!res.audit_path[0] || rename(tmpp, logp) != 0)
 		unlink(tmpp);
-	json_array_foreach(res.steps, j, st)
-	{
-		const char *id = json_string_value(json_object_get(st, "id")),
-			   *s = json_string_value(json_object_get(st, "status")) ?: "";
+	for (size_t j = 0; j < res.n_steps; j++) {
+		const char *id = res.steps[j].id, *s = res.steps[j].status;
 		int critical = 1;
 
 		for (size_t k = 0; id && k < rb->n_preflight; k++)
 			if (!strcmp(rb->preflight[k].id, id))
 				critical = rb->preflight[k].critical;
 		json_array_append_new(
-		    checks, json_pack("{s:s?, s:b, s:s, s:b, s:O?}", "check", id, "ok",
+		    checks, json_pack("{s:s?, s:b, s:s, s:b, s:o?}", "check", id, "ok",
 				      !strcmp(s, "ok") || !strcmp(s, "skipped"), "status", s,
-				      "critical", critical, "error", json_object_get(st, "error")));
+				      "critical", critical, "error",
+				      res.steps[j].error ? json_string(res.steps[j].error) : NULL));
 	}
 	ready = res.exit_code == DRB_EXIT_OK;
 	one = json_pack("{s:s, s:s, s:b, s:s, s:s?, s:f, s:s?, s:o, s:o}", "runbook", rb->name,

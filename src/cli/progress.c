@@ -448,17 +448,16 @@ static void print_plan(const drb_runbook *rb, const drb_run_result *res)
 
 void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_result *res)
 {
-	size_t i;
-	json_t *s;
 
 	if (!p)
 		return;
 	stop_ticker(p);
 	if (p->mode == DRB_OUT_JSON) {
 		json_t *o =
-		    json_pack("{s:s, s:s, s:s, s:i, s:s, s:O?, s:O?}", "event", "summary", "run",
+		    json_pack("{s:s, s:s, s:s, s:i, s:s, s:o?, s:O?}", "event", "summary", "run",
 			      res->run_id, "status", res->status, "exit_code", res->exit_code,
-			      "audit", res->audit_path, "steps", res->steps, "plan", res->plan);
+			      "audit", res->audit_path, "steps",
+			      drb_step_lines_json(res->steps, res->n_steps), "plan", res->plan);
 		char *txt;
 
 		if (res->critical_path)
@@ -491,22 +490,15 @@ void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_r
 		       color ? "\x1b[0m" : "", rb ? rb->name : "", res->run_id, res->exit_code);
 		if (res->error[0])
 			printf("  %s\n", res->error);
-		if (json_array_size(res->steps) && !res->plan) {
+		if (res->n_steps && !res->plan) {
 			printf("\n  %-30s %-13s %9s %s\n", "step", "status", "duration",
 			       "attempts");
-			json_array_foreach(res->steps, i, s)
-			{
+			for (size_t i = 0; i < res->n_steps; i++) {
+				const drb_step_line *s = &res->steps[i];
 				char d[32];
 
-				drb_duration_format(
-				    (double)json_integer_value(json_object_get(s, "duration_ms")) /
-					1000.0,
-				    d, sizeof(d));
-				printf(
-				    "  %-30s %-13s %9s %lld\n",
-				    json_string_value(json_object_get(s, "id")),
-				    json_string_value(json_object_get(s, "status")), d,
-				    (long long)json_integer_value(json_object_get(s, "attempts")));
+				drb_duration_format((double)s->duration_ms / 1000.0, d, sizeof(d));
+				printf("  %-30s %-13s %9s %d\n", s->id, s->status, d, s->attempts);
 			}
 		}
 		if (!res->plan) {

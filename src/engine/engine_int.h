@@ -76,7 +76,8 @@ typedef struct drb_run {
 	drb_unit *units;
 	size_t n_units, cap_units;
 	int64_t unit_order; /* the order of the last completed unit */
-	json_t *summary;    /* array of step summaries */
+	drb_step_line *summary; /* the summary's lines (drb_summary_add) */
+	size_t n_summary, cap_summary;
 
 	/* replay: the recorded run's records, and which call records were used */
 	int replay;
@@ -137,6 +138,14 @@ typedef enum drb_step_status {
 } drb_step_status;
 
 const char *drb_status_name(drb_step_status st);
+
+/* Adds a line to the run's summary (under r->mu); id and error are copied, error may be
+ * NULL; status is static text. Secret parameters are redacted from both. */
+void drb_summary_add(drb_run *r, const char *id, const char *status, int attempts,
+		     long long duration_ms, const char *error);
+
+/* Frees n lines and the array. */
+void drb_step_lines_free(drb_step_line *v, size_t n);
 
 /* ---- the seam (seam.c) ------------------------------------------------------------------ */
 

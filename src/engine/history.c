@@ -131,12 +131,11 @@ int drb_replay_approval(drb_run *r, const char *uid, json_t **result, drb_err *e
 			   uid);
 }
 
-static int reached(const json_t *summary, const char *uid)
+static int reached(const drb_run *r, const char *uid)
 {
-	size_t j;
-	json_t *s;
-
-	json_array_foreach(summary, j, s) if (!strcmp(sget(s, "id") ?: "", uid)) return 1;
+	for (size_t j = 0; j < r->n_summary; j++)
+		if (!strcmp(r->summary[j].id, uid))
+			return 1;
 	return 0;
 }
 
@@ -156,7 +155,7 @@ double drb_replay_rto(drb_run *r)
 	{
 		if (drb_event_of(sget(rec, "event")) == DRB_EV_STEP_END &&
 		    !drb_rfc3339_parse(sget(rec, "ts") ?: "", &t) && t > to &&
-		    reached(r->summary, sget(rec, "step") ?: ""))
+		    reached(r, sget(rec, "step") ?: ""))
 			to = t;
 	}
 	pthread_mutex_unlock(&r->mu);

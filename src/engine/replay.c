@@ -91,10 +91,11 @@ static json_t *number(double v)
 }
 
 /* Compares the replayed outcome of each step (status and result) with the recorded one. */
-static json_t *compare(const json_t *recorded, const json_t *summary, const json_t *ends)
+static json_t *compare(const json_t *recorded, const drb_step_line *summary, size_t n,
+		       const json_t *ends)
 {
-	json_t *diff = json_array(), *rec, *s;
-	size_t i, j;
+	json_t *diff = json_array(), *rec;
+	size_t i;
 
 	json_array_foreach(recorded, i, rec)
 	{
@@ -104,8 +105,9 @@ static json_t *compare(const json_t *recorded, const json_t *summary, const json
 		if (!uid || drb_event_of(sget(rec, "event")) != DRB_EV_STEP_END)
 			continue;
 		was = sget(d, "status");
-		json_array_foreach(summary, j, s) if (!strcmp(sget(s, "id") ?: "", uid)) now =
-		    sget(s, "status");
+		for (size_t j = 0; j < n; j++)
+			if (!strcmp(summary[j].id, uid))
+				now = summary[j].status;
 		if (!now || strcmp(now, was ?: "")) {
 			differ(diff, uid, "status", json_string(was ?: "(none)"),
 			       json_string(now ? now : "not reached"));
@@ -124,17 +126,16 @@ static json_t *compare(const json_t *recorded, const json_t *summary, const json
 		if ((rw || rn) && !(rw && rn && json_equal(rw, rn)))
 			differ(diff, uid, "result", shown(rw), shown(rn));
 	}
-	json_array_foreach(summary, j, s)
-	{
+	for (size_t j = 0; j < n; j++) {
 		int found = 0;
 
 		json_array_foreach(recorded, i,
 				   rec) if (drb_event_of(sget(rec, "event")) == DRB_EV_STEP_END &&
-					    !strcmp(sget(rec, "step") ?: "", sget(s, "id") ?: ""))
+					    !strcmp(sget(rec, "step") ?: "", summary[j].id))
 		    found = 1;
 		if (!found)
-			differ(diff, sget(s, "id") ?: "?", "status", json_string("not reached"),
-			       json_string(sget(s, "status") ?: "(none)"));
+			differ(diff, summary[j].id, "status", json_string("not reached"),
+			       json_string(summary[j].status));
 	}
 	return diff;
 }
@@ -223,7 +224,7 @@ int drb_engine_replay(const char *audit_path, const char *runbook, const drb_eng
 	}
 	if ((rc = drb_run_body(&r, out, 1)))
 		goto out;
-	out->plan = compare(records, out->steps, cap.ends);
+	out->plan = compare(records, out->steps, out->n_steps, cap.ends);
 	compare_run(out->plan, end, out);
 	snprintf(out->status, sizeof(out->status), "%s",
 		 json_array_size(out->plan) ? "diverged" : "identical");

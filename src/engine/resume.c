@@ -71,7 +71,6 @@ static int refuse(drb_run_result *out, const char *run_id, const char *path, int
 	snprintf(out->run_id, sizeof(out->run_id), "%s", run_id ? run_id : "");
 	snprintf(out->audit_path, sizeof(out->audit_path), "%s", path);
 	snprintf(out->error, sizeof(out->error), "%s", err->msg);
-	out->steps = json_array();
 	return 0;
 }
 

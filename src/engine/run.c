@@ -208,15 +208,84 @@ static void notify(drb_run *r, const char *when, const char *status, const char 
 
 /* ---- the run ---------------------------------------------------------------------------- */
 
+void drb_step_lines_free(drb_step_line *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].id);
+		free(v[i].error);
+	}
+	free(v);
+}
+
+json_t *drb_step_lines_json(const drb_step_line *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		json_t *o = json_pack("{s:s, s:s, s:i, s:I, s:s*}", "id", v[i].id, "status",
+				      v[i].status, "attempts", v[i].attempts, "duration_ms",
+				      (json_int_t)v[i].duration_ms, "error", v[i].error);
+
+		if (!o || json_array_append_new(a, o)) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+void drb_summary_add(drb_run *r, const char *id, const char *status, int attempts,
+		     long long duration_ms, const char *error)
+{
+	json_t *o = NULL, *red = NULL;
+	drb_step_line l = {.status = status, .duration_ms = duration_ms, .attempts = attempts};
+
+	/* the summary is output: no secret parameter in it (a copy only when there are some) */
+	if (json_array_size(r->secrets)) {
+		o = json_pack("{s:s, s:s?}", "id", id, "error", error);
+		red = o ? drb_redact(r, o) : NULL;
+		if (!red)
+			goto out;
+		id = json_string_value(json_object_get(red, "id"));
+		error = json_string_value(json_object_get(red, "error"));
+	}
+	l.id = strdup(id ? id : "");
+	l.error = error ? strdup(error) : NULL;
+	if (!l.id || (error && !l.error))
+		goto out;
+	pthread_mutex_lock(&r->mu);
+	if (r->n_summary == r->cap_summary) {
+		size_t cap = r->cap_summary ? 2 * r->cap_summary : 16;
+		drb_step_line *v = realloc(r->summary, cap * sizeof(*v));
+
+		if (v) {
+			r->summary = v;
+			r->cap_summary = cap;
+		}
+	}
+	if (r->n_summary < r->cap_summary) {
+		r->summary[r->n_summary++] = l;
+		l.id = l.error = NULL;
+	}
+	pthread_mutex_unlock(&r->mu);
+out:
+	free(l.id);
+	free(l.error);
+	json_decref(o);
+	json_decref(red);
+}
+
 void drb_run_result_free(drb_run_result *r)
 {
 	if (!r)
 		return;
-	json_decref(r->steps);
+	drb_step_lines_free(r->steps, r->n_steps);
 	json_decref(r->plan);
 	json_decref(r->critical_path);
 	json_decref(r->forecast);
-	r->steps = r->plan = r->critical_path = r->forecast = NULL;
+	r->steps = NULL;
+	r->n_steps = 0;
+	r->plan = r->critical_path = r->forecast = NULL;
 }
 
 static void make_run_id(char *out, size_t n)
@@ -518,7 +587,6 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, js
 	if ((r->signals || r->stop_seen) &&
 	    pthread_create(&r->watcher, NULL, signal_watcher, r) == 0)
 		r->watching = 1;
-	r->summary = json_array();
 	r->shadow = o->shadow;
 	r->shadow_made = json_object();
 	r->secrets = json_array();
@@ -585,7 +653,7 @@ void drb_run_fini(drb_run *r)
 	drb_lua_free(r->lua);
 	drb_audit_close(r->audit);
 	drb_evidence_close(r->evidence);
-	json_decref(r->summary);
+	drb_step_lines_free(r->summary, r->n_summary);
 	json_decref(r->print_steps);
 	json_decref(r->shadow_made);
 	json_decref(r->end_info);
@@ -1082,21 +1150,13 @@ static void readiness_record(drb_run *r, const char *id, double t0, const char *
 			     const char *error)
 {
 	json_t *d = json_pack("{s:s, s:b, s:s?, s:s?}", "check", id, "ok", !error, "detail", detail,
-			      "error", error),
-	       *o = json_pack("{s:s, s:s, s:i, s:I}", "id", id, "status", error ? "failed" : "ok",
-			      "attempts", 1, "duration_ms",
-			      (json_int_t)llround((drb_mono_now() - t0) * 1000));
+			      "error", error);
 	drb_err e = {0};
 
 	if (d)
 		drb_emit(r, DRB_EV_READINESS_CHECK, NULL, d, &e);
-	if (o && error)
-		json_object_set_new(o, "error", json_string(error));
-	pthread_mutex_lock(&r->mu);
-	if (o)
-		json_array_append(r->summary, o);
-	pthread_mutex_unlock(&r->mu);
-	json_decref(o);
+	drb_summary_add(r, id, error ? "failed" : "ok", 1, llround((drb_mono_now() - t0) * 1000),
+			error);
 	json_decref(d);
 }
 
@@ -1446,7 +1506,13 @@ verdict:
 	snprintf(out->run_id, sizeof(out->run_id), "%s", r->run_id);
 	snprintf(out->audit_path, sizeof(out->audit_path), "%s",
 		 r->audit ? drb_audit_path(r->audit) : "");
-	out->steps = json_incref(r->summary);
+	/* the summary moves to the result */
+	pthread_mutex_lock(&r->mu);
+	out->steps = r->summary;
+	out->n_steps = r->n_summary;
+	r->summary = NULL;
+	r->n_summary = r->cap_summary = 0;
+	pthread_mutex_unlock(&r->mu);
 	if (first.msg[0]) {
 		json_t *e = json_pack("{s:s}", "error", first.msg),
 		       *red = e ? drb_redact(r, e) : NULL;
@@ -1575,7 +1641,6 @@ int drb_engine_run(const drb_runbook *rb, const drb_engine_opts *o, drb_run_resu
 		snprintf(out->run_id, sizeof(out->run_id), "%s", r.run_id);
 		snprintf(out->audit_path, sizeof(out->audit_path), "%s", drb_audit_path(r.audit));
 		snprintf(out->error, sizeof(out->error), "%s", lock_err.msg);
-		out->steps = json_array();
 		rc = 0;
 		goto out;
 	}

@@ -152,22 +152,7 @@ static void set_step_result(drb_run *r, const char *id, drb_step_status st, cons
 static void summary_add(drb_run *r, const char *uid, drb_step_status st, int attempts, double dur,
 			const char *error)
 {
-	json_t *o = json_pack("{s:s, s:s, s:i, s:I}", "id", uid, "status", drb_status_name(st),
-			      "attempts", attempts, "duration_ms", (json_int_t)llround(dur * 1000));
-	json_t *shown;
-
-	if (!o)
-		return;
-	if (error)
-		json_object_set_new(o, "error", json_string(error));
-	/* the summary is output: no secret parameter in it (a copy only when there are some) */
-	shown = json_array_size(r->secrets) ? drb_redact(r, o) : json_incref(o);
-	json_decref(o);
-	if (!shown)
-		return;
-	pthread_mutex_lock(&r->mu);
-	json_array_append_new(r->summary, shown);
-	pthread_mutex_unlock(&r->mu);
+	drb_summary_add(r, uid, drb_status_name(st), attempts, llround(dur * 1000), error);
 }
 
 /* Ends a unit: logs step.end, records the result. */
