@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_scenario_region import (RUNBOOKS, Heartbeat, audit_verify, audit_events,  # noqa: E402
                                   drbook, make_sentinel_table, now_rfc3339, parse_ts, run_end,
                                   show, step_result)
-from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import param_args, run_test, wait_for  # noqa: E402
 
 RUNBOOK = os.path.join(RUNBOOKS, "rds-multi-az-failover.yaml")
 
@@ -28,10 +28,7 @@ def params(sb, **extra):
     p = {"topic_arn": sb.vars["DRB_SANDBOX_TOPIC_ARN"],
          "account": sb.vars["DRB_SANDBOX_ACCOUNT_ID"]}
     p.update(extra)
-    out = []
-    for k, v in p.items():
-        out += ["-p", "%s=%s" % (k, v)]
-    return out
+    return param_args(p)
 
 
 def describe(sb):

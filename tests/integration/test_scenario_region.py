@@ -18,7 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
 
 from sandbox_lib.common import dsn, psql, read_json  # noqa: E402
-from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import param_args, run_test, wait_for  # noqa: E402
 
 SRC = os.environ.get("SRC") or os.path.abspath(os.path.join(HERE, "..", ".."))
 DRBOOK = os.environ.get("DRBOOK")
@@ -62,10 +62,7 @@ def region_params(sb, **extra):
          "dr_health_checks": v["DRB_SANDBOX_HEALTH_CHECK_EU"],
          "topic_arn": v["DRB_SANDBOX_TOPIC_ARN"], "account": v["DRB_SANDBOX_ACCOUNT_ID"]}
     p.update(extra)
-    out = []
-    for k, val in p.items():
-        out += ["-p", "%s=%s" % (k, val)]
-    return out
+    return param_args(p)
 
 
 def audit_events(path):

@@ -131,6 +131,15 @@ class Sandbox:
         return p.returncode
 
 
+def param_args(params):
+    """drbook's -p arguments for params (a dict of name to value), in the dict's order:
+    ["-p", "name=value", ...]. A value is written with %s: a list or map goes JSON-encoded."""
+    out = []
+    for k, v in params.items():
+        out += ["-p", "%s=%s" % (k, v)]
+    return out
+
+
 def dig_records(server, name, qtype="A"):
     """The answer section `dig` prints for name from server ("IP:PORT"): a list of
     (type, value, ttl), in order (a CNAME chain first)."""
