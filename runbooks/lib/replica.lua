@@ -4,9 +4,11 @@
 -- (the remaining standby region's replica after a promotion), db-corruption-restore.yaml
 -- (the recovery replicas after a restore) and region-failback.yaml (prod-db rebuilt in
 -- us-east-1 in place of the stale old primary, then the standby regions' replicas);
--- docs/scenarios.md describes them.
+-- docs/scenarios.md describes them. Also the question the failover runbooks' fence and
+-- isolation rollbacks ask before they undo anything: was the replica promoted?
 --
 --   local replica = require "lib.replica"
+--   if replica.promoted("prod-db-eu", "eu-west-1") then ... end  -- keep the fence
 --   local before = replica.settings("prod-db-ap", "ap-southeast-1")  -- before any change
 --   local r = replica.rebuild(before, aws.rds.describe_db_instance{...})  -- poll until r.done
 --   replica.rebuild(before, primary, { delete = "primary", final_snapshot = "x" })
@@ -39,6 +41,15 @@ function M.settings(id, region)
            instance_class = old.instance_class, az = old.az, multi_az = old.multi_az,
            vpc_security_group_ids = sgs, db_subnet_group = old.db_subnet_group,
            db_parameter_group = pgroup, tags = tags }
+end
+
+-- Whether the instance `id` in `region` is no longer a read replica (promoted, or never one).
+-- A rollback asks before it lets the old primary take writes again: beside a promoted
+-- replica that would make two writable primaries. Raises when the instance cannot be read,
+-- so that such a rollback fails rather than guesses.
+function M.promoted(id, region)
+  local r = aws.rds.describe_db_instance { id = id, region = region }
+  return r.replica_source == nil
 end
 
 -- The region an RDS ARN names (arn:aws:rds:REGION:ACCOUNT:db:ID).

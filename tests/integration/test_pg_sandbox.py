@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
 from drbtest import Case, events  # noqa: E402  (exits when DRBOOK is not the built binary)
 from sandbox_lib.common import dsn, psql_value  # noqa: E402
-from sandbox_lib.testkit import run_test  # noqa: E402
+from sandbox_lib.testkit import rds_instance, run_test  # noqa: E402
 
 RUNBOOKS = os.path.join(HERE, "runbooks")
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -170,8 +170,7 @@ def case_basics(e, sb, c):
                   sent.get("id")), "1", "psql: the sentinel is on the replica")
 
     # the rds_instance connection went to the replica that boto3 sees in eu-west-1
-    db = sb.client("rds", "eu-west-1").describe_db_instances(
-        DBInstanceIdentifier="prod-db-eu")["DBInstances"][0]
+    db = rds_instance(sb, "prod-db-eu", "eu-west-1")
     c.eq(db["Endpoint"]["Port"], port_of(sb.vars["DR_DB_DSN"]),
          "boto3: prod-db-eu's endpoint is the DR server")
     lookups = [r for r in events(log, "call", "dr-rds-status")
@@ -278,7 +277,7 @@ def case_pitr(e, sb, c):
          sent.get("SourceDBInstanceIdentifier") == "prod-db",
          "RestoreDBInstanceToPointInTime got the recorded time (%s -> %s)" %
          (at, sent.get("RestoreTime")))
-    db = sb.client("rds").describe_db_instances(DBInstanceIdentifier="pgsb-pitr")["DBInstances"][0]
+    db = rds_instance(sb, "pgsb-pitr")
     c.eq(db["DBInstanceStatus"], "available", "boto3: the restored instance is available")
     port = db["Endpoint"]["Port"]
     c.eq(result(log, "wait-restored").get("port"), port, "the runbook saw the same endpoint")

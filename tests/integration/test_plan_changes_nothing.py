@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from test_scenario_region import (RUNBOOKS, audit_events, diff, drbook, heartbeat_once,  # noqa
                                   make_sentinel_table, now_rfc3339, show, snapshot)
-from sandbox_lib.testkit import run_test  # noqa: E402
+from sandbox_lib.testkit import param_args, run_test  # noqa: E402
 
 MINE = ["region-failover.yaml", "rds-multi-az-failover.yaml"]
 # operations that change something; none may appear in a plan's audit log
@@ -46,14 +46,14 @@ def plan_args(sb, path):
     with open(path) as f:
         declared = (yaml.safe_load(f) or {}).get("params") or {}
     known = known_params(sb)
-    args, missing = [], []
+    given, missing = {}, []
     for name, spec in declared.items():
         spec = spec or {}
         if name in known:
-            args += ["-p", "%s=%s" % (name, known[name])]
+            given[name] = known[name]
         elif "default" not in spec and spec.get("required", True):
             missing.append(name)
-    return args, missing
+    return param_args(given), missing
 
 
 def mutating_calls(log):

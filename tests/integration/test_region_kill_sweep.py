@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_scenario_region import (DRBOOK, RUNBOOKS, SERVICES, audit_events,  # noqa: E402
                                   heartbeat_once, make_sentinel_table, now_rfc3339)
 from test_scenario_region_arc import arc_params, arc_state, dig, requests  # noqa: E402
-from sandbox_lib.testkit import run_test  # noqa: E402
+from sandbox_lib.testkit import rds_instance, run_test  # noqa: E402
 
 RUNBOOK = os.path.join(RUNBOOKS, "region-failover.yaml")
 BUILD = os.environ.get("BUILD") or os.path.join(os.environ.get("SRC", "."), "build")
@@ -113,8 +113,7 @@ def end_state(sb, c, tag, since, hist0):
     bad = []
     if sb.value("DR_DB_DSN", "select pg_is_in_recovery()") != "f":
         bad.append("prod-db-eu still in recovery")
-    db = sb.client("rds", "eu-west-1").describe_db_instances(
-        DBInstanceIdentifier="prod-db-eu")["DBInstances"][0]
+    db = rds_instance(sb, "prod-db-eu", "eu-west-1")
     if db.get("ReadReplicaSourceDBInstanceIdentifier") or db["DBInstanceStatus"] != "available":
         bad.append("RDS: prod-db-eu %s, source %s" % (
             db["DBInstanceStatus"], db.get("ReadReplicaSourceDBInstanceIdentifier")))
@@ -125,8 +124,7 @@ def end_state(sb, c, tag, since, hist0):
         bad.append("PromoteReadReplica answered 200 %d times (%s)" % (
             len(ok_promotes), [(r["status"], r["fault"]) for r in promotes]))
     # the ap-southeast-1 replica, rebuilt as a read replica of prod-db-eu, created once
-    ap = sb.client("rds", "ap-southeast-1").describe_db_instances(
-        DBInstanceIdentifier="prod-db-ap")["DBInstances"][0]
+    ap = rds_instance(sb, "prod-db-ap", "ap-southeast-1")
     if ap.get("ReadReplicaSourceDBInstanceIdentifier") != db["DBInstanceArn"]:
         bad.append("RDS: prod-db-ap's source is %s, not prod-db-eu" %
                    ap.get("ReadReplicaSourceDBInstanceIdentifier"))

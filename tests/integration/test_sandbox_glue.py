@@ -71,8 +71,8 @@ def check_route53(sb, c):
          "then INSYNC")
 
 
-def wait_available(rds, ident, timeout=60):
-    return wait_instance(rds, ident, lambda d: d["DBInstanceStatus"] in ("available", "failed"),
+def wait_available(sb, ident, timeout=60):
+    return wait_instance(sb, ident, lambda d: d["DBInstanceStatus"] in ("available", "failed"),
                          timeout)
 
 
@@ -83,7 +83,7 @@ def check_failover(sb, c):
            "default now()); insert into sentinel values (1)")
     r = rds.reboot_db_instance(DBInstanceIdentifier="prod-db", ForceFailover=True)
     c.eq(r["DBInstance"]["DBInstanceStatus"], "rebooting", "reboot answers 'rebooting'")
-    db = wait_available(rds, "prod-db")
+    db = wait_available(sb, "prod-db")
     c.eq(db and db["DBInstanceStatus"], "available", "prod-db is available again")
     c.eq(db["AvailabilityZone"], "us-east-1b", "the writer moved to the other AZ")
     c.eq(db["Endpoint"]["Port"], port_of(v["PRIMARY_DB_DSN"]), "same writer endpoint")
@@ -107,7 +107,7 @@ def check_failover(sb, c):
     except Exception:
         c.ok(True, "the writer endpoint fails while the writer is down")
     rds.reboot_db_instance(DBInstanceIdentifier="prod-db", ForceFailover=True)
-    db = wait_available(rds, "prod-db")
+    db = wait_available(sb, "prod-db")
     c.eq(db and db["DBInstanceStatus"], "available", "failover after the crash completes")
     c.eq(sb.value("PRIMARY_DB_DSN", "select count(*) from sentinel"), "2",
          "no committed write lost (RPO 0)")
@@ -127,7 +127,7 @@ def check_restores(sb, c):
     rds.restore_db_instance_to_point_in_time(
         SourceDBInstanceIdentifier="prod-db", TargetDBInstanceIdentifier="prod-db-pitr",
         RestoreTime=rt, DBInstanceClass="db.t3.micro")
-    db = wait_available(rds, "prod-db-pitr", 90)
+    db = wait_available(sb, "prod-db-pitr", 90)
     c.eq(db and db["DBInstanceStatus"], "available", "the PITR instance becomes available")
     port = db["Endpoint"]["Port"]
     c.ok(port not in [port_of(sb.vars[k]) for k in ("PRIMARY_DB_DSN", "DR_DB_DSN",
@@ -155,7 +155,7 @@ def check_restores(sb, c):
 
     rds.restore_db_instance_from_db_snapshot(DBInstanceIdentifier="prod-db-snap",
                                              DBSnapshotIdentifier=sb.vars["DRB_SANDBOX_SNAPSHOT"])
-    db = wait_available(rds, "prod-db-snap", 90)
+    db = wait_available(sb, "prod-db-snap", 90)
     c.eq(db and db["DBInstanceStatus"], "available", "the snapshot restore becomes available")
     snap = dsn(db["Endpoint"]["Port"], sb.vars["DRB_SANDBOX_PG_PASSWORD"])
     c.eq(sb.value(snap, "select count(*) from orders"), "300",
@@ -194,8 +194,8 @@ def check_region_outage(sb, c):
     c.eq(code, "InvalidDBInstanceState", "a failover inside the failed region is refused")
     rds_eu = sb.client("rds", "eu-west-1")
     rds_eu.promote_read_replica(DBInstanceIdentifier="prod-db-eu")
-    db = wait_instance(rds_eu, "prod-db-eu", lambda d: d["DBInstanceStatus"] == "available" and
-                       not d.get("ReadReplicaSourceDBInstanceIdentifier"), 30)
+    db = wait_instance(sb, "prod-db-eu", lambda d: d["DBInstanceStatus"] == "available" and
+                       not d.get("ReadReplicaSourceDBInstanceIdentifier"), 30, "eu-west-1")
     c.ok(db is not None, "the DR replica can be promoted during the outage")
     c.eq(sb.value("DR_DB_DSN", "select count(*) from sentinel"), "2",
          "the DR database has the writes made before the outage")

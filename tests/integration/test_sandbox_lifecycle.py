@@ -10,8 +10,8 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
 
 from botocore.exceptions import ClientError  # noqa: E402
-from sandbox_lib.testkit import (dead_and_free, run_test, wait_for,  # noqa: E402
-                                 wait_instance)
+from sandbox_lib.testkit import (dead_and_free, rds_instance, run_test,  # noqa: E402
+                                 wait_for, wait_instance)
 
 AUTH_ERRORS = ("SignatureDoesNotMatch", "InvalidClientTokenId")
 # JSON-protocol services (ECS) name the same refusals as real AWS does
@@ -71,7 +71,7 @@ def body(sb, c):
 
     # --- boto3 sees the same, with real endpoints
     rds_eu = sb.client("rds", "eu-west-1")
-    rep = rds_eu.describe_db_instances(DBInstanceIdentifier="prod-db-eu")["DBInstances"][0]
+    rep = rds_instance(sb, "prod-db-eu", "eu-west-1")
     dr_port = int(v["DR_DB_DSN"].split("port=")[1].split()[0])
     c.eq((rep["Endpoint"]["Address"], rep["Endpoint"]["Port"]), ("127.0.0.1", dr_port),
          "prod-db-eu endpoint is the real replica")
@@ -139,16 +139,15 @@ def body(sb, c):
     # --- PromoteReadReplica promotes the real replica
     r = rds_eu.promote_read_replica(DBInstanceIdentifier="prod-db-eu")["DBInstance"]
     c.eq(r["DBInstanceStatus"], "modifying", "PromoteReadReplica answers 'modifying'")
-    db = wait_instance(rds_eu, "prod-db-eu", lambda d: d["DBInstanceStatus"] == "available" and
-                       not d.get("ReadReplicaSourceDBInstanceIdentifier"), 30)
+    db = wait_instance(sb, "prod-db-eu", lambda d: d["DBInstanceStatus"] == "available" and
+                       not d.get("ReadReplicaSourceDBInstanceIdentifier"), 30, "eu-west-1")
     c.ok(db is not None, "prod-db-eu becomes available without a replica source")
     c.eq(sb.value("DR_DB_DSN", "select pg_is_in_recovery()"), "f",
          "the real replica left recovery")
     sb.sql("DR_DB_DSN", "insert into probe (t) values ('eu-%s')" % token)
     c.eq(sb.value("DR_DB_DSN", "select count(*) from probe where t = 'eu-%s'" % token), "1",
          "the promoted replica takes writes")
-    prim = sb.client("rds").describe_db_instances(DBInstanceIdentifier="prod-db")
-    c.eq(prim["DBInstances"][0].get("ReadReplicaDBInstanceIdentifiers"),
+    c.eq(rds_instance(sb, "prod-db").get("ReadReplicaDBInstanceIdentifiers"),
          ["arn:aws:rds:ap-southeast-1:123456789012:db:prod-db-ap"],
          "prod-db no longer lists the promoted replica (only prod-db-ap)")
 

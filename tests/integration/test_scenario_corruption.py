@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from botocore.exceptions import ClientError  # noqa: E402
 from sandbox_lib.common import dsn, parse_rfc3339, port_in_use, read_json  # noqa: E402
-from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import rds_instance, run_test, wait_for  # noqa: E402
 from test_scenario_ecs import (DRBOOK, SRC, Alerts, Drbook, calls, run_end,  # noqa: E402
                                step_status, subjects)
 
@@ -47,7 +47,7 @@ def record_values(sb):
 
 def point_record_at_prod(sb):
     """The platform's configuration: the application resolves db.example.internal. to prod-db."""
-    db = sb.client("rds").describe_db_instances(DBInstanceIdentifier="prod-db")["DBInstances"][0]
+    db = rds_instance(sb, "prod-db")
     value = "0 0 %d %s" % (db["Endpoint"]["Port"], db["Endpoint"]["Address"])
     sb.client("route53").change_resource_record_sets(
         HostedZoneId=sb.vars["DRB_SANDBOX_ZONE_ID"], ChangeBatch={"Changes": [{
@@ -59,8 +59,7 @@ def point_record_at_prod(sb):
 
 def staging(sb):
     try:
-        rds = sb.client("rds")
-        return rds.describe_db_instances(DBInstanceIdentifier=STAGING)["DBInstances"][0]
+        return rds_instance(sb, STAGING)
     except ClientError as e:
         if "NotFound" in e.response["Error"]["Code"]:
             return None
@@ -83,7 +82,7 @@ def restored_dsn(sb):
 
 
 def corrupt_untouched(sb, c, corr, what):
-    prod = sb.client("rds").describe_db_instances(DBInstanceIdentifier="prod-db")["DBInstances"][0]
+    prod = rds_instance(sb, "prod-db")
     c.eq(prod["DBInstanceStatus"], "available",
          "%s: the corrupt instance prod-db still exists" % what)
     c.eq(int(sb.value("PRIMARY_DB_DSN", "select count(*) from orders")), corr["orders_after"],
@@ -293,8 +292,7 @@ def case_point_in_time(sb, c, d, corr, original, alerts):
 
     # rebuild_replicas=false: the replicas were left alone, still streaming from prod-db
     for region, ident in (("eu-west-1", "prod-db-eu"), ("ap-southeast-1", "prod-db-ap")):
-        r = sb.client("rds", region).describe_db_instances(DBInstanceIdentifier=ident)[
-            "DBInstances"][0]
+        r = rds_instance(sb, ident, region)
         c.ok(r.get("ReadReplicaSourceDBInstanceIdentifier", "").endswith(":db:prod-db"),
              "rebuild_replicas=false: %s still follows prod-db (%s)" %
              (ident, r.get("ReadReplicaSourceDBInstanceIdentifier")))

@@ -27,18 +27,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
 sys.path.insert(0, HERE)
 
-from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import rds_instance, run_test, wait_for  # noqa: E402
 from test_scenario_corruption import (RECORD, RUNBOOK, drop_staging,  # noqa: E402
                                       point_record_at_prod, record_values, staging)
 from test_scenario_ecs import Drbook, calls, run_end, step_status  # noqa: E402
 
 US, EU, AP = "us-east-1", "eu-west-1", "ap-southeast-1"
 REPLICAS = ((EU, "prod-db-eu", "DR_DB_DSN"), (AP, "prod-db-ap", "AP_DB_DSN"))
-
-
-def rds(sb, region, ident):
-    return sb.client("rds", region).describe_db_instances(
-        DBInstanceIdentifier=ident)["DBInstances"][0]
 
 
 def settings(db):
@@ -115,7 +110,7 @@ def case_smoke_fails(sb, c, d, corr, original, replicas_before):
          "DNS: the authoritative server still answers prod-db")
 
     # no network given: prod-db's, never RDS's defaults (the sandbox gives those as RDS does)
-    prod, db = settings(rds(sb, US, "prod-db")), settings(staging(sb))
+    prod, db = settings(rds_instance(sb, "prod-db")), settings(staging(sb))
     c.eq({k: db[k] for k in ("security_groups", "subnet_group", "parameter_group", "class",
                              "multi_az")},
          {k: prod[k] for k in ("security_groups", "subnet_group", "parameter_group", "class",
@@ -127,7 +122,7 @@ def case_smoke_fails(sb, c, d, corr, original, replicas_before):
     c.eq((db["tags"].get("drbook:role"), db["tags"].get("drbook:restored-from")),
          ("staging", "prod-db"), "RDS: the restore is tagged drbook:role=staging")
     for region, ident, _ in REPLICAS:
-        c.eq(rds(sb, region, ident).get("ReadReplicaSourceDBInstanceIdentifier"),
+        c.eq(rds_instance(sb, ident, region).get("ReadReplicaSourceDBInstanceIdentifier"),
              replicas_before[ident]["source"], "RDS: %s still follows prod-db" % ident)
     drop_staging(sb, c)
 
@@ -179,7 +174,7 @@ def case_into_staging(sb, c, d, corr, original, replicas_before):
     # the replicas: read replicas of the restored instance in RDS, with their settings
     restored_port = str(db["Endpoint"]["Port"])
     for region, ident, dsn_var in REPLICAS:
-        r = rds(sb, region, ident)
+        r = rds_instance(sb, ident, region)
         c.eq((r["DBInstanceStatus"], r.get("ReadReplicaSourceDBInstanceIdentifier")),
              ("available", db["DBInstanceArn"]),
              "RDS: %s is an available read replica of restore-prod-db" % ident)
@@ -195,7 +190,7 @@ def case_into_staging(sb, c, d, corr, original, replicas_before):
          sorted("arn:aws:rds:%s:%s:db:%s" % (region, v["DRB_SANDBOX_ACCOUNT_ID"], ident)
                 for region, ident, _ in REPLICAS),
          "RDS: restore-prod-db lists both replicas")
-    c.eq(rds(sb, US, "prod-db").get("ReadReplicaDBInstanceIdentifiers"), [],
+    c.eq(rds_instance(sb, "prod-db").get("ReadReplicaDBInstanceIdentifiers"), [],
          "RDS: the corrupt prod-db has no replica left")
     restored_dsn = "host=127.0.0.1 port=%s user=postgres password=%s dbname=app" % (
         restored_port, v["DRB_SANDBOX_PG_PASSWORD"])
@@ -223,7 +218,7 @@ def body(sb, c):
         original = point_record_at_prod(sb)
         replicas_before = {}
         for region, ident, _ in REPLICAS:
-            r = rds(sb, region, ident)
+            r = rds_instance(sb, ident, region)
             replicas_before[ident] = {"source": r.get("ReadReplicaSourceDBInstanceIdentifier"),
                                       "settings": settings(r)}
         c.eq(sorted(replicas_before[i]["settings"]["security_groups"][0] for _, i, _ in REPLICAS),

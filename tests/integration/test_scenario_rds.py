@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_scenario_region import (RUNBOOKS, Heartbeat, audit_verify, audit_events,  # noqa: E402
                                   drbook, make_sentinel_table, now_rfc3339, parse_ts, run_end,
                                   show, step_result)
-from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import param_args, rds_instance, run_test, wait_for  # noqa: E402
 
 RUNBOOK = os.path.join(RUNBOOKS, "rds-multi-az-failover.yaml")
 
@@ -28,14 +28,7 @@ def params(sb, **extra):
     p = {"topic_arn": sb.vars["DRB_SANDBOX_TOPIC_ARN"],
          "account": sb.vars["DRB_SANDBOX_ACCOUNT_ID"]}
     p.update(extra)
-    out = []
-    for k, v in p.items():
-        out += ["-p", "%s=%s" % (k, v)]
-    return out
-
-
-def describe(sb):
-    return sb.client("rds").describe_db_instances(DBInstanceIdentifier="prod-db")["DBInstances"][0]
+    return param_args(p)
 
 
 def status(sb):
@@ -45,7 +38,7 @@ def status(sb):
 def check_common(sb, c, log, p, az_before, what):
     if not c.eq(p.returncode, 0, "%s: the run succeeds (exit 0)" % what):
         show(p)
-    db = describe(sb)
+    db = rds_instance(sb, "prod-db")
     c.ok(db["DBInstanceStatus"] == "available" and db["AvailabilityZone"] != az_before,
          "%s: RDS prod-db available, writer moved %s -> %s" % (what, az_before,
                                                                db["AvailabilityZone"]))
@@ -97,7 +90,7 @@ def wait_standby(sb, c):
 
 def check_planned(sb, c, runs):
     make_sentinel_table(sb)
-    az = describe(sb)["AvailabilityZone"]
+    az = rds_instance(sb, "prod-db")["AvailabilityZone"]
     old_writer = status(sb)["writer"]
     log = os.path.join(runs, "planned.jsonl")
     p = drbook(sb, "run", RUNBOOK, "--drill", "--yes", "--audit", log, "--runs-dir", runs,
@@ -132,7 +125,7 @@ def check_planned(sb, c, runs):
 
 def check_crash(sb, c, runs):
     wait_standby(sb, c)
-    az = describe(sb)["AvailabilityZone"]
+    az = rds_instance(sb, "prod-db")["AvailabilityZone"]
     hb = Heartbeat(sb).start()
     c.ok(wait_for(lambda: len(hb.rows) >= 5, 20), "heartbeats are being written")
     incident = now_rfc3339()
@@ -203,7 +196,7 @@ def check_rds_failed_over(sb, c, runs):
          (what, d.get("reason")))
     c.eq(step_status(log, "failover"), "skipped", "%s: the failover step was skipped" % what)
     c.eq(calls(log, "RebootDBInstance"), [], "%s: no RebootDBInstance call was made" % what)
-    db = describe(sb)
+    db = rds_instance(sb, "prod-db")
     c.eq((db["DBInstanceStatus"], db["AvailabilityZone"]), ("available", inj["az_after"]),
          "%s: the writer stays where RDS put it (%s)" % (what, inj["az_after"]))
     c.eq(status(sb)["writer"], inj["new_writer"], "%s: the real writer is still %s" %
@@ -238,7 +231,7 @@ def check_rds_failed_over(sb, c, runs):
 def check_failed_az(sb, c, runs):
     """No failover event since the incident, but the writer is already outside the zone the
     operator names as failed: verify, no reboot."""
-    az = describe(sb)["AvailabilityZone"]
+    az = rds_instance(sb, "prod-db")["AvailabilityZone"]
     bad = "us-east-1a" if az == "us-east-1b" else "us-east-1b"
     incident = now_rfc3339()
     log = os.path.join(runs, "failed-az.jsonl")
@@ -251,7 +244,8 @@ def check_failed_az(sb, c, runs):
          (True, False, True, "verify"), "failed_az: the writer in %s is outside %s: verify (%s)"
          % (az, bad, d.get("reason")))
     c.eq(calls(log, "RebootDBInstance"), [], "failed_az: no RebootDBInstance call")
-    c.eq(describe(sb)["AvailabilityZone"], az, "failed_az: the writer stays in %s" % az)
+    c.eq(rds_instance(sb, "prod-db")["AvailabilityZone"], az,
+         "failed_az: the writer stays in %s" % az)
 
 
 def body(sb, c):

@@ -18,7 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
 
 from sandbox_lib.common import dsn, psql, read_json  # noqa: E402
-from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import param_args, rds_instance, run_test, wait_for  # noqa: E402
 
 SRC = os.environ.get("SRC") or os.path.abspath(os.path.join(HERE, "..", ".."))
 DRBOOK = os.environ.get("DRBOOK")
@@ -62,10 +62,7 @@ def region_params(sb, **extra):
          "dr_health_checks": v["DRB_SANDBOX_HEALTH_CHECK_EU"],
          "topic_arn": v["DRB_SANDBOX_TOPIC_ARN"], "account": v["DRB_SANDBOX_ACCOUNT_ID"]}
     p.update(extra)
-    out = []
-    for k, val in p.items():
-        out += ["-p", "%s=%s" % (k, val)]
-    return out
+    return param_args(p)
 
 
 def audit_events(path):
@@ -291,8 +288,7 @@ def check_failover(sb, c, runs):
         "IpPermissions"], [], "EC2: prod-db's security group lets nothing in")
 
     # the emulated control plane, read with boto3
-    db = sb.client("rds", "eu-west-1").describe_db_instances(
-        DBInstanceIdentifier="prod-db-eu")["DBInstances"][0]
+    db = rds_instance(sb, "prod-db-eu", "eu-west-1")
     c.ok(db["DBInstanceStatus"] == "available" and
          not db.get("ReadReplicaSourceDBInstanceIdentifier"),
          "RDS: prod-db-eu available and no longer a replica")

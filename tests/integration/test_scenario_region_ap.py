@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
 sys.path.insert(0, HERE)
 
-from sandbox_lib.testkit import dig_records, run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import dig_records, rds_instance, run_test, wait_for  # noqa: E402
 from test_scenario_region import (RUNBOOKS, SERVICES, audit_events, audit_verify,  # noqa: E402
                                   drbook, now_rfc3339, region_params, run_end, show,
                                   step_result)
@@ -32,11 +32,6 @@ AP, EU, US = "ap-southeast-1", "eu-west-1", "us-east-1"
 def dig_cname(server, name):
     """The CNAME target the server answers for name, or None."""
     return next((v for t, v, _ in dig_records(server, name) if t == "CNAME"), None)
-
-
-def rds_instance(sb, region, ident):
-    return sb.client("rds", region).describe_db_instances(
-        DBInstanceIdentifier=ident)["DBInstances"][0]
 
 
 def ecs_counts(sb, region, cluster):
@@ -60,7 +55,7 @@ def step_statuses(log, prefix):
 
 def check_seeded(sb, c):
     v = sb.vars
-    ap = rds_instance(sb, AP, "prod-db-ap")
+    ap = rds_instance(sb, "prod-db-ap", AP)
     c.ok(ap["DBInstanceStatus"] == "available" and
          ap.get("ReadReplicaSourceDBInstanceIdentifier", "").endswith(":db:prod-db"),
          "RDS: prod-db-ap is an available read replica of prod-db (%s)" %
@@ -107,8 +102,8 @@ def to_eu(sb, c):
     c.eq(audit_verify(sb, log).returncode, 0, "drbook audit verify: the log is intact")
 
     # RDS: prod-db-ap is a replica of prod-db-eu now (same id, class, AZ and endpoint)
-    eu = rds_instance(sb, EU, "prod-db-eu")
-    ap = rds_instance(sb, AP, "prod-db-ap")
+    eu = rds_instance(sb, "prod-db-eu", EU)
+    ap = rds_instance(sb, "prod-db-ap", AP)
     c.ok(eu["DBInstanceStatus"] == "available" and
          not eu.get("ReadReplicaSourceDBInstanceIdentifier"), "RDS: prod-db-eu promoted")
     c.eq((ap["DBInstanceStatus"], ap.get("ReadReplicaSourceDBInstanceIdentifier")),
@@ -118,7 +113,7 @@ def to_eu(sb, c):
          ("db.t3.micro", AP + "a", False), "RDS: same class and AZ as before")
     c.eq(eu.get("ReadReplicaDBInstanceIdentifiers"), [ap["DBInstanceArn"]],
          "RDS: prod-db-eu lists prod-db-ap as its replica")
-    c.eq(rds_instance(sb, US, "prod-db").get("ReadReplicaDBInstanceIdentifiers"), [],
+    c.eq(rds_instance(sb, "prod-db").get("ReadReplicaDBInstanceIdentifiers"), [],
          "RDS: prod-db has no replica left")
 
     # the real server: streams from prod-db-eu's server, and a row written there arrives
@@ -202,11 +197,11 @@ def to_ap(sb, c):
          "the seeded orders are on prod-db-ap")
 
     # the emulated control plane and DNS
-    ap = rds_instance(sb, AP, "prod-db-ap")
+    ap = rds_instance(sb, "prod-db-ap", AP)
     c.ok(ap["DBInstanceStatus"] == "available" and
          not ap.get("ReadReplicaSourceDBInstanceIdentifier"),
          "RDS: prod-db-ap available and no longer a replica")
-    eu = rds_instance(sb, EU, "prod-db-eu")
+    eu = rds_instance(sb, "prod-db-eu", EU)
     c.ok(eu.get("ReadReplicaSourceDBInstanceIdentifier"), "RDS: prod-db-eu left alone")
     c.eq(ecs_counts(sb, AP, "prod-ap"), {s: (2, 2) for s in SERVICES},
          "ECS: every prod-ap service runs 2 of 2 (from 0)")

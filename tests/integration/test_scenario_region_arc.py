@@ -22,7 +22,7 @@ from test_scenario_region import (RUNBOOKS, SERVICES, Heartbeat, audit_events,  
                                   audit_verify, diff, drbook, make_sentinel_table,
                                   now_rfc3339, parse_ts, region_params, run_end, show,
                                   step_result)
-from sandbox_lib.testkit import dig, run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import dig, param_args, rds_instance, run_test, wait_for  # noqa: E402
 
 RUNBOOK = os.path.join(RUNBOOKS, "region-failover.yaml")
 TTL = 5
@@ -50,10 +50,7 @@ def arc_params(sb, **extra):
          "arc_dr_control": v["DRB_SANDBOX_ARC_ROUTING_CONTROL_EU"],
          "dns_servers": v["DRB_SANDBOX_DNS_RESOLVER"]}
     p.update(extra)
-    out = []
-    for k, val in p.items():
-        out += ["-p", "%s=%s" % (k, val)]
-    return out
+    return param_args(p)
 
 
 def requests(sb, since=0):
@@ -243,8 +240,7 @@ def body(sb, c):
 def snapshot_eu(sb):
     """What a refused run must leave alone, read outside us-east-1 (its APIs are down)."""
     v = sb.vars
-    db = sb.client("rds", "eu-west-1").describe_db_instances(
-        DBInstanceIdentifier="prod-db-eu")["DBInstances"][0]
+    db = rds_instance(sb, "prod-db-eu", "eu-west-1")
     ecs = sb.client("ecs", "eu-west-1")
     return {"rds": (db["DBInstanceStatus"], db.get("ReadReplicaSourceDBInstanceIdentifier")),
             "ecs": sorted((s["serviceName"], s["desiredCount"]) for s in ecs.describe_services(

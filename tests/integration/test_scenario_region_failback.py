@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
 
 from sandbox_lib.common import psql  # noqa: E402
-from sandbox_lib.testkit import dig, run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import dig, param_args, rds_instance, run_test, wait_for  # noqa: E402
 from test_scenario_region import (RUNBOOKS, SERVICES, audit_verify, drbook,  # noqa: E402
                                   make_sentinel_table, heartbeat_once, now_rfc3339,
                                   region_params, run_end, show, step_result)
@@ -83,10 +83,7 @@ def failback_params(sb, **extra):
     else:
         p["zone_id"] = v["DRB_SANDBOX_ZONE_ID"]
     p.update(extra)
-    out = []
-    for k, val in p.items():
-        out += ["-p", "%s=%s" % (k, val)]
-    return out
+    return param_args(p)
 
 
 def short(src):
@@ -100,8 +97,7 @@ def layout(sb):
     out = {}
     for region, ident in INSTANCES:
         try:
-            d = sb.client("rds", region).describe_db_instances(
-                DBInstanceIdentifier=ident)["DBInstances"][0]
+            d = rds_instance(sb, ident, region)
             out["rds/" + ident] = (d["DBInstanceStatus"], short(
                 d.get("ReadReplicaSourceDBInstanceIdentifier")), d.get("MultiAZ"))
         except Exception as e:  # noqa: BLE001 - recorded as the state

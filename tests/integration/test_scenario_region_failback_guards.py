@@ -20,16 +20,11 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
 
 from sandbox_lib.common import psql  # noqa: E402
-from sandbox_lib.testkit import run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import rds_instance, run_test, wait_for  # noqa: E402
 from test_scenario_region import (drbook, heartbeat_once, make_sentinel_table,  # noqa: E402
                                   now_rfc3339, region_params, run_end, show, step_result)
 from test_scenario_region_failback import (FAILBACK, FAILOVER, app_can_log_in,  # noqa: E402
                                            failback_params, layout, pgrole)
-
-
-def rds_status(rds):
-    return rds.describe_db_instances(DBInstanceIdentifier="prod-db")["DBInstances"][0][
-        "DBInstanceStatus"]
 
 
 def set_fence(sb, on):
@@ -91,7 +86,7 @@ def body(sb, c):
 
     rds = sb.client("rds")
     rds.promote_read_replica(DBInstanceIdentifier="prod-db")
-    c.ok(wait_for(lambda: rds_status(rds) == "available" and
+    c.ok(wait_for(lambda: rds_instance(sb, "prod-db")["DBInstanceStatus"] == "available" and
                   (pgrole(v["PRIMARY_DB_DSN"]) or ("",))[0] == "f", 30),
          "prod-db promoted by hand (writable)")
     p = drbook(sb, "run", FAILBACK, "--drill", "--yes", "--runs-dir", runs,
@@ -106,7 +101,8 @@ def body(sb, c):
     c.ok("is fenced (its application roles locked out)" in p.stderr and
          "do not delete prod-db" in p.stderr,
          "the refusal says a switch ran already")
-    c.eq(rds_status(rds), "available", "prod-db is still there")
+    c.eq(rds_instance(sb, "prod-db")["DBInstanceStatus"], "available",
+         "prod-db is still there")
 
     # no prod-db at all: the fail-back builds one
     c.ok(wait_for(lambda: sb.status()[1].get("standby"), 30), "prod-db's standby is built")

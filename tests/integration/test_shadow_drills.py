@@ -330,6 +330,22 @@ def case_violation_rolls_back_and_tears_down(sb, c, d):
     c.eq(diff(before, production_state(sb)), [], "production unchanged after the refused drill")
 
 
+# the shadow section of the HELD and STOPPED drills: setup makes drill-api, a copy of the
+# api service in the cluster params.cluster names, and teardown deletes it (STOPPED adds
+# shadow params that point its steps at the copy)
+DRILL_API_SHADOW = """
+shadow:
+  setup:
+    - id: shadow-service
+      action: aws.ecs.create_service
+      with: { cluster: "${params.cluster}", service: drill-api, like: api, desired_count: 1,
+              region: us-east-1 }
+  teardown:
+    - id: remove-shadow-service
+      action: aws.ecs.delete_service
+      with: { cluster: "${params.cluster}", service: drill-api, force: true, region: us-east-1 }
+"""
+
 # the drill waits in its steps until the signal comes (the ECS runbook's own steps may end
 # before a signal sent at setup's end arrives, on a loaded machine: its copy's tasks start on
 # a clock that runs from the copy's creation)
@@ -342,17 +358,7 @@ steps:
   - id: hold
     action: sleep
     with: { duration: 10m }
-shadow:
-  setup:
-    - id: shadow-service
-      action: aws.ecs.create_service
-      with: { cluster: "${params.cluster}", service: drill-api, like: api, desired_count: 1,
-              region: us-east-1 }
-  teardown:
-    - id: remove-shadow-service
-      action: aws.ecs.delete_service
-      with: { cluster: "${params.cluster}", service: drill-api, force: true, region: us-east-1 }
-"""
+""" + DRILL_API_SHADOW
 
 
 def case_sigterm_tears_down(sb, c, d):
@@ -405,18 +411,7 @@ steps:
   - id: hold
     action: sleep
     with: { duration: 10m }
-shadow:
-  setup:
-    - id: shadow-service
-      action: aws.ecs.create_service
-      with: { cluster: "${params.cluster}", service: drill-api, like: api, desired_count: 1,
-              region: us-east-1 }
-  params: { service: drill-api }
-  teardown:
-    - id: remove-shadow-service
-      action: aws.ecs.delete_service
-      with: { cluster: "${params.cluster}", service: drill-api, force: true, region: us-east-1 }
-"""
+""" + DRILL_API_SHADOW + "  params: { service: drill-api }\n"
 
 
 def case_stop_condition_stops_a_shadow_drill(sb, c, d):

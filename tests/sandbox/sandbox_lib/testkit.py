@@ -131,6 +131,15 @@ class Sandbox:
         return p.returncode
 
 
+def param_args(params):
+    """drbook's -p arguments for params (a dict of name to value), in the dict's order:
+    ["-p", "name=value", ...]. A value is written with %s: a list or map goes JSON-encoded."""
+    out = []
+    for k, v in params.items():
+        out += ["-p", "%s=%s" % (k, v)]
+    return out
+
+
 def dig_records(server, name, qtype="A"):
     """The answer section `dig` prints for name from server ("IP:PORT"): a list of
     (type, value, ttl), in order (a CNAME chain first)."""
@@ -166,9 +175,18 @@ def wait_for(pred, timeout, interval=0.3):
     return None
 
 
-def wait_instance(rds, ident, cond, timeout=60):
+def rds_instance(sb, ident, region="us-east-1"):
+    """The DB instance ident in region as the sandbox's RDS describes it (its DBInstances
+    entry). A missing one raises botocore's ClientError (DBInstanceNotFound)."""
+    return sb.client("rds", region).describe_db_instances(
+        DBInstanceIdentifier=ident)["DBInstances"][0]
+
+
+def wait_instance(sb, ident, cond, timeout=60, region="us-east-1"):
+    """rds_instance(sb, ident, region) once cond holds for it, or None after timeout seconds
+    (a read that fails is retried until then)."""
     def probe():
-        db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+        db = rds_instance(sb, ident, region)
         return db if cond(db) else None
     return wait_for(probe, timeout)
 
