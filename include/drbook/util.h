@@ -3,6 +3,7 @@
 #ifndef DRBOOK_UTIL_H
 #define DRBOOK_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,11 @@ void drb_duration_format(double seconds, char *out, size_t n);
 double drb_mono_now(void);  /* monotonic seconds */
 int64_t drb_wall_ms(void);  /* wall clock, ms since the epoch */
 void drb_sleep_s(double s); /* sleeps, restarting after signals */
+/* A condition variable on the monotonic clock, and a wait on it (mu held) of at most s
+ * seconds: a thread that polls sleeps this way, so that whoever stops it wakes it at once
+ * (pthread_cond_signal) instead of waiting out its tick. */
+void drb_cond_init_mono(pthread_cond_t *cv);
+void drb_cond_wait_s(pthread_cond_t *cv, pthread_mutex_t *mu, double s);
 /* Sleeps until the monotonic time end, waking at least every 100 ms to look at *cancel (may
  * be NULL). Returns 0 at end, DRB_EINTERRUPTED once *cancel is set, DRB_ETIMEOUT when
  * deadline (> 0) comes before end (it returns at the deadline). */

@@ -27,6 +27,7 @@ typedef struct live {
 struct drb_progress {
 	drb_out_mode mode;
 	pthread_mutex_t mu;
+	pthread_cond_t cv; /* wakes the ticker */
 	pthread_t ticker;
 	int ticker_on, stop, paused;
 	live run[MAX_LIVE];
@@ -80,8 +81,8 @@ static void *tick(void *arg)
 			clear_live(p);
 			draw_live(p);
 		}
+		drb_cond_wait_s(&p->cv, &p->mu, 0.1); /* stop_ticker wakes it */
 		pthread_mutex_unlock(&p->mu);
-		drb_sleep_s(0.1);
 	}
 }
 
@@ -206,6 +207,7 @@ drb_progress *drb_progress_new(int json, int quiet, drb_sink *sink)
 	if (!p)
 		return NULL;
 	pthread_mutex_init(&p->mu, NULL);
+	drb_cond_init_mono(&p->cv);
 	if (json)
 		p->mode = DRB_OUT_JSON;
 	else if (quiet)
@@ -228,6 +230,7 @@ static void stop_ticker(drb_progress *p)
 		return;
 	pthread_mutex_lock(&p->mu);
 	p->stop = 1;
+	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	pthread_join(p->ticker, NULL);
 	p->ticker_on = 0;
@@ -521,5 +524,6 @@ void drb_progress_free(drb_progress *p)
 		return;
 	stop_ticker(p);
 	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
 	free(p);
 }

@@ -64,6 +64,10 @@ typedef struct drb_run {
 	pthread_t watcher;
 	int watching;
 	volatile int watch_stop;
+	/* the watcher sleeps on watch_cv (monotonic clock) between polls: the run's end wakes it
+	 * instead of waiting out its tick */
+	pthread_mutex_t watch_mu;
+	pthread_cond_t watch_cv;
 	int phase_ro;	  /* preflight or plan: mutating calls refused */
 	int lua_ro;	  /* a read-only Lua entry is running (protected by the Lua lock) */
 	size_t printed;	  /* bytes of Lua print logged so far (protected by the Lua lock) */

@@ -75,18 +75,10 @@ static void *renew_loop(void *arg)
 
 	pthread_mutex_lock(&ls->mu);
 	while (!ls->stop) {
-		struct timespec ts;
-		double wait = ls->ttl_s / 3;
 		int lost = 0, failed = 0;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)wait;
-		ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&ls->cv, &ls->mu, &ts);
+		/* monotonic: a wall clock set back must not stretch the lease's renewal */
+		drb_cond_wait_s(&ls->cv, &ls->mu, ls->ttl_s / 3);
 		if (ls->stop)
 			break;
 		pthread_mutex_unlock(&ls->mu);
@@ -298,7 +290,7 @@ int drb_lockset_take(drb_lockset **out, const char *const *keys, size_t n, const
 	*out = NULL;
 	if (ls) {
 		pthread_mutex_init(&ls->mu, NULL);
-		pthread_cond_init(&ls->cv, NULL);
+		drb_cond_init_mono(&ls->cv);
 		ls->cancel = cancel;
 	}
 	if (!ls || !(ls->keys = calloc(n ? n : 1, sizeof(char *))) ||

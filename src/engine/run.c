@@ -514,7 +514,6 @@ out:
 static void *signal_watcher(void *arg)
 {
 	drb_run *r = arg;
-	const struct timespec tick = {0, 20 * 1000 * 1000};
 
 	while (!r->watch_stop) {
 		int n = r->signals ? *r->signals : 0, check;
@@ -537,7 +536,10 @@ static void *signal_watcher(void *arg)
 			r->stop_next = drb_mono_now() + STOP_POLL_S;
 			pthread_mutex_unlock(&r->mu);
 		}
-		nanosleep(&tick, NULL);
+		pthread_mutex_lock(&r->watch_mu);
+		if (!r->watch_stop)
+			drb_cond_wait_s(&r->watch_cv, &r->watch_mu, 0.02); /* the tick */
+		pthread_mutex_unlock(&r->watch_mu);
 	}
 	return NULL;
 }
@@ -579,6 +581,8 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, js
 	r->t0 = drb_mono_now();
 	r->t0_wall = drb_wall_ms();
 	pthread_mutex_init(&r->mu, NULL);
+	pthread_mutex_init(&r->watch_mu, NULL);
+	drb_cond_init_mono(&r->watch_cv);
 	if (rb->n_stop_when && o->mode != DRB_MODE_PLAN) {
 		r->stop_seen = calloc(rb->n_stop_when, sizeof(*r->stop_seen));
 		if (!r->stop_seen)
@@ -633,7 +637,10 @@ int drb_run_init(drb_run *r, const drb_runbook *rb, const drb_engine_opts *o, js
 void drb_run_fini(drb_run *r)
 {
 	if (r->watching) {
+		pthread_mutex_lock(&r->watch_mu);
 		r->watch_stop = 1;
+		pthread_cond_signal(&r->watch_cv);
+		pthread_mutex_unlock(&r->watch_mu);
 		pthread_join(r->watcher, NULL);
 		r->watching = 0;
 	}
@@ -661,6 +668,8 @@ void drb_run_fini(drb_run *r)
 	json_decref(r->connections);
 	json_decref(r->params);
 	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->watch_cv);
+	pthread_mutex_destroy(&r->watch_mu);
 }
 
 /* Plan: evaluates src read-only (expression, or a with: template when tmpl is set) with the
