@@ -132,12 +132,17 @@ static int compile_fn(lua_State *L)
 	return 0;
 }
 
+static const char compiled_key = 'c';
+
 /* Compiles in L (a bare state: no libraries are needed to compile, and nothing is ever run
  * in it), or in a state of its own when L is NULL. The compiled function is dropped. The
  * compile runs in a C function under lua_pcall, as the sandbox's does (sb_run_chunk):
  * Lua's nesting limit counts the C calls below the parser, so an expression nested just too
- * deep for the run is refused here too. */
-static int compile(lua_State *L, const char *src, size_t len, const char *chunkname, drb_err *err)
+ * deep for the run is refused here too. With memo, a shared L remembers the texts that
+ * compiled (a table in its registry): a runbook repeats its expressions (${params.region} on
+ * every step), and each is compiled once; scripts, seldom repeated, are not remembered. */
+static int compile(lua_State *L, const char *src, size_t len, const char *chunkname, int memo,
+		   drb_err *err)
 {
 	lua_State *own = L ? NULL : luaL_newstate();
 	struct chunk c = {src, chunkname, len};
@@ -148,9 +153,30 @@ static int compile(lua_State *L, const char *src, size_t len, const char *chunkn
 	if (!L)
 		return drb_err_set(err, DRB_ENOMEM, "out of memory");
 	top = lua_gettop(L);
+	memo = memo && !own && lua_checkstack(L, 4);
+	if (memo) {
+		if (lua_rawgetp(L, LUA_REGISTRYINDEX, &compiled_key) != LUA_TTABLE) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+			lua_pushvalue(L, -1);
+			lua_rawsetp(L, LUA_REGISTRYINDEX, &compiled_key);
+		}
+		lua_pushlstring(L, src, len);
+		if (lua_rawget(L, -2) == LUA_TBOOLEAN) {
+			lua_settop(L, top);
+			return 0;
+		}
+		lua_settop(L, top);
+	}
 	lua_pushcfunction(L, compile_fn);
 	lua_pushlightuserdata(L, &c);
 	status = lua_pcall(L, 1, 0, 0);
+	if (status == LUA_OK && memo) {
+		lua_rawgetp(L, LUA_REGISTRYINDEX, &compiled_key);
+		lua_pushlstring(L, src, len);
+		lua_pushboolean(L, 1);
+		lua_rawset(L, -3);
+	}
 	if (status != LUA_OK) {
 		const char *m = lua_tostring(L, -1);
 
@@ -175,7 +201,7 @@ int drb_check_expr_in(lua_State *L, const char *src, size_t len, drb_err *err)
 		rc = drb_err_set(err, DRB_ELIMIT, "expression too long");
 		goto out;
 	}
-	rc = compile(L, b.p, b.len, "=expression", err);
+	rc = compile(L, b.p, b.len, "=expression", 1, err);
 out:
 	drb_buf_free(&b);
 	return rc;
@@ -183,7 +209,7 @@ out:
 
 int drb_check_chunk_in(lua_State *L, const char *src, drb_err *err)
 {
-	return compile(L, src, strlen(src), "=script", err);
+	return compile(L, src, strlen(src), "=script", 0, err);
 }
 
 int drb_runbook_check_expr(const char *src, drb_err *err)
