@@ -87,6 +87,10 @@ int drb_audit_open_append(drb_audit **out, const char *path, const unsigned char
  * every later append (DRB_EIO), because the state of the file is no longer known. */
 int drb_audit_append(drb_audit *a, const char *event, const char *step, const json_t *data,
 		     drb_err *err);
+/* The same, and *hid (not NULL) says whether the scrub hid anything in data: when it is 0,
+ * data itself is what may be shown (the run's live output needs no scrubbed copy). */
+int drb_audit_append_hid(drb_audit *a, const char *event, const char *step, const json_t *data,
+			 int *hid, drb_err *err);
 
 /* Borrowed from the handle. */
 const char *drb_audit_run_id(const drb_audit *a);
@@ -202,8 +206,9 @@ json_t *drb_audit_scrub(const json_t *v);
  * JSON_ENSURE_ASCII) gives (v an object), byte for byte, in one pass without the copy: what
  * the audit log writes as a record's data. 0; DRB_ELIMIT when out's cap is reached,
  * DRB_ENOMEM, DRB_EINVAL when v is not an object, or DRB_AUDIT_DUMP_SLOW. On failure out holds
- * a partial text. */
-int drb_audit_scrub_dump(const json_t *v, drb_buf *out);
+ * a partial text. *hid (may be NULL) is set to 1 when the text differs from v's, something
+ * being hidden, else 0. */
+int drb_audit_scrub_dump(const json_t *v, drb_buf *out, int *hid);
 
 /* Appends s (n bytes) as a JSON string the way jansson writes it with JSON_ENSURE_ASCII.
  * 0, DRB_ELIMIT, DRB_ENOMEM, or DRB_AUDIT_DUMP_SLOW when s is not valid UTF-8. */

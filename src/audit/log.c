@@ -534,6 +534,14 @@ static int dump_slow(const json_t *data, drb_buf *out)
 int drb_audit_append(drb_audit *a, const char *event, const char *step, const json_t *data,
 		     drb_err *err)
 {
+	int hid;
+
+	return drb_audit_append_hid(a, event, step, data, &hid, err);
+}
+
+int drb_audit_append_hid(drb_audit *a, const char *event, const char *step, const json_t *data,
+			 int *hid, drb_err *err)
+{
 	drb_buf data_b, event_b, step_b;
 	int rc = 0, locked = 0, qe, qs;
 
@@ -554,9 +562,12 @@ int drb_audit_append(drb_audit *a, const char *event, const char *step, const js
 		goto out;
 	}
 	/* the slow part (scrub and serialise, one pass) happens before taking the lock */
-	rc = data ? drb_audit_scrub_dump(data, &data_b) : drb_buf_puts(&data_b, "{}");
-	if (rc == DRB_AUDIT_DUMP_SLOW)
+	*hid = 0;
+	rc = data ? drb_audit_scrub_dump(data, &data_b, hid) : drb_buf_puts(&data_b, "{}");
+	if (rc == DRB_AUDIT_DUMP_SLOW) {
+		*hid = 1; /* the two passes: say hidden, and the caller scrubs its own view */
 		rc = dump_slow(data, &data_b);
+	}
 	qe = quote_into(&event_b, event);
 	qs = quote_into(&step_b, step);
 	if (rc == DRB_ENOMEM || qe || qs) {

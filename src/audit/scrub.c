@@ -571,12 +571,14 @@ static int dump_scalar(drb_buf *b, const json_t *v)
 	}
 }
 
-static int scrub_dump(const json_t *v, int depth, drb_buf *b, drb_buf *tmp)
+static int scrub_dump(const json_t *v, int depth, drb_buf *b, drb_buf *tmp, int *hid)
 {
 	int rc = 0;
 
-	if (depth > SCRUB_MAX_DEPTH)
+	if (depth > SCRUB_MAX_DEPTH) {
+		*hid = 1;
 		return drb_buf_puts(b, "\"" MASK "\"");
+	}
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
 		rc = drb_buf_append(b, "{", 1);
@@ -598,12 +600,14 @@ static int scrub_dump(const json_t *v, int depth, drb_buf *b, drb_buf *tmp)
 				rc = drb_buf_append(b, ":", 1);
 			if (rc)
 				break;
-			if (name_is_secret(key, kn, NULL, NULL) && !counter)
+			if (name_is_secret(key, kn, NULL, NULL) && !counter) {
+				*hid = 1;
 				rc = json_is_null(val) || json_is_boolean(val)
 					 ? dump_scalar(b, val)
 					 : drb_buf_puts(b, "\"" MASK "\"");
-			else
-				rc = scrub_dump(val, depth + 1, b, tmp);
+			} else {
+				rc = scrub_dump(val, depth + 1, b, tmp, hid);
+			}
 		}
 		return rc ? rc : drb_buf_append(b, "}", 1);
 	case JSON_ARRAY:
@@ -612,30 +616,37 @@ static int scrub_dump(const json_t *v, int depth, drb_buf *b, drb_buf *tmp)
 			if (i)
 				rc = drb_buf_append(b, ",", 1);
 			if (rc == 0)
-				rc = scrub_dump(json_array_get(v, i), depth + 1, b, tmp);
+				rc = scrub_dump(json_array_get(v, i), depth + 1, b, tmp, hid);
 		}
 		return rc ? rc : drb_buf_append(b, "]", 1);
 	case JSON_STRING:
 		rc = scrub_text(json_string_value(v), json_string_length(v), tmp);
-		if (rc == DRB_ELIMIT)
+		if (rc == DRB_ELIMIT) {
+			*hid = 1;
 			return drb_buf_puts(b, "\"" MASK "\"");
+		}
 		if (rc)
 			return rc;
+		if (tmp->len != json_string_length(v) ||
+		    (tmp->len && memcmp(tmp->p, json_string_value(v), tmp->len)))
+			*hid = 1;
 		return drb_audit_json_string(b, tmp->p ? tmp->p : "", tmp->len);
 	default:
 		return dump_scalar(b, v);
 	}
 }
 
-int drb_audit_scrub_dump(const json_t *v, drb_buf *out)
+int drb_audit_scrub_dump(const json_t *v, drb_buf *out, int *hid)
 {
 	drb_buf tmp;
-	int rc;
+	int rc, h = 0;
 
 	if (!v || !json_is_object(v))
 		return DRB_EINVAL;
 	drb_buf_init(&tmp, 0);
-	rc = scrub_dump(v, 0, out, &tmp);
+	rc = scrub_dump(v, 0, out, &tmp, &h);
+	if (hid)
+		*hid = h;
 	drb_buf_free(&tmp);
 	return rc;
 }

@@ -131,7 +131,7 @@ int drb_emit(drb_run *r, drb_event ev, const char *step, const json_t *data, drb
 	json_t *red = data ? redact_view(r, data) : json_object();
 	json_t *shown = NULL, *failed;
 	char ts[32];
-	int rc;
+	int rc, hid = 1;
 
 	if (red && r->phase && step && json_is_object(red)) { /* a shadow setup or teardown's */
 		red = own_top(red);
@@ -140,14 +140,14 @@ int drb_emit(drb_run *r, drb_event ev, const char *step, const json_t *data, drb
 	}
 	if (!red)
 		return drb_err_set(err, DRB_ENOMEM, "out of memory");
-	rc = r->audit ? drb_audit_append(r->audit, event, step, red, err) : 0;
+	rc = r->audit ? drb_audit_append_hid(r->audit, event, step, red, &hid, err) : 0;
 	if (rc == DRB_ELIMIT && !(red = own_top(red)))
 		rc = drb_err_set(err, DRB_ENOMEM, "out of memory");
 	if (rc == DRB_ELIMIT) {
 		/* an oversized answer: keep the record, drop the bulky part */
 		json_object_set_new(red, "result", json_string("(too large for the audit log)"));
 		json_object_set_new(red, "response", json_string("(too large for the audit log)"));
-		rc = drb_audit_append(r->audit, event, step, red, err);
+		rc = drb_audit_append_hid(r->audit, event, step, red, &hid, err);
 	}
 	if (rc) {
 		drb_err_prefix(err, "audit log: ");
@@ -160,7 +160,8 @@ int drb_emit(drb_run *r, drb_event ev, const char *step, const json_t *data, drb
 	}
 	if (r->o->sink.event) {
 		drb_rfc3339_ms(drb_wall_ms(), ts);
-		shown = drb_audit_scrub(red);
+		/* the log's scrub found nothing to hide: the record is what may be shown */
+		shown = hid ? drb_audit_scrub(red) : json_incref(red);
 		r->o->sink.event(r->o->sink.ud, ts, event, step, shown ? shown : red);
 	}
 	if ((failed = drb_evidence_after(r, ev))) {

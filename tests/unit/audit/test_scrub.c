@@ -254,10 +254,32 @@ static void test_copy_on_write(void **state)
 				  "postgres://u:pw@h/db", "creds", "password", "pw");
 	json_t *nulkey = json_object(), *s;
 
+	drb_buf b;
+	int hid = -1;
+
 	(void)state;
 	s = drb_audit_scrub(clean);
 	assert_ptr_equal(s, clean);
 	json_decref(s);
+
+	/* the one-pass text says whether it hid anything: the live output's cue */
+	drb_buf_init(&b, 1 << 20);
+	assert_int_equal(drb_audit_scrub_dump(clean, &b, &hid), 0);
+	assert_int_equal(hid, 0);
+	b.len = 0;
+	assert_int_equal(drb_audit_scrub_dump(dirty, &b, &hid), 0);
+	assert_int_equal(hid, 1);
+	drb_buf_free(&b);
+	drb_buf_init(&b, 1 << 20);
+	{
+		/* a string that changes, no secret key */
+		json_t *dsn = json_pack("{s:[s]}", "list", "postgres://u:pw@h/db");
+
+		assert_int_equal(drb_audit_scrub_dump(dsn, &b, &hid), 0);
+		assert_int_equal(hid, 1);
+		json_decref(dsn);
+	}
+	drb_buf_free(&b);
 
 	s = drb_audit_scrub(dirty);
 	assert_ptr_not_equal(s, dirty);
@@ -304,7 +326,7 @@ static void assert_same_text(const json_t *v)
 	drb_buf b;
 
 	drb_buf_init(&b, 1 << 24);
-	assert_int_equal(drb_audit_scrub_dump(v, &b), 0);
+	assert_int_equal(drb_audit_scrub_dump(v, &b, NULL), 0);
 	assert_string_equal(b.p, want);
 	drb_buf_free(&b);
 	free(want);
@@ -431,12 +453,12 @@ static void test_one_pass_hands_over(void **state)
 
 	drb_buf_init(&b, 4096);
 	json_object_setn_new(o, "a\0b", 3, json_integer(1));
-	assert_int_equal(drb_audit_scrub_dump(o, &b), DRB_AUDIT_DUMP_SLOW);
+	assert_int_equal(drb_audit_scrub_dump(o, &b, NULL), DRB_AUDIT_DUMP_SLOW);
 	json_decref(o);
 	o = json_object();
 	json_object_set_new(o, "s", json_stringn_nocheck("bad\xff", 4));
 	b.len = 0;
-	assert_int_equal(drb_audit_scrub_dump(o, &b), DRB_AUDIT_DUMP_SLOW);
+	assert_int_equal(drb_audit_scrub_dump(o, &b, NULL), DRB_AUDIT_DUMP_SLOW);
 	json_decref(o);
 	b.len = 0;
 	assert_int_equal(drb_audit_json_string(&b, "\xc0\x80", 2), DRB_AUDIT_DUMP_SLOW);
@@ -450,7 +472,7 @@ static void test_one_pass_hands_over(void **state)
 	/* a cap reached is a limit, as the length check was */
 	o = json_pack("{s:s}", "s", "0123456789");
 	drb_buf_init(&b, 8);
-	assert_int_equal(drb_audit_scrub_dump(o, &b), DRB_ELIMIT);
+	assert_int_equal(drb_audit_scrub_dump(o, &b, NULL), DRB_ELIMIT);
 	drb_buf_free(&b);
 	json_decref(o);
 }
