@@ -126,6 +126,11 @@ static int interpolate(drb_run *r, const drb_step *s, const json_t *tmpl, const 
 	double was;
 	int rc;
 
+	if (json_is_object(tmpl) && json_object_size(tmpl) == 0) {
+		/* no with: nothing to fill in, no need of the Lua state */
+		*out = json_object();
+		return *out ? 0 : drb_err_set(err, DRB_ENOMEM, "out of memory");
+	}
 	snprintf(chunk, sizeof(chunk), "%s:%d:%d (with)", r->rb->path, s->with_pos.line,
 		 s->with_pos.col);
 	drb_lua_lock(r->lua);
