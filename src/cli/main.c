@@ -1613,6 +1613,10 @@ int main(int argc, char **argv)
 	mallopt(M_ARENA_MAX, 1);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
+	/* The handler only counts (the run's watcher acts on the count), and the engine's own
+	 * thread may be running a step when a signal comes: its system calls restart rather than
+	 * fail with EINTR half-way (a write to the output, a read of an answer). */
+	sa.sa_flags = SA_RESTART;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
