@@ -1010,8 +1010,9 @@ static int graph_ready(const drb_run *r, const graph *g, size_t i, const char **
 }
 
 /* Runs the steps as a graph: every step whose needs have ended starts at once, at most
- * max_parallel at a time, each on a thread of its own, lowest index first; the main thread
- * alone decides what starts and applies the failure policy. After a failure that stops the
+ * max_parallel at a time, each on a thread of its own (one that runs alone runs on this
+ * thread), lowest index first; the main thread alone decides what starts and applies the
+ * failure policy. After a failure that stops the
  * run, no step starts and the running ones are waited for. */
 static void run_graph(drb_run *r, gstop *x, drb_err *first)
 {
