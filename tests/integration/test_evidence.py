@@ -77,9 +77,13 @@ class Env:
         """A separate machine as far as drbook can tell: its own HOME, cwd, runs, locks."""
         d = os.path.join(self.tmp, name)
         os.makedirs(os.path.join(d, "home"), exist_ok=True)
+        os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
         env = dict(os.environ)
         env.update(self.base)
-        env.update({"HOME": os.path.join(d, "home"), "DRBOOK_LOCK_DIR": os.path.join(d, "locks")})
+        # its own TMPDIR too: the check that drbook removes its scratch folder must not see
+        # another test's, running at the same time
+        env.update({"HOME": os.path.join(d, "home"), "DRBOOK_LOCK_DIR": os.path.join(d, "locks"),
+                    "TMPDIR": os.path.join(d, "tmp")})
         for k in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
                   "DRBOOK_EVIDENCE", "DRBOOK_SIGN_KEY_FILE"):
             env.pop(k, None)
@@ -375,7 +379,7 @@ def test_forecast_from_the_bucket(e):
     shipped = set(os.listdir(os.path.join(e.tmp, "fa", "runs")))
     check(not shipped & set(os.listdir(os.path.join(e.tmp, "fb", "runs"))),
           "the shipped logs are not left in the other host's runs folder (only its plan's log)")
-    check(not [n for n in os.listdir(os.environ.get("TMPDIR") or "/tmp")
+    check(not [n for n in os.listdir(os.path.join(e.tmp, "fb", "tmp"))
                if n.startswith("drbook-forecast-")], "the scratch folder is removed")
     r = e.drbook("fb", "plan", "fc.yaml", "--runs-dir", "runs", "--evidence", url)
     check(r.returncode == 0 and f"RTO forecast from 3 past runs in runs and {url}" in r.stdout,

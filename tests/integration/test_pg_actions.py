@@ -8,11 +8,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
+from sandbox_lib.common import free_port  # noqa: E402  (inside $DRB_SANDBOX_PORTS when set)
 
 PGBIN = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
 PASSWORD = "S3cret-pw-%d" % os.getpid()
@@ -37,14 +39,6 @@ def check(name, cond, detail=""):
         results["failed"] += 1
         print("FAIL %s %s" % (name, detail))
     return cond
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def as_pg(argv, env=None, check_rc=True):

@@ -137,6 +137,8 @@ def case_health_fails(sb, c, d, corr, original):
 
 
 def closed_port():
+    # from the kernel's ephemeral range on purpose, not free_port(): no test's server ever
+    # listens there, while the launcher picks its new instances' ports from this test's range
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]

@@ -15,7 +15,6 @@ AWS does. An unknown group is moto's own ReplicationGroupNotFoundFault.
 Run as a program (`python3 motoserver.py PORT [--serialise-dynamodb] [--elasticache-modify]`) it is the child: it prints
 "ready" once serving and stops when its stdin closes."""
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -23,10 +22,8 @@ import threading
 REGION = "us-east-1"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sandbox"))
+from sandbox_lib.common import free_port  # noqa: E402  (inside $DRB_SANDBOX_PORTS when set)
 
 
 class MotoServer:

@@ -11,6 +11,7 @@ import random
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def parse_rfc3339(text):
     return ts
 
 
-def _ephemeral_low():
+def ephemeral_low():
     """The lowest port the kernel hands out on its own (to bind(0) and to outgoing
     connections), from ip_local_port_range; 32768 when it cannot be read."""
     try:
@@ -76,15 +77,54 @@ def _ephemeral_low():
         return 32768
 
 
+PORTS_ENV = "DRB_SANDBOX_PORTS"     # LOW-HIGH: the only ports this test may pick (ctest)
+
+
+def port_range():
+    """(low, high), inclusive: where free_port picks. ctest gives each script test its own
+    range in DRB_SANDBOX_PORTS=LOW-HIGH (tests/CMakeLists.txt), disjoint from every other
+    test's, so that tests running at once never pick each other's ports (and a test's check
+    that no port is in use after `down` never sees another test's server). Unset, the whole
+    span from 10000 to just below the kernel's ephemeral range."""
+    text = os.environ.get(PORTS_ENV, "").strip()
+    if not text:
+        low = ephemeral_low()
+        return (10000, low - 1) if low > 11000 else (0, 0)
+    m = re.fullmatch(r"(\d+)-(\d+)", text)
+    if not m or not 1024 <= int(m.group(1)) <= int(m.group(2)) <= 65535:
+        raise SandboxError("%s=%r: want LOW-HIGH, 1024 <= LOW <= HIGH <= 65535" %
+                           (PORTS_ENV, text))
+    return int(m.group(1)), int(m.group(2))
+
+
+_handed_out = set()     # ports this process picked already: never twice while others remain
+_pick_lock = threading.Lock()   # the launcher's threads (glue) pick too
+
+
 def free_port(udp_too=False):
     """A loopback port nobody uses right now; the caller binds it soon after. Picked below
     the kernel's ephemeral range: a port from bind(0) can be taken, between the pick and the
     bind, as the local port of any outgoing connection on the machine (a test's client talking
-    to moto), which made a sandbox fail to start with EADDRINUSE now and then."""
-    low = _ephemeral_low()
+    to moto), which made a sandbox fail to start with EADDRINUSE now and then. Picked inside
+    port_range(), and never a port this process picked before while the range has others: a
+    sandbox picks several ports before it binds any, and a port just given up (a server
+    stopped by the test) is not handed out again at once."""
+    low, high = port_range()
+    with _pick_lock:
+        return _pick(low, high, udp_too)
+
+
+def _pick(low, high, udp_too):
     rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(10000, low) if low > 11000 else 0
+    if low == 0:
+        candidates = [0] * 200      # no room below the ephemeral range: the kernel picks
+    else:
+        candidates = [p for p in range(low, high + 1) if p not in _handed_out]
+        if not candidates:          # every port of the range was handed out once: start over
+            _handed_out.clear()
+            candidates = list(range(low, high + 1))
+        rng.shuffle(candidates)
+    for port in candidates[:2000]:
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if udp_too else None
         try:
@@ -92,6 +132,7 @@ def free_port(udp_too=False):
             port = t.getsockname()[1]
             if u:
                 u.bind(("127.0.0.1", port))
+            _handed_out.add(port)
             return port
         except OSError:
             continue
@@ -99,7 +140,7 @@ def free_port(udp_too=False):
             t.close()
             if u:
                 u.close()
-    raise SandboxError("no free loopback port")
+    raise SandboxError("no free loopback port in %d-%d" % (low, high))
 
 
 def port_in_use(port):

@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 
-from .common import SandboxError, free_port, is_root
+from .common import SandboxError, ephemeral_low, free_port, is_root
 
 FEED_INTERVAL = 0.5     # how often moto's records and the health checks are read
 SOA_MINIMUM = 5         # negative-answer TTL: a missing name is not cached for long
@@ -196,6 +196,10 @@ server:
   prefetch: no
   serve-expired: no
   cache-min-ttl: 0
+  # Unbound picks the source port of each query itself, anywhere from 1024 up by default:
+  # kept to the kernel's ephemeral range, it never takes a port of a test's range
+  # (free_port, DRB_SANDBOX_PORTS) between that test's pick and its bind
+  outgoing-port-avoid: 0-%(avoid)d
   # nothing leaves this machine: every name outside the sandbox zone is refused
   local-zone: "." refuse
   local-zone: "%(zone)s" transparent
@@ -205,7 +209,8 @@ stub-zone:
 remote-control:
   control-enable: no
 """ % {"port": self.resolver_port, "user": self._user("unbound"), "d": d,
-                "zone": self.zone, "auth": self.auth_port})
+                "zone": self.zone, "auth": self.auth_port,
+                "avoid": max(1023, ephemeral_low() - 1)})
 
     # ------------------------------------------------------------------ zone feed
     def _render(self):
