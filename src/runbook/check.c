@@ -121,18 +121,37 @@ void drb_diags_free(drb_diags *d)
 struct chunk {
 	const char *src, *name;
 	size_t len;
+	int memo; /* remember what compiled (compile) */
 };
 
+static const char compiled_key = 'c';
+
+/* Under lua_pcall: a memory error while remembering is a failed compile, not a panic. */
 static int compile_fn(lua_State *L)
 {
 	const struct chunk *c = lua_touserdata(L, 1);
 
+	if (c->memo) {
+		if (lua_rawgetp(L, LUA_REGISTRYINDEX, &compiled_key) != LUA_TTABLE) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+			lua_pushvalue(L, -1);
+			lua_rawsetp(L, LUA_REGISTRYINDEX, &compiled_key);
+		}
+		lua_pushlstring(L, c->src, c->len); /* 3 */
+		if (lua_rawget(L, 2) == LUA_TBOOLEAN)
+			return 0; /* compiled before */
+		lua_pop(L, 1);
+	}
 	if (luaL_loadbufferx(L, c->src, c->len, c->name, "t") != LUA_OK)
 		return lua_error(L);
+	if (c->memo) {
+		lua_pushlstring(L, c->src, c->len);
+		lua_pushboolean(L, 1);
+		lua_rawset(L, 2);
+	}
 	return 0;
 }
-
-static const char compiled_key = 'c';
 
 /* Compiles in L (a bare state: no libraries are needed to compile, and nothing is ever run
  * in it), or in a state of its own when L is NULL. The compiled function is dropped. The
@@ -145,7 +164,7 @@ static int compile(lua_State *L, const char *src, size_t len, const char *chunkn
 		   drb_err *err)
 {
 	lua_State *own = L ? NULL : luaL_newstate();
-	struct chunk c = {src, chunkname, len};
+	struct chunk c = {src, chunkname, len, memo && L};
 	int rc = 0, top, status;
 
 	if (!L)
@@ -153,30 +172,9 @@ static int compile(lua_State *L, const char *src, size_t len, const char *chunkn
 	if (!L)
 		return drb_err_set(err, DRB_ENOMEM, "out of memory");
 	top = lua_gettop(L);
-	memo = memo && !own && lua_checkstack(L, 4);
-	if (memo) {
-		if (lua_rawgetp(L, LUA_REGISTRYINDEX, &compiled_key) != LUA_TTABLE) {
-			lua_pop(L, 1);
-			lua_newtable(L);
-			lua_pushvalue(L, -1);
-			lua_rawsetp(L, LUA_REGISTRYINDEX, &compiled_key);
-		}
-		lua_pushlstring(L, src, len);
-		if (lua_rawget(L, -2) == LUA_TBOOLEAN) {
-			lua_settop(L, top);
-			return 0;
-		}
-		lua_settop(L, top);
-	}
 	lua_pushcfunction(L, compile_fn);
 	lua_pushlightuserdata(L, &c);
 	status = lua_pcall(L, 1, 0, 0);
-	if (status == LUA_OK && memo) {
-		lua_rawgetp(L, LUA_REGISTRYINDEX, &compiled_key);
-		lua_pushlstring(L, src, len);
-		lua_pushboolean(L, 1);
-		lua_rawset(L, -3);
-	}
 	if (status != LUA_OK) {
 		const char *m = lua_tostring(L, -1);
 
