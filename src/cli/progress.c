@@ -451,7 +451,6 @@ static void print_plan(const drb_runbook *rb, const drb_run_result *res)
 
 void drb_progress_finish(drb_progress *p, const drb_runbook *rb, const drb_run_result *res)
 {
-
 	if (!p)
 		return;
 	stop_ticker(p);
