@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
 sys.path.insert(0, HERE)
 
-from sandbox_lib.testkit import rds_instance, run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import rds_instance, run_test, wait_for, wal_receiver  # noqa: E402
 from test_scenario_corruption import (RECORD, RUNBOOK, drop_staging,  # noqa: E402
                                       point_record_at_prod, record_values, staging)
 from test_scenario_ecs import Drbook, calls, run_end, step_status  # noqa: E402
@@ -52,14 +52,6 @@ def dns_answer(sb):
     p = subprocess.run(["dig", "@" + host, "-p", port, RECORD, "SRV", "+short", "+time=2",
                         "+tries=1"], capture_output=True, text=True, timeout=20)
     return [line.rstrip(".") for line in p.stdout.split("\n") if line.strip()]
-
-
-def wal_receiver(sb, dsn_var):
-    """(in recovery, WAL receiver status, port it streams from) of a replica's real server."""
-    out = sb.value(dsn_var, "select pg_is_in_recovery()::text || '|' || coalesce((select "
-                   "status || '|' || sender_port from pg_stat_wal_receiver), '-|-')")
-    rec, status, port = out.split("|")
-    return rec == "true", status, port
 
 
 def lb_stats(sb, name):

@@ -20,7 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "sandbox"))
 sys.path.insert(0, HERE)
 
-from sandbox_lib.testkit import dig_records, rds_instance, run_test, wait_for  # noqa: E402
+from sandbox_lib.testkit import (dig_records, rds_instance, run_test, wait_for,  # noqa: E402
+                                 wal_receiver)
 from test_scenario_region import (RUNBOOKS, SERVICES, audit_events, audit_verify,  # noqa: E402
                                   drbook, now_rfc3339, region_params, run_end, show,
                                   step_result)
@@ -38,14 +39,6 @@ def ecs_counts(sb, region, cluster):
     ecs = sb.client("ecs", region)
     return {s["serviceName"]: (s["desiredCount"], s["runningCount"]) for s in
             ecs.describe_services(cluster=cluster, services=SERVICES)["services"]}
-
-
-def wal_receiver(sb, dsn_var):
-    """(in recovery, WAL receiver status, port it streams from) of a server."""
-    out = sb.value(dsn_var, "select pg_is_in_recovery()::text || '|' || coalesce((select "
-                   "status || '|' || sender_port from pg_stat_wal_receiver), '-|-')")
-    rec, status, port = out.split("|")
-    return rec == "true", status, port
 
 
 def step_statuses(log, prefix):

@@ -182,6 +182,15 @@ def rds_instance(sb, ident, region="us-east-1"):
         DBInstanceIdentifier=ident)["DBInstances"][0]
 
 
+def wal_receiver(sb, dsn_var):
+    """(in recovery, WAL receiver status, port it streams from) of the real PostgreSQL server
+    behind the sandbox DSN variable dsn_var ('-' for both when it receives no WAL)."""
+    out = sb.value(dsn_var, "select pg_is_in_recovery()::text || '|' || coalesce((select "
+                   "status || '|' || sender_port from pg_stat_wal_receiver), '-|-')")
+    rec, status, port = out.split("|")
+    return rec == "true", status, port
+
+
 def wait_instance(sb, ident, cond, timeout=60, region="us-east-1"):
     """rds_instance(sb, ident, region) once cond holds for it, or None after timeout seconds
     (a read that fails is retried until then)."""
