@@ -105,9 +105,11 @@ static int over_cap(builder *b, size_t n, yaml_mark_t m)
 	return -1;
 }
 
-static ynode *node_new(builder *b, yn_kind kind, drb_pos pos)
+/* A node with extra bytes after it (a scalar's text); counted in b when b is given (a copy's
+ * nodes are counted by the alias that makes it). */
+static ynode *node_new(builder *b, yn_kind kind, drb_pos pos, size_t extra)
 {
-	ynode *n = calloc(1, sizeof(*n));
+	ynode *n = calloc(1, sizeof(*n) + extra);
 
 	if (!n)
 		return NULL;
@@ -115,7 +117,8 @@ static ynode *node_new(builder *b, yn_kind kind, drb_pos pos)
 	n->pos = pos;
 	n->count = 1;
 	n->height = kind == YN_SCALAR ? 0 : 1;
-	b->total++;
+	if (b)
+		b->total++;
 	return n;
 }
 
@@ -123,19 +126,14 @@ static ynode *node_new(builder *b, yn_kind kind, drb_pos pos)
  * one free a scalar instead of two, and no second block's overhead. */
 static ynode *scalar_new(builder *b, drb_pos pos, const char *text, size_t len)
 {
-	ynode *n = calloc(1, sizeof(*n) + len + 1);
+	ynode *n = node_new(b, YN_SCALAR, pos, len + 1);
 
 	if (!n)
 		return NULL;
-	n->kind = YN_SCALAR;
-	n->pos = pos;
-	n->count = 1;
 	n->str = (char *)(n + 1);
 	memcpy(n->str, text, len);
 	n->str[len] = '\0';
 	n->len = len;
-	if (b)
-		b->total++;
 	return n;
 }
 
@@ -471,7 +469,7 @@ static int on_start(builder *b, const yaml_event_t *ev, yn_kind kind)
 	if (over_cap(b, 1, ev->start_mark))
 		return 0;
 	check_tag(b, tag, ev->start_mark, &force_str);
-	f.node = node_new(b, kind, mark_pos(ev->start_mark));
+	f.node = node_new(b, kind, mark_pos(ev->start_mark), 0);
 	if (!f.node)
 		return DRB_ENOMEM;
 	if (anc) {
