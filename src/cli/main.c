@@ -1607,9 +1607,10 @@ int main(int argc, char **argv)
 		return DRB_EXIT_USAGE;
 	}
 	/* One malloc arena for every thread. Steps that run side by side run on threads of
-	 * their own, so with glibc's default each worker allocates from a second arena, which cannot reuse what the main
-	 * thread freed after loading (the YAML tree): a 10,000-step run peaked at 44 MB of RSS
-	 * instead of 33. drbook's threads wait on the network, not on malloc's lock. */
+	 * their own, so with glibc's default each worker allocates from a second arena, which
+	 * cannot reuse what the main thread freed after loading (the YAML tree): a 10,000-step
+	 * run peaked at 44 MB of RSS instead of 33. drbook's threads wait on the network, not on
+	 * malloc's lock. */
 	mallopt(M_ARENA_MAX, 1);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;

@@ -387,7 +387,6 @@ static void check_interp(vctx *v, const ynode *n, const char *prefix, const char
 	}
 }
 
-/* with: must be a mapping; returns its JSON ({} when absent), NULL after a diagnostic. */
 static json_t *empty_with;
 static pthread_once_t empty_once = PTHREAD_ONCE_INIT;
 
@@ -396,8 +395,9 @@ static void empty_init(void)
 	empty_with = json_object();
 }
 
-/* The with: of a step or call: {} when absent. Every absent with: is one shared empty object
- * (a template is never modified: interpolation builds new values), 200 bytes less a step. */
+/* with: must be a mapping; returns its JSON, NULL after a diagnostic. Every absent with: is
+ * one shared empty object (a template is never modified: interpolation builds new values),
+ * 200 bytes less a step. */
 static json_t *with_field(vctx *v, const ynode *m, const char *prefix, const char *path,
 			  drb_pos *pos)
 {
